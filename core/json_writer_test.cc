@@ -1,0 +1,31 @@
+#include "core/json_writer.h"
+
+#include <gtest/gtest.h>
+
+namespace kingest {
+namespace {
+
+TEST(JsonWriter, BuildsNestedValues) {
+  JsonWriter w;
+  w.begin_object().key("a").value("x").key("n").value(int64_t{-3}).key("l").begin_array().value(true).null().end_array();
+  w.key("o").raw(R"({"k":1})").end_object();
+  EXPECT_EQ(w.str(), R"({"a":"x","n":-3,"l":[true,null],"o":{"k":1}})");
+}
+
+TEST(JsonWriter, EscapesControlAndQuoteCharacters) {
+  std::string out;
+  append_json_string(out, std::string("a\"b\\c\n\x01", 7));
+  EXPECT_EQ(out, R"("a\"b\\c\n\u0001")");
+}
+
+TEST(JsonWriter, KeepsValidUtf8AndReplacesInvalidBytes) {
+  std::string out;
+  append_json_string(out, "日本\xF0\x9F\x98\x80");
+  EXPECT_EQ(out, "\"日本\xF0\x9F\x98\x80\"");
+  out.clear();
+  append_json_string(out, "a\xFF" "b\xC3");
+  EXPECT_EQ(out, "\"a\xEF\xBF\xBD" "b\xEF\xBF\xBD\"");
+}
+
+}  // namespace
+}  // namespace kingest

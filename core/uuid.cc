@@ -1,0 +1,156 @@
+#include "core/uuid.h"
+
+#include <cstring>
+#include <random>
+
+namespace kingest {
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+uint32_t rotl(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+
+void sha1_block(uint32_t h[5], const uint8_t* p) {
+  uint32_t w[80];
+  for (int i = 0; i < 16; ++i) {
+    w[i] = (uint32_t(p[4 * i]) << 24) | (uint32_t(p[4 * i + 1]) << 16) | (uint32_t(p[4 * i + 2]) << 8) |
+           uint32_t(p[4 * i + 3]);
+  }
+  for (int i = 16; i < 80; ++i) w[i] = rotl(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+  uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+  for (int i = 0; i < 80; ++i) {
+    uint32_t f, k;
+    if (i < 20) {
+      f = (b & c) | (~b & d);
+      k = 0x5A827999;
+    } else if (i < 40) {
+      f = b ^ c ^ d;
+      k = 0x6ED9EBA1;
+    } else if (i < 60) {
+      f = (b & c) | (b & d) | (c & d);
+      k = 0x8F1BBCDC;
+    } else {
+      f = b ^ c ^ d;
+      k = 0xCA62C1D6;
+    }
+    uint32_t t = rotl(a, 5) + f + e + k + w[i];
+    e = d;
+    d = c;
+    c = rotl(b, 30);
+    b = a;
+    a = t;
+  }
+  h[0] += a;
+  h[1] += b;
+  h[2] += c;
+  h[3] += d;
+  h[4] += e;
+}
+
+}  // namespace
+
+std::array<uint8_t, 20> sha1(std::string_view data) {
+  uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+  const auto* p = reinterpret_cast<const uint8_t*>(data.data());
+  size_t n = data.size();
+  size_t full = n / 64;
+  for (size_t i = 0; i < full; ++i) sha1_block(h, p + 64 * i);
+  uint8_t tail[128] = {};
+  size_t rest = n - full * 64;
+  std::memcpy(tail, p + full * 64, rest);
+  tail[rest] = 0x80;
+  size_t tail_len = rest + 1 + 8 <= 64 ? 64 : 128;
+  uint64_t bits = uint64_t(n) * 8;
+  for (int i = 0; i < 8; ++i) tail[tail_len - 1 - i] = uint8_t(bits >> (8 * i));
+  sha1_block(h, tail);
+  if (tail_len == 128) sha1_block(h, tail + 64);
+  std::array<uint8_t, 20> out{};
+  for (int i = 0; i < 5; ++i) {
+    out[4 * i] = uint8_t(h[i] >> 24);
+    out[4 * i + 1] = uint8_t(h[i] >> 16);
+    out[4 * i + 2] = uint8_t(h[i] >> 8);
+    out[4 * i + 3] = uint8_t(h[i]);
+  }
+  return out;
+}
+
+std::optional<Uuid> Uuid::parse(std::string_view text) {
+  if (text.size() == 38 && text.front() == '{' && text.back() == '}') text = text.substr(1, 36);
+  if (text.size() != 36) return std::nullopt;
+  Bytes b{};
+  size_t bi = 0;
+  for (size_t i = 0; i < 36;) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (text[i] != '-') return std::nullopt;
+      ++i;
+      continue;
+    }
+    int hi = hex_value(text[i]), lo = hex_value(text[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    b[bi++] = uint8_t(hi << 4 | lo);
+    i += 2;
+  }
+  return Uuid{b};
+}
+
+Uuid Uuid::v5(const Uuid& name_space, std::string_view name) {
+  std::string buf(reinterpret_cast<const char*>(name_space.bytes_.data()), 16);
+  buf.append(name);
+  auto digest = sha1(buf);
+  Bytes b{};
+  std::memcpy(b.data(), digest.data(), 16);
+  b[6] = uint8_t((b[6] & 0x0F) | 0x50);
+  b[8] = uint8_t((b[8] & 0x3F) | 0x80);
+  return Uuid{b};
+}
+
+Uuid Uuid::v4() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  Bytes b{};
+  uint64_t a = rng(), c = rng();
+  std::memcpy(b.data(), &a, 8);
+  std::memcpy(b.data() + 8, &c, 8);
+  b[6] = uint8_t((b[6] & 0x0F) | 0x40);
+  b[8] = uint8_t((b[8] & 0x3F) | 0x80);
+  return Uuid{b};
+}
+
+Uuid Uuid::from_halves(int64_t most, int64_t least) {
+  Bytes b{};
+  for (int i = 0; i < 8; ++i) {
+    b[i] = uint8_t(uint64_t(most) >> (56 - 8 * i));
+    b[8 + i] = uint8_t(uint64_t(least) >> (56 - 8 * i));
+  }
+  return Uuid{b};
+}
+
+int64_t Uuid::most_significant() const {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | bytes_[i];
+  return int64_t(v);
+}
+
+int64_t Uuid::least_significant() const {
+  uint64_t v = 0;
+  for (int i = 8; i < 16; ++i) v = (v << 8) | bytes_[i];
+  return int64_t(v);
+}
+
+std::string Uuid::to_string() const {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(36);
+  for (size_t i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
+    s.push_back(kHex[bytes_[i] >> 4]);
+    s.push_back(kHex[bytes_[i] & 0xF]);
+  }
+  return s;
+}
+
+}  // namespace kingest

@@ -1,0 +1,61 @@
+#include "core/uuid.h"
+
+#include <gtest/gtest.h>
+
+namespace kingest {
+namespace {
+
+std::string hex(const std::array<uint8_t, 20>& d) {
+  static constexpr char k[] = "0123456789abcdef";
+  std::string s;
+  for (auto b : d) {
+    s.push_back(k[b >> 4]);
+    s.push_back(k[b & 15]);
+  }
+  return s;
+}
+
+TEST(Sha1, KnownVectors) {
+  EXPECT_EQ(hex(sha1("")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  EXPECT_EQ(hex(sha1("abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+  EXPECT_EQ(hex(sha1("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
+            "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+  EXPECT_EQ(hex(sha1(std::string(1000000, 'a'))), "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
+}
+
+TEST(Uuid, ParsesAndFormatsCanonicalForm) {
+  auto u = Uuid::parse("550E8400-e29b-41d4-a716-446655440000");
+  ASSERT_TRUE(u.has_value());
+  EXPECT_EQ(u->to_string(), "550e8400-e29b-41d4-a716-446655440000");
+  EXPECT_EQ(Uuid::parse("{550e8400-e29b-41d4-a716-446655440000}"), u);
+}
+
+TEST(Uuid, RejectsMalformedText) {
+  EXPECT_FALSE(Uuid::parse(""));
+  EXPECT_FALSE(Uuid::parse("550e8400e29b41d4a716446655440000"));
+  EXPECT_FALSE(Uuid::parse("550e8400-e29b-41d4-a716-44665544000g"));
+  EXPECT_FALSE(Uuid::parse("550e8400-e29b-41d4-a716_446655440000"));
+  EXPECT_FALSE(Uuid::parse("evt-1"));
+}
+
+TEST(Uuid, V5MatchesRfcNamespaceExample) {
+  // Python: uuid.uuid5(uuid.NAMESPACE_DNS, "python.org")
+  auto dns = *Uuid::parse("6ba7b810-9dad-11d1-80b4-00c04fd430c8");
+  EXPECT_EQ(Uuid::v5(dns, "python.org").to_string(), "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+}
+
+TEST(Uuid, V4HasVersionAndVariantBits) {
+  auto a = Uuid::v4(), b = Uuid::v4();
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.bytes()[6] >> 4, 4);
+  EXPECT_EQ(a.bytes()[8] >> 6, 2);
+}
+
+TEST(Uuid, HalvesRoundTrip) {
+  auto u = *Uuid::parse("ffeeddcc-bbaa-9988-7766-554433221100");
+  EXPECT_EQ(Uuid::from_halves(u.most_significant(), u.least_significant()), u);
+  EXPECT_LT(u.most_significant(), 0);
+}
+
+}  // namespace
+}  // namespace kingest

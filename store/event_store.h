@@ -1,0 +1,126 @@
+// Embedded event store with KurrentDB's append/read semantics, over SQLite (WAL) or in memory.
+//
+// Owner: whoever opens it (the demo, `serve-store`, tests). Threads: `append` may be called from any
+// thread; a single writer thread (owned by the store) runs group commits and invokes the append
+// callbacks on that thread, so callbacks must be short and must not block. `read` may be called from
+// any thread concurrently with appends (it uses its own connection). Lifecycle: `open` → use →
+// `close` (or destruction) drains queued appends, answers each, then closes the database.
+//
+//   auto store = EventStore::open({.path = "/tmp/events.db"}).value();
+//   store->append("System-1", ExpectNoStream{}, {ev}, [](AppendResult r) { ... });
+//   auto page = store->read("System-1", ReadFrom::start(), 100, ReadDirection::kForwards);
+//
+// Semantics (KurrentDB): revisions are 0-based. Expected revision: exact n, no_stream, any,
+// stream_exists. Idempotency: with an exact revision (or no_stream on an existing stream) the
+// proposed ids are compared with the ids at revisions expected+1...; all equal → success reporting
+// the original last revision and position, nothing written; otherwise wrong expected version.
+// Every event gets a global position (strictly increasing across all streams).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/types.h"
+#include "core/uuid.h"
+
+namespace kingest::store {
+
+struct ProposedEvent {
+  Uuid id;
+  std::string type;
+  std::string content_type;  // "application/json" or "application/octet-stream"
+  std::string data;
+  std::string metadata;      // user metadata bytes (by convention a JSON object)
+};
+
+struct RecordedEvent {
+  Uuid id;
+  std::string stream;
+  StreamRevision revision{0};
+  uint64_t position = 0;      // global commit/prepare position
+  std::string type;
+  std::string content_type;
+  std::string data;
+  std::string metadata;
+  int64_t created_ticks = 0;  // 100 ns ticks since the Unix epoch (KurrentDB's `created`)
+};
+
+enum class AppendStatus {
+  kSuccess,
+  kWrongExpectedVersion,
+  kStreamDeleted,
+  kError,  // storage failure; `message` says what
+};
+
+struct AppendResult {
+  AppendStatus status = AppendStatus::kError;
+  // Success: revision of the stream's last event after the append (for an idempotent re-append,
+  // the revision of the last matching event). Wrong expected version: the stream's current
+  // revision; nullopt when the stream does not exist.
+  std::optional<StreamRevision> current_revision;
+  uint64_t position = 0;  // success: global position of the last event of this append
+  bool idempotent = false;  // success without writing: every id was already there
+  std::string message;
+};
+
+enum class ReadDirection { kForwards, kBackwards };
+
+struct ReadFrom {
+  enum class Kind { kStart, kEnd, kRevision } kind = Kind::kStart;
+  uint64_t revision = 0;
+  static ReadFrom start() { return {Kind::kStart, 0}; }
+  static ReadFrom end() { return {Kind::kEnd, 0}; }
+  static ReadFrom at(StreamRevision r) { return {Kind::kRevision, r.value()}; }
+};
+
+struct ReadResult {
+  bool stream_found = false;  // false: the stream does not exist ("not found"; callers map to empty)
+  bool stream_deleted = false;
+  std::vector<RecordedEvent> events;
+};
+
+struct StoreOptions {
+  std::string path;        // database file; ignored when in_memory
+  bool in_memory = false;  // same SQLite code on an in-memory database
+  std::chrono::microseconds group_commit_window{2000};  // how long the writer gathers appends
+  size_t group_commit_max = 4096;                       // appends per transaction at most
+};
+
+struct StoreStats {
+  uint64_t transactions = 0;  // committed write transactions
+  uint64_t appends = 0;       // append requests answered
+  uint64_t events_written = 0;
+};
+
+class EventStore {
+ public:
+  using AppendCallback = std::function<void(AppendResult)>;
+
+  static absl::StatusOr<std::unique_ptr<EventStore>> open(const StoreOptions& options);
+  virtual ~EventStore() = default;
+
+  virtual void append(std::string stream, ExpectedRevision expected, std::vector<ProposedEvent> events,
+                      AppendCallback done) = 0;
+  // Convenience: blocks until the append is answered.
+  AppendResult append_sync(std::string stream, ExpectedRevision expected, std::vector<ProposedEvent> events);
+
+  virtual absl::StatusOr<ReadResult> read(const std::string& stream, ReadFrom from, uint64_t max_count,
+                                          ReadDirection direction) = 0;
+  // Events of every stream in global position order, starting after `after_position` (0 = start).
+  virtual absl::StatusOr<std::vector<RecordedEvent>> read_all(uint64_t after_position, uint64_t max_count) = 0;
+  // Hard delete (tombstone): later appends and reads answer "stream deleted".
+  virtual AppendResult tombstone(const std::string& stream, ExpectedRevision expected) = 0;
+
+  [[nodiscard]] virtual StoreStats stats() const = 0;
+  // Drains and answers queued appends, then closes. Idempotent.
+  virtual void close() = 0;
+};
+
+}  // namespace kingest::store
