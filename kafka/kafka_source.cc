@@ -1,0 +1,256 @@
+#include "kafka/kafka_source.h"
+
+#include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+namespace kingest::kafka {
+namespace {
+
+std::vector<TopicPartition> to_tps(const rd_kafka_topic_partition_list_t* list) {
+  std::vector<TopicPartition> out;
+  out.reserve(size_t(list->cnt));
+  for (int i = 0; i < list->cnt; ++i) out.push_back({list->elems[i].topic, list->elems[i].partition});
+  return out;
+}
+
+rd_kafka_topic_partition_list_t* to_list(const std::vector<CommitPosition>& positions) {
+  auto* list = rd_kafka_topic_partition_list_new(int(positions.size()));
+  for (const auto& p : positions) {
+    rd_kafka_topic_partition_list_add(list, p.tp.topic.c_str(), p.tp.partition)->offset = p.next_offset.value();
+  }
+  return list;
+}
+
+bool is_fatal(rd_kafka_resp_err_t e) {
+  switch (e) {
+    case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR__FATAL:
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+KafkaSource::KafkaSource(SourceOptions options, SourceCallbacks callbacks)
+    : options_(std::move(options)), callbacks_(std::move(callbacks)), batcher_(options_.batch) {}
+
+absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::create(SourceOptions options, SourceCallbacks callbacks) {
+  if (options.brokers.empty()) return absl::InvalidArgumentError("no Kafka brokers given (--brokers HOST:PORT)");
+  if (options.topics.empty()) return absl::InvalidArgumentError("no Kafka topics given (--topics a,b,c)");
+  if (options.group_id.empty()) return absl::InvalidArgumentError("no consumer group given (--group NAME)");
+  std::unique_ptr<KafkaSource> s(new KafkaSource(std::move(options), std::move(callbacks)));
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  std::map<std::string, std::string> props = {
+      {"bootstrap.servers", s->options_.brokers},
+      {"group.id", s->options_.group_id},
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      {"auto.offset.reset", "error"},
+      {"partition.assignment.strategy", "cooperative-sticky"},
+      {"enable.partition.eof", "false"},
+      {"queued.min.messages", "200000"},
+      {"fetch.max.bytes", "52428800"},
+      {"log_level", "4"},
+  };
+  for (const auto& [k, v] : s->options_.properties) props[k] = v;
+  for (const auto& [k, v] : props) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return absl::InvalidArgumentError("kafka consumer property " + k + "=" + v + ": " + err);
+    }
+  }
+  rd_kafka_conf_set_opaque(conf, s.get());
+  rd_kafka_conf_set_rebalance_cb(
+      conf, [](rd_kafka_t*, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t* parts, void* opaque) {
+        static_cast<KafkaSource*>(opaque)->handle_rebalance(int(e), parts);
+      });
+  s->rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  if (s->rk_ == nullptr) return absl::InvalidArgumentError(std::string("kafka consumer: ") + err);
+  rd_kafka_poll_set_consumer(s->rk_);
+  return s;
+}
+
+KafkaSource::~KafkaSource() {
+  (void)close();
+  if (rk_ != nullptr) rd_kafka_destroy(rk_);
+}
+
+absl::Status KafkaSource::start() {
+  auto* subs = rd_kafka_topic_partition_list_new(int(options_.topics.size()));
+  for (const auto& t : options_.topics) rd_kafka_topic_partition_list_add(subs, t.c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t e = rd_kafka_subscribe(rk_, subs);
+  rd_kafka_topic_partition_list_destroy(subs);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return absl::InvalidArgumentError(std::string("subscribe: ") + rd_kafka_err2str(e));
+  thread_ = std::thread([this] { poll_loop(); });
+  return absl::OkStatus();
+}
+
+void KafkaSource::stop_fetching() { fetching_.store(false); }
+
+absl::Status KafkaSource::close() {
+  if (closed_) return absl::OkStatus();
+  closed_ = true;
+  fetching_.store(false);
+  closing_.store(true);
+  if (thread_.joinable()) thread_.join();
+  if (rk_ == nullptr) return absl::OkStatus();
+  commit(tracker_.all_positions(), /*sync=*/true);
+  rd_kafka_resp_err_t e = rd_kafka_consumer_close(rk_);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return absl::UnavailableError(std::string("consumer close: ") + rd_kafka_err2str(e));
+  return absl::OkStatus();
+}
+
+void KafkaSource::commit(const std::vector<CommitPosition>& positions, bool sync) {
+  if (positions.empty()) return;
+  auto* list = to_list(positions);
+  rd_kafka_resp_err_t e = rd_kafka_commit(rk_, list, sync ? 0 : 1);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    spdlog::warn("offset commit failed: {}", rd_kafka_err2str(e));
+  } else {
+    commits_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void KafkaSource::set_paused(bool paused) {
+  if (paused == paused_) return;
+  rd_kafka_topic_partition_list_t* assignment = nullptr;
+  if (rd_kafka_assignment(rk_, &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  if (paused) {
+    rd_kafka_pause_partitions(rk_, assignment);
+  } else {
+    rd_kafka_resume_partitions(rk_, assignment);
+  }
+  rd_kafka_topic_partition_list_destroy(assignment);
+  paused_ = paused;
+}
+
+void KafkaSource::handle_rebalance(int err, void* opaque_list) {
+  auto* parts = static_cast<rd_kafka_topic_partition_list_t*>(opaque_list);
+  const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk_), "COOPERATIVE") == 0;
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    // Partitions without a committed offset start at the beginning; auto.offset.reset=error keeps
+    // every other case (an out-of-range position) loud instead of silently skipping data.
+    rd_kafka_resp_err_t ce = rd_kafka_committed(rk_, parts, 10000);
+    if (ce != RD_KAFKA_RESP_ERR_NO_ERROR) spdlog::warn("reading committed offsets failed: {}", rd_kafka_err2str(ce));
+    for (int i = 0; i < parts->cnt; ++i) {
+      if (parts->elems[i].offset < 0) parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    auto tps = to_tps(parts);
+    AssignmentEpoch epoch{next_epoch_++};
+    tracker_.assign(tps, epoch);
+    for (const auto& tp : tps) epochs_[tp] = epoch;
+    if (cooperative) {
+      rd_kafka_error_t* e = rd_kafka_incremental_assign(rk_, parts);
+      if (e != nullptr) {
+        spdlog::error("incremental assign failed: {}", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+      }
+    } else {
+      rd_kafka_assign(rk_, parts);
+    }
+    if (paused_) rd_kafka_pause_partitions(rk_, parts);
+    assigned_any_.store(true);
+    spdlog::info("assigned {} partition(s), epoch {}", tps.size(), epoch.value());
+    if (callbacks_.on_assign) callbacks_.on_assign(tps);
+  } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+    auto tps = to_tps(parts);
+    // Flush what was batched so the revoked partitions' work can finish inside the bounded wait.
+    if (auto b = batcher_.flush()) callbacks_.on_batch(std::move(b->items), b->bytes);
+    if (callbacks_.on_revoke) callbacks_.on_revoke(tps);
+    commit(tracker_.revoke(tps), /*sync=*/true);
+    for (const auto& tp : tps) epochs_.erase(tp);
+    if (cooperative) {
+      rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk_, parts);
+      if (e != nullptr) rd_kafka_error_destroy(e);
+    } else {
+      rd_kafka_assign(rk_, nullptr);
+    }
+    spdlog::info("revoked {} partition(s)", tps.size());
+  } else {
+    spdlog::error("rebalance error: {}", rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(err)));
+    rd_kafka_assign(rk_, nullptr);
+  }
+}
+
+void KafkaSource::poll_loop() {
+  using Clock = std::chrono::steady_clock;
+  auto next_commit = Clock::now() + options_.commit_interval;
+  const rd_kafka_topic_t* cached_topic = nullptr;
+  int32_t cached_partition = -1;
+  TopicPartition cached_tp;
+  AssignmentEpoch cached_epoch{0};
+  bool stopped_fetching = false;
+
+  while (!closing_.load()) {
+    if (!fetching_.load() && !stopped_fetching) {
+      stopped_fetching = true;
+      if (auto b = batcher_.flush()) callbacks_.on_batch(std::move(b->items), b->bytes);
+      set_paused(true);
+    }
+    if (!stopped_fetching) set_paused(callbacks_.has_room && !callbacks_.has_room());
+
+    // While paused (or stopped) poll briefly: the group protocol still needs us, and commits go on.
+    int timeout_ms = (paused_ || stopped_fetching) ? 20 : 5;
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, batcher_.empty() ? timeout_ms : 1);
+    auto now = Clock::now();
+    if (m != nullptr) {
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && !stopped_fetching) {
+        if (m->rkt != cached_topic || m->partition != cached_partition) {
+          cached_tp = TopicPartition{rd_kafka_topic_name(m->rkt), m->partition};
+          auto it = epochs_.find(cached_tp);
+          cached_epoch = it == epochs_.end() ? AssignmentEpoch{0} : it->second;
+          cached_topic = m->rkt;
+          cached_partition = m->partition;
+        }
+        SourceMessage msg;
+        msg.tp = cached_tp;
+        msg.offset = KafkaOffset{m->offset};
+        msg.epoch = cached_epoch;
+        rd_kafka_timestamp_type_t tst;
+        msg.timestamp_ms = rd_kafka_message_timestamp(m, &tst);
+        if (m->key != nullptr) msg.key.assign(static_cast<const char*>(m->key), m->key_len);
+        msg.assign_value(m->payload != nullptr ? m->payload : "", m->payload != nullptr ? m->len : 0);
+        rd_kafka_headers_t* hdrs = nullptr;
+        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          const void* v = nullptr;
+          size_t n = 0;
+          if (rd_kafka_header_get_last(hdrs, "content-type", &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR && v != nullptr) {
+            msg.content_type.assign(static_cast<const char*>(v), n);
+          }
+        }
+        tracker_.delivered(msg.tp, msg.offset, msg.epoch);
+        messages_read_.fetch_add(1, std::memory_order_relaxed);
+        size_t bytes = msg.byte_size();
+        if (auto b = batcher_.add(std::move(msg), bytes, now)) callbacks_.on_batch(std::move(b->items), b->bytes);
+      } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        std::string what = rd_kafka_message_errstr(m);
+        if (m->rkt != nullptr) what = std::string(rd_kafka_topic_name(m->rkt)) + "[" + std::to_string(m->partition) + "]: " + what;
+        if (is_fatal(m->err)) {
+          spdlog::error("kafka: {}", what);
+          if (callbacks_.on_fatal) callbacks_.on_fatal(absl::FailedPreconditionError("kafka: " + what));
+        } else {
+          spdlog::warn("kafka: {}", what);
+        }
+      }
+      rd_kafka_message_destroy(m);
+    }
+    if (auto b = batcher_.flush_if_aged(now)) callbacks_.on_batch(std::move(b->items), b->bytes);
+    if (now >= next_commit) {
+      commit(tracker_.take_commits(), /*sync=*/false);
+      next_commit = now + options_.commit_interval;
+    }
+  }
+  if (auto b = batcher_.flush()) callbacks_.on_batch(std::move(b->items), b->bytes);
+}
+
+}  // namespace kingest::kafka

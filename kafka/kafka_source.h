@@ -1,0 +1,101 @@
+// The Kafka source: a consumer-group member whose dedicated polling thread (outside the TBB arena)
+// reads messages, closes batches on count / bytes / age, pauses and resumes partitions against
+// the pipeline's in-flight budget, and commits offsets the OffsetTracker says are done.
+//
+// Owner: the ingest engine. Threads: `start`, `stop_fetching`, `close` from the owner's thread;
+// every callback runs on the polling thread (so rebalances, commits and batching never race).
+// Lifecycle: create → start → ... → stop_fetching (flushes the open batch, fetches nothing more,
+// keeps committing) → close (final synchronous commit, leaves the group, joins the thread).
+//
+// Offsets (ARCHITECTURE.md "Offsets"): auto-commit and auto offset store are off; the position
+// committed per partition is after the last done message in delivery order; a partition with no
+// committed offset starts at the beginning (auto.offset.reset=error makes every other start an
+// explicit decision); the assignor is cooperative-sticky and each assignment gets a new epoch.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/domain_event.h"
+#include "kafka/batcher.h"
+#include "kafka/offset_tracker.h"
+
+struct rd_kafka_s;
+
+namespace kingest::kafka {
+
+inline const std::vector<std::string> kDefaultTopics = {"system-events", "vulnerability-events", "task-events",
+                                                        "relationship-events"};
+
+struct SourceOptions {
+  std::string brokers;
+  std::string group_id = "kurrent-ingest";
+  std::vector<std::string> topics = kDefaultTopics;
+  std::map<std::string, std::string> properties;  // librdkafka properties; override the defaults
+  BatchLimits batch;
+  std::chrono::milliseconds commit_interval{250};
+};
+
+struct SourceCallbacks {
+  // Each closed batch, in delivery order. Runs on the polling thread: hand it off, do not block.
+  std::function<void(std::vector<SourceMessage>&& messages, size_t bytes)> on_batch;
+  // The in-flight budget; false pauses every assigned partition until it turns true.
+  std::function<bool()> has_room;
+  // Newly assigned partitions (after their start offsets are set).
+  std::function<void(const std::vector<TopicPartition>&)> on_assign;
+  // Partitions being revoked: wait a bounded time for their in-flight work, drop their state.
+  // Their done positions are committed synchronously after this returns.
+  std::function<void(const std::vector<TopicPartition>&)> on_revoke;
+  // An error the run cannot continue from (unknown topic, authorization, offset out of range).
+  std::function<void(absl::Status)> on_fatal;
+};
+
+class KafkaSource {
+ public:
+  static absl::StatusOr<std::unique_ptr<KafkaSource>> create(SourceOptions options, SourceCallbacks callbacks);
+  ~KafkaSource();
+  KafkaSource(const KafkaSource&) = delete;
+  KafkaSource& operator=(const KafkaSource&) = delete;
+
+  absl::Status start();
+  void stop_fetching();
+  // Final synchronous commit of every done position, then leaves the group. Idempotent.
+  absl::Status close();
+
+  OffsetTracker& tracker() { return tracker_; }
+  [[nodiscard]] uint64_t messages_read() const { return messages_read_.load(std::memory_order_relaxed); }
+  [[nodiscard]] uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+  [[nodiscard]] bool assigned_any() const { return assigned_any_.load(); }
+
+ private:
+  KafkaSource(SourceOptions options, SourceCallbacks callbacks);
+  void poll_loop();
+  void handle_rebalance(int err, void* partitions);
+  void commit(const std::vector<CommitPosition>& positions, bool sync);
+  void set_paused(bool paused);
+
+  SourceOptions options_;
+  SourceCallbacks callbacks_;
+  OffsetTracker tracker_;
+  Batcher<SourceMessage> batcher_;
+  rd_kafka_s* rk_ = nullptr;
+  std::thread thread_;
+  std::atomic<bool> fetching_{true};
+  std::atomic<bool> closing_{false};
+  std::atomic<bool> assigned_any_{false};
+  std::atomic<uint64_t> messages_read_{0};
+  std::atomic<uint64_t> commits_{0};
+  bool paused_ = false;
+  bool closed_ = false;
+  uint64_t next_epoch_ = 1;
+  std::map<TopicPartition, AssignmentEpoch> epochs_;  // polling thread only
+};
+
+}  // namespace kingest::kafka

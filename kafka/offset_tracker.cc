@@ -1,0 +1,95 @@
+#include "kafka/offset_tracker.h"
+
+#include <algorithm>
+
+namespace kingest::kafka {
+
+void OffsetTracker::assign(const std::vector<TopicPartition>& tps, AssignmentEpoch epoch) {
+  std::lock_guard lock(mu_);
+  for (const auto& tp : tps) {
+    auto& p = partitions_[tp];
+    p.epoch = epoch;
+    p.pending.clear();
+    p.committable.reset();
+    p.taken.reset();
+  }
+}
+
+std::vector<CommitPosition> OffsetTracker::revoke(const std::vector<TopicPartition>& tps) {
+  std::lock_guard lock(mu_);
+  std::vector<CommitPosition> out;
+  for (const auto& tp : tps) {
+    auto it = partitions_.find(tp);
+    if (it == partitions_.end()) continue;
+    if (it->second.committable && it->second.committable != it->second.taken) {
+      out.push_back({tp, *it->second.committable});
+    }
+    partitions_.erase(it);
+  }
+  return out;
+}
+
+void OffsetTracker::delivered(const TopicPartition& tp, KafkaOffset offset, AssignmentEpoch epoch) {
+  std::lock_guard lock(mu_);
+  auto it = partitions_.find(tp);
+  if (it == partitions_.end() || it->second.epoch != epoch) return;
+  it->second.pending.push_back({offset, false});
+}
+
+size_t OffsetTracker::done(const std::vector<OffsetRef>& refs) {
+  std::lock_guard lock(mu_);
+  size_t accepted = 0;
+  Partition* last = nullptr;
+  const TopicPartition* last_tp = nullptr;
+  for (const auto& r : refs) {
+    if (last_tp == nullptr || !(*last_tp == r.tp)) {
+      auto it = partitions_.find(r.tp);
+      last = it == partitions_.end() ? nullptr : &it->second;
+      last_tp = &r.tp;
+    }
+    if (last == nullptr || last->epoch != r.epoch) continue;
+    auto& q = last->pending;
+    auto pos = std::lower_bound(q.begin(), q.end(), r.offset,
+                                [](const Pending& p, KafkaOffset o) { return p.offset < o; });
+    if (pos == q.end() || pos->offset != r.offset || pos->done) continue;
+    pos->done = true;
+    ++accepted;
+    if (pos == q.begin()) {
+      while (!q.empty() && q.front().done) {
+        last->committable = KafkaOffset{q.front().offset.value() + 1};
+        q.pop_front();
+      }
+    }
+  }
+  return accepted;
+}
+
+std::vector<CommitPosition> OffsetTracker::take_commits() {
+  std::lock_guard lock(mu_);
+  std::vector<CommitPosition> out;
+  for (auto& [tp, p] : partitions_) {
+    if (p.committable && p.committable != p.taken) {
+      out.push_back({tp, *p.committable});
+      p.taken = p.committable;
+    }
+  }
+  return out;
+}
+
+std::vector<CommitPosition> OffsetTracker::all_positions() const {
+  std::lock_guard lock(mu_);
+  std::vector<CommitPosition> out;
+  for (const auto& [tp, p] : partitions_) {
+    if (p.committable) out.push_back({tp, *p.committable});
+  }
+  return out;
+}
+
+size_t OffsetTracker::in_flight() const {
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  for (const auto& [tp, p] : partitions_) n += p.pending.size();
+  return n;
+}
+
+}  // namespace kingest::kafka

@@ -1,0 +1,89 @@
+#include "kafka/offset_tracker.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+
+namespace kingest::kafka {
+namespace {
+
+const TopicPartition kTp{"system-events", 0};
+const AssignmentEpoch kE1{1};
+
+std::optional<int64_t> take(OffsetTracker& t, const TopicPartition& tp) {
+  for (const auto& c : t.take_commits()) {
+    if (c.tp == tp) return c.next_offset.value();
+  }
+  return std::nullopt;
+}
+
+TEST(OffsetTracker, CommitsAfterLastDoneMessageInDeliveryOrderAcrossHoles) {
+  OffsetTracker t;
+  t.assign({kTp}, kE1);
+  // Offsets 3 and 6 are holes (e.g. transaction markers): never delivered.
+  for (int64_t o : {0, 1, 2, 4, 5, 7}) t.delivered(kTp, KafkaOffset{o}, kE1);
+  EXPECT_EQ(t.done({{kTp, KafkaOffset{4}, kE1}, {kTp, KafkaOffset{5}, kE1}}), 2u);
+  EXPECT_EQ(take(t, kTp), std::nullopt) << "0..2 are not done yet";
+  t.done({{kTp, KafkaOffset{0}, kE1}, {kTp, KafkaOffset{1}, kE1}});
+  EXPECT_EQ(take(t, kTp), 2);
+  t.done({{kTp, KafkaOffset{2}, kE1}});
+  EXPECT_EQ(take(t, kTp), 6) << "after offset 5, the last done message; not 'highest contiguous + 1'";
+  EXPECT_EQ(take(t, kTp), std::nullopt) << "unchanged positions are not committed again";
+  t.done({{kTp, KafkaOffset{7}, kE1}});
+  EXPECT_EQ(take(t, kTp), 8);
+  EXPECT_EQ(t.in_flight(), 0u);
+}
+
+TEST(OffsetTracker, RandomCompletionOrderEndsAtLastOffset) {
+  OffsetTracker t;
+  t.assign({kTp}, kE1);
+  std::vector<OffsetRef> refs;
+  for (int64_t o = 0; o < 1000; o += 1 + (o % 3 == 0)) {
+    t.delivered(kTp, KafkaOffset{o}, kE1);
+    refs.push_back({kTp, KafkaOffset{o}, kE1});
+  }
+  std::mt19937 rng(7);
+  std::shuffle(refs.begin(), refs.end(), rng);
+  int64_t last_committed = -1;
+  for (size_t i = 0; i < refs.size(); i += 17) {
+    std::vector<OffsetRef> chunk(refs.begin() + long(i), refs.begin() + long(std::min(refs.size(), i + 17)));
+    t.done(chunk);
+    if (auto c = take(t, kTp)) {
+      EXPECT_GT(*c, last_committed) << "commits only move forward";
+      last_committed = *c;
+    }
+  }
+  EXPECT_EQ(last_committed, refs.empty() ? -1 : 1000);
+}
+
+TEST(OffsetTracker, IgnoresCompletionsFromARevokedAssignment) {
+  OffsetTracker t;
+  t.assign({kTp}, kE1);
+  t.delivered(kTp, KafkaOffset{10}, kE1);
+  auto left = t.revoke({kTp});
+  EXPECT_TRUE(left.empty());
+  const AssignmentEpoch e2{2};
+  t.assign({kTp}, e2);
+  t.delivered(kTp, KafkaOffset{10}, e2);
+  EXPECT_EQ(t.done({{kTp, KafkaOffset{10}, kE1}}), 0u) << "old epoch must not commit";
+  EXPECT_EQ(take(t, kTp), std::nullopt);
+  EXPECT_EQ(t.done({{kTp, KafkaOffset{10}, e2}}), 1u);
+  EXPECT_EQ(take(t, kTp), 11);
+}
+
+TEST(OffsetTracker, RevokeReturnsUntakenPositionAndDuplicateDoneIsIgnored) {
+  OffsetTracker t;
+  t.assign({kTp}, kE1);
+  t.delivered(kTp, KafkaOffset{0}, kE1);
+  t.delivered(kTp, KafkaOffset{1}, kE1);
+  EXPECT_EQ(t.done({{kTp, KafkaOffset{0}, kE1}, {kTp, KafkaOffset{0}, kE1}}), 1u);
+  EXPECT_EQ(t.done({{kTp, KafkaOffset{99}, kE1}}), 0u);
+  auto left = t.revoke({kTp});
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].next_offset.value(), 1);
+  EXPECT_TRUE(t.all_positions().empty());
+}
+
+}  // namespace
+}  // namespace kingest::kafka
