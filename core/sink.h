@@ -1,0 +1,88 @@
+// The sink contract between the pipeline and an event store (the embedded store in-process, or
+// KurrentDB over gRPC).
+//
+// Threads: `append` may be called concurrently from any thread and must not block on I/O; `done`
+// runs later on a thread the sink owns and must stay short (no blocking I/O inside it). The
+// pipeline keeps at most one append in flight per stream, so a sink may assume that. `read_*` are
+// blocking calls, made off the hot path (first touch of a stream, conflict resolution, verification).
+// Lifecycle: owned by the caller; outlives every pipeline that writes to it.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/types.h"
+#include "core/uuid.h"
+
+namespace kingest {
+
+struct EventData {
+  Uuid id;
+  std::string type;
+  std::string content_type;  // "application/json" or "application/octet-stream"
+  std::string data;
+  std::string metadata;      // JSON object text
+};
+
+struct AppendRequest {
+  std::string stream;
+  ExpectedRevision expected = ExpectAny{};
+  std::vector<EventData> events;
+};
+
+// Why an append ended; picked so that the caller's action follows from the code alone.
+enum class AppendCode {
+  kSuccess,
+  kWrongExpectedVersion,  // `current_revision` holds the stream's revision (nullopt: no stream)
+  kStreamDeleted,         // dead-letter: stream-deleted
+  kTooLarge,              // split, or dead-letter event-too-large
+  kAccessDenied,          // this stream only: dead-letter access-denied
+  kRejected,              // other invalid argument: dead-letter rejected-by-server
+  kFatal,                 // authentication, connection-wide permission, storage failure: stop the run
+};
+
+struct AppendOutcome {
+  AppendCode code = AppendCode::kFatal;
+  std::optional<StreamRevision> current_revision;
+  uint64_t position = 0;
+  std::string message;
+};
+
+struct RecordedEventData {
+  Uuid id;
+  StreamRevision revision{0};
+  std::string type;
+  std::string content_type;
+  std::string data;
+  std::string metadata;
+};
+
+struct StreamTail {
+  bool exists = false;
+  StreamRevision last_revision{0};
+  Uuid last_id;
+  bool deleted = false;
+};
+
+class Sink {
+ public:
+  using AppendDone = std::function<void(AppendOutcome)>;
+  virtual ~Sink() = default;
+
+  // "embedded-store" (in-process), "kurrentdb-grpc", ...
+  [[nodiscard]] virtual std::string name() const = 0;
+  // "batch", "append", "session", or "direct" for an in-process call.
+  [[nodiscard]] virtual std::string append_mode() const = 0;
+
+  virtual void append(AppendRequest request, AppendDone done) = 0;
+  // The stream's last event (one backwards read of count 1).
+  virtual absl::StatusOr<StreamTail> read_tail(const std::string& stream) = 0;
+  // Up to `max_count` events forwards from `from`; a missing stream is an empty list.
+  virtual absl::StatusOr<std::vector<RecordedEventData>> read_forwards(const std::string& stream,
+                                                                       StreamRevision from, uint64_t max_count) = 0;
+};
+
+}  // namespace kingest

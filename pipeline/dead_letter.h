@@ -1,0 +1,75 @@
+// The dead-letter sink: where bad input and events that cannot keep their revision go, with the
+// reason and the original bytes, so nothing is ever silently dropped.
+//
+// Threads: `write` may be called from any thread (internally serialized). Durability: `write`
+// returns only after the records are durable (fsync for files), because a dead letter's offset
+// counts as done as soon as `write` returns. Lifecycle: owned by the engine's owner.
+//
+//   auto dlq = NdjsonDeadLetterFile::open("/var/tmp/dlq.ndjson").value();
+//   dlq->write({DeadLetter{.reason = "decode-error", ...}});
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace kingest::pipeline {
+
+// Reasons, as written in the `reason` field (stable: scripts filter on them).
+namespace reason {
+inline constexpr const char* kDecodeError = "decode-error";
+inline constexpr const char* kVersionBelowBase = "version-below-base";
+inline constexpr const char* kVersionGap = "version-gap";
+inline constexpr const char* kRevisionConflict = "revision-conflict";
+inline constexpr const char* kRevisionGap = "revision-gap";
+inline constexpr const char* kAfterDeadLetter = "after-dead-letter";
+inline constexpr const char* kEventTooLarge = "event-too-large";
+inline constexpr const char* kStreamDeleted = "stream-deleted";
+inline constexpr const char* kAccessDenied = "access-denied";
+inline constexpr const char* kRejectedByServer = "rejected-by-server";
+}  // namespace reason
+
+struct DeadLetter {
+  std::string reason;
+  std::string detail;
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  int64_t timestamp_ms = -1;
+  std::string key;
+  std::string value;   // the original bytes
+  std::string stream;  // when known
+};
+
+class DeadLetterSink {
+ public:
+  virtual ~DeadLetterSink() = default;
+  // Durable before it returns.
+  virtual absl::Status write(const std::vector<DeadLetter>& letters) = 0;
+  [[nodiscard]] virtual std::string describe() const = 0;
+};
+
+// One JSON object per line: reason, detail, topic, partition, offset, timestamp, key, stream,
+// value (the original bytes as text when they are valid UTF-8) and value_base64 (always).
+class NdjsonDeadLetterFile final : public DeadLetterSink {
+ public:
+  static absl::StatusOr<std::unique_ptr<NdjsonDeadLetterFile>> open(const std::string& path);
+  ~NdjsonDeadLetterFile() override;
+  absl::Status write(const std::vector<DeadLetter>& letters) override;
+  [[nodiscard]] std::string describe() const override { return path_; }
+
+ private:
+  NdjsonDeadLetterFile() = default;
+  std::mutex mu_;
+  int fd_ = -1;
+  std::string path_;
+};
+
+std::string base64_encode(std::string_view bytes);
+std::string dead_letter_to_json(const DeadLetter& letter);
+
+}  // namespace kingest::pipeline

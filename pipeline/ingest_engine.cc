@@ -1,0 +1,627 @@
+#include "pipeline/ingest_engine.h"
+
+#include <oneapi/tbb/flow_graph.h>
+#include <oneapi/tbb/parallel_for.h>
+#include <spdlog/spdlog.h>
+
+#include <deque>
+#include <map>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+#include <variant>
+
+#include "codecs/json_codec.h"
+
+namespace kingest::pipeline {
+namespace {
+
+namespace flow = oneapi::tbb::flow;
+
+struct Batch {
+  SequenceNumber seq{0};
+  std::vector<SourceMessage> messages;
+  size_t bytes = 0;
+  std::vector<codecs::DecodeResult> decoded;
+  std::atomic<size_t> outstanding{0};
+  std::atomic<bool> failed{false};
+};
+using BatchPtr = std::shared_ptr<Batch>;
+
+// A run of one stream's events from one batch with contiguous revisions, appended as one write.
+struct Group {
+  BatchPtr batch;
+  std::string stream;
+  std::vector<uint32_t> items;  // indexes into batch->messages, in delivery order
+  uint64_t first_revision = 0;  // unused when the version base is `none`
+  bool refreshed = false;       // the stream state was re-read once for this group
+};
+using GroupPtr = std::unique_ptr<Group>;
+
+struct StreamState {
+  uint64_t next_revision = 0;       // the revision the next event must have
+  std::optional<Uuid> last_id;      // the stream's last event id (causation of the next event)
+  bool dead = false;                // a dead letter happened: later events cannot keep revisions
+  bool in_flight = false;           // an append (or its classification) is running
+  std::deque<GroupPtr> waiting;     // groups queued behind the in-flight one, in order
+  TopicPartition tp;                // where the stream was last seen
+  bool multi_partition_reported = false;
+};
+
+const DomainEvent& event_of(const Batch& b, uint32_t i) { return std::get<DomainEvent>(b.decoded[i]); }
+
+DeadLetter letter_for(const Batch& b, uint32_t i, std::string reason, std::string detail, std::string stream = {}) {
+  const auto& m = b.messages[i];
+  return DeadLetter{std::move(reason), std::move(detail), m.tp.topic,   m.tp.partition,      m.offset.value(),
+                    m.timestamp_ms,    m.key,             m.value,      std::move(stream)};
+}
+
+codecs::DecodeResult decode_message(const SourceMessage& m) {
+  const std::string& ct = m.content_type;
+  if (!ct.empty() && ct.rfind("application/json", 0) != 0 && ct != "text/json") {
+    return DecodeError{"unsupported content-type '" + ct + "' (supported: application/json)"};
+  }
+  if (m.value.empty()) return DecodeError{"empty message value (a Kafka tombstone or an empty payload)"};
+  return codecs::decode_json(m.value);
+}
+
+}  // namespace
+
+struct IngestEngine::Impl {
+  using AsyncNode = flow::async_node<BatchPtr, BatchPtr>;
+
+  EngineOptions options;
+  Sink& sink;
+  DeadLetterSink* dead_letters;
+  DoneHook on_done;
+
+  flow::graph graph;
+  flow::queue_node<BatchPtr> entry{graph};
+  flow::limiter_node<BatchPtr> limiter;
+  flow::function_node<BatchPtr, BatchPtr> decode;
+  flow::sequencer_node<BatchPtr> sequencer;
+  AsyncNode append;
+  flow::function_node<BatchPtr, flow::continue_msg> complete;
+  AsyncNode::gateway_type* gateway = nullptr;
+
+  uint64_t next_seq = 0;  // polling thread only
+
+  // Budget and idleness.
+  std::atomic<size_t> batches_in_flight{0};
+  std::atomic<size_t> bytes_in_flight{0};
+  mutable std::mutex idle_mu;
+  std::condition_variable idle_cv;
+
+  // Stream states; guarded by `streams_mu`. A stream's state fields are written only by whoever
+  // holds its `in_flight` flag.
+  std::mutex streams_mu;
+  std::unordered_map<std::string, StreamState> streams;
+  std::unordered_set<std::string> warned_types;  // append node only
+
+  // Counters.
+  std::atomic<uint64_t> events_read{0}, events_appended{0}, duplicates{0}, conflicts{0}, dead_lettered{0},
+      streams_touched{0}, batches_done{0}, appends{0}, messages_done{0}, multi_partition{0};
+
+  mutable std::mutex fatal_mu;
+  absl::Status fatal_status;
+
+  Impl(EngineOptions o, Sink& s, DeadLetterSink* d, DoneHook h)
+      : options(std::move(o)),
+        sink(s),
+        dead_letters(d),
+        on_done(std::move(h)),
+        limiter(graph, options.max_batches_in_flight),
+        decode(graph, flow::unlimited, [this](BatchPtr b) { return decode_batch(std::move(b)); }),
+        sequencer(graph, [](const BatchPtr& b) { return size_t(b->seq.value()); }),
+        append(graph, flow::serial,
+               [this](const BatchPtr& b, AsyncNode::gateway_type& gw) { group_and_append(b, gw); }),
+        complete(graph, flow::serial, [this](const BatchPtr& b) {
+          complete_batch(b);
+          return flow::continue_msg{};
+        }) {
+    flow::make_edge(entry, limiter);
+    flow::make_edge(limiter, decode);
+    flow::make_edge(decode, sequencer);
+    flow::make_edge(sequencer, append);
+    flow::make_edge(append, complete);
+    flow::make_edge(complete, limiter.decrementer());
+  }
+
+  // --- decode (parallel) ---------------------------------------------------------------------
+  BatchPtr decode_batch(BatchPtr b) const {
+    b->decoded.reserve(b->messages.size());
+    for (const auto& m : b->messages) {
+      try {
+        b->decoded.push_back(options.decoder ? options.decoder(m) : decode_message(m));
+      } catch (const std::exception& e) {
+        // Every sequence number must reach the sequencer: errors travel as values.
+        b->decoded.push_back(DecodeError{std::string("decoder failed: ") + e.what()});
+      } catch (...) {
+        b->decoded.push_back(DecodeError{"decoder failed"});
+      }
+    }
+    return b;
+  }
+
+  // --- fatal errors ----------------------------------------------------------------------------
+  void set_fatal(absl::Status s) {
+    {
+      std::lock_guard lock(fatal_mu);
+      if (!fatal_status.ok()) return;
+      fatal_status = std::move(s);
+      spdlog::error("stopping: {}", fatal_status.ToString());
+    }
+    idle_cv.notify_all();
+  }
+  bool has_fatal() const {
+    std::lock_guard lock(fatal_mu);
+    return !fatal_status.ok();
+  }
+
+  bool write_dead_letters(const std::vector<DeadLetter>& letters) {
+    if (letters.empty()) return true;
+    if (dead_letters == nullptr) {
+      set_fatal(absl::FailedPreconditionError("dead letter (" + letters.front().reason + ": " +
+                                              letters.front().detail + ") but no dead-letter sink is configured"));
+      return false;
+    }
+    if (auto s = dead_letters->write(letters); !s.ok()) {
+      set_fatal(absl::UnavailableError("dead-letter sink " + dead_letters->describe() + ": " + std::string(s.message())));
+      return false;
+    }
+    dead_lettered.fetch_add(letters.size(), std::memory_order_relaxed);
+    for (const auto& l : letters) {
+      if (l.reason == reason::kRevisionConflict) conflicts.fetch_add(1, std::memory_order_relaxed);
+    }
+    return true;
+  }
+
+  // --- group + append (serial, in sequence order) --------------------------------------------
+  void group_and_append(const BatchPtr& b, AsyncNode::gateway_type& gw) {
+    gateway = &gw;
+    gw.reserve_wait();  // released when the batch's last group completes
+    b->outstanding.store(1);  // a guard until every group is handed out
+
+    std::vector<DeadLetter> bad;
+    std::vector<std::string> order;  // streams in first-seen order
+    std::unordered_map<std::string, std::vector<uint32_t>> by_stream;
+    for (uint32_t i = 0; i < b->messages.size(); ++i) {
+      if (auto* err = std::get_if<DecodeError>(&b->decoded[i])) {
+        bad.push_back(letter_for(*b, i, reason::kDecodeError, err->reason));
+        continue;
+      }
+      const DomainEvent& e = event_of(*b, i);
+      std::string stream = options.stream_names.render(e);
+      if (options.version_base.kind != VersionBase::Kind::kNone && !options.version_base.revision_of(e.aggregate_version)) {
+        bad.push_back(letter_for(*b, i, reason::kVersionBelowBase,
+                                 "aggregateVersion " + std::to_string(e.aggregate_version) + " is below the version base " +
+                                     options.version_base.to_string(),
+                                 stream));
+        continue;
+      }
+      if (breaks_category_projection(e.aggregate_type) && warned_types.insert(e.aggregate_type).second) {
+        spdlog::warn("aggregate type '{}' contains '-': KurrentDB's $by_category projection will split its streams",
+                     e.aggregate_type);
+      }
+      auto [it, fresh] = by_stream.try_emplace(std::move(stream));
+      if (fresh) order.push_back(it->first);
+      it->second.push_back(i);
+    }
+    if (!write_dead_letters(bad)) b->failed.store(true);
+
+    load_unknown_streams(*b, order, by_stream);
+
+    std::vector<GroupPtr> groups;
+    for (const auto& stream : order) split_into_groups(b, stream, by_stream[stream], groups);
+    b->outstanding.fetch_add(groups.size());
+
+    std::vector<GroupPtr> to_send;
+    {
+      std::lock_guard lock(streams_mu);
+      for (auto& g : groups) {
+        auto& st = streams[g->stream];
+        const auto& tp = b->messages[g->items.front()].tp;
+        if (!(st.tp == tp)) {
+          if (!st.tp.topic.empty() && !st.multi_partition_reported) {
+            st.multi_partition_reported = true;
+            multi_partition.fetch_add(1, std::memory_order_relaxed);
+            spdlog::warn("stream {} seen on {} and {}: key events by aggregate id so one stream lives in one partition",
+                         g->stream, to_string(st.tp), to_string(tp));
+          }
+          st.tp = tp;
+        }
+        if (st.in_flight) {
+          st.waiting.push_back(std::move(g));
+        } else {
+          st.in_flight = true;
+          to_send.push_back(std::move(g));
+        }
+      }
+    }
+    for (auto& g : to_send) run_stream(std::move(g));
+    finish_one(b);  // the guard
+  }
+
+  // Fills the state of streams this run has not touched yet: one backwards read each, in parallel.
+  void load_unknown_streams(const Batch& b, const std::vector<std::string>& order,
+                            const std::unordered_map<std::string, std::vector<uint32_t>>& by_stream) {
+    std::vector<std::string> unknown;
+    {
+      std::lock_guard lock(streams_mu);
+      for (const auto& s : order) {
+        if (!streams.contains(s)) unknown.push_back(s);
+      }
+    }
+    if (unknown.empty()) return;
+    std::vector<absl::StatusOr<StreamTail>> tails(unknown.size());
+    oneapi::tbb::parallel_for(size_t(0), unknown.size(), [&](size_t i) { tails[i] = sink.read_tail(unknown[i]); });
+    std::lock_guard lock(streams_mu);
+    for (size_t i = 0; i < unknown.size(); ++i) {
+      auto& st = streams[unknown[i]];
+      streams_touched.fetch_add(1, std::memory_order_relaxed);
+      st.tp = b.messages[by_stream.at(unknown[i]).front()].tp;
+      if (!tails[i].ok()) {
+        set_fatal(absl::UnavailableError("reading stream " + unknown[i] + ": " + std::string(tails[i].status().message())));
+        continue;
+      }
+      apply_tail(st, *tails[i]);
+    }
+  }
+
+  static void apply_tail(StreamState& st, const StreamTail& t) {
+    if (t.exists) {
+      st.next_revision = t.last_revision.value() + 1;
+      st.last_id = t.last_id;
+    } else {
+      st.next_revision = 0;
+      st.last_id.reset();
+    }
+  }
+
+  // Splits one stream's events of one batch into contiguous-revision runs under the size limit.
+  void split_into_groups(const BatchPtr& b, const std::string& stream, const std::vector<uint32_t>& items,
+                         std::vector<GroupPtr>& out) {
+    const bool revisions = options.version_base.kind != VersionBase::Kind::kNone;
+    GroupPtr g;
+    uint64_t next = 0;
+    size_t bytes = 0;
+    for (uint32_t i : items) {
+      const DomainEvent& e = event_of(*b, i);
+      uint64_t rev = revisions ? *options.version_base.revision_of(e.aggregate_version) : 0;
+      size_t sz = e.payload.size() + 2 * e.event_type.size() + 512;
+      bool contiguous = !revisions || rev == next;
+      if (!g || !contiguous || bytes + sz > options.max_append_bytes) {
+        if (g) out.push_back(std::move(g));
+        g = std::make_unique<Group>();
+        g->batch = b;
+        g->stream = stream;
+        g->first_revision = rev;
+        bytes = 0;
+      }
+      g->items.push_back(i);
+      next = rev + 1;
+      bytes += sz;
+    }
+    if (g) out.push_back(std::move(g));
+  }
+
+  // --- per-stream scheduling -----------------------------------------------------------------
+  // What became of a group handed to `dispatch`.
+  enum class Dispatched { kSent, kDone, kFailed };
+
+  // Runs groups of one stream until one is sent asynchronously (its callback continues the chain)
+  // or the stream has nothing more waiting.
+  void run_stream(GroupPtr g) {
+    while (g) {
+      Dispatched d = dispatch(*g);
+      if (d == Dispatched::kSent) {
+        (void)g.release();  // the sink's callback owns the group now
+        return;
+      }
+      g = release_stream(std::move(g), d == Dispatched::kDone);
+    }
+  }
+
+  StreamState& state_of(const std::string& stream) {
+    std::lock_guard lock(streams_mu);
+    return streams[stream];  // node-based map: the reference stays valid until erased on revoke
+  }
+
+  // Classifies the group against the stream state, then sends it or finishes it here. The caller
+  // holds the stream's in-flight flag.
+  Dispatched dispatch(Group& g) {
+    if (has_fatal()) return Dispatched::kFailed;
+    StreamState& st = state_of(g.stream);
+    const Batch& b = *g.batch;
+    if (st.dead) {
+      std::vector<DeadLetter> letters;
+      for (uint32_t i : g.items) {
+        letters.push_back(letter_for(b, i, reason::kAfterDeadLetter,
+                                     "an earlier event of this stream was dead-lettered in this run", g.stream));
+      }
+      return write_dead_letters(letters) ? Dispatched::kDone : Dispatched::kFailed;
+    }
+    const bool revisions = options.version_base.kind != VersionBase::Kind::kNone;
+    if (revisions) {
+      if (g.first_revision > st.next_revision) {
+        if (!g.refreshed && refresh(g, st)) return dispatch(g);
+        return dead_letter_group(g, st, 0, reason::kRevisionGap,
+                                 "expected revision " + std::to_string(st.next_revision) + " next, got " +
+                                     std::to_string(g.first_revision) + ": earlier events are missing");
+      }
+      if (g.first_revision < st.next_revision) {
+        if (auto finished = skip_written_prefix(g, st)) return *finished;
+      }
+      if (g.items.empty()) return Dispatched::kDone;
+    }
+    AppendRequest req;
+    req.stream = g.stream;
+    if (!revisions) {
+      req.expected = ExpectAny{};
+    } else if (g.first_revision == 0) {
+      req.expected = ExpectNoStream{};
+    } else {
+      req.expected = StreamRevision{g.first_revision - 1};
+    }
+    req.events.reserve(g.items.size());
+    std::optional<Uuid> previous = st.last_id;
+    uint64_t rev = g.first_revision;
+    for (uint32_t i : g.items) {
+      const DomainEvent& e = event_of(b, i);
+      const auto& m = b.messages[i];
+      Uuid id = derive_event_id(e, g.stream, revisions ? rev : uint64_t(m.offset.value()));
+      EventData ev;
+      ev.id = id;
+      ev.type = e.event_type;
+      ev.content_type = e.content_type;
+      ev.data = e.payload;
+      ev.metadata = build_metadata(e, id, previous, SourceRef{m.tp.topic, m.tp.partition, m.offset.value()});
+      req.events.push_back(std::move(ev));
+      previous = id;
+      ++rev;
+    }
+    appends.fetch_add(1, std::memory_order_relaxed);
+    Uuid last_id = req.events.back().id;
+    size_t count = req.events.size();
+    Group* raw = &g;
+    sink.append(std::move(req), [this, raw, last_id, count](AppendOutcome out) {
+      on_append_done(GroupPtr(raw), last_id, count, std::move(out));
+    });
+    return Dispatched::kSent;
+  }
+
+  // Re-reads the stream state once for this group; true when it changed.
+  bool refresh(Group& g, StreamState& st) {
+    g.refreshed = true;
+    auto tail = sink.read_tail(g.stream);
+    if (!tail.ok()) {
+      set_fatal(absl::UnavailableError("reading stream " + g.stream + ": " + std::string(tail.status().message())));
+      return false;
+    }
+    uint64_t before = st.next_revision;
+    apply_tail(st, *tail);
+    return st.next_revision != before;
+  }
+
+  // The group starts below the stream's next revision: compare ids with what is written there.
+  // Equal → duplicates, dropped from the group (nullopt: go on with the rest); different →
+  // revision-conflict (the group is finished here).
+  std::optional<Dispatched> skip_written_prefix(Group& g, StreamState& st) {
+    uint64_t overlap = std::min<uint64_t>(g.items.size(), st.next_revision - g.first_revision);
+    auto written = sink.read_forwards(g.stream, StreamRevision{g.first_revision}, overlap);
+    if (!written.ok()) {
+      set_fatal(absl::UnavailableError("reading stream " + g.stream + ": " + std::string(written.status().message())));
+      return Dispatched::kFailed;
+    }
+    const Batch& b = *g.batch;
+    size_t dup = 0;
+    for (; dup < overlap; ++dup) {
+      uint64_t rev = g.first_revision + dup;
+      Uuid proposed = derive_event_id(event_of(b, g.items[dup]), g.stream, rev);
+      if (dup >= written->size() || (*written)[dup].revision.value() != rev || (*written)[dup].id != proposed) {
+        std::string theirs = dup < written->size() ? (*written)[dup].id.to_string() : std::string("nothing");
+        duplicates.fetch_add(dup, std::memory_order_relaxed);
+        return dead_letter_group(g, st, dup, reason::kRevisionConflict,
+                                 "revision " + std::to_string(rev) + " holds event " + theirs +
+                                     ", this event's id is " + proposed.to_string());
+      }
+    }
+    duplicates.fetch_add(dup, std::memory_order_relaxed);
+    g.items.erase(g.items.begin(), g.items.begin() + long(dup));
+    g.first_revision += dup;
+    return std::nullopt;
+  }
+
+  // Dead-letters the group's events from index `from`: the first with `why`, the rest as
+  // after-dead-letter; marks the stream dead for the rest of the run.
+  Dispatched dead_letter_group(Group& g, StreamState& st, size_t from, const char* why, const std::string& detail) {
+    std::vector<DeadLetter> letters;
+    for (size_t k = from; k < g.items.size(); ++k) {
+      letters.push_back(k == from ? letter_for(*g.batch, g.items[k], why, detail, g.stream)
+                                  : letter_for(*g.batch, g.items[k], reason::kAfterDeadLetter,
+                                               "follows a dead-lettered event of this stream", g.stream));
+    }
+    st.dead = true;
+    spdlog::warn("stream {}: {} ({})", g.stream, why, detail);
+    return write_dead_letters(letters) ? Dispatched::kDone : Dispatched::kFailed;
+  }
+
+  void on_append_done(GroupPtr g, Uuid last_id, size_t count, AppendOutcome out) {
+    StreamState& st = state_of(g->stream);
+    Dispatched d = Dispatched::kDone;
+    switch (out.code) {
+      case AppendCode::kSuccess:
+        st.next_revision = g->first_revision + count;
+        st.last_id = last_id;
+        events_appended.fetch_add(count, std::memory_order_relaxed);
+        break;
+      case AppendCode::kWrongExpectedVersion:
+        // The state was stale: re-read it once and classify again (duplicates vs conflict).
+        if (!g->refreshed) {
+          (void)refresh(*g, st);
+          run_stream(std::move(g));
+          return;
+        }
+        d = dead_letter_group(*g, st, 0, reason::kRevisionConflict,
+                              "wrong expected version: stream is at " +
+                                  (out.current_revision ? std::to_string(out.current_revision->value()) : "no stream"));
+        break;
+      case AppendCode::kTooLarge:
+        if (g->items.size() > 1) {
+          // Split in half; the second half waits at the head of the stream's queue.
+          auto second = std::make_unique<Group>(*g);
+          size_t half = g->items.size() / 2;
+          g->items.resize(half);
+          second->items.erase(second->items.begin(), second->items.begin() + long(half));
+          second->first_revision += half;
+          g->batch->outstanding.fetch_add(1);
+          {
+            std::lock_guard lock(streams_mu);
+            st.waiting.push_front(std::move(second));
+          }
+          run_stream(std::move(g));
+          return;
+        }
+        d = dead_letter_group(*g, st, 0, reason::kEventTooLarge, out.message);
+        break;
+      case AppendCode::kStreamDeleted:
+        d = dead_letter_group(*g, st, 0, reason::kStreamDeleted, out.message);
+        break;
+      case AppendCode::kAccessDenied:
+        d = dead_letter_group(*g, st, 0, reason::kAccessDenied, out.message);
+        break;
+      case AppendCode::kRejected:
+        d = dead_letter_group(*g, st, 0, reason::kRejectedByServer, out.message);
+        break;
+      case AppendCode::kFatal:
+        set_fatal(absl::UnavailableError("append to " + g->stream + ": " + out.message));
+        d = Dispatched::kFailed;
+        break;
+    }
+    GroupPtr next = release_stream(std::move(g), d == Dispatched::kDone);
+    if (next) run_stream(std::move(next));
+  }
+
+  // Finishes a group: accounts it to its batch, and hands the stream to its next waiting group.
+  GroupPtr release_stream(GroupPtr g, bool ok) {
+    GroupPtr next;
+    {
+      std::lock_guard lock(streams_mu);
+      auto& st = streams[g->stream];
+      if (!st.waiting.empty()) {
+        next = std::move(st.waiting.front());
+        st.waiting.pop_front();
+      } else {
+        st.in_flight = false;
+      }
+    }
+    if (!ok) g->batch->failed.store(true);
+    finish_one(g->batch);
+    return next;
+  }
+
+  void finish_one(const BatchPtr& b) {
+    if (b->outstanding.fetch_sub(1) == 1) {
+      gateway->try_put(b);
+      gateway->release_wait();
+    }
+  }
+
+  // --- completion (serial) -------------------------------------------------------------------
+  void complete_batch(const BatchPtr& b) {
+    if (!b->failed.load()) {
+      std::vector<kafka::OffsetRef> refs;
+      refs.reserve(b->messages.size());
+      for (const auto& m : b->messages) refs.push_back({m.tp, m.offset, m.epoch});
+      if (on_done) on_done(refs);
+      messages_done.fetch_add(b->messages.size(), std::memory_order_relaxed);
+    }
+    batches_done.fetch_add(1, std::memory_order_relaxed);
+    bytes_in_flight.fetch_sub(b->bytes);
+    {
+      std::lock_guard lock(idle_mu);
+      batches_in_flight.fetch_sub(1);
+    }
+    idle_cv.notify_all();
+  }
+};
+
+IngestEngine::IngestEngine(EngineOptions options, Sink& sink, DeadLetterSink* dead_letters, DoneHook on_done)
+    : impl_(std::make_unique<Impl>(std::move(options), sink, dead_letters, std::move(on_done))) {}
+
+IngestEngine::~IngestEngine() {
+  wait_idle();
+  impl_->graph.wait_for_all();
+}
+
+void IngestEngine::submit(std::vector<SourceMessage>&& messages, size_t bytes) {
+  if (messages.empty()) return;
+  auto b = std::make_shared<Batch>();
+  b->seq = SequenceNumber{impl_->next_seq++};
+  b->bytes = bytes;
+  impl_->events_read.fetch_add(messages.size(), std::memory_order_relaxed);
+  b->messages = std::move(messages);
+  impl_->batches_in_flight.fetch_add(1);
+  impl_->bytes_in_flight.fetch_add(bytes);
+  impl_->entry.try_put(std::move(b));
+}
+
+bool IngestEngine::has_room() const {
+  // The hand-off queue may hold a couple of batches beyond the limiter's threshold, no more.
+  return impl_->batches_in_flight.load() < impl_->options.max_batches_in_flight + 2 &&
+         impl_->bytes_in_flight.load() < impl_->options.max_bytes_in_flight;
+}
+
+void IngestEngine::on_revoke(const std::vector<TopicPartition>& tps) {
+  {
+    std::unique_lock lock(impl_->idle_mu);
+    if (!impl_->idle_cv.wait_for(lock, impl_->options.revoke_wait,
+                                 [&] { return impl_->batches_in_flight.load() == 0 || impl_->has_fatal(); })) {
+      spdlog::warn("revoke: in-flight work did not finish within {} ms; its offsets will not be committed",
+                   impl_->options.revoke_wait.count());
+    }
+  }
+  std::set<TopicPartition> revoked(tps.begin(), tps.end());
+  std::lock_guard lock(impl_->streams_mu);
+  for (auto it = impl_->streams.begin(); it != impl_->streams.end();) {
+    if (revoked.contains(it->second.tp) && !it->second.in_flight && it->second.waiting.empty()) {
+      it = impl_->streams.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void IngestEngine::wait_idle() {
+  std::unique_lock lock(impl_->idle_mu);
+  impl_->idle_cv.wait(lock, [&] { return impl_->batches_in_flight.load() == 0; });
+}
+
+bool IngestEngine::wait_done(uint64_t n, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(impl_->idle_mu);
+  return impl_->idle_cv.wait_for(lock, timeout, [&] { return impl_->messages_done.load() >= n || impl_->has_fatal(); }) &&
+         impl_->messages_done.load() >= n;
+}
+
+EngineStats IngestEngine::stats() const {
+  const auto& i = *impl_;
+  EngineStats s;
+  s.events_read = i.events_read.load();
+  s.events_appended = i.events_appended.load();
+  s.duplicates = i.duplicates.load();
+  s.conflicts = i.conflicts.load();
+  s.dead_lettered = i.dead_lettered.load();
+  s.streams = i.streams_touched.load();
+  s.batches = i.batches_done.load();
+  s.appends = i.appends.load();
+  s.messages_done = i.messages_done.load();
+  s.streams_on_several_partitions = i.multi_partition.load();
+  return s;
+}
+
+absl::Status IngestEngine::fatal() const {
+  std::lock_guard lock(impl_->fatal_mu);
+  return impl_->fatal_status;
+}
+
+}  // namespace kingest::pipeline

@@ -1,0 +1,108 @@
+#include "pipeline/naming.h"
+
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+namespace kingest::pipeline {
+namespace {
+
+DomainEvent event() {
+  DomainEvent e;
+  e.event_type = "SystemRegistered";
+  e.aggregate_id = "a1";
+  e.aggregate_type = "System";
+  e.aggregate_version = 1;
+  e.payload = R"({"systemName":"x"})";
+  return e;
+}
+
+TEST(StreamNameTemplate, RendersTheSeedConventionAndCustomTemplates) {
+  auto t = StreamNameTemplate::parse("{AggregateType}-{AggregateId}");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->render(event()), "System-a1");
+  auto c = StreamNameTemplate::parse("tenant1.{AggregateType}_{AggregateId}!");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->render(event()), "tenant1.System_a1!");
+}
+
+TEST(StreamNameTemplate, RejectsBadTemplatesWithAMessageThatSaysWhy) {
+  auto unknown = StreamNameTemplate::parse("{Aggregate}-{AggregateId}");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("{Aggregate}"), std::string::npos);
+  EXPECT_FALSE(StreamNameTemplate::parse("{AggregateType}-{AggregateId").ok());
+  auto no_id = StreamNameTemplate::parse("{AggregateType}");
+  ASSERT_FALSE(no_id.ok());
+  EXPECT_NE(no_id.status().message().find("{AggregateId}"), std::string::npos);
+}
+
+TEST(VersionBase, MapsVersionsToRevisionsAndNeverToASentinel) {
+  auto one = VersionBase::parse("1").value();
+  EXPECT_EQ(one.revision_of(1), 0u);
+  EXPECT_EQ(one.revision_of(7), 6u);
+  EXPECT_EQ(one.revision_of(0), std::nullopt) << "version 0 with base 1 would land on -1 (no_stream)";
+  EXPECT_EQ(one.revision_of(-3), std::nullopt);
+  auto zero = VersionBase::parse("0").value();
+  EXPECT_EQ(zero.revision_of(0), 0u);
+  EXPECT_TRUE(VersionBase::parse("none").ok());
+  EXPECT_FALSE(VersionBase::parse("2").ok());
+}
+
+TEST(EventIds, UsesTheEnvelopeUuidElseAStableNameBasedId) {
+  auto e = event();
+  e.event_id = "550e8400-e29b-41d4-a716-446655440000";
+  EXPECT_EQ(derive_event_id(e, "System-a1", 0).to_string(), e.event_id);
+  e.event_id = "evt-17";
+  Uuid a = derive_event_id(e, "System-a1", 0);
+  EXPECT_EQ(a.bytes()[6] >> 4, 5) << "a v5 id";
+  EXPECT_EQ(derive_event_id(e, "System-a1", 0), a) << "a replay proposes the same id";
+  EXPECT_NE(derive_event_id(e, "System-a1", 1), a);
+  EXPECT_NE(derive_event_id(e, "System-a2", 0), a);
+  auto other = e;
+  other.payload = R"({"systemName":"y"})";
+  EXPECT_NE(derive_event_id(other, "System-a1", 0), a) << "a different event at the same revision differs";
+  other = e;
+  other.event_id.clear();
+  EXPECT_NE(derive_event_id(other, "System-a1", 0), a);
+}
+
+TEST(Metadata, CarriesCorrelationCausationTimeAndSource) {
+  auto e = event();
+  e.correlation_id = "corr-1";
+  e.occurred_at = "2024-01-02T03:04:05.678Z";
+  e.event_id = "evt-17";
+  Uuid id = Uuid::v4();
+  Uuid prev = Uuid::v4();
+  std::string json = build_metadata(e, id, prev, SourceRef{"system-events", 3, 42});
+  simdjson::dom::parser p;
+  auto doc = p.parse(json);
+  ASSERT_FALSE(doc.error()) << json;
+  EXPECT_EQ(std::string_view(doc["$correlationId"]), "corr-1");
+  EXPECT_EQ(std::string_view(doc["$causationId"]), prev.to_string());
+  EXPECT_EQ(std::string_view(doc["occurredAt"]), "2024-01-02T03:04:05.678Z");
+  EXPECT_EQ(std::string_view(doc["eventId"]), "evt-17");
+  EXPECT_EQ(std::string_view(doc["source"]["topic"]), "system-events");
+  EXPECT_EQ(int64_t(doc["source"]["partition"]), 3);
+  EXPECT_EQ(int64_t(doc["source"]["offset"]), 42);
+}
+
+TEST(Metadata, DefaultsCorrelationToOwnIdAndFirstCausationToCorrelation) {
+  auto e = event();
+  Uuid id = Uuid::v4();
+  std::string json = build_metadata(e, id, std::nullopt, SourceRef{"t", 0, 0});
+  simdjson::dom::parser p;
+  auto doc = p.parse(json);
+  ASSERT_FALSE(doc.error());
+  EXPECT_EQ(std::string_view(doc["$correlationId"]), id.to_string());
+  EXPECT_EQ(std::string_view(doc["$causationId"]), id.to_string());
+  e.causation_id = "explicit";
+  auto doc2 = p.parse(build_metadata(e, id, Uuid::v4(), SourceRef{"t", 0, 0}));
+  EXPECT_EQ(std::string_view(doc2["$causationId"]), "explicit") << "an envelope's causation id wins";
+}
+
+TEST(Naming, FlagsAggregateTypesThatBreakCategoryProjection) {
+  EXPECT_TRUE(breaks_category_projection("Security-Finding"));
+  EXPECT_FALSE(breaks_category_projection("Vulnerability"));
+}
+
+}  // namespace
+}  // namespace kingest::pipeline
