@@ -132,7 +132,7 @@ JsonWriter& JsonWriter::value(double d) {
     return *this;
   }
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", d);
+  std::snprintf(buf, sizeof buf, "%.10g", d);
   out_.append(buf);
   return *this;
 }

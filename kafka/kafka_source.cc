@@ -94,7 +94,12 @@ absl::Status KafkaSource::start() {
   return absl::OkStatus();
 }
 
-void KafkaSource::stop_fetching() { fetching_.store(false); }
+void KafkaSource::stop_fetching() {
+  fetching_.store(false);
+  if (!thread_.joinable()) return;
+  std::unique_lock lock(stop_mu_);
+  stop_cv_.wait(lock, [&] { return fetch_stopped_; });
+}
 
 absl::Status KafkaSource::close() {
   if (closed_) return absl::OkStatus();
@@ -196,6 +201,9 @@ void KafkaSource::poll_loop() {
       stopped_fetching = true;
       if (auto b = batcher_.flush()) callbacks_.on_batch(std::move(b->items), b->bytes);
       set_paused(true);
+      std::lock_guard lock(stop_mu_);
+      fetch_stopped_ = true;
+      stop_cv_.notify_all();
     }
     if (!stopped_fetching) set_paused(callbacks_.has_room && !callbacks_.has_room());
 
@@ -251,6 +259,9 @@ void KafkaSource::poll_loop() {
     }
   }
   if (auto b = batcher_.flush()) callbacks_.on_batch(std::move(b->items), b->bytes);
+  std::lock_guard lock(stop_mu_);
+  fetch_stopped_ = true;
+  stop_cv_.notify_all();
 }
 
 }  // namespace kingest::kafka

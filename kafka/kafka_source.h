@@ -14,6 +14,8 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -65,6 +67,8 @@ class KafkaSource {
   KafkaSource& operator=(const KafkaSource&) = delete;
 
   absl::Status start();
+  // Stops fetching: the polling thread hands over its open batch and pauses every partition. Returns
+  // once that happened, so no batch is emitted after it returns.
   void stop_fetching();
   // Final synchronous commit of every done position, then leaves the group. Idempotent.
   absl::Status close();
@@ -88,6 +92,9 @@ class KafkaSource {
   rd_kafka_s* rk_ = nullptr;
   std::thread thread_;
   std::atomic<bool> fetching_{true};
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool fetch_stopped_ = false;  // guarded by stop_mu_
   std::atomic<bool> closing_{false};
   std::atomic<bool> assigned_any_{false};
   std::atomic<uint64_t> messages_read_{0};

@@ -1,0 +1,88 @@
+#include "cli/commands.h"
+
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "pipeline/run_report.h"
+
+namespace kingest::cli {
+
+absl::StatusOr<pipeline::EngineOptions> IngestFlags::engine_options() const {
+  pipeline::EngineOptions o;
+  auto names = pipeline::StreamNameTemplate::parse(stream_template);
+  if (!names.ok()) return absl::InvalidArgumentError("--stream-template: " + std::string(names.status().message()));
+  o.stream_names = *names;
+  auto base = pipeline::VersionBase::parse(version_base);
+  if (!base.ok()) return absl::InvalidArgumentError("--version-base: " + std::string(base.status().message()));
+  o.version_base = *base;
+  if (base->kind == pipeline::VersionBase::Kind::kNone) {
+    spdlog::warn("--version-base none: appends use expected revision 'any'; a replay cannot tell written events "
+                 "from new ones and may duplicate them");
+  }
+  o.max_batches_in_flight = max_batches_in_flight;
+  o.max_bytes_in_flight = max_bytes_in_flight;
+  o.max_append_bytes = max_append_bytes;
+  return o;
+}
+
+kafka::SourceOptions IngestFlags::source_options() const {
+  kafka::SourceOptions o;
+  o.batch.max_events = batch_max_events;
+  o.batch.max_bytes = batch_max_bytes;
+  o.batch.max_age = std::chrono::milliseconds(batch_max_age_ms);
+  return o;
+}
+
+void add_ingest_flags(CLI::App& cmd, IngestFlags& f) {
+  cmd.add_option("--batch-max-events", f.batch_max_events, "A batch closes at this many events")
+      ->capture_default_str()->check(CLI::Range(size_t{1}, size_t{1000000}));
+  cmd.add_option("--batch-max-bytes", f.batch_max_bytes, "A batch closes at this many bytes")
+      ->capture_default_str()->check(CLI::Range(size_t{1024}, size_t{1} << 31));
+  cmd.add_option("--batch-max-age-ms", f.batch_max_age_ms, "A batch closes this long after its first event")
+      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{600000}));
+  cmd.add_option("--max-batches-in-flight", f.max_batches_in_flight, "Batches inside the pipeline at once")
+      ->capture_default_str()->check(CLI::Range(size_t{1}, size_t{4096}));
+  cmd.add_option("--max-bytes-in-flight", f.max_bytes_in_flight, "Bytes inside the pipeline before Kafka is paused")
+      ->capture_default_str()->check(CLI::Range(size_t{1} << 16, size_t{1} << 40));
+  cmd.add_option("--max-append-bytes", f.max_append_bytes,
+                 "A stream group is split so one append stays under this (KurrentDB < 25.1: 1 MiB)")
+      ->capture_default_str()->check(CLI::Range(size_t{1024}, size_t{256} << 20));
+  cmd.add_option("--version-base", f.version_base,
+                 "aggregateVersion of a stream's first event: 1 (seed), 0, or none (expected revision any; replays unsafe)")
+      ->capture_default_str();
+  cmd.add_option("--stream-template", f.stream_template,
+                 "Stream name from {AggregateType}, {AggregateId}, {EventType}")
+      ->capture_default_str();
+}
+
+absl::StatusOr<std::pair<size_t, size_t>> parse_range(const std::string& text, const std::string& flag) {
+  auto dash = text.find('-');
+  try {
+    size_t pos = 0;
+    if (dash == std::string::npos) {
+      size_t v = std::stoul(text, &pos);
+      if (pos != text.size()) throw std::invalid_argument(text);
+      return std::pair{v, v};
+    }
+    size_t a = std::stoul(text.substr(0, dash), &pos);
+    if (pos != dash) throw std::invalid_argument(text);
+    size_t b = std::stoul(text.substr(dash + 1), &pos);
+    if (pos != text.size() - dash - 1 || b < a) throw std::invalid_argument(text);
+    return std::pair{a, b};
+  } catch (const std::exception&) {
+    return absl::InvalidArgumentError(flag + " '" + text + "': expected MIN-MAX with MIN <= MAX, e.g. 200-600");
+  }
+}
+
+int usage_error(const absl::Status& s) {
+  std::cerr << "error: " << s.message() << "\n";
+  return pipeline::kExitUsage;
+}
+
+int fatal_error(const absl::Status& s) {
+  std::cerr << "error: " << s.message() << "\n";
+  return pipeline::kExitFatal;
+}
+
+}  // namespace kingest::cli

@@ -1,0 +1,42 @@
+// Subcommand registration and the flags every ingest command shares.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "kafka/kafka_source.h"
+#include "pipeline/ingest_engine.h"
+
+namespace kingest::cli {
+
+// Batching, in-flight bounds and revision rules: the same flags on demo, replay, run and bench.
+struct IngestFlags {
+  size_t batch_max_events = 4096;
+  size_t batch_max_bytes = 4u << 20;
+  int64_t batch_max_age_ms = 20;
+  size_t max_batches_in_flight = 16;
+  size_t max_bytes_in_flight = 256u << 20;
+  size_t max_append_bytes = 1u << 20;
+  std::string version_base = "1";
+  std::string stream_template = "{AggregateType}-{AggregateId}";
+
+  [[nodiscard]] absl::StatusOr<pipeline::EngineOptions> engine_options() const;
+  [[nodiscard]] kafka::SourceOptions source_options() const;
+};
+
+void add_ingest_flags(CLI::App& cmd, IngestFlags& flags);
+
+// "MIN-MAX" → {MIN, MAX}; the error names the flag.
+absl::StatusOr<std::pair<size_t, size_t>> parse_range(const std::string& text, const std::string& flag);
+
+// Print the error and return the exit code for it.
+int usage_error(const absl::Status& s);
+int fatal_error(const absl::Status& s);
+
+using ActionSetter = std::function<void(std::function<int()>)>;
+void register_demo(CLI::App& app, ActionSetter set_action);
+
+}  // namespace kingest::cli

@@ -1,0 +1,243 @@
+// `kurrent-ingest demo`: the whole product on its embedded defaults. Starts the embedded Kafka,
+// generates seed-domain events into the seed's four topics while ingesting them into the embedded
+// store, then reads every stream back and verifies it.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/ingest_session.h"
+#include "cli/signals.h"
+#include "kafka/embedded_broker.h"
+#include "kafka/producer.h"
+#include "kafka/raw_consume.h"
+#include "pipeline/run_report.h"
+#include "store/event_store.h"
+#include "store/store_sink.h"
+#include "workload/generator.h"
+#include "workload/verifier.h"
+
+namespace kingest::cli {
+namespace {
+
+struct DemoOptions {
+  uint64_t events = 200000;
+  uint64_t streams = 0;
+  int partitions = 8;
+  uint64_t seed = 1;
+  std::string db;
+  bool mem_db = false;
+  std::string report;
+  std::string dlq_file;
+  std::string payload_bytes = "200-600";
+  bool measure_raw = true;
+  IngestFlags ingest;
+};
+
+std::string make_temp_dir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "kurrent-ingest-demo-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("cannot create a temporary directory");
+  return tmpl;
+}
+
+int run_demo(const DemoOptions& o) {
+  using Clock = std::chrono::steady_clock;
+  install_interrupt_handlers();
+  auto payload = parse_range(o.payload_bytes, "--payload-bytes");
+  if (!payload.ok()) return usage_error(payload.status());
+  auto engine_options = o.ingest.engine_options();
+  if (!engine_options.ok()) return usage_error(engine_options.status());
+
+  std::string dir = make_temp_dir();
+  std::string db_path = o.mem_db ? ":memory:" : (o.db.empty() ? dir + "/events.db" : o.db);
+  std::string dlq_path = o.dlq_file.empty() ? dir + "/dead-letters.ndjson" : o.dlq_file;
+  if (!o.mem_db && o.db.empty()) std::cout << "store: " << db_path << "\n";
+  if (!o.mem_db && !o.db.empty() && std::filesystem::exists(o.db)) {
+    std::cout << "store: " << db_path << " (existing file: events already there count as duplicates)\n";
+  }
+
+  // Embedded Kafka with the seed's topics.
+  auto broker = kafka::EmbeddedBroker::start();
+  if (!broker.ok()) return fatal_error(broker.status());
+  workload::GeneratorOptions gen{.events = o.events, .aggregates = o.streams, .seed = o.seed,
+                                 .payload_min = payload->first, .payload_max = payload->second};
+  workload::Generator probe(gen);
+  for (const auto& t : probe.topics()) {
+    if (auto s = (*broker)->create_topic(t, o.partitions); !s.ok()) return fatal_error(s);
+  }
+  std::cout << "kafka: embedded broker at " << (*broker)->bootstrap() << ", " << probe.topics().size()
+            << " topics x " << o.partitions << " partitions\n";
+
+  // Embedded store, written in-process.
+  store::StoreOptions so;
+  so.in_memory = o.mem_db;
+  so.path = o.mem_db ? "" : db_path;
+  auto es = store::EventStore::open(so);
+  if (!es.ok()) return fatal_error(es.status());
+  store::StoreSink sink(**es);
+  auto dlq = pipeline::NdjsonDeadLetterFile::open(dlq_path);
+  if (!dlq.ok()) return usage_error(dlq.status());
+
+  // Produce while ingesting. The mock broker silently drops a partition's oldest data past ~5 MiB,
+  // so the generator never runs more than a few MiB per partition ahead of the ingest.
+  std::atomic<uint64_t> produced{0};
+  std::atomic<bool> produce_failed{false};
+  std::string produce_error;
+  const uint64_t partitions_total = uint64_t(o.partitions) * probe.topics().size();
+  const uint64_t avg_bytes = (payload->first + payload->second) / 2 + 350;
+  const uint64_t max_ahead = std::max<uint64_t>(10000, partitions_total * (3u << 20) / avg_bytes);
+
+  kafka::SourceOptions src = o.ingest.source_options();
+  src.brokers = (*broker)->bootstrap();
+  src.group_id = "kurrent-ingest-demo";
+  src.topics = probe.topics();
+  // The mock broker: a short session keeps any rebalance quick.
+  src.properties.emplace("session.timeout.ms", "6000");
+  src.properties.emplace("heartbeat.interval.ms", "500");
+  IngestSession session(src, std::move(*engine_options), sink, dlq->get());
+
+  auto started = Clock::now();
+  if (auto s = session.start(); !s.ok()) return fatal_error(s);
+  std::thread producer([&] {
+    auto p = kafka::Producer::create((*broker)->bootstrap());
+    if (!p.ok()) {
+      produce_error = p.status().ToString();
+      produce_failed = true;
+      return;
+    }
+    workload::Generator g(gen);
+    workload::GeneratedEvent e;
+    while (g.next(e) && !interrupted()) {
+      while (produced.load() - session.stats().events_read > max_ahead && !interrupted() && session.fatal().ok()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      if (auto s = (*p)->produce(e.topic, e.key, e.value, "application/json"); !s.ok()) {
+        produce_error = s.ToString();
+        produce_failed = true;
+        return;
+      }
+      produced.fetch_add(1);
+    }
+    if (auto s = (*p)->flush(std::chrono::seconds(60)); !s.ok()) {
+      produce_error = s.ToString();
+      produce_failed = true;
+    }
+  });
+
+  auto timeout = std::chrono::milliseconds(std::max<uint64_t>(120000, o.events / 2));
+  RunEnd end = session.run_until(
+      [&](const pipeline::EngineStats& s) { return produce_failed.load() || s.messages_done >= o.events; }, o.events,
+      timeout, std::chrono::seconds(2));
+  auto ingest_end = Clock::now();
+  producer.join();
+  if (auto s = session.finish(); !s.ok()) spdlog::warn("{}", s.ToString());
+
+  pipeline::RunReport report;
+  report.command = "demo";
+  report.sink = sink.name();
+  report.append_mode = sink.append_mode();
+  report.stats = session.stats();
+  report.elapsed_s = std::chrono::duration<double>(ingest_end - started).count();
+  report.events_produced = produced.load();
+  report.text["store"] = db_path;
+  report.text["dead_letter_file"] = dlq_path;
+  report.text["kafka_bootstrap"] = (*broker)->bootstrap();
+  report.numbers["offset_commits"] = double(session.offset_commits());
+  report.numbers["store_transactions"] = double((*es)->stats().transactions);
+
+  int code = pipeline::kExitDone;
+  if (produce_failed) {
+    report.error = "producing to the embedded broker failed: " + produce_error;
+    code = pipeline::kExitFatal;
+  } else if (end == RunEnd::kFatal) {
+    report.error = session.fatal().ToString();
+    code = pipeline::kExitFatal;
+  } else if (end == RunEnd::kInterrupted) {
+    code = pipeline::kExitInterrupted;
+  } else if (end == RunEnd::kTimedOut) {
+    report.error = "timed out after " + std::to_string(timeout.count() / 1000) + " s with " +
+                   std::to_string(report.stats.messages_done) + " of " + std::to_string(o.events) + " events done";
+    code = pipeline::kExitFatal;
+  }
+
+  bool verified = false;
+  if (code == pipeline::kExitDone) {
+    auto v0 = Clock::now();
+    auto v = workload::verify(gen, sink);
+    verified = v.ok;
+    report.numbers["verify_s"] = std::chrono::duration<double>(Clock::now() - v0).count();
+    for (const auto& p : v.problems) spdlog::error("verify: {}", p);
+    if (!v.ok) spdlog::error("verify: {} problem(s) in {} streams", v.problem_count, v.streams_checked);
+    if (report.stats.events_appended + report.stats.duplicates != o.events) verified = false;
+  }
+  report.verified = verified;
+
+  if (o.measure_raw && code == pipeline::kExitDone) {
+    // The same data, read by librdkafka alone: how close the pipeline gets to simply reading Kafka.
+    auto raw = kafka::raw_consume((*broker)->bootstrap(), probe.topics(), o.events, std::chrono::seconds(120));
+    if (raw.ok() && raw->messages == o.events) {
+      report.numbers["kafka_raw_events_per_s"] = raw->messages_per_s();
+      report.numbers["kafka_raw_s"] = raw->seconds;
+    } else {
+      spdlog::warn("raw consume measurement incomplete: {}",
+                   raw.ok() ? std::to_string(raw->messages) + " messages" : raw.status().ToString());
+    }
+  }
+
+  if (code == pipeline::kExitDone && !verified) code = report.stats.dead_lettered > 0 ? pipeline::kExitDeadLetters : pipeline::kExitFatal;
+  report.outcome = code == pipeline::kExitDone          ? "done"
+                   : code == pipeline::kExitInterrupted ? "interrupted"
+                   : code == pipeline::kExitDeadLetters ? "dead-letters"
+                   : verified || report.error.size()    ? "fatal"
+                                                        : "not-verified";
+  const auto& s = report.stats;
+  std::cout << "events: " << *report.events_produced << " produced, " << s.events_appended << " appended, "
+            << s.duplicates << " duplicates, " << s.dead_lettered << " dead-lettered\n"
+            << "streams: " << s.streams << ", batches: " << s.batches << ", appends: " << s.appends << "\n"
+            << "elapsed: " << fmt::format("{:.2f}", report.elapsed_s) << " s, "
+            << fmt::format("{:.0f}", report.events_per_s()) << " events/s";
+  if (report.numbers.contains("kafka_raw_events_per_s")) {
+    std::cout << " (raw Kafka consume of the same data: "
+              << fmt::format("{:.0f}", report.numbers["kafka_raw_events_per_s"]) << " events/s)";
+  }
+  std::cout << "\n";
+  if (s.dead_lettered > 0) std::cout << "dead letters: " << dlq_path << "\n";
+  if (!report.error.empty()) std::cout << "error: " << report.error << "\n";
+  std::cout << "verified: " << (verified ? "true" : "false") << "\n";
+  if (!o.report.empty()) {
+    if (auto st = pipeline::write_report(report, o.report); !st.ok()) {
+      std::cerr << "error: " << st.message() << "\n";
+      if (code == pipeline::kExitDone) code = pipeline::kExitFatal;
+    }
+  }
+  (*es)->close();
+  return code;
+}
+
+}  // namespace
+
+void register_demo(CLI::App& app, std::function<void(std::function<int()>)> set_action) {
+  auto o = std::make_shared<DemoOptions>();
+  auto* cmd = app.add_subcommand("demo", "Generate seed-domain events into an embedded Kafka, ingest them into the "
+                                         "embedded store, and verify every stream");
+  cmd->add_option("--events", o->events, "How many events to generate")->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{100000000}));
+  cmd->add_option("--streams", o->streams, "How many aggregates (streams); 0 = events / 20")->capture_default_str();
+  cmd->add_option("--partitions", o->partitions, "Partitions per topic")->capture_default_str()->check(CLI::Range(1, 256));
+  cmd->add_option("--seed", o->seed, "Seed of the deterministic generator")->capture_default_str();
+  cmd->add_option("--payload-bytes", o->payload_bytes, "Payload size range MIN-MAX in bytes")->capture_default_str();
+  auto* db = cmd->add_option("--db", o->db, "SQLite file for the store (default: a fresh file in a temp dir)");
+  cmd->add_flag("--mem-db", o->mem_db, "Keep the store in memory (same SQLite code on :memory:)")->excludes(db);
+  cmd->add_option("--report", o->report, "Write the JSON run report to FILE");
+  cmd->add_option("--dlq-file", o->dlq_file, "Dead-letter NDJSON file (default: in the temp dir)");
+  cmd->add_flag("!--no-raw-consume", o->measure_raw, "Skip the raw Kafka consume measurement");
+  add_ingest_flags(*cmd, o->ingest);
+  cmd->callback([o, set_action] { set_action([o] { return run_demo(*o); }); });
+}
+
+}  // namespace kingest::cli

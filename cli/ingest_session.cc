@@ -1,0 +1,84 @@
+#include "cli/ingest_session.h"
+
+#include <spdlog/spdlog.h>
+
+#include <thread>
+
+#include "cli/signals.h"
+
+namespace kingest::cli {
+
+IngestSession::IngestSession(kafka::SourceOptions source, pipeline::EngineOptions engine, Sink& sink,
+                             pipeline::DeadLetterSink* dead_letters)
+    : source_options_(std::move(source)) {
+  engine_ = std::make_unique<pipeline::IngestEngine>(
+      std::move(engine), sink, dead_letters, [this](const std::vector<kafka::OffsetRef>& refs) {
+        // Called by the engine's serial completion stage: the source exists by then.
+        source_->tracker().done(refs);
+      });
+}
+
+IngestSession::~IngestSession() { (void)finish(); }
+
+absl::Status IngestSession::start() {
+  kafka::SourceCallbacks cb;
+  cb.on_batch = [this](std::vector<SourceMessage>&& msgs, size_t bytes) { engine_->submit(std::move(msgs), bytes); };
+  cb.has_room = [this] { return engine_->has_room(); };
+  cb.on_revoke = [this](const std::vector<TopicPartition>& tps) { engine_->on_revoke(tps); };
+  cb.on_fatal = [this](absl::Status s) {
+    std::lock_guard lock(mu_);
+    if (source_fatal_.ok()) source_fatal_ = std::move(s);
+  };
+  auto source = kafka::KafkaSource::create(source_options_, std::move(cb));
+  if (!source.ok()) return source.status();
+  source_ = std::move(*source);
+  return source_->start();
+}
+
+absl::Status IngestSession::fatal() const {
+  {
+    std::lock_guard lock(mu_);
+    if (!source_fatal_.ok()) return source_fatal_;
+  }
+  return engine_->fatal();
+}
+
+RunEnd IngestSession::run_until(const std::function<bool(const pipeline::EngineStats&)>& reached, uint64_t total,
+                                std::chrono::milliseconds timeout, std::chrono::milliseconds progress_every) {
+  using Clock = std::chrono::steady_clock;
+  auto start = Clock::now();
+  auto next_log = start + progress_every;
+  uint64_t last_done = 0;
+  auto last_t = start;
+  for (;;) {
+    auto s = engine_->stats();
+    if (reached(s)) return RunEnd::kReached;
+    if (!fatal().ok()) return RunEnd::kFatal;
+    if (interrupted()) return RunEnd::kInterrupted;
+    auto now = Clock::now();
+    if (now - start >= timeout) return RunEnd::kTimedOut;
+    if (now >= next_log) {
+      double rate = double(s.messages_done - last_done) / std::chrono::duration<double>(now - last_t).count();
+      if (total > 0) {
+        spdlog::info("progress: {}/{} events done ({:.1f}%), {:.0f}/s, {} dead-lettered", s.messages_done, total,
+                     100.0 * double(s.messages_done) / double(total), rate, s.dead_lettered);
+      } else {
+        spdlog::info("progress: {} events done, {:.0f}/s, {} dead-lettered", s.messages_done, rate, s.dead_lettered);
+      }
+      last_done = s.messages_done;
+      last_t = now;
+      next_log = now + progress_every;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+absl::Status IngestSession::finish() {
+  if (finished_ || !source_) return absl::OkStatus();
+  finished_ = true;
+  source_->stop_fetching();  // after this, no batch is submitted any more
+  engine_->wait_idle();
+  return source_->close();
+}
+
+}  // namespace kingest::cli

@@ -1,0 +1,51 @@
+// Wires one ingest run: the Kafka source's polling thread feeds the engine, the engine's
+// completions feed the source's offset tracker, and the owner's thread watches progress.
+//
+// Owner: a command (demo, replay, run). Threads: the owner calls start / run_until / finish; the
+// source's thread and the sink's threads do the work. Lifecycle: start → run_until → finish (stops
+// fetching, drains in-flight appends, commits what is done, leaves the group).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "core/sink.h"
+#include "kafka/kafka_source.h"
+#include "pipeline/dead_letter.h"
+#include "pipeline/ingest_engine.h"
+
+namespace kingest::cli {
+
+enum class RunEnd { kReached, kFatal, kInterrupted, kTimedOut };
+
+class IngestSession {
+ public:
+  IngestSession(kafka::SourceOptions source, pipeline::EngineOptions engine, Sink& sink,
+                pipeline::DeadLetterSink* dead_letters);
+  ~IngestSession();
+
+  absl::Status start();
+  // Returns when `reached(stats)` holds, on a fatal error, on SIGINT/SIGTERM, or after `timeout`.
+  // Logs a progress line every `progress_every` (total: the expected count, 0 when unknown).
+  RunEnd run_until(const std::function<bool(const pipeline::EngineStats&)>& reached, uint64_t total,
+                   std::chrono::milliseconds timeout, std::chrono::milliseconds progress_every);
+  // Stops fetching, waits for in-flight work, commits, leaves the group.
+  absl::Status finish();
+
+  [[nodiscard]] pipeline::EngineStats stats() const { return engine_->stats(); }
+  [[nodiscard]] absl::Status fatal() const;
+  [[nodiscard]] uint64_t offset_commits() const { return source_ ? source_->commits() : 0; }
+
+ private:
+  kafka::SourceOptions source_options_;
+  std::unique_ptr<pipeline::IngestEngine> engine_;
+  std::unique_ptr<kafka::KafkaSource> source_;
+  mutable std::mutex mu_;
+  absl::Status source_fatal_;
+  bool finished_ = false;
+};
+
+}  // namespace kingest::cli

@@ -1,0 +1,38 @@
+// kurrent-ingest: moves domain events from Kafka into KurrentDB, in batches, in order, once.
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "pipeline/run_report.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"kurrent-ingest: batch ingestion of domain events from Kafka into KurrentDB (EventStoreDB)",
+               "kurrent-ingest"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "kurrent-ingest 0.1.0");
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+
+  std::function<int()> action;
+  auto set_action = [&](std::function<int()> f) { action = std::move(f); };
+  kingest::cli::register_demo(app, set_action);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kingest::pipeline::kExitUsage;
+  }
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  try {
+    return action ? action() : kingest::pipeline::kExitUsage;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kingest::pipeline::kExitFatal;
+  }
+}

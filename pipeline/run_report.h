@@ -1,0 +1,45 @@
+// The run report that `demo`, `replay`/`run` and `bench` write (`--report FILE`), and the exit codes
+// they share (ARCHITECTURE.md "One report, one set of exit codes"). Scripts rely on both.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "pipeline/ingest_engine.h"
+
+namespace kingest::pipeline {
+
+enum ExitCode : int {
+  kExitDone = 0,
+  kExitUsage = 2,         // usage or configuration error
+  kExitDeadLetters = 3,   // finished, with dead letters
+  kExitFatal = 4,         // fatal error
+  kExitInterrupted = 130,
+};
+
+inline constexpr const char* kReportSchema = "kurrent-ingest/run-report/v1";
+
+struct RunReport {
+  std::string command;      // "demo", "replay", "run", "bench"
+  std::string sink;         // Sink::name()
+  std::string append_mode;  // Sink::append_mode()
+  EngineStats stats;
+  double elapsed_s = 0;
+  std::optional<uint64_t> events_produced;
+  std::optional<bool> verified;
+  std::string outcome;      // "done", "dead-letters", "fatal", "interrupted", "not-verified"
+  std::string error;        // the fatal error, when there is one
+  std::map<std::string, std::string> text;  // further string fields (paths, versions)
+  std::map<std::string, double> numbers;    // further measured figures
+
+  [[nodiscard]] double events_per_s() const { return elapsed_s > 0 ? double(stats.events_appended) / elapsed_s : 0; }
+  [[nodiscard]] std::string to_json() const;
+};
+
+// Writes the report atomically (temp file + rename).
+absl::Status write_report(const RunReport& report, const std::string& path);
+
+}  // namespace kingest::pipeline

@@ -1,0 +1,89 @@
+// The demo path end to end, as a user runs it: the real binary, the embedded Kafka (librdkafka's
+// mock cluster on loopback), the embedded store, then the report it writes.
+#include <gtest/gtest.h>
+#include <simdjson.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace {
+
+struct DemoRun {
+  int exit_code = -1;
+  simdjson::dom::element report;
+};
+
+class DemoTest : public ::testing::Test {
+ protected:
+  simdjson::dom::parser parser_;
+  std::string dir_ = std::filesystem::temp_directory_path() / ("ki-demo-test-" + std::to_string(::getpid()));
+
+  void SetUp() override { std::filesystem::create_directories(dir_); }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  DemoRun run(const std::string& args) {
+    std::string report = dir_ + "/report.json";
+    std::filesystem::remove(report);
+    std::string cmd = std::string(KI_BINARY) + " demo " + args + " --report " + report + " > " + dir_ + "/out.txt 2>&1";
+    int rc = std::system(cmd.c_str());
+    DemoRun r;
+    r.exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    auto doc = parser_.load(report);
+    EXPECT_FALSE(doc.error()) << "no report written; output:\n" << output();
+    if (!doc.error()) r.report = doc.value();
+    return r;
+  }
+  std::string output() const {
+    std::string s;
+    if (FILE* f = std::fopen((dir_ + "/out.txt").c_str(), "r")) {
+      char buf[4096];
+      size_t n;
+      while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
+      std::fclose(f);
+    }
+    return s;
+  }
+};
+
+TEST_F(DemoTest, IngestsAndVerifiesSixtyThousandEventsInMemory) {
+  auto r = run("--events 60000 --mem-db --no-raw-consume");
+  ASSERT_EQ(r.exit_code, 0) << output();
+  EXPECT_EQ(std::string_view(r.report["schema"]), "kurrent-ingest/run-report/v1");
+  EXPECT_EQ(std::string_view(r.report["sink"]), "embedded-store");
+  EXPECT_EQ(uint64_t(r.report["events_produced"]), 60000u);
+  EXPECT_EQ(uint64_t(r.report["events_read"]), 60000u);
+  EXPECT_EQ(uint64_t(r.report["events_appended"]), 60000u);
+  EXPECT_EQ(uint64_t(r.report["duplicates"]), 0u);
+  EXPECT_EQ(uint64_t(r.report["dead_lettered"]), 0u);
+  EXPECT_EQ(uint64_t(r.report["streams"]), 3000u);
+  EXPECT_GT(uint64_t(r.report["batches"]), 0u);
+  EXPECT_GT(double(r.report["events_per_s"]), 0.0);
+  EXPECT_TRUE(bool(r.report["verified"]));
+  EXPECT_NE(output().find("verified: true"), std::string::npos);
+}
+
+TEST_F(DemoTest, ASecondRunIntoTheSameFileCountsEverythingAsDuplicates) {
+  std::string db = dir_ + "/events.db";
+  auto first = run("--events 8000 --db " + db + " --no-raw-consume");
+  ASSERT_EQ(first.exit_code, 0) << output();
+  auto second = run("--events 8000 --db " + db + " --no-raw-consume");
+  ASSERT_EQ(second.exit_code, 0) << output();
+  EXPECT_EQ(uint64_t(second.report["events_appended"]), 0u);
+  EXPECT_EQ(uint64_t(second.report["duplicates"]), 8000u);
+  EXPECT_TRUE(bool(second.report["verified"]));
+}
+
+TEST_F(DemoTest, BadFlagsExitWithUsageErrorAndSayWhatToFix) {
+  std::string cmd = std::string(KI_BINARY) + " demo --payload-bytes 600-200 > " + dir_ + "/out.txt 2>&1";
+  int rc = std::system(cmd.c_str());
+  EXPECT_EQ(WEXITSTATUS(rc), 2);
+  EXPECT_NE(output().find("--payload-bytes"), std::string::npos) << output();
+  cmd = std::string(KI_BINARY) + " demo --version-base 7 > " + dir_ + "/out.txt 2>&1";
+  rc = std::system(cmd.c_str());
+  EXPECT_EQ(WEXITSTATUS(rc), 2);
+  EXPECT_NE(output().find("--version-base"), std::string::npos) << output();
+}
+
+}  // namespace

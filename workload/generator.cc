@@ -1,0 +1,133 @@
+#include "workload/generator.h"
+
+#include <ctime>
+
+#include "codecs/json_codec.h"
+#include "core/json_writer.h"
+#include "core/uuid.h"
+
+namespace kingest::workload {
+namespace {
+
+// Ids are name-based so that they follow from (seed, aggregate, version) alone.
+const Uuid kWorkloadNamespace = *Uuid::parse("0f5f8d6e-3a51-4c7e-9d0b-6a1c2e4b7d93");
+
+std::string iso8601_ms(int64_t epoch_ms) {
+  std::time_t secs = epoch_ms / 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, int(epoch_ms % 1000));
+  return buf;
+}
+
+const char* kWords[] = {"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"};
+
+}  // namespace
+
+const std::vector<AggregateKind>& seed_domain() {
+  static const std::vector<AggregateKind> kinds = {
+      {"System", "system-events", "SystemRegistered", {"SystemUpdated", "SystemOwnerChanged", "SystemDecommissioned"}},
+      {"Vulnerability", "vulnerability-events", "VulnerabilityDetected",
+       {"VulnerabilityAssessed", "VulnerabilitySeverityChanged", "VulnerabilityResolved"}},
+      {"Task", "task-events", "TaskCreated", {"TaskAssigned", "TaskUpdated", "TaskCompleted"}},
+      {"Relationship", "relationship-events", "RelationshipCreated", {"RelationshipUpdated", "RelationshipRemoved"}},
+  };
+  return kinds;
+}
+
+Generator::Generator(GeneratorOptions options) : options_(std::move(options)), rng_(options_.seed) {
+  aggregate_count_ = options_.aggregates != 0 ? options_.aggregates : std::max<uint64_t>(1, options_.events / 20);
+  if (aggregate_count_ > options_.events && options_.events > 0) aggregate_count_ = options_.events;
+  if (options_.payload_max < options_.payload_min) options_.payload_max = options_.payload_min;
+  next_version_.assign(aggregate_count_, 1);
+  remaining_.assign(aggregate_count_, uint32_t(options_.events / std::max<uint64_t>(1, aggregate_count_)));
+  for (uint64_t i = 0; i < options_.events % std::max<uint64_t>(1, aggregate_count_); ++i) ++remaining_[i];
+  for (uint64_t i = 0; i < aggregate_count_; ++i) {
+    if (remaining_[i] > 0) live_.push_back(i);
+  }
+}
+
+std::vector<std::string> Generator::topics() const {
+  if (!options_.topics.empty()) return options_.topics;
+  std::vector<std::string> out;
+  for (const auto& k : seed_domain()) out.push_back(k.topic);
+  return out;
+}
+
+std::string Generator::aggregate_id(uint64_t index) const {
+  return Uuid::v5(kWorkloadNamespace, "aggregate/" + std::to_string(options_.seed) + "/" + std::to_string(index))
+      .to_string();
+}
+
+std::string Generator::payload_for(const AggregateKind& kind, uint64_t aggregate, int64_t version) {
+  size_t target = options_.payload_min + (options_.payload_max > options_.payload_min
+                                              ? size_t(rng_() % (options_.payload_max - options_.payload_min + 1))
+                                              : 0);
+  JsonWriter w;
+  w.begin_object();
+  if (kind.type == "System") {
+    w.key("systemName").value("system-" + std::to_string(aggregate));
+    w.key("environment").value(version % 2 == 0 ? "production" : "staging");
+  } else if (kind.type == "Vulnerability") {
+    w.key("cveId").value("CVE-2024-" + std::to_string(10000 + aggregate % 90000));
+    w.key("severity").value(std::string(version % 3 == 0 ? "high" : "medium"));
+    w.key("cvssScore").raw(std::to_string(4 + int(aggregate % 6)) + "." + std::to_string(version % 10));
+  } else if (kind.type == "Task") {
+    w.key("title").value("タスク " + std::to_string(aggregate) + " / 対応 " + std::to_string(version));
+    w.key("assignee").value("user-" + std::to_string(aggregate % 97));
+  } else {
+    w.key("sourceId").value(aggregate_id((aggregate * 7 + 1) % aggregate_count_));
+    w.key("targetId").value(aggregate_id((aggregate * 13 + 5) % aggregate_count_));
+    w.key("relationType").value("depends-on");
+  }
+  w.key("revisionNote").value(int64_t{version});
+  // Fill the description up to the target size with words (and, now and then, Japanese text).
+  std::string text;
+  size_t base = w.str().size() + 20;
+  while (base + text.size() < target) {
+    if (rng_() % 16 == 0) {
+      text += "脆弱性の説明 ";
+    } else {
+      text += kWords[rng_() % 10];
+      text.push_back(' ');
+    }
+  }
+  w.key("description").value(text);
+  w.end_object();
+  return w.take();
+}
+
+bool Generator::next(GeneratedEvent& out) {
+  if (live_.empty()) return false;
+  size_t pick = size_t(rng_() % live_.size());
+  uint64_t agg = live_[pick];
+  int64_t version = next_version_[agg]++;
+  if (--remaining_[agg] == 0) {
+    live_[pick] = live_.back();
+    live_.pop_back();
+  }
+  const auto& kinds = seed_domain();
+  const AggregateKind& kind = kinds[agg % kinds.size()];
+  DomainEvent& e = out.event;
+  e = DomainEvent{};
+  e.aggregate_id = aggregate_id(agg);
+  e.aggregate_type = kind.type;
+  e.aggregate_version = version;
+  e.event_type = version == 1 ? kind.created : kind.updates[size_t(rng_() % kind.updates.size())];
+  e.event_id = Uuid::v5(kWorkloadNamespace, "event/" + e.aggregate_id + "/" + std::to_string(version)).to_string();
+  e.correlation_id =
+      Uuid::v5(kWorkloadNamespace, "request/" + std::to_string(options_.seed) + "/" + std::to_string(produced_ / 3))
+          .to_string();
+  e.occurred_at = iso8601_ms(1700000000000 + int64_t(produced_) * 7);
+  e.payload = payload_for(kind, agg, version);
+  out.topic = options_.topics.empty() ? kind.topic : options_.topics[agg % options_.topics.size()];
+  out.key = e.aggregate_id;
+  out.stream = e.aggregate_type + "-" + e.aggregate_id;
+  out.value = codecs::encode_json(e, codecs::JsonShape::kFlat);
+  ++produced_;
+  return true;
+}
+
+}  // namespace kingest::workload

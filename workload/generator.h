@@ -1,0 +1,70 @@
+// Seed-domain workload: deterministic streams of System / Vulnerability / Task / Relationship
+// events in the NestJS publisher's JSON shape, keyed by aggregate id, versions 1..k per aggregate,
+// many aggregates interleaved (never stream by stream). The same options and seed always yield the
+// same bytes, so a verifier can regenerate what was produced instead of keeping it.
+//
+// Threads: one generator per thread. Memory: O(aggregates), not O(events).
+//
+//   Generator g({.events = 1000, .aggregates = 50, .seed = 7});
+//   GeneratedEvent e;
+//   while (g.next(e)) producer.produce(e.topic, e.key, e.value, "application/json");
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/domain_event.h"
+
+namespace kingest::workload {
+
+struct AggregateKind {
+  std::string type;    // e.g. "System"
+  std::string topic;   // e.g. "system-events"
+  std::string created; // the type of version 1, e.g. "SystemRegistered"
+  std::vector<std::string> updates;  // types of later versions
+};
+
+// The seed's four aggregates and topics.
+const std::vector<AggregateKind>& seed_domain();
+
+struct GeneratorOptions {
+  uint64_t events = 200000;
+  uint64_t aggregates = 0;        // 0: events / 20 (at least 1)
+  uint64_t seed = 1;
+  size_t payload_min = 200;       // bytes of the payload object
+  size_t payload_max = 600;
+  std::vector<std::string> topics;  // empty: the seed's topic per aggregate kind; else round-robin
+};
+
+struct GeneratedEvent {
+  std::string topic;
+  std::string key;          // aggregate id
+  std::string value;        // the message bytes (JSON, NestJS flat shape)
+  std::string stream;       // {AggregateType}-{AggregateId}
+  DomainEvent event;        // what the value encodes
+};
+
+class Generator {
+ public:
+  explicit Generator(GeneratorOptions options);
+  // Fills `out` with the next event; false when all events were generated.
+  bool next(GeneratedEvent& out);
+  [[nodiscard]] uint64_t aggregates() const { return aggregate_count_; }
+  [[nodiscard]] std::vector<std::string> topics() const;
+
+ private:
+  std::string aggregate_id(uint64_t index) const;
+  std::string payload_for(const AggregateKind& kind, uint64_t aggregate, int64_t version);
+
+  GeneratorOptions options_;
+  uint64_t aggregate_count_ = 0;
+  uint64_t produced_ = 0;
+  std::mt19937_64 rng_;
+  std::vector<uint32_t> next_version_;  // per aggregate
+  std::vector<uint32_t> remaining_;     // per aggregate
+  std::vector<uint64_t> live_;          // aggregates with events left
+};
+
+}  // namespace kingest::workload
