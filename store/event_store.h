@@ -2,7 +2,8 @@
 //
 // Owner: whoever opens it (the demo, `serve-store`, tests). Threads: `append` may be called from any
 // thread; a single writer thread (owned by the store) runs group commits and invokes the append
-// callbacks on that thread, so callbacks must be short and must not block. `read` may be called from
+// callbacks on that thread, so callbacks must be short, must not block or throw, and must not call
+// `append_sync`, `tombstone` or `close` (they wait for that thread). `read` may be called from
 // any thread concurrently with appends (it uses its own connection). Lifecycle: `open` → use →
 // `close` (or destruction) drains queued appends, answers each, then closes the database.
 //
@@ -91,6 +92,9 @@ struct StoreOptions {
   bool in_memory = false;  // same SQLite code on an in-memory database
   std::chrono::microseconds group_commit_window{2000};  // how long the writer gathers appends
   size_t group_commit_max = 4096;                       // appends per transaction at most
+  // Bytes (event data + metadata + type names) per transaction at most; a single larger append
+  // still goes through, alone. Bounds how long one transaction holds the database.
+  size_t group_commit_max_bytes = size_t{8} << 20;
 };
 
 struct StoreStats {
@@ -115,7 +119,10 @@ class EventStore {
                                           ReadDirection direction) = 0;
   // Events of every stream in global position order, starting after `after_position` (0 = start).
   virtual absl::StatusOr<std::vector<RecordedEvent>> read_all(uint64_t after_position, uint64_t max_count) = 0;
-  // Hard delete (tombstone): later appends and reads answer "stream deleted".
+  // Hard delete (tombstone): later appends and reads answer "stream deleted". Checks `expected` like
+  // an append with no events. Blocks until the writer has committed it. On success `position` is
+  // the log's last position at that time (no tombstone record is written); the stream's events stay
+  // in `read_all`, as in KurrentDB before a scavenge.
   virtual AppendResult tombstone(const std::string& stream, ExpectedRevision expected) = 0;
 
   [[nodiscard]] virtual StoreStats stats() const = 0;
