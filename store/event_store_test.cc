@@ -403,10 +403,11 @@ TEST_P(EventStoreTest, TombstoneDeletesTheStream) {
   EXPECT_EQ(store_->append_sync("other", ExpectNoStream{}, make_events(1)).status, AppendStatus::kSuccess);
 }
 
-TEST_P(EventStoreTest, ReopenAfterCloseKeepsData) {
-  if (GetParam() == Mode::kMemory) {
-    GTEST_SKIP() << "an in-memory store has nothing to reopen";
-  }
+// Tests that need a database file: an in-memory store has nothing to reopen, and faults are
+// injected through a second connection to the file.
+class FileEventStoreTest : public EventStoreTest {};
+
+TEST_P(FileEventStoreTest, ReopenAfterCloseKeepsData) {
   auto batch = make_events(3);
   auto r1 = store_->append_sync("s", ExpectNoStream{}, batch);
   ASSERT_EQ(r1.status, AppendStatus::kSuccess);
@@ -574,10 +575,7 @@ TEST_P(EventStoreTest, GroupCommitMaxBytesBoundsAGroup) {
   EXPECT_EQ(store_->stats().events_written, 11u);
 }
 
-TEST_P(EventStoreTest, StorageFailureFailsTheWholeGroupAndTheStoreRecovers) {
-  if (GetParam() == Mode::kMemory) {
-    GTEST_SKIP() << "the fault is injected through a second connection to the file";
-  }
+TEST_P(FileEventStoreTest, StorageFailureFailsTheWholeGroupAndTheStoreRecovers) {
   reopen(options(100ms));
   ASSERT_NE(store_, nullptr);
   auto first = store_->append_sync("a", ExpectNoStream{}, make_events(1));
@@ -680,6 +678,7 @@ TEST_P(EventStoreTest, ReadsRunConcurrentlyWithAppends) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, EventStoreTest, ::testing::Values(Mode::kFile, Mode::kMemory), mode_name);
+INSTANTIATE_TEST_SUITE_P(File, FileEventStoreTest, ::testing::Values(Mode::kFile), mode_name);
 
 TEST(EventStoreOpen, FileModeNeedsAPath) {
   StoreOptions o;
