@@ -22,7 +22,13 @@ IngestSession::~IngestSession() { (void)finish(); }
 
 absl::Status IngestSession::start() {
   kafka::SourceCallbacks cb;
-  cb.on_batch = [this](std::vector<SourceMessage>&& msgs, size_t bytes) { engine_->submit(std::move(msgs), bytes); };
+  cb.on_batch = [this](std::vector<SourceMessage>&& msgs, size_t bytes) {
+    if (!got_batch_.load(std::memory_order_relaxed)) {
+      first_batch_at_ = std::chrono::steady_clock::now();
+      got_batch_.store(true, std::memory_order_release);
+    }
+    engine_->submit(std::move(msgs), bytes);
+  };
   cb.has_room = [this] { return engine_->has_room(); };
   cb.on_revoke = [this](const std::vector<TopicPartition>& tps) { engine_->on_revoke(tps); };
   cb.on_fatal = [this](absl::Status s) {
@@ -33,6 +39,11 @@ absl::Status IngestSession::start() {
   if (!source.ok()) return source.status();
   source_ = std::move(*source);
   return source_->start();
+}
+
+std::optional<std::chrono::steady_clock::time_point> IngestSession::first_batch_at() const {
+  if (!got_batch_.load(std::memory_order_acquire)) return std::nullopt;
+  return first_batch_at_;
 }
 
 absl::Status IngestSession::fatal() const {

@@ -8,7 +8,10 @@
 
 #include <chrono>
 #include <functional>
+#include <atomic>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -38,6 +41,8 @@ class IngestSession {
   [[nodiscard]] pipeline::EngineStats stats() const { return engine_->stats(); }
   [[nodiscard]] absl::Status fatal() const;
   [[nodiscard]] uint64_t offset_commits() const { return source_ ? source_->commits() : 0; }
+  // When the first batch reached the engine (the time before it is group join and fetch start).
+  [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> first_batch_at() const;
 
  private:
   kafka::SourceOptions source_options_;
@@ -46,6 +51,8 @@ class IngestSession {
   mutable std::mutex mu_;
   absl::Status source_fatal_;
   bool finished_ = false;
+  std::atomic<bool> got_batch_{false};
+  std::chrono::steady_clock::time_point first_batch_at_{};  // written once, before got_batch_
 };
 
 }  // namespace kingest::cli

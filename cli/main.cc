@@ -1,4 +1,5 @@
 // kurrent-ingest: moves domain events from Kafka into KurrentDB, in batches, in order, once.
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -8,6 +9,7 @@
 #include "pipeline/run_report.h"
 
 int main(int argc, char** argv) {
+  pthread_setname_np(pthread_self(), "ki-main");
   CLI::App app{"kurrent-ingest: batch ingestion of domain events from Kafka into KurrentDB (EventStoreDB)",
                "kurrent-ingest"};
   app.require_subcommand(1);

@@ -1,5 +1,6 @@
 #include "core/json_writer.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -40,8 +41,20 @@ size_t utf8_length(std::string_view s, size_t i) {
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
+  out.reserve(out.size() + s.size() + 2);
   out.push_back('"');
-  for (size_t i = 0; i < s.size();) {
+  size_t i = 0;
+  while (i < s.size()) {
+    // Copy the longest run that needs no escaping in one go.
+    size_t run = i;
+    while (run < s.size()) {
+      auto c = static_cast<unsigned char>(s[run]);
+      if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) break;
+      ++run;
+    }
+    out.append(s.data() + i, run - i);
+    i = run;
+    if (i == s.size()) break;
     auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
       size_t n = utf8_length(s, i);
@@ -49,7 +62,7 @@ void append_json_string(std::string& out, std::string_view s) {
         out.append("\xEF\xBF\xBD");
         ++i;
       } else {
-        out.append(s.substr(i, n));
+        out.append(s.data() + i, n);
         i += n;
       }
       continue;
@@ -62,14 +75,11 @@ void append_json_string(std::string& out, std::string_view s) {
       case '\t': out.append("\\t"); break;
       case '\b': out.append("\\b"); break;
       case '\f': out.append("\\f"); break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out.append(buf);
-        } else {
-          out.push_back(char(c));
-        }
+      default: {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        out.append(buf);
+      }
     }
     ++i;
   }
@@ -117,12 +127,16 @@ JsonWriter& JsonWriter::value(std::string_view s) {
 }
 JsonWriter& JsonWriter::value(int64_t n) {
   separate();
-  out_.append(std::to_string(n));
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, n);
+  out_.append(buf, r.ptr);
   return *this;
 }
 JsonWriter& JsonWriter::value(uint64_t n) {
   separate();
-  out_.append(std::to_string(n));
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, n);
+  out_.append(buf, r.ptr);
   return *this;
 }
 JsonWriter& JsonWriter::value(double d) {

@@ -3,6 +3,8 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+
 #include <cstring>
 
 namespace kingest::kafka {
@@ -90,7 +92,10 @@ absl::Status KafkaSource::start() {
   rd_kafka_resp_err_t e = rd_kafka_subscribe(rk_, subs);
   rd_kafka_topic_partition_list_destroy(subs);
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return absl::InvalidArgumentError(std::string("subscribe: ") + rd_kafka_err2str(e));
-  thread_ = std::thread([this] { poll_loop(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "ki-kafka-poll");
+    poll_loop();
+  });
   return absl::OkStatus();
 }
 

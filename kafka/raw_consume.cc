@@ -11,7 +11,7 @@ absl::StatusOr<RawConsumeResult> raw_consume(const std::string& brokers, const s
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   for (auto [k, v] : {std::pair{"bootstrap.servers", brokers.c_str()}, {"group.id", "kurrent-ingest-raw"},
-                      {"enable.auto.commit", "false"}, {"queued.min.messages", "200000"},
+                      {"enable.auto.commit", "false"}, {"enable.partition.eof", "true"}, {"queued.min.messages", "200000"},
                       {"fetch.max.bytes", "52428800"}, {"log_level", "3"}}) {
     if (rd_kafka_conf_set(conf, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
       rd_kafka_conf_destroy(conf);
@@ -44,16 +44,20 @@ absl::StatusOr<RawConsumeResult> raw_consume(const std::string& brokers, const s
     }
     rd_kafka_metadata_destroy(md);
   }
+  const int partitions = assignment->cnt;
   rd_kafka_assign(rk, assignment);
   rd_kafka_topic_partition_list_destroy(assignment);
 
   RawConsumeResult r;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   std::chrono::steady_clock::time_point first{}, last{};
-  while (r.messages < expected && std::chrono::steady_clock::now() < deadline) {
+  int at_end = 0;  // partitions that reached their end (data is fully produced before this runs)
+  while (r.messages < expected && at_end < partitions && std::chrono::steady_clock::now() < deadline) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
     if (m == nullptr) continue;
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      ++at_end;
+    } else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       if (r.messages == 0) first = std::chrono::steady_clock::now();
       ++r.messages;
       r.bytes += m->len;

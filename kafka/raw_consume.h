@@ -18,8 +18,8 @@ struct RawConsumeResult {
   [[nodiscard]] double messages_per_s() const { return seconds > 0 ? double(messages) / seconds : 0; }
 };
 
-// Reads every partition of `topics` from the beginning until `expected` messages arrived (or the
-// timeout passed).
+// Reads every partition of `topics` from the beginning until `expected` messages arrived, every
+// partition reached its end, or the timeout passed.
 absl::StatusOr<RawConsumeResult> raw_consume(const std::string& brokers, const std::vector<std::string>& topics,
                                              uint64_t expected, std::chrono::milliseconds timeout);
 

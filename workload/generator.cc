@@ -9,9 +9,6 @@
 namespace kingest::workload {
 namespace {
 
-// Ids are name-based so that they follow from (seed, aggregate, version) alone.
-const Uuid kWorkloadNamespace = *Uuid::parse("0f5f8d6e-3a51-4c7e-9d0b-6a1c2e4b7d93");
-
 std::string iso8601_ms(int64_t epoch_ms) {
   std::time_t secs = epoch_ms / 1000;
   std::tm tm{};
@@ -20,6 +17,28 @@ std::string iso8601_ms(int64_t epoch_ms) {
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                 tm.tm_hour, tm.tm_min, tm.tm_sec, int(epoch_ms % 1000));
   return buf;
+}
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// A random-looking (version 4 layout) UUID that follows from its inputs alone; far cheaper than
+// SHA-1, which matters because the demo generates while it ingests on the same cores.
+std::string seeded_uuid(uint64_t seed, uint64_t kind, uint64_t a, uint64_t b) {
+  uint64_t hi = splitmix64(seed ^ splitmix64(kind ^ splitmix64(a ^ splitmix64(b))));
+  uint64_t lo = splitmix64(hi ^ 0x6a09e667f3bcc909ULL);
+  Uuid::Bytes bytes{};
+  for (int i = 0; i < 8; ++i) {
+    bytes[size_t(i)] = uint8_t(hi >> (56 - 8 * i));
+    bytes[size_t(8 + i)] = uint8_t(lo >> (56 - 8 * i));
+  }
+  bytes[6] = uint8_t((bytes[6] & 0x0F) | 0x40);
+  bytes[8] = uint8_t((bytes[8] & 0x3F) | 0x80);
+  return Uuid(bytes).to_string();
 }
 
 const char* kWords[] = {"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"};
@@ -42,6 +61,7 @@ Generator::Generator(GeneratorOptions options) : options_(std::move(options)), r
   if (aggregate_count_ > options_.events && options_.events > 0) aggregate_count_ = options_.events;
   if (options_.payload_max < options_.payload_min) options_.payload_max = options_.payload_min;
   next_version_.assign(aggregate_count_, 1);
+  aggregate_ids_.resize(aggregate_count_);
   remaining_.assign(aggregate_count_, uint32_t(options_.events / std::max<uint64_t>(1, aggregate_count_)));
   for (uint64_t i = 0; i < options_.events % std::max<uint64_t>(1, aggregate_count_); ++i) ++remaining_[i];
   for (uint64_t i = 0; i < aggregate_count_; ++i) {
@@ -56,9 +76,10 @@ std::vector<std::string> Generator::topics() const {
   return out;
 }
 
-std::string Generator::aggregate_id(uint64_t index) const {
-  return Uuid::v5(kWorkloadNamespace, "aggregate/" + std::to_string(options_.seed) + "/" + std::to_string(index))
-      .to_string();
+const std::string& Generator::aggregate_id(uint64_t index) {
+  std::string& id = aggregate_ids_[index];
+  if (id.empty()) id = seeded_uuid(options_.seed, 1, index, 0);
+  return id;
 }
 
 std::string Generator::payload_for(const AggregateKind& kind, uint64_t aggregate, int64_t version) {
@@ -116,10 +137,8 @@ bool Generator::next(GeneratedEvent& out) {
   e.aggregate_type = kind.type;
   e.aggregate_version = version;
   e.event_type = version == 1 ? kind.created : kind.updates[size_t(rng_() % kind.updates.size())];
-  e.event_id = Uuid::v5(kWorkloadNamespace, "event/" + e.aggregate_id + "/" + std::to_string(version)).to_string();
-  e.correlation_id =
-      Uuid::v5(kWorkloadNamespace, "request/" + std::to_string(options_.seed) + "/" + std::to_string(produced_ / 3))
-          .to_string();
+  e.event_id = seeded_uuid(options_.seed, 2, agg, uint64_t(version));
+  e.correlation_id = seeded_uuid(options_.seed, 3, produced_ / 3, 0);
   e.occurred_at = iso8601_ms(1700000000000 + int64_t(produced_) * 7);
   e.payload = payload_for(kind, agg, version);
   out.topic = options_.topics.empty() ? kind.topic : options_.topics[agg % options_.topics.size()];

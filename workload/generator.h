@@ -55,7 +55,7 @@ class Generator {
   [[nodiscard]] std::vector<std::string> topics() const;
 
  private:
-  std::string aggregate_id(uint64_t index) const;
+  const std::string& aggregate_id(uint64_t index);
   std::string payload_for(const AggregateKind& kind, uint64_t aggregate, int64_t version);
 
   GeneratorOptions options_;
@@ -65,6 +65,7 @@ class Generator {
   std::vector<uint32_t> next_version_;  // per aggregate
   std::vector<uint32_t> remaining_;     // per aggregate
   std::vector<uint64_t> live_;          // aggregates with events left
+  std::vector<std::string> aggregate_ids_;  // filled on first use
 };
 
 }  // namespace kingest::workload

@@ -1,3 +1,5 @@
+#include <pthread.h>
+
 #include "store/internal/sqlite_event_store.h"
 
 #include <algorithm>
@@ -137,7 +139,10 @@ absl::StatusOr<std::unique_ptr<SqliteEventStore>> SqliteEventStore::create(const
   std::unique_ptr<SqliteEventStore> store(new SqliteEventStore(options));
   if (absl::Status s = store->open_database(); !s.ok()) return s;
   SqliteEventStore* raw = store.get();
-  store->writer_ = std::thread([raw] { raw->writer_loop(); });
+  store->writer_ = std::thread([raw] {
+    pthread_setname_np(pthread_self(), "ki-store-write");
+    raw->writer_loop();
+  });
   return store;
 }
 
