@@ -26,8 +26,15 @@ absl::StatusOr<pipeline::EngineOptions> IngestFlags::engine_options() const {
   return o;
 }
 
-kafka::SourceOptions IngestFlags::source_options() const {
+absl::StatusOr<kafka::SourceOptions> IngestFlags::source_options() const {
   kafka::SourceOptions o;
+  for (const auto& kv : kafka_properties) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError("-X '" + kv + "': expected KEY=VALUE, e.g. -X fetch.wait.max.ms=100");
+    }
+    o.properties[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
   o.batch.max_events = batch_max_events;
   o.batch.max_bytes = batch_max_bytes;
   o.batch.max_age = std::chrono::milliseconds(batch_max_age_ms);
@@ -51,6 +58,8 @@ void add_ingest_flags(CLI::App& cmd, IngestFlags& f) {
   cmd.add_option("--version-base", f.version_base,
                  "aggregateVersion of a stream's first event: 1 (seed), 0, or none (expected revision any; replays unsafe)")
       ->capture_default_str();
+  cmd.add_option("-X,--kafka-property", f.kafka_properties,
+                 "librdkafka consumer property KEY=VALUE (repeatable), e.g. -X security.protocol=SASL_SSL");
   cmd.add_option("--stream-template", f.stream_template,
                  "Stream name from {AggregateType}, {AggregateId}, {EventType}")
       ->capture_default_str();

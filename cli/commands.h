@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "kafka/kafka_source.h"
@@ -22,9 +23,10 @@ struct IngestFlags {
   size_t max_append_bytes = 1u << 20;
   std::string version_base = "1";
   std::string stream_template = "{AggregateType}-{AggregateId}";
+  std::vector<std::string> kafka_properties;  // -X KEY=VALUE, passed to librdkafka
 
   [[nodiscard]] absl::StatusOr<pipeline::EngineOptions> engine_options() const;
-  [[nodiscard]] kafka::SourceOptions source_options() const;
+  [[nodiscard]] absl::StatusOr<kafka::SourceOptions> source_options() const;
 };
 
 void add_ingest_flags(CLI::App& cmd, IngestFlags& flags);

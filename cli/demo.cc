@@ -94,7 +94,9 @@ int run_demo(const DemoOptions& o) {
   const uint64_t avg_bytes = (payload->first + payload->second) / 2 + 350;
   const uint64_t max_ahead = std::max<uint64_t>(10000, partitions_total * (3u << 19) / avg_bytes);
 
-  kafka::SourceOptions src = o.ingest.source_options();
+  auto source_options = o.ingest.source_options();
+  if (!source_options.ok()) return usage_error(source_options.status());
+  kafka::SourceOptions src = std::move(*source_options);
   src.brokers = (*broker)->bootstrap();
   src.group_id = "kurrent-ingest-demo";
   src.topics = probe.topics();

@@ -1,12 +1,15 @@
 #include "pipeline/ingest_engine.h"
 
 #include <oneapi/tbb/flow_graph.h>
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/task_arena.h>
 #include <oneapi/tbb/parallel_for.h>
 #include <spdlog/spdlog.h>
 
 #include <deque>
 #include <map>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <variant>
@@ -28,13 +31,23 @@ struct Batch {
 };
 using BatchPtr = std::shared_ptr<Batch>;
 
-// A run of one stream's events from one batch with contiguous revisions, appended as one write.
+// One event of a batch: the batch and the index of its message.
+struct Item {
+  Batch* batch;  // kept alive by the owning group's `batches`
+  uint32_t index;
+};
+
+// A run of one stream's events with contiguous revisions, appended as one write. It starts as one
+// batch's events; while the stream has an append in flight, the groups of later batches that queue
+// behind it are merged into it (up to the append size limit), so a busy stream gets fewer, larger
+// appends.
 struct Group {
-  BatchPtr batch;
   std::string stream;
-  std::vector<uint32_t> items;  // indexes into batch->messages, in delivery order
-  uint64_t first_revision = 0;  // unused when the version base is `none`
-  bool refreshed = false;       // the stream state was re-read once for this group
+  std::vector<Item> items;       // in revision (and delivery) order
+  std::vector<BatchPtr> batches; // every batch this group accounts for, each once
+  uint64_t first_revision = 0;   // unused when the version base is `none`
+  size_t bytes = 0;              // estimated append size
+  bool refreshed = false;        // the stream state was re-read once for this group
 };
 using GroupPtr = std::unique_ptr<Group>;
 
@@ -49,6 +62,9 @@ struct StreamState {
 };
 
 const DomainEvent& event_of(const Batch& b, uint32_t i) { return std::get<DomainEvent>(b.decoded[i]); }
+const DomainEvent& event_of(const Item& it) { return event_of(*it.batch, it.index); }
+const SourceMessage& message_of(const Item& it) { return it.batch->messages[it.index]; }
+size_t estimated_size(const DomainEvent& e) { return e.payload.size() + 2 * e.event_type.size() + 512; }
 
 DeadLetter letter_for(const Batch& b, uint32_t i, std::string reason, std::string detail, std::string stream = {}) {
   const auto& m = b.messages[i];
@@ -75,14 +91,43 @@ struct IngestEngine::Impl {
   DeadLetterSink* dead_letters;
   DoneHook on_done;
 
-  flow::graph graph;
-  flow::queue_node<BatchPtr> entry{graph};
-  flow::limiter_node<BatchPtr> limiter;
-  flow::function_node<BatchPtr, BatchPtr> decode;
-  flow::sequencer_node<BatchPtr> sequencer;
-  AsyncNode append;
-  flow::function_node<BatchPtr, flow::continue_msg> complete;
+  // The graph runs in its own arena whose every slot is a worker: the threads that feed it (the
+  // polling thread, sink threads) only hand work over and never join, so without this oneTBB would
+  // run the whole graph on its default single worker on a 2-core machine.
+  std::unique_ptr<oneapi::tbb::global_control> parallelism;
+  oneapi::tbb::task_arena arena;
+
+  // Built inside `arena` so the graph's tasks run there.
+  struct Flow {
+    flow::graph graph;
+    flow::queue_node<BatchPtr> entry{graph};
+    flow::limiter_node<BatchPtr> limiter;
+    flow::function_node<BatchPtr, BatchPtr> decode;
+    flow::sequencer_node<BatchPtr> sequencer;
+    AsyncNode append;
+    flow::function_node<BatchPtr, flow::continue_msg> complete;
+
+    Flow(Impl& impl, size_t max_batches)
+        : limiter(graph, max_batches),
+          decode(graph, flow::unlimited, [&impl](BatchPtr b) { return impl.decode_batch(std::move(b)); }),
+          sequencer(graph, [](const BatchPtr& b) { return size_t(b->seq.value()); }),
+          append(graph, flow::serial,
+                 [&impl](const BatchPtr& b, AsyncNode::gateway_type& gw) { impl.group_and_append(b, gw); }),
+          complete(graph, flow::serial, [&impl](const BatchPtr& b) {
+            impl.complete_batch(b);
+            return flow::continue_msg{};
+          }) {
+      flow::make_edge(entry, limiter);
+      flow::make_edge(limiter, decode);
+      flow::make_edge(decode, sequencer);
+      flow::make_edge(sequencer, append);
+      flow::make_edge(append, complete);
+      flow::make_edge(complete, limiter.decrementer());
+    }
+  };
+  std::unique_ptr<Flow> flow;
   AsyncNode::gateway_type* gateway = nullptr;
+  std::atomic<size_t> callbacks_pending{0};  // sink answers queued into the arena
 
   uint64_t next_seq = 0;  // polling thread only
 
@@ -105,26 +150,23 @@ struct IngestEngine::Impl {
   mutable std::mutex fatal_mu;
   absl::Status fatal_status;
 
+  static int thread_count(int requested) {
+    return requested > 0 ? requested : int(std::max(2u, std::thread::hardware_concurrency()));
+  }
+
   Impl(EngineOptions o, Sink& s, DeadLetterSink* d, DoneHook h)
       : options(std::move(o)),
         sink(s),
         dead_letters(d),
         on_done(std::move(h)),
-        limiter(graph, options.max_batches_in_flight),
-        decode(graph, flow::unlimited, [this](BatchPtr b) { return decode_batch(std::move(b)); }),
-        sequencer(graph, [](const BatchPtr& b) { return size_t(b->seq.value()); }),
-        append(graph, flow::serial,
-               [this](const BatchPtr& b, AsyncNode::gateway_type& gw) { group_and_append(b, gw); }),
-        complete(graph, flow::serial, [this](const BatchPtr& b) {
-          complete_batch(b);
-          return flow::continue_msg{};
-        }) {
-    flow::make_edge(entry, limiter);
-    flow::make_edge(limiter, decode);
-    flow::make_edge(decode, sequencer);
-    flow::make_edge(sequencer, append);
-    flow::make_edge(append, complete);
-    flow::make_edge(complete, limiter.decrementer());
+        arena(thread_count(options.threads), /*reserved_for_masters=*/0) {
+    // The worker pool must hold the arena's threads (by default it holds one less than the cores).
+    auto workers = size_t(thread_count(options.threads)) + 1;
+    if (oneapi::tbb::global_control::active_value(oneapi::tbb::global_control::max_allowed_parallelism) < workers) {
+      parallelism = std::make_unique<oneapi::tbb::global_control>(
+          oneapi::tbb::global_control::max_allowed_parallelism, workers);
+    }
+    arena.execute([&] { flow = std::make_unique<Flow>(*this, options.max_batches_in_flight); });
   }
 
   // --- decode (parallel) ---------------------------------------------------------------------
@@ -220,7 +262,7 @@ struct IngestEngine::Impl {
       std::lock_guard lock(streams_mu);
       for (auto& g : groups) {
         auto& st = streams[g->stream];
-        const auto& tp = b->messages[g->items.front()].tp;
+        const auto& tp = message_of(g->items.front()).tp;
         if (!(st.tp == tp)) {
           if (!st.tp.topic.empty() && !st.multi_partition_reported) {
             st.multi_partition_reported = true;
@@ -231,7 +273,11 @@ struct IngestEngine::Impl {
           st.tp = tp;
         }
         if (st.in_flight) {
-          st.waiting.push_back(std::move(g));
+          if (!st.waiting.empty() && can_merge(*st.waiting.back(), *g)) {
+            merge_into(*st.waiting.back(), *g);
+          } else {
+            st.waiting.push_back(std::move(g));
+          }
         } else {
           st.in_flight = true;
           to_send.push_back(std::move(g));
@@ -288,21 +334,43 @@ struct IngestEngine::Impl {
     for (uint32_t i : items) {
       const DomainEvent& e = event_of(*b, i);
       uint64_t rev = revisions ? *options.version_base.revision_of(e.aggregate_version) : 0;
-      size_t sz = e.payload.size() + 2 * e.event_type.size() + 512;
+      size_t sz = estimated_size(e);
       bool contiguous = !revisions || rev == next;
       if (!g || !contiguous || bytes + sz > options.max_append_bytes) {
         if (g) out.push_back(std::move(g));
         g = std::make_unique<Group>();
-        g->batch = b;
+        g->batches.push_back(b);
         g->stream = stream;
         g->first_revision = rev;
         bytes = 0;
       }
-      g->items.push_back(i);
+      g->items.push_back({b.get(), i});
       next = rev + 1;
       bytes += sz;
+      g->bytes = bytes;
     }
     if (g) out.push_back(std::move(g));
+  }
+
+  // A group waiting behind an in-flight append can absorb the next one when their revisions
+  // continue each other and the result stays under the append size limit.
+  bool can_merge(const Group& into, const Group& next) const {
+    if (into.bytes + next.bytes > options.max_append_bytes) return false;
+    return options.version_base.kind == VersionBase::Kind::kNone ||
+           into.first_revision + into.items.size() == next.first_revision;
+  }
+
+  // Moves `next`'s events into `into`; each batch stays accounted for exactly once.
+  static void merge_into(Group& into, Group& next) {
+    into.items.insert(into.items.end(), next.items.begin(), next.items.end());
+    into.bytes += next.bytes;
+    for (auto& b : next.batches) {
+      if (std::find(into.batches.begin(), into.batches.end(), b) == into.batches.end()) {
+        into.batches.push_back(std::move(b));
+      } else {
+        b->outstanding.fetch_sub(1);  // `into` already holds this batch open
+      }
+    }
   }
 
   // --- per-stream scheduling -----------------------------------------------------------------
@@ -332,11 +400,10 @@ struct IngestEngine::Impl {
   Dispatched dispatch(Group& g) {
     if (has_fatal()) return Dispatched::kFailed;
     StreamState& st = state_of(g.stream);
-    const Batch& b = *g.batch;
     if (st.dead) {
       std::vector<DeadLetter> letters;
-      for (uint32_t i : g.items) {
-        letters.push_back(letter_for(b, i, reason::kAfterDeadLetter,
+      for (const Item& it : g.items) {
+        letters.push_back(letter_for(*it.batch, it.index, reason::kAfterDeadLetter,
                                      "an earlier event of this stream was dead-lettered in this run", g.stream));
       }
       return write_dead_letters(letters) ? Dispatched::kDone : Dispatched::kFailed;
@@ -366,9 +433,9 @@ struct IngestEngine::Impl {
     req.events.reserve(g.items.size());
     std::optional<Uuid> previous = st.last_id;
     uint64_t rev = g.first_revision;
-    for (uint32_t i : g.items) {
-      const DomainEvent& e = event_of(b, i);
-      const auto& m = b.messages[i];
+    for (const Item& it : g.items) {
+      const DomainEvent& e = event_of(it);
+      const SourceMessage& m = message_of(it);
       Uuid id = derive_event_id(e, g.stream, revisions ? rev : uint64_t(m.offset.value()));
       EventData ev;
       ev.id = id;
@@ -384,8 +451,13 @@ struct IngestEngine::Impl {
     Uuid last_id = req.events.back().id;
     size_t count = req.events.size();
     Group* raw = &g;
+    callbacks_pending.fetch_add(1);
     sink.append(std::move(req), [this, raw, last_id, count](AppendOutcome out) {
-      on_append_done(GroupPtr(raw), last_id, count, std::move(out));
+      // Runs on the sink's thread: hand the follow-up work to the arena and return at once.
+      arena.enqueue([this, raw, last_id, count, out = std::move(out)] {
+        on_append_done(GroupPtr(raw), last_id, count, out);
+        callbacks_pending.fetch_sub(1);
+      });
     });
     return Dispatched::kSent;
   }
@@ -413,11 +485,10 @@ struct IngestEngine::Impl {
       set_fatal(absl::UnavailableError("reading stream " + g.stream + ": " + std::string(written.status().message())));
       return Dispatched::kFailed;
     }
-    const Batch& b = *g.batch;
     size_t dup = 0;
     for (; dup < overlap; ++dup) {
       uint64_t rev = g.first_revision + dup;
-      Uuid proposed = derive_event_id(event_of(b, g.items[dup]), g.stream, rev);
+      Uuid proposed = derive_event_id(event_of(g.items[dup]), g.stream, rev);
       if (dup >= written->size() || (*written)[dup].revision.value() != rev || (*written)[dup].id != proposed) {
         std::string theirs = dup < written->size() ? (*written)[dup].id.to_string() : std::string("nothing");
         duplicates.fetch_add(dup, std::memory_order_relaxed);
@@ -437,8 +508,9 @@ struct IngestEngine::Impl {
   Dispatched dead_letter_group(Group& g, StreamState& st, size_t from, const char* why, const std::string& detail) {
     std::vector<DeadLetter> letters;
     for (size_t k = from; k < g.items.size(); ++k) {
-      letters.push_back(k == from ? letter_for(*g.batch, g.items[k], why, detail, g.stream)
-                                  : letter_for(*g.batch, g.items[k], reason::kAfterDeadLetter,
+      const Item& it = g.items[k];
+      letters.push_back(k == from ? letter_for(*it.batch, it.index, why, detail, g.stream)
+                                  : letter_for(*it.batch, it.index, reason::kAfterDeadLetter,
                                                "follows a dead-lettered event of this stream", g.stream));
     }
     st.dead = true;
@@ -474,7 +546,10 @@ struct IngestEngine::Impl {
           g->items.resize(half);
           second->items.erase(second->items.begin(), second->items.begin() + long(half));
           second->first_revision += half;
-          g->batch->outstanding.fetch_add(1);
+          second->bytes = g->bytes - g->bytes / 2;
+          g->bytes /= 2;
+          // Both halves now hold every batch of the group open.
+          for (const auto& b : g->batches) b->outstanding.fetch_add(1);
           {
             std::lock_guard lock(streams_mu);
             st.waiting.push_front(std::move(second));
@@ -515,8 +590,10 @@ struct IngestEngine::Impl {
         st.in_flight = false;
       }
     }
-    if (!ok) g->batch->failed.store(true);
-    finish_one(g->batch);
+    for (const auto& b : g->batches) {
+      if (!ok) b->failed.store(true);
+      finish_one(b);
+    }
     return next;
   }
 
@@ -551,7 +628,9 @@ IngestEngine::IngestEngine(EngineOptions options, Sink& sink, DeadLetterSink* de
 
 IngestEngine::~IngestEngine() {
   wait_idle();
-  impl_->graph.wait_for_all();
+  impl_->arena.execute([&] { impl_->flow->graph.wait_for_all(); });
+  // Sink answers still being handled in the arena (their batches already completed).
+  while (impl_->callbacks_pending.load() > 0) std::this_thread::yield();
 }
 
 void IngestEngine::submit(std::vector<SourceMessage>&& messages, size_t bytes) {
@@ -563,7 +642,7 @@ void IngestEngine::submit(std::vector<SourceMessage>&& messages, size_t bytes) {
   b->messages = std::move(messages);
   impl_->batches_in_flight.fetch_add(1);
   impl_->bytes_in_flight.fetch_add(bytes);
-  impl_->entry.try_put(std::move(b));
+  impl_->flow->entry.try_put(std::move(b));
 }
 
 bool IngestEngine::has_room() const {

@@ -43,6 +43,7 @@ struct EngineOptions {
   size_t max_bytes_in_flight = 256u << 20;    // source pauses above this
   size_t max_append_bytes = 1u << 20;         // a stream group is split to stay under this
   std::chrono::milliseconds revoke_wait{10000};
+  int threads = 0;  // worker threads of the flow graph; 0 = one per core (at least 2)
   // Message → event; empty means the default routing (JSON by content-type). Runs in parallel.
   std::function<std::variant<DomainEvent, DecodeError>(const SourceMessage&)> decoder;
 };

@@ -2,15 +2,6 @@
 
 namespace kingest::store {
 
-StoreSink::~StoreSink() {
-  try {
-    callbacks_->wait();
-  } catch (...) {
-    // A callback threw: the pipeline turns its own failures into values, so there is nothing left
-    // to report here.
-  }
-}
-
 AppendOutcome to_outcome(const AppendResult& r) {
   AppendOutcome o;
   o.current_revision = r.current_revision;
@@ -33,9 +24,7 @@ void StoreSink::append(AppendRequest request, AppendDone done) {
                                    std::move(e.metadata)});
   }
   store_.append(std::move(request.stream), request.expected, std::move(events),
-                [this, done = std::move(done)](AppendResult r) {
-                  callbacks_->run([done, o = to_outcome(r)] { done(o); });
-                });
+                [done = std::move(done)](AppendResult r) { done(to_outcome(r)); });
 }
 
 absl::StatusOr<StreamTail> StoreSink::read_tail(const std::string& stream) {

@@ -1,14 +1,10 @@
 // The embedded store as a pipeline Sink, called in-process (no network): sink "embedded-store",
 // append mode "direct". The gRPC path to the same store is the `kurrentdb-grpc` sink.
 //
-// Threads: `append` from any thread. Append callbacks are moved off the store's writer thread onto
-// oneTBB workers, so the pipeline's follow-up work never delays the next group commit.
-// Lifecycle: must outlive every pipeline writing to it; the destructor waits for running callbacks.
+// Threads: `append` from any thread. `done` runs on the store's writer thread after the commit, so
+// it must only hand work over (the ingest engine queues it into its own arena).
+// Lifecycle: must outlive every pipeline writing to it.
 #pragma once
-
-#include <oneapi/tbb/task_group.h>
-
-#include <memory>
 
 #include "core/sink.h"
 #include "store/event_store.h"
@@ -18,7 +14,6 @@ namespace kingest::store {
 class StoreSink final : public Sink {
  public:
   explicit StoreSink(EventStore& store) : store_(store) {}
-  ~StoreSink() override;
 
   [[nodiscard]] std::string name() const override { return "embedded-store"; }
   [[nodiscard]] std::string append_mode() const override { return "direct"; }
@@ -29,8 +24,6 @@ class StoreSink final : public Sink {
 
  private:
   EventStore& store_;
-  // Behind a pointer: task_group's destructor may throw, which a Sink destructor must not.
-  std::unique_ptr<oneapi::tbb::task_group> callbacks_ = std::make_unique<oneapi::tbb::task_group>();
 };
 
 // The store's answer in the sink's vocabulary.
