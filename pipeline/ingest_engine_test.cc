@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
+#include <numeric>
 #include <random>
 #include <thread>
 
@@ -83,6 +84,30 @@ class FakeSink final : public Sink {
     return max_in_flight_;
   }
   std::string fatal_stream;  // appends to this stream answer kFatal
+  size_t max_events_per_append = 0;  // > 0: larger appends answer kTooLarge
+  std::string too_large_stream;      // every append to this stream answers kTooLarge
+
+  // While held, appends queue up without being answered.
+  void hold() {
+    std::lock_guard lock(mu_);
+    held_ = true;
+  }
+  void release() {
+    {
+      std::lock_guard lock(mu_);
+      held_ = false;
+    }
+    cv_.notify_all();
+  }
+  // Event counts of every append answered, in order.
+  std::vector<size_t> append_sizes() {
+    std::lock_guard lock(mu_);
+    return sizes_;
+  }
+  size_t queued() {
+    std::lock_guard lock(mu_);
+    return queue_.size();
+  }
 
  private:
   struct Job {
@@ -96,7 +121,7 @@ class FakeSink final : public Sink {
       Job job;
       {
         std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        cv_.wait(lock, [&] { return stop_ || (!queue_.empty() && !held_); });
         if (queue_.empty()) return;
         job = std::move(queue_.front());
         queue_.pop_front();
@@ -114,6 +139,10 @@ class FakeSink final : public Sink {
 
   AppendOutcome apply(const AppendRequest& req) {
     if (req.stream == fatal_stream) return {AppendCode::kFatal, std::nullopt, 0, "permission denied for the connection"};
+    if ((max_events_per_append > 0 && req.events.size() > max_events_per_append) || req.stream == too_large_stream) {
+      return {AppendCode::kTooLarge, std::nullopt, 0, "maximum append size exceeded"};
+    }
+    sizes_.push_back(req.events.size());
     auto& s = streams_[req.stream];
     std::optional<StreamRevision> current;
     if (!s.empty()) current = StreamRevision{s.size() - 1};
@@ -145,6 +174,8 @@ class FakeSink final : public Sink {
   std::map<std::string, int> in_flight_;
   int max_in_flight_ = 0;
   bool stop_ = false;
+  bool held_ = false;
+  std::vector<size_t> sizes_;
   std::mt19937 rng_;
   std::vector<std::thread> workers_;
 };
@@ -205,9 +236,10 @@ struct Harness {
   std::unique_ptr<IngestEngine> engine;
   std::map<TopicPartition, int64_t> next_offset;
 
-  explicit Harness(bool slow_decoder = true) {
+  explicit Harness(bool slow_decoder = true, size_t max_append_bytes = 1u << 20) {
     EngineOptions o;
     o.max_batches_in_flight = 6;
+    o.max_append_bytes = max_append_bytes;
     if (slow_decoder) {
       o.decoder = [](const SourceMessage& m) {
         thread_local std::mt19937 rng(std::hash<std::thread::id>{}(std::this_thread::get_id()));
@@ -386,6 +418,90 @@ TEST(IngestEngine, AFatalSinkErrorStopsTheRunAndCommitsNothingOfTheFailedBatch) 
   EXPECT_NE(std::string(h.engine->fatal().message()).find("permission denied"), std::string::npos);
   std::lock_guard lock(h.mu);
   EXPECT_EQ(h.done[tp], (std::vector<int64_t>{0})) << "only the first batch is done";
+}
+
+// Submits one single-event batch per spec on task-events[0] and waits until the engine has taken
+// them all into its graph.
+void submit_one_by_one(Harness& h, const std::vector<Spec>& specs) {
+  TopicPartition tp{"task-events", 0};
+  for (const auto& s : specs) {
+    std::vector<SourceMessage> b;
+    b.push_back(message(tp, h.next_offset[tp]++, envelope(s)));
+    h.engine->submit(std::move(b), 10);
+  }
+}
+
+TEST(IngestEngine, MergesAStreamsWaitingGroupsIntoOneAppend) {
+  Harness h(/*slow_decoder=*/false);
+  h.sink.hold();
+  submit_one_by_one(h, {{"agg-m", 1, ""}});
+  for (int i = 0; i < 500 && h.sink.queued() < 1; ++i) std::this_thread::sleep_for(2ms);
+  ASSERT_EQ(h.sink.queued(), 1u) << "version 1 is in flight";
+  submit_one_by_one(h, {{"agg-m", 2, ""}, {"agg-m", 3, ""}, {"agg-m", 4, ""}});
+  std::this_thread::sleep_for(100ms);  // let the three batches reach the stream's queue
+  EXPECT_EQ(h.sink.queued(), 1u) << "nothing more may be sent while version 1 is in flight";
+  h.sink.release();
+  h.engine->wait_idle();
+  EXPECT_EQ(h.sink.append_sizes(), (std::vector<size_t>{1, 3})) << "versions 2..4 went out as one append";
+  auto events = h.sink.streams()["Task-agg-m"];
+  ASSERT_EQ(events.size(), 4u);
+  for (size_t r = 0; r < 4; ++r) EXPECT_NE(events[r].data.find("\"v\":" + std::to_string(r + 1)), std::string::npos);
+  EXPECT_EQ(h.done_count(), 4u) << "each of the four batches completes";
+}
+
+TEST(IngestEngine, DoesNotMergePastTheAppendSizeLimit) {
+  Harness h(/*slow_decoder=*/false, /*max_append_bytes=*/1100);  // ~two events per append
+  h.sink.hold();
+  submit_one_by_one(h, {{"agg-s", 1, ""}});
+  for (int i = 0; i < 500 && h.sink.queued() < 1; ++i) std::this_thread::sleep_for(2ms);
+  submit_one_by_one(h, {{"agg-s", 2, ""}, {"agg-s", 3, ""}, {"agg-s", 4, ""}, {"agg-s", 5, ""}});
+  std::this_thread::sleep_for(100ms);
+  h.sink.release();
+  h.engine->wait_idle();
+  auto sizes = h.sink.append_sizes();
+  for (size_t n : sizes) EXPECT_LE(n, 2u);
+  EXPECT_EQ(std::accumulate(sizes.begin(), sizes.end(), size_t{0}), 5u);
+  EXPECT_EQ(h.sink.streams()["Task-agg-s"].size(), 5u);
+}
+
+TEST(IngestEngine, SplitsAGroupTheSinkCallsTooLarge) {
+  Harness h(/*slow_decoder=*/false);
+  h.sink.max_events_per_append = 3;
+  std::vector<Spec> specs;
+  for (int v = 1; v <= 10; ++v) specs.push_back({"agg-big", v, ""});
+  specs.push_back({"agg-big2", 1, ""});
+  std::vector<SourceMessage> b;
+  TopicPartition tp{"task-events", 0};
+  for (const auto& s : specs) b.push_back(message(tp, h.next_offset[tp]++, envelope(s)));
+  h.engine->submit(std::move(b), 10);
+  h.engine->wait_idle();
+  EXPECT_TRUE(h.engine->fatal().ok());
+  auto events = h.sink.streams()["Task-agg-big"];
+  ASSERT_EQ(events.size(), 10u);
+  for (size_t r = 0; r < 10; ++r) EXPECT_NE(events[r].data.find("\"v\":" + std::to_string(r + 1)), std::string::npos);
+  for (size_t n : h.sink.append_sizes()) EXPECT_LE(n, 3u);
+  EXPECT_EQ(h.engine->stats().dead_lettered, 0u);
+  EXPECT_EQ(h.done_count(), 11u);
+}
+
+TEST(IngestEngine, DeadLettersASingleEventTheSinkCallsTooLarge) {
+  Harness h(/*slow_decoder=*/false);
+  h.sink.too_large_stream = "Task-agg-x";
+  std::vector<SourceMessage> b;
+  TopicPartition tp{"task-events", 0};
+  b.push_back(message(tp, 0, envelope({"agg-x", 1, ""})));
+  b.push_back(message(tp, 1, envelope({"agg-x", 2, ""})));
+  b.push_back(message(tp, 2, envelope({"agg-y", 1, ""})));
+  h.engine->submit(std::move(b), 10);
+  h.engine->wait_idle();
+  auto letters = h.dlq.letters();
+  ASSERT_EQ(letters.size(), 2u);
+  std::map<int64_t, std::string> by_offset;
+  for (const auto& l : letters) by_offset[l.offset] = l.reason;
+  EXPECT_EQ(by_offset[0], "event-too-large");
+  EXPECT_EQ(by_offset[1], "after-dead-letter");
+  EXPECT_EQ(h.sink.streams()["Task-agg-y"].size(), 1u);
+  EXPECT_EQ(h.done_count(), 3u);
 }
 
 }  // namespace
