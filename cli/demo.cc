@@ -55,6 +55,17 @@ int run_demo(const DemoOptions& o) {
   auto engine_options = o.ingest.engine_options();
   if (!engine_options.ok()) return usage_error(engine_options.status());
 
+  {
+    // Produced up front, the whole data set must fit the embedded broker's retention.
+    const double per_partition = double(o.events) * double((payload->first + payload->second) / 2 + 350) /
+                                 (double(o.partitions) * double(workload::seed_domain().size()));
+    if (o.produce_first && per_partition > 4.0 * (1 << 20)) {
+      return usage_error(absl::InvalidArgumentError(fmt::format(
+          "--produce-first: {} events over {} partitions is about {:.1f} MiB per partition, more than the embedded "
+          "broker keeps (~5 MiB); use more --partitions or fewer --events",
+          o.events, o.partitions * int(workload::seed_domain().size()), per_partition / (1 << 20))));
+    }
+  }
   std::string dir = make_temp_dir();
   std::string db_path = o.mem_db ? ":memory:" : (o.db.empty() ? dir + "/events.db" : o.db);
   std::string dlq_path = o.dlq_file.empty() ? dir + "/dead-letters.ndjson" : o.dlq_file;
@@ -88,6 +99,7 @@ int run_demo(const DemoOptions& o) {
   // Produce while ingesting. The mock broker silently drops a partition's oldest data past ~5 MiB,
   // so the generator never runs more than a few MiB per partition ahead of the ingest.
   std::atomic<uint64_t> produced{0};
+  std::atomic<bool> produced_all{false};
   std::atomic<bool> produce_failed{false};
   std::string produce_error;
   const uint64_t partitions_total = uint64_t(o.partitions) * probe.topics().size();
@@ -130,6 +142,7 @@ int run_demo(const DemoOptions& o) {
       produce_error = s.ToString();
       produce_failed = true;
     }
+    produced_all = true;
   };
   std::thread producer;
   if (o.produce_first) {
@@ -144,9 +157,24 @@ int run_demo(const DemoOptions& o) {
     });
   }
 
+  // Done when every event is done; or when everything was produced, the engine is idle and Kafka
+  // has delivered nothing new for a while (then some events never arrived: reported below).
+  uint64_t last_read = 0;
+  auto last_change = Clock::now();
+  bool starved = false;
   auto timeout = std::chrono::milliseconds(std::max<uint64_t>(120000, o.events / 2));
   RunEnd end = session.run_until(
-      [&](const pipeline::EngineStats& s) { return produce_failed.load() || s.messages_done >= o.events; }, o.events,
+      [&](const pipeline::EngineStats& s) {
+        if (produce_failed.load() || s.messages_done >= o.events) return true;
+        auto now = Clock::now();
+        if (s.events_read != last_read) {
+          last_read = s.events_read;
+          last_change = now;
+        }
+        starved = produced_all.load() && s.messages_done == s.events_read && now - last_change > std::chrono::seconds(5);
+        return starved;
+      },
+      o.events,
       timeout, std::chrono::seconds(2));
   auto ingest_end = Clock::now();
   if (producer.joinable()) producer.join();
@@ -177,6 +205,11 @@ int run_demo(const DemoOptions& o) {
     code = pipeline::kExitFatal;
   } else if (end == RunEnd::kInterrupted) {
     code = pipeline::kExitInterrupted;
+  } else if (starved) {
+    report.error = std::to_string(o.events - report.stats.events_read) + " of " + std::to_string(o.events) +
+                   " produced events never arrived from Kafka (the embedded broker keeps only ~5 MiB per partition "
+                   "and dropped them): use more --partitions or fewer --events";
+    code = pipeline::kExitFatal;
   } else if (end == RunEnd::kTimedOut) {
     report.error = "timed out after " + std::to_string(timeout.count() / 1000) + " s with " +
                    std::to_string(report.stats.messages_done) + " of " + std::to_string(o.events) + " events done";
