@@ -129,7 +129,8 @@ struct IngestEngine::Impl {
   AsyncNode::gateway_type* gateway = nullptr;
   std::atomic<size_t> callbacks_pending{0};  // sink answers queued into the arena
 
-  uint64_t next_seq = 0;  // polling thread only
+  uint64_t next_seq = 0;      // polling thread only
+  bool budget_full = false;   // polling thread only (has_room's hysteresis)
 
   // Budget and idleness.
   std::atomic<size_t> batches_in_flight{0};
@@ -646,9 +647,18 @@ void IngestEngine::submit(std::vector<SourceMessage>&& messages, size_t bytes) {
 }
 
 bool IngestEngine::has_room() const {
-  // The hand-off queue may hold a couple of batches beyond the limiter's threshold, no more.
-  return impl_->batches_in_flight.load() < impl_->options.max_batches_in_flight + 2 &&
-         impl_->bytes_in_flight.load() < impl_->options.max_bytes_in_flight;
+  // High mark: the hand-off queue may hold a couple of batches beyond the limiter's threshold, no
+  // more. Low mark: half of it. Pausing makes librdkafka drop what it prefetched, so the source
+  // resumes only after the engine drained to the low mark instead of flapping at one threshold.
+  const size_t batches = impl_->batches_in_flight.load();
+  const size_t bytes = impl_->bytes_in_flight.load();
+  const auto& o = impl_->options;
+  if (impl_->budget_full) {
+    if (batches <= o.max_batches_in_flight / 2 && bytes <= o.max_bytes_in_flight / 2) impl_->budget_full = false;
+  } else if (batches >= o.max_batches_in_flight + 2 || bytes >= o.max_bytes_in_flight) {
+    impl_->budget_full = true;
+  }
+  return !impl_->budget_full;
 }
 
 void IngestEngine::on_revoke(const std::vector<TopicPartition>& tps) {

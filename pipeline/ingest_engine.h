@@ -74,7 +74,8 @@ class IngestEngine {
 
   // Hands a batch (in delivery order) to the graph. Called by one thread (the polling thread).
   void submit(std::vector<SourceMessage>&& messages, size_t bytes);
-  // The in-flight budget (batches and bytes); the source pauses when false.
+  // The in-flight budget (batches and bytes), with hysteresis: false from the high mark until the
+  // engine drained to half of it. The source pauses while false. Called by one thread.
   [[nodiscard]] bool has_room() const;
   // Waits (bounded) for in-flight work, then drops the state of streams seen on these partitions.
   void on_revoke(const std::vector<TopicPartition>& tps);
