@@ -12,9 +12,9 @@ IngestSession::IngestSession(kafka::SourceOptions source, pipeline::EngineOption
                              pipeline::DeadLetterSink* dead_letters)
     : source_options_(std::move(source)) {
   engine_ = std::make_unique<pipeline::IngestEngine>(
-      std::move(engine), sink, dead_letters, [this](const std::vector<kafka::OffsetRef>& refs) {
+      std::move(engine), sink, dead_letters, [this](const std::vector<SourceMessage>& messages) {
         // Called by the engine's serial completion stage: the source exists by then.
-        source_->tracker().done(refs);
+        source_->tracker().done_messages(messages);
       });
 }
 

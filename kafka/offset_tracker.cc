@@ -36,31 +36,42 @@ void OffsetTracker::delivered(const TopicPartition& tp, KafkaOffset offset, Assi
   it->second.pending.push_back({offset, false});
 }
 
+size_t OffsetTracker::mark_done(const TopicPartition& tp, KafkaOffset offset, AssignmentEpoch epoch,
+                                const TopicPartition*& last_tp, Partition*& last) {
+  if (last_tp == nullptr || !(*last_tp == tp)) {
+    auto it = partitions_.find(tp);
+    last = it == partitions_.end() ? nullptr : &it->second;
+    last_tp = &tp;
+  }
+  if (last == nullptr || last->epoch != epoch) return 0;
+  auto& q = last->pending;
+  auto pos = std::lower_bound(q.begin(), q.end(), offset, [](const Pending& p, KafkaOffset o) { return p.offset < o; });
+  if (pos == q.end() || pos->offset != offset || pos->done) return 0;
+  pos->done = true;
+  if (pos == q.begin()) {
+    while (!q.empty() && q.front().done) {
+      last->committable = KafkaOffset{q.front().offset.value() + 1};
+      q.pop_front();
+    }
+  }
+  return 1;
+}
+
 size_t OffsetTracker::done(const std::vector<OffsetRef>& refs) {
   std::lock_guard lock(mu_);
   size_t accepted = 0;
-  Partition* last = nullptr;
   const TopicPartition* last_tp = nullptr;
-  for (const auto& r : refs) {
-    if (last_tp == nullptr || !(*last_tp == r.tp)) {
-      auto it = partitions_.find(r.tp);
-      last = it == partitions_.end() ? nullptr : &it->second;
-      last_tp = &r.tp;
-    }
-    if (last == nullptr || last->epoch != r.epoch) continue;
-    auto& q = last->pending;
-    auto pos = std::lower_bound(q.begin(), q.end(), r.offset,
-                                [](const Pending& p, KafkaOffset o) { return p.offset < o; });
-    if (pos == q.end() || pos->offset != r.offset || pos->done) continue;
-    pos->done = true;
-    ++accepted;
-    if (pos == q.begin()) {
-      while (!q.empty() && q.front().done) {
-        last->committable = KafkaOffset{q.front().offset.value() + 1};
-        q.pop_front();
-      }
-    }
-  }
+  Partition* last = nullptr;
+  for (const auto& r : refs) accepted += mark_done(r.tp, r.offset, r.epoch, last_tp, last);
+  return accepted;
+}
+
+size_t OffsetTracker::done_messages(const std::vector<SourceMessage>& messages) {
+  std::lock_guard lock(mu_);
+  size_t accepted = 0;
+  const TopicPartition* last_tp = nullptr;
+  Partition* last = nullptr;
+  for (const auto& m : messages) accepted += mark_done(m.tp, m.offset, m.epoch, last_tp, last);
   return accepted;
 }
 

@@ -22,6 +22,7 @@
 #include <optional>
 #include <vector>
 
+#include "core/domain_event.h"
 #include "core/types.h"
 
 namespace kingest::kafka {
@@ -49,6 +50,8 @@ class OffsetTracker {
   // Marks messages done (appended, proven written, or durably dead-lettered), in any order.
   // Returns how many were accepted (an old epoch's or an unknown message's completion is not).
   size_t done(const std::vector<OffsetRef>& refs);
+  // The same for a whole batch of messages, without copying their topic names.
+  size_t done_messages(const std::vector<SourceMessage>& messages);
 
   // Positions that advanced since the last call.
   std::vector<CommitPosition> take_commits();
@@ -68,6 +71,10 @@ class OffsetTracker {
     std::optional<KafkaOffset> committable;
     std::optional<KafkaOffset> taken;
   };
+  struct Partition;
+  // Marks one message done; `last` caches the partition of the previous call. Lock held.
+  size_t mark_done(const TopicPartition& tp, KafkaOffset offset, AssignmentEpoch epoch, const TopicPartition*& last_tp,
+                   Partition*& last);
   mutable std::mutex mu_;
   std::map<TopicPartition, Partition> partitions_;
 };

@@ -85,5 +85,28 @@ TEST(OffsetTracker, RevokeReturnsUntakenPositionAndDuplicateDoneIsIgnored) {
   EXPECT_TRUE(t.all_positions().empty());
 }
 
+TEST(OffsetTracker, TakesAWholeBatchOfMessages) {
+  OffsetTracker t;
+  const TopicPartition other{"task-events", 1};
+  t.assign({kTp, other}, kE1);
+  std::vector<SourceMessage> batch;
+  for (int64_t o : {0, 1, 2}) {
+    t.delivered(kTp, KafkaOffset{o}, kE1);
+    t.delivered(other, KafkaOffset{o + 10}, kE1);
+    SourceMessage a, b;
+    a.tp = kTp;
+    a.offset = KafkaOffset{o};
+    a.epoch = kE1;
+    b.tp = other;
+    b.offset = KafkaOffset{o + 10};
+    b.epoch = kE1;
+    batch.push_back(a);
+    batch.push_back(b);
+  }
+  EXPECT_EQ(t.done_messages(batch), 6u);
+  EXPECT_EQ(take(t, kTp), 3);
+  EXPECT_EQ(take(t, other), 13);
+}
+
 }  // namespace
 }  // namespace kingest::kafka

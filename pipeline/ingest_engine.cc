@@ -608,10 +608,7 @@ struct IngestEngine::Impl {
   // --- completion (serial) -------------------------------------------------------------------
   void complete_batch(const BatchPtr& b) {
     if (!b->failed.load()) {
-      std::vector<kafka::OffsetRef> refs;
-      refs.reserve(b->messages.size());
-      for (const auto& m : b->messages) refs.push_back({m.tp, m.offset, m.epoch});
-      if (on_done) on_done(refs);
+      if (on_done) on_done(b->messages);
       messages_done.fetch_add(b->messages.size(), std::memory_order_relaxed);
     }
     batches_done.fetch_add(1, std::memory_order_relaxed);

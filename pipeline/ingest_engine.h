@@ -63,7 +63,8 @@ struct EngineStats {
 
 class IngestEngine {
  public:
-  using DoneHook = std::function<void(const std::vector<kafka::OffsetRef>&)>;
+  // Receives each completed batch's messages (their offsets may be committed), in completion order.
+  using DoneHook = std::function<void(const std::vector<SourceMessage>&)>;
 
   // `sink` and `dead_letters` must outlive the engine. `dead_letters` may be null only if the run
   // accepts that a dead letter is a fatal error.

@@ -247,9 +247,9 @@ struct Harness {
         return codecs::decode_json(m.value);
       };
     }
-    engine = std::make_unique<IngestEngine>(std::move(o), sink, &dlq, [this](const std::vector<kafka::OffsetRef>& refs) {
+    engine = std::make_unique<IngestEngine>(std::move(o), sink, &dlq, [this](const std::vector<SourceMessage>& messages) {
       std::lock_guard lock(mu);
-      for (const auto& r : refs) done[r.tp].push_back(r.offset.value());
+      for (const auto& m : messages) done[m.tp].push_back(m.offset.value());
     });
   }
 
