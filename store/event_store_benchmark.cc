@@ -3,21 +3,178 @@
 //   event_store_benchmark [memory|file] [events_per_append] [appends] [streams] [db_path]
 // Submits every append asynchronously, each with the exact expected revision of its stream, and
 // reports events/s from the first submit to the last callback.
+//   event_store_benchmark waves [memory|file] [appends] [streams] [wave] [read_interval_us] [db_path]
+// The pipeline's pattern: appends of 1-3 events (~500 B data, ~250 B metadata) with exact expected
+// revisions (no_stream first) over `streams` streams, submitted in waves of `wave` appends to
+// distinct streams, each wave once the previous one is answered; meanwhile another thread reads
+// one event backwards from the end of random streams every `read_interval_us`. Reports appends/s,
+// the writer thread's CPU time per append (Linux) and the read latencies.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <latch>
+#include <numeric>
+#include <random>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 #include "store/event_store.h"
 
 using namespace kingest;
 using namespace kingest::store;
 
+namespace {
+
+// CPU seconds (user + system) of this process's threads named `name`; 0 where /proc is missing.
+double thread_cpu_seconds(const std::string& name) {
+  double total = 0;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream comm_file(task.path() / "comm");
+    std::string comm;
+    std::getline(comm_file, comm);
+    if (comm != name) continue;
+    std::ifstream stat_file(task.path() / "stat");
+    std::string line;
+    std::getline(stat_file, line);
+    std::istringstream fields(line.substr(line.rfind(')') + 2));
+    std::string field;
+    unsigned long long user = 0;
+    unsigned long long sys = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+      if (i == 14) user = std::stoull(field);
+      if (i == 15) sys = std::stoull(field);
+    }
+    total += static_cast<double>(user + sys) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  return total;
+}
+
+int run_waves(int argc, char** argv) {
+  const bool in_memory = argc < 3 || std::string(argv[2]) != "file";
+  const int total = argc > 3 ? std::atoi(argv[3]) : 100000;
+  const int streams = argc > 4 ? std::atoi(argv[4]) : 20000;
+  const int wave = std::min(argc > 5 ? std::atoi(argv[5]) : 4000, streams);
+  const int read_interval_us = argc > 6 ? std::atoi(argv[6]) : 200;
+  const std::string path = argc > 7 ? argv[7] : "/tmp/ki-store-bench-waves.db";
+  if (!in_memory) {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  }
+  StoreOptions options;
+  options.in_memory = in_memory;
+  options.path = path;
+  auto opened = EventStore::open(options);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "open: %s\n", std::string(opened.status().message()).c_str());
+    return 1;
+  }
+  auto& store = *opened;
+
+  // Every request is prepared first, so the timing measures the store, not the generator.
+  std::mt19937_64 rng(42);
+  std::string pool(1 << 20, ' ');
+  for (char& c : pool) c = "abcdefghijklmnopqrstuvwxyz0123456789"[rng() % 36];
+  auto json = [&](size_t n) {
+    std::string s = R"({"orderId":"5f0c6d1e-6f53-4a44-9f3e-2b1f0a9c7d11","note":")";
+    s.append(pool, rng() % (pool.size() - n), n - s.size() - 2);
+    s += "\"}";
+    return s;
+  };
+  struct Request {
+    std::string stream;
+    ExpectedRevision expected;
+    std::vector<ProposedEvent> events;
+  };
+  std::vector<std::vector<Request>> waves;
+  std::vector<int64_t> last(streams, -1);
+  std::vector<int> order(streams);
+  std::iota(order.begin(), order.end(), 0);
+  size_t cursor = order.size();
+  uint64_t events_total = 0;
+  for (int made = 0; made < total;) {
+    std::vector<Request> w;
+    const int n = std::min(wave, total - made);
+    for (int k = 0; k < n; ++k) {
+      if (cursor == order.size()) {  // a new permutation: streams within a wave are distinct
+        std::shuffle(order.begin(), order.end(), rng);
+        cursor = 0;
+      }
+      const int s = order[cursor++];
+      Request r;
+      r.stream = "Order-" + std::to_string(s);
+      r.expected = last[s] < 0 ? ExpectedRevision{ExpectNoStream{}}
+                               : ExpectedRevision{StreamRevision{static_cast<uint64_t>(last[s])}};
+      const int count = 1 + static_cast<int>(rng() % 3);
+      for (int e = 0; e < count; ++e) {
+        r.events.push_back(ProposedEvent{Uuid::v4(), "OrderLinePlacedEvent", "application/json", json(500), json(250)});
+      }
+      last[s] += count;
+      events_total += count;
+      w.push_back(std::move(r));
+    }
+    made += n;
+    waves.push_back(std::move(w));
+  }
+
+  std::atomic<bool> running{true};
+  std::vector<double> latencies;
+  std::thread reader([&] {
+    std::mt19937_64 r(7);
+    while (running.load()) {
+      const std::string s = "Order-" + std::to_string(r() % streams);
+      const auto t0 = std::chrono::steady_clock::now();
+      auto res = store->read(s, ReadFrom::end(), 1, ReadDirection::kBackwards);
+      latencies.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+      if (!res.ok()) std::fprintf(stderr, "read: %s\n", std::string(res.status().message()).c_str());
+      if (read_interval_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(read_interval_us));
+    }
+  });
+
+  std::atomic<int> failures{0};
+  const double cpu_before = thread_cpu_seconds("ki-store-write");
+  const auto start = std::chrono::steady_clock::now();
+  for (auto& w : waves) {
+    std::latch done(static_cast<std::ptrdiff_t>(w.size()));
+    for (auto& r : w) {
+      store->append(std::move(r.stream), r.expected, std::move(r.events), [&](AppendResult res) {
+        if (res.status != AppendStatus::kSuccess) failures.fetch_add(1);
+        done.count_down();
+      });
+    }
+    done.wait();
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double writer_cpu = thread_cpu_seconds("ki-store-write") - cpu_before;
+  running = false;
+  reader.join();
+  std::sort(latencies.begin(), latencies.end());
+  auto pct = [&](double p) {
+    return latencies.empty() ? 0.0 : latencies[std::min(latencies.size() - 1, size_t(p * latencies.size()))];
+  };
+  std::printf("%s waves: %d appends (%llu events, %d streams, waves of %d): %.0f appends/s, %.0f events/s, "
+              "%.2f us/append, writer CPU %.2f us/append, %llu transactions, %d failures | %zu reads: p50 %.0f us, "
+              "p99 %.0f us, max %.0f us\n",
+              in_memory ? "memory" : "file", total, static_cast<unsigned long long>(events_total), streams, wave,
+              total / secs, events_total / secs, secs * 1e6 / total, writer_cpu * 1e6 / total,
+              static_cast<unsigned long long>(store->stats().transactions), failures.load(), latencies.size(), pct(0.5),
+              pct(0.99), latencies.empty() ? 0.0 : latencies.back());
+  store->close();
+  return failures.load() == 0 ? 0 : 1;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "waves") return run_waves(argc, argv);
   const bool in_memory = argc < 2 || std::string(argv[1]) != "file";
   const int per_append = argc > 2 ? std::atoi(argv[2]) : 50;
   const int appends = argc > 3 ? std::atoi(argv[3]) : 4000;

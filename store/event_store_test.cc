@@ -2,17 +2,23 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <latch>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "store/internal/sqlite_event_store.h"
 
 namespace kingest::store {
 namespace {
@@ -339,6 +345,59 @@ TEST_P(EventStoreTest, ReadsForwardsBackwardsFromRevisionWithMaxCount) {
   EXPECT_EQ(read_stream("s", ReadFrom::start(), 1000, D::kForwards).events.size(), 10u);
 }
 
+// Streams are indexed per append (a run of consecutive positions): reads must stitch runs of
+// different lengths, interleaved with other streams' runs, in both directions, from any revision.
+TEST_P(EventStoreTest, ReadsAcrossAppendsOfEveryLength) {
+  std::vector<Uuid> ids;  // of stream "s", by revision
+  for (int i = 0; i < 12; ++i) {
+    auto events = make_events(1 + (i * 5) % 7);  // 1..7 events; more than one INSERT statement holds
+    const ExpectedRevision expected =
+        ids.empty() ? ExpectedRevision{ExpectNoStream{}} : ExpectedRevision{StreamRevision{ids.size() - 1}};
+    for (const auto& e : events) ids.push_back(e.id);
+    ASSERT_EQ(store_->append_sync("s", expected, events).status, AppendStatus::kSuccess);
+    ASSERT_EQ(store_->append_sync("other", ExpectAny{}, make_events(1 + i % 3)).status, AppendStatus::kSuccess);
+  }
+  const uint64_t n = ids.size();
+  auto check = [&](uint64_t from, uint64_t max, ReadDirection dir) {
+    auto r = read_stream("s", ReadFrom::at(StreamRevision{from}), max, dir);
+    std::vector<uint64_t> want;
+    if (dir == ReadDirection::kForwards) {
+      for (uint64_t v = from; v < n && want.size() < max; ++v) want.push_back(v);
+    } else {
+      for (int64_t v = static_cast<int64_t>(std::min(from, n - 1)); v >= 0 && want.size() < max; --v) {
+        want.push_back(static_cast<uint64_t>(v));
+      }
+    }
+    ASSERT_EQ(revisions(r), want) << "from " << from << " max " << max;
+    for (const auto& e : r.events) {
+      EXPECT_EQ(e.id, ids[e.revision.value()]);
+      EXPECT_EQ(e.stream, "s");
+    }
+  };
+  for (uint64_t from = 0; from <= n + 1; ++from) {
+    for (uint64_t max : {1, 2, 3, 5, 8, 1000}) {
+      check(from, max, ReadDirection::kForwards);
+      check(from, max, ReadDirection::kBackwards);
+    }
+  }
+  auto tail = read_stream("s", ReadFrom::end(), 1, ReadDirection::kBackwards);
+  ASSERT_EQ(tail.events.size(), 1u);
+  EXPECT_EQ(tail.events[0].id, ids.back());
+
+  // Positions increase along the stream; idempotency compares across run boundaries.
+  auto all = read_stream("s");
+  for (size_t i = 1; i < all.events.size(); ++i) EXPECT_GT(all.events[i].position, all.events[i - 1].position);
+  std::vector<ProposedEvent> replay;
+  for (uint64_t v = 2; v < 9; ++v) replay.push_back(ProposedEvent{ids[v], "Happened", "application/json", "{}", ""});
+  auto again = store_->append_sync("s", StreamRevision{1}, replay);
+  EXPECT_EQ(again.status, AppendStatus::kSuccess) << again.message;
+  EXPECT_TRUE(again.idempotent);
+  EXPECT_EQ(rev(again), 8u);
+  EXPECT_EQ(again.position, all.events[8].position);
+  auto empty = store_->append_sync("s", StreamRevision{n - 1}, {});
+  EXPECT_EQ(empty.position, all.events.back().position);
+}
+
 TEST_P(EventStoreTest, MissingStreamIsNotFoundWithoutError) {
   auto r = store_->read("missing", ReadFrom::start(), 10, ReadDirection::kForwards);
   ASSERT_TRUE(r.ok()) << r.status();
@@ -437,6 +496,82 @@ TEST_P(FileEventStoreTest, ReopenAfterCloseKeepsData) {
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->size(), 5u);
   EXPECT_EQ(all->back().position, next.position);
+}
+
+// Schema version 1 (every event indexed, last revisions in `streams`) is converted on open.
+TEST_P(FileEventStoreTest, OpensAVersion1Database) {
+  store_.reset();
+  const std::string path = (dir_ / "v1.db").string();
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+  const char* v1 = R"sql(
+    PRAGMA journal_mode=WAL;
+    CREATE TABLE streams(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, last_revision INTEGER,
+                         deleted INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE events(position INTEGER PRIMARY KEY, stream_id INTEGER NOT NULL, revision INTEGER NOT NULL,
+                        event_id BLOB NOT NULL, type TEXT NOT NULL, content_type TEXT NOT NULL, data BLOB NOT NULL,
+                        metadata BLOB NOT NULL, created INTEGER NOT NULL);
+    CREATE UNIQUE INDEX events_by_stream ON events(stream_id, revision);
+    INSERT INTO streams VALUES(1, 'a', 2, 0), (2, 'b', 0, 0), (3, 'gone', 0, 1);
+    INSERT INTO events VALUES
+      (1, 1, 0, x'00000000000000000000000000000001', 'T', 'application/json', '{}', '', 1),
+      (2, 2, 0, x'00000000000000000000000000000002', 'T', 'application/json', '{}', '', 1),
+      (3, 1, 1, x'00000000000000000000000000000003', 'T', 'application/json', '{}', '', 1),
+      (4, 1, 2, x'00000000000000000000000000000004', 'T', 'application/json', '{}', '', 1),
+      (5, 3, 0, x'00000000000000000000000000000005', 'T', 'application/json', '{}', '', 1);
+    PRAGMA user_version = 1;
+  )sql";
+  ASSERT_EQ(sqlite3_exec(raw, v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(raw);
+  sqlite3_close(raw);
+
+  StoreOptions o = options();
+  o.path = path;
+  reopen(o);
+  ASSERT_NE(store_, nullptr);
+  auto a = read_stream("a");
+  EXPECT_EQ(revisions(a), (std::vector<uint64_t>{0, 1, 2}));
+  ASSERT_EQ(a.events.size(), 3u);
+  EXPECT_EQ(a.events[1].position, 3u);
+  auto tail = read_stream("a", ReadFrom::end(), 1, ReadDirection::kBackwards);
+  ASSERT_EQ(tail.events.size(), 1u);
+  EXPECT_EQ(tail.events[0].position, 4u);
+  EXPECT_TRUE(read_stream("gone").stream_deleted);
+
+  auto next = store_->append_sync("a", StreamRevision{2}, make_events(2));
+  ASSERT_EQ(next.status, AppendStatus::kSuccess) << next.message;
+  EXPECT_EQ(rev(next), 4u);
+  EXPECT_EQ(next.position, 7u);
+  EXPECT_EQ(store_->append_sync("b", ExpectNoStream{}, make_events(1)).status, AppendStatus::kWrongExpectedVersion);
+  const Uuid old_id(Uuid::Bytes{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3});
+  ProposedEvent old{old_id, "T", "application/json", "{}", ""};
+  auto replay = store_->append_sync("a", StreamRevision{0}, {old});
+  EXPECT_EQ(replay.status, AppendStatus::kSuccess) << replay.message;
+  EXPECT_TRUE(replay.idempotent);
+  EXPECT_EQ(replay.position, 3u);
+  EXPECT_EQ(store_->append_sync("gone", ExpectAny{}, make_events(1)).status, AppendStatus::kStreamDeleted);
+  EXPECT_EQ(store_->append_sync("c", ExpectNoStream{}, make_events(1)).status, AppendStatus::kSuccess);
+  auto all = store_->read_all(0, 100);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 8u);
+
+  // Reopened as version 2, it stays readable.
+  reopen(o);
+  ASSERT_NE(store_, nullptr);
+  EXPECT_EQ(revisions(read_stream("a")), (std::vector<uint64_t>{0, 1, 2, 3, 4}));
+}
+
+TEST_P(FileEventStoreTest, NewerSchemaVersionIsRefused) {
+  store_.reset();
+  const std::string path = (dir_ / "future.db").string();
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "PRAGMA user_version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(raw);
+  StoreOptions o = options();
+  o.path = path;
+  auto s = EventStore::open(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("schema version 99"), std::string_view::npos) << s.status();
 }
 
 TEST_P(EventStoreTest, ThousandConcurrentSingleEventAppendsUseFewTransactions) {
@@ -675,6 +810,114 @@ TEST_P(EventStoreTest, ReadsRunConcurrentlyWithAppends) {
   EXPECT_EQ(read_errors.load(), 0);
   EXPECT_EQ(order_errors.load(), 0);
   EXPECT_EQ(read_stream("s").events.size(), 4u * kAppends);
+}
+
+// A read never waits for the group the writer is in the middle of, and sees none of it (in memory
+// mode too: the in-memory database is a WAL database on tmpfs with its own read connections).
+TEST_P(EventStoreTest, ReadsDoNotWaitForAnOpenGroupAndSeeOnlyCommittedData) {
+  store_.reset();
+  auto created = internal::SqliteEventStore::create(options());
+  ASSERT_TRUE(created.ok()) << created.status();
+  internal::SqliteEventStore& store = **created;
+  auto first = store.append_sync("s", ExpectNoStream{}, make_events(1));
+  ASSERT_EQ(first.status, AppendStatus::kSuccess);
+
+  std::promise<void> inside;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> armed{true};
+  store.set_before_commit_hook_for_testing([&] {
+    if (!armed.exchange(false)) return;
+    inside.set_value();
+    released.wait();
+  });
+  std::promise<AppendResult> second;
+  store.append("s", StreamRevision{0}, make_events(2), [&](AppendResult r) { second.set_value(std::move(r)); });
+  store.append("new", ExpectNoStream{}, make_events(1), [](AppendResult) {});
+  inside.get_future().wait();  // the writer now holds the group's transaction open
+
+  auto tail = std::async(std::launch::async,
+                         [&] { return store.read("s", ReadFrom::end(), 1, ReadDirection::kBackwards); });
+  auto all = std::async(std::launch::async, [&] { return store.read_all(0, 100); });
+  auto fresh = std::async(std::launch::async,
+                          [&] { return store.read("new", ReadFrom::start(), 10, ReadDirection::kForwards); });
+  const bool answered = tail.wait_for(10s) == std::future_status::ready &&
+                        all.wait_for(10s) == std::future_status::ready &&
+                        fresh.wait_for(10s) == std::future_status::ready;
+  release.set_value();
+  ASSERT_TRUE(answered) << "a read waited for the open group";
+  auto t = tail.get();
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_EQ(t->events.size(), 1u);
+  EXPECT_EQ(t->events[0].revision.value(), 0u);
+  auto a = all.get();
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->size(), 1u);
+  auto f = fresh.get();
+  ASSERT_TRUE(f.ok());
+  EXPECT_FALSE(f->stream_found);
+
+  auto r = second.get_future().get();
+  ASSERT_EQ(r.status, AppendStatus::kSuccess);
+  EXPECT_EQ(rev(r), 2u);
+  auto after = store.read("s", ReadFrom::end(), 1, ReadDirection::kBackwards);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->events.size(), 1u);
+  EXPECT_EQ(after->events[0].revision.value(), 2u);
+  store.close();
+}
+
+TEST(MemoryEventStore, PrivateDirectoryIsRemovedOnCloseAndNothingPersists) {
+  StoreOptions o;
+  o.in_memory = true;
+  auto created = internal::SqliteEventStore::create(o);
+  ASSERT_TRUE(created.ok()) << created.status();
+  const std::string dir = (*created)->memory_dir();
+  ASSERT_FALSE(dir.empty());
+  EXPECT_EQ(dir.rfind(internal::SqliteEventStore::memory_base_dir(), 0), 0u) << dir;
+  EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(dir) / "events.db"));
+  ASSERT_EQ((*created)->append_sync("s", ExpectNoStream{}, make_events(3)).status, AppendStatus::kSuccess);
+  (*created)->close();
+  EXPECT_FALSE(std::filesystem::exists(dir));
+
+  auto again = EventStore::open(o);
+  ASSERT_TRUE(again.ok());
+  auto r = (*again)->read("s", ReadFrom::start(), 10, ReadDirection::kForwards);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->stream_found);
+}
+
+TEST(MemoryEventStore, OpenRemovesDirectoriesLeftByDeadStores) {
+  namespace fs = std::filesystem;
+  const fs::path base = internal::SqliteEventStore::memory_base_dir();
+  const std::string prefix = std::string(internal::SqliteEventStore::kMemoryDirPrefix) + "test-" +
+                             std::to_string(::getpid()) + "-";
+  const fs::path stale = base / (prefix + "stale");
+  const fs::path live = base / (prefix + "live");
+  const fs::path young = base / (prefix + "young");
+  for (const auto& d : {stale, live, young}) {
+    fs::create_directories(d);
+    std::ofstream(d / "events.db") << "x";
+  }
+  const auto old = fs::file_time_type::clock::now() - std::chrono::minutes(10);
+  fs::last_write_time(stale, old);
+  fs::last_write_time(live, old);
+  const int live_fd = ::open(live.c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(live_fd, 0);
+  ASSERT_EQ(::flock(live_fd, LOCK_EX | LOCK_NB), 0);  // as a running store holds its directory
+
+  StoreOptions o;
+  o.in_memory = true;
+  auto store = EventStore::open(o);
+  ASSERT_TRUE(store.ok());
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(live / "events.db"));
+  EXPECT_TRUE(fs::exists(young / "events.db"));  // might be a store being created right now
+  (*store)->close();
+  ::close(live_fd);
+  std::error_code ec;
+  fs::remove_all(live, ec);
+  fs::remove_all(young, ec);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, EventStoreTest, ::testing::Values(Mode::kFile, Mode::kMemory), mode_name);

@@ -1,12 +1,14 @@
-// The SQLite implementation of EventStore: a group-commit writer thread plus read connections.
+// The SQLite implementation of EventStore: a group-commit writer thread, a checkpointer thread and
+// read connections.
 //
 // Owner: `EventStore::open` hands it out behind the EventStore interface. Threads: `append` and
 // `tombstone` enqueue (any thread); one writer thread owned by this object drains the queue in
-// groups, runs each group in one transaction and then answers the group's callbacks on that thread.
-// `read` / `read_all` run on the caller's thread: in file mode on a pooled read-only connection
-// (WAL lets them run beside the writer), in memory mode on the writer's connection under
-// `db_mutex_`, which the writer holds for the whole of a transaction, so a read never sees a
-// half-written group. Lifecycle: `start` → use → `close` (drains, answers, joins, closes).
+// groups, runs each group in one transaction and then answers the group's callbacks on that thread;
+// a checkpointer thread copies the WAL back into the database file when the writer asks.
+// `read` / `read_all` run on the caller's thread on a pooled read-only connection: WAL lets them run
+// beside the writer and see only committed groups, in both modes (an in-memory store is a WAL
+// database in a private directory on tmpfs, removed on close). Lifecycle: `create` → use → `close`
+// (drains, answers, joins, closes).
 #pragma once
 
 #include <atomic>
@@ -14,13 +16,13 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -28,8 +30,11 @@
 #include "absl/status/statusor.h"
 #include "store/event_store.h"
 #include "store/internal/sqlite.h"
+#include "store/internal/stream_map.h"
 
 namespace kingest::store::internal {
+
+struct RunStatements;
 
 class SqliteEventStore final : public EventStore {
  public:
@@ -44,6 +49,15 @@ class SqliteEventStore final : public EventStore {
   AppendResult tombstone(const std::string& stream, ExpectedRevision expected) override;
   [[nodiscard]] StoreStats stats() const override;
   void close() override;
+
+  // Memory mode: where stores put their private directories (/dev/shm when it has room, else the
+  // temporary directory), and this store's directory (empty in file mode or once closed).
+  static constexpr const char* kMemoryDirPrefix = "kingest-store-";
+  static std::string memory_base_dir();
+  [[nodiscard]] const std::string& memory_dir() const { return memory_dir_; }
+  // Tests only: runs on the writer thread inside each group's transaction, just before COMMIT. Set
+  // it before the appends it is meant for.
+  void set_before_commit_hook_for_testing(std::function<void()> hook) { before_commit_hook_ = std::move(hook); }
 
  private:
   // One queued write request.
@@ -62,22 +76,19 @@ class SqliteEventStore final : public EventStore {
     int64_t id = 0;
     std::optional<uint64_t> last_revision;  // nullopt: no event yet
     bool deleted = false;
-    bool dirty = false;  // changed in the open transaction; written to `streams` before commit
   };
 
-  // Statements of a connection used for reads (a pooled read-only connection, or the writer's
-  // connection in memory mode).
+  // Statements of a pooled read-only connection.
   struct ReadConnection {
-    Connection owned;     // empty when the statements are prepared on the writer's connection
+    Connection db;
     Statement begin;
     Statement commit;
     Statement find_stream;
-    Statement read_forwards;
-    Statement read_backwards;
     Statement read_all;
+    std::unique_ptr<RunStatements> runs;
+    ReadConnection();
+    ~ReadConnection();
   };
-
-  using StreamEntry = std::pair<const std::string, StreamState>;
 
   // One slot of the recent-id cache: direct-mapped by the id's hash, a newer id evicts an older
   // one. Lossy on purpose: `any` deduplication is best effort, and one store per event is all it
@@ -90,11 +101,16 @@ class SqliteEventStore final : public EventStore {
   static size_t recent_slot(const Uuid& id);
   const RecentId* find_recent(const Uuid& id) const;
 
-  explicit SqliteEventStore(const StoreOptions& options) : options_(options) {}
+  // Rows per prepared multi-row INSERT: an append of n events runs ceil(n / kMaxInsertRows)
+  // statements instead of n.
+  static constexpr size_t kMaxInsertRows = 4;
+  static constexpr size_t kInsertColumns = 10;
+
+  explicit SqliteEventStore(const StoreOptions& options);
 
   absl::Status open_database();
+  absl::Status make_memory_dir();
   absl::Status load_counters();
-  static absl::Status prepare_read_statements(Connection& db, ReadConnection& rc);
   absl::StatusOr<std::unique_ptr<ReadConnection>> open_read_connection();
 
   // Writer thread.
@@ -104,16 +120,24 @@ class SqliteEventStore final : public EventStore {
   // is rolled back); a failed expectation is an AppendResult and writes nothing.
   absl::StatusOr<AppendResult> apply_append(Op& op);
   absl::StatusOr<AppendResult> apply_tombstone(const Op& op);
-  absl::StatusOr<StreamEntry*> lookup_stream(const std::string& name);
-  void mark_dirty(StreamEntry* entry);
+  absl::StatusOr<StreamState*> lookup_stream(const std::string& name);
   // Compares `events` ids with the stream's events from revision `from`.
   absl::StatusOr<std::optional<AppendResult>> match_existing(const StreamState& s, uint64_t from,
                                                              const std::vector<ProposedEvent>& events);
   absl::StatusOr<uint64_t> position_of(const StreamState& s, uint64_t revision);
-  absl::Status insert_events(StreamEntry* entry, const std::vector<ProposedEvent>& events, AppendResult& result);
-  absl::Status flush_streams();
+  absl::Status insert_events(const std::string& name, StreamState& s, const std::vector<ProposedEvent>& events,
+                             AppendResult& result);
   void remember_id(const Uuid& id, int64_t stream_id, uint64_t revision);
   void reset_writer_state();
+  // Records the WAL's size after each commit (sqlite3_wal_hook).
+  static int on_wal_commit(void* self, sqlite3* db, const char* name, int frames);
+
+  // Checkpoints (copying the WAL back into the database file, then restarting it) run on their own
+  // thread and connection, so neither a group's callbacks nor the next group wait for them. Only a
+  // WAL grown past kWalFramesCap (the checkpointer never caught up) makes the writer checkpoint.
+  void checkpointer_loop();
+  void request_checkpoint();
+  void stop_checkpointer();
 
   void enqueue(Op op);
 
@@ -124,37 +148,56 @@ class SqliteEventStore final : public EventStore {
   static absl::StatusOr<RecordedEvent> row_to_event(const Statement& st);
 
   const StoreOptions options_;
+  std::string db_path_;      // the database file (in memory mode: inside memory_dir_)
+  std::string memory_dir_;   // memory mode: private directory removed on close
+  int memory_dir_lock_ = -1;  // memory mode: flock on memory_dir_ (marks it live)
 
-  // Writer connection and its statements; used by the writer thread (and, in memory mode, by
-  // readers) under db_mutex_.
-  std::mutex db_mutex_;
+  // Writer connection and its statements; used only by the writer thread once started (and by
+  // open / close around it).
   Connection db_;
   Statement begin_;
   Statement commit_;
   Statement rollback_;
-  Statement insert_event_;
+  Statement insert_events_[kMaxInsertRows];  // [k]: k + 1 rows
   Statement find_stream_;
-  Statement upsert_stream_;
-  Statement ids_from_;
-  Statement position_at_;
+  Statement insert_stream_;
+  Statement delete_stream_;
+  std::unique_ptr<RunStatements> writer_runs_;
 
   // Writer-thread state (only touched by the writer thread once started).
-  std::unordered_map<std::string, StreamState> streams_;
-  std::vector<StreamEntry*> dirty_;  // streams written by the open transaction
+  StreamMap<StreamState> streams_;
   std::vector<RecentId> recent_ids_;
   int64_t next_position_ = 1;
   int64_t next_stream_id_ = 1;
+  bool wrote_ = false;  // the open transaction has written something
+  // Every stream with a row is in streams_ (the table was empty at open and nothing was evicted),
+  // so a miss means a new stream and needs no query.
+  bool streams_complete_ = false;
+  int wal_frames_ = 0;  // frames in the WAL after the last commit
+  std::function<void()> before_commit_hook_;  // tests only
+
+  // Checkpointer.
+  Connection ckpt_db_;
+  std::thread checkpointer_;
+  std::mutex ckpt_mutex_;
+  std::condition_variable ckpt_cv_;
+  bool ckpt_requested_ = false;  // guarded by ckpt_mutex_
+  bool ckpt_stopping_ = false;   // guarded by ckpt_mutex_
+  std::mutex ckpt_run_mutex_;    // held while a checkpoint runs (the checkpointer's or the writer's)
 
   // Queue between appenders and the writer.
   std::mutex queue_mutex_;
   std::condition_variable queue_cv_;
   std::deque<Op> queue_;
   size_t queue_bytes_ = 0;
+  // Events of answered appends, freed by the next appends (one batch each, outside the lock) or by
+  // the writer when it has nothing else to do: the payloads were allocated by the appending
+  // threads, and freeing them is no work for the writer's critical path.
+  std::vector<std::vector<ProposedEvent>> graveyard_;
   bool stopping_ = false;
   std::thread writer_;
 
-  // Reads: memory mode shares the writer connection; file mode pools read-only connections.
-  std::unique_ptr<ReadConnection> shared_reader_;
+  // Pooled read-only connections.
   std::mutex pool_mutex_;
   std::vector<std::unique_ptr<ReadConnection>> idle_readers_;
 
