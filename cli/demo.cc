@@ -67,7 +67,7 @@ int run_demo(const DemoOptions& o) {
     }
   }
   std::string dir = make_temp_dir();
-  std::string db_path = o.mem_db ? ":memory:" : (o.db.empty() ? dir + "/events.db" : o.db);
+  std::string db_path = o.mem_db ? "memory" : (o.db.empty() ? dir + "/events.db" : o.db);
   std::string dlq_path = o.dlq_file.empty() ? dir + "/dead-letters.ndjson" : o.dlq_file;
   if (!o.mem_db && o.db.empty()) std::cout << "store: " << db_path << "\n";
   if (!o.mem_db && !o.db.empty() && std::filesystem::exists(o.db)) {
@@ -284,7 +284,7 @@ void register_demo(CLI::App& app, std::function<void(std::function<int()>)> set_
   cmd->add_option("--seed", o->seed, "Seed of the deterministic generator")->capture_default_str();
   cmd->add_option("--payload-bytes", o->payload_bytes, "Payload size range MIN-MAX in bytes")->capture_default_str();
   auto* db = cmd->add_option("--db", o->db, "SQLite file for the store (default: a fresh file in a temp dir)");
-  cmd->add_flag("--mem-db", o->mem_db, "Keep the store in memory (same SQLite code on :memory:)")->excludes(db);
+  cmd->add_flag("--mem-db", o->mem_db, "Keep the store in memory (the same SQLite code, on tmpfs; gone when the run ends)")->excludes(db);
   cmd->add_option("--report", o->report, "Write the JSON run report to FILE");
   cmd->add_option("--dlq-file", o->dlq_file, "Dead-letter NDJSON file (default: in the temp dir)");
   cmd->add_flag("!--no-raw-consume", o->measure_raw, "Skip the raw Kafka consume measurement");
