@@ -201,11 +201,34 @@ std::string excerpt(std::string_view token) {
   return out;
 }
 
+// A payload key as it appears in a reason: control characters as \xNN so the reason stays one
+// line, cut after 64 bytes (at a UTF-8 boundary) with "...". Keys are valid UTF-8 here.
+void append_key_for_reason(std::string& out, std::string_view key) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  constexpr size_t kMax = 64;
+  size_t n = key.size();
+  if (n > kMax) {
+    n = kMax;
+    while (n > 0 && (static_cast<unsigned char>(key[n]) & 0xC0) == 0x80) --n;  // not mid-character
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(key[i]);
+    if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  if (n < key.size()) out += "...";
+}
+
 DecodeError invalid_json(error_code e, std::string_view where = {}) {
   std::string reason = "invalid JSON";
   if (!where.empty()) {
     reason += " in field \"";
-    reason += where;
+    append_key_for_reason(reason, where);
     reason += '"';
   }
   reason += ": ";
@@ -612,6 +635,31 @@ DecodeResult decode_json(const std::string& bytes) {
 
 DecodeResult decode_json(std::string_view bytes) {
   return decode_guarded(bytes.data(), bytes.size(), 0, true);
+}
+
+std::optional<std::string> check_json_object(std::string_view text) {
+  try {
+    ThreadState& ts = thread_state();
+    trim_thread_state(ts);
+    ts.copy.reserve(text.size() + simdjson::SIMDJSON_PADDING);
+    ts.copy.assign(text);
+    const simdjson::padded_string_view json(ts.copy.data(), text.size(), ts.copy.capacity());
+    od::document doc;
+    if (auto e = ts.parser.iterate(json).get(doc)) return std::string(simdjson::error_message(e));
+    od::json_type top;
+    if (auto e = doc.type().get(top)) return std::string(simdjson::error_message(e));
+    if (top != od::json_type::object) return "expected a JSON object, got " + std::string(type_name(top));
+    od::value v;
+    if (auto e = doc.get_value().get(v)) return std::string(simdjson::error_message(e));
+    const char* end = nullptr;
+    if (auto e = walk(v, 1, end)) return std::string(simdjson::error_message(e));
+    if (!doc.current_location().error()) return std::string(simdjson::error_message(simdjson::TRAILING_CONTENT));
+    return std::nullopt;
+  } catch (const std::bad_alloc&) {
+    return std::string("out of memory while validating JSON");
+  } catch (...) {
+    return std::string("internal error while validating JSON");
+  }
 }
 
 std::string epoch_millis_to_iso8601(int64_t ms) {

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -55,6 +56,13 @@ enum class JsonShape { kFlat, kNested };
 // trusted, not validated. Note the shape rule: a flat event whose only payload member is an object
 // named `data` decodes as nested, so use kNested when payloads may look like that.
 std::string encode_json(const DomainEvent& event, JsonShape shape = JsonShape::kFlat);
+
+// Validates `text` as one JSON object with the rules decode_json applies to payloads (RFC 8259,
+// UTF-8, numbers checked by grammar so integers beyond 64 bits pass, nesting up to 1024 levels,
+// nothing after the object). Returns std::nullopt when valid, else a one-line reason such as
+// "expected a JSON object, got array" or simdjson's message. Never throws; thread-safe (uses the
+// calling thread's parser). Used by the binary codecs for JSON payloads.
+std::optional<std::string> check_json_object(std::string_view text);
 
 // Epoch milliseconds as ISO 8601 UTC with milliseconds, e.g. 1704164645678 ->
 // "2024-01-02T03:04:05.678Z". Years outside 0000-9999 use the expanded form (+10000-..., -0001-...).

@@ -630,6 +630,20 @@ TEST(JsonCodecDecode, EmptyAndWhitespaceInput) {
   EXPECT_TRUE(std::holds_alternative<DecodeError>(decode_json(static_cast<const char*>(nullptr))));
 }
 
+TEST(JsonCodecDecode, ReasonsNamingAKeyStayOnOneLine) {
+  // Found by fuzz/json_fuzzer: the unescaped key went into the reason verbatim.
+  EXPECT_EQ(decode_err(R"({"ev\ntIf":nt@a})"),
+            "invalid JSON in field \"ev\\x0atIf\": "s + simdjson::error_message(simdjson::INCORRECT_TYPE));
+  const std::string long_key(100, 'k');
+  EXPECT_EQ(decode_err(minimal(",\"" + long_key + "\":tru")).rfind("invalid JSON in field \"" + std::string(64, 'k') + "...\": ", 0),
+            0u);
+  // Cut at a character boundary: 21 three-byte characters fill 63 bytes, the 22nd would cross 64.
+  std::string cjk;
+  for (int i = 0; i < 30; ++i) cjk += "漢";
+  const std::string reason = decode_err(minimal(",\"" + cjk + "\":tru"));
+  EXPECT_NE(reason.find("\"" + cjk.substr(0, 63) + "...\""), std::string::npos) << reason;
+}
+
 TEST(JsonCodecDecode, NonObjectTopLevel) {
   EXPECT_EQ(decode_err("[]"), "top level: expected a JSON object, got array");
   EXPECT_EQ(decode_err("[" + minimal() + "]"), "top level: expected a JSON object, got array");

@@ -1,0 +1,55 @@
+#include "codecs/codec.h"
+
+#include "codecs/binary_envelope.h"
+
+namespace kingest::codecs {
+
+std::string_view codec_name(Codec codec) {
+  switch (codec) {
+    case Codec::kJson: return "json";
+    case Codec::kProtobuf: return "protobuf";
+    case Codec::kFlatBuffers: return "flatbuffers";
+  }
+  return "unknown";
+}
+
+std::optional<Codec> parse_codec_name(std::string_view name) {
+  for (Codec c : {Codec::kJson, Codec::kProtobuf, Codec::kFlatBuffers}) {
+    if (iequals(name, codec_name(c))) return c;
+  }
+  return std::nullopt;
+}
+
+std::optional<Codec> codec_for_content_type(std::string_view header) {
+  const std::string_view t = media_type_essence(header);
+  if (iequals(t, "application/json") || iequals(t, "text/json")) return Codec::kJson;
+  if (iequals(t, "application/x-protobuf") || iequals(t, "application/protobuf")) return Codec::kProtobuf;
+  if (iequals(t, "application/x-flatbuffers")) return Codec::kFlatBuffers;
+  return std::nullopt;
+}
+
+std::string_view content_type_for(Codec codec) {
+  switch (codec) {
+    case Codec::kJson: return "application/json";
+    case Codec::kProtobuf: return "application/x-protobuf";
+    case Codec::kFlatBuffers: return "application/x-flatbuffers";
+  }
+  return "application/octet-stream";
+}
+
+DecodeResult decode(Codec codec, const std::string& bytes) {
+  switch (codec) {
+    case Codec::kJson: return decode_json(bytes);
+    case Codec::kProtobuf: return decode_protobuf(bytes);
+    case Codec::kFlatBuffers: return decode_flatbuffers(bytes);
+  }
+  return DecodeError{"unknown codec"};
+}
+
+std::string unsupported_content_type_reason(std::string_view header) {
+  return "unsupported content-type '" + detail::printable(header) +
+         "' (supported: application/json, text/json, application/x-protobuf, application/protobuf, "
+         "application/x-flatbuffers)";
+}
+
+}  // namespace kingest::codecs

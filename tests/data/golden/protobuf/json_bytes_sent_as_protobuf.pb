@@ -1,0 +1,1 @@
+{"eventType":"SystemRegistered","aggregateId":"sys-42","aggregateType":"System","aggregateVersion":1}

@@ -1,0 +1,1 @@
+TaskCreatedtask-1"Task(ÿÿÿÿÿÿÿÿ
