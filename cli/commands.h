@@ -24,6 +24,7 @@ struct IngestFlags {
   std::string version_base = "1";
   std::string stream_template = "{AggregateType}-{AggregateId}";
   std::vector<std::string> kafka_properties;  // -X KEY=VALUE, passed to librdkafka
+  std::vector<std::string> topic_codecs;      // --codec TOPIC=json|protobuf|flatbuffers
 
   [[nodiscard]] absl::StatusOr<pipeline::EngineOptions> engine_options() const;
   [[nodiscard]] absl::StatusOr<kafka::SourceOptions> source_options() const;

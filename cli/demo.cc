@@ -36,6 +36,7 @@ struct DemoOptions {
   std::string report;
   std::string dlq_file;
   std::string payload_bytes = "200-600";
+  std::string format = "json";
   bool measure_raw = true;
   bool produce_first = false;
   IngestFlags ingest;
@@ -77,8 +78,12 @@ int run_demo(const DemoOptions& o) {
   // Embedded Kafka with the seed's topics.
   auto broker = kafka::EmbeddedBroker::start();
   if (!broker.ok()) return fatal_error(broker.status());
+  auto format = workload::parse_format(o.format);
+  if (!format) {
+    return usage_error(absl::InvalidArgumentError("--format '" + o.format + "': use json, protobuf, flatbuffers or mixed"));
+  }
   workload::GeneratorOptions gen{.events = o.events, .aggregates = o.streams, .seed = o.seed,
-                                 .payload_min = payload->first, .payload_max = payload->second};
+                                 .payload_min = payload->first, .payload_max = payload->second, .format = *format};
   workload::Generator probe(gen);
   for (const auto& t : probe.topics()) {
     if (auto s = (*broker)->create_topic(t, o.partitions); !s.ok()) return fatal_error(s);
@@ -131,7 +136,7 @@ int run_demo(const DemoOptions& o) {
              session.fatal().ok()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
-      if (auto s = (*p)->produce(e.topic, e.key, e.value, "application/json"); !s.ok()) {
+      if (auto s = (*p)->produce(e.topic, e.key, e.value, e.content_type); !s.ok()) {
         produce_error = s.ToString();
         produce_failed = true;
         return;
@@ -283,6 +288,9 @@ void register_demo(CLI::App& app, std::function<void(std::function<int()>)> set_
   cmd->add_option("--partitions", o->partitions, "Partitions per topic")->capture_default_str()->check(CLI::Range(1, 256));
   cmd->add_option("--seed", o->seed, "Seed of the deterministic generator")->capture_default_str();
   cmd->add_option("--payload-bytes", o->payload_bytes, "Payload size range MIN-MAX in bytes")->capture_default_str();
+  cmd->add_option("--format", o->format,
+                  "Message format: json (NestJS shape), protobuf, flatbuffers, or mixed (all three, by content-type header)")
+      ->capture_default_str();
   auto* db = cmd->add_option("--db", o->db, "SQLite file for the store (default: a fresh file in a temp dir)");
   cmd->add_flag("--mem-db", o->mem_db, "Keep the store in memory (the same SQLite code, on tmpfs; gone when the run ends)")->excludes(db);
   cmd->add_option("--report", o->report, "Write the JSON run report to FILE");

@@ -14,7 +14,7 @@
 #include <unordered_set>
 #include <variant>
 
-#include "codecs/json_codec.h"
+#include "codecs/codec.h"
 
 namespace kingest::pipeline {
 namespace {
@@ -72,13 +72,18 @@ DeadLetter letter_for(const Batch& b, uint32_t i, std::string reason, std::strin
                     m.timestamp_ms,    m.key,             m.value,      std::move(stream)};
 }
 
-codecs::DecodeResult decode_message(const SourceMessage& m) {
-  const std::string& ct = m.content_type;
-  if (!ct.empty() && ct.rfind("application/json", 0) != 0 && ct != "text/json") {
-    return DecodeError{"unsupported content-type '" + ct + "' (supported: application/json)"};
+// The codec comes from the message's content-type header, else the topic's setting, else JSON.
+codecs::DecodeResult decode_message(const SourceMessage& m, const std::map<std::string, codecs::Codec>& topic_codecs) {
+  codecs::Codec codec = codecs::Codec::kJson;
+  if (!m.content_type.empty()) {
+    auto c = codecs::codec_for_content_type(m.content_type);
+    if (!c) return DecodeError{codecs::unsupported_content_type_reason(m.content_type)};
+    codec = *c;
+  } else if (auto it = topic_codecs.find(m.tp.topic); it != topic_codecs.end()) {
+    codec = it->second;
   }
   if (m.value.empty()) return DecodeError{"empty message value (a Kafka tombstone or an empty payload)"};
-  return codecs::decode_json(m.value);
+  return codecs::decode(codec, m.value);
 }
 
 }  // namespace
@@ -175,7 +180,7 @@ struct IngestEngine::Impl {
     b->decoded.reserve(b->messages.size());
     for (const auto& m : b->messages) {
       try {
-        b->decoded.push_back(options.decoder ? options.decoder(m) : decode_message(m));
+        b->decoded.push_back(options.decoder ? options.decoder(m) : decode_message(m, options.topic_codecs));
       } catch (const std::exception& e) {
         // Every sequence number must reach the sequencer: errors travel as values.
         b->decoded.push_back(DecodeError{std::string("decoder failed: ") + e.what()});

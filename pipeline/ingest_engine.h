@@ -21,6 +21,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "codecs/codec.h"
 #include "core/domain_event.h"
 #include "core/sink.h"
 #include "kafka/offset_tracker.h"
@@ -44,7 +46,10 @@ struct EngineOptions {
   size_t max_append_bytes = 1u << 20;         // a stream group is split to stay under this
   std::chrono::milliseconds revoke_wait{10000};
   int threads = 0;  // worker threads of the flow graph; 0 = one per core (at least 2)
-  // Message → event; empty means the default routing (JSON by content-type). Runs in parallel.
+  // Codec per topic for messages without a content-type header (default JSON).
+  std::map<std::string, codecs::Codec> topic_codecs;
+  // Message → event; empty means the default routing (content-type header, else the topic's
+  // codec, else JSON). Runs in parallel.
   std::function<std::variant<DomainEvent, DecodeError>(const SourceMessage&)> decoder;
 };
 

@@ -12,7 +12,7 @@
 #include <random>
 #include <thread>
 
-#include "codecs/json_codec.h"
+#include "codecs/codec.h"
 #include "core/json_writer.h"
 
 namespace kingest::pipeline {
@@ -236,8 +236,10 @@ struct Harness {
   std::unique_ptr<IngestEngine> engine;
   std::map<TopicPartition, int64_t> next_offset;
 
-  explicit Harness(bool slow_decoder = true, size_t max_append_bytes = 1u << 20) {
+  explicit Harness(bool slow_decoder = true, size_t max_append_bytes = 1u << 20,
+                   std::map<std::string, codecs::Codec> topic_codecs = {}) {
     EngineOptions o;
+    o.topic_codecs = std::move(topic_codecs);
     o.max_batches_in_flight = 6;
     o.max_append_bytes = max_append_bytes;
     if (slow_decoder) {
@@ -502,6 +504,49 @@ TEST(IngestEngine, DeadLettersASingleEventTheSinkCallsTooLarge) {
   EXPECT_EQ(by_offset[1], "after-dead-letter");
   EXPECT_EQ(h.sink.streams()["Task-agg-y"].size(), 1u);
   EXPECT_EQ(h.done_count(), 3u);
+}
+
+DomainEvent domain_event(const std::string& aggregate, int64_t version) {
+  DomainEvent e;
+  e.event_type = "TaskUpdated";
+  e.aggregate_id = aggregate;
+  e.aggregate_type = "Task";
+  e.aggregate_version = version;
+  e.payload = "{\"v\":" + std::to_string(version) + "}";
+  return e;
+}
+
+TEST(IngestEngine, RoutesByContentTypeHeaderThenTopicCodecThenJson) {
+  Harness h(/*slow_decoder=*/false, 1u << 20, {{"binary-topic", codecs::Codec::kFlatBuffers}});
+  std::vector<SourceMessage> b;
+  TopicPartition json_tp{"task-events", 0}, bin_tp{"binary-topic", 0};
+  auto with_header = [](SourceMessage m, std::string ct) {
+    m.content_type = std::move(ct);
+    return m;
+  };
+  auto pb = codecs::encode_protobuf(domain_event("agg-r", 2));
+  auto fb = codecs::encode_flatbuffers(domain_event("agg-r", 3));
+  b.push_back(message(json_tp, 0, envelope({"agg-r", 1, ""})));  // no header, JSON topic
+  b.push_back(with_header(message(json_tp, 1, pb), "application/x-protobuf"));
+  b.push_back(message(bin_tp, 0, fb));  // no header: the topic's codec
+  b.push_back(with_header(message(json_tp, 2, envelope({"agg-r", 4, ""})), "application/json; charset=utf-8"));
+  b.push_back(with_header(message(json_tp, 3, envelope({"agg-q", 1, ""})), "text/plain"));
+  b.push_back(message(bin_tp, 1, envelope({"agg-q", 1, ""})));  // JSON bytes on a FlatBuffers topic
+  h.engine->submit(std::move(b), 10);
+  h.engine->wait_idle();
+  auto events = h.sink.streams()["Task-agg-r"];
+  ASSERT_EQ(events.size(), 4u);
+  for (size_t r = 0; r < 4; ++r) {
+    EXPECT_NE(events[r].data.find("\"v\":" + std::to_string(r + 1)), std::string::npos) << events[r].data;
+    EXPECT_EQ(events[r].content_type, "application/json");
+  }
+  auto letters = h.dlq.letters();
+  ASSERT_EQ(letters.size(), 2u);
+  EXPECT_EQ(letters[0].reason, "decode-error");
+  EXPECT_NE(letters[0].detail.find("text/plain"), std::string::npos) << letters[0].detail;
+  EXPECT_EQ(letters[1].reason, "decode-error");
+  EXPECT_EQ(letters[1].topic, "binary-topic");
+  EXPECT_EQ(h.done_count(), 6u);
 }
 
 }  // namespace

@@ -64,6 +64,14 @@ TEST_F(DemoTest, IngestsAndVerifiesSixtyThousandEventsInMemory) {
   EXPECT_NE(output().find("verified: true"), std::string::npos);
 }
 
+TEST_F(DemoTest, VerifiesAMixOfJsonProtobufAndFlatBuffersMessages) {
+  auto r = run("--events 20000 --mem-db --format mixed --no-raw-consume");
+  ASSERT_EQ(r.exit_code, 0) << output();
+  EXPECT_EQ(uint64_t(r.report["events_appended"]), 20000u);
+  EXPECT_EQ(uint64_t(r.report["dead_lettered"]), 0u);
+  EXPECT_TRUE(bool(r.report["verified"]));
+}
+
 TEST_F(DemoTest, ASecondRunIntoTheSameFileCountsEverythingAsDuplicates) {
   std::string db = dir_ + "/events.db";
   auto first = run("--events 8000 --db " + db + " --no-raw-consume");

@@ -2,7 +2,7 @@
 
 #include <ctime>
 
-#include "codecs/json_codec.h"
+#include "codecs/codec.h"
 #include "core/json_writer.h"
 #include "core/uuid.h"
 
@@ -44,6 +44,14 @@ std::string seeded_uuid(uint64_t seed, uint64_t kind, uint64_t a, uint64_t b) {
 const char* kWords[] = {"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"};
 
 }  // namespace
+
+std::optional<Format> parse_format(std::string_view name) {
+  if (name == "json") return Format::kJson;
+  if (name == "protobuf") return Format::kProtobuf;
+  if (name == "flatbuffers") return Format::kFlatBuffers;
+  if (name == "mixed") return Format::kMixed;
+  return std::nullopt;
+}
 
 const std::vector<AggregateKind>& seed_domain() {
   static const std::vector<AggregateKind> kinds = {
@@ -144,7 +152,21 @@ bool Generator::next(GeneratedEvent& out) {
   out.topic = options_.topics.empty() ? kind.topic : options_.topics[agg % options_.topics.size()];
   out.key = e.aggregate_id;
   out.stream = e.aggregate_type + "-" + e.aggregate_id;
-  out.value = codecs::encode_json(e, codecs::JsonShape::kFlat);
+  Format format = options_.format;
+  if (format == Format::kMixed) format = static_cast<Format>(produced_ % 3);
+  switch (format) {
+    case Format::kProtobuf:
+      out.value = codecs::encode_protobuf(e);
+      out.content_type = codecs::content_type_for(codecs::Codec::kProtobuf);
+      break;
+    case Format::kFlatBuffers:
+      out.value = codecs::encode_flatbuffers(e);
+      out.content_type = codecs::content_type_for(codecs::Codec::kFlatBuffers);
+      break;
+    default:
+      out.value = codecs::encode_json(e, codecs::JsonShape::kFlat);
+      out.content_type = codecs::content_type_for(codecs::Codec::kJson);
+  }
   ++produced_;
   return true;
 }

@@ -11,7 +11,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <random>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,11 @@ struct AggregateKind {
 // The seed's four aggregates and topics.
 const std::vector<AggregateKind>& seed_domain();
 
+// How events are encoded: the NestJS JSON shape, a binary envelope (with the JSON payload inside),
+// or a deterministic rotation of the three.
+enum class Format { kJson, kProtobuf, kFlatBuffers, kMixed };
+std::optional<Format> parse_format(std::string_view name);  // "json|protobuf|flatbuffers|mixed"
+
 struct GeneratorOptions {
   uint64_t events = 200000;
   uint64_t aggregates = 0;        // 0: events / 20 (at least 1)
@@ -36,12 +43,14 @@ struct GeneratorOptions {
   size_t payload_min = 200;       // bytes of the payload object
   size_t payload_max = 600;
   std::vector<std::string> topics;  // empty: the seed's topic per aggregate kind; else round-robin
+  Format format = Format::kJson;
 };
 
 struct GeneratedEvent {
   std::string topic;
   std::string key;          // aggregate id
-  std::string value;        // the message bytes (JSON, NestJS flat shape)
+  std::string value;        // the message bytes in the chosen format
+  std::string content_type; // the content-type header that names the format
   std::string stream;       // {AggregateType}-{AggregateId}
   DomainEvent event;        // what the value encodes
 };
