@@ -2,6 +2,8 @@
 // strings are copied into the DomainEvent).
 #include "codecs/flatbuffers_codec.h"
 
+#include "codecs/decode_guard.h"
+
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -108,15 +110,7 @@ DecodeResult decode_unguarded(std::string_view bytes) {
 }  // namespace
 
 DecodeResult decode_flatbuffers(std::string_view bytes) {
-  try {
-    return decode_unguarded(bytes);
-  } catch (const std::bad_alloc&) {
-    return DecodeError{"out of memory while decoding"};
-  } catch (const std::exception& e) {
-    return DecodeError{std::string("internal error while decoding: ") + e.what()};
-  } catch (...) {
-    return DecodeError{"internal error while decoding"};
-  }
+  return detail::guard_decode([&] { return decode_unguarded(bytes); });
 }
 
 std::string encode_flatbuffers(const DomainEvent& event) {

@@ -6,6 +6,8 @@
 // is chosen and the payload is assembled from those spans, byte for byte.
 #include "codecs/json_codec.h"
 
+#include "codecs/decode_guard.h"
+
 #include "core/json_writer.h"
 
 #include <simdjson.h>
@@ -596,7 +598,7 @@ void trim_thread_state(ThreadState& ts) {
 }
 
 DecodeResult decode_guarded(const char* data, size_t size, size_t capacity, bool needs_copy) {
-  try {
+  return detail::guard_decode([&]() -> DecodeResult {
     ThreadState& ts = thread_state();
     // Buffers grown by a previous huge message are released here rather than after the decode,
     // so that the result can be returned without a move.
@@ -607,13 +609,7 @@ DecodeResult decode_guarded(const char* data, size_t size, size_t capacity, bool
       return decode_padded(ts, simdjson::padded_string_view(ts.copy.data(), size, ts.copy.capacity()));
     }
     return decode_padded(ts, simdjson::padded_string_view(data, size, capacity));
-  } catch (const std::bad_alloc&) {
-    return DecodeError{"out of memory while decoding"};
-  } catch (const std::exception& e) {
-    return DecodeError{std::string("internal error while decoding: ") + e.what()};
-  } catch (...) {
-    return DecodeError{"internal error while decoding"};
-  }
+  });
 }
 
 bool is_object_text(std::string_view s) { return s.size() >= 2 && s.front() == '{' && s.back() == '}'; }

@@ -5,6 +5,8 @@
 // parse fails, a small wire-format walk (WireExplainer) finds the reason; it runs only on that path.
 #include "codecs/protobuf_codec.h"
 
+#include "codecs/decode_guard.h"
+
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -183,15 +185,7 @@ DecodeResult decode_unguarded(std::string_view bytes) {
 }  // namespace
 
 DecodeResult decode_protobuf(std::string_view bytes) {
-  try {
-    return decode_unguarded(bytes);
-  } catch (const std::bad_alloc&) {
-    return DecodeError{"out of memory while decoding"};
-  } catch (const std::exception& e) {
-    return DecodeError{std::string("internal error while decoding: ") + e.what()};
-  } catch (...) {
-    return DecodeError{"internal error while decoding"};
-  }
+  return detail::guard_decode([&] { return decode_unguarded(bytes); });
 }
 
 std::string encode_protobuf(const DomainEvent& event) {
