@@ -41,5 +41,7 @@ int fatal_error(const absl::Status& s);
 
 using ActionSetter = std::function<void(std::function<int()>)>;
 void register_demo(CLI::App& app, ActionSetter set_action);
+void register_broker(CLI::App& app, ActionSetter set_action);
+void register_generate(CLI::App& app, ActionSetter set_action);
 
 }  // namespace kingest::cli

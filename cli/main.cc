@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   std::function<int()> action;
   auto set_action = [&](std::function<int()> f) { action = std::move(f); };
   kingest::cli::register_demo(app, set_action);
+  kingest::cli::register_broker(app, set_action);
+  kingest::cli::register_generate(app, set_action);
 
   try {
     app.parse(argc, argv);
