@@ -175,7 +175,7 @@ void KafkaSource::handle_rebalance(int err, void* opaque_list) {
   } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
     auto tps = to_tps(parts);
     // Flush what was batched so the revoked partitions' work can finish inside the bounded wait.
-    if (auto b = batcher_.flush()) callbacks_.on_batch(std::move(b->items), b->bytes);
+    if (auto b = batcher_.flush()) emit(std::move(*b));
     if (callbacks_.on_revoke) callbacks_.on_revoke(tps);
     commit(tracker_.revoke(tps), /*sync=*/true);
     for (const auto& tp : tps) epochs_.erase(tp);
@@ -192,6 +192,12 @@ void KafkaSource::handle_rebalance(int err, void* opaque_list) {
   }
 }
 
+void KafkaSource::emit(Batcher<SourceMessage>::Closed&& batch) {
+  // Recorded per batch (one lock), before the batch can complete.
+  tracker_.delivered_messages(batch.items);
+  callbacks_.on_batch(std::move(batch.items), batch.bytes);
+}
+
 void KafkaSource::poll_loop() {
   using Clock = std::chrono::steady_clock;
   auto next_commit = Clock::now() + options_.commit_interval;
@@ -204,7 +210,7 @@ void KafkaSource::poll_loop() {
   while (!closing_.load()) {
     if (!fetching_.load() && !stopped_fetching) {
       stopped_fetching = true;
-      if (auto b = batcher_.flush()) callbacks_.on_batch(std::move(b->items), b->bytes);
+      if (auto b = batcher_.flush()) emit(std::move(*b));
       set_paused(true);
       std::lock_guard lock(stop_mu_);
       fetch_stopped_ = true;
@@ -241,10 +247,9 @@ void KafkaSource::poll_loop() {
             msg.content_type.assign(static_cast<const char*>(v), n);
           }
         }
-        tracker_.delivered(msg.tp, msg.offset, msg.epoch);
         messages_read_.fetch_add(1, std::memory_order_relaxed);
         size_t bytes = msg.byte_size();
-        if (auto b = batcher_.add(std::move(msg), bytes, now)) callbacks_.on_batch(std::move(b->items), b->bytes);
+        if (auto b = batcher_.add(std::move(msg), bytes, now)) emit(std::move(*b));
       } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         std::string what = rd_kafka_message_errstr(m);
         if (m->rkt != nullptr) what = std::string(rd_kafka_topic_name(m->rkt)) + "[" + std::to_string(m->partition) + "]: " + what;
@@ -257,13 +262,13 @@ void KafkaSource::poll_loop() {
       }
       rd_kafka_message_destroy(m);
     }
-    if (auto b = batcher_.flush_if_aged(now)) callbacks_.on_batch(std::move(b->items), b->bytes);
+    if (auto b = batcher_.flush_if_aged(now)) emit(std::move(*b));
     if (now >= next_commit) {
       commit(tracker_.take_commits(), /*sync=*/false);
       next_commit = now + options_.commit_interval;
     }
   }
-  if (auto b = batcher_.flush()) callbacks_.on_batch(std::move(b->items), b->bytes);
+  if (auto b = batcher_.flush()) emit(std::move(*b));
   std::lock_guard lock(stop_mu_);
   fetch_stopped_ = true;
   stop_cv_.notify_all();

@@ -81,6 +81,7 @@ class KafkaSource {
  private:
   KafkaSource(SourceOptions options, SourceCallbacks callbacks);
   void poll_loop();
+  void emit(Batcher<SourceMessage>::Closed&& batch);
   void handle_rebalance(int err, void* partitions);
   void commit(const std::vector<CommitPosition>& positions, bool sync);
   void set_paused(bool paused);

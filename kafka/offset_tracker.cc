@@ -36,6 +36,20 @@ void OffsetTracker::delivered(const TopicPartition& tp, KafkaOffset offset, Assi
   it->second.pending.push_back({offset, false});
 }
 
+void OffsetTracker::delivered_messages(const std::vector<SourceMessage>& messages) {
+  std::lock_guard lock(mu_);
+  const TopicPartition* last_tp = nullptr;
+  Partition* last = nullptr;
+  for (const auto& m : messages) {
+    if (last_tp == nullptr || !(*last_tp == m.tp)) {
+      auto it = partitions_.find(m.tp);
+      last = it == partitions_.end() ? nullptr : &it->second;
+      last_tp = &m.tp;
+    }
+    if (last != nullptr && last->epoch == m.epoch) last->pending.push_back({m.offset, false});
+  }
+}
+
 size_t OffsetTracker::mark_done(const TopicPartition& tp, KafkaOffset offset, AssignmentEpoch epoch,
                                 const TopicPartition*& last_tp, Partition*& last) {
   if (last_tp == nullptr || !(*last_tp == tp)) {

@@ -47,6 +47,8 @@ class OffsetTracker {
 
   // Records a delivered message. Offsets must ascend per partition within one epoch.
   void delivered(const TopicPartition& tp, KafkaOffset offset, AssignmentEpoch epoch);
+  // The same for a batch of messages in delivery order (one lock).
+  void delivered_messages(const std::vector<SourceMessage>& messages);
   // Marks messages done (appended, proven written, or durably dead-lettered), in any order.
   // Returns how many were accepted (an old epoch's or an unknown message's completion is not).
   size_t done(const std::vector<OffsetRef>& refs);
