@@ -446,7 +446,9 @@ struct IngestEngine::Impl {
       EventData ev;
       ev.id = id;
       ev.type = e.event_type;
-      ev.content_type = e.content_type;
+      // KurrentDB knows two content types: JSON, and bytes (the payload's own type is kept in the
+      // metadata as payloadContentType).
+      ev.content_type = e.content_type == kJsonContentType ? kJsonContentType : kBytesContentType;
       ev.data = e.payload;
       ev.metadata = build_metadata(e, id, previous, SourceRef{m.tp.topic, m.tp.partition, m.offset.value()});
       req.events.push_back(std::move(ev));

@@ -516,6 +516,25 @@ DomainEvent domain_event(const std::string& aggregate, int64_t version) {
   return e;
 }
 
+TEST(IngestEngine, AppendsNonJsonPayloadsAsBytesAndKeepsTheirTypeInMetadata) {
+  Harness h(/*slow_decoder=*/false);
+  auto e = domain_event("agg-b", 1);
+  e.payload = std::string("\x01\x02\xff", 3);
+  e.content_type = "application/x-avro";
+  auto msg = message({"task-events", 0}, 0, codecs::encode_protobuf(e));
+  msg.content_type = "application/x-protobuf";
+  std::vector<SourceMessage> b;
+  b.push_back(std::move(msg));
+  h.engine->submit(std::move(b), 10);
+  h.engine->wait_idle();
+  auto events = h.sink.streams()["Task-agg-b"];
+  ASSERT_EQ(events.size(), 1u) << (h.dlq.letters().empty() ? "" : h.dlq.letters()[0].detail);
+  EXPECT_EQ(events[0].content_type, "application/octet-stream");
+  EXPECT_EQ(events[0].data, std::string("\x01\x02\xff", 3));
+  EXPECT_NE(events[0].metadata.find("\"payloadContentType\":\"application/x-avro\""), std::string::npos)
+      << events[0].metadata;
+}
+
 TEST(IngestEngine, RoutesByContentTypeHeaderThenTopicCodecThenJson) {
   Harness h(/*slow_decoder=*/false, 1u << 20, {{"binary-topic", codecs::Codec::kFlatBuffers}});
   std::vector<SourceMessage> b;

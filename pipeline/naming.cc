@@ -107,6 +107,9 @@ std::string build_metadata(const DomainEvent& e, const Uuid& id, const std::opti
   if (!e.occurred_at.empty()) w.key("occurredAt").value(e.occurred_at);
   if (!e.event_id.empty() && e.event_id != own_id) w.key("eventId").value(e.event_id);
   w.key("aggregateVersion").value(e.aggregate_version);
+  if (!e.content_type.empty() && e.content_type != kJsonContentType && e.content_type != kBytesContentType) {
+    w.key("payloadContentType").value(e.content_type);
+  }
   w.key("source").begin_object();
   w.key("topic").value(source.topic).key("partition").value(int64_t{source.partition}).key("offset").value(source.offset);
   w.end_object();

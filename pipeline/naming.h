@@ -57,9 +57,13 @@ struct SourceRef {
   int64_t offset = 0;
 };
 
+inline constexpr std::string_view kJsonContentType = "application/json";
+inline constexpr std::string_view kBytesContentType = "application/octet-stream";
+
 // The event's metadata JSON: $correlationId (missing → the event's own id), $causationId
 // (missing → `previous_id`, the previous event of the stream, or the correlation id for a stream's
-// first event), occurredAt, the original non-UUID eventId, and the Kafka source.
+// first event), occurredAt, the original non-UUID eventId, the payload's content type when it is
+// neither JSON nor plain bytes (payloadContentType), and the Kafka source.
 std::string build_metadata(const DomainEvent& e, const Uuid& id, const std::optional<Uuid>& previous_id,
                            const SourceRef& source);
 
