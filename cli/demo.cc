@@ -35,6 +35,7 @@ struct DemoOptions {
   bool mem_db = false;
   std::string report;
   std::string dlq_file;
+  std::string dlq_topic;
   std::string payload_bytes = "200-600";
   std::string format = "json";
   bool measure_raw = true;
@@ -100,6 +101,16 @@ int run_demo(const DemoOptions& o) {
   store::StoreSink sink(**es);
   auto dlq = pipeline::NdjsonDeadLetterFile::open(dlq_path);
   if (!dlq.ok()) return usage_error(dlq.status());
+  std::unique_ptr<pipeline::KafkaDeadLetterTopic> dlq_topic;
+  std::vector<pipeline::DeadLetterSink*> dead_letter_sinks{dlq->get()};
+  if (!o.dlq_topic.empty()) {
+    if (auto s = (*broker)->create_topic(o.dlq_topic, 1); !s.ok()) return fatal_error(s);
+    auto t = pipeline::KafkaDeadLetterTopic::open((*broker)->bootstrap(), o.dlq_topic);
+    if (!t.ok()) return usage_error(t.status());
+    dlq_topic = std::move(*t);
+    dead_letter_sinks.push_back(dlq_topic.get());
+  }
+  pipeline::TeeDeadLetters dead_letters(dead_letter_sinks);
 
   // Produce while ingesting. The mock broker silently drops a partition's oldest data past ~5 MiB,
   // so the generator never runs more than a few MiB per partition ahead of the ingest.
@@ -120,7 +131,7 @@ int run_demo(const DemoOptions& o) {
   // The mock broker: a short session keeps any rebalance quick.
   src.properties.emplace("session.timeout.ms", "6000");
   src.properties.emplace("heartbeat.interval.ms", "500");
-  IngestSession session(src, std::move(*engine_options), sink, dlq->get());
+  IngestSession session(src, std::move(*engine_options), sink, &dead_letters);
 
   auto produce_all = [&] {
     auto p = kafka::Producer::create((*broker)->bootstrap());
@@ -295,6 +306,7 @@ void register_demo(CLI::App& app, std::function<void(std::function<int()>)> set_
   cmd->add_flag("--mem-db", o->mem_db, "Keep the store in memory (the same SQLite code, on tmpfs; gone when the run ends)")->excludes(db);
   cmd->add_option("--report", o->report, "Write the JSON run report to FILE");
   cmd->add_option("--dlq-file", o->dlq_file, "Dead-letter NDJSON file (default: in the temp dir)");
+  cmd->add_option("--dlq-topic", o->dlq_topic, "Also write dead letters to this topic of the embedded broker");
   cmd->add_flag("!--no-raw-consume", o->measure_raw, "Skip the raw Kafka consume measurement");
   cmd->add_flag("--produce-first", o->produce_first,
                 "Produce every event before ingesting (measures the ingest alone; the mock broker keeps only "

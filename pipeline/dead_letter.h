@@ -10,12 +10,14 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "kafka/producer.h"
 
 namespace kingest::pipeline {
 
@@ -67,6 +69,36 @@ class NdjsonDeadLetterFile final : public DeadLetterSink {
   std::mutex mu_;
   int fd_ = -1;
   std::string path_;
+};
+
+// A Kafka topic: the message keeps the original key and bytes; headers carry `dlq-reason`,
+// `dlq-detail`, `dlq-source-topic`, `dlq-source-partition`, `dlq-source-offset`, `dlq-stream`
+// (when known) and `dlq-source-timestamp`. `write` returns once the broker acknowledged every
+// record (acks=all), so an offset never counts as done before its dead letter is safe.
+class KafkaDeadLetterTopic final : public DeadLetterSink {
+ public:
+  static absl::StatusOr<std::unique_ptr<KafkaDeadLetterTopic>> open(
+      const std::string& brokers, const std::string& topic, const std::map<std::string, std::string>& properties = {});
+  ~KafkaDeadLetterTopic() override;
+  absl::Status write(const std::vector<DeadLetter>& letters) override;
+  [[nodiscard]] std::string describe() const override { return "kafka topic " + topic_; }
+
+ private:
+  KafkaDeadLetterTopic() = default;
+  std::mutex mu_;
+  std::unique_ptr<kafka::Producer> producer_;
+  std::string topic_;
+};
+
+// Writes every letter to each sink in turn (an NDJSON file and a topic, say); durable when all are.
+class TeeDeadLetters final : public DeadLetterSink {
+ public:
+  explicit TeeDeadLetters(std::vector<DeadLetterSink*> sinks) : sinks_(std::move(sinks)) {}
+  absl::Status write(const std::vector<DeadLetter>& letters) override;
+  [[nodiscard]] std::string describe() const override;
+
+ private:
+  std::vector<DeadLetterSink*> sinks_;
 };
 
 std::string base64_encode(std::string_view bytes);
