@@ -43,5 +43,6 @@ using ActionSetter = std::function<void(std::function<int()>)>;
 void register_demo(CLI::App& app, ActionSetter set_action);
 void register_broker(CLI::App& app, ActionSetter set_action);
 void register_generate(CLI::App& app, ActionSetter set_action);
+void register_serve_store(CLI::App& app, ActionSetter set_action);
 
 }  // namespace kingest::cli
