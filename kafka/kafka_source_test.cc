@@ -86,8 +86,17 @@ TEST(KafkaSource, ReadsEveryMessageInPartitionOrderAndCommitsDonePositions) {
   auto source = KafkaSource::create(f.options("g1"), cb).value();
   src = source.get();
   ASSERT_TRUE(src->start().ok());
-  for (int i = 0; i < 300 && src->messages_read() < 2000; ++i) std::this_thread::sleep_for(50ms);
+  // Wait until every message reached the batch callback (reading a message is not enough: the
+  // last batch may still be open in the batcher).
+  auto seen_total = [&] {
+    std::lock_guard lock(mu);
+    size_t n = 0;
+    for (const auto& [tp, offs] : seen) n += offs.size();
+    return n;
+  };
+  for (int i = 0; i < 300 && seen_total() < 2000; ++i) std::this_thread::sleep_for(50ms);
   ASSERT_EQ(src->messages_read(), 2000u);
+  ASSERT_EQ(seen_total(), 2000u);
   {
     std::lock_guard lock(mu);
     EXPECT_EQ(src->tracker().done(to_finish), to_finish.size());
