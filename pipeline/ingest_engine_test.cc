@@ -440,7 +440,7 @@ TEST(IngestEngine, MergesAStreamsWaitingGroupsIntoOneAppend) {
   for (int i = 0; i < 500 && h.sink.queued() < 1; ++i) std::this_thread::sleep_for(2ms);
   ASSERT_EQ(h.sink.queued(), 1u) << "version 1 is in flight";
   submit_one_by_one(h, {{"agg-m", 2, ""}, {"agg-m", 3, ""}, {"agg-m", 4, ""}});
-  std::this_thread::sleep_for(100ms);  // let the three batches reach the stream's queue
+  std::this_thread::sleep_for(500ms);  // let the three batches reach the stream's queue
   EXPECT_EQ(h.sink.queued(), 1u) << "nothing more may be sent while version 1 is in flight";
   h.sink.release();
   h.engine->wait_idle();
@@ -457,7 +457,7 @@ TEST(IngestEngine, DoesNotMergePastTheAppendSizeLimit) {
   submit_one_by_one(h, {{"agg-s", 1, ""}});
   for (int i = 0; i < 500 && h.sink.queued() < 1; ++i) std::this_thread::sleep_for(2ms);
   submit_one_by_one(h, {{"agg-s", 2, ""}, {"agg-s", 3, ""}, {"agg-s", 4, ""}, {"agg-s", 5, ""}});
-  std::this_thread::sleep_for(100ms);
+  std::this_thread::sleep_for(500ms);  // let the batches reach the stream's queue
   h.sink.release();
   h.engine->wait_idle();
   auto sizes = h.sink.append_sizes();
