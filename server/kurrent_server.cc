@@ -2,11 +2,21 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <limits>
+#include <sstream>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -18,8 +28,12 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "proto/kurrentdb/gossip.grpc.pb.h"
 #include "proto/kurrentdb/serverfeatures.grpc.pb.h"
 #include "proto/kurrentdb/shared.pb.h"
 #include "proto/kurrentdb/status.pb.h"
@@ -33,6 +47,7 @@ namespace {
 namespace pb = ::event_store::client;
 namespace streams = ::event_store::client::streams;
 namespace features = ::event_store::client::server_features;
+namespace gossip = ::event_store::client::gossip;
 namespace v2 = ::kurrentdb::protocol::v2::streams;
 
 constexpr uint64_t kNoStreamLegacy = std::numeric_limits<uint64_t>::max();
@@ -162,6 +177,71 @@ pb::WrongExpectedVersion shared_wrong_version(const ExpectedRevision& expected,
   return w;
 }
 
+int64_t now_ticks() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+             .count() /
+         100;
+}
+
+// ---- TLS material ------------------------------------------------------------------------------
+
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+struct X509Free {
+  void operator()(X509* x) const { X509_free(x); }
+};
+struct PkeyFree {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+
+std::unique_ptr<BIO, BioFree> memory_bio(const std::string& text) {
+  if (text.size() > static_cast<size_t>(std::numeric_limits<int>::max())) return nullptr;
+  return std::unique_ptr<BIO, BioFree>(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+}
+
+// The first certificate of a PEM chain; nullptr when there is none.
+std::unique_ptr<X509, X509Free> parse_certificate(const std::string& pem) {
+  auto bio = memory_bio(pem);
+  std::unique_ptr<X509, X509Free> cert(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  ERR_clear_error();
+  return cert;
+}
+
+// An unencrypted PEM private key; nullptr otherwise (the callback refuses to ask for a passphrase).
+std::unique_ptr<EVP_PKEY, PkeyFree> parse_private_key(const std::string& pem) {
+  auto bio = memory_bio(pem);
+  pem_password_cb* no_passphrase = [](char*, int, int, void*) { return 0; };
+  std::unique_ptr<EVP_PKEY, PkeyFree> key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr)
+                                              : nullptr);
+  ERR_clear_error();
+  return key;
+}
+
+absl::Status check_tls(const std::string& cert_pem, const std::string& key_pem) {
+  if (cert_pem.empty() && key_pem.empty()) return absl::OkStatus();
+  if (cert_pem.empty() || key_pem.empty()) {
+    return absl::InvalidArgumentError("TLS needs both a certificate chain and its private key");
+  }
+  auto cert = parse_certificate(cert_pem);
+  if (!cert) return absl::InvalidArgumentError("TLS certificate: no PEM certificate found");
+  auto key = parse_private_key(key_pem);
+  if (!key) return absl::InvalidArgumentError("TLS private key: no unencrypted PEM private key found");
+  bool match = X509_check_private_key(cert.get(), key.get()) == 1;
+  ERR_clear_error();
+  if (!match) return absl::InvalidArgumentError("TLS private key does not match the certificate");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read '", path, "': ", std::strerror(errno)));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat("cannot read '", path, "'"));
+  return text.str();
+}
+
 // ---- shared state ----------------------------------------------------------------------------
 
 class BatchAppendReactor;
@@ -169,9 +249,146 @@ class BatchAppendReactor;
 struct Shared {
   store::EventStore& store;
   ServerOptions options;
+  // Set once by start(), before the server listens; read-only afterwards.
+  std::unordered_map<std::string, std::string> users;  // name -> password
+  std::optional<Endpoint> leader;                       // follower mode: the leader's address
+  Uuid instance_id = Uuid::v4();                        // this node in gossip (stable while it runs)
+  Uuid leader_instance_id = Uuid::v4();                 // the leader in follower mode's gossip
   std::mutex mu;
   bool shutting_down = false;
   std::set<BatchAppendReactor*> batch_reactors;  // live BatchAppend calls, finished on shutdown
+  Endpoint self;                                 // gossip's end point for this node; guarded by mu
+};
+
+// ---- authentication and the leader check --------------------------------------------------------
+// Run at the start of each call, on gRPC's thread: a header parse and a map lookup, no blocking.
+
+enum class Caller { kAnonymous, kUser };
+
+bool same_secret(absl::string_view a, absl::string_view b) {
+  // Length leaks; content compared without an early exit.
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+std::optional<absl::string_view> header(const grpc::CallbackServerContext& ctx, absl::string_view key) {
+  const auto& md = ctx.client_metadata();
+  auto it = md.find(grpc::string_ref(key.data(), key.size()));
+  if (it == md.end()) return std::nullopt;
+  return absl::string_view(it->second.data(), it->second.size());
+}
+
+// `authorization: Basic base64(name:password)`; an error status is UNAUTHENTICATED.
+absl::StatusOr<Caller> authenticate(const Shared& shared, const grpc::CallbackServerContext& ctx) {
+  auto value = header(ctx, "authorization");
+  if (!value) return Caller::kAnonymous;
+  absl::string_view v = absl::StripAsciiWhitespace(*value);
+  constexpr absl::string_view kScheme = "basic ";
+  if (v.size() <= kScheme.size() || !absl::EqualsIgnoreCase(v.substr(0, kScheme.size()), kScheme)) {
+    return absl::UnauthenticatedError("Invalid authorization header: want 'Basic base64(name:password)'");
+  }
+  std::string decoded;
+  if (!absl::Base64Unescape(absl::StripAsciiWhitespace(v.substr(kScheme.size())), &decoded)) {
+    return absl::UnauthenticatedError("Invalid authorization header: the Basic credentials are not base64");
+  }
+  auto colon = decoded.find(':');
+  if (colon == std::string::npos) {
+    return absl::UnauthenticatedError("Invalid authorization header: the Basic credentials lack 'name:password'");
+  }
+  auto user = shared.users.find(decoded.substr(0, colon));
+  if (user == shared.users.end() || !same_secret(user->second, absl::string_view(decoded).substr(colon + 1))) {
+    return absl::UnauthenticatedError("Invalid credentials: unknown user or wrong password");
+  }
+  return Caller::kUser;
+}
+
+enum class Access { kOpen, kStreams };
+
+// nullopt: go on. Otherwise the call's answer (trailers already added): UNAUTHENTICATED for bad
+// credentials on any rpc; PERMISSION_DENIED "Access Denied" (`exception: access-denied`, as
+// KurrentDB) for anonymous callers of the stream rpcs. No users configured: everything is open.
+std::optional<grpc::Status> refuse_access(const Shared& shared, grpc::CallbackServerContext* ctx, Access access) {
+  if (shared.users.empty()) return std::nullopt;
+  auto caller = authenticate(shared, *ctx);
+  if (!caller.ok()) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, std::string(caller.status().message()));
+  if (access == Access::kStreams && *caller == Caller::kAnonymous) {
+    ctx->AddTrailingMetadata("exception", "access-denied");
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "Access Denied");
+  }
+  return std::nullopt;
+}
+
+// `requires-leader: true` (any case, as .NET's bool.TryParse reads it).
+bool requires_leader(const grpc::CallbackServerContext& ctx) {
+  auto value = header(ctx, "requires-leader");
+  return value && absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(*value), "true");
+}
+
+// KurrentDB's answer from a node that is not the leader: the client reconnects to the named leader.
+grpc::Status not_leader(const Shared& shared, grpc::CallbackServerContext* ctx) {
+  ctx->AddTrailingMetadata("exception", "not-leader");
+  ctx->AddTrailingMetadata("leader-endpoint-host", shared.leader->host);
+  ctx->AddTrailingMetadata("leader-endpoint-port", std::to_string(shared.leader->port));
+  return {grpc::StatusCode::NOT_FOUND, "Leader info available"};
+}
+
+// ---- refused calls --------------------------------------------------------------------------------
+
+// A client-streaming call answered with a fixed status: at once, or (`after_reads`) once the client
+// has sent all its messages, which are dropped (what KurrentDB does for not-leader: it reads the
+// whole append before the write is refused).
+template <typename Req>
+class RefusedRead final : public grpc::ServerReadReactor<Req> {
+ public:
+  RefusedRead(grpc::Status status, bool after_reads) : status_(std::move(status)) {
+    if (after_reads) {
+      this->StartRead(&req_);
+    } else {
+      this->Finish(status_);
+    }
+  }
+  void OnReadDone(bool ok) override {
+    if (ok) {
+      this->StartRead(&req_);
+    } else {
+      this->Finish(status_);
+    }
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  grpc::Status status_;
+  Req req_;
+};
+
+// A bidi call answered with a fixed status: at once, or (`after_first_read`) at the client's first
+// message (or its half-close).
+template <typename Req, typename Resp>
+class RefusedBidi final : public grpc::ServerBidiReactor<Req, Resp> {
+ public:
+  RefusedBidi(grpc::Status status, bool after_first_read) : status_(std::move(status)) {
+    if (after_first_read) {
+      this->StartRead(&req_);
+    } else {
+      this->Finish(status_);
+    }
+  }
+  void OnReadDone(bool) override { this->Finish(status_); }
+  void OnDone() override { delete this; }
+
+ private:
+  grpc::Status status_;
+  Req req_;
+};
+
+// A server-streaming call answered with a fixed status and no messages.
+template <typename Resp>
+class RefusedWrite final : public grpc::ServerWriteReactor<Resp> {
+ public:
+  explicit RefusedWrite(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
 };
 
 // ---- Streams.Append --------------------------------------------------------------------------
@@ -540,12 +757,18 @@ class ReadReactor final : public grpc::ServerWriteReactor<streams::ReadResp> {
   ReadReactor(Shared& shared, grpc::CallbackServerContext* ctx, const streams::ReadReq& req)
       : shared_(shared), ctx_(ctx) {
     const auto& o = req.options();
-    if (!o.has_stream()) {
-      fail({grpc::StatusCode::UNIMPLEMENTED, "read: only stream reads are served"});
-      return;
-    }
     if (o.count_option_case() != streams::ReadReq::Options::kCount) {
       fail({grpc::StatusCode::UNIMPLEMENTED, "read: subscriptions are not served"});
+      return;
+    }
+    remaining_ = o.count();
+    uuid_as_string_ = o.uuid_option().has_string();
+    if (o.has_all()) {
+      start_all(o);
+      return;
+    }
+    if (!o.has_stream()) {
+      fail({grpc::StatusCode::INVALID_ARGUMENT, "read: options name neither a stream nor $all"});
       return;
     }
     stream_ = o.stream().stream_identifier().stream_name();
@@ -555,8 +778,6 @@ class ReadReactor final : public grpc::ServerWriteReactor<streams::ReadResp> {
     }
     direction_ = o.read_direction() == streams::ReadReq::Options::Backwards ? store::ReadDirection::kBackwards
                                                                             : store::ReadDirection::kForwards;
-    remaining_ = o.count();
-    uuid_as_string_ = o.uuid_option().has_string();
     report_last_ = o.control_option().compatibility() >= 1;
     using S = streams::ReadReq::Options::StreamOptions;
     switch (o.stream().revision_option_case()) {
@@ -582,6 +803,46 @@ class ReadReactor final : public grpc::ServerWriteReactor<streams::ReadResp> {
 
  private:
   void fail(const grpc::Status& s) { Finish(s); }
+
+  // $all: forwards, from the start or from a position (inclusive, as KurrentDB), no filter.
+  void start_all(const streams::ReadReq::Options& o) {
+    if (o.read_direction() == streams::ReadReq::Options::Backwards) {
+      return fail({grpc::StatusCode::UNIMPLEMENTED, "read: $all backwards is not served"});
+    }
+    if (o.filter_option_case() == streams::ReadReq::Options::kFilter) {
+      return fail({grpc::StatusCode::UNIMPLEMENTED, "read: filtered $all reads are not served"});
+    }
+    all_ = true;
+    using A = streams::ReadReq::Options::AllOptions;
+    switch (o.all().all_option_case()) {
+      case A::kPosition: {
+        // The store reads after a position; every event has a position > 0.
+        uint64_t p = o.all().position().commit_position();
+        after_position_ = p == 0 ? 0 : p - 1;
+        break;
+      }
+      case A::kEnd:
+        exhausted_ = true;  // nothing lies after the end of the log
+        break;
+      default:
+        after_position_ = 0;
+        break;
+    }
+    next_all_page();
+  }
+
+  void next_all_page() {
+    if (remaining_ == 0 || exhausted_) return Finish(grpc::Status::OK);
+    uint64_t n = std::min<uint64_t>(remaining_, shared_.options.read_page_size);
+    auto page = shared_.store.read_all(after_position_, n);
+    if (!page.ok()) return Finish(to_grpc(page.status()));
+    page_ = std::move(*page);
+    index_ = 0;
+    if (page_.size() < n) exhausted_ = true;
+    if (!page_.empty()) after_position_ = page_.back().position;
+    remaining_ -= page_.size();
+    next_message();
+  }
 
   // Reads the next page from the store (a local SQLite read on pooled connections: short) and
   // streams it out one message per write.
@@ -632,6 +893,7 @@ class ReadReactor final : public grpc::ServerWriteReactor<streams::ReadResp> {
       write_event(page_[index_++]);
       return;
     }
+    if (all_) return next_all_page();
     next_page();
   }
 
@@ -682,6 +944,8 @@ class ReadReactor final : public grpc::ServerWriteReactor<streams::ReadResp> {
   bool not_found_ = false;
   bool last_sent_ = false;
   bool finished_ = false;
+  bool all_ = false;             // reading $all
+  uint64_t after_position_ = 0;  // $all: the next page starts after this position
   std::vector<store::RecordedEvent> page_;
   size_t index_ = 0;
   streams::ReadResp msg_;
@@ -971,8 +1235,12 @@ class AppendSessionReactor final : public grpc::ServerReadReactor<v2::AppendRequ
 class V2StreamsService final : public v2::StreamsService::CallbackService {
  public:
   V2StreamsService(Shared& shared, SessionWorker& worker) : shared_(shared), worker_(worker) {}
-  grpc::ServerReadReactor<v2::AppendRequest>* AppendSession(grpc::CallbackServerContext*,
+  grpc::ServerReadReactor<v2::AppendRequest>* AppendSession(grpc::CallbackServerContext* ctx,
                                                             v2::AppendSessionResponse* resp) override {
+    if (auto refused = refuse_access(shared_, ctx, Access::kStreams)) {
+      return new RefusedRead<v2::AppendRequest>(*refused, /*after_reads=*/false);
+    }
+    if (shared_.leader) return new RefusedRead<v2::AppendRequest>(not_leader(shared_, ctx), /*after_reads=*/true);
     return new AppendSessionReactor(shared_, worker_, resp);
   }
 
@@ -989,14 +1257,26 @@ class StreamsService final : public streams::Streams::CallbackService {
 
   grpc::ServerWriteReactor<streams::ReadResp>* Read(grpc::CallbackServerContext* ctx,
                                                     const streams::ReadReq* req) override {
+    if (auto refused = refuse_access(shared_, ctx, Access::kStreams)) {
+      return new RefusedWrite<streams::ReadResp>(*refused);
+    }
+    if (shared_.leader && requires_leader(*ctx)) return new RefusedWrite<streams::ReadResp>(not_leader(shared_, ctx));
     return new ReadReactor(shared_, ctx, *req);
   }
   grpc::ServerReadReactor<streams::AppendReq>* Append(grpc::CallbackServerContext* ctx,
                                                       streams::AppendResp* resp) override {
+    if (auto refused = refuse_access(shared_, ctx, Access::kStreams)) {
+      return new RefusedRead<streams::AppendReq>(*refused, /*after_reads=*/false);
+    }
+    if (shared_.leader) return new RefusedRead<streams::AppendReq>(not_leader(shared_, ctx), /*after_reads=*/true);
     return new AppendReactor(shared_, ctx, resp);
   }
   grpc::ServerBidiReactor<streams::BatchAppendReq, streams::BatchAppendResp>* BatchAppend(
-      grpc::CallbackServerContext*) override {
+      grpc::CallbackServerContext* ctx) override {
+    using Refused = RefusedBidi<streams::BatchAppendReq, streams::BatchAppendResp>;
+    if (auto refused = refuse_access(shared_, ctx, Access::kStreams)) return new Refused(*refused, false);
+    // One long-lived call carries many appends: KurrentDB fails the whole call at the first one.
+    if (shared_.leader) return new Refused(not_leader(shared_, ctx), /*after_first_read=*/true);
     return new BatchAppendReactor(shared_);
   }
 
@@ -1006,7 +1286,7 @@ class StreamsService final : public streams::Streams::CallbackService {
 
 class FeaturesService final : public features::ServerFeatures::CallbackService {
  public:
-  explicit FeaturesService(const ServerOptions& o) {
+  FeaturesService(const Shared& shared, const ServerOptions& o) : shared_(shared) {
     constexpr const char* kStreams = "event_store.client.streams.streams";
     add("read", kStreams, {"position", "events"});
     add("append", kStreams, {});
@@ -1018,8 +1298,12 @@ class FeaturesService final : public features::ServerFeatures::CallbackService {
 
   grpc::ServerUnaryReactor* GetSupportedMethods(grpc::CallbackServerContext* ctx, const pb::Empty*,
                                                 features::SupportedMethods* resp) override {
-    *resp = methods_;
     auto* reactor = ctx->DefaultReactor();
+    if (auto refused = refuse_access(shared_, ctx, Access::kOpen)) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
+    *resp = methods_;
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
@@ -1031,7 +1315,49 @@ class FeaturesService final : public features::ServerFeatures::CallbackService {
     m->set_service_name(service);
     for (auto& f : feats) m->add_features(std::move(f));
   }
+  const Shared& shared_;
   features::SupportedMethods methods_;
+};
+
+// Gossip.Read: a one-node cluster (this node, Leader), or in follower mode this node as Follower
+// and the configured leader as Leader, so discovering clients pick the leader for writes.
+class GossipService final : public gossip::Gossip::CallbackService {
+ public:
+  explicit GossipService(Shared& shared) : shared_(shared) {}
+
+  grpc::ServerUnaryReactor* Read(grpc::CallbackServerContext* ctx, const pb::Empty*,
+                                 gossip::ClusterInfo* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    if (auto refused = refuse_access(shared_, ctx, Access::kOpen)) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
+    Endpoint self;
+    {
+      std::lock_guard lock(shared_.mu);
+      self = shared_.self;
+    }
+    const int64_t now = now_ticks();
+    using State = gossip::MemberInfo;
+    add(resp, shared_.instance_id, now, shared_.leader ? State::Follower : State::Leader, self);
+    if (shared_.leader) add(resp, shared_.leader_instance_id, now, State::Leader, *shared_.leader);
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+ private:
+  static void add(gossip::ClusterInfo* info, const Uuid& id, int64_t now, gossip::MemberInfo::VNodeState state,
+                  const Endpoint& at) {
+    auto* m = info->add_members();
+    to_proto(id, /*as_string=*/false, m->mutable_instance_id());  // KurrentDB sends the structured form
+    m->set_time_stamp(now);
+    m->set_state(state);
+    m->set_is_alive(true);
+    m->mutable_http_end_point()->set_address(at.host);
+    m->mutable_http_end_point()->set_port(static_cast<uint32_t>(at.port));
+  }
+
+  Shared& shared_;
 };
 
 class ServerImpl final : public KurrentServer {
@@ -1039,13 +1365,15 @@ class ServerImpl final : public KurrentServer {
   ServerImpl(store::EventStore& store, ServerOptions options)
       : shared_{.store = store, .options = std::move(options)},
         streams_(shared_),
-        features_(shared_.options),
+        features_(shared_, shared_.options),
+        gossip_(shared_),
         v2_streams_(shared_, worker_) {}
 
   ~ServerImpl() override { shutdown(); }
 
   absl::Status start() {
-    const std::string& listen = shared_.options.listen;
+    const ServerOptions& o = shared_.options;
+    const std::string& listen = o.listen;
     auto colon = listen.rfind(':');
     int port_number = 0;
     if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port_number) || port_number < 0 ||
@@ -1053,10 +1381,36 @@ class ServerImpl final : public KurrentServer {
       return absl::InvalidArgumentError(absl::StrCat("listen address '", listen, "': want HOST:PORT"));
     }
     host_ = listen.substr(0, colon);
+    if (auto s = check_tls(o.tls_cert_pem, o.tls_key_pem); !s.ok()) return s;
+    for (const auto& u : o.users) {
+      if (u.name.empty()) return absl::InvalidArgumentError("user with an empty name");
+      if (!shared_.users.emplace(u.name, u.password).second) {
+        return absl::InvalidArgumentError(absl::StrCat("user '", u.name, "' given twice"));
+      }
+    }
+    std::optional<Endpoint> advertise;
+    if (!o.advertise.empty()) {
+      auto e = parse_endpoint(o.advertise);
+      if (!e.ok()) return absl::InvalidArgumentError(absl::StrCat("advertise: ", e.status().message()));
+      advertise = *e;
+    }
+    if (!o.follower_of.empty()) {
+      auto e = parse_endpoint(o.follower_of);
+      if (!e.ok()) return absl::InvalidArgumentError(absl::StrCat("follower_of: ", e.status().message()));
+      shared_.leader = *e;
+    }
+
+    std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+    if (!o.tls_cert_pem.empty()) {
+      grpc::SslServerCredentialsOptions ssl;
+      ssl.pem_key_cert_pairs.push_back({.private_key = o.tls_key_pem, .cert_chain = o.tls_cert_pem});
+      credentials = grpc::SslServerCredentials(ssl);
+    }
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port_);
+    builder.AddListeningPort(listen, credentials, &port_);
     builder.RegisterService(&streams_);
     builder.RegisterService(&features_);
+    builder.RegisterService(&gossip_);
     builder.RegisterService(&v2_streams_);
     builder.SetMaxReceiveMessageSize(shared_.options.max_receive_message_bytes);
     // The official clients ping every 10 s; gRPC's defaults would answer GOAWAY too_many_pings.
@@ -1068,11 +1422,25 @@ class ServerImpl final : public KurrentServer {
       server_.reset();
       return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
     }
+    {
+      std::lock_guard lock(shared_.mu);
+      if (advertise) {
+        shared_.self = *advertise;
+      } else {
+        std::string host = host_;
+        if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        shared_.self = {.host = host, .port = port_};
+      }
+    }
     return absl::OkStatus();
   }
 
   [[nodiscard]] int port() const override { return port_; }
   [[nodiscard]] std::string address() const override { return absl::StrCat(host_, ":", port_); }
+  [[nodiscard]] std::string advertised_address() const override {
+    if (!shared_.options.advertise.empty()) return shared_.options.advertise;
+    return address();
+  }
 
   void shutdown() override {
     {
@@ -1095,6 +1463,7 @@ class ServerImpl final : public KurrentServer {
   Shared shared_;
   StreamsService streams_;
   FeaturesService features_;
+  GossipService gossip_;
   SessionWorker worker_;
   V2StreamsService v2_streams_;
   std::unique_ptr<grpc::Server> server_;
@@ -1103,6 +1472,51 @@ class ServerImpl final : public KurrentServer {
 };
 
 }  // namespace
+
+absl::StatusOr<User> parse_user(std::string_view view) {
+  const std::string text(view);
+  // The messages leave the text out: it may hold a password.
+  auto colon = text.find(':');
+  if (colon == std::string::npos) return absl::InvalidArgumentError("want NAME:PASSWORD (no ':' found)");
+  if (colon == 0) return absl::InvalidArgumentError("want NAME:PASSWORD (the name is empty)");
+  return User{.name = text.substr(0, colon), .password = text.substr(colon + 1)};
+}
+
+absl::StatusOr<Endpoint> parse_endpoint(std::string_view view) {
+  const std::string text(view);
+  auto bad = [&] { return absl::InvalidArgumentError(absl::StrCat("'", text, "': want HOST:PORT (port 1-65535)")); };
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) return bad();
+  std::string host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  int port = 0;
+  if (host.empty() || !absl::SimpleAtoi(text.substr(colon + 1), &port) || port < 1 || port > 65535) return bad();
+  return Endpoint{.host = std::move(host), .port = port};
+}
+
+absl::Status check_tls_pair(const std::string& cert_pem, const std::string& key_pem) {
+  return check_tls(cert_pem, key_pem);
+}
+
+absl::StatusOr<std::string> read_pem_certificate_chain(const std::string& path) {
+  auto text = read_text_file(path);
+  if (!text.ok()) return text.status();
+  if (!parse_certificate(*text)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", path, "' holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
+  }
+  return text;
+}
+
+absl::StatusOr<std::string> read_pem_private_key(const std::string& path) {
+  auto text = read_text_file(path);
+  if (!text.ok()) return text.status();
+  if (!parse_private_key(*text)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", path, "' holds no unencrypted PEM private key (-----BEGIN PRIVATE KEY-----)"));
+  }
+  return text;
+}
 
 absl::StatusOr<std::unique_ptr<KurrentServer>> KurrentServer::start(store::EventStore& store, ServerOptions options) {
   auto server = std::make_unique<ServerImpl>(store, std::move(options));

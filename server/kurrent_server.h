@@ -1,5 +1,6 @@
-// KurrentServer: a KurrentDB wire-compatible gRPC server (v1 Streams.Read/Append/BatchAppend and
-// ServerFeatures) in front of the embedded event store.
+// KurrentServer: a KurrentDB wire-compatible gRPC server (v1 Streams.Read/Append/BatchAppend,
+// ServerFeatures, Gossip.Read and the v2 AppendSession) in front of the embedded event store, with
+// optional TLS, Basic authentication and a follower mode that answers writes with not-leader.
 //
 // Owner: whoever owns the store (`serve-store`, tests); the store must outlive the server. Threads:
 // gRPC's callback API (reactors; no thread is blocked per call); append answers arrive on the
@@ -11,17 +12,39 @@
 //   auto server = KurrentServer::start(*store, {.listen = "127.0.0.1:0"}).value();
 //   // clients connect to "127.0.0.1:" + std::to_string(server->port())
 //   server->shutdown();
+//
+// TLS, users and follower mode:
+//   ServerOptions o{.listen = "0.0.0.0:2113",
+//                   .tls_cert_pem = read_pem_certificate_chain("cert.pem").value(),
+//                   .tls_key_pem = read_pem_private_key("key.pem").value(),
+//                   .users = {parse_user("admin:changeit").value()},
+//                   .advertise = "node2.local:2113",
+//                   .follower_of = "node1.local:2113"};
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "store/event_store.h"
 
 namespace kingest::server {
+
+// One account for Basic authentication.
+struct User {
+  std::string name;
+  std::string password;
+};
+
+// HOST:PORT as a gossip end point or a leader address ("[::1]:2113" gives host "::1").
+struct Endpoint {
+  std::string host;
+  int port = 0;
+};
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:2113";   // HOST:PORT; port 0 picks a free port (see port())
@@ -35,7 +58,34 @@ struct ServerOptions {
   // Events per page when a read is streamed out.
   size_t read_page_size = 512;
   std::chrono::milliseconds shutdown_grace{5000};
+
+  // TLS: the PEM text of the certificate chain and of its private key (both or neither; neither =
+  // plaintext). `start` rejects a half pair, unparsable PEM and a key that does not match.
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
+  // Basic authentication. Empty: every call is served, credentials or not. Otherwise a call with
+  // `authorization: Basic base64(name:password)` naming a known pair is served; a wrong pair or a
+  // malformed header is UNAUTHENTICATED on every rpc; no header is PERMISSION_DENIED on the Streams
+  // rpcs and AppendSession, while ServerFeatures and Gossip stay open to anonymous callers.
+  std::vector<User> users;
+  // HOST:PORT that Gossip.Read reports for this node; empty = the listen host and the bound port.
+  std::string advertise;
+  // Follower mode: HOST:PORT of the leader. Writes (and reads sent with `requires-leader: true`)
+  // answer NOT_FOUND "Leader info available" with trailers `exception: not-leader`,
+  // `leader-endpoint-host`, `leader-endpoint-port`. Empty: this node is the leader.
+  std::string follower_of;
 };
+
+// "NAME:PASSWORD", split at the first colon (the password may hold colons); the name must not be empty.
+absl::StatusOr<User> parse_user(std::string_view text);
+// "HOST:PORT" with a non-empty host and a port in 1..65535; an IPv6 host in brackets.
+absl::StatusOr<Endpoint> parse_endpoint(std::string_view text);
+// Reads a PEM file and checks that it holds a certificate (chain) / a private key; the error names
+// the file. Returns the file's text, as ServerOptions takes it.
+absl::StatusOr<std::string> read_pem_certificate_chain(const std::string& path);
+absl::StatusOr<std::string> read_pem_private_key(const std::string& path);
+// Both empty (plaintext), or a parsable certificate chain and the private key that matches it.
+absl::Status check_tls_pair(const std::string& cert_pem, const std::string& key_pem);
 
 class KurrentServer {
  public:
@@ -44,6 +94,8 @@ class KurrentServer {
 
   [[nodiscard]] virtual int port() const = 0;             // the bound port (also when 0 was asked)
   [[nodiscard]] virtual std::string address() const = 0;  // HOST:PORT with the bound port
+  // HOST:PORT reported by Gossip.Read for this node (`advertise`, else address()).
+  [[nodiscard]] virtual std::string advertised_address() const = 0;
   // Idempotent; see the lifecycle above.
   virtual void shutdown() = 0;
 };
