@@ -1,12 +1,16 @@
 // `kurrent-ingest serve-store`: the embedded event store behind a KurrentDB wire-compatible gRPC
-// server (server/), so the official clients (and `run --kurrentdb ...`) can talk to it.
+// server (server/), so the official clients (and `run --kurrentdb ...`) can talk to it; with TLS,
+// Basic authentication, gossip and a follower mode for testing a client's connection paths.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/signals.h"
 #include "pipeline/run_report.h"
@@ -23,17 +27,64 @@ struct ServeStoreOptions {
   bool hide_batch_append = false;
   size_t max_append_size = size_t{1} << 20;
   std::string address_file;
+  std::string tls_cert;
+  std::string tls_key;
+  std::vector<std::string> users;  // NAME:PASSWORD
+  std::string advertise;
+  std::string follower_of;
 };
+
+// The flags as ServerOptions; errors name the flag (and the file).
+absl::StatusOr<server::ServerOptions> server_options(const ServeStoreOptions& o) {
+  server::ServerOptions so{.listen = o.listen, .hide_batch_append = o.hide_batch_append,
+                           .max_append_size = o.max_append_size};
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return absl::InvalidArgumentError("give both --tls-cert PEM and --tls-key PEM, or neither");
+  }
+  if (!o.tls_cert.empty()) {
+    auto cert = server::read_pem_certificate_chain(o.tls_cert);
+    if (!cert.ok()) return absl::InvalidArgumentError(absl::StrCat("--tls-cert: ", cert.status().message()));
+    auto key = server::read_pem_private_key(o.tls_key);
+    if (!key.ok()) return absl::InvalidArgumentError(absl::StrCat("--tls-key: ", key.status().message()));
+    if (auto pair = server::check_tls_pair(*cert, *key); !pair.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tls-cert ", o.tls_cert, " and --tls-key ", o.tls_key, ": ", pair.message()));
+    }
+    so.tls_cert_pem = std::move(*cert);
+    so.tls_key_pem = std::move(*key);
+  }
+  for (const auto& text : o.users) {
+    auto user = server::parse_user(text);
+    if (!user.ok()) return absl::InvalidArgumentError(absl::StrCat("--user: ", user.status().message()));
+    so.users.push_back(std::move(*user));
+  }
+  if (!o.advertise.empty()) {
+    if (auto e = server::parse_endpoint(o.advertise); !e.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--advertise ", e.status().message()));
+    }
+    so.advertise = o.advertise;
+  }
+  if (!o.follower_of.empty()) {
+    if (auto e = server::parse_endpoint(o.follower_of); !e.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--follower-of ", e.status().message()));
+    }
+    so.follower_of = o.follower_of;
+  }
+  return so;
+}
 
 int run_serve_store(const ServeStoreOptions& o) {
   install_interrupt_handlers();
   if (o.db_path.empty() == !o.mem_db) {
     return usage_error(absl::InvalidArgumentError("give exactly one of --db PATH and --mem-db"));
   }
+  auto options = server_options(o);
+  if (!options.ok()) return usage_error(options.status());
+  const bool tls = !options->tls_cert_pem.empty();
+  const size_t user_count = options->users.size();
   auto store = store::EventStore::open({.path = o.db_path, .in_memory = o.mem_db});
   if (!store.ok()) return fatal_error(store.status());
-  auto server = server::KurrentServer::start(
-      **store, {.listen = o.listen, .hide_batch_append = o.hide_batch_append, .max_append_size = o.max_append_size});
+  auto server = server::KurrentServer::start(**store, std::move(*options));
   if (!server.ok()) return usage_error(server.status());
   const std::string address = (*server)->address();
   if (!o.address_file.empty()) {
@@ -47,9 +98,15 @@ int run_serve_store(const ServeStoreOptions& o) {
     std::filesystem::rename(tmp, o.address_file);
   }
   std::cout << "kurrentdb: serving " << (o.mem_db ? std::string("an in-memory store") : o.db_path) << " on " << address
-            << " (kurrentdb://" << address << "?tls=false); stop with Ctrl-C" << std::endl;
+            << " (kurrentdb://" << address << (tls ? "?tls=true, trusting " + o.tls_cert : std::string("?tls=false"))
+            << ")";
+  if (user_count > 0) std::cout << "; Basic authentication, " << user_count << " user(s), streams closed to anonymous";
+  if (!o.follower_of.empty()) std::cout << "; follower of " << o.follower_of << " (writes answer not-leader)";
+  if (!o.advertise.empty()) std::cout << "; gossip advertises " << o.advertise;
+  std::cout << "; stop with Ctrl-C" << std::endl;
   while (!interrupted()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  // In-flight appends are answered before the store closes.
+  // SIGINT/SIGTERM: in-flight appends are answered (and committed) before the store closes, so no
+  // acknowledged write is lost.
   (*server)->shutdown();
   (*store)->close();
   if (!o.address_file.empty()) std::filesystem::remove(o.address_file);
@@ -70,6 +127,13 @@ void register_serve_store(CLI::App& app, ActionSetter set_action) {
   cmd->add_option("--max-append-size", o->max_append_size, "Largest append in bytes (KurrentDB's MaxAppendSize)")
       ->capture_default_str();
   cmd->add_option("--address-file", o->address_file, "Write the bound address (HOST:PORT) to FILE once listening");
+  cmd->add_option("--tls-cert", o->tls_cert, "PEM certificate chain: serve TLS (with --tls-key)");
+  cmd->add_option("--tls-key", o->tls_key, "PEM private key of --tls-cert (unencrypted)");
+  cmd->add_option("--user", o->users,
+                  "NAME:PASSWORD for Basic authentication (repeatable); with any, anonymous callers cannot use streams");
+  cmd->add_option("--advertise", o->advertise, "HOST:PORT that Gossip.Read reports (default: the bound address)");
+  cmd->add_option("--follower-of", o->follower_of,
+                  "Act as a follower of the leader at HOST:PORT: writes answer not-leader, gossip lists both");
   cmd->callback([o, set_action] { set_action([o] { return run_serve_store(*o); }); });
 }
 
