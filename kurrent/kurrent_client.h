@@ -1,0 +1,86 @@
+// KurrentClient: the production sink, a KurrentDB / EventStoreDB node or cluster over gRPC.
+//
+// Append modes (`--append-mode`):
+//   batch   (default) one long-lived Streams.BatchAppend call carries every stream group under its
+//           own correlation id; falls back to `append` when ServerFeatures does not list BatchAppend.
+//   append  one client-streaming Streams.Append call per stream group.
+//   session v2 StreamsService.AppendSession: the groups waiting at one moment go out together as one
+//           atomic multi-stream append; a conflict on one stream is answered for that stream and the
+//           others are sent again without it.
+// Every call has a deadline (the connection string's defaultDeadline); a BatchAppend correlation id
+// that gets no answer in time is sent again (servers silently drop some idempotent re-appends).
+// UNAVAILABLE, DEADLINE_EXCEEDED and ABORTED are retried with capped exponential backoff and jitter
+// for up to `retry_for`; a not-leader answer moves the connection to the leader named in its
+// trailers. Groups larger than `max_append_size` are sent as consecutive appends, each under the
+// limit. At most `max_in_flight_appends` appends and `max_in_flight_bytes` are on the wire; more wait
+// in the client.
+//
+// Threads: `append` never blocks on I/O; `done` runs on gRPC's callback threads or on the client's
+// timer thread ("ki-kurrent-timer"). `read_*` block the calling thread (with a deadline).
+// Lifecycle: `connect` resolves the node (gossip for +discover or several hosts), checks
+// ServerFeatures and the credentials, and fails with a message that says what to fix. `close` (or
+// destruction) waits for the appends in flight, then ends the calls.
+//
+//   auto settings = parse_connection_string("kurrentdb://127.0.0.1:2113?tls=false").value();
+//   auto client = KurrentClient::connect(settings, {.mode = AppendMode::kBatch}).value();
+//   client->append(std::move(request), [](AppendOutcome o) { ... });
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "core/sink.h"
+#include "kurrent/connection_string.h"
+
+namespace kingest::kurrent {
+
+enum class AppendMode { kBatch, kAppend, kSession };
+// "batch" | "append" | "session"; anything else is InvalidArgument naming the choices.
+absl::StatusOr<AppendMode> parse_append_mode(std::string_view text);
+std::string_view to_string(AppendMode mode);
+
+struct ClientOptions {
+  AppendMode mode = AppendMode::kBatch;
+  // KurrentDB's MaxAppendSize before 25.1 (1 MiB); size = data + metadata + 2 x type length.
+  size_t max_append_size = size_t{1} << 20;
+  size_t max_in_flight_appends = 512;
+  size_t max_in_flight_bytes = size_t{64} << 20;
+  std::chrono::milliseconds backoff_initial{100};
+  std::chrono::milliseconds backoff_max{5000};
+  // An append that keeps failing with retryable errors for this long ends the run (kFatal).
+  std::chrono::milliseconds retry_for{60000};
+  // Session mode: most streams in one v2 AppendSession, sessions on the wire at once, and how long
+  // a waiting group may wait for others to share its session (0: a free slot sends at once).
+  size_t max_session_streams = 256;
+  size_t max_sessions_in_flight = 4;
+  std::chrono::milliseconds session_linger{0};
+};
+
+struct ClientStats {
+  uint64_t appends = 0;      // appends sent on the wire (parts and re-sends included)
+  uint64_t retries = 0;      // re-sends after a retryable error or a deadline
+  uint64_t reconnects = 0;   // BatchAppend calls opened after the first
+  uint64_t redirects = 0;    // not-leader answers followed
+  uint64_t splits = 0;       // groups sent in several parts to stay under max_append_size
+};
+
+class KurrentClient : public Sink {
+ public:
+  static absl::StatusOr<std::unique_ptr<KurrentClient>> connect(const ConnectionSettings& settings,
+                                                                ClientOptions options = {});
+  ~KurrentClient() override = default;
+
+  // The node in use (HOST:PORT) and what its ServerFeatures said.
+  [[nodiscard]] virtual std::string endpoint() const = 0;
+  [[nodiscard]] virtual std::string server_version() const = 0;
+  [[nodiscard]] virtual ClientStats stats() const = 0;
+  // Waits (up to `timeout`) for the appends in flight, then ends the calls. Idempotent.
+  virtual void close(std::chrono::milliseconds timeout = std::chrono::seconds(30)) = 0;
+};
+
+}  // namespace kingest::kurrent

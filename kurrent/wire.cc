@@ -1,0 +1,196 @@
+#include "kurrent/wire.h"
+
+#include <charconv>
+
+#include "absl/strings/str_cat.h"
+
+namespace kingest::kurrent::wire {
+namespace {
+
+namespace pb = event_store::client;
+namespace streams = event_store::client::streams;
+
+AppendOutcome done(AppendCode code, std::string message) {
+  return AppendOutcome{.code = code, .current_revision = std::nullopt, .position = 0, .message = std::move(message)};
+}
+
+Verdict retry(std::string reason) { return Verdict{.kind = Verdict::kRetry, .outcome = {}, .reason = std::move(reason)}; }
+
+Verdict final(AppendCode code, std::string message) { return Verdict{.kind = Verdict::kDone, .outcome = done(code, std::move(message))}; }
+
+std::optional<StreamRevision> current_of(const pb::WrongExpectedVersion& w) {
+  if (w.current_stream_revision_option_case() == pb::WrongExpectedVersion::kCurrentStreamRevision) {
+    return StreamRevision{w.current_stream_revision()};
+  }
+  return std::nullopt;
+}
+
+template <typename Options>
+void set_expected_impl(const ExpectedRevision& e, Options* o, void (Options::*set_revision)(uint64_t)) {
+  if (const auto* r = std::get_if<StreamRevision>(&e)) {
+    (o->*set_revision)(r->value());
+  } else if (std::holds_alternative<ExpectNoStream>(e)) {
+    o->mutable_no_stream();
+  } else if (std::holds_alternative<ExpectAny>(e)) {
+    o->mutable_any();
+  } else {
+    o->mutable_stream_exists();
+  }
+}
+
+}  // namespace
+
+void to_proto(const Uuid& id, pb::UUID* out) {
+  out->mutable_structured()->set_most_significant_bits(id.most_significant());
+  out->mutable_structured()->set_least_significant_bits(id.least_significant());
+}
+
+std::optional<Uuid> from_proto(const pb::UUID& id) {
+  switch (id.value_case()) {
+    case pb::UUID::kStructured:
+      return Uuid::from_halves(id.structured().most_significant_bits(), id.structured().least_significant_bits());
+    case pb::UUID::kString:
+      return Uuid::parse(id.string());
+    default:
+      return std::nullopt;
+  }
+}
+
+void set_expected(const ExpectedRevision& e, streams::AppendReq::Options* o) {
+  set_expected_impl(e, o, &streams::AppendReq::Options::set_revision);
+}
+
+void set_expected(const ExpectedRevision& e, streams::BatchAppendReq::Options* o) {
+  set_expected_impl(e, o, &streams::BatchAppendReq::Options::set_stream_position);
+}
+
+std::optional<int64_t> v2_expected(const ExpectedRevision& e) {
+  if (const auto* r = std::get_if<StreamRevision>(&e)) return static_cast<int64_t>(r->value());
+  if (std::holds_alternative<ExpectNoStream>(e)) return -1;
+  if (std::holds_alternative<ExpectStreamExists>(e)) return -4;
+  return std::nullopt;
+}
+
+std::string trailer(const Trailers& t, const std::string& key) {
+  auto it = t.find(grpc::string_ref(key));
+  return it == t.end() ? std::string() : std::string(it->second.data(), it->second.size());
+}
+
+Verdict classify(const grpc::Status& status, const Trailers& trailers) {
+  const std::string exception = trailer(trailers, "exception");
+  const std::string message = status.error_message();
+  switch (status.error_code()) {
+    case grpc::StatusCode::OK:
+      return final(AppendCode::kSuccess, "");
+    case grpc::StatusCode::NOT_FOUND:
+      if (exception == "not-leader") {
+        Verdict v{.kind = Verdict::kRedirect, .outcome = {}, .reason = "not leader"};
+        v.leader_host = trailer(trailers, "leader-endpoint-host");
+        std::string port = trailer(trailers, "leader-endpoint-port");
+        auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), v.leader_port);
+        if (v.leader_host.empty() || ec != std::errc() || p != port.data() + port.size()) {
+          return retry("not leader, and the answer names no leader: " + message);
+        }
+        return v;
+      }
+      if (exception == "stream-deleted") return final(AppendCode::kStreamDeleted, "stream deleted");
+      return final(AppendCode::kRejected, "not found: " + message);
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      if (exception == "stream-deleted") return final(AppendCode::kStreamDeleted, "stream deleted");
+      if (exception == "wrong-expected-version") {
+        Verdict v = final(AppendCode::kWrongExpectedVersion, "wrong expected version");
+        std::string actual = trailer(trailers, "actual-version");
+        uint64_t rev = 0;
+        auto [p, ec] = std::from_chars(actual.data(), actual.data() + actual.size(), rev);
+        if (ec == std::errc() && p == actual.data() + actual.size()) v.outcome.current_revision = StreamRevision{rev};
+        return v;
+      }
+      return final(AppendCode::kRejected, "failed precondition: " + message);
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      if (exception == "maximum-append-size-exceeded" || !trailer(trailers, "maximum-append-size").empty()) {
+        return final(AppendCode::kTooLarge, "maximum append size exceeded (" + trailer(trailers, "maximum-append-size") +
+                                                " bytes): " + message);
+      }
+      return final(AppendCode::kRejected, "invalid argument: " + message);
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return final(AppendCode::kAccessDenied, "access denied: " + message);
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return final(AppendCode::kFatal,
+                   "authentication failed (" + message + "): check the user name and password in the connection string");
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::ABORTED:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+    case grpc::StatusCode::UNKNOWN:
+    case grpc::StatusCode::INTERNAL:
+    case grpc::StatusCode::CANCELLED:
+      return retry(std::string(absl::StrCat("gRPC ", static_cast<int>(status.error_code()), ": ", message)));
+    default:
+      return final(AppendCode::kFatal, absl::StrCat("gRPC ", static_cast<int>(status.error_code()), ": ", message));
+  }
+}
+
+Verdict classify(const google::rpc::Status& status) {
+  const std::string& message = status.message();
+  switch (status.code()) {
+    case google::rpc::ALREADY_EXISTS: {
+      Verdict v = final(AppendCode::kWrongExpectedVersion, "wrong expected version");
+      for (const auto& any : status.details()) {
+        pb::WrongExpectedVersion w;
+        if (any.UnpackTo(&w)) v.outcome.current_revision = current_of(w);
+      }
+      return v;
+    }
+    case google::rpc::NOT_FOUND:
+      return final(AppendCode::kStreamDeleted, "stream deleted: " + message);
+    case google::rpc::PERMISSION_DENIED:
+      return final(AppendCode::kAccessDenied, "access denied: " + message);
+    case google::rpc::INVALID_ARGUMENT: {
+      for (const auto& any : status.details()) {
+        pb::MaximumAppendSizeExceeded m;
+        if (any.UnpackTo(&m)) {
+          return final(AppendCode::kTooLarge,
+                       absl::StrCat("maximum append size exceeded (", m.maxappendsize(), " bytes): ", message));
+        }
+      }
+      return final(AppendCode::kRejected, "invalid argument: " + message);
+    }
+    case google::rpc::UNAUTHENTICATED:
+      return final(AppendCode::kFatal,
+                   "authentication failed (" + message + "): check the user name and password in the connection string");
+    case google::rpc::DEADLINE_EXCEEDED:
+    case google::rpc::UNAVAILABLE:
+    case google::rpc::ABORTED:
+    case google::rpc::RESOURCE_EXHAUSTED:
+    case google::rpc::UNKNOWN:
+    case google::rpc::INTERNAL:
+      return retry(absl::StrCat("batch append error ", static_cast<int>(status.code()), ": ", message));
+    default:
+      return final(AppendCode::kRejected, absl::StrCat("batch append error ", static_cast<int>(status.code()), ": ", message));
+  }
+}
+
+AppendOutcome outcome_of(const streams::AppendResp& resp) {
+  using R = streams::AppendResp;
+  if (resp.result_case() == R::kSuccess) {
+    const auto& s = resp.success();
+    AppendOutcome o = done(AppendCode::kSuccess, "");
+    if (s.current_revision_option_case() == R::Success::kCurrentRevision) o.current_revision = StreamRevision{s.current_revision()};
+    if (s.position_option_case() == R::Success::kPosition) o.position = s.position().commit_position();
+    return o;
+  }
+  if (resp.result_case() == R::kWrongExpectedVersion) {
+    const auto& w = resp.wrong_expected_version();
+    AppendOutcome o = done(AppendCode::kWrongExpectedVersion, "wrong expected version");
+    if (w.current_revision_option_case() == R::WrongExpectedVersion::kCurrentRevision) {
+      o.current_revision = StreamRevision{w.current_revision()};
+    } else if (w.current_revision_option_case() == R::WrongExpectedVersion::CURRENT_REVISION_OPTION_NOT_SET &&
+               w.current_revision_option_20_6_0_case() == R::WrongExpectedVersion::kCurrentRevision2060) {
+      o.current_revision = StreamRevision{w.current_revision_20_6_0()};
+    }
+    return o;
+  }
+  return done(AppendCode::kRejected, "append answer holds neither success nor wrong expected version");
+}
+
+}  // namespace kingest::kurrent::wire
