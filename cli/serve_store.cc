@@ -36,8 +36,8 @@ struct ServeStoreOptions {
 
 // The flags as ServerOptions; errors name the flag (and the file).
 absl::StatusOr<server::ServerOptions> server_options(const ServeStoreOptions& o) {
-  server::ServerOptions so{.listen = o.listen, .hide_batch_append = o.hide_batch_append,
-                           .max_append_size = o.max_append_size};
+  server::ServerOptions so{
+      .listen = o.listen, .hide_batch_append = o.hide_batch_append, .max_append_size = o.max_append_size};
   if (o.tls_cert.empty() != o.tls_key.empty()) {
     return absl::InvalidArgumentError("give both --tls-cert PEM and --tls-key PEM, or neither");
   }
@@ -129,8 +129,9 @@ void register_serve_store(CLI::App& app, ActionSetter set_action) {
   cmd->add_option("--address-file", o->address_file, "Write the bound address (HOST:PORT) to FILE once listening");
   cmd->add_option("--tls-cert", o->tls_cert, "PEM certificate chain: serve TLS (with --tls-key)");
   cmd->add_option("--tls-key", o->tls_key, "PEM private key of --tls-cert (unencrypted)");
-  cmd->add_option("--user", o->users,
-                  "NAME:PASSWORD for Basic authentication (repeatable); with any, anonymous callers cannot use streams");
+  cmd->add_option(
+      "--user", o->users,
+      "NAME:PASSWORD for Basic authentication (repeatable); with any, anonymous callers cannot use streams");
   cmd->add_option("--advertise", o->advertise, "HOST:PORT that Gossip.Read reports (default: the bound address)");
   cmd->add_option("--follower-of", o->follower_of,
                   "Act as a follower of the leader at HOST:PORT: writes answer not-leader, gossip lists both");

@@ -16,10 +16,10 @@
 #include <fstream>
 #include <functional>
 #include <limits>
-#include <sstream>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -251,9 +251,9 @@ struct Shared {
   ServerOptions options;
   // Set once by start(), before the server listens; read-only afterwards.
   std::unordered_map<std::string, std::string> users;  // name -> password
-  std::optional<Endpoint> leader;                       // follower mode: the leader's address
-  Uuid instance_id = Uuid::v4();                        // this node in gossip (stable while it runs)
-  Uuid leader_instance_id = Uuid::v4();                 // the leader in follower mode's gossip
+  std::optional<Endpoint> leader;                      // follower mode: the leader's address
+  Uuid instance_id = Uuid::v4();                       // this node in gossip (stable while it runs)
+  Uuid leader_instance_id = Uuid::v4();                // the leader in follower mode's gossip
   std::mutex mu;
   bool shutting_down = false;
   std::set<BatchAppendReactor*> batch_reactors;  // live BatchAppend calls, finished on shutdown

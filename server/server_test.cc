@@ -1027,8 +1027,9 @@ TEST_F(AuthTest, AnonymousCallersAreDeniedStreamsButMayUseFeaturesAndGossip) {
 }
 
 TEST_F(AuthTest, WrongOrMalformedCredentialsAreUnauthenticatedOnEveryRpc) {
-  const std::vector<std::string> bad{basic("admin:wrong"),     basic("nobody:changeit"), basic("admin"),
-                                     "Basic !!!not-base64!!!", "Bearer some-token",      "Basic",
+  const std::vector<std::string> bad{basic("admin:wrong"), basic("nobody:changeit"),
+                                     basic("admin"),       "Basic !!!not-base64!!!",
+                                     "Bearer some-token",  "Basic",
                                      basic("ops:p")};
   for (const auto& header : bad) {
     for (const auto& [name, call] : every_rpc(channel_, "auth-bad")) {
@@ -1308,15 +1309,15 @@ std::string slurp(const std::string& path) {
 
 std::optional<SelfSigned> make_self_signed(const std::string& name) {
   SelfSigned c;
-  c.dir = (std::filesystem::temp_directory_path() /
-           ("ki-server-tls-" + std::to_string(::getpid()) + "-" + name))
-              .string();
+  c.dir =
+      (std::filesystem::temp_directory_path() / ("ki-server-tls-" + std::to_string(::getpid()) + "-" + name)).string();
   std::filesystem::create_directories(c.dir);
   c.cert_path = c.dir + "/cert.pem";
   c.key_path = c.dir + "/key.pem";
-  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost"
-                          " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " +
-                          c.key_path + " -out " + c.cert_path + " >/dev/null 2>&1";
+  const std::string cmd =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost"
+      " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " +
+      c.key_path + " -out " + c.cert_path + " >/dev/null 2>&1";
   if (std::system(cmd.c_str()) != 0) return std::nullopt;
   c.cert = slurp(c.cert_path);
   c.key = slurp(c.key_path);
@@ -1377,8 +1378,8 @@ TEST_F(TlsTest, ClientTrustingAnotherCertificateFails) {
 
 TEST_F(TlsTest, BadCertificatesAndKeysAreRejected) {
   auto start_with = [&](std::string cert, std::string key) {
-    return KurrentServer::start(*store_,
-                                {.listen = "127.0.0.1:0", .tls_cert_pem = std::move(cert), .tls_key_pem = std::move(key)})
+    return KurrentServer::start(
+               *store_, {.listen = "127.0.0.1:0", .tls_cert_pem = std::move(cert), .tls_key_pem = std::move(key)})
         .status();
   };
   EXPECT_EQ(start_with(ca_->cert, "").code(), absl::StatusCode::kInvalidArgument);  // half a pair
