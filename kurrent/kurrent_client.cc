@@ -254,7 +254,7 @@ class BatchCall final : public grpc::ClientBidiReactor<streams::BatchAppendReq, 
   void close();
   [[nodiscard]] bool ended() const {
     std::lock_guard lock(mu_);
-    return ended_;
+    return ended_ || broken_;
   }
   [[nodiscard]] const std::shared_ptr<Node>& node() const { return node_; }
 
@@ -264,6 +264,7 @@ class BatchCall final : public grpc::ClientBidiReactor<streams::BatchAppendReq, 
 
  private:
   void write_next_locked();
+  void release_hold();
   struct Pending {
     OpPtr op;
     uint64_t seq;
@@ -280,6 +281,8 @@ class BatchCall final : public grpc::ClientBidiReactor<streams::BatchAppendReq, 
   bool ended_ = false;
   bool closing_ = false;
   bool half_closed_ = false;
+  bool broken_ = false;  // a read or write failed: the call is ending
+  bool held_ = true;
   std::map<std::pair<int64_t, int64_t>, Pending> pending_;
 };
 
@@ -500,17 +503,17 @@ class Core : public std::enable_shared_from_this<Core> {
   // ---- batch mode ----
   void send_batch(const OpPtr& op) {
     std::shared_ptr<BatchCall> call;
-    bool fresh = false;
     {
       std::lock_guard lock(mu_);
       if (!batch_ || batch_->ended() || batch_->node() != node_) {
         if (batch_) reconnects_++;
-        batch_ = std::make_shared<BatchCall>(shared_from_this(), node_);
-        fresh = true;
+        // Bound to its stream before anyone else can see it (a write needs the stream).
+        auto fresh = std::make_shared<BatchCall>(shared_from_this(), node_);
+        fresh->start(auth_);
+        batch_ = std::move(fresh);
       }
       call = batch_;
     }
-    if (fresh) call->start(auth_);
     if (!call->send(op, deadline())) retry(op, "the BatchAppend call ended", true);
   }
 
@@ -835,6 +838,9 @@ void BatchCall::start(const std::string& auth) {
   if (!auth.empty()) ctx_.AddMetadata("authorization", auth);
   if (!core_->settings_.connection_name.empty()) ctx_.AddMetadata("connection-name", core_->settings_.connection_name);
   node_->streams->async()->BatchAppend(&ctx_, this);
+  // Held until no write can be started any more: gRPC frees the call before OnDone, so a write
+  // started after the last operation completed would touch freed memory.
+  AddHold();
   StartRead(&resp_);
   StartCall();
 }
@@ -876,7 +882,7 @@ bool BatchCall::send(const OpPtr& op, milliseconds deadline) {
   msgs.back()->set_is_final(true);
   {
     std::lock_guard lock(mu_);
-    if (ended_ || closing_) return false;
+    if (ended_ || broken_ || closing_) return false;
     pending_[key] = Pending{op, seq};
     for (auto& msg : msgs) writes_.push_back(std::move(msg));
     if (!writing_) write_next_locked();
@@ -905,23 +911,40 @@ void BatchCall::on_deadline(std::pair<int64_t, int64_t> corr, uint64_t seq) {
   core_->retry(op, "no answer within the deadline (" + std::to_string(core_->deadline().count()) + " ms)");
 }
 
+void BatchCall::release_hold() {
+  {
+    std::lock_guard lock(mu_);
+    if (!held_) return;
+    held_ = false;
+  }
+  RemoveHold();
+}
+
 void BatchCall::close() {
+  bool half_closed = false;
   {
     std::lock_guard lock(mu_);
     closing_ = true;
     if (ended_ || half_closed_) return;
     if (pending_.empty() && !writing_) {
-      half_closed_ = true;
+      half_closed_ = half_closed = true;
       StartWritesDone();
-      return;
     }
   }
+  if (half_closed) return release_hold();
   // Appends still pending (a redirect, or a close that timed out): they are sent again elsewhere.
   ctx_.TryCancel();
 }
 
 void BatchCall::OnReadDone(bool ok) {
-  if (!ok) return;  // the call is ending; OnDone follows
+  if (!ok) {
+    // The call is ending; OnDone follows once the hold is gone.
+    {
+      std::lock_guard lock(mu_);
+      broken_ = true;
+    }
+    return release_hold();
+  }
   OpPtr op;
   if (resp_.has_correlation_id()) {
     auto corr = wire::from_proto(resp_.correlation_id());
@@ -935,27 +958,37 @@ void BatchCall::OnReadDone(bool ok) {
     }
   }
   if (op) core_->batch_response(op, resp_, node_);
+  bool release = false;
   {
     std::lock_guard lock(mu_);
     if (closing_ && pending_.empty() && !writing_ && !half_closed_ && !ended_) {
       half_closed_ = true;
       StartWritesDone();
+      release = true;
     }
   }
+  if (release) release_hold();
   StartRead(&resp_);
 }
 
 void BatchCall::OnWriteDone(bool ok) {
-  std::lock_guard lock(mu_);
-  writes_.pop_front();
-  writing_ = false;
-  if (!ok) return;  // the call broke; OnDone moves what is pending
-  if (!writes_.empty()) {
-    write_next_locked();
-  } else if (closing_ && pending_.empty() && !half_closed_) {
-    half_closed_ = true;
-    StartWritesDone();
+  bool release = false;
+  {
+    std::lock_guard lock(mu_);
+    writes_.pop_front();
+    writing_ = false;
+    if (!ok) {
+      broken_ = true;  // OnDone moves what is pending
+      release = true;
+    } else if (!writes_.empty()) {
+      write_next_locked();
+    } else if (closing_ && pending_.empty() && !half_closed_) {
+      half_closed_ = true;
+      StartWritesDone();
+      release = true;
+    }
   }
+  if (release) release_hold();
 }
 
 void BatchCall::OnDone(const grpc::Status& status) {
@@ -1214,6 +1247,10 @@ class ClientImpl final : public KurrentClient {
   void close(std::chrono::milliseconds timeout) override {
     if (closed_.exchange(true)) return;
     core_->close(timeout);
+    // The calls hold the core (and with it the channels) until their last callback returns. A
+    // channel must not be destroyed on gRPC's own callback thread, so the last reference is let
+    // go here, once the calls are gone.
+    for (int i = 0; i < 10000 && core_.use_count() > 1; ++i) std::this_thread::sleep_for(milliseconds(1));
     core_->timer_.stop();
   }
 
