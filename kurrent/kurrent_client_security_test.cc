@@ -1,0 +1,565 @@
+// KurrentClient against the project's server (server/) over loopback gRPC, for what a deployment
+// adds to the plain case: TLS with a certificate made by the openssl tool, Basic credentials, gossip
+// discovery (+discover, several seeds, a follower seed), not-leader redirects in every append mode,
+// and a fake server that never answers an append at all.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "kurrent/kurrent_client.h"
+#include "proto/kurrentdb/serverfeatures.grpc.pb.h"
+#include "proto/kurrentdb/streams.grpc.pb.h"
+#include "server/kurrent_server.h"
+#include "store/event_store.h"
+
+namespace kingest::kurrent {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+EventData event(const std::string& tag) {
+  return EventData{.id = Uuid::v4(),
+                   .type = "TestEvent",
+                   .content_type = "application/json",
+                   .data = "{\"tag\":\"" + tag + "\"}",
+                   .metadata = "{\"source\":\"test\"}"};
+}
+
+AppendOutcome append_sync(Sink& sink, const std::string& stream, ExpectedRevision expected,
+                          std::vector<EventData> events) {
+  std::promise<AppendOutcome> p;
+  auto f = p.get_future();
+  sink.append(AppendRequest{.stream = stream, .expected = expected, .events = std::move(events)},
+              [&p](AppendOutcome o) { p.set_value(std::move(o)); });
+  return f.get();
+}
+
+bool contains(absl::string_view text, absl::string_view part) { return absl::StrContains(text, part); }
+
+// One server over its own in-memory store. `restart` brings a server back on the same port with
+// other options (a leader that became a follower) and a fresh store.
+class Node {
+ public:
+  explicit Node(server::ServerOptions o = {}) { start(std::move(o), 0); }
+  ~Node() { stop(); }
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  void stop() {
+    if (server_) server_->shutdown();
+    server_.reset();
+    if (store_) store_->close();
+    store_.reset();
+  }
+  void restart(server::ServerOptions o) {
+    stop();
+    start(std::move(o), port_);
+  }
+
+  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] std::string address() const { return server_->address(); }
+  [[nodiscard]] std::string advertised() const { return server_->advertised_address(); }
+  [[nodiscard]] std::string url(const std::string& extra = "") const {
+    return "kurrentdb://127.0.0.1:" + std::to_string(port_) + "?tls=false" + extra;
+  }
+  store::EventStore& store() { return *store_; }
+
+  // The ids in `stream` as this node's store holds them (empty: no such stream).
+  std::vector<Uuid> ids(const std::string& stream) {
+    std::vector<Uuid> out;
+    auto page = store_->read(stream, store::ReadFrom::start(), 1000, store::ReadDirection::kForwards);
+    EXPECT_TRUE(page.ok()) << page.status();
+    if (page.ok()) {
+      for (const auto& e : page->events) out.push_back(e.id);
+    }
+    return out;
+  }
+  void put(const std::string& stream, int count) {
+    std::vector<store::ProposedEvent> evs;
+    for (int i = 0; i < count; ++i) {
+      evs.push_back({.id = Uuid::v4(), .type = "Seeded", .content_type = "application/json", .data = "{}"});
+    }
+    ASSERT_EQ(store_->append_sync(stream, ExpectAny{}, evs).status, store::AppendStatus::kSuccess);
+  }
+
+ private:
+  void start(server::ServerOptions o, int port) {
+    store_ = store::EventStore::open({.path = {}, .in_memory = true}).value();
+    o.listen = "127.0.0.1:" + std::to_string(port);
+    // The port was just given up: another listener may take a moment to let go of it.
+    for (int i = 0; i < 100 && !server_; ++i) {
+      auto s = server::KurrentServer::start(*store_, o);
+      if (s.ok()) {
+        server_ = std::move(*s);
+      } else {
+        std::this_thread::sleep_for(milliseconds(20));
+      }
+    }
+    ASSERT_TRUE(server_) << "could not listen on " << o.listen;
+    port_ = server_->port();
+  }
+
+  std::unique_ptr<store::EventStore> store_;
+  std::unique_ptr<server::KurrentServer> server_;
+  int port_ = 0;
+};
+
+absl::StatusOr<std::unique_ptr<KurrentClient>> try_connect(const std::string& url, ClientOptions o = {}) {
+  auto settings = parse_connection_string(url);
+  if (!settings.ok()) return settings.status();
+  return KurrentClient::connect(*settings, o);
+}
+
+std::unique_ptr<KurrentClient> connect_to(const std::string& url, ClientOptions o = {}) {
+  auto c = try_connect(url, o);
+  EXPECT_TRUE(c.ok()) << url << ": " << c.status();
+  return c.ok() ? std::move(*c) : nullptr;
+}
+
+// An append of two events to a new stream, answered with success, and read back by the client.
+void expect_round_trip(KurrentClient& c, const std::string& stream) {
+  std::vector<EventData> events{event("1"), event("2")};
+  auto o = append_sync(c, stream, ExpectNoStream{}, events);
+  ASSERT_EQ(o.code, AppendCode::kSuccess) << o.message;
+  EXPECT_EQ(o.current_revision, StreamRevision{1});
+  auto read = c.read_forwards(stream, StreamRevision{0}, 10);
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(read->size(), 2u);
+  EXPECT_EQ((*read)[0].id, events[0].id);
+  EXPECT_EQ((*read)[1].id, events[1].id);
+  EXPECT_EQ((*read)[1].data, events[1].data);
+  auto tail = c.read_tail(stream);
+  ASSERT_TRUE(tail.ok()) << tail.status();
+  EXPECT_TRUE(tail->exists);
+  EXPECT_EQ(tail->last_revision, StreamRevision{1});
+}
+
+// ---- TLS ------------------------------------------------------------------------------------------
+
+// A self-signed certificate for localhost / 127.0.0.1, made with the openssl tool.
+struct SelfSigned {
+  std::string dir;
+  std::string cert_path;
+  std::string cert;
+  std::string key;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::optional<SelfSigned> make_self_signed() {
+  SelfSigned c;
+  c.dir = (std::filesystem::temp_directory_path() / ("ki-client-tls-" + std::to_string(::getpid()))).string();
+  std::filesystem::create_directories(c.dir);
+  c.cert_path = c.dir + "/cert.pem";
+  const std::string key_path = c.dir + "/key.pem";
+  const std::string cmd =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost"
+      " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " +
+      key_path + " -out " + c.cert_path + " >/dev/null 2>&1";
+  if (std::system(cmd.c_str()) != 0) return std::nullopt;
+  c.cert = slurp(c.cert_path);
+  c.key = slurp(key_path);
+  return c;
+}
+
+class TlsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { cert_ = make_self_signed(); }
+  static void TearDownTestSuite() {
+    if (cert_) std::filesystem::remove_all(cert_->dir);
+  }
+  void SetUp() override {
+    ASSERT_TRUE(cert_) << "openssl could not make a test certificate";
+    node_.emplace(server::ServerOptions{.tls_cert_pem = cert_->cert, .tls_key_pem = cert_->key});
+  }
+  [[nodiscard]] std::string url(const std::string& host, const std::string& options) const {
+    return "kurrentdb://" + host + ":" + std::to_string(node_->port()) + "?" + options;
+  }
+
+  static inline std::optional<SelfSigned> cert_;
+  std::optional<Node> node_;
+};
+
+TEST_F(TlsTest, TrustingTheCertificateByHostName) {
+  auto c = connect_to(url("localhost", "tls=true&tlsCaFile=" + cert_->cert_path));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->endpoint(), "localhost:" + std::to_string(node_->port()));
+  expect_round_trip(*c, "tls-name");
+  EXPECT_EQ(node_->ids("tls-name").size(), 2u);
+}
+
+TEST_F(TlsTest, TrustingTheCertificateByIpAddress) {
+  auto c = connect_to(url("127.0.0.1", "tls=true&tlsCaFile=" + cert_->cert_path));
+  ASSERT_TRUE(c);
+  expect_round_trip(*c, "tls-ip");
+}
+
+TEST_F(TlsTest, EveryAppendModeOverTls) {
+  for (auto mode : {AppendMode::kBatch, AppendMode::kAppend, AppendMode::kSession}) {
+    SCOPED_TRACE(std::string(to_string(mode)));
+    auto c = connect_to(url("localhost", "tlsCaFile=" + cert_->cert_path), {.mode = mode});
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->append_mode(), to_string(mode));
+    expect_round_trip(*c, "tls-mode-" + std::string(to_string(mode)));
+  }
+}
+
+TEST_F(TlsTest, WithoutVerificationNoCaFileIsNeeded) {
+  auto c = connect_to(url("127.0.0.1", "tls=true&tlsVerifyCert=false"));
+  ASSERT_TRUE(c);
+  expect_round_trip(*c, "tls-noverify");
+}
+
+TEST_F(TlsTest, UntrustedCertificateFailsAndSaysWhatToCheck) {
+  // No tlsCaFile: the system's roots, which do not hold the self-signed certificate.
+  auto c = try_connect(url("localhost", "tls=true&defaultDeadline=3000"));
+  ASSERT_FALSE(c.ok());
+  const std::string msg(c.status().message());
+  EXPECT_TRUE(contains(msg, "TLS")) << msg;
+  EXPECT_TRUE(contains(msg, "tlsCaFile")) << msg;
+  EXPECT_TRUE(contains(msg, "tlsVerifyCert")) << msg;
+  EXPECT_TRUE(contains(msg, "localhost:" + std::to_string(node_->port()))) << msg;
+}
+
+TEST_F(TlsTest, PlaintextClientFailsAndSaysTheServerMayUseTls) {
+  auto c = try_connect(url("127.0.0.1", "tls=false&defaultDeadline=3000"));
+  ASSERT_FALSE(c.ok());
+  const std::string msg(c.status().message());
+  EXPECT_TRUE(contains(msg, "tls=true")) << msg;
+  EXPECT_TRUE(contains(msg, "127.0.0.1:" + std::to_string(node_->port()))) << msg;
+}
+
+TEST_F(TlsTest, UnreadableCaFileIsNamed) {
+  auto c = try_connect(url("localhost", "tlsCaFile=" + cert_->dir + "/missing.pem"));
+  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(contains(c.status().message(), "tlsCaFile")) << c.status();
+  EXPECT_TRUE(contains(c.status().message(), "missing.pem")) << c.status();
+}
+
+// ---- credentials ----------------------------------------------------------------------------------
+
+class CredentialsTest : public ::testing::Test {
+ protected:
+  [[nodiscard]] std::string url(const std::string& userinfo) const {
+    return "kurrentdb://" + userinfo + "127.0.0.1:" + std::to_string(node_.port()) + "?tls=false&defaultDeadline=3000";
+  }
+  Node node_{server::ServerOptions{.users = {{"admin", "changeit"}}}};
+};
+
+TEST_F(CredentialsTest, RightCredentialsAreServedInEveryAppendMode) {
+  for (auto mode : {AppendMode::kBatch, AppendMode::kAppend, AppendMode::kSession}) {
+    SCOPED_TRACE(std::string(to_string(mode)));
+    auto c = connect_to(url("admin:changeit@"), {.mode = mode});
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->append_mode(), to_string(mode));
+    const std::string stream = "cred-" + std::string(to_string(mode));
+    expect_round_trip(*c, stream);
+    EXPECT_EQ(node_.ids(stream).size(), 2u);
+  }
+}
+
+TEST_F(CredentialsTest, WrongPasswordFailsWithoutShowingThePassword) {
+  const std::string password = "n0t-the-Passw0rd";
+  auto c = try_connect(url("admin:" + password + "@"));
+  ASSERT_FALSE(c.ok());
+  const std::string msg(c.status().message());
+  EXPECT_TRUE(contains(msg, "authentication failed")) << msg;
+  EXPECT_TRUE(contains(msg, "user name and password")) << msg;
+  EXPECT_FALSE(contains(msg, password)) << msg;
+  EXPECT_FALSE(contains(msg, "changeit")) << msg;
+}
+
+TEST_F(CredentialsTest, UnknownUserFailsLikeAWrongPassword) {
+  auto c = try_connect(url("nobody:changeit@"));
+  ASSERT_FALSE(c.ok());
+  const std::string msg(c.status().message());
+  EXPECT_TRUE(contains(msg, "user name and password")) << msg;
+  EXPECT_FALSE(contains(msg, "changeit")) << msg;
+}
+
+TEST_F(CredentialsTest, NoCredentialsFailsAndAsksForThem) {
+  auto c = try_connect(url(""));
+  ASSERT_FALSE(c.ok());
+  const std::string msg(c.status().message());
+  EXPECT_TRUE(contains(msg, "access denied")) << msg;
+  EXPECT_TRUE(contains(msg, "credentials")) << msg;
+  EXPECT_TRUE(contains(msg, "user:password@")) << msg;
+}
+
+// ---- discovery --------------------------------------------------------------------------------------
+
+// A port that nothing listens on any more.
+int dead_port() {
+  Node gone;
+  int port = gone.port();
+  gone.stop();
+  return port;
+}
+
+TEST(Discovery, ConnectsToTheAddressGossipAdvertises) {
+  // Gossip names the node "localhost:PORT"; the seed is written "127.0.0.1:PORT": the endpoint in
+  // use shows which one the client took.
+  Node node;
+  const int port = node.port();
+  node.restart({.advertise = "localhost:" + std::to_string(port)});
+  auto c = connect_to("kurrentdb+discover://127.0.0.1:" + std::to_string(port) + "?tls=false");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(node.advertised(), "localhost:" + std::to_string(port));
+  EXPECT_EQ(c->endpoint(), node.advertised());
+  expect_round_trip(*c, "disc-1");
+  EXPECT_EQ(node.ids("disc-1").size(), 2u);
+  EXPECT_EQ(c->stats().redirects, 0u);
+}
+
+TEST(Discovery, PlainSeedIsTheLeaderItself) {
+  Node node;
+  auto c = connect_to("kurrentdb+discover://127.0.0.1:" + std::to_string(node.port()) + "?tls=false");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->endpoint(), node.advertised());
+  expect_round_trip(*c, "disc-plain");
+}
+
+TEST(Discovery, ADeadFirstSeedIsSkipped) {
+  const int dead = dead_port();
+  Node node;
+  const std::string hosts = "127.0.0.1:" + std::to_string(dead) + ",127.0.0.1:" + std::to_string(node.port());
+  int n = 0;
+  for (const std::string scheme : {"kurrentdb+discover", "kurrentdb"}) {  // several hosts imply discovery
+    SCOPED_TRACE(scheme);
+    auto c = connect_to(scheme + "://" + hosts + "?tls=false&gossipTimeout=2000&maxDiscoverAttempts=2");
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->endpoint(), node.address());
+    expect_round_trip(*c, "disc-dead-" + std::to_string(n++));
+  }
+}
+
+TEST(Discovery, OnlyDeadSeedsFailAndNameTheSeeds) {
+  const int dead = dead_port();
+  auto c = try_connect("kurrentdb+discover://127.0.0.1:" + std::to_string(dead) +
+                       "?tls=false&maxDiscoverAttempts=2&discoveryInterval=10&gossipTimeout=1000");
+  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(contains(c.status().message(), "discovery")) << c.status();
+  EXPECT_TRUE(contains(c.status().message(), "127.0.0.1:" + std::to_string(dead))) << c.status();
+}
+
+TEST(Discovery, AFollowerSeedLeadsToTheLeader) {
+  Node leader;
+  Node follower({.follower_of = leader.address()});
+  auto c = connect_to("kurrentdb+discover://127.0.0.1:" + std::to_string(follower.port()) + "?tls=false");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->endpoint(), leader.address());
+  expect_round_trip(*c, "disc-follower");
+  EXPECT_EQ(leader.ids("disc-follower").size(), 2u);
+  EXPECT_TRUE(follower.ids("disc-follower").empty());
+  EXPECT_EQ(c->stats().redirects, 0u) << "gossip named the leader: no not-leader answer needed";
+}
+
+// ---- not-leader redirects ---------------------------------------------------------------------------
+
+class Redirect : public ::testing::TestWithParam<AppendMode> {
+ protected:
+  ClientOptions options() const {
+    return {.mode = GetParam(), .backoff_initial = milliseconds(20), .backoff_max = milliseconds(200)};
+  }
+};
+
+TEST_P(Redirect, ConnectingToAFollowerWritesToTheLeader) {
+  Node leader;
+  Node follower({.follower_of = leader.address()});
+  auto c = connect_to(follower.url(), options());
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->append_mode(), to_string(GetParam()));
+  std::vector<EventData> events{event("a"), event("b"), event("c")};
+  auto o = append_sync(*c, "redir-1", ExpectNoStream{}, events);
+  ASSERT_EQ(o.code, AppendCode::kSuccess) << o.message;
+  EXPECT_EQ(o.current_revision, StreamRevision{2});
+  EXPECT_EQ(leader.ids("redir-1"), (std::vector<Uuid>{events[0].id, events[1].id, events[2].id}));
+  EXPECT_TRUE(follower.ids("redir-1").empty());
+  EXPECT_GE(c->stats().redirects, 1u);
+  EXPECT_EQ(c->endpoint(), leader.address());
+}
+
+// The leader the client is connected to becomes a follower of another node: the next append meets
+// the not-leader answer on its own append path (not the connection check's read).
+TEST_P(Redirect, AnAppendFollowsTheLeaderWhenItMoves) {
+  Node new_leader;
+  Node node;
+  auto c = connect_to(node.url(), options());
+  ASSERT_TRUE(c);
+  ASSERT_EQ(append_sync(*c, "moved-0", ExpectNoStream{}, {event("before")}).code, AppendCode::kSuccess);
+  EXPECT_EQ(c->stats().redirects, 0u);
+
+  node.restart({.follower_of = new_leader.address()});
+  std::vector<EventData> events{event("a"), event("b")};
+  auto o = append_sync(*c, "moved-1", ExpectNoStream{}, events);
+  ASSERT_EQ(o.code, AppendCode::kSuccess) << o.message;
+  EXPECT_EQ(new_leader.ids("moved-1"), (std::vector<Uuid>{events[0].id, events[1].id}));
+  EXPECT_TRUE(node.ids("moved-1").empty());
+  EXPECT_GE(c->stats().redirects, 1u);
+  EXPECT_EQ(c->endpoint(), new_leader.address());
+
+  // Later appends go straight to the new leader.
+  auto redirects = c->stats().redirects;
+  ASSERT_EQ(append_sync(*c, "moved-1", StreamRevision{1}, {event("c")}).code, AppendCode::kSuccess);
+  EXPECT_EQ(new_leader.ids("moved-1").size(), 3u);
+  EXPECT_EQ(c->stats().redirects, redirects);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, Redirect,
+                         ::testing::Values(AppendMode::kBatch, AppendMode::kAppend, AppendMode::kSession),
+                         [](const auto& info) { return std::string(to_string(info.param)); });
+
+TEST(RedirectRead, ReadTailFollowsTheLeaderWhenItMoves) {
+  Node new_leader;
+  Node node;
+  auto c = connect_to(node.url());
+  ASSERT_TRUE(c);
+  node.restart({.follower_of = new_leader.address()});
+  // The follower's own copy is behind; a local read would answer revision 0.
+  node.put("tail-1", 1);
+  new_leader.put("tail-1", 3);
+  auto tail = c->read_tail("tail-1");
+  ASSERT_TRUE(tail.ok()) << tail.status();
+  EXPECT_TRUE(tail->exists);
+  EXPECT_EQ(tail->last_revision, StreamRevision{2});
+  EXPECT_EQ(tail->last_id, new_leader.ids("tail-1").back());
+  EXPECT_EQ(c->stats().redirects, 1u);
+  EXPECT_EQ(c->endpoint(), new_leader.address());
+  auto read = c->read_forwards("tail-1", StreamRevision{0}, 10);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->size(), 3u);
+}
+
+// ---- a server that never answers an append ----------------------------------------------------------
+
+namespace streams = event_store::client::streams;
+namespace features = event_store::client::server_features;
+
+// BatchAppend reads whatever comes and never answers; Append reads and never finishes (until the
+// call is cancelled); Read answers an empty stream, so that the connection check passes.
+class SilentStreams final : public streams::Streams::CallbackService {
+ public:
+  std::atomic<int> batch_requests{0};
+  std::atomic<int> append_calls{0};
+
+  grpc::ServerBidiReactor<streams::BatchAppendReq, streams::BatchAppendResp>* BatchAppend(
+      grpc::CallbackServerContext*) override {
+    class R final : public grpc::ServerBidiReactor<streams::BatchAppendReq, streams::BatchAppendResp> {
+     public:
+      explicit R(SilentStreams* svc) : svc_(svc) { StartRead(&req_); }
+      void OnReadDone(bool ok) override {
+        if (!ok) return Finish(grpc::Status::OK);
+        if (req_.is_final()) svc_->batch_requests++;
+        StartRead(&req_);
+      }
+      void OnDone() override { delete this; }
+
+     private:
+      SilentStreams* svc_;
+      streams::BatchAppendReq req_;
+    };
+    return new R(this);
+  }
+
+  grpc::ServerReadReactor<streams::AppendReq>* Append(grpc::CallbackServerContext*, streams::AppendResp*) override {
+    append_calls++;
+    class R final : public grpc::ServerReadReactor<streams::AppendReq> {
+     public:
+      R() { StartRead(&req_); }
+      void OnReadDone(bool ok) override {
+        if (ok) StartRead(&req_);
+      }
+      void OnCancel() override { Finish(grpc::Status::CANCELLED); }
+      void OnDone() override { delete this; }
+
+     private:
+      streams::AppendReq req_;
+    };
+    return new R();
+  }
+
+  grpc::ServerWriteReactor<streams::ReadResp>* Read(grpc::CallbackServerContext*, const streams::ReadReq*) override {
+    class R final : public grpc::ServerWriteReactor<streams::ReadResp> {
+     public:
+      R() { Finish(grpc::Status::OK); }
+      void OnDone() override { delete this; }
+    };
+    return new R();
+  }
+};
+
+class BatchFeatures final : public features::ServerFeatures::CallbackService {
+  grpc::ServerUnaryReactor* GetSupportedMethods(grpc::CallbackServerContext* ctx, const event_store::client::Empty*,
+                                                features::SupportedMethods* out) override {
+    auto* m = out->add_methods();
+    m->set_method_name("batchappend");
+    m->set_service_name("event_store.client.streams.streams");
+    out->set_event_store_server_version("24.10.0");
+    auto* r = ctx->DefaultReactor();
+    r->Finish(grpc::Status::OK);
+    return r;
+  }
+};
+
+class Silent : public ::testing::TestWithParam<AppendMode> {};
+
+TEST_P(Silent, AnAppendWithoutAnyAnswerEndsFatalAfterRetryFor) {
+  SilentStreams streams_service;
+  BatchFeatures features_service;
+  grpc::ServerBuilder b;
+  int port = 0;
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  b.RegisterService(&streams_service);
+  b.RegisterService(&features_service);
+  auto server = b.BuildAndStart();
+  ASSERT_TRUE(server);
+  const std::string endpoint = "127.0.0.1:" + std::to_string(port);
+  const ClientOptions options{.mode = GetParam(),
+                              .backoff_initial = milliseconds(50),
+                              .backoff_max = milliseconds(200),
+                              .retry_for = milliseconds(1000)};
+  auto c = connect_to("kurrentdb://" + endpoint + "?tls=false&defaultDeadline=200", options);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->append_mode(), to_string(GetParam()));
+  auto start = Clock::now();
+  auto o = append_sync(*c, "silent-1", ExpectNoStream{}, {event("a")});
+  auto took = Clock::now() - start;
+  EXPECT_EQ(o.code, AppendCode::kFatal) << o.message;
+  EXPECT_TRUE(contains(o.message, endpoint)) << o.message;
+  EXPECT_GE(took, milliseconds(1000)) << "retry_for is 1 s";
+  EXPECT_LT(took, milliseconds(4000)) << "the append ended soon after retry_for";
+  EXPECT_GE(c->stats().retries, 2u);
+  if (GetParam() == AppendMode::kBatch) {
+    EXPECT_GE(streams_service.batch_requests.load(), 2) << "sent again after each deadline";
+  } else {
+    EXPECT_GE(streams_service.append_calls.load(), 2) << "a new call after each deadline";
+  }
+  c->close(milliseconds(2000));
+  server->Shutdown(std::chrono::system_clock::now() + milliseconds(1000));
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, Silent, ::testing::Values(AppendMode::kBatch, AppendMode::kAppend),
+                         [](const auto& info) { return std::string(to_string(info.param)); });
+
+}  // namespace
+}  // namespace kingest::kurrent
