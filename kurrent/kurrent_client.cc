@@ -1316,15 +1316,17 @@ absl::StatusOr<std::unique_ptr<KurrentClient>> KurrentClient::connect(const Conn
       break;
   }
 
-  // A read that needs the credentials: wrong ones fail here, with a message, not mid-run.
-  auto client = std::make_unique<ClientImpl>(core);
+  // A read that needs the credentials: wrong ones fail here, with a message, not mid-run. The client
+  // is the core's only owner from here on: close() waits until nothing else holds the core.
+  auto client = std::make_unique<ClientImpl>(std::move(core));
   auto probe = client->read_tail(kProbeStream);
   if (!probe.ok()) {
     client->close(milliseconds(0));
     return probe.status();
   }
-  spdlog::info("kurrentdb: connected to {} (server {}), append mode {}", endpoint,
-               core->server_version_.empty() ? "version unknown" : core->server_version_, client->append_mode());
+  const std::string version = client->server_version();
+  spdlog::info("kurrentdb: connected to {} (server {}), append mode {}", client->endpoint(),
+               version.empty() ? "version unknown" : version, client->append_mode());
   return client;
 }
 
