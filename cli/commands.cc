@@ -60,7 +60,7 @@ void add_ingest_flags(CLI::App& cmd, IngestFlags& f) {
       ->capture_default_str()->check(CLI::Range(size_t{1}, size_t{4096}));
   cmd.add_option("--max-bytes-in-flight", f.max_bytes_in_flight, "Bytes inside the pipeline before Kafka is paused")
       ->capture_default_str()->check(CLI::Range(size_t{1} << 16, size_t{1} << 40));
-  cmd.add_option("--max-append-bytes", f.max_append_bytes,
+  cmd.add_option("--max-append-bytes,--max-append-size", f.max_append_bytes,
                  "A stream group is split so one append stays under this (KurrentDB < 25.1: 1 MiB)")
       ->capture_default_str()->check(CLI::Range(size_t{1024}, size_t{256} << 20));
   cmd.add_option("--version-base", f.version_base,
@@ -74,6 +74,44 @@ void add_ingest_flags(CLI::App& cmd, IngestFlags& f) {
   cmd.add_option("--stream-template", f.stream_template,
                  "Stream name from {AggregateType}, {AggregateId}, {EventType}")
       ->capture_default_str();
+}
+
+void add_kurrent_flags(CLI::App& cmd, KurrentFlags& f) {
+  cmd.add_option("--kurrent", f.url,
+                 "KurrentDB connection string, e.g. kurrentdb://admin:changeit@localhost:2113?tls=false (default: "
+                 "$KURRENT_CONNECTION_STRING, then $EVENTSTORE_CONNECTION_STRING)");
+  cmd.add_option("--append-mode", f.append_mode,
+                 "batch (BatchAppend on one call; Append when the server lacks it), append (one Append call per "
+                 "stream group) or session (v2 multi-stream AppendSession, KurrentDB 25.1+)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"batch", "append", "session"}));
+  cmd.add_option("--max-appends-in-flight", f.max_in_flight_appends, "Appends on the wire to KurrentDB at once")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{65536}));
+  cmd.add_option("--retry-for-s", f.retry_for_s,
+                 "Keep retrying an append that fails with a retryable error (server down, timeout) this long before "
+                 "stopping the run")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{86400}));
+}
+
+absl::StatusOr<std::unique_ptr<kurrent::KurrentClient>> connect_kurrent(const KurrentFlags& flags,
+                                                                        const IngestFlags& ingest,
+                                                                        const std::optional<std::string>& url,
+                                                                        bool* usage_fault) {
+  *usage_fault = true;
+  auto text = url ? absl::StatusOr<std::string>(*url) : kurrent::connection_string_from_environment(
+                                flags.url.empty() ? std::nullopt : std::optional<std::string>(flags.url));
+  if (!text.ok()) return text.status();
+  auto settings = kurrent::parse_connection_string(*text);
+  if (!settings.ok()) return settings.status();
+  auto mode = kurrent::parse_append_mode(flags.append_mode);
+  if (!mode.ok()) return mode.status();
+  *usage_fault = false;
+  return kurrent::KurrentClient::connect(*settings, {.mode = *mode,
+                                                     .max_append_size = ingest.max_append_bytes,
+                                                     .max_in_flight_appends = flags.max_in_flight_appends,
+                                                     .retry_for = std::chrono::seconds(flags.retry_for_s)});
 }
 
 absl::StatusOr<std::pair<size_t, size_t>> parse_range(const std::string& text, const std::string& flag) {

@@ -3,12 +3,15 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "kafka/kafka_source.h"
+#include "kurrent/kurrent_client.h"
 #include "pipeline/ingest_engine.h"
 
 namespace kingest::cli {
@@ -32,6 +35,25 @@ struct IngestFlags {
 
 void add_ingest_flags(CLI::App& cmd, IngestFlags& flags);
 
+// Where and how to write: a KurrentDB connection string (--kurrent, else the environment) and the
+// append mode.
+struct KurrentFlags {
+  std::string url;  // --kurrent (empty: KURRENT_CONNECTION_STRING, then EVENTSTORE_CONNECTION_STRING)
+  std::string append_mode = "batch";
+  size_t max_in_flight_appends = 512;
+  int64_t retry_for_s = 60;
+};
+
+void add_kurrent_flags(CLI::App& cmd, KurrentFlags& flags);
+
+// Connects the gRPC sink; `url` overrides flags.url (the demo's own server). Errors say what to
+// fix; `*usage_fault` tells whether the fault is in the flags (exit 2) or in reaching the server
+// (exit 4).
+absl::StatusOr<std::unique_ptr<kurrent::KurrentClient>> connect_kurrent(const KurrentFlags& flags,
+                                                                        const IngestFlags& ingest,
+                                                                        const std::optional<std::string>& url,
+                                                                        bool* usage_fault);
+
 // "MIN-MAX" → {MIN, MAX}; the error names the flag.
 absl::StatusOr<std::pair<size_t, size_t>> parse_range(const std::string& text, const std::string& flag);
 
@@ -44,5 +66,6 @@ void register_demo(CLI::App& app, ActionSetter set_action);
 void register_broker(CLI::App& app, ActionSetter set_action);
 void register_generate(CLI::App& app, ActionSetter set_action);
 void register_serve_store(CLI::App& app, ActionSetter set_action);
+void register_run(CLI::App& app, ActionSetter set_action);
 
 }  // namespace kingest::cli

@@ -19,6 +19,9 @@
 #include "kafka/raw_consume.h"
 #include "pipeline/run_report.h"
 #include "store/event_store.h"
+#include "kurrent/connection_string.h"
+#include "kurrent/kurrent_client.h"
+#include "server/kurrent_server.h"
 #include "store/store_sink.h"
 #include "workload/generator.h"
 #include "workload/verifier.h"
@@ -40,7 +43,9 @@ struct DemoOptions {
   std::string format = "json";
   bool measure_raw = true;
   bool produce_first = false;
+  std::string sink = "grpc";
   IngestFlags ingest;
+  KurrentFlags kurrent;
 };
 
 std::string make_temp_dir() {
@@ -92,13 +97,49 @@ int run_demo(const DemoOptions& o) {
   std::cout << "kafka: embedded broker at " << (*broker)->bootstrap() << ", " << probe.topics().size()
             << " topics x " << o.partitions << " partitions\n";
 
-  // Embedded store, written in-process.
-  store::StoreOptions so;
-  so.in_memory = o.mem_db;
-  so.path = o.mem_db ? "" : db_path;
-  auto es = store::EventStore::open(so);
-  if (!es.ok()) return fatal_error(es.status());
-  store::StoreSink sink(**es);
+  // The sink: by default the embedded store behind the project's KurrentDB-compatible server on
+  // an ephemeral loopback port, written through the gRPC client (the production path); with
+  // --sink direct, the store in-process; with --kurrent, an external KurrentDB.
+  const bool external = !o.kurrent.url.empty();
+  if (external && o.sink != "grpc") {
+    return usage_error(absl::InvalidArgumentError("--kurrent writes over gRPC: it does not go with --sink direct"));
+  }
+  std::unique_ptr<store::EventStore> es;
+  std::unique_ptr<server::KurrentServer> grpc_server;
+  std::unique_ptr<Sink> sink_owner;
+  kurrent::KurrentClient* client = nullptr;
+  std::string kurrent_url;
+  if (!external) {
+    store::StoreOptions so;
+    so.in_memory = o.mem_db;
+    so.path = o.mem_db ? "" : db_path;
+    auto opened = store::EventStore::open(so);
+    if (!opened.ok()) return fatal_error(opened.status());
+    es = std::move(*opened);
+  } else {
+    db_path = "(external)";
+  }
+  if (o.sink == "direct") {
+    sink_owner = std::make_unique<store::StoreSink>(*es);
+  } else {
+    std::optional<std::string> url;
+    if (!external) {
+      auto started = server::KurrentServer::start(
+          *es, {.listen = "127.0.0.1:0", .max_append_size = o.ingest.max_append_bytes});
+      if (!started.ok()) return fatal_error(started.status());
+      grpc_server = std::move(*started);
+      url = "kurrentdb://" + grpc_server->address() + "?tls=false";
+    }
+    bool usage_fault = false;
+    auto connected = connect_kurrent(o.kurrent, o.ingest, url, &usage_fault);
+    if (!connected.ok()) return usage_fault ? usage_error(connected.status()) : fatal_error(connected.status());
+    client = connected->get();
+    kurrent_url = external ? kurrent::parse_connection_string(o.kurrent.url)->redacted() : *url;
+    std::cout << "kurrentdb: " << (external ? "" : "embedded server at ") << client->endpoint() << ", append mode "
+              << client->append_mode() << "\n";
+    sink_owner = std::move(*connected);
+  }
+  Sink& sink = *sink_owner;
   auto dlq = pipeline::NdjsonDeadLetterFile::open(dlq_path);
   if (!dlq.ok()) return usage_error(dlq.status());
   std::unique_ptr<pipeline::KafkaDeadLetterTopic> dlq_topic;
@@ -176,6 +217,7 @@ int run_demo(const DemoOptions& o) {
   // Done when every event is done; or when everything was produced, the engine is idle and Kafka
   // has delivered nothing new for a while (then some events never arrived: reported below).
   uint64_t last_read = 0;
+  uint64_t last_done = 0;
   auto last_change = Clock::now();
   bool starved = false;
   auto timeout = std::chrono::milliseconds(std::max<uint64_t>(120000, o.events / 2));
@@ -183,8 +225,11 @@ int run_demo(const DemoOptions& o) {
       [&](const pipeline::EngineStats& s) {
         if (produce_failed.load() || s.messages_done >= o.events) return true;
         auto now = Clock::now();
-        if (s.events_read != last_read) {
+        // Progress on either side restarts the clock: while the engine works through a backlog
+        // the source is paused and reads nothing.
+        if (s.events_read != last_read || s.messages_done != last_done) {
           last_read = s.events_read;
+          last_done = s.messages_done;
           last_change = now;
         }
         // Counted only once Kafka delivered something: the consumer group join alone takes seconds.
@@ -197,6 +242,7 @@ int run_demo(const DemoOptions& o) {
   auto ingest_end = Clock::now();
   if (producer.joinable()) producer.join();
   if (auto s = session.finish(); !s.ok()) spdlog::warn("{}", s.ToString());
+  if (client) client->close();
 
   pipeline::RunReport report;
   report.command = "demo";
@@ -209,10 +255,17 @@ int run_demo(const DemoOptions& o) {
   report.numbers["wall_s"] = std::chrono::duration<double>(ingest_end - started).count();
   report.events_produced = produced.load();
   report.text["store"] = db_path;
+  if (client) {
+    report.text["kurrent"] = kurrent_url;
+    const auto cs = client->stats();
+    report.numbers["kurrent_appends"] = double(cs.appends);
+    report.numbers["kurrent_retries"] = double(cs.retries);
+    report.numbers["kurrent_reconnects"] = double(cs.reconnects);
+  }
   report.text["dead_letter_file"] = dlq_path;
   report.text["kafka_bootstrap"] = (*broker)->bootstrap();
   report.numbers["offset_commits"] = double(session.offset_commits());
-  report.numbers["store_transactions"] = double((*es)->stats().transactions);
+  if (es) report.numbers["store_transactions"] = double(es->stats().transactions);
 
   int code = pipeline::kExitDone;
   if (produce_failed) {
@@ -286,7 +339,9 @@ int run_demo(const DemoOptions& o) {
       if (code == pipeline::kExitDone) code = pipeline::kExitFatal;
     }
   }
-  (*es)->close();
+  sink_owner.reset();
+  if (grpc_server) grpc_server->shutdown();
+  if (es) es->close();
   return code;
 }
 
@@ -313,7 +368,13 @@ void register_demo(CLI::App& app, std::function<void(std::function<int()>)> set_
   cmd->add_flag("--produce-first", o->produce_first,
                 "Produce every event before ingesting (measures the ingest alone; the mock broker keeps only "
                 "~5 MiB per partition, so keep events x size under that)");
+  cmd->add_option("--sink", o->sink,
+                  "grpc: through the gRPC client to the embedded KurrentDB-compatible server on a loopback port (or "
+                  "to --kurrent); direct: the embedded store in-process")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"grpc", "direct"}));
   add_ingest_flags(*cmd, o->ingest);
+  add_kurrent_flags(*cmd, o->kurrent);
   cmd->callback([o, set_action] { set_action([o] { return run_demo(*o); }); });
 }
 

@@ -80,6 +80,14 @@ class Sink {
   virtual void append(AppendRequest request, AppendDone done) = 0;
   // The stream's last event (one backwards read of count 1).
   virtual absl::StatusOr<StreamTail> read_tail(const std::string& stream) = 0;
+  // The tails of many streams (first touch of a batch's new streams). The default reads them one
+  // after another; a remote sink overlaps the reads.
+  virtual std::vector<absl::StatusOr<StreamTail>> read_tails(const std::vector<std::string>& streams) {
+    std::vector<absl::StatusOr<StreamTail>> out;
+    out.reserve(streams.size());
+    for (const auto& s : streams) out.push_back(read_tail(s));
+    return out;
+  }
   // Up to `max_count` events forwards from `from`; a missing stream is an empty list.
   virtual absl::StatusOr<std::vector<RecordedEventData>> read_forwards(const std::string& stream,
                                                                        StreamRevision from, uint64_t max_count) = 0;

@@ -429,3 +429,38 @@ TEST(KurrentClient, ResendsACorrelationIdThatGotNoAnswerWithinTheDeadline) {
 
 }  // namespace
 }  // namespace kingest::kurrent
+
+namespace kingest::kurrent {
+namespace {
+
+TEST(KurrentClient, ReadsManyTailsAtOnce) {
+  Served s;
+  auto c = connect_to(s.url());
+  ASSERT_TRUE(c);
+  std::vector<std::string> names;
+  std::vector<Uuid> last;
+  for (int i = 0; i < 300; ++i) {
+    names.push_back("tails-" + std::to_string(i));
+    if (i % 3 == 0) continue;  // a third of them do not exist
+    std::vector<EventData> events;
+    for (int k = 0; k <= i % 4; ++k) events.push_back(event(std::to_string(k)));
+    last.resize(size_t(i) + 1);
+    last[size_t(i)] = events.back().id;
+    ASSERT_EQ(append_sync(*c, names.back(), ExpectNoStream{}, events).code, AppendCode::kSuccess);
+  }
+  auto tails = c->read_tails(names);
+  ASSERT_EQ(tails.size(), names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    ASSERT_TRUE(tails[i].ok()) << tails[i].status();
+    if (i % 3 == 0) {
+      EXPECT_FALSE(tails[i]->exists) << names[i];
+    } else {
+      EXPECT_TRUE(tails[i]->exists) << names[i];
+      EXPECT_EQ(tails[i]->last_revision, StreamRevision{i % 4}) << names[i];
+      EXPECT_EQ(tails[i]->last_id, last[i]) << names[i];
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kingest::kurrent

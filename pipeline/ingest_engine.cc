@@ -305,8 +305,16 @@ struct IngestEngine::Impl {
       }
     }
     if (unknown.empty()) return;
+    // In chunks, in parallel: an in-process sink reads each chunk on one worker, a remote one
+    // overlaps a chunk's reads on the wire.
+    constexpr size_t kChunk = 128;
     std::vector<absl::StatusOr<StreamTail>> tails(unknown.size());
-    oneapi::tbb::parallel_for(size_t(0), unknown.size(), [&](size_t i) { tails[i] = sink.read_tail(unknown[i]); });
+    oneapi::tbb::parallel_for(size_t(0), (unknown.size() + kChunk - 1) / kChunk, [&](size_t c) {
+      size_t begin = c * kChunk;
+      size_t end = std::min(unknown.size(), begin + kChunk);
+      auto got = sink.read_tails(std::vector<std::string>(unknown.begin() + long(begin), unknown.begin() + long(end)));
+      for (size_t i = begin; i < end; ++i) tails[i] = std::move(got[i - begin]);
+    });
     std::lock_guard lock(streams_mu);
     for (size_t i = 0; i < unknown.size(); ++i) {
       auto& st = streams[unknown[i]];

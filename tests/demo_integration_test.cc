@@ -51,7 +51,9 @@ TEST_F(DemoTest, IngestsAndVerifiesSixtyThousandEventsInMemory) {
   auto r = run("--events 60000 --mem-db --no-raw-consume");
   ASSERT_EQ(r.exit_code, 0) << output();
   EXPECT_EQ(std::string_view(r.report["schema"]), "kurrent-ingest/run-report/v1");
-  EXPECT_EQ(std::string_view(r.report["sink"]), "embedded-store");
+  // The default path is the production one: the gRPC client against the embedded server.
+  EXPECT_EQ(std::string_view(r.report["sink"]), "kurrentdb-grpc");
+  EXPECT_EQ(std::string_view(r.report["append_mode"]), "batch");
   EXPECT_EQ(uint64_t(r.report["events_produced"]), 60000u);
   EXPECT_EQ(uint64_t(r.report["events_read"]), 60000u);
   EXPECT_EQ(uint64_t(r.report["events_appended"]), 60000u);
@@ -70,6 +72,33 @@ TEST_F(DemoTest, VerifiesAMixOfJsonProtobufAndFlatBuffersMessages) {
   EXPECT_EQ(uint64_t(r.report["events_appended"]), 20000u);
   EXPECT_EQ(uint64_t(r.report["dead_lettered"]), 0u);
   EXPECT_TRUE(bool(r.report["verified"]));
+}
+
+TEST_F(DemoTest, EveryAppendModeAndTheInProcessSinkVerify) {
+  for (const std::string mode : {"append", "session"}) {
+    auto r = run("--events 10000 --mem-db --no-raw-consume --append-mode " + mode);
+    ASSERT_EQ(r.exit_code, 0) << mode << ": " << output();
+    EXPECT_EQ(std::string_view(r.report["append_mode"]), mode);
+    EXPECT_EQ(uint64_t(r.report["events_appended"]), 10000u) << mode;
+    EXPECT_TRUE(bool(r.report["verified"])) << mode;
+  }
+  auto r = run("--events 10000 --mem-db --no-raw-consume --sink direct");
+  ASSERT_EQ(r.exit_code, 0) << output();
+  EXPECT_EQ(std::string_view(r.report["sink"]), "embedded-store");
+  EXPECT_EQ(std::string_view(r.report["append_mode"]), "direct");
+  EXPECT_TRUE(bool(r.report["verified"]));
+}
+
+TEST_F(DemoTest, AnUnreachableKurrentDbSaysWhatToCheck) {
+  std::string cmd = std::string(KI_BINARY) + " demo --events 100 --kurrent 'kurrentdb://127.0.0.1:1?tls=false' > " +
+                    dir_ + "/out.txt 2>&1";
+  int rc = std::system(cmd.c_str());
+  EXPECT_EQ(WEXITSTATUS(rc), 4);
+  EXPECT_NE(output().find("Is the server up"), std::string::npos) << output();
+  cmd = std::string(KI_BINARY) + " demo --events 100 --kurrent 'http://127.0.0.1:1' > " + dir_ + "/out.txt 2>&1";
+  rc = std::system(cmd.c_str());
+  EXPECT_EQ(WEXITSTATUS(rc), 2);
+  EXPECT_NE(output().find("scheme"), std::string::npos) << output();
 }
 
 TEST_F(DemoTest, ASecondRunIntoTheSameFileCountsEverythingAsDuplicates) {

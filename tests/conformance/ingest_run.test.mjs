@@ -1,3 +1,4 @@
+import { join } from "node:path";
 // `kurrent-ingest run` end to end: NestJS-shaped JSON events produced with kafkajs to the embedded
 // Kafka (`kurrent-ingest broker`), ingested by `run` into serve-store over KurrentDB's gRPC protocol,
 // read back with the official @kurrent/kurrentdb-client: stream names, revisions, ids, types, data
@@ -213,6 +214,7 @@ describe("kurrent-ingest run: Kafka (kafkajs producer) → serve-store, read bac
       "--topics", TOPIC,
       "--group", "conformance",
       "--kurrent", server.kurrentdb,
+      "--dlq-file", join(dir, "dead-letters.ndjson"),
     ]);
     await waitForStreams(client, aggregates, half, runProc, `the ${STREAMS * half} events produced before run started`);
 
