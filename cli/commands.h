@@ -66,6 +66,7 @@ void register_demo(CLI::App& app, ActionSetter set_action);
 void register_broker(CLI::App& app, ActionSetter set_action);
 void register_generate(CLI::App& app, ActionSetter set_action);
 void register_serve_store(CLI::App& app, ActionSetter set_action);
-void register_run(CLI::App& app, ActionSetter set_action);
+void register_run(CLI::App& app, ActionSetter set_action);  // replay and run
+void register_verify(CLI::App& app, ActionSetter set_action);
 
 }  // namespace kingest::cli

@@ -1,12 +1,18 @@
-// `kurrent-ingest run`: ingests continuously from a Kafka cluster into KurrentDB until SIGINT or
-// SIGTERM, then stops fetching, drains what is in flight, commits what is done and exits 130.
+// `kurrent-ingest replay` and `run`: one engine, bounded or not.
+//
+// `replay` captures every partition's end (its high watermark, or --until-offset) at start and
+// exits once the consumer group's committed offsets reach every end, whichever member did the
+// work. `run` (= `replay --until never`) ingests until SIGINT or SIGTERM. Either way a signal stops
+// fetching, drains what is in flight, commits what is done and exits 130.
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <iostream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "kafka/group_progress.h"
 #include "cli/commands.h"
 #include "cli/ingest_session.h"
 #include "cli/signals.h"
@@ -17,6 +23,9 @@ namespace kingest::cli {
 namespace {
 
 struct RunOptions {
+  std::string command = "replay";
+  std::string until = "end";            // end | never
+  std::vector<std::string> until_offsets;  // TOPIC:PARTITION:OFFSET
   std::string brokers;
   std::vector<std::string> topics;
   std::string group = "kurrent-ingest";
@@ -61,19 +70,68 @@ int run_run(const RunOptions& o) {
   src.brokers = o.brokers;
   src.group_id = o.group;
   src.topics = topics;
+  // The ends of a bounded run, captured before anything is consumed.
+  const bool bounded = o.until != "never";
+  std::unique_ptr<kafka::GroupProgress> progress;
+  kafka::Offsets ends;
+  uint64_t total = 0;
+  if (bounded) {
+    auto gp = kafka::GroupProgress::open(o.brokers, o.group, src.properties);
+    if (!gp.ok()) return usage_error(gp.status());
+    progress = std::move(*gp);
+    auto e = progress->end_offsets(topics);
+    if (!e.ok()) return fatal_error(e.status());
+    ends = std::move(*e);
+    for (const auto& text : o.until_offsets) {
+      for (auto item : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+        std::vector<std::string> parts = absl::StrSplit(item, ':');
+        int32_t partition = 0;
+        int64_t offset = 0;
+        if (parts.size() != 3 || !absl::SimpleAtoi(parts[1], &partition) || !absl::SimpleAtoi(parts[2], &offset) ||
+            offset < 0) {
+          return usage_error(absl::InvalidArgumentError("--until-offset '" + std::string(item) +
+                                                        "': expected TOPIC:PARTITION:OFFSET"));
+        }
+        auto it = ends.find(TopicPartition{parts[0], partition});
+        if (it == ends.end()) {
+          return usage_error(absl::InvalidArgumentError("--until-offset '" + std::string(item) +
+                                                        "': no such partition among --topics"));
+        }
+        it->second = std::min(it->second, offset);
+      }
+    }
+    auto left = progress->remaining(ends);
+    if (!left.ok()) return fatal_error(left.status());
+    total = *left;
+  }
+
   IngestSession session(src, std::move(*engine_options), **client, &dead_letters);
   auto started = Clock::now();
   if (auto s = session.start(); !s.ok()) return fatal_error(s);
-  std::cout << "run: " << topics.size() << " topic(s) from " << o.brokers << " (group " << o.group << ") into "
-            << (*client)->endpoint() << " (append mode " << (*client)->append_mode() << "); stop with Ctrl-C"
-            << std::endl;
-  RunEnd end = session.run_until([](const pipeline::EngineStats&) { return false; }, 0,
-                                 std::chrono::hours(24 * 365 * 100), std::chrono::seconds(o.progress_s));
+  std::cout << o.command << ": " << topics.size() << " topic(s) from " << o.brokers << " (group " << o.group
+            << ") into " << (*client)->endpoint() << " (append mode " << (*client)->append_mode() << ")";
+  if (bounded) std::cout << ", " << total << " events to the ends captured now";
+  std::cout << "; stop with Ctrl-C" << std::endl;
+  auto next_check = Clock::now();
+  bool reached = false;
+  RunEnd end = session.run_until(
+      [&](const pipeline::EngineStats&) {
+        if (!bounded || Clock::now() < next_check) return false;
+        next_check = Clock::now() + std::chrono::milliseconds(500);
+        auto r = progress->reached(ends);
+        if (!r.ok()) {
+          spdlog::warn("group progress: {}", r.status().ToString());
+          return false;
+        }
+        reached = *r;
+        return reached;
+      },
+      total, std::chrono::hours(24 * 365 * 100), std::chrono::seconds(o.progress_s));
   if (auto s = session.finish(); !s.ok()) spdlog::warn("{}", s.ToString());
   (*client)->close();
 
   pipeline::RunReport report;
-  report.command = "run";
+  report.command = o.command;
   report.sink = (*client)->name();
   report.append_mode = (*client)->append_mode();
   report.stats = session.stats();
@@ -90,8 +148,13 @@ int run_run(const RunOptions& o) {
   if (end == RunEnd::kFatal) {
     report.error = session.fatal().ToString();
     code = pipeline::kExitFatal;
+  } else if (end == RunEnd::kReached && reached) {
+    code = report.stats.dead_lettered > 0 ? pipeline::kExitDeadLetters : pipeline::kExitDone;
   }
-  report.outcome = code == pipeline::kExitFatal ? "fatal" : "interrupted";
+  report.outcome = code == pipeline::kExitFatal         ? "fatal"
+                   : code == pipeline::kExitDone        ? "done"
+                   : code == pipeline::kExitDeadLetters ? "dead-letters"
+                                                        : "interrupted";
   const auto& s = report.stats;
   std::cout << "events: " << s.events_read << " read, " << s.events_appended << " appended, " << s.duplicates
             << " duplicates, " << s.dead_lettered << " dead-lettered (" << o.dlq_file << ")\n";
@@ -102,11 +165,23 @@ int run_run(const RunOptions& o) {
   return code;
 }
 
-}  // namespace
-
-void register_run(CLI::App& app, ActionSetter set_action) {
+void register_ingest_command(CLI::App& app, ActionSetter set_action, const std::string& name) {
   auto o = std::make_shared<RunOptions>();
-  auto* cmd = app.add_subcommand("run", "Ingest continuously from Kafka into KurrentDB until interrupted");
+  o->command = name;
+  CLI::App* cmd = nullptr;
+  if (name == "run") {
+    o->until = "never";
+    cmd = app.add_subcommand("run", "Ingest continuously from Kafka into KurrentDB until interrupted (replay --until never)");
+  } else {
+    cmd = app.add_subcommand("replay",
+                             "Ingest from Kafka into KurrentDB up to the partitions' ends at start, then exit once the "
+                             "consumer group's commits reach them");
+    cmd->add_option("--until", o->until, "end: the high watermarks captured at start; never: keep going (= run)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"end", "never"}));
+    cmd->add_option("--until-offset", o->until_offsets,
+                    "End these partitions earlier: TOPIC:PARTITION:OFFSET[,...] (the offset is excluded)");
+  }
   cmd->add_option("--brokers", o->brokers, "Kafka bootstrap servers HOST:PORT[,HOST:PORT...]")->required();
   cmd->add_option("--topics", o->topics, "Topics to consume (comma-separated or repeated)")->required();
   cmd->add_option("--group", o->group, "Kafka consumer group (offsets are committed there)")->capture_default_str();
@@ -119,6 +194,13 @@ void register_run(CLI::App& app, ActionSetter set_action) {
   add_ingest_flags(*cmd, o->ingest);
   add_kurrent_flags(*cmd, o->kurrent);
   cmd->callback([o, set_action] { set_action([o] { return run_run(*o); }); });
+}
+
+}  // namespace
+
+void register_run(CLI::App& app, ActionSetter set_action) {
+  register_ingest_command(app, set_action, "replay");
+  register_ingest_command(app, set_action, "run");
 }
 
 }  // namespace kingest::cli

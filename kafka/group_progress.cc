@@ -1,0 +1,119 @@
+#include "kafka/group_progress.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+
+namespace kingest::kafka {
+namespace {
+
+rd_kafka_t* handle(void* p) { return static_cast<rd_kafka_t*>(p); }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GroupProgress>> GroupProgress::open(
+    const std::string& brokers, const std::string& group, const std::map<std::string, std::string>& properties) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  std::map<std::string, std::string> props = properties;
+  props["bootstrap.servers"] = brokers;
+  props["group.id"] = group;
+  props["enable.auto.commit"] = "false";
+  props.emplace("log_level", "3");
+  for (const auto& [k, v] : props) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return absl::InvalidArgumentError("Kafka property " + k + ": " + err);
+    }
+  }
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  if (rk == nullptr) return absl::InvalidArgumentError(std::string("Kafka consumer: ") + err);
+  return std::unique_ptr<GroupProgress>(new GroupProgress(rk));
+}
+
+GroupProgress::~GroupProgress() { rd_kafka_destroy(handle(rk_)); }
+
+absl::StatusOr<Offsets> GroupProgress::end_offsets(const std::vector<std::string>& topics) {
+  Offsets ends;
+  for (const auto& topic : topics) {
+    rd_kafka_topic_t* t = rd_kafka_topic_new(handle(rk_), topic.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(handle(rk_), 0, t, &md, int(timeout_.count()));
+    rd_kafka_topic_destroy(t);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return absl::UnavailableError("Kafka metadata of topic " + topic + ": " + rd_kafka_err2str(e));
+    }
+    std::vector<int32_t> ids;
+    rd_kafka_resp_err_t topic_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      topic_err = md->topics[i].err;
+      for (int p = 0; p < md->topics[i].partition_cnt; ++p) ids.push_back(md->topics[i].partitions[p].id);
+    }
+    rd_kafka_metadata_destroy(md);
+    if (topic_err != RD_KAFKA_RESP_ERR_NO_ERROR || ids.empty()) {
+      return absl::NotFoundError("Kafka topic " + topic + ": " +
+                                 (topic_err != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(topic_err) : "no partitions"));
+    }
+    for (int32_t id : ids) {
+      int64_t low = 0, high = 0;
+      e = rd_kafka_query_watermark_offsets(handle(rk_), topic.c_str(), id, &low, &high, int(timeout_.count()));
+      if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return absl::UnavailableError("Kafka watermarks of " + topic + "/" + std::to_string(id) + ": " +
+                                      rd_kafka_err2str(e));
+      }
+      ends[TopicPartition{topic, id}] = high;
+    }
+  }
+  return ends;
+}
+
+absl::StatusOr<Offsets> GroupProgress::committed(const Offsets& partitions) {
+  auto* list = rd_kafka_topic_partition_list_new(int(partitions.size()));
+  for (const auto& [tp, _] : partitions) rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition);
+  rd_kafka_resp_err_t e = rd_kafka_committed(handle(rk_), list, int(timeout_.count()));
+  Offsets out;
+  if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int i = 0; i < list->cnt; ++i) {
+      const auto& p = list->elems[i];
+      out[TopicPartition{p.topic, p.partition}] = p.offset >= 0 ? p.offset : -1;
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return absl::UnavailableError(std::string("committed offsets: ") + rd_kafka_err2str(e));
+  return out;
+}
+
+absl::StatusOr<Offsets> GroupProgress::start_offsets(const Offsets& partitions) {
+  Offsets out;
+  for (const auto& [tp, _] : partitions) {
+    int64_t low = 0, high = 0;
+    auto e = rd_kafka_query_watermark_offsets(handle(rk_), tp.topic.c_str(), tp.partition, &low, &high,
+                                              int(timeout_.count()));
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return absl::UnavailableError("Kafka watermarks of " + to_string(tp) + ": " + rd_kafka_err2str(e));
+    }
+    out[tp] = low;
+  }
+  return out;
+}
+
+absl::StatusOr<bool> GroupProgress::reached(const Offsets& ends) {
+  auto left = remaining(ends);
+  if (!left.ok()) return left.status();
+  return *left == 0;
+}
+
+absl::StatusOr<uint64_t> GroupProgress::remaining(const Offsets& ends) {
+  auto done = committed(ends);
+  if (!done.ok()) return done.status();
+  auto starts = start_offsets(ends);
+  if (!starts.ok()) return starts.status();
+  uint64_t left = 0;
+  for (const auto& [tp, end] : ends) {
+    int64_t at = std::max((*done)[tp], (*starts)[tp]);
+    if (at < end) left += uint64_t(end - at);
+  }
+  return left;
+}
+
+}  // namespace kingest::kafka
