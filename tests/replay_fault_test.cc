@@ -214,4 +214,29 @@ TEST_F(ReplayFaultTest, TheStoreServerKilledAndRestartedDuringAReplay) {
   EXPECT_EQ(field(r, "events_appended") + field(r, "duplicates"), uint64_t(kEvents)) << r;
 }
 
+TEST_F(ReplayFaultTest, ThreeInstancesInOneGroupOneKilledTheSurvivorsFinish) {
+  constexpr int kEvents = 60000;
+  ASSERT_EQ(run("generate --brokers " + bootstrap_ + " --events " + std::to_string(kEvents) + " --seed 13"), 0)
+      << slurp(dir_ + "/run.out");
+  start_store();
+  // Each instance writes its own report; the killed one writes none.
+  auto args = [&](int i) {
+    std::string a = replay_args("fault-three");
+    return a.replace(a.find(dir_ + "/report.json"), (dir_ + "/report.json").size(),
+                     dir_ + "/report-" + std::to_string(i) + ".json");
+  };
+  Process a(args(0), dir_ + "/run.out");
+  Process b(args(1), dir_ + "/run.out");
+  Process c(args(2), dir_ + "/run.out");
+  // Killed once the group has handed out partitions (the three share them) and work has begun.
+  auto until = Clock::now() + 60s;
+  while (count(slurp(dir_ + "/run.out"), "assigned ") < 3 && Clock::now() < until) std::this_thread::sleep_for(50ms);
+  std::this_thread::sleep_for(800ms);
+  EXPECT_EQ(c.kill(SIGKILL), 128 + SIGKILL) << "the third instance was still running when killed";
+  EXPECT_EQ(a.wait(240s), 0) << slurp(dir_ + "/run.out");
+  EXPECT_EQ(b.wait(240s), 0) << slurp(dir_ + "/run.out");
+  ASSERT_EQ(run("verify --kurrent " + url() + " --events " + std::to_string(kEvents) + " --seed 13"), 0)
+      << slurp(dir_ + "/run.out");
+}
+
 }  // namespace
