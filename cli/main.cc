@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   kingest::cli::register_serve_store(app, set_action);
   kingest::cli::register_run(app, set_action);
   kingest::cli::register_verify(app, set_action);
+  kingest::cli::register_dlq(app, set_action);
 
   try {
     app.parse(argc, argv);
