@@ -46,6 +46,7 @@ absl::StatusOr<kafka::SourceOptions> IngestFlags::source_options() const {
   o.batch.max_events = batch_max_events;
   o.batch.max_bytes = batch_max_bytes;
   o.batch.max_age = std::chrono::milliseconds(batch_max_age_ms);
+  o.on_data_loss = on_data_loss == "skip" ? kafka::SourceOptions::DataLoss::kSkip : kafka::SourceOptions::DataLoss::kFail;
   return o;
 }
 
@@ -71,6 +72,11 @@ void add_ingest_flags(CLI::App& cmd, IngestFlags& f) {
                  "(repeatable; default json)");
   cmd.add_option("-X,--kafka-property", f.kafka_properties,
                  "librdkafka consumer property KEY=VALUE (repeatable), e.g. -X security.protocol=SASL_SSL");
+  cmd.add_option("--on-data-loss", f.on_data_loss,
+                 "When retention deleted messages the group never ingested: fail (stop, exit 4) or skip (log, count "
+                 "them as events_lost, go on from the oldest retained message)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fail", "skip"}));
   cmd.add_option("--stream-template", f.stream_template,
                  "Stream name from {AggregateType}, {AggregateId}, {EventType}")
       ->capture_default_str();

@@ -28,6 +28,7 @@ struct IngestFlags {
   std::string stream_template = "{AggregateType}-{AggregateId}";
   std::vector<std::string> kafka_properties;  // -X KEY=VALUE, passed to librdkafka
   std::vector<std::string> topic_codecs;      // --codec TOPIC=json|protobuf|flatbuffers
+  std::string on_data_loss = "fail";          // fail | skip
 
   [[nodiscard]] absl::StatusOr<pipeline::EngineOptions> engine_options() const;
   [[nodiscard]] absl::StatusOr<kafka::SourceOptions> source_options() const;

@@ -138,6 +138,7 @@ int run_run(const RunOptions& o) {
   report.elapsed_s = std::chrono::duration<double>(Clock::now() - session.first_batch_at().value_or(started)).count();
   report.numbers["wall_s"] = std::chrono::duration<double>(Clock::now() - started).count();
   report.numbers["offset_commits"] = double(session.offset_commits());
+  report.numbers["events_lost"] = double(session.messages_lost());
   report.text["kurrent"] = (*client)->endpoint();
   report.text["dead_letter_file"] = o.dlq_file;
   const auto cs = (*client)->stats();

@@ -153,7 +153,32 @@ void KafkaSource::handle_rebalance(int err, void* opaque_list) {
     rd_kafka_resp_err_t ce = rd_kafka_committed(rk_, parts, 10000);
     if (ce != RD_KAFKA_RESP_ERR_NO_ERROR) spdlog::warn("reading committed offsets failed: {}", rd_kafka_err2str(ce));
     for (int i = 0; i < parts->cnt; ++i) {
-      if (parts->elems[i].offset < 0) parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+      auto& p = parts->elems[i];
+      if (p.offset < 0) {
+        p.offset = RD_KAFKA_OFFSET_BEGINNING;
+        continue;
+      }
+      // Upstream loss: retention deleted messages this group never ingested.
+      int64_t low = 0, high = 0;
+      if (rd_kafka_query_watermark_offsets(rk_, p.topic, p.partition, &low, &high, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+          p.offset >= low) {
+        continue;
+      }
+      const std::string what = std::string(p.topic) + "[" + std::to_string(p.partition) + "]: offsets " +
+                               std::to_string(p.offset) + ".." + std::to_string(low - 1) + " (" +
+                               std::to_string(low - p.offset) +
+                               " messages) were deleted by retention before they were ingested";
+      if (options_.on_data_loss == SourceOptions::DataLoss::kSkip) {
+        spdlog::warn("kafka: {}; continuing from offset {} (--on-data-loss skip)", what, low);
+        messages_lost_.fetch_add(uint64_t(low - p.offset), std::memory_order_relaxed);
+        p.offset = low;
+      } else {
+        spdlog::error("kafka: {}", what);
+        if (callbacks_.on_fatal) {
+          callbacks_.on_fatal(absl::DataLossError(
+              "kafka: " + what + "; rerun with --on-data-loss skip to go on from the oldest retained message"));
+        }
+      }
     }
     auto tps = to_tps(parts);
     AssignmentEpoch epoch{next_epoch_++};

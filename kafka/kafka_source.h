@@ -43,6 +43,10 @@ struct SourceOptions {
   std::map<std::string, std::string> properties;  // librdkafka properties; override the defaults
   BatchLimits batch;
   std::chrono::milliseconds commit_interval{250};
+  // A committed offset below the partition's oldest retained message means retention deleted data
+  // that was never ingested: fail stops the run (on_fatal); skip logs the loss, counts it and goes
+  // on from the oldest retained message.
+  enum class DataLoss { kFail, kSkip } on_data_loss = DataLoss::kFail;
 };
 
 struct SourceCallbacks {
@@ -76,6 +80,8 @@ class KafkaSource {
   OffsetTracker& tracker() { return tracker_; }
   [[nodiscard]] uint64_t messages_read() const { return messages_read_.load(std::memory_order_relaxed); }
   [[nodiscard]] uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+  // Messages deleted by retention before they were ingested (found at assignment).
+  [[nodiscard]] uint64_t messages_lost() const { return messages_lost_.load(std::memory_order_relaxed); }
   [[nodiscard]] bool assigned_any() const { return assigned_any_.load(); }
 
  private:
@@ -100,6 +106,7 @@ class KafkaSource {
   std::atomic<bool> assigned_any_{false};
   std::atomic<uint64_t> messages_read_{0};
   std::atomic<uint64_t> commits_{0};
+  std::atomic<uint64_t> messages_lost_{0};
   bool paused_ = false;
   bool closed_ = false;
   uint64_t next_epoch_ = 1;

@@ -433,4 +433,48 @@ TEST_F(ReplayFaultTest, AnotherWritersEventsAreNeverOverwrittenCollisionsAreDead
   (*client)->close();
 }
 
+TEST_F(ReplayFaultTest, RetentionDeletedUnconsumedMessagesTheLossIsReportedAsThePolicySays) {
+  // Its own broker with one partition: the mock keeps about 5 MiB per partition and drops the rest
+  // from the head, as retention would.
+  Process broker("broker --topics retained --partitions 1 --bootstrap-file " + dir_ + "/bootstrap-retained",
+                 dir_ + "/broker-retained.out");
+  const std::string boot = read_line(dir_ + "/bootstrap-retained", 20s);
+  ASSERT_FALSE(boot.empty()) << slurp(dir_ + "/broker-retained.out");
+  start_store();
+  auto replay = [&](const std::string& extra) {
+    return run("replay --brokers " + boot + " --topics retained --group kept --kurrent " + url() + " --dlq-file " + dir_ +
+               "/dead-letters.ndjson --report " + dir_ + "/report.json -X session.timeout.ms=4000 " + extra);
+  };
+  auto producer = kingest::kafka::Producer::create(boot);
+  ASSERT_TRUE(producer.ok()) << producer.status();
+  auto produce = [&](const std::string& prefix, int streams, int versions, size_t pad) {
+    for (int s = 0; s < streams; ++s) {
+      for (int v = 1; v <= versions; ++v) {
+        std::string agg = prefix + std::to_string(s);
+        ASSERT_TRUE((*producer)
+                        ->produce("retained", agg,
+                                  task_event(uuid(), agg, v, R"(,"pad":")" + std::string(pad, 'p') + "\""))
+                        .ok());
+      }
+    }
+    ASSERT_TRUE((*producer)->flush(60s).ok());
+  };
+  produce("early-", 10, 10, 100);
+  ASSERT_EQ(replay(""), 0) << slurp(dir_ + "/run.out");
+  // 10 MiB more while nothing consumes: the oldest of it is dropped before anyone reads it.
+  produce("late-", 100, 100, 1000);
+  ASSERT_EQ(replay(""), 4) << "the default policy stops the run\n" << slurp(dir_ + "/run.out");
+  EXPECT_NE(slurp(dir_ + "/run.out").find("deleted by retention before they were ingested"), std::string::npos);
+  EXPECT_NE(slurp(dir_ + "/report.json").find("retention"), std::string::npos) << "the report says why";
+
+  int code = replay("--on-data-loss skip");
+  EXPECT_TRUE(code == 0 || code == 3) << "skip goes on (a stream cut by the loss dead-letters its gap)\n"
+                                      << slurp(dir_ + "/run.out");
+  const std::string r = report();
+  EXPECT_GT(field(r, "events_lost"), 0u) << r;
+  EXPECT_GT(field(r, "events_appended"), 0u) << r;
+  EXPECT_EQ(field(r, "events_lost") + field(r, "events_read"), 10000u) << "every late event is read or counted lost\n"
+                                                                       << r;
+}
+
 }  // namespace
