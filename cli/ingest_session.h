@@ -42,6 +42,7 @@ class IngestSession {
   [[nodiscard]] absl::Status fatal() const;
   [[nodiscard]] uint64_t offset_commits() const { return source_ ? source_->commits() : 0; }
   [[nodiscard]] uint64_t messages_lost() const { return source_ ? source_->messages_lost() : 0; }
+  [[nodiscard]] bool assigned_any() const { return source_ && source_->assigned_any(); }
   // When the first batch reached the engine (the time before it is group join and fetch start).
   [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> first_batch_at() const;
 

@@ -25,6 +25,7 @@ namespace {
 struct RunOptions {
   std::string command = "replay";
   std::string until = "end";            // end | never
+  std::string from = "committed";       // committed | beginning | TOPIC:PARTITION:OFFSET,...
   std::vector<std::string> until_offsets;  // TOPIC:PARTITION:OFFSET
   std::string brokers;
   std::vector<std::string> topics;
@@ -75,7 +76,7 @@ int run_run(const RunOptions& o) {
   std::unique_ptr<kafka::GroupProgress> progress;
   kafka::Offsets ends;
   uint64_t total = 0;
-  if (bounded) {
+  if (bounded || o.from != "committed") {
     auto gp = kafka::GroupProgress::open(o.brokers, o.group, src.properties);
     if (!gp.ok()) return usage_error(gp.status());
     progress = std::move(*gp);
@@ -100,6 +101,35 @@ int run_run(const RunOptions& o) {
         it->second = std::min(it->second, offset);
       }
     }
+    // --from: where each partition starts, while its commit is still the one seen now (a
+    // partition that moves between members mid-run continues where it was).
+    if (o.from != "committed") {
+      kafka::Offsets start;
+      if (o.from == "beginning") {
+        auto low = progress->start_offsets(ends);
+        if (!low.ok()) return fatal_error(low.status());
+        start = *low;
+      } else {
+        for (auto item : absl::StrSplit(o.from, ',', absl::SkipEmpty())) {
+          std::vector<std::string> parts = absl::StrSplit(item, ':');
+          int32_t partition = 0;
+          int64_t offset = 0;
+          if (parts.size() != 3 || !absl::SimpleAtoi(parts[1], &partition) || !absl::SimpleAtoi(parts[2], &offset) ||
+              offset < 0 || !ends.contains(TopicPartition{parts[0], partition})) {
+            return usage_error(absl::InvalidArgumentError(
+                "--from '" + std::string(item) +
+                "': use committed, beginning, or TOPIC:PARTITION:OFFSET[,...] for partitions of --topics"));
+          }
+          start[TopicPartition{parts[0], partition}] = offset;
+        }
+      }
+      auto committed = progress->committed(start);
+      if (!committed.ok()) return fatal_error(committed.status());
+      for (const auto& [tp, offset] : start) src.start_at[tp] = {(*committed)[tp], offset};
+      spdlog::info("group {} starts at --from {} ({} partition(s))", o.group, o.from, start.size());
+    }
+  }
+  if (bounded) {
     auto left = progress->remaining(ends);
     if (!left.ok()) return fatal_error(left.status());
     total = *left;
@@ -116,7 +146,9 @@ int run_run(const RunOptions& o) {
   bool reached = false;
   RunEnd end = session.run_until(
       [&](const pipeline::EngineStats&) {
-        if (!bounded || Clock::now() < next_check) return false;
+        // Checked once this instance is in the group: partitions rewound by --from are committed
+        // at their assignment.
+        if (!bounded || Clock::now() < next_check || !session.assigned_any()) return false;
         next_check = Clock::now() + std::chrono::milliseconds(500);
         auto r = progress->reached(ends);
         if (!r.ok()) {
@@ -180,6 +212,10 @@ void register_ingest_command(CLI::App& app, ActionSetter set_action, const std::
     cmd->add_option("--until", o->until, "end: the high watermarks captured at start; never: keep going (= run)")
         ->capture_default_str()
         ->check(CLI::IsMember({"end", "never"}));
+    cmd->add_option("--from", o->from,
+                    "Where the group starts: committed (its committed offsets, else the beginning), beginning, or "
+                    "TOPIC:PARTITION:OFFSET[,...]")
+        ->capture_default_str();
     cmd->add_option("--until-offset", o->until_offsets,
                     "End these partitions earlier: TOPIC:PARTITION:OFFSET[,...] (the offset is excluded)");
   }

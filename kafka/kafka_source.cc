@@ -152,8 +152,15 @@ void KafkaSource::handle_rebalance(int err, void* opaque_list) {
     // every other case (an out-of-range position) loud instead of silently skipping data.
     rd_kafka_resp_err_t ce = rd_kafka_committed(rk_, parts, 10000);
     if (ce != RD_KAFKA_RESP_ERR_NO_ERROR) spdlog::warn("reading committed offsets failed: {}", rd_kafka_err2str(ce));
+    rd_kafka_topic_partition_list_t* rewound = rd_kafka_topic_partition_list_new(1);
     for (int i = 0; i < parts->cnt; ++i) {
       auto& p = parts->elems[i];
+      if (auto it = options_.start_at.find(TopicPartition{p.topic, p.partition}); it != options_.start_at.end() &&
+                                                                               std::max<int64_t>(p.offset, -1) == it->second.first) {
+        p.offset = it->second.second;
+        rd_kafka_topic_partition_list_add(rewound, p.topic, p.partition)->offset = p.offset;
+        continue;
+      }
       if (p.offset < 0) {
         p.offset = RD_KAFKA_OFFSET_BEGINNING;
         continue;
@@ -180,6 +187,13 @@ void KafkaSource::handle_rebalance(int err, void* opaque_list) {
         }
       }
     }
+    if (rewound->cnt > 0) {
+      // The group's commit moves to the new start at once, so that nobody (a bounded run's end
+      // check, a member joining later) takes the old commit for progress.
+      rd_kafka_resp_err_t e = rd_kafka_commit(rk_, rewound, /*async=*/0);
+      if (e != RD_KAFKA_RESP_ERR_NO_ERROR) spdlog::warn("committing the --from start offsets: {}", rd_kafka_err2str(e));
+    }
+    rd_kafka_topic_partition_list_destroy(rewound);
     auto tps = to_tps(parts);
     AssignmentEpoch epoch{next_epoch_++};
     tracker_.assign(tps, epoch);

@@ -47,6 +47,10 @@ struct SourceOptions {
   // that was never ingested: fail stops the run (on_fatal); skip logs the loss, counts it and goes
   // on from the oldest retained message.
   enum class DataLoss { kFail, kSkip } on_data_loss = DataLoss::kFail;
+  // `replay --from`: partition -> (the group's committed offset when the run began, -1 for none;
+  // where to start instead). Applied at an assignment only while the commit is still the one seen
+  // at the start, so a partition that moves between members mid-run continues where it was.
+  std::map<TopicPartition, std::pair<int64_t, int64_t>> start_at;
 };
 
 struct SourceCallbacks {
