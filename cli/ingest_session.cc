@@ -1,7 +1,11 @@
 #include "cli/ingest_session.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <thread>
 
 #include "cli/signals.h"
@@ -58,9 +62,21 @@ RunEnd IngestSession::run_until(const std::function<bool(const pipeline::EngineS
                                 std::chrono::milliseconds timeout, std::chrono::milliseconds progress_every) {
   using Clock = std::chrono::steady_clock;
   auto start = Clock::now();
-  auto next_log = start + progress_every;
+  // On a terminal a live bar on stderr, redrawn a few times a second; elsewhere a log line every
+  // `progress_every`.
+  const bool live = ::isatty(STDERR_FILENO) == 1;
+  const auto every = live ? std::chrono::milliseconds(250) : progress_every;
+  auto next_log = start + every;
   uint64_t last_done = 0;
   auto last_t = start;
+  double rate = 0;
+  bool drawn = false;
+  struct EndLine {
+    bool& drawn;
+    ~EndLine() {
+      if (drawn) std::fputs("\n", stderr);
+    }
+  } end_line{drawn};
   for (;;) {
     auto s = engine_->stats();
     if (reached(s)) return RunEnd::kReached;
@@ -69,16 +85,35 @@ RunEnd IngestSession::run_until(const std::function<bool(const pipeline::EngineS
     auto now = Clock::now();
     if (now - start >= timeout) return RunEnd::kTimedOut;
     if (now >= next_log) {
-      double rate = double(s.messages_done - last_done) / std::chrono::duration<double>(now - last_t).count();
-      if (total > 0) {
+      double window = std::chrono::duration<double>(now - last_t).count();
+      double current = double(s.messages_done - last_done) / window;
+      rate = rate == 0 ? current : 0.7 * rate + 0.3 * current;  // smoothed for the ETA
+      if (live) {
+        std::string line;
+        if (total > 0) {
+          double frac = std::min(1.0, double(s.messages_done) / double(total));
+          int filled = int(frac * 30);
+          std::string eta = rate > 0 && s.messages_done < total
+                                ? fmt::format(" ETA {:.0f}s", double(total - s.messages_done) / rate)
+                                : "";
+          line = fmt::format("[{}{}] {:5.1f}% {}/{} events {:.0f}/s{} dead letters {}", std::string(size_t(filled), '#'),
+                             std::string(size_t(30 - filled), '.'), 100 * frac, s.messages_done, total, rate, eta,
+                             s.dead_lettered);
+        } else {
+          line = fmt::format("{} events {:.0f}/s dead letters {}", s.messages_done, rate, s.dead_lettered);
+        }
+        std::fprintf(stderr, "\r\033[K%s", line.c_str());
+        std::fflush(stderr);
+        drawn = true;
+      } else if (total > 0) {
         spdlog::info("progress: {}/{} events done ({:.1f}%), {:.0f}/s, {} dead-lettered", s.messages_done, total,
-                     100.0 * double(s.messages_done) / double(total), rate, s.dead_lettered);
+                     100.0 * double(s.messages_done) / double(total), current, s.dead_lettered);
       } else {
-        spdlog::info("progress: {} events done, {:.0f}/s, {} dead-lettered", s.messages_done, rate, s.dead_lettered);
+        spdlog::info("progress: {} events done, {:.0f}/s, {} dead-lettered", s.messages_done, current, s.dead_lettered);
       }
       last_done = s.messages_done;
       last_t = now;
-      next_log = now + progress_every;
+      next_log = now + every;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
