@@ -1,5 +1,7 @@
 #include "cli/commands.h"
 
+#include <sstream>
+
 #include <spdlog/spdlog.h>
 
 #include <iostream>
@@ -36,13 +38,9 @@ absl::StatusOr<pipeline::EngineOptions> IngestFlags::engine_options() const {
 
 absl::StatusOr<kafka::SourceOptions> IngestFlags::source_options() const {
   kafka::SourceOptions o;
-  for (const auto& kv : kafka_properties) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return absl::InvalidArgumentError("-X '" + kv + "': expected KEY=VALUE, e.g. -X fetch.wait.max.ms=100");
-    }
-    o.properties[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
+  auto props = parse_properties(kafka_properties);
+  if (!props.ok()) return props.status();
+  o.properties = std::move(*props);
   o.batch.max_events = batch_max_events;
   o.batch.max_bytes = batch_max_bytes;
   o.batch.max_age = std::chrono::milliseconds(batch_max_age_ms);
@@ -80,6 +78,44 @@ void add_ingest_flags(CLI::App& cmd, IngestFlags& f) {
   cmd.add_option("--stream-template", f.stream_template,
                  "Stream name from {AggregateType}, {AggregateId}, {EventType}")
       ->capture_default_str();
+}
+
+absl::StatusOr<std::map<std::string, std::string>> parse_properties(const std::vector<std::string>& items) {
+  std::map<std::string, std::string> props;
+  for (const auto& kv : items) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError("-X '" + kv + "': expected KEY=VALUE, e.g. -X fetch.wait.max.ms=100");
+    }
+    props[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return props;
+}
+
+absl::StatusOr<workload::GeneratorOptions> WorkloadFlags::generator_options() const {
+  auto payload = parse_range(payload_bytes, "--payload-bytes");
+  if (!payload.ok()) return payload.status();
+  auto parsed = workload::parse_format(format);
+  if (!parsed) return absl::InvalidArgumentError("--format '" + format + "': use json, protobuf, flatbuffers or mixed");
+  workload::GeneratorOptions gen{.events = events, .aggregates = streams, .seed = seed,
+                                 .payload_min = payload->first, .payload_max = payload->second, .format = *parsed};
+  std::stringstream ss(topics);
+  for (std::string t; std::getline(ss, t, ',');) {
+    if (!t.empty()) gen.topics.push_back(t);
+  }
+  return gen;
+}
+
+void add_workload_flags(CLI::App& cmd, WorkloadFlags& f) {
+  cmd.add_option("--events", f.events, "How many events")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1000000000}));
+  cmd.add_option("--streams", f.streams, "How many aggregates (streams); 0 = events / 20")->capture_default_str();
+  cmd.add_option("--topics", f.topics,
+                 "Comma-separated topics, round-robin per aggregate (default: the seed's topic per aggregate type)");
+  cmd.add_option("--payload-bytes", f.payload_bytes, "Payload size range MIN-MAX in bytes")->capture_default_str();
+  cmd.add_option("--seed", f.seed, "Seed: the same seed and options produce the same events")->capture_default_str();
+  cmd.add_option("--format", f.format, "json, protobuf, flatbuffers or mixed")->capture_default_str();
 }
 
 void add_kurrent_flags(CLI::App& cmd, KurrentFlags& f) {

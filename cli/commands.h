@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include "kafka/kafka_source.h"
 #include "kurrent/kurrent_client.h"
 #include "pipeline/ingest_engine.h"
+#include "workload/generator.h"
 
 namespace kingest::cli {
 
@@ -36,6 +38,20 @@ struct IngestFlags {
 
 void add_ingest_flags(CLI::App& cmd, IngestFlags& flags);
 
+// What `generate` produces, and what `verify` expects: the same flags give the same events.
+struct WorkloadFlags {
+  uint64_t events = 100000;
+  uint64_t streams = 0;
+  std::string topics;
+  std::string payload_bytes = "200-600";
+  uint64_t seed = 1;
+  std::string format = "json";
+
+  [[nodiscard]] absl::StatusOr<workload::GeneratorOptions> generator_options() const;
+};
+
+void add_workload_flags(CLI::App& cmd, WorkloadFlags& flags);
+
 // Where and how to write: a KurrentDB connection string (--kurrent, else the environment) and the
 // append mode.
 struct KurrentFlags {
@@ -54,6 +70,9 @@ absl::StatusOr<std::unique_ptr<kurrent::KurrentClient>> connect_kurrent(const Ku
                                                                         const IngestFlags& ingest,
                                                                         const std::optional<std::string>& url,
                                                                         bool* usage_fault);
+
+// -X KEY=VALUE items → a property map; the error names the bad item.
+absl::StatusOr<std::map<std::string, std::string>> parse_properties(const std::vector<std::string>& items);
 
 // "MIN-MAX" → {MIN, MAX}; the error names the flag.
 absl::StatusOr<std::pair<size_t, size_t>> parse_range(const std::string& text, const std::string& flag);

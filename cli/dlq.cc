@@ -31,14 +31,10 @@ struct DlqReplayOptions {
 int run_dlq_replay(const DlqReplayOptions& o) {
   std::ifstream in(o.file);
   if (!in) return usage_error(absl::InvalidArgumentError("--file: cannot read " + o.file));
-  std::map<std::string, std::string> props;
-  for (const auto& kv : o.properties) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) return usage_error(absl::InvalidArgumentError("-X '" + kv + "': expected KEY=VALUE"));
-    props[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
+  auto props = parse_properties(o.properties);
+  if (!props.ok()) return usage_error(props.status());
   const std::set<std::string> reasons(o.reasons.begin(), o.reasons.end());
-  auto producer = kafka::Producer::create(o.brokers, props);
+  auto producer = kafka::Producer::create(o.brokers, *props);
   if (!producer.ok()) return usage_error(producer.status());
 
   simdjson::dom::parser parser;

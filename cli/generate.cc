@@ -17,40 +17,20 @@ namespace {
 
 struct GenerateOptions {
   std::string brokers;
-  uint64_t events = 100000;
-  uint64_t streams = 0;
-  std::string topics;
-  std::string payload_bytes = "200-600";
-  uint64_t seed = 1;
-  std::string format = "json";
+  WorkloadFlags workload;
   std::vector<std::string> properties;
 };
 
 int run_generate(const GenerateOptions& o) {
   install_interrupt_handlers();
-  auto payload = parse_range(o.payload_bytes, "--payload-bytes");
-  if (!payload.ok()) return usage_error(payload.status());
-  auto format = workload::parse_format(o.format);
-  if (!format) return usage_error(absl::InvalidArgumentError("--format '" + o.format + "': use json, protobuf, flatbuffers or mixed"));
-  std::map<std::string, std::string> props;
-  for (const auto& kv : o.properties) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) return usage_error(absl::InvalidArgumentError("-X '" + kv + "': expected KEY=VALUE"));
-    props[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  workload::GeneratorOptions gen{.events = o.events, .aggregates = o.streams, .seed = o.seed,
-                                 .payload_min = payload->first, .payload_max = payload->second, .format = *format};
-  if (!o.topics.empty()) {
-    std::stringstream ss(o.topics);
-    std::string t;
-    while (std::getline(ss, t, ',')) {
-      if (!t.empty()) gen.topics.push_back(t);
-    }
-  }
-  auto producer = kafka::Producer::create(o.brokers, props);
+  auto gen = o.workload.generator_options();
+  if (!gen.ok()) return usage_error(gen.status());
+  auto props = parse_properties(o.properties);
+  if (!props.ok()) return usage_error(props.status());
+  auto producer = kafka::Producer::create(o.brokers, *props);
   if (!producer.ok()) return usage_error(producer.status());
   auto start = std::chrono::steady_clock::now();
-  workload::Generator g(gen);
+  workload::Generator g(*gen);
   workload::GeneratedEvent e;
   uint64_t n = 0;
   while (!interrupted() && g.next(e)) {
@@ -71,12 +51,7 @@ void register_generate(CLI::App& app, ActionSetter set_action) {
   auto* cmd = app.add_subcommand("generate", "Produce deterministic seed-domain events (versions in order per aggregate, "
                                              "streams interleaved, keyed by aggregate id) to a Kafka cluster");
   cmd->add_option("--brokers", o->brokers, "Kafka bootstrap servers HOST:PORT[,...]")->required();
-  cmd->add_option("--events", o->events, "How many events")->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{1000000000}));
-  cmd->add_option("--streams", o->streams, "How many aggregates (streams); 0 = events / 20")->capture_default_str();
-  cmd->add_option("--topics", o->topics, "Comma-separated topics, round-robin per aggregate (default: the seed's topic per aggregate type)");
-  cmd->add_option("--payload-bytes", o->payload_bytes, "Payload size range MIN-MAX in bytes")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Seed: the same seed and options produce the same bytes")->capture_default_str();
-  cmd->add_option("--format", o->format, "json, protobuf, flatbuffers or mixed")->capture_default_str();
+  add_workload_flags(*cmd, o->workload);
   cmd->add_option("-X,--kafka-property", o->properties, "librdkafka producer property KEY=VALUE (repeatable)");
   cmd->callback([o, set_action] { set_action([o] { return run_generate(*o); }); });
 }

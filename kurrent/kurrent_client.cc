@@ -1022,7 +1022,31 @@ void BatchCall::OnDone(const grpc::Status& status) {
 
 // ---- Append call ----------------------------------------------------------------------------------
 
-class AppendCall final : public grpc::ClientWriteReactor<streams::AppendReq> {
+// A client-streaming call that writes a list of requests made up front, the last one with the
+// half-close.
+template <typename Req>
+class RequestWriter : public grpc::ClientWriteReactor<Req> {
+ public:
+  void OnWriteDone(bool ok) override {
+    if (ok) write_next();
+  }
+
+ protected:
+  void write_next() {
+    if (next_ >= reqs_.size()) return;
+    const auto& r = reqs_[next_++];
+    if (next_ == reqs_.size()) {
+      this->StartWriteLast(&r, grpc::WriteOptions());
+    } else {
+      this->StartWrite(&r);
+    }
+  }
+
+  std::deque<Req> reqs_;  // stable addresses while written
+  size_t next_ = 0;
+};
+
+class AppendCall final : public RequestWriter<streams::AppendReq> {
  public:
   AppendCall(std::shared_ptr<Core> core, std::shared_ptr<Node> node, OpPtr op)
       : core_(std::move(core)), node_(std::move(node)), op_(std::move(op)) {}
@@ -1047,10 +1071,6 @@ class AppendCall final : public grpc::ClientWriteReactor<streams::AppendReq> {
     StartCall();
   }
 
-  void OnWriteDone(bool ok) override {
-    if (ok) write_next();
-  }
-
   void OnDone(const grpc::Status& status) override {
     core_->append_done(op_, status, ctx_.GetServerTrailingMetadata(), resp_, node_);
     auto core = std::move(core_);
@@ -1059,30 +1079,18 @@ class AppendCall final : public grpc::ClientWriteReactor<streams::AppendReq> {
   }
 
  private:
-  void write_next() {
-    if (next_ >= reqs_.size()) return;
-    const auto& r = reqs_[next_++];
-    if (next_ == reqs_.size()) {
-      StartWriteLast(&r, grpc::WriteOptions());
-    } else {
-      StartWrite(&r);
-    }
-  }
-
   std::shared_ptr<Core> core_;
   std::shared_ptr<Node> node_;
   OpPtr op_;
   grpc::ClientContext ctx_;
   streams::AppendResp resp_;
-  std::deque<streams::AppendReq> reqs_;  // stable addresses while written
-  size_t next_ = 0;
 };
 
 void Core::send_append(const OpPtr& op) { (new AppendCall(shared_from_this(), node(), op))->start(); }
 
 // ---- v2 AppendSession call --------------------------------------------------------------------------
 
-class SessionCall final : public grpc::ClientWriteReactor<v2::AppendRequest> {
+class SessionCall final : public RequestWriter<v2::AppendRequest> {
  public:
   SessionCall(std::shared_ptr<Core> core, std::shared_ptr<Node> node, std::vector<OpPtr> ops)
       : core_(std::move(core)), node_(std::move(node)), ops_(std::move(ops)) {}
@@ -1121,10 +1129,6 @@ class SessionCall final : public grpc::ClientWriteReactor<v2::AppendRequest> {
     StartCall();
   }
 
-  void OnWriteDone(bool ok) override {
-    if (ok) write_next();
-  }
-
   void OnDone(const grpc::Status& status) override {
     core_->session_done(std::move(ops_), status, ctx_.GetServerTrailingMetadata(), resp_, node_);
     auto core = std::move(core_);
@@ -1133,23 +1137,11 @@ class SessionCall final : public grpc::ClientWriteReactor<v2::AppendRequest> {
   }
 
  private:
-  void write_next() {
-    if (next_ >= reqs_.size()) return;
-    const auto& r = reqs_[next_++];
-    if (next_ == reqs_.size()) {
-      StartWriteLast(&r, grpc::WriteOptions());
-    } else {
-      StartWrite(&r);
-    }
-  }
-
   std::shared_ptr<Core> core_;
   std::shared_ptr<Node> node_;
   std::vector<OpPtr> ops_;
   grpc::ClientContext ctx_;
   v2::AppendSessionResponse resp_;
-  std::deque<v2::AppendRequest> reqs_;
-  size_t next_ = 0;
 };
 
 void Core::start_session(std::vector<OpPtr> ops) {
