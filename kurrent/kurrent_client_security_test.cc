@@ -21,6 +21,7 @@
 
 #include "absl/strings/match.h"
 #include "kurrent/kurrent_client.h"
+#include "kurrent/fake_services.h"
 #include "proto/kurrentdb/serverfeatures.grpc.pb.h"
 #include "proto/kurrentdb/streams.grpc.pb.h"
 #include "server/kurrent_server.h"
@@ -502,27 +503,11 @@ class SilentStreams final : public streams::Streams::CallbackService {
   }
 
   grpc::ServerWriteReactor<streams::ReadResp>* Read(grpc::CallbackServerContext*, const streams::ReadReq*) override {
-    class R final : public grpc::ServerWriteReactor<streams::ReadResp> {
-     public:
-      R() { Finish(grpc::Status::OK); }
-      void OnDone() override { delete this; }
-    };
-    return new R();
+    return testing::empty_read();
   }
 };
 
-class BatchFeatures final : public features::ServerFeatures::CallbackService {
-  grpc::ServerUnaryReactor* GetSupportedMethods(grpc::CallbackServerContext* ctx, const event_store::client::Empty*,
-                                                features::SupportedMethods* out) override {
-    auto* m = out->add_methods();
-    m->set_method_name("batchappend");
-    m->set_service_name("event_store.client.streams.streams");
-    out->set_event_store_server_version("24.10.0");
-    auto* r = ctx->DefaultReactor();
-    r->Finish(grpc::Status::OK);
-    return r;
-  }
-};
+using testing::BatchFeatures;
 
 class Silent : public ::testing::TestWithParam<AppendMode> {};
 

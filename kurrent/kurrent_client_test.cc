@@ -1,6 +1,7 @@
 // KurrentClient against the project's KurrentDB-compatible server (server/) over loopback gRPC, in
 // each append mode; plus a fake server for what the real one never does (dropping an answer).
 #include "kurrent/kurrent_client.h"
+#include "kurrent/fake_services.h"
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -382,27 +383,11 @@ class DroppingStreams final : public streams::Streams::CallbackService {
   }
 
   grpc::ServerWriteReactor<streams::ReadResp>* Read(grpc::CallbackServerContext*, const streams::ReadReq*) override {
-    class R final : public grpc::ServerWriteReactor<streams::ReadResp> {
-     public:
-      R() { Finish(grpc::Status::OK); }
-      void OnDone() override { delete this; }
-    };
-    return new R();
+    return testing::empty_read();
   }
 };
 
-class BatchFeatures final : public features::ServerFeatures::CallbackService {
-  grpc::ServerUnaryReactor* GetSupportedMethods(grpc::CallbackServerContext* ctx, const event_store::client::Empty*,
-                                                features::SupportedMethods* out) override {
-    auto* m = out->add_methods();
-    m->set_method_name("batchappend");
-    m->set_service_name("event_store.client.streams.streams");
-    out->set_event_store_server_version("24.10.0");
-    auto* r = ctx->DefaultReactor();
-    r->Finish(grpc::Status::OK);
-    return r;
-  }
-};
+using testing::BatchFeatures;
 
 TEST(KurrentClient, ResendsACorrelationIdThatGotNoAnswerWithinTheDeadline) {
   DroppingStreams streams_service;

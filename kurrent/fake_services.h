@@ -1,0 +1,37 @@
+// Test doubles for the client's tests: bits of a KurrentDB server for what the real one
+// (server/) never does, such as leaving an append unanswered.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include "proto/kurrentdb/serverfeatures.grpc.pb.h"
+#include "proto/kurrentdb/streams.grpc.pb.h"
+
+namespace kingest::kurrent::testing {
+
+// ServerFeatures that lists BatchAppend, as KurrentDB 24.10 does.
+class BatchFeatures final : public event_store::client::server_features::ServerFeatures::CallbackService {
+  grpc::ServerUnaryReactor* GetSupportedMethods(grpc::CallbackServerContext* ctx, const event_store::client::Empty*,
+                                                event_store::client::server_features::SupportedMethods* out) override {
+    auto* m = out->add_methods();
+    m->set_method_name("batchappend");
+    m->set_service_name("event_store.client.streams.streams");
+    out->set_event_store_server_version("24.10.0");
+    auto* r = ctx->DefaultReactor();
+    r->Finish(grpc::Status::OK);
+    return r;
+  }
+};
+
+// A Read answer with no event at all (every stream looks missing): enough for the client's
+// connection check.
+inline grpc::ServerWriteReactor<event_store::client::streams::ReadResp>* empty_read() {
+  class R final : public grpc::ServerWriteReactor<event_store::client::streams::ReadResp> {
+   public:
+    R() { Finish(grpc::Status::OK); }
+    void OnDone() override { delete this; }
+  };
+  return new R();
+}
+
+}  // namespace kingest::kurrent::testing
