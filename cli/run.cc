@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "absl/strings/numbers.h"
+#include "absl/time/time.h"
 #include "absl/strings/str_split.h"
 #include "kafka/group_progress.h"
 #include "cli/commands.h"
@@ -27,6 +28,7 @@ struct RunOptions {
   std::string until = "end";            // end | never
   std::string from = "committed";       // committed | beginning | TOPIC:PARTITION:OFFSET,...
   std::vector<std::string> until_offsets;  // TOPIC:PARTITION:OFFSET
+  std::string until_time;                  // ISO 8601 / RFC 3339
   std::string brokers;
   std::vector<std::string> topics;
   std::string group = "kurrent-ingest";
@@ -37,6 +39,17 @@ struct RunOptions {
   IngestFlags ingest;
   KurrentFlags kurrent;
 };
+
+// RFC 3339 (ISO 8601 with a zone), e.g. 2026-11-27T09:00:00Z → ms since the epoch.
+absl::StatusOr<int64_t> parse_time_ms(const std::string& text, const std::string& flag) {
+  absl::Time t;
+  std::string err;
+  if (!absl::ParseTime(absl::RFC3339_full, text, &t, &err)) {
+    return absl::InvalidArgumentError(flag + " '" + text + "': expected an ISO 8601 time with a zone, e.g. " +
+                                      "2026-11-27T09:00:00Z (" + err + ")");
+  }
+  return absl::ToUnixMillis(t);
+}
 
 int run_run(const RunOptions& o) {
   using Clock = std::chrono::steady_clock;
@@ -101,6 +114,14 @@ int run_run(const RunOptions& o) {
         it->second = std::min(it->second, offset);
       }
     }
+    if (!o.until_time.empty()) {
+      // Judged on message timestamps: the end is the first message after the time.
+      auto t = parse_time_ms(o.until_time, "--until-time");
+      if (!t.ok()) return usage_error(t.status());
+      auto after = progress->offsets_for_time(ends, *t + 1);
+      if (!after.ok()) return fatal_error(after.status());
+      for (auto& [tp, end] : ends) end = std::min(end, (*after)[tp]);
+    }
     // --from: where each partition starts, while its commit is still the one seen now (a
     // partition that moves between members mid-run continues where it was).
     if (o.from != "committed") {
@@ -109,6 +130,14 @@ int run_run(const RunOptions& o) {
         auto low = progress->start_offsets(ends);
         if (!low.ok()) return fatal_error(low.status());
         start = *low;
+      } else if (o.from.starts_with("time:")) {
+        auto t = parse_time_ms(o.from.substr(5), "--from time:");
+        if (!t.ok()) return usage_error(t.status());
+        auto all = progress->end_offsets(topics);
+        if (!all.ok()) return fatal_error(all.status());
+        auto first = progress->offsets_for_time(*all, *t);
+        if (!first.ok()) return fatal_error(first.status());
+        start = *first;
       } else {
         for (auto item : absl::StrSplit(o.from, ',', absl::SkipEmpty())) {
           std::vector<std::string> parts = absl::StrSplit(item, ':');
@@ -118,7 +147,7 @@ int run_run(const RunOptions& o) {
               offset < 0 || !ends.contains(TopicPartition{parts[0], partition})) {
             return usage_error(absl::InvalidArgumentError(
                 "--from '" + std::string(item) +
-                "': use committed, beginning, or TOPIC:PARTITION:OFFSET[,...] for partitions of --topics"));
+                "': use committed, beginning, time:ISO8601, or TOPIC:PARTITION:OFFSET[,...] for partitions of --topics"));
           }
           start[TopicPartition{parts[0], partition}] = offset;
         }
@@ -130,7 +159,10 @@ int run_run(const RunOptions& o) {
     }
   }
   if (bounded) {
-    auto left = progress->remaining(ends);
+    src.end_at = ends;
+    kafka::Offsets from;
+    for (const auto& [tp, at] : src.start_at) from[tp] = at.second;
+    auto left = progress->remaining(ends, from);
     if (!left.ok()) return fatal_error(left.status());
     total = *left;
   }
@@ -213,9 +245,12 @@ void register_ingest_command(CLI::App& app, ActionSetter set_action, const std::
         ->capture_default_str()
         ->check(CLI::IsMember({"end", "never"}));
     cmd->add_option("--from", o->from,
-                    "Where the group starts: committed (its committed offsets, else the beginning), beginning, or "
-                    "TOPIC:PARTITION:OFFSET[,...]")
+                    "Where the group starts: committed (its committed offsets, else the beginning), beginning, "
+                    "time:ISO8601 (the first message at or after it), or TOPIC:PARTITION:OFFSET[,...]")
         ->capture_default_str();
+    cmd->add_option("--until-time", o->until_time,
+                    "End each partition at its last message with a timestamp at or before this ISO 8601 time, e.g. "
+                    "2026-11-27T09:00:00Z");
     cmd->add_option("--until-offset", o->until_offsets,
                     "End these partitions earlier: TOPIC:PARTITION:OFFSET[,...] (the offset is excluded)");
   }

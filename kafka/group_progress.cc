@@ -97,20 +97,87 @@ absl::StatusOr<Offsets> GroupProgress::start_offsets(const Offsets& partitions) 
   return out;
 }
 
+absl::StatusOr<Offsets> GroupProgress::offsets_for_time(const Offsets& partitions, int64_t time_ms) {
+  Offsets out;
+  std::vector<TopicPartition> scan;
+  {
+    auto* list = rd_kafka_topic_partition_list_new(int(partitions.size()));
+    for (const auto& [tp, _] : partitions) rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition)->offset = time_ms;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(handle(rk_), list, int(timeout_.count()));
+    for (int i = 0; i < list->cnt; ++i) {
+      TopicPartition tp{list->elems[i].topic, list->elems[i].partition};
+      if (e == RD_KAFKA_RESP_ERR_NO_ERROR && list->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && list->elems[i].offset >= 0) {
+        out[tp] = list->elems[i].offset;
+      } else {
+        scan.push_back(tp);  // unknown (or no message that late): read the timestamps to be sure
+      }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+  }
+  if (scan.empty()) return out;
+  auto starts = start_offsets(partitions);
+  if (!starts.ok()) return starts.status();
+  for (const auto& tp : scan) out[tp] = partitions.at(tp);
+  auto* assignment = rd_kafka_topic_partition_list_new(int(scan.size()));
+  std::map<TopicPartition, bool> open;
+  for (const auto& tp : scan) {
+    if ((*starts)[tp] >= partitions.at(tp)) continue;  // empty
+    rd_kafka_topic_partition_list_add(assignment, tp.topic.c_str(), tp.partition)->offset = (*starts)[tp];
+    open[tp] = true;
+  }
+  if (open.empty()) {
+    rd_kafka_topic_partition_list_destroy(assignment);
+    return out;
+  }
+  rd_kafka_assign(handle(rk_), assignment);
+  rd_kafka_topic_partition_list_destroy(assignment);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  absl::Status status;
+  while (!open.empty()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      status = absl::DeadlineExceededError("scanning message timestamps took over 5 minutes");
+      break;
+    }
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(handle(rk_), 100);
+    if (m == nullptr) continue;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->rkt != nullptr) {
+      TopicPartition tp{rd_kafka_topic_name(m->rkt), m->partition};
+      auto it = open.find(tp);
+      if (it != open.end()) {
+        int64_t ts = rd_kafka_message_timestamp(m, nullptr);
+        if (ts >= time_ms) {
+          out[tp] = m->offset;
+          open.erase(it);
+        } else if (m->offset + 1 >= partitions.at(tp)) {
+          open.erase(it);  // read to the end: no message that late
+        }
+      }
+    } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF && m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      status = absl::UnavailableError(std::string("scanning message timestamps: ") + rd_kafka_message_errstr(m));
+    }
+    rd_kafka_message_destroy(m);
+    if (!status.ok()) break;
+  }
+  rd_kafka_assign(handle(rk_), nullptr);
+  if (!status.ok()) return status;
+  return out;
+}
+
 absl::StatusOr<bool> GroupProgress::reached(const Offsets& ends) {
   auto left = remaining(ends);
   if (!left.ok()) return left.status();
   return *left == 0;
 }
 
-absl::StatusOr<uint64_t> GroupProgress::remaining(const Offsets& ends) {
+absl::StatusOr<uint64_t> GroupProgress::remaining(const Offsets& ends, const Offsets& from) {
   auto done = committed(ends);
   if (!done.ok()) return done.status();
   auto starts = start_offsets(ends);
   if (!starts.ok()) return starts.status();
   uint64_t left = 0;
   for (const auto& [tp, end] : ends) {
-    int64_t at = std::max((*done)[tp], (*starts)[tp]);
+    auto f = from.find(tp);
+    int64_t at = std::max(f == from.end() ? (*done)[tp] : f->second, (*starts)[tp]);
     if (at < end) left += uint64_t(end - at);
   }
   return left;

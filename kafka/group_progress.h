@@ -38,10 +38,16 @@ class GroupProgress {
   absl::StatusOr<Offsets> committed(const Offsets& partitions);
   // The low watermark of each partition (where retained data starts).
   absl::StatusOr<Offsets> start_offsets(const Offsets& partitions);
+  // For each of `partitions` (mapped to their high watermark): the first offset whose message
+  // timestamp is at or after `time_ms` (the high watermark when there is none). Asks the broker
+  // (offsets for times) and, where it cannot tell (librdkafka's mock cluster), scans the
+  // partition's timestamps.
+  absl::StatusOr<Offsets> offsets_for_time(const Offsets& partitions, int64_t time_ms);
   // True when every partition's commit has reached its end (an empty partition is reached).
   absl::StatusOr<bool> reached(const Offsets& ends);
-  // Events still to do before the ends: sum over partitions of end - max(committed, start).
-  absl::StatusOr<uint64_t> remaining(const Offsets& ends);
+  // Events still to do before the ends: sum over partitions of end - max(committed, start), where
+  // `from` (when given) replaces the commit of the partitions it names.
+  absl::StatusOr<uint64_t> remaining(const Offsets& ends, const Offsets& from = {});
 
  private:
   explicit GroupProgress(void* rk) : rk_(rk) {}

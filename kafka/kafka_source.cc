@@ -1,6 +1,9 @@
 #include "kafka/kafka_source.h"
 
 #include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+#include <cstdint>
 #include <spdlog/spdlog.h>
 
 #include <pthread.h>
@@ -142,6 +145,21 @@ void KafkaSource::set_paused(bool paused) {
   }
   rd_kafka_topic_partition_list_destroy(assignment);
   paused_ = paused;
+  if (!paused) {
+    // Partitions at their end stay paused.
+    auto ended = ended_;
+    ended_.clear();
+    for (const auto& tp : ended) pause_at_end(tp);
+  }
+}
+
+void KafkaSource::pause_at_end(const TopicPartition& tp) {
+  if (std::find(ended_.begin(), ended_.end(), tp) != ended_.end()) return;
+  ended_.push_back(tp);
+  auto* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition);
+  rd_kafka_pause_partitions(rk_, list);
+  rd_kafka_topic_partition_list_destroy(list);
 }
 
 void KafkaSource::handle_rebalance(int err, void* opaque_list) {
@@ -195,6 +213,7 @@ void KafkaSource::handle_rebalance(int err, void* opaque_list) {
     }
     rd_kafka_topic_partition_list_destroy(rewound);
     auto tps = to_tps(parts);
+    std::erase_if(ended_, [&](const TopicPartition& tp) { return std::find(tps.begin(), tps.end(), tp) != tps.end(); });
     AssignmentEpoch epoch{next_epoch_++};
     tracker_.assign(tps, epoch);
     for (const auto& tp : tps) epochs_[tp] = epoch;
@@ -244,6 +263,7 @@ void KafkaSource::poll_loop() {
   int32_t cached_partition = -1;
   TopicPartition cached_tp;
   AssignmentEpoch cached_epoch{0};
+  int64_t cached_end = INT64_MAX;
   bool stopped_fetching = false;
 
   while (!closing_.load()) {
@@ -269,6 +289,13 @@ void KafkaSource::poll_loop() {
           cached_epoch = it == epochs_.end() ? AssignmentEpoch{0} : it->second;
           cached_topic = m->rkt;
           cached_partition = m->partition;
+          auto end = options_.end_at.find(cached_tp);
+          cached_end = end == options_.end_at.end() ? INT64_MAX : end->second;
+        }
+        if (m->offset >= cached_end) {
+          pause_at_end(cached_tp);  // past the end of a bounded run: not delivered
+          rd_kafka_message_destroy(m);
+          continue;
         }
         SourceMessage msg;
         msg.tp = cached_tp;

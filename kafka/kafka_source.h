@@ -51,6 +51,9 @@ struct SourceOptions {
   // where to start instead). Applied at an assignment only while the commit is still the one seen
   // at the start, so a partition that moves between members mid-run continues where it was.
   std::map<TopicPartition, std::pair<int64_t, int64_t>> start_at;
+  // A bounded run's end per partition: messages at or past it are not delivered, and the partition
+  // is paused once it reaches it.
+  std::map<TopicPartition, int64_t> end_at;
 };
 
 struct SourceCallbacks {
@@ -111,6 +114,8 @@ class KafkaSource {
   std::atomic<uint64_t> messages_read_{0};
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> messages_lost_{0};
+  std::vector<TopicPartition> ended_;  // polling thread only: partitions paused at their end
+  void pause_at_end(const TopicPartition& tp);
   bool paused_ = false;
   bool closed_ = false;
   uint64_t next_epoch_ = 1;
