@@ -349,8 +349,8 @@ int run_demo(const DemoOptions& o) {
 
 void register_demo(CLI::App& app, std::function<void(std::function<int()>)> set_action) {
   auto o = std::make_shared<DemoOptions>();
-  auto* cmd = app.add_subcommand("demo", "Generate seed-domain events into an embedded Kafka, ingest them into the "
-                                         "embedded store, and verify every stream");
+  auto* cmd = app.add_subcommand("demo", "Generate seed-domain events into an embedded Kafka, ingest them over gRPC into "
+                                         "the embedded KurrentDB-compatible store, and verify every stream");
   cmd->add_option("--events", o->events, "How many events to generate")->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{100000000}));
   cmd->add_option("--streams", o->streams, "How many aggregates (streams); 0 = events / 20")->capture_default_str();
   cmd->add_option("--partitions", o->partitions, "Partitions per topic")->capture_default_str()->check(CLI::Range(1, 256));
