@@ -864,37 +864,9 @@ bool BatchCall::send(const OpPtr& op, milliseconds deadline) {
   Uuid corr = Uuid::v4();
   std::pair<int64_t, int64_t> key{corr.most_significant(), corr.least_significant()};
   uint64_t seq = ++op->send_seq;
-  std::vector<std::unique_ptr<streams::BatchAppendReq>> msgs;
-  auto next = [&] {
-    auto m = std::make_unique<streams::BatchAppendReq>();
-    wire::to_proto(corr, m->mutable_correlation_id());
-    msgs.push_back(std::move(m));
-    return msgs.back().get();
-  };
-  auto* m = next();
-  auto* o = m->mutable_options();
-  o->mutable_stream_identifier()->set_stream_name(op->req.stream);
-  wire::set_expected(op->expected, o);
-  auto secs = std::chrono::duration_cast<std::chrono::seconds>(deadline);
-  o->mutable_deadline()->set_seconds(secs.count());
-  o->mutable_deadline()->set_nanos(int32_t(std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - secs).count()));
-  size_t bytes = 0;
-  for (size_t i = op->begin(); i < op->end(); ++i) {
-    const EventData& e = op->req.events[i];
-    size_t sz = wire::event_size(e);
-    if (bytes > 0 && bytes + sz > kChunkBytes) {
-      m = next();
-      bytes = 0;
-    }
-    bytes += sz;
-    auto* p = m->add_proposed_messages();
-    wire::to_proto(e.id, p->mutable_id());
-    (*p->mutable_metadata())["type"] = e.type;
-    (*p->mutable_metadata())["content-type"] = e.content_type;
-    p->set_custom_metadata(e.metadata);
-    p->set_data(e.data);
-  }
-  msgs.back()->set_is_final(true);
+  auto msgs = wire::batch_append_messages(
+      corr, op->req.stream, op->expected,
+      std::span<const EventData>(op->req.events).subspan(op->begin(), op->end() - op->begin()), deadline, kChunkBytes);
   {
     std::lock_guard lock(mu_);
     if (ended_ || broken_ || closing_) return false;
@@ -1057,12 +1029,7 @@ class AppendCall final : public RequestWriter<streams::AppendReq> {
     wire::set_expected(op_->expected, first.mutable_options());
     for (size_t i = op_->begin(); i < op_->end(); ++i) {
       const EventData& e = op_->req.events[i];
-      auto* p = reqs_.emplace_back().mutable_proposed_message();
-      wire::to_proto(e.id, p->mutable_id());
-      (*p->mutable_metadata())["type"] = e.type;
-      (*p->mutable_metadata())["content-type"] = e.content_type;
-      p->set_custom_metadata(e.metadata);
-      p->set_data(e.data);
+      wire::fill_proposed(e, reqs_.emplace_back().mutable_proposed_message());
     }
     core_->prepare(ctx_, core_->deadline());
     core_->call_started();

@@ -71,6 +71,40 @@ std::optional<int64_t> v2_expected(const ExpectedRevision& e) {
   return std::nullopt;
 }
 
+std::vector<std::unique_ptr<streams::BatchAppendReq>> batch_append_messages(const Uuid& correlation,
+                                                                           const std::string& stream,
+                                                                           const ExpectedRevision& expected,
+                                                                           std::span<const EventData> events,
+                                                                           std::chrono::milliseconds deadline,
+                                                                           size_t chunk_bytes) {
+  std::vector<std::unique_ptr<streams::BatchAppendReq>> msgs;
+  auto next = [&] {
+    auto m = std::make_unique<streams::BatchAppendReq>();
+    to_proto(correlation, m->mutable_correlation_id());
+    msgs.push_back(std::move(m));
+    return msgs.back().get();
+  };
+  auto* m = next();
+  auto* o = m->mutable_options();
+  o->mutable_stream_identifier()->set_stream_name(stream);
+  set_expected(expected, o);
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(deadline);
+  o->mutable_deadline()->set_seconds(secs.count());
+  o->mutable_deadline()->set_nanos(int32_t(std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - secs).count()));
+  size_t bytes = 0;
+  for (const EventData& e : events) {
+    size_t sz = event_size(e);
+    if (bytes > 0 && bytes + sz > chunk_bytes) {
+      m = next();
+      bytes = 0;
+    }
+    bytes += sz;
+    fill_proposed(e, m->add_proposed_messages());
+  }
+  msgs.back()->set_is_final(true);
+  return msgs;
+}
+
 std::string trailer(const Trailers& t, const std::string& key) {
   auto it = t.find(grpc::string_ref(key));
   return it == t.end() ? std::string() : std::string(it->second.data(), it->second.size());

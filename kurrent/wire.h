@@ -6,7 +6,11 @@
 #include <grpcpp/support/status.h>
 #include <grpcpp/support/string_ref.h>
 
+#include <chrono>
 #include <cstddef>
+#include <memory>
+#include <span>
+#include <vector>
 #include <map>
 #include <optional>
 #include <string>
@@ -27,6 +31,22 @@ void set_expected(const ExpectedRevision& e, event_store::client::streams::Appen
 void set_expected(const ExpectedRevision& e, event_store::client::streams::BatchAppendReq::Options* o);
 // v2: absent = any; NO_STREAM -1, EXISTS -4, else the exact revision.
 std::optional<int64_t> v2_expected(const ExpectedRevision& e);
+
+// A proposed message (Append's and BatchAppend's have the same fields) from an event.
+template <typename Proposed>
+void fill_proposed(const EventData& e, Proposed* p) {
+  to_proto(e.id, p->mutable_id());
+  (*p->mutable_metadata())["type"] = e.type;
+  (*p->mutable_metadata())["content-type"] = e.content_type;
+  p->set_custom_metadata(e.metadata);
+  p->set_data(e.data);
+}
+
+// The BatchAppend messages of one correlation id: the options (with the deadline) in the first,
+// the events in messages of about `chunk_bytes` at most, is_final on the last.
+std::vector<std::unique_ptr<event_store::client::streams::BatchAppendReq>> batch_append_messages(
+    const Uuid& correlation, const std::string& stream, const ExpectedRevision& expected,
+    std::span<const EventData> events, std::chrono::milliseconds deadline, size_t chunk_bytes);
 
 // KurrentDB's size of an event: data + metadata + 2 x type length.
 inline size_t event_size(const EventData& e) { return e.data.size() + e.metadata.size() + 2 * e.type.size(); }
