@@ -87,6 +87,12 @@ TEST_F(DemoTest, EveryAppendModeAndTheInProcessSinkVerify) {
   EXPECT_EQ(std::string_view(r.report["sink"]), "embedded-store");
   EXPECT_EQ(std::string_view(r.report["append_mode"]), "direct");
   EXPECT_TRUE(bool(r.report["verified"]));
+  // The pipeline alone: appends are encoded and dropped.
+  r = run("--events 10000 --no-raw-consume --sink discard");
+  ASSERT_EQ(r.exit_code, 0) << output();
+  EXPECT_EQ(std::string_view(r.report["sink"]), "discard");
+  EXPECT_EQ(uint64_t(r.report["events_appended"]), 10000u);
+  EXPECT_NE(output().find("nothing to read back"), std::string::npos) << output();
 }
 
 TEST_F(DemoTest, AnUnreachableKurrentDbSaysWhatToCheck) {

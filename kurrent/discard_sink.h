@@ -1,0 +1,48 @@
+// DiscardSink: a sink that encodes each append as the gRPC sink would (the BatchAppend messages
+// of the group, serialized) and then drops it, answering success. It measures the pipeline's own
+// cost (decode, order, group, encode) without a server: `demo --sink discard`.
+//
+// Every stream starts empty; the answers carry the revisions the appends would have reached.
+// Threads: `append` queues; one thread ("ki-discard") encodes and answers, so `done` never runs on
+// the caller's stack. Lifecycle: answers everything queued before the destructor returns.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "core/sink.h"
+
+namespace kingest::kurrent {
+
+class DiscardSink final : public Sink {
+ public:
+  DiscardSink();
+  ~DiscardSink() override;
+  DiscardSink(const DiscardSink&) = delete;
+  DiscardSink& operator=(const DiscardSink&) = delete;
+
+  [[nodiscard]] std::string name() const override { return "discard"; }
+  [[nodiscard]] std::string append_mode() const override { return "batch"; }
+  void append(AppendRequest request, AppendDone done) override;
+  absl::StatusOr<StreamTail> read_tail(const std::string& stream) override;
+  absl::StatusOr<std::vector<RecordedEventData>> read_forwards(const std::string& stream, StreamRevision from,
+                                                               uint64_t max_count) override;
+  // Bytes the encoded requests would have put on the wire.
+  [[nodiscard]] uint64_t encoded_bytes() const;
+
+ private:
+  void run();
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<AppendRequest, AppendDone>> queue_;
+  std::unordered_map<std::string, uint64_t> counts_;  // events per stream (worker thread only)
+  uint64_t encoded_bytes_ = 0;
+  bool stopping_ = false;
+  std::thread worker_;
+};
+
+}  // namespace kingest::kurrent
