@@ -81,12 +81,15 @@ class Timer {
   Timer& operator=(const Timer&) = delete;
 
   void at(Clock::time_point when, std::function<void()> f) {
+    bool earliest = false;
     {
       std::lock_guard lock(mu_);
       if (stopping_) return;
-      queue_.emplace(when, std::move(f));
+      auto it = queue_.emplace(when, std::move(f));
+      earliest = it == queue_.begin();
     }
-    cv_.notify_one();
+    // Every append schedules its deadline: the thread is woken only when its next wake-up moves.
+    if (earliest) cv_.notify_one();
   }
 
   void stop() {
@@ -144,7 +147,6 @@ struct Op {
   size_t bytes = 0;               // of the whole request
   int attempts = 0;               // consecutive failed attempts
   Clock::time_point failing_since{};
-  uint64_t send_seq = 0;          // one per send; a late deadline timer of an earlier send is ignored
   Clock::time_point queued_at{};  // session mode: when it joined the queue
   std::atomic<bool> finished{false};
 
@@ -249,7 +251,9 @@ class BatchCall final : public grpc::ClientBidiReactor<streams::BatchAppendReq, 
   void start(const std::string& auth);
   // Queues the op's current part under a new correlation id; false when the call has ended.
   bool send(const OpPtr& op, milliseconds deadline);
-  void on_deadline(std::pair<int64_t, int64_t> corr, uint64_t seq);
+  // Sends again what got no answer in time; runs every quarter deadline while the call lives (so a
+  // correlation id's deadline is enforced up to a quarter late), instead of a timer per append.
+  void sweep();
   // Half-closes once nothing is pending; the call then ends.
   void close();
   [[nodiscard]] bool ended() const {
@@ -265,9 +269,10 @@ class BatchCall final : public grpc::ClientBidiReactor<streams::BatchAppendReq, 
  private:
   void write_next_locked();
   void release_hold();
+  void schedule_sweep();
   struct Pending {
     OpPtr op;
-    uint64_t seq;
+    Clock::time_point due;
   };
 
   std::shared_ptr<Core> core_;
@@ -858,26 +863,30 @@ void BatchCall::start(const std::string& auth) {
   AddHold();
   StartRead(&resp_);
   StartCall();
+  schedule_sweep();
+}
+
+void BatchCall::schedule_sweep() {
+  auto period = std::clamp<milliseconds>(core_->deadline() / 4, milliseconds(10), milliseconds(1000));
+  std::weak_ptr<BatchCall> weak = weak_from_this();
+  core_->timer_.at(Clock::now() + period, [weak] {
+    if (auto self = weak.lock()) self->sweep();
+  });
 }
 
 bool BatchCall::send(const OpPtr& op, milliseconds deadline) {
   Uuid corr = Uuid::v4();
   std::pair<int64_t, int64_t> key{corr.most_significant(), corr.least_significant()};
-  uint64_t seq = ++op->send_seq;
   auto msgs = wire::batch_append_messages(
       corr, op->req.stream, op->expected,
       std::span<const EventData>(op->req.events).subspan(op->begin(), op->end() - op->begin()), deadline, kChunkBytes);
   {
     std::lock_guard lock(mu_);
     if (ended_ || broken_ || closing_) return false;
-    pending_[key] = Pending{op, seq};
+    pending_[key] = Pending{op, Clock::now() + deadline};
     for (auto& msg : msgs) writes_.push_back(std::move(msg));
     if (!writing_) write_next_locked();
   }
-  std::weak_ptr<BatchCall> weak = weak_from_this();
-  core_->timer_.at(Clock::now() + deadline, [weak, key, seq] {
-    if (auto self = weak.lock()) self->on_deadline(key, seq);
-  });
   return true;
 }
 
@@ -886,16 +895,22 @@ void BatchCall::write_next_locked() {
   StartWrite(writes_.front().get());
 }
 
-void BatchCall::on_deadline(std::pair<int64_t, int64_t> corr, uint64_t seq) {
-  OpPtr op;
+void BatchCall::sweep() {
+  std::vector<OpPtr> late;
   {
     std::lock_guard lock(mu_);
-    auto it = pending_.find(corr);
-    if (it == pending_.end() || it->second.seq != seq) return;
-    op = it->second.op;
-    pending_.erase(it);
+    if (ended_) return;
+    const auto now = Clock::now();
+    std::erase_if(pending_, [&](const auto& entry) {
+      if (entry.second.due > now) return false;
+      late.push_back(entry.second.op);
+      return true;
+    });
   }
-  core_->retry(op, "no answer within the deadline (" + std::to_string(core_->deadline().count()) + " ms)");
+  for (const auto& op : late) {
+    core_->retry(op, "no answer within the deadline (" + std::to_string(core_->deadline().count()) + " ms)");
+  }
+  schedule_sweep();
 }
 
 void BatchCall::release_hold() {
