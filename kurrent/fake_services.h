@@ -4,6 +4,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <initializer_list>
+#include <memory>
+
 #include "proto/kurrentdb/serverfeatures.grpc.pb.h"
 #include "proto/kurrentdb/streams.grpc.pb.h"
 
@@ -32,6 +35,14 @@ inline grpc::ServerWriteReactor<event_store::client::streams::ReadResp>* empty_r
     void OnDone() override { delete this; }
   };
   return new R();
+}
+
+// A server on a free loopback port with these services (`*port` gets the port).
+inline std::unique_ptr<grpc::Server> serve(std::initializer_list<grpc::Service*> services, int* port) {
+  grpc::ServerBuilder b;
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), port);
+  for (auto* service : services) b.RegisterService(service);
+  return b.BuildAndStart();
 }
 
 }  // namespace kingest::kurrent::testing

@@ -514,12 +514,8 @@ class Silent : public ::testing::TestWithParam<AppendMode> {};
 TEST_P(Silent, AnAppendWithoutAnyAnswerEndsFatalAfterRetryFor) {
   SilentStreams streams_service;
   BatchFeatures features_service;
-  grpc::ServerBuilder b;
   int port = 0;
-  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  b.RegisterService(&streams_service);
-  b.RegisterService(&features_service);
-  auto server = b.BuildAndStart();
+  auto server = testing::serve({&streams_service, &features_service}, &port);
   ASSERT_TRUE(server);
   const std::string endpoint = "127.0.0.1:" + std::to_string(port);
   const ClientOptions options{.mode = GetParam(),

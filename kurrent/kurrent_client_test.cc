@@ -392,12 +392,8 @@ using testing::BatchFeatures;
 TEST(KurrentClient, ResendsACorrelationIdThatGotNoAnswerWithinTheDeadline) {
   DroppingStreams streams_service;
   BatchFeatures features_service;
-  grpc::ServerBuilder b;
   int port = 0;
-  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  b.RegisterService(&streams_service);
-  b.RegisterService(&features_service);
-  auto server = b.BuildAndStart();
+  auto server = testing::serve({&streams_service, &features_service}, &port);
   ASSERT_TRUE(server);
   auto c = connect_to("kurrentdb://127.0.0.1:" + std::to_string(port) + "?tls=false&defaultDeadline=300",
                       {.backoff_initial = milliseconds(10)});
