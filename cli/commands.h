@@ -89,5 +89,7 @@ void register_serve_store(CLI::App& app, ActionSetter set_action);
 void register_run(CLI::App& app, ActionSetter set_action);  // replay and run
 void register_verify(CLI::App& app, ActionSetter set_action);
 void register_dlq(CLI::App& app, ActionSetter set_action);
+void register_bench(CLI::App& app, ActionSetter set_action);
+void register_bench_probes(CLI::App& app, ActionSetter set_action);
 
 }  // namespace kingest::cli

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -11,6 +12,18 @@
 #include "cli/signals.h"
 
 namespace kingest::cli {
+
+double process_cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+double process_peak_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;  // kilobytes on Linux
+}
 
 IngestSession::IngestSession(kafka::SourceOptions source, pipeline::EngineOptions engine, Sink& sink,
                              pipeline::DeadLetterSink* dead_letters)
@@ -29,6 +42,7 @@ absl::Status IngestSession::start() {
   cb.on_batch = [this](std::vector<SourceMessage>&& msgs, size_t bytes) {
     if (!got_batch_.load(std::memory_order_relaxed)) {
       first_batch_at_ = std::chrono::steady_clock::now();
+      cpu_s_at_first_batch_ = process_cpu_seconds();
       got_batch_.store(true, std::memory_order_release);
     }
     engine_->submit(std::move(msgs), bytes);
@@ -125,6 +139,24 @@ absl::Status IngestSession::finish() {
   source_->stop_fetching();  // after this, no batch is submitted any more
   engine_->wait_idle();
   return source_->close();
+}
+
+void add_sink_figures(pipeline::RunReport& report, const pipeline::TimedSink& sink, const IngestSession& session,
+                      double cpu_s) {
+  const auto first = session.first_batch_at();
+  const auto last = sink.last_answer_at();
+  if (first && last && *last > *first) {
+    report.numbers["first_to_last_s"] = std::chrono::duration<double>(*last - *first).count();
+  }
+  report.numbers["cpu_s"] = cpu_s;
+  report.numbers["peak_rss_mib"] = process_peak_rss_mib();
+  const uint64_t appends = sink.latency().count();
+  report.numbers["appends"] = double(appends);
+  if (appends > 0) {
+    report.numbers["events_per_append"] = double(report.stats.events_appended) / double(appends);
+    report.numbers["append_latency_p50_ms"] = sink.latency().quantile_ms(0.5);
+    report.numbers["append_latency_p99_ms"] = sink.latency().quantile_ms(0.99);
+  }
 }
 
 }  // namespace kingest::cli

@@ -19,10 +19,17 @@
 #include "kafka/kafka_source.h"
 #include "pipeline/dead_letter.h"
 #include "pipeline/ingest_engine.h"
+#include "pipeline/run_report.h"
+#include "pipeline/timed_sink.h"
 
 namespace kingest::cli {
 
 enum class RunEnd { kReached, kFatal, kInterrupted, kTimedOut };
+
+// CPU seconds (user + system, every thread) this process has used so far.
+double process_cpu_seconds();
+// The process's peak resident set so far, in MiB.
+double process_peak_rss_mib();
 
 class IngestSession {
  public:
@@ -45,6 +52,8 @@ class IngestSession {
   [[nodiscard]] bool assigned_any() const { return source_ && source_->assigned_any(); }
   // When the first batch reached the engine (the time before it is group join and fetch start).
   [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> first_batch_at() const;
+  // CPU seconds (user + system) this process had used when the first batch arrived.
+  [[nodiscard]] double cpu_s_at_first_batch() const { return cpu_s_at_first_batch_; }
 
  private:
   kafka::SourceOptions source_options_;
@@ -55,6 +64,13 @@ class IngestSession {
   bool finished_ = false;
   std::atomic<bool> got_batch_{false};
   std::chrono::steady_clock::time_point first_batch_at_{};  // written once, before got_batch_
+  double cpu_s_at_first_batch_ = 0;                          // likewise
 };
+
+// The report's sink figures: first_to_last_s (first batch in → last append answered), cpu_s (this
+// process, from the first batch on: `cpu_s`), peak_rss_mib, appends, events_per_append and
+// append_latency_p50_ms / p99_ms.
+void add_sink_figures(pipeline::RunReport& report, const pipeline::TimedSink& sink, const IngestSession& session,
+                      double cpu_s);
 
 }  // namespace kingest::cli

@@ -18,7 +18,9 @@
 #include "cli/ingest_session.h"
 #include "cli/signals.h"
 #include "pipeline/dead_letter.h"
+#include "kurrent/discard_sink.h"
 #include "pipeline/run_report.h"
+#include "pipeline/timed_sink.h"
 
 namespace kingest::cli {
 namespace {
@@ -35,6 +37,7 @@ struct RunOptions {
   std::string dlq_file = "kurrent-ingest-dead-letters.ndjson";
   std::string dlq_topic;
   std::string report;
+  std::string sink = "kurrentdb";  // kurrentdb | discard
   int64_t progress_s = 10;
   IngestFlags ingest;
   KurrentFlags kurrent;
@@ -64,9 +67,20 @@ int run_run(const RunOptions& o) {
   auto source_options = o.ingest.source_options();
   if (!source_options.ok()) return usage_error(source_options.status());
 
-  bool usage_fault = false;
-  auto client = connect_kurrent(o.kurrent, o.ingest, std::nullopt, &usage_fault);
-  if (!client.ok()) return usage_fault ? usage_error(client.status()) : fatal_error(client.status());
+  // The sink: KurrentDB over gRPC, or (--sink discard) the same BatchAppend encoding, dropped.
+  std::unique_ptr<kurrent::KurrentClient> client;
+  std::unique_ptr<kurrent::DiscardSink> discard;
+  if (o.sink == "discard") {
+    discard = std::make_unique<kurrent::DiscardSink>();
+  } else {
+    bool usage_fault = false;
+    auto c = connect_kurrent(o.kurrent, o.ingest, std::nullopt, &usage_fault);
+    if (!c.ok()) return usage_fault ? usage_error(c.status()) : fatal_error(c.status());
+    client = std::move(*c);
+  }
+  Sink& inner_sink = client ? static_cast<Sink&>(*client) : static_cast<Sink&>(*discard);
+  pipeline::TimedSink sink(inner_sink);
+  const std::string endpoint = client ? client->endpoint() : std::string("(discarded)");
 
   auto dlq = pipeline::NdjsonDeadLetterFile::open(o.dlq_file);
   if (!dlq.ok()) return usage_error(dlq.status());
@@ -167,11 +181,11 @@ int run_run(const RunOptions& o) {
     total = *left;
   }
 
-  IngestSession session(src, std::move(*engine_options), **client, &dead_letters);
+  IngestSession session(src, std::move(*engine_options), sink, &dead_letters);
   auto started = Clock::now();
   if (auto s = session.start(); !s.ok()) return fatal_error(s);
   std::cout << o.command << ": " << topics.size() << " topic(s) from " << o.brokers << " (group " << o.group
-            << ") into " << (*client)->endpoint() << " (append mode " << (*client)->append_mode() << ")";
+            << ") into " << endpoint << " (append mode " << sink.append_mode() << ")";
   if (bounded) std::cout << ", " << total << " events to the ends captured now";
   std::cout << "; stop with Ctrl-C" << std::endl;
   auto next_check = Clock::now();
@@ -192,22 +206,26 @@ int run_run(const RunOptions& o) {
       },
       total, std::chrono::hours(24 * 365 * 100), std::chrono::seconds(o.progress_s));
   if (auto s = session.finish(); !s.ok()) spdlog::warn("{}", s.ToString());
-  (*client)->close();
+  if (client) client->close();
+  const double cpu_s = process_cpu_seconds() - session.cpu_s_at_first_batch();
 
   pipeline::RunReport report;
   report.command = o.command;
-  report.sink = (*client)->name();
-  report.append_mode = (*client)->append_mode();
+  report.sink = sink.name();
+  report.append_mode = sink.append_mode();
   report.stats = session.stats();
   report.elapsed_s = std::chrono::duration<double>(Clock::now() - session.first_batch_at().value_or(started)).count();
   report.numbers["wall_s"] = std::chrono::duration<double>(Clock::now() - started).count();
   report.numbers["offset_commits"] = double(session.offset_commits());
   report.numbers["events_lost"] = double(session.messages_lost());
-  report.text["kurrent"] = (*client)->endpoint();
+  add_sink_figures(report, sink, session, cpu_s);
+  report.text["kurrent"] = endpoint;
   report.text["dead_letter_file"] = o.dlq_file;
-  const auto cs = (*client)->stats();
-  report.numbers["kurrent_retries"] = double(cs.retries);
-  report.numbers["kurrent_redirects"] = double(cs.redirects);
+  if (client) {
+    const auto cs = client->stats();
+    report.numbers["kurrent_retries"] = double(cs.retries);
+    report.numbers["kurrent_redirects"] = double(cs.redirects);
+  }
 
   int code = pipeline::kExitInterrupted;
   if (end == RunEnd::kFatal) {
@@ -263,6 +281,11 @@ void register_ingest_command(CLI::App& app, ActionSetter set_action, const std::
   cmd->add_option("--progress-s", o->progress_s, "Seconds between progress lines")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{3600}));
+  cmd->add_option("--sink", o->sink,
+                  "kurrentdb: write through --kurrent; discard: decode, group and encode the appends, then drop "
+                  "them (the pipeline's own cost; offsets are still committed, so use a scratch --group)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"kurrentdb", "discard"}));
   add_ingest_flags(*cmd, o->ingest);
   add_kurrent_flags(*cmd, o->kurrent);
   cmd->callback([o, set_action] { set_action([o] { return run_run(*o); }); });

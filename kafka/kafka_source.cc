@@ -265,6 +265,7 @@ void KafkaSource::poll_loop() {
   AssignmentEpoch cached_epoch{0};
   int64_t cached_end = INT64_MAX;
   bool stopped_fetching = false;
+  Clock::time_point full_since{};  // when the pipeline became full (epoch: not full)
 
   while (!closing_.load()) {
     if (!fetching_.load() && !stopped_fetching) {
@@ -275,7 +276,26 @@ void KafkaSource::poll_loop() {
       fetch_stopped_ = true;
       stop_cv_.notify_all();
     }
-    if (!stopped_fetching) set_paused(callbacks_.has_room && !callbacks_.has_room());
+    if (!stopped_fetching) {
+      const bool full = callbacks_.has_room && !callbacks_.has_room();
+      if (!full) {
+        full_since = Clock::time_point{};
+        set_paused(false);
+      } else if (!paused_) {
+        const auto now = Clock::now();
+        if (full_since == Clock::time_point{}) full_since = now;
+        if (now - full_since < options_.pause_after) {
+          // A short stall: leave the messages in librdkafka's queue and look again shortly.
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+          if (now >= next_commit) {
+            commit(tracker_.take_commits(), /*sync=*/false);
+            next_commit = now + options_.commit_interval;
+          }
+          continue;
+        }
+        set_paused(true);
+      }
+    }
 
     // While paused (or stopped) poll briefly: the group protocol still needs us, and commits go on.
     int timeout_ms = (paused_ || stopped_fetching) ? 20 : 5;

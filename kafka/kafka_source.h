@@ -43,6 +43,10 @@ struct SourceOptions {
   std::map<std::string, std::string> properties;  // librdkafka properties; override the defaults
   BatchLimits batch;
   std::chrono::milliseconds commit_interval{250};
+  // While the pipeline is full, messages wait in librdkafka's queue; only a stall longer than this
+  // pauses the partitions (pausing drops librdkafka's prefetched messages, which are then fetched
+  // again, so pausing at every short stall would cost a fetch round trip each time).
+  std::chrono::milliseconds pause_after{500};
   // A committed offset below the partition's oldest retained message means retention deleted data
   // that was never ingested: fail stops the run (on_fatal); skip logs the loss, counts it and goes
   // on from the oldest retained message.

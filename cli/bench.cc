@@ -1,0 +1,660 @@
+// `kurrent-ingest bench`: how fast the pipeline is, against the ceilings around it, in one run.
+//
+// One data set is produced once into a standalone embedded broker (a process of its own, with
+// enough partitions for the mock's retention). Then, round after round (so that drift on a shared
+// machine hits every case alike), each case runs in a process of its own, against a fresh
+// `serve-store` process where it writes:
+//   a kafka-raw         librdkafka consume, nothing else: the Kafka ceiling
+//   b sink-raw          pre-built, pre-grouped appends over gRPC to serve-store --mem-db: the sink ceiling
+//   c pipeline-discard  replay --sink discard: decode, order, group, encode, drop
+//   d e2e-memdb         replay into serve-store --mem-db        (d-file: into a SQLite file)
+//   e unbatched         replay with batches of one event, one append in flight (a sample)
+//   f peer              bench/peers/nestjs-subscriber: the seed's per-message Node.js design (a sample)
+// Rates run from the first event to the last; the best of --runs counts. The table and the JSON
+// (--json) carry events/s, MB/s (Kafka message values), CPU seconds per million events, the peak
+// RSS of the measured process and the append latency p50/p99, then the ratios and the targets.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <simdjson.h>
+
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "cli/child_process.h"
+#include "cli/commands.h"
+#include "cli/signals.h"
+#include "core/json_writer.h"
+#include "kafka/group_progress.h"
+#include "pipeline/run_report.h"
+#include "workload/generator.h"
+
+#ifndef KI_SOURCE_DIR
+#define KI_SOURCE_DIR "."
+#endif
+
+namespace kingest::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+struct BenchOptions {
+  WorkloadFlags workload;
+  int runs = 3;
+  std::string cases = "a,b,c,d,d-file,e,f";
+  std::string json;
+  std::string report;
+  std::string work_dir;
+  bool keep = false;
+  int partitions = 0;  // 0: enough for the data
+  uint64_t unbatched_events = 20000;
+  uint64_t peer_events = 5000;
+  std::string peer_dir = std::string(KI_SOURCE_DIR) + "/bench/peers/nestjs-subscriber";
+  std::string node = "node";
+  std::vector<std::string> pipeline_args;
+  int64_t case_timeout_s = 3600;
+};
+
+struct CaseInfo {
+  std::string id;
+  std::string name;
+  std::string what;
+};
+
+const std::vector<CaseInfo>& all_cases() {
+  static const std::vector<CaseInfo> cases = {
+      {"a", "kafka-raw", "librdkafka consume, no processing"},
+      {"b", "sink-raw", "pre-grouped appends over gRPC, serve-store --mem-db"},
+      {"c", "pipeline-discard", "pipeline, appends encoded then discarded"},
+      {"d", "e2e-memdb", "pipeline into serve-store --mem-db"},
+      {"d-file", "e2e-file", "pipeline into serve-store on a SQLite file"},
+      {"e", "unbatched", "pipeline, one event per append, one in flight, mem-db"},
+      {"f", "peer", "Node.js per-message subscriber (the seed's design), mem-db"},
+  };
+  return cases;
+}
+
+// One run of one case.
+struct Measurement {
+  uint64_t events = 0;
+  double seconds = 0;
+  double cpu_s = 0;
+  double peak_rss_mib = 0;
+  std::optional<double> p50_ms, p99_ms, events_per_append;
+  [[nodiscard]] double rate() const { return seconds > 0 ? double(events) / seconds : 0; }
+};
+
+struct CaseResult {
+  CaseInfo info;
+  std::vector<Measurement> runs;
+  uint64_t sample = 0;  // events it runs on
+  [[nodiscard]] const Measurement* best() const {
+    const Measurement* b = nullptr;
+    for (const auto& m : runs) {
+      if (b == nullptr || m.rate() > b->rate()) b = &m;
+    }
+    return b;
+  }
+  [[nodiscard]] double max_rss() const {
+    double r = 0;
+    for (const auto& m : runs) r = std::max(r, m.peak_rss_mib);
+    return r;
+  }
+};
+
+std::string self_exe() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("kurrent-ingest") : p.string();
+}
+
+class Bench {
+ public:
+  explicit Bench(const BenchOptions& o) : o_(o), exe_(self_exe()) {}
+
+  int run();
+
+ private:
+  absl::Status prepare();
+  absl::StatusOr<Measurement> run_case(const std::string& id, int round);
+  absl::StatusOr<std::pair<ChildProcess, std::string>> start_store(const std::string& tag, bool file);
+  absl::StatusOr<ChildExit> run_child(const std::vector<std::string>& argv, const std::string& tag);
+  absl::StatusOr<simdjson::dom::element> load_json(const std::string& path);
+  std::vector<std::string> replay_args(const std::string& tag, const std::string& sink_args_url);
+  void print_and_write(const std::vector<CaseResult>& results);
+
+  const BenchOptions& o_;
+  std::string exe_;
+  std::string dir_;
+  std::optional<ChildProcess> broker_;
+  std::string bootstrap_;
+  std::vector<std::string> topics_;
+  kafka::Offsets ends_;
+  uint64_t events_ = 0;
+  double bytes_per_event_ = 0;
+  int partitions_ = 0;
+  std::vector<std::string> sample_offsets_;  // --until-offset items for the unbatched case
+  uint64_t unbatched_events_ = 0;
+  simdjson::dom::parser parser_;
+  std::string failure_log_;
+};
+
+absl::StatusOr<ChildExit> Bench::run_child(const std::vector<std::string>& argv, const std::string& tag) {
+  auto child = ChildProcess::spawn(argv, dir_ + "/" + tag + ".log");
+  if (!child.ok()) return child.status();
+  auto end = child->wait(std::chrono::seconds(o_.case_timeout_s));
+  if (!end) {
+    child->stop();
+    if (interrupted()) return absl::CancelledError("interrupted");
+    return absl::DeadlineExceededError(tag + " did not finish within " + std::to_string(o_.case_timeout_s) +
+                                       " s (--case-timeout-s); its log:\n" + child->log_tail());
+  }
+  if (end->exit_code != 0) {
+    return absl::InternalError(tag + " exited with " + std::to_string(end->exit_code) + "; its log (" +
+                               child->log_path() + "):\n" + child->log_tail());
+  }
+  return *end;
+}
+
+absl::StatusOr<simdjson::dom::element> Bench::load_json(const std::string& path) {
+  simdjson::dom::element doc;
+  if (auto err = parser_.load(path).get(doc); err) {
+    return absl::InternalError("cannot read " + path + ": " + simdjson::error_message(err));
+  }
+  return doc;
+}
+
+absl::StatusOr<std::pair<ChildProcess, std::string>> Bench::start_store(const std::string& tag, bool file) {
+  const std::string address_file = dir_ + "/" + tag + ".address";
+  std::vector<std::string> argv{exe_, "--log-level", "warn", "serve-store", "--listen", "127.0.0.1:0",
+                                "--address-file", address_file};
+  if (file) {
+    argv.insert(argv.end(), {"--db", dir_ + "/" + tag + ".db"});
+  } else {
+    argv.emplace_back("--mem-db");
+  }
+  auto child = ChildProcess::spawn(argv, dir_ + "/" + tag + "-store.log");
+  if (!child.ok()) return child.status();
+  auto address = wait_for_file_line(address_file, 30s, &*child);
+  if (!address.ok()) return address.status();
+  return std::pair{std::move(*child), "kurrentdb://" + *address + "?tls=false"};
+}
+
+absl::Status Bench::prepare() {
+  auto gen = o_.workload.generator_options();
+  if (!gen.ok()) return gen.status();
+  // Size the topics from the data itself: the mock keeps about 5 MiB per partition and silently
+  // drops older data beyond that.
+  std::map<std::string, uint64_t> topic_bytes;
+  {
+    workload::Generator g(*gen);
+    workload::GeneratedEvent e;
+    uint64_t bytes = 0;
+    while (g.next(e)) {
+      topic_bytes[e.topic] += e.value.size() + e.key.size() + 80;
+      bytes += e.value.size();
+      ++events_;
+    }
+    topics_ = g.topics();
+    bytes_per_event_ = events_ > 0 ? double(bytes) / double(events_) : 0;
+  }
+  partitions_ = o_.partitions;
+  if (partitions_ == 0) {
+    uint64_t largest = 0;
+    for (const auto& [t, b] : topic_bytes) largest = std::max(largest, b);
+    partitions_ = std::clamp(int(std::ceil(double(largest) * 1.6 / double(5u << 20))), 4, 1024);
+  }
+  const std::string bootstrap_file = dir_ + "/bootstrap";
+  auto broker = ChildProcess::spawn({exe_, "--log-level", "warn", "broker", "--topics", absl::StrJoin(topics_, ","),
+                                     "--partitions", std::to_string(partitions_), "--bootstrap-file", bootstrap_file},
+                                    dir_ + "/broker.log");
+  if (!broker.ok()) return broker.status();
+  broker_ = std::move(*broker);
+  auto bootstrap = wait_for_file_line(bootstrap_file, 30s, &*broker_);
+  if (!bootstrap.ok()) return bootstrap.status();
+  bootstrap_ = *bootstrap;
+  std::cout << "bench: " << events_ << " events of " << gen->aggregates << " streams ("
+            << fmt::format("{:.0f}", bytes_per_event_) << " bytes each on average) into " << topics_.size()
+            << " topics x " << partitions_ << " partitions at " << bootstrap_ << std::endl;
+
+  std::vector<std::string> generate{exe_, "--log-level", "warn", "generate", "--brokers", bootstrap_,
+                                    "--events", std::to_string(o_.workload.events),
+                                    "--streams", std::to_string(o_.workload.streams),
+                                    "--payload-bytes", o_.workload.payload_bytes,
+                                    "--seed", std::to_string(o_.workload.seed),
+                                    "--format", o_.workload.format};
+  if (!o_.workload.topics.empty()) generate.insert(generate.end(), {"--topics", o_.workload.topics});
+  if (auto r = run_child(generate, "generate"); !r.ok()) return r.status();
+
+  // Every event must still be there: nothing dropped from a partition's head.
+  auto progress = kafka::GroupProgress::open(bootstrap_, "kurrent-ingest-bench", {});
+  if (!progress.ok()) return progress.status();
+  auto ends = (*progress)->end_offsets(topics_);
+  if (!ends.ok()) return ends.status();
+  auto starts = (*progress)->start_offsets(*ends);
+  if (!starts.ok()) return starts.status();
+  uint64_t total = 0;
+  for (const auto& [tp, end] : *ends) {
+    if ((*starts)[tp] != 0) {
+      return absl::FailedPreconditionError(fmt::format(
+          "the embedded broker dropped the head of {}[{}] (its retention is about 5 MiB per partition): "
+          "give more --partitions than {}",
+          tp.topic, tp.partition, partitions_));
+    }
+    total += uint64_t(end);
+  }
+  if (total != events_) {
+    return absl::InternalError(fmt::format("the broker holds {} events, {} were generated", total, events_));
+  }
+  ends_ = *ends;
+
+  // The unbatched case's sample: the same prefix of every partition.
+  const uint64_t want = std::min(o_.unbatched_events, events_);
+  int64_t lo = 0, hi = 0;
+  for (const auto& [tp, end] : ends_) hi = std::max(hi, end);
+  auto count_below = [&](int64_t k) {
+    uint64_t n = 0;
+    for (const auto& [tp, end] : ends_) n += uint64_t(std::min(end, k));
+    return n;
+  };
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (count_below(mid) >= want) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  unbatched_events_ = count_below(lo);
+  for (const auto& [tp, end] : ends_) {
+    if (end > lo) sample_offsets_.push_back(fmt::format("{}:{}:{}", tp.topic, tp.partition, lo));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::string> Bench::replay_args(const std::string& tag, const std::string& kurrent) {
+  std::vector<std::string> argv{exe_, "--log-level", "warn", "replay", "--brokers", bootstrap_,
+                                "--topics", absl::StrJoin(topics_, ","), "--group", "bench-" + tag,
+                                "--from", "beginning", "--report", dir_ + "/" + tag + ".json",
+                                "--dlq-file", dir_ + "/" + tag + "-dead-letters.ndjson", "--progress-s", "3600",
+                                "-X", "session.timeout.ms=6000"};
+  if (kurrent.empty()) {
+    argv.insert(argv.end(), {"--sink", "discard"});
+  } else {
+    argv.insert(argv.end(), {"--kurrent", kurrent});
+  }
+  return argv;
+}
+
+absl::StatusOr<Measurement> Bench::run_case(const std::string& id, int round) {
+  const std::string tag = fmt::format("{}-{}", id, round);
+  const std::string result = dir_ + "/" + tag + ".json";
+  Measurement m;
+  auto number = [](simdjson::dom::element doc, const char* key) -> std::optional<double> {
+    double v = 0;
+    if (doc[key].get_double().get(v) == simdjson::SUCCESS) return v;
+    uint64_t u = 0;
+    if (doc[key].get_uint64().get(u) == simdjson::SUCCESS) return double(u);
+    return std::nullopt;
+  };
+
+  if (id == "a") {
+    auto end = run_child({exe_, "--log-level", "warn", "bench-probe", "kafka", "--brokers", bootstrap_, "--topics",
+                          absl::StrJoin(topics_, ","), "--events", std::to_string(events_), "--result", result},
+                         tag);
+    if (!end.ok()) return end.status();
+    auto doc = load_json(result);
+    if (!doc.ok()) return doc.status();
+    m.events = uint64_t(number(*doc, "events").value_or(0));
+    m.seconds = number(*doc, "seconds").value_or(0);
+    m.cpu_s = number(*doc, "cpu_s").value_or(end->cpu_s);
+    m.peak_rss_mib = end->peak_rss_mib;
+    if (m.events != events_) {
+      return absl::InternalError(fmt::format("{}: read {} of {} events", tag, m.events, events_));
+    }
+    return m;
+  }
+
+  auto store = start_store(tag, id == "d-file");
+  if (!store.ok()) return store.status();
+  auto& [store_process, url] = *store;
+  uint64_t expected = events_;
+  absl::StatusOr<ChildExit> end;
+  if (id == "b") {
+    end = run_child({exe_, "--log-level", "warn", "bench-probe", "sink", "--kurrent", url, "--result", result,
+                     "--events", std::to_string(o_.workload.events), "--streams", std::to_string(o_.workload.streams),
+                     "--payload-bytes", o_.workload.payload_bytes, "--seed", std::to_string(o_.workload.seed)},
+                    tag);
+  } else if (id == "f") {
+    expected = std::min(o_.peer_events, events_);
+    end = run_child({o_.node, o_.peer_dir + "/subscriber.mjs", "--brokers", bootstrap_, "--topics",
+                     absl::StrJoin(topics_, ","), "--group", "bench-" + tag, "--kurrent", url, "--events",
+                     std::to_string(expected), "--result", result},
+                    tag);
+  } else {
+    auto argv = replay_args(tag, id == "c" ? std::string() : url);
+    if (id == "e") {
+      expected = unbatched_events_;
+      argv.insert(argv.end(), {"--batch-max-events", "1", "--max-batches-in-flight", "1", "--max-appends-in-flight",
+                               "1", "--until-offset", absl::StrJoin(sample_offsets_, ",")});
+    } else {
+      argv.insert(argv.end(), o_.pipeline_args.begin(), o_.pipeline_args.end());
+    }
+    end = run_child(argv, tag);
+  }
+  store_process.stop();
+  if (id == "d-file") {
+    for (const char* suffix : {".db", ".db-wal", ".db-shm"}) fs::remove(dir_ + "/" + tag + suffix);
+  }
+  if (!end.ok()) return end.status();
+  auto doc = load_json(result);
+  if (!doc.ok()) return doc.status();
+  m.peak_rss_mib = end->peak_rss_mib;
+  if (id == "b") {
+    m.events = uint64_t(number(*doc, "events").value_or(0));
+    m.seconds = number(*doc, "seconds").value_or(0);
+    m.cpu_s = number(*doc, "cpu_s").value_or(end->cpu_s);
+    m.p50_ms = number(*doc, "append_latency_p50_ms");
+    m.p99_ms = number(*doc, "append_latency_p99_ms");
+    m.events_per_append = number(*doc, "events_per_append");
+  } else if (id == "f") {
+    m.events = uint64_t(number(*doc, "events").value_or(0));
+    m.seconds = number(*doc, "first_to_last_s").value_or(0);
+    m.cpu_s = number(*doc, "cpu_s").value_or(end->cpu_s);
+    simdjson::dom::element lat;
+    if ((*doc)["append_latency_ms"].get(lat) == simdjson::SUCCESS) {
+      m.p50_ms = number(lat, "p50");
+      m.p99_ms = number(lat, "p99");
+    }
+    m.events_per_append = 1.0;
+    if (auto errors = number(*doc, "errors"); errors && *errors > 0) {
+      return absl::InternalError(fmt::format("{}: {} appends failed (log: {})", tag, *errors, dir_ + "/" + tag + ".log"));
+    }
+  } else {
+    m.events = uint64_t(number(*doc, "events_appended").value_or(0));
+    m.seconds = number(*doc, "first_to_last_s").value_or(number(*doc, "elapsed_s").value_or(0));
+    m.cpu_s = number(*doc, "cpu_s").value_or(end->cpu_s);
+    m.p50_ms = number(*doc, "append_latency_p50_ms");
+    m.p99_ms = number(*doc, "append_latency_p99_ms");
+    m.events_per_append = number(*doc, "events_per_append");
+    if (number(*doc, "dead_lettered").value_or(0) > 0 || number(*doc, "duplicates").value_or(0) > 0) {
+      return absl::InternalError(tag + ": the run had dead letters or duplicates; see " + result);
+    }
+  }
+  if (m.events != expected) {
+    return absl::InternalError(fmt::format("{}: {} of {} events were appended; see {}", tag, m.events, expected, result));
+  }
+  return m;
+}
+
+void Bench::print_and_write(const std::vector<CaseResult>& results) {
+  auto find = [&](const std::string& id) -> const CaseResult* {
+    for (const auto& r : results) {
+      if (r.info.id == id && r.best() != nullptr) return &r;
+    }
+    return nullptr;
+  };
+  auto rate = [&](const std::string& id) -> std::optional<double> {
+    const CaseResult* r = find(id);
+    if (r == nullptr) return std::nullopt;
+    return r->best()->rate();
+  };
+  auto ms = [](std::optional<double> v) { return v ? fmt::format("{:.2f}", *v) : std::string("-"); };
+
+  std::cout << "\n"
+            << fmt::format("{:<6} {:<17} {:>9} {:>12} {:>8} {:>12} {:>9} {:>8} {:>8} {:>7}\n", "", "case", "events",
+                           "events/s", "MB/s", "CPU s/M ev", "RSS MiB", "p50 ms", "p99 ms", "ev/app");
+  for (const auto& r : results) {
+    const Measurement* b = r.best();
+    if (b == nullptr) continue;
+    std::cout << fmt::format("{:<6} {:<17} {:>9} {:>12.0f} {:>8.1f} {:>12.2f} {:>9.0f} {:>8} {:>8} {:>7}\n",
+                             r.info.id, r.info.name, b->events, b->rate(),
+                             b->rate() * bytes_per_event_ / 1e6, b->events ? b->cpu_s * 1e6 / double(b->events) : 0,
+                             r.max_rss(), ms(b->p50_ms), ms(b->p99_ms),
+                             b->events_per_append ? fmt::format("{:.1f}", *b->events_per_append) : "-");
+  }
+
+  struct Ratio {
+    const char* key;
+    const char* num;
+    const char* den;
+    double target;  // 0: reported only
+    const char* label;
+  };
+  const std::vector<Ratio> ratios = {
+      {"e2e_vs_kafka", "d", "a", 0, "d/a"},
+      {"e2e_vs_sink", "d", "b", 0.7, "d/b"},
+      {"pipeline_vs_kafka", "c", "a", 0.6, "c/a"},
+      {"batched_vs_unbatched", "d", "e", 20, "d/e"},
+      {"vs_per_message_peer", "d", "f", 50, "d/f"},
+      {"e2e_file_vs_kafka", "d-file", "a", 0, "d-file/a"},
+  };
+  double peak_rss = 0;
+  for (const auto& r : results) {
+    if (r.info.id == "c" || r.info.id == "d" || r.info.id == "d-file" || r.info.id == "e") {
+      peak_rss = std::max(peak_rss, r.max_rss());
+    }
+  }
+  std::cout << "\nratios (best runs of this invocation):\n";
+  JsonWriter w;
+  w.begin_object();
+  w.key("schema").value("kurrent-ingest/bench/v1");
+  w.key("events").value(events_);
+  w.key("streams").value(o_.workload.streams);
+  w.key("payload_bytes").value(o_.workload.payload_bytes);
+  w.key("bytes_per_event").value(bytes_per_event_);
+  w.key("topics").begin_array();
+  for (const auto& t : topics_) w.value(t);
+  w.end_array();
+  w.key("partitions_per_topic").value(partitions_);
+  w.key("runs").value(o_.runs);
+  w.key("unbatched_sample_events").value(unbatched_events_);
+  w.key("peer_sample_events").value(std::min(o_.peer_events, events_));
+  w.key("pipeline_args").begin_array();
+  for (const auto& a : o_.pipeline_args) w.value(a);
+  w.end_array();
+  w.key("cases").begin_array();
+  for (const auto& r : results) {
+    const Measurement* b = r.best();
+    if (b == nullptr) continue;
+    w.begin_object();
+    w.key("id").value(r.info.id);
+    w.key("name").value(r.info.name);
+    w.key("what").value(r.info.what);
+    w.key("events").value(b->events);
+    w.key("events_per_s").value(b->rate());
+    w.key("mb_per_s").value(b->rate() * bytes_per_event_ / 1e6);
+    w.key("cpu_s_per_m_events").value(b->events ? b->cpu_s * 1e6 / double(b->events) : 0.0);
+    w.key("peak_rss_mib").value(r.max_rss());
+    if (b->p50_ms) w.key("append_latency_p50_ms").value(*b->p50_ms);
+    if (b->p99_ms) w.key("append_latency_p99_ms").value(*b->p99_ms);
+    if (b->events_per_append) w.key("events_per_append").value(*b->events_per_append);
+    w.key("runs_events_per_s").begin_array();
+    for (const auto& m : r.runs) w.value(m.rate());
+    w.end_array();
+    w.end_object();
+  }
+  w.end_array();
+  w.key("ratios").begin_object();
+  for (const auto& ratio : ratios) {
+    auto n = rate(ratio.num);
+    auto d = rate(ratio.den);
+    if (n && d && *d > 0) w.key(ratio.key).value(*n / *d);
+  }
+  w.end_object();
+  w.key("peak_rss_mib").value(peak_rss);
+  w.key("targets").begin_array();
+  for (const auto& ratio : ratios) {
+    auto n = rate(ratio.num);
+    auto d = rate(ratio.den);
+    if (!n || !d || *d <= 0) continue;
+    const double v = *n / *d;
+    std::string line = fmt::format("  {:<22} {:<9} {:>9.3f}", ratio.key, ratio.label, v);
+    if (ratio.target > 0) {
+      const bool met = v >= ratio.target;
+      line += fmt::format("   target >= {:<5} {}", ratio.target, met ? "met" : "NOT met");
+      w.begin_object();
+      w.key("name").value(ratio.key);
+      w.key("value").value(v);
+      w.key("at_least").value(ratio.target);
+      w.key("met").value(met);
+      w.end_object();
+    }
+    std::cout << line << "\n";
+  }
+  if (peak_rss > 0) {
+    const bool met = peak_rss <= 512;
+    std::cout << fmt::format("  {:<22} {:<9} {:>9.0f}   target <= 512 MiB {}\n", "peak_rss_mib", "c,d,e", peak_rss,
+                             met ? "met" : "NOT met");
+    w.begin_object();
+    w.key("name").value("peak_rss_mib");
+    w.key("value").value(peak_rss);
+    w.key("at_most").value(512.0);
+    w.key("met").value(met);
+    w.end_object();
+  }
+  w.end_array();
+  w.end_object();
+  if (!o_.json.empty()) {
+    std::ofstream out(o_.json, std::ios::trunc);
+    out << w.str() << "\n";
+    if (!out.flush()) {
+      std::cerr << "error: cannot write --json " << o_.json << "\n";
+    } else {
+      std::cout << "\nwrote " << o_.json << "\n";
+    }
+  }
+  if (!o_.report.empty()) {
+    // The shared run report, of the best end-to-end run on mem-db (or the best case there is).
+    pipeline::RunReport report;
+    report.command = "bench";
+    report.sink = "kurrentdb-grpc";
+    report.append_mode = "batch";
+    report.outcome = "done";
+    if (const CaseResult* d = find("d")) {
+      report.stats.events_read = d->best()->events;
+      report.stats.events_appended = d->best()->events;
+      report.elapsed_s = d->best()->seconds;
+    }
+    report.stats.streams = o_.workload.streams;
+    for (const auto& r : results) {
+      if (r.best() != nullptr) report.numbers[r.info.name + "_events_per_s"] = r.best()->rate();
+    }
+    for (const auto& ratio : ratios) {
+      auto n = rate(ratio.num);
+      auto d = rate(ratio.den);
+      if (n && d && *d > 0) report.numbers[std::string("ratio_") + ratio.key] = *n / *d;
+    }
+    report.numbers["peak_rss_mib"] = peak_rss;
+    if (auto s = pipeline::write_report(report, o_.report); !s.ok()) std::cerr << "error: " << s.message() << "\n";
+  }
+}
+
+int Bench::run() {
+  install_interrupt_handlers();
+  std::vector<std::string> ids;
+  for (auto part : absl::StrSplit(o_.cases, ',', absl::SkipEmpty())) {
+    const std::string id(part);
+    if (std::none_of(all_cases().begin(), all_cases().end(), [&](const CaseInfo& c) { return c.id == id; })) {
+      return usage_error(absl::InvalidArgumentError("--cases: unknown case '" + id + "' (use a, b, c, d, d-file, e, f)"));
+    }
+    ids.push_back(id);
+  }
+  if (ids.empty()) return usage_error(absl::InvalidArgumentError("--cases: name at least one case"));
+  if (std::find(ids.begin(), ids.end(), "f") != ids.end() && !fs::exists(o_.peer_dir + "/node_modules")) {
+    return usage_error(absl::InvalidArgumentError(
+        "the Node.js peer has no node_modules in " + o_.peer_dir +
+        ": run `npm ci` there (scripts/bench does), give --peer-dir, or leave case f out of --cases"));
+  }
+  if (o_.work_dir.empty()) {
+    std::string tmpl = (fs::temp_directory_path() / "kurrent-ingest-bench-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) return fatal_error(absl::InternalError("cannot create a temp directory"));
+    dir_ = tmpl;
+  } else {
+    dir_ = o_.work_dir;
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    if (ec) return usage_error(absl::InvalidArgumentError("--work-dir " + dir_ + ": " + ec.message()));
+  }
+  int code = pipeline::kExitDone;
+  if (auto s = prepare(); !s.ok()) {
+    code = interrupted() ? pipeline::kExitInterrupted : fatal_error(s);
+  } else {
+    std::vector<CaseResult> results;
+    for (const auto& id : ids) {
+      for (const auto& c : all_cases()) {
+        if (c.id == id) results.push_back(CaseResult{c, {}, 0});
+      }
+    }
+    for (int round = 1; round <= o_.runs && code == pipeline::kExitDone; ++round) {
+      for (auto& r : results) {
+        auto m = run_case(r.info.id, round);
+        if (!m.ok()) {
+          code = interrupted() ? pipeline::kExitInterrupted : fatal_error(m.status());
+          break;
+        }
+        std::cout << fmt::format("round {}/{}  {:<6} {:<17} {:>9} events  {:>10.0f} events/s", round, o_.runs,
+                                 r.info.id, r.info.name, m->events, m->rate())
+                  << std::endl;
+        r.runs.push_back(*m);
+      }
+    }
+    if (code == pipeline::kExitDone) print_and_write(results);
+  }
+  if (broker_) broker_->stop();
+  if (!o_.keep && o_.work_dir.empty() && code == pipeline::kExitDone) {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  } else {
+    std::cout << "logs and results kept in " << dir_ << "\n";
+  }
+  return code;
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app, ActionSetter set_action) {
+  auto o = std::make_shared<BenchOptions>();
+  o->workload.events = 1000000;
+  o->workload.streams = 10000;
+  auto* cmd = app.add_subcommand(
+      "bench",
+      "Measure the pipeline against the raw Kafka and sink ceilings, unbatched appends and the per-message Node.js "
+      "peer, in one run; print the table and the ratios");
+  add_workload_flags(*cmd, o->workload);
+  cmd->add_option("--runs", o->runs, "Rounds; each case's best run counts")->capture_default_str()->check(CLI::Range(1, 20));
+  cmd->add_option("--cases", o->cases, "Cases to run: a (kafka-raw), b (sink-raw), c (pipeline-discard), d (e2e-memdb), "
+                                       "d-file (e2e-file), e (unbatched), f (peer)")
+      ->capture_default_str();
+  cmd->add_option("--json", o->json, "Write the table, ratios and targets as JSON to FILE");
+  cmd->add_option("--report", o->report, "Write the shared run report (best e2e-memdb run, ratios) to FILE");
+  cmd->add_option("--work-dir", o->work_dir, "Keep logs, reports and store files here (default: a temp dir, removed "
+                                             "after a successful run)");
+  cmd->add_flag("--keep", o->keep, "Keep the temp dir after a successful run");
+  cmd->add_option("--partitions", o->partitions, "Partitions per topic (default: enough for the mock's ~5 MiB "
+                                                 "retention per partition)")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--unbatched-events", o->unbatched_events, "Events the unbatched case (e) runs on")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100000000}));
+  cmd->add_option("--peer-events", o->peer_events, "Events the Node.js peer (f) runs on")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100000000}));
+  cmd->add_option("--peer-dir", o->peer_dir, "The Node.js peer (with node_modules)")->capture_default_str();
+  cmd->add_option("--node", o->node, "Node.js executable")->capture_default_str();
+  cmd->add_option("--pipeline-arg", o->pipeline_args,
+                  "Extra flag for the pipeline runs c, d and d-file (repeatable), e.g. --pipeline-arg=--batch-max-events=1024");
+  cmd->add_option("--case-timeout-s", o->case_timeout_s, "Give up on a run after this long")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{10}, int64_t{86400}));
+  cmd->callback([o, set_action] { set_action([o] { return Bench(*o).run(); }); });
+}
+
+}  // namespace kingest::cli

@@ -1,0 +1,238 @@
+// `kurrent-ingest bench-probe kafka|sink`: the two ceilings that `bench` measures in processes of
+// their own (so that each has its own CPU time and peak RSS).
+//
+//   kafka  reads the topics from the beginning with librdkafka and does nothing else.
+//   sink   builds the appends first (decoded, named, grouped by stream in windows of the pipeline's
+//          in-flight size, metadata and ids as the pipeline makes them; none of that is timed), then
+//          times only their appends through the gRPC client: at most one append in flight per
+//          stream, a stream's groups in order, at most --max-appends-in-flight on the wire.
+// Each writes one JSON object to --result: events, bytes, seconds (first event to last), cpu_s (of
+// the timed part), and for sink appends, events_per_append, append_latency_p50_ms / p99_ms.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <unordered_map>
+
+#include "absl/strings/str_split.h"
+#include "cli/commands.h"
+#include "cli/ingest_session.h"
+#include "cli/signals.h"
+#include "codecs/codec.h"
+#include "core/json_writer.h"
+#include "kafka/raw_consume.h"
+#include "kurrent/connection_string.h"
+#include "pipeline/naming.h"
+#include "pipeline/run_report.h"
+#include "pipeline/timed_sink.h"
+#include "workload/generator.h"
+
+namespace kingest::cli {
+namespace {
+
+struct ProbeOptions {
+  std::string brokers;
+  std::string topics;
+  std::string kurrent;
+  std::string result;
+  uint64_t window = 65536;
+  size_t max_in_flight = 512;
+  WorkloadFlags workload;
+};
+
+int write_result(const std::string& path, const JsonWriter& w) {
+  std::ofstream out(path, std::ios::trunc);
+  out << w.str() << "\n";
+  if (!out.flush()) return usage_error(absl::InvalidArgumentError("cannot write --result " + path));
+  return pipeline::kExitDone;
+}
+
+int run_kafka_probe(const ProbeOptions& o) {
+  std::vector<std::string> topics;
+  for (auto part : absl::StrSplit(o.topics, ',', absl::SkipEmpty())) topics.emplace_back(part);
+  if (topics.empty()) return usage_error(absl::InvalidArgumentError("--topics: give at least one topic"));
+  const double cpu0 = process_cpu_seconds();
+  auto r = kafka::raw_consume(o.brokers, topics, o.workload.events, std::chrono::minutes(30));
+  if (!r.ok()) return fatal_error(r.status());
+  const double cpu = process_cpu_seconds() - cpu0;
+  JsonWriter w;
+  w.begin_object();
+  w.key("events").value(r->messages);
+  w.key("bytes").value(r->bytes);
+  w.key("seconds").value(r->seconds);
+  w.key("cpu_s").value(cpu);
+  w.end_object();
+  return write_result(o.result, w);
+}
+
+// The appends of the data set: each window of `window` events grouped by stream, in order.
+struct PreparedAppends {
+  std::vector<std::string> streams;                       // index → name
+  std::vector<std::deque<AppendRequest>> groups;          // per stream index, in order
+  std::vector<size_t> order;                              // stream indexes in order of first group
+  uint64_t events = 0;
+  uint64_t bytes = 0;
+  uint64_t appends = 0;
+};
+
+absl::StatusOr<PreparedAppends> prepare_appends(const workload::GeneratorOptions& gen, uint64_t window) {
+  auto names = pipeline::StreamNameTemplate::parse("{AggregateType}-{AggregateId}");
+  if (!names.ok()) return names.status();
+  pipeline::VersionBase base;
+  workload::Generator g(gen);
+  workload::GeneratedEvent ge;
+  PreparedAppends out;
+  std::unordered_map<std::string, size_t> index;
+  std::vector<std::optional<Uuid>> previous;
+  std::unordered_map<size_t, AppendRequest> open;  // this window's group per stream
+  std::vector<size_t> open_order;
+  auto close_window = [&] {
+    for (size_t s : open_order) out.groups[s].push_back(std::move(open[s]));
+    out.appends += open_order.size();
+    open.clear();
+    open_order.clear();
+  };
+  uint64_t in_window = 0;
+  while (g.next(ge)) {
+    auto decoded = codecs::decode(codecs::Codec::kJson, ge.value);
+    auto* e = std::get_if<DomainEvent>(&decoded);
+    if (e == nullptr) return absl::InternalError("generated event does not decode: " + std::get<DecodeError>(decoded).reason);
+    std::string stream = names->render(*e);
+    auto [it, fresh] = index.try_emplace(stream, out.streams.size());
+    if (fresh) {
+      out.streams.push_back(stream);
+      out.groups.emplace_back();
+      out.order.push_back(it->second);
+      previous.emplace_back();
+    }
+    const size_t s = it->second;
+    const uint64_t rev = base.revision_of(e->aggregate_version).value_or(0);
+    auto [slot, first_in_window] = open.try_emplace(s);
+    AppendRequest& req = slot->second;
+    if (first_in_window) {
+      open_order.push_back(s);
+      req.stream = stream;
+      if (rev == 0) {
+        req.expected = ExpectNoStream{};
+      } else {
+        req.expected = StreamRevision{rev - 1};
+      }
+    }
+    EventData ev;
+    ev.id = pipeline::derive_event_id(*e, stream, rev);
+    ev.type = e->event_type;
+    ev.content_type = std::string(pipeline::kJsonContentType);
+    ev.data = e->payload;
+    ev.metadata = pipeline::build_metadata(*e, ev.id, previous[s], pipeline::SourceRef{ge.topic, 0, int64_t(out.events)});
+    previous[s] = ev.id;
+    req.events.push_back(std::move(ev));
+    out.bytes += ge.value.size();
+    ++out.events;
+    if (++in_window == window) {
+      close_window();
+      in_window = 0;
+    }
+  }
+  close_window();
+  return out;
+}
+
+int run_sink_probe(const ProbeOptions& o) {
+  install_interrupt_handlers();
+  auto gen = o.workload.generator_options();
+  if (!gen.ok()) return usage_error(gen.status());
+  auto settings = kurrent::parse_connection_string(o.kurrent);
+  if (!settings.ok()) return usage_error(settings.status());
+  auto prepared = prepare_appends(*gen, o.window);
+  if (!prepared.ok()) return fatal_error(prepared.status());
+  auto client = kurrent::KurrentClient::connect(*settings, {.max_in_flight_appends = o.max_in_flight});
+  if (!client.ok()) return fatal_error(client.status());
+  pipeline::TimedSink sink(**client);
+
+  // Streams whose next group may go (none of theirs in flight), in order of first appearance.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<size_t> ready(prepared->order.begin(), prepared->order.end());
+  size_t in_flight = 0;
+  uint64_t appended = 0;
+  uint64_t failed = 0;
+  std::string first_failure;
+  const auto started = std::chrono::steady_clock::now();
+  const double cpu0 = process_cpu_seconds();
+  std::unique_lock lock(mu);
+  while (appended + failed < prepared->events && !interrupted()) {
+    if (ready.empty() || in_flight >= o.max_in_flight) {
+      cv.wait_for(lock, std::chrono::milliseconds(100));
+      continue;
+    }
+    const size_t s = ready.front();
+    ready.pop_front();
+    AppendRequest req = std::move(prepared->groups[s].front());
+    prepared->groups[s].pop_front();
+    const size_t n = req.events.size();
+    ++in_flight;
+    lock.unlock();
+    sink.append(std::move(req), [&, s, n](AppendOutcome outcome) {
+      std::lock_guard g(mu);
+      --in_flight;
+      if (outcome.code == AppendCode::kSuccess) {
+        appended += n;
+      } else {
+        failed += n;
+        if (first_failure.empty()) first_failure = outcome.message;
+      }
+      if (!prepared->groups[s].empty()) ready.push_back(s);
+      cv.notify_one();
+    });
+    lock.lock();
+  }
+  while (in_flight > 0) cv.wait(lock);
+  lock.unlock();
+  const double cpu = process_cpu_seconds() - cpu0;
+  const auto last = sink.last_answer_at().value_or(started);
+  (*client)->close();
+  if (interrupted()) return pipeline::kExitInterrupted;
+  if (failed > 0) {
+    return fatal_error(absl::InternalError(std::to_string(failed) + " events failed to append, first: " + first_failure));
+  }
+  JsonWriter w;
+  w.begin_object();
+  w.key("events").value(appended);
+  w.key("bytes").value(prepared->bytes);
+  w.key("seconds").value(std::chrono::duration<double>(last - started).count());
+  w.key("cpu_s").value(cpu);
+  w.key("appends").value(prepared->appends);
+  w.key("events_per_append").value(double(appended) / double(std::max<uint64_t>(1, prepared->appends)));
+  w.key("append_latency_p50_ms").value(sink.latency().quantile_ms(0.5));
+  w.key("append_latency_p99_ms").value(sink.latency().quantile_ms(0.99));
+  w.end_object();
+  return write_result(o.result, w);
+}
+
+}  // namespace
+
+void register_bench_probes(CLI::App& app, ActionSetter set_action) {
+  auto o = std::make_shared<ProbeOptions>();
+  auto* cmd = app.add_subcommand("bench-probe", "The ceilings `bench` measures, one per process");
+  cmd->group("");  // run by bench, not listed in --help
+  cmd->require_subcommand(1);
+  auto* kafka = cmd->add_subcommand("kafka", "Raw librdkafka consume of the topics from the beginning");
+  kafka->add_option("--brokers", o->brokers, "Kafka bootstrap servers")->required();
+  kafka->add_option("--topics", o->topics, "Comma-separated topics")->required();
+  kafka->add_option("--events", o->workload.events, "Stop after this many messages")->required();
+  kafka->add_option("--result", o->result, "Write the JSON result here")->required();
+  kafka->callback([o, set_action] { set_action([o] { return run_kafka_probe(*o); }); });
+  auto* sink = cmd->add_subcommand("sink", "Raw appends of pre-grouped batches of the generated events over gRPC");
+  sink->add_option("--kurrent", o->kurrent, "KurrentDB connection string")->required();
+  sink->add_option("--result", o->result, "Write the JSON result here")->required();
+  sink->add_option("--window", o->window, "Events grouped by stream together (the pipeline's in-flight window)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 32));
+  sink->add_option("--max-appends-in-flight", o->max_in_flight, "Appends on the wire at once")->capture_default_str();
+  add_workload_flags(*sink, o->workload);
+  sink->callback([o, set_action] { set_action([o] { return run_sink_probe(*o); }); });
+}
+
+}  // namespace kingest::cli

@@ -1,0 +1,59 @@
+#include "pipeline/timed_sink.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace kingest::pipeline {
+namespace {
+
+constexpr double kGrowth = 1.03;
+const double kLogGrowth = std::log(kGrowth);
+
+}  // namespace
+
+void LatencyHistogram::record(std::chrono::nanoseconds d) {
+  const double us = std::max(1.0, double(d.count()) / 1000.0);
+  const auto i = std::min(kBuckets - 1, size_t(std::log(us) / kLogGrowth));
+  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+}
+
+uint64_t LatencyHistogram::count() const {
+  uint64_t n = 0;
+  for (const auto& b : buckets_) n += b.load(std::memory_order_relaxed);
+  return n;
+}
+
+double LatencyHistogram::quantile_ms(double q) const {
+  const uint64_t n = count();
+  if (n == 0) return 0;
+  // The record of rank ceil(q * n) (at least the first).
+  const auto rank = std::max<uint64_t>(1, uint64_t(std::ceil(std::clamp(q, 0.0, 1.0) * double(n))));
+  uint64_t seen = 0;
+  for (size_t i = 0; i < kBuckets; ++i) {
+    seen += buckets_[i].load(std::memory_order_relaxed);
+    // The bucket's middle: [g^i, g^(i+1)) µs.
+    if (seen >= rank) return std::pow(kGrowth, double(i) + 0.5) / 1000.0;
+  }
+  return std::pow(kGrowth, double(kBuckets)) / 1000.0;
+}
+
+void TimedSink::append(AppendRequest request, AppendDone done) {
+  const auto sent = std::chrono::steady_clock::now();
+  inner_.append(std::move(request), [this, sent, done = std::move(done)](AppendOutcome outcome) {
+    const auto now = std::chrono::steady_clock::now();
+    latency_.record(now - sent);
+    const int64_t ns = now.time_since_epoch().count();
+    int64_t prev = last_answer_ns_.load(std::memory_order_relaxed);
+    while (prev < ns && !last_answer_ns_.compare_exchange_weak(prev, ns, std::memory_order_relaxed)) {
+    }
+    done(std::move(outcome));
+  });
+}
+
+std::optional<std::chrono::steady_clock::time_point> TimedSink::last_answer_at() const {
+  const int64_t ns = last_answer_ns_.load(std::memory_order_relaxed);
+  if (ns == 0) return std::nullopt;
+  return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(ns));
+}
+
+}  // namespace kingest::pipeline

@@ -1,0 +1,94 @@
+// LatencyHistogram percentiles and TimedSink's forwarding and timing.
+#include "pipeline/timed_sink.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+namespace kingest::pipeline {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(LatencyHistogram, EmptyIsZero) {
+  LatencyHistogram h;
+  EXPECT_EQ(h.count(), 0u);
+  EXPECT_EQ(h.quantile_ms(0.5), 0.0);
+}
+
+TEST(LatencyHistogram, QuantilesWithinBucketWidth) {
+  LatencyHistogram h;
+  // 1..1000 ms, one each: p50 ≈ 500 ms, p99 ≈ 990 ms.
+  for (int ms = 1; ms <= 1000; ++ms) h.record(std::chrono::milliseconds(ms));
+  EXPECT_EQ(h.count(), 1000u);
+  EXPECT_NEAR(h.quantile_ms(0.5), 500.0, 500.0 * 0.03);
+  EXPECT_NEAR(h.quantile_ms(0.99), 990.0, 990.0 * 0.03);
+  EXPECT_NEAR(h.quantile_ms(1.0), 1000.0, 1000.0 * 0.03);
+  EXPECT_NEAR(h.quantile_ms(0.0), 1.0, 0.03);
+}
+
+TEST(LatencyHistogram, ClampsBelowOneMicrosecondAndHuge) {
+  LatencyHistogram h;
+  h.record(0ns);
+  h.record(std::chrono::hours(10));
+  EXPECT_EQ(h.count(), 2u);
+  EXPECT_LT(h.quantile_ms(0.5), 0.002);
+  EXPECT_GT(h.quantile_ms(1.0), 100000.0);
+}
+
+// Answers each append on another thread after `delay`.
+class SlowSink final : public Sink {
+ public:
+  explicit SlowSink(std::chrono::milliseconds delay) : delay_(delay) {}
+  ~SlowSink() override {
+    for (auto& t : threads_) t.join();
+  }
+  std::string name() const override { return "slow"; }
+  std::string append_mode() const override { return "direct"; }
+  void append(AppendRequest request, AppendDone done) override {
+    last_stream = request.stream;
+    threads_.emplace_back([this, done = std::move(done)] {
+      std::this_thread::sleep_for(delay_);
+      done(AppendOutcome{.code = AppendCode::kSuccess});
+    });
+  }
+  absl::StatusOr<StreamTail> read_tail(const std::string& stream) override {
+    StreamTail t;
+    t.exists = stream == "known";
+    return t;
+  }
+  absl::StatusOr<std::vector<RecordedEventData>> read_forwards(const std::string&, StreamRevision,
+                                                               uint64_t) override {
+    return std::vector<RecordedEventData>{};
+  }
+  std::string last_stream;
+
+ private:
+  std::chrono::milliseconds delay_;
+  std::vector<std::thread> threads_;
+};
+
+TEST(TimedSink, ForwardsAndTimesEachAppend) {
+  SlowSink slow(30ms);
+  TimedSink timed(slow);
+  EXPECT_EQ(timed.name(), "slow");
+  EXPECT_FALSE(timed.last_answer_at().has_value());
+  EXPECT_TRUE(timed.read_tail("known")->exists);
+  std::atomic<int> answered{0};
+  const auto before = std::chrono::steady_clock::now();
+  for (int i = 0; i < 4; ++i) {
+    timed.append(AppendRequest{.stream = "s-" + std::to_string(i)}, [&](AppendOutcome o) {
+      EXPECT_EQ(o.code, AppendCode::kSuccess);
+      answered.fetch_add(1);
+    });
+  }
+  while (answered.load() < 4) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(slow.last_stream, "s-3");
+  EXPECT_EQ(timed.latency().count(), 4u);
+  EXPECT_GE(timed.latency().quantile_ms(0.5), 30.0 * 0.97);
+  ASSERT_TRUE(timed.last_answer_at().has_value());
+  EXPECT_GE(*timed.last_answer_at() - before, 30ms);
+}
+
+}  // namespace
+}  // namespace kingest::pipeline
