@@ -23,6 +23,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <sstream>
 #include <simdjson.h>
 
 #include "absl/strings/str_join.h"
@@ -88,6 +90,8 @@ struct Measurement {
   double cpu_s = 0;
   double peak_rss_mib = 0;
   std::optional<double> p50_ms, p99_ms, events_per_append;
+  std::optional<double> store_cpu_s;  // the serve-store process, for the whole case
+  double broker_cpu_s = 0;            // the broker process while the case ran
   [[nodiscard]] double rate() const { return seconds > 0 ? double(events) / seconds : 0; }
 };
 
@@ -109,6 +113,22 @@ struct CaseResult {
   }
 };
 
+// CPU seconds (user + system) a running process has used, from /proc/PID/stat; 0 if unreadable.
+double cpu_seconds_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = stat.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(close + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {  // fields 14 and 15: utime, stime (clock ticks)
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return double(utime + stime) / double(sysconf(_SC_CLK_TCK));
+}
+
 std::string self_exe() {
   std::error_code ec;
   auto p = fs::read_symlink("/proc/self/exe", ec);
@@ -124,6 +144,7 @@ class Bench {
  private:
   absl::Status prepare();
   absl::StatusOr<Measurement> run_case(const std::string& id, int round);
+  absl::StatusOr<Measurement> measure(const std::string& id, int round);
   absl::StatusOr<std::pair<ChildProcess, std::string>> start_store(const std::string& tag, bool file);
   absl::StatusOr<ChildExit> run_child(const std::vector<std::string>& argv, const std::string& tag);
   absl::StatusOr<simdjson::dom::element> load_json(const std::string& path);
@@ -294,6 +315,13 @@ std::vector<std::string> Bench::replay_args(const std::string& tag, const std::s
 }
 
 absl::StatusOr<Measurement> Bench::run_case(const std::string& id, int round) {
+  const double broker_before = cpu_seconds_of(broker_->pid());
+  auto m = measure(id, round);
+  if (m.ok()) m->broker_cpu_s = cpu_seconds_of(broker_->pid()) - broker_before;
+  return m;
+}
+
+absl::StatusOr<Measurement> Bench::measure(const std::string& id, int round) {
   const std::string tag = fmt::format("{}-{}", id, round);
   const std::string result = dir_ + "/" + tag + ".json";
   Measurement m;
@@ -349,7 +377,8 @@ absl::StatusOr<Measurement> Bench::run_case(const std::string& id, int round) {
     }
     end = run_child(argv, tag);
   }
-  store_process.stop();
+  const ChildExit store_end = store_process.stop();
+  m.store_cpu_s = store_end.cpu_s;
   if (id == "d-file") {
     for (const char* suffix : {".db", ".db-wal", ".db-shm"}) fs::remove(dir_ + "/" + tag + suffix);
   }
@@ -409,16 +438,19 @@ void Bench::print_and_write(const std::vector<CaseResult>& results) {
   auto ms = [](std::optional<double> v) { return v ? fmt::format("{:.2f}", *v) : std::string("-"); };
 
   std::cout << "\n"
-            << fmt::format("{:<6} {:<17} {:>9} {:>12} {:>8} {:>12} {:>9} {:>8} {:>8} {:>7}\n", "", "case", "events",
-                           "events/s", "MB/s", "CPU s/M ev", "RSS MiB", "p50 ms", "p99 ms", "ev/app");
+            << fmt::format("{:<6} {:<17} {:>9} {:>10} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>10}\n", "",
+                           "case", "events", "events/s", "MB/s", "CPU s/M", "RSS MiB", "p50 ms", "p99 ms", "ev/app",
+                           "|", "store s/M", "broker s/M");
   for (const auto& r : results) {
     const Measurement* b = r.best();
     if (b == nullptr) continue;
-    std::cout << fmt::format("{:<6} {:<17} {:>9} {:>12.0f} {:>8.1f} {:>12.2f} {:>9.0f} {:>8} {:>8} {:>7}\n",
-                             r.info.id, r.info.name, b->events, b->rate(),
-                             b->rate() * bytes_per_event_ / 1e6, b->events ? b->cpu_s * 1e6 / double(b->events) : 0,
-                             r.max_rss(), ms(b->p50_ms), ms(b->p99_ms),
-                             b->events_per_append ? fmt::format("{:.1f}", *b->events_per_append) : "-");
+    const double per_m = b->events ? 1e6 / double(b->events) : 0;
+    std::cout << fmt::format("{:<6} {:<17} {:>9} {:>10.0f} {:>7.1f} {:>10.2f} {:>8.0f} {:>8} {:>8} {:>8} {:>7} {:>9} {:>10.2f}\n",
+                             r.info.id, r.info.name, b->events, b->rate(), b->rate() * bytes_per_event_ / 1e6,
+                             b->cpu_s * per_m, r.max_rss(), ms(b->p50_ms), ms(b->p99_ms),
+                             b->events_per_append ? fmt::format("{:.1f}", *b->events_per_append) : "-", "|",
+                             b->store_cpu_s ? fmt::format("{:.2f}", *b->store_cpu_s * per_m) : "-",
+                             b->broker_cpu_s * per_m);
   }
 
   struct Ratio {
@@ -476,6 +508,9 @@ void Bench::print_and_write(const std::vector<CaseResult>& results) {
     if (b->p50_ms) w.key("append_latency_p50_ms").value(*b->p50_ms);
     if (b->p99_ms) w.key("append_latency_p99_ms").value(*b->p99_ms);
     if (b->events_per_append) w.key("events_per_append").value(*b->events_per_append);
+    // The other processes of the case: where the rest of the machine's CPU went.
+    if (b->store_cpu_s && b->events) w.key("store_cpu_s_per_m_events").value(*b->store_cpu_s * 1e6 / double(b->events));
+    if (b->events) w.key("broker_cpu_s_per_m_events").value(b->broker_cpu_s * 1e6 / double(b->events));
     w.key("runs_events_per_s").begin_array();
     for (const auto& m : r.runs) w.value(m.rate());
     w.end_array();

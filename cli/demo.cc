@@ -62,6 +62,8 @@ int run_demo(const DemoOptions& o) {
   if (!payload.ok()) return usage_error(payload.status());
   auto engine_options = o.ingest.engine_options();
   if (!engine_options.ok()) return usage_error(engine_options.status());
+  // The engine keeps streams waiting (and merging) while the sink's append slots are all taken.
+  engine_options->max_appends_in_flight = o.kurrent.max_in_flight_appends;
 
   {
     // Produced up front, the whole data set must fit the embedded broker's retention.

@@ -64,6 +64,8 @@ int run_run(const RunOptions& o) {
   if (topics.empty()) return usage_error(absl::InvalidArgumentError("--topics: give at least one topic"));
   auto engine_options = o.ingest.engine_options();
   if (!engine_options.ok()) return usage_error(engine_options.status());
+  // The engine keeps streams waiting (and merging) while the sink's append slots are all taken.
+  engine_options->max_appends_in_flight = o.kurrent.max_in_flight_appends;
   auto source_options = o.ingest.source_options();
   if (!source_options.ok()) return usage_error(source_options.status());
 

@@ -15,6 +15,7 @@
 #include <variant>
 
 #include "codecs/codec.h"
+#include "pipeline/grouping.h"
 
 namespace kingest::pipeline {
 namespace {
@@ -134,6 +135,11 @@ struct IngestEngine::Impl {
   AsyncNode::gateway_type* gateway = nullptr;
   std::atomic<size_t> callbacks_pending{0};  // sink answers queued into the arena
 
+  // Append slots (options.max_appends_in_flight). Lock order: slot_mu, then streams_mu.
+  std::mutex slot_mu;
+  size_t slots_used = 0;
+  std::deque<std::string> parked;  // streams waiting for a slot; their group is first in `waiting`
+
   uint64_t next_seq = 0;      // polling thread only
   bool budget_full = false;   // polling thread only (has_room's hysteresis)
 
@@ -231,8 +237,7 @@ struct IngestEngine::Impl {
     b->outstanding.store(1);  // a guard until every group is handed out
 
     std::vector<DeadLetter> bad;
-    std::vector<std::string> order;  // streams in first-seen order
-    std::unordered_map<std::string, std::vector<uint32_t>> by_stream;
+    BatchGroups grouped;
     for (uint32_t i = 0; i < b->messages.size(); ++i) {
       if (auto* err = std::get_if<DecodeError>(&b->decoded[i])) {
         bad.push_back(letter_for(*b, i, reason::kDecodeError, err->reason));
@@ -251,16 +256,14 @@ struct IngestEngine::Impl {
         spdlog::warn("aggregate type '{}' contains '-': KurrentDB's $by_category projection will split its streams",
                      e.aggregate_type);
       }
-      auto [it, fresh] = by_stream.try_emplace(std::move(stream));
-      if (fresh) order.push_back(it->first);
-      it->second.push_back(i);
+      grouped.add(std::move(stream), i);
     }
     if (!write_dead_letters(bad)) b->failed.store(true);
 
-    load_unknown_streams(*b, order, by_stream);
+    load_unknown_streams(*b, grouped);
 
     std::vector<GroupPtr> groups;
-    for (const auto& stream : order) split_into_groups(b, stream, by_stream[stream], groups);
+    for (const auto& stream : grouped.order) split_into_groups(b, stream, grouped.members(stream), groups);
     b->outstanding.fetch_add(groups.size());
 
     std::vector<GroupPtr> to_send;
@@ -295,8 +298,8 @@ struct IngestEngine::Impl {
   }
 
   // Fills the state of streams this run has not touched yet: one backwards read each, in parallel.
-  void load_unknown_streams(const Batch& b, const std::vector<std::string>& order,
-                            const std::unordered_map<std::string, std::vector<uint32_t>>& by_stream) {
+  void load_unknown_streams(const Batch& b, const BatchGroups& grouped) {
+    const auto& order = grouped.order;
     std::vector<std::string> unknown;
     {
       std::lock_guard lock(streams_mu);
@@ -319,7 +322,7 @@ struct IngestEngine::Impl {
     for (size_t i = 0; i < unknown.size(); ++i) {
       auto& st = streams[unknown[i]];
       streams_touched.fetch_add(1, std::memory_order_relaxed);
-      st.tp = b.messages[by_stream.at(unknown[i]).front()].tp;
+      st.tp = b.messages[grouped.members(unknown[i]).front()].tp;
       if (!tails[i].ok()) {
         set_fatal(absl::UnavailableError("reading stream " + unknown[i] + ": " + std::string(tails[i].status().message())));
         continue;
@@ -391,16 +394,60 @@ struct IngestEngine::Impl {
   // What became of a group handed to `dispatch`.
   enum class Dispatched { kSent, kDone, kFailed };
 
-  // Runs groups of one stream until one is sent asynchronously (its callback continues the chain)
-  // or the stream has nothing more waiting.
-  void run_stream(GroupPtr g) {
-    while (g) {
-      Dispatched d = dispatch(*g);
-      if (d == Dispatched::kSent) {
-        (void)g.release();  // the sink's callback owns the group now
-        return;
+  // Takes an append slot for `g`, or parks it: the group goes back to the head of its stream's
+  // queue (the stream keeps its in-flight flag, so later groups merge behind it) until a slot frees.
+  bool take_slot_or_park(GroupPtr& g) {
+    std::lock_guard lock(slot_mu);
+    if (slots_used < std::max<size_t>(1, options.max_appends_in_flight)) {
+      ++slots_used;
+      return true;
+    }
+    std::string name = g->stream;
+    {
+      std::lock_guard streams_lock(streams_mu);
+      streams[name].waiting.push_front(std::move(g));
+    }
+    parked.push_back(std::move(name));
+    return false;
+  }
+
+  // Gives a slot back, or hands it straight to the first parked stream's group (returned).
+  GroupPtr give_slot() {
+    std::lock_guard lock(slot_mu);
+    while (!parked.empty()) {
+      std::string name = std::move(parked.front());
+      parked.pop_front();
+      std::lock_guard streams_lock(streams_mu);
+      auto it = streams.find(name);
+      if (it == streams.end() || it->second.waiting.empty()) continue;  // dropped on revoke
+      GroupPtr g = std::move(it->second.waiting.front());
+      it->second.waiting.pop_front();
+      return g;
+    }
+    --slots_used;
+    return nullptr;
+  }
+
+  // Runs groups of one stream until one is sent asynchronously (its callback continues the chain),
+  // the stream has nothing more waiting, or it is parked for a slot. `has_slot`: `g` already holds
+  // one. Groups unparked on the way are run here too (a work list, not recursion).
+  void run_stream(GroupPtr first, bool has_slot = false) {
+    std::vector<std::pair<GroupPtr, bool>> work;
+    work.emplace_back(std::move(first), has_slot);
+    while (!work.empty()) {
+      auto [g, slot] = std::move(work.back());
+      work.pop_back();
+      while (g) {
+        if (!slot && !take_slot_or_park(g)) break;
+        slot = false;
+        Dispatched d = dispatch(*g);
+        if (d == Dispatched::kSent) {
+          (void)g.release();  // the sink's callback owns the group (and its slot) now
+          break;
+        }
+        if (GroupPtr unparked = give_slot()) work.emplace_back(std::move(unparked), true);
+        g = release_stream(std::move(g), d == Dispatched::kDone);
       }
-      g = release_stream(std::move(g), d == Dispatched::kDone);
     }
   }
 
@@ -535,6 +582,12 @@ struct IngestEngine::Impl {
   }
 
   void on_append_done(GroupPtr g, Uuid last_id, size_t count, AppendOutcome out) {
+    GroupPtr unparked = give_slot();
+    handle_answer(std::move(g), last_id, count, std::move(out));
+    if (unparked) run_stream(std::move(unparked), /*has_slot=*/true);
+  }
+
+  void handle_answer(GroupPtr g, Uuid last_id, size_t count, AppendOutcome out) {
     StreamState& st = state_of(g->stream);
     Dispatched d = Dispatched::kDone;
     switch (out.code) {

@@ -41,9 +41,13 @@ namespace kingest::pipeline {
 struct EngineOptions {
   StreamNameTemplate stream_names = StreamNameTemplate::parse("{AggregateType}-{AggregateId}").value();
   VersionBase version_base;
-  size_t max_batches_in_flight = 16;          // the limiter's threshold
+  size_t max_batches_in_flight = 32;          // the limiter's threshold
   size_t max_bytes_in_flight = 256u << 20;    // source pauses above this
   size_t max_append_bytes = 1u << 20;         // a stream group is split to stay under this
+  // Appends handed to the sink and not yet answered. A stream whose turn comes while all are taken
+  // waits in the engine, where its later groups merge into its waiting one (fewer, larger appends)
+  // instead of queueing inside the sink one small append each. Set it to the sink's own limit.
+  size_t max_appends_in_flight = 512;
   std::chrono::milliseconds revoke_wait{10000};
   int threads = 0;  // worker threads of the flow graph; 0 = one per core (at least 2)
   // Codec per topic for messages without a content-type header (default JSON).

@@ -43,6 +43,7 @@ class FakeSink final : public Sink {
     int& n = in_flight_[req.stream];
     ++n;
     max_in_flight_ = std::max(max_in_flight_, n);
+    max_total_in_flight_ = std::max(max_total_in_flight_, ++total_in_flight_);
     queue_.push_back({std::move(req), std::move(done), std::chrono::microseconds(rng_() % 400)});
     cv_.notify_one();
   }
@@ -82,6 +83,11 @@ class FakeSink final : public Sink {
   int max_in_flight() {
     std::lock_guard lock(mu_);
     return max_in_flight_;
+  }
+  // The most appends of all streams together that were ever unanswered at once.
+  int max_total_in_flight() {
+    std::lock_guard lock(mu_);
+    return max_total_in_flight_;
   }
   std::string fatal_stream;  // appends to this stream answer kFatal
   size_t max_events_per_append = 0;  // > 0: larger appends answer kTooLarge
@@ -132,6 +138,7 @@ class FakeSink final : public Sink {
         std::lock_guard lock(mu_);
         out = apply(job.req);
         --in_flight_[job.req.stream];
+        --total_in_flight_;
       }
       job.done(std::move(out));
     }
@@ -173,6 +180,8 @@ class FakeSink final : public Sink {
   std::map<std::string, std::vector<RecordedEventData>> streams_;
   std::map<std::string, int> in_flight_;
   int max_in_flight_ = 0;
+  int total_in_flight_ = 0;
+  int max_total_in_flight_ = 0;
   bool stop_ = false;
   bool held_ = false;
   std::vector<size_t> sizes_;
@@ -237,8 +246,9 @@ struct Harness {
   std::map<TopicPartition, int64_t> next_offset;
 
   explicit Harness(bool slow_decoder = true, size_t max_append_bytes = 1u << 20,
-                   std::map<std::string, codecs::Codec> topic_codecs = {}) {
+                   std::map<std::string, codecs::Codec> topic_codecs = {}, size_t max_appends_in_flight = 512) {
     EngineOptions o;
+    o.max_appends_in_flight = max_appends_in_flight;
     o.topic_codecs = std::move(topic_codecs);
     o.max_batches_in_flight = 6;
     o.max_append_bytes = max_append_bytes;
@@ -449,6 +459,37 @@ TEST(IngestEngine, MergesAStreamsWaitingGroupsIntoOneAppend) {
   ASSERT_EQ(events.size(), 4u);
   for (size_t r = 0; r < 4; ++r) EXPECT_NE(events[r].data.find("\"v\":" + std::to_string(r + 1)), std::string::npos);
   EXPECT_EQ(h.done_count(), 4u) << "each of the four batches completes";
+}
+
+TEST(IngestEngine, NeverHasMoreAppendsInFlightThanItsSlots) {
+  Harness h(/*slow_decoder=*/true, 1u << 20, {}, /*max_appends_in_flight=*/3);
+  h.run(interleaved(150, 8, 5), 9);
+  ASSERT_TRUE(h.engine->fatal().ok());
+  EXPECT_LE(h.sink.max_total_in_flight(), 3);
+  EXPECT_GE(h.sink.max_total_in_flight(), 2) << "the slots are used";
+  EXPECT_EQ(h.done_count(), 150u * 8u);
+  auto streams = h.sink.streams();
+  ASSERT_EQ(streams.size(), 150u);
+  for (const auto& [name, events] : streams) {
+    ASSERT_EQ(events.size(), 8u) << name;
+    for (size_t r = 0; r < events.size(); ++r) EXPECT_EQ(events[r].revision.value(), r) << name;
+  }
+}
+
+TEST(IngestEngine, AStreamWaitingForASlotMergesItsLaterGroups) {
+  Harness h(/*slow_decoder=*/false, 1u << 20, {}, /*max_appends_in_flight=*/1);
+  h.sink.hold();
+  submit_one_by_one(h, {{"agg-a", 1, ""}});
+  for (int i = 0; i < 500 && h.sink.queued() < 1; ++i) std::this_thread::sleep_for(2ms);
+  ASSERT_EQ(h.sink.queued(), 1u) << "agg-a holds the only slot";
+  submit_one_by_one(h, {{"agg-b", 1, ""}, {"agg-b", 2, ""}, {"agg-b", 3, ""}});
+  std::this_thread::sleep_for(500ms);  // let the three batches reach agg-b's queue
+  EXPECT_EQ(h.sink.queued(), 1u) << "agg-b waits for the slot, in the engine";
+  h.sink.release();
+  h.engine->wait_idle();
+  EXPECT_EQ(h.sink.append_sizes(), (std::vector<size_t>{1, 3})) << "agg-b's three versions went out as one append";
+  EXPECT_EQ(h.sink.streams()["Task-agg-b"].size(), 3u);
+  EXPECT_EQ(h.done_count(), 4u);
 }
 
 TEST(IngestEngine, DoesNotMergePastTheAppendSizeLimit) {
