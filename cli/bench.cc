@@ -25,6 +25,7 @@
 #include <iostream>
 #include <iterator>
 #include <sstream>
+#include <librdkafka/rdkafka.h>
 #include <simdjson.h>
 
 #include "absl/strings/str_join.h"
@@ -212,14 +213,16 @@ absl::Status Bench::prepare() {
   auto gen = o_.workload.generator_options();
   if (!gen.ok()) return gen.status();
   // Size the topics from the data itself: the mock keeps about 5 MiB per partition and silently
-  // drops older data beyond that.
-  std::map<std::string, uint64_t> topic_bytes;
+  // drops older data beyond that. Keys spread unevenly (one partition held 2.5x the even share at
+  // 4 M events), so the bytes of each partition are computed with librdkafka's own partitioner
+  // for keyed messages (CRC32 of the key), and the partitions made enough for the fullest one.
+  std::map<std::pair<std::string, std::string>, uint64_t> key_bytes;  // (topic, key) → bytes
   {
     workload::Generator g(*gen);
     workload::GeneratedEvent e;
     uint64_t bytes = 0;
     while (g.next(e)) {
-      topic_bytes[e.topic] += e.value.size() + e.key.size() + 80;
+      key_bytes[{e.topic, e.key}] += e.value.size() + e.key.size() + 80;
       bytes += e.value.size();
       ++events_;
     }
@@ -228,9 +231,21 @@ absl::Status Bench::prepare() {
   }
   partitions_ = o_.partitions;
   if (partitions_ == 0) {
-    uint64_t largest = 0;
-    for (const auto& [t, b] : topic_bytes) largest = std::max(largest, b);
-    partitions_ = std::clamp(int(std::ceil(double(largest) * 1.6 / double(5u << 20))), 4, 1024);
+    constexpr uint64_t kPartitionBudget = uint64_t{4} << 20;  // under the mock's ~5 MiB
+    uint64_t total = 0;
+    for (const auto& [k, b] : key_bytes) total += b;
+    partitions_ = std::clamp(int(total / kPartitionBudget / std::max<size_t>(1, topics_.size())), 4, 1024);
+    for (; partitions_ < 1024; partitions_ += std::max(1, partitions_ / 16)) {
+      std::map<std::pair<std::string, int32_t>, uint64_t> load;
+      uint64_t fullest = 0;
+      for (const auto& [k, b] : key_bytes) {
+        const int32_t p = rd_kafka_msg_partitioner_consistent(nullptr, k.second.data(), k.second.size(), partitions_,
+                                                              nullptr, nullptr);
+        fullest = std::max(fullest, load[{k.first, p}] += b);
+      }
+      if (fullest <= kPartitionBudget) break;
+    }
+    partitions_ = std::min(partitions_, 1024);
   }
   const std::string bootstrap_file = dir_ + "/bootstrap";
   auto broker = ChildProcess::spawn({exe_, "--log-level", "warn", "broker", "--topics", absl::StrJoin(topics_, ","),
