@@ -256,9 +256,26 @@ void KafkaSource::emit(Batcher<SourceMessage>::Closed&& batch) {
   callbacks_.on_batch(std::move(batch.items), batch.bytes);
 }
 
+void KafkaSource::commit_due(std::chrono::steady_clock::time_point now,
+                             std::chrono::steady_clock::time_point& next_commit,
+                             std::chrono::steady_clock::time_point& next_recommit) {
+  if (now >= next_recommit) {
+    // Every position of the current assignment again: an asynchronous commit can fail (during a
+    // rebalance the group generation changes under it) and nothing else would repeat it once a
+    // partition has no more messages, leaving the group's commit short of its end for good.
+    commit(tracker_.all_positions(), /*sync=*/false);
+    (void)tracker_.take_commits();
+    next_recommit = now + options_.recommit_interval;
+  } else {
+    commit(tracker_.take_commits(), /*sync=*/false);
+  }
+  next_commit = now + options_.commit_interval;
+}
+
 void KafkaSource::poll_loop() {
   using Clock = std::chrono::steady_clock;
   auto next_commit = Clock::now() + options_.commit_interval;
+  auto next_recommit = Clock::now() + options_.recommit_interval;
   const rd_kafka_topic_t* cached_topic = nullptr;
   int32_t cached_partition = -1;
   TopicPartition cached_tp;
@@ -287,10 +304,7 @@ void KafkaSource::poll_loop() {
         if (now - full_since < options_.pause_after) {
           // A short stall: leave the messages in librdkafka's queue and look again shortly.
           std::this_thread::sleep_for(std::chrono::microseconds(200));
-          if (now >= next_commit) {
-            commit(tracker_.take_commits(), /*sync=*/false);
-            next_commit = now + options_.commit_interval;
-          }
+          if (now >= next_commit) commit_due(now, next_commit, next_recommit);
           continue;
         }
         set_paused(true);
@@ -349,10 +363,7 @@ void KafkaSource::poll_loop() {
       rd_kafka_message_destroy(m);
     }
     if (auto b = batcher_.flush_if_aged(now)) emit(std::move(*b));
-    if (now >= next_commit) {
-      commit(tracker_.take_commits(), /*sync=*/false);
-      next_commit = now + options_.commit_interval;
-    }
+    if (now >= next_commit) commit_due(now, next_commit, next_recommit);
   }
   if (auto b = batcher_.flush()) emit(std::move(*b));
   std::lock_guard lock(stop_mu_);

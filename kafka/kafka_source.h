@@ -43,6 +43,9 @@ struct SourceOptions {
   std::map<std::string, std::string> properties;  // librdkafka properties; override the defaults
   BatchLimits batch;
   std::chrono::milliseconds commit_interval{250};
+  // Every position of the assignment is committed again this often (a failed asynchronous commit
+  // is otherwise never repeated).
+  std::chrono::milliseconds recommit_interval{2000};
   // While the pipeline is full, messages wait in librdkafka's queue; only a stall longer than this
   // pauses the partitions (pausing drops librdkafka's prefetched messages, which are then fetched
   // again, so pausing at every short stall would cost a fetch round trip each time).
@@ -101,6 +104,9 @@ class KafkaSource {
   void emit(Batcher<SourceMessage>::Closed&& batch);
   void handle_rebalance(int err, void* partitions);
   void commit(const std::vector<CommitPosition>& positions, bool sync);
+  // The periodic commit: what advanced since the last one, and every `recommit_interval` all positions.
+  void commit_due(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::time_point& next_commit,
+                  std::chrono::steady_clock::time_point& next_recommit);
   void set_paused(bool paused);
 
   SourceOptions options_;
