@@ -99,7 +99,6 @@ struct Measurement {
 struct CaseResult {
   CaseInfo info;
   std::vector<Measurement> runs;
-  uint64_t sample = 0;  // events it runs on
   [[nodiscard]] const Measurement* best() const {
     const Measurement* b = nullptr;
     for (const auto& m : runs) {
@@ -149,7 +148,7 @@ class Bench {
   absl::StatusOr<std::pair<ChildProcess, std::string>> start_store(const std::string& tag, bool file);
   absl::StatusOr<ChildExit> run_child(const std::vector<std::string>& argv, const std::string& tag);
   absl::StatusOr<simdjson::dom::element> load_json(const std::string& path);
-  std::vector<std::string> replay_args(const std::string& tag, const std::string& sink_args_url);
+  std::vector<std::string> replay_args(const std::string& tag, const std::string& kurrent);  // empty: --sink discard
   void print_and_write(const std::vector<CaseResult>& results);
 
   const BenchOptions& o_;
@@ -165,7 +164,6 @@ class Bench {
   std::vector<std::string> sample_offsets_;  // --until-offset items for the unbatched case
   uint64_t unbatched_events_ = 0;
   simdjson::dom::parser parser_;
-  std::string failure_log_;
 };
 
 absl::StatusOr<ChildExit> Bench::run_child(const std::vector<std::string>& argv, const std::string& tag) {
@@ -640,7 +638,7 @@ int Bench::run() {
     std::vector<CaseResult> results;
     for (const auto& id : ids) {
       for (const auto& c : all_cases()) {
-        if (c.id == id) results.push_back(CaseResult{c, {}, 0});
+        if (c.id == id) results.push_back(CaseResult{c, {}});
       }
     }
     for (int round = 1; round <= o_.runs && code == pipeline::kExitDone; ++round) {

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <thread>
 
+#include "cli/ingest_session.h"
 #include "cli/signals.h"
 
 namespace kingest::cli {
@@ -21,7 +22,7 @@ namespace {
 ChildExit exit_of(int status, const rusage& ru) {
   ChildExit e;
   e.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  e.cpu_s = double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  e.cpu_s = cpu_seconds(ru);
   e.peak_rss_mib = double(ru.ru_maxrss) / 1024.0;
   return e;
 }

@@ -6,6 +6,8 @@
 // fetching, drains in-flight appends, commits what is done, leaves the group).
 #pragma once
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <functional>
 #include <atomic>
@@ -26,6 +28,8 @@ namespace kingest::cli {
 
 enum class RunEnd { kReached, kFatal, kInterrupted, kTimedOut };
 
+// User + system CPU seconds of a getrusage/wait4 result.
+double cpu_seconds(const rusage& ru);
 // CPU seconds (user + system, every thread) this process has used so far.
 double process_cpu_seconds();
 // The process's peak resident set so far, in MiB.
