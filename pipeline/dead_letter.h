@@ -33,6 +33,7 @@ inline constexpr const char* kEventTooLarge = "event-too-large";
 inline constexpr const char* kStreamDeleted = "stream-deleted";
 inline constexpr const char* kAccessDenied = "access-denied";
 inline constexpr const char* kRejectedByServer = "rejected-by-server";
+inline constexpr const char* kSystemStream = "system-stream";
 }  // namespace reason
 
 struct DeadLetter {

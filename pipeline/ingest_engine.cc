@@ -6,69 +6,23 @@
 #include <oneapi/tbb/parallel_for.h>
 #include <spdlog/spdlog.h>
 
-#include <deque>
-#include <map>
 #include <set>
 #include <thread>
-#include <unordered_map>
 #include <unordered_set>
 #include <variant>
 
 #include "codecs/codec.h"
+#include "pipeline/append_slots.h"
 #include "pipeline/grouping.h"
+#include "pipeline/revision_rules.h"
+#include "pipeline/stream_table.h"
 
 namespace kingest::pipeline {
 namespace {
 
 namespace flow = oneapi::tbb::flow;
 
-struct Batch {
-  SequenceNumber seq{0};
-  std::vector<SourceMessage> messages;
-  size_t bytes = 0;
-  std::vector<codecs::DecodeResult> decoded;
-  std::atomic<size_t> outstanding{0};
-  std::atomic<bool> failed{false};
-};
-using BatchPtr = std::shared_ptr<Batch>;
-
-// One event of a batch: the batch and the index of its message.
-struct Item {
-  Batch* batch;  // kept alive by the owning group's `batches`
-  uint32_t index;
-};
-
-// A run of one stream's events with contiguous revisions, appended as one write. It starts as one
-// batch's events; while the stream has an append in flight, the groups of later batches that queue
-// behind it are merged into it (up to the append size limit), so a busy stream gets fewer, larger
-// appends.
-struct Group {
-  std::string stream;
-  std::vector<Item> items;       // in revision (and delivery) order
-  std::vector<BatchPtr> batches; // every batch this group accounts for, each once
-  uint64_t first_revision = 0;   // unused when the version base is `none`
-  size_t bytes = 0;              // estimated append size
-  bool refreshed = false;        // the stream state was re-read once for this group
-};
-using GroupPtr = std::unique_ptr<Group>;
-
-struct StreamState {
-  uint64_t next_revision = 0;       // the revision the next event must have
-  std::optional<Uuid> last_id;      // the stream's last event id (causation of the next event)
-  bool dead = false;                // a dead letter happened: later events cannot keep revisions
-  bool in_flight = false;           // an append (or its classification) is running
-  std::deque<GroupPtr> waiting;     // groups queued behind the in-flight one, in order
-  TopicPartition tp;                // where the stream was last seen
-  bool multi_partition_reported = false;
-};
-
-const DomainEvent& event_of(const Batch& b, uint32_t i) { return std::get<DomainEvent>(b.decoded[i]); }
-const DomainEvent& event_of(const Item& it) { return event_of(*it.batch, it.index); }
-const SourceMessage& message_of(const Item& it) { return it.batch->messages[it.index]; }
-size_t estimated_size(const DomainEvent& e) { return e.payload.size() + 2 * e.event_type.size() + 512; }
-
-DeadLetter letter_for(const Batch& b, uint32_t i, std::string reason, std::string detail, std::string stream = {}) {
-  const auto& m = b.messages[i];
+DeadLetter letter_for(const SourceMessage& m, std::string reason, std::string detail, std::string stream = {}) {
   return DeadLetter{std::move(reason), std::move(detail), m.tp.topic,   m.tp.partition,      m.offset.value(),
                     m.timestamp_ms,    m.key,             m.value,      std::move(stream)};
 }
@@ -87,12 +41,16 @@ codecs::DecodeResult decode_message(const SourceMessage& m, const std::map<std::
   return codecs::decode(codec, m.value);
 }
 
+// What became of a group handed to `dispatch`.
+enum class Dispatched { kSent, kDone, kFailed, kHold };
+
 }  // namespace
 
 struct IngestEngine::Impl {
   using AsyncNode = flow::async_node<BatchPtr, BatchPtr>;
 
   EngineOptions options;
+  RevisionRules rules;
   Sink& sink;
   DeadLetterSink* dead_letters;
   DoneHook on_done;
@@ -132,13 +90,11 @@ struct IngestEngine::Impl {
     }
   };
   std::unique_ptr<Flow> flow;
-  AsyncNode::gateway_type* gateway = nullptr;
+  std::atomic<AsyncNode::gateway_type*> gateway{nullptr};
   std::atomic<size_t> callbacks_pending{0};  // sink answers queued into the arena
 
-  // Append slots (options.max_appends_in_flight). Lock order: slot_mu, then streams_mu.
-  std::mutex slot_mu;
-  size_t slots_used = 0;
-  std::deque<std::string> parked;  // streams waiting for a slot; their group is first in `waiting`
+  StreamTable table;
+  AppendSlots slots;
 
   uint64_t next_seq = 0;      // polling thread only
   bool budget_full = false;   // polling thread only (has_room's hysteresis)
@@ -149,15 +105,14 @@ struct IngestEngine::Impl {
   mutable std::mutex idle_mu;
   std::condition_variable idle_cv;
 
-  // Stream states; guarded by `streams_mu`. A stream's state fields are written only by whoever
-  // holds its `in_flight` flag.
-  std::mutex streams_mu;
-  std::unordered_map<std::string, StreamState> streams;
   std::unordered_set<std::string> warned_types;  // append node only
+  std::mutex gaps_mu;                            // one gap check at a time
+  bool warned_several_partitions = false;        // under gaps_mu
+  bool warned_held_budget = false;               // under gaps_mu
 
   // Counters.
   std::atomic<uint64_t> events_read{0}, events_appended{0}, duplicates{0}, conflicts{0}, dead_lettered{0},
-      streams_touched{0}, batches_done{0}, appends{0}, messages_done{0}, multi_partition{0};
+      streams_touched{0}, batches_done{0}, appends{0}, messages_done{0};
 
   mutable std::mutex fatal_mu;
   absl::Status fatal_status;
@@ -168,10 +123,13 @@ struct IngestEngine::Impl {
 
   Impl(EngineOptions o, Sink& s, DeadLetterSink* d, DoneHook h)
       : options(std::move(o)),
+        rules{options.version_base, options.max_append_bytes},
         sink(s),
         dead_letters(d),
         on_done(std::move(h)),
-        arena(thread_count(options.threads), /*reserved_for_masters=*/0) {
+        arena(thread_count(options.threads), /*reserved_for_masters=*/0),
+        table(rules.revisions(), options.max_append_bytes),
+        slots(options.max_appends_in_flight) {
     // The worker pool must hold the arena's threads (by default it holds one less than the cores).
     auto workers = size_t(thread_count(options.threads)) + 1;
     if (oneapi::tbb::global_control::active_value(oneapi::tbb::global_control::max_allowed_parallelism) < workers) {
@@ -212,7 +170,13 @@ struct IngestEngine::Impl {
     return !fatal_status.ok();
   }
 
-  bool write_dead_letters(const std::vector<DeadLetter>& letters) {
+  // --- outcomes and dead letters ---------------------------------------------------------------
+  void report(const SourceMessage& m, MessageOutcome::Kind kind, const Uuid& id, const std::string& stream) {
+    if (options.on_outcome) options.on_outcome(m, MessageOutcome{kind, id, stream, {}, {}});
+  }
+
+  // Writes the letters (each with its message, for the outcome hook); false after a fatal error.
+  bool write_dead_letters(const std::vector<DeadLetter>& letters, const std::vector<const SourceMessage*>& messages) {
     if (letters.empty()) return true;
     if (dead_letters == nullptr) {
       set_fatal(absl::FailedPreconditionError("dead letter (" + letters.front().reason + ": " +
@@ -224,32 +188,50 @@ struct IngestEngine::Impl {
       return false;
     }
     dead_lettered.fetch_add(letters.size(), std::memory_order_relaxed);
-    for (const auto& l : letters) {
+    for (size_t k = 0; k < letters.size(); ++k) {
+      const auto& l = letters[k];
       if (l.reason == reason::kRevisionConflict) conflicts.fetch_add(1, std::memory_order_relaxed);
+      if (options.on_outcome) {
+        options.on_outcome(*messages[k],
+                           MessageOutcome{MessageOutcome::Kind::kDeadLettered, Uuid{}, l.stream, l.reason, l.detail});
+      }
     }
     return true;
   }
 
   // --- group + append (serial, in sequence order) --------------------------------------------
   void group_and_append(const BatchPtr& b, AsyncNode::gateway_type& gw) {
-    gateway = &gw;
+    gateway.store(&gw);
     gw.reserve_wait();  // released when the batch's last group completes
     b->outstanding.store(1);  // a guard until every group is handed out
+    b->detached.assign(b->messages.size(), 0);
 
     std::vector<DeadLetter> bad;
+    std::vector<const SourceMessage*> bad_messages;
+    auto reject = [&](uint32_t i, const char* why, std::string detail, std::string stream = {}) {
+      bad.push_back(letter_for(b->messages[i], why, std::move(detail), std::move(stream)));
+      bad_messages.push_back(&b->messages[i]);
+    };
     BatchGroups grouped;
     for (uint32_t i = 0; i < b->messages.size(); ++i) {
       if (auto* err = std::get_if<DecodeError>(&b->decoded[i])) {
-        bad.push_back(letter_for(*b, i, reason::kDecodeError, err->reason));
+        reject(i, reason::kDecodeError, err->reason);
         continue;
       }
-      const DomainEvent& e = event_of(*b, i);
+      const DomainEvent& e = std::get<DomainEvent>(b->decoded[i]);
       std::string stream = options.stream_names.render(e);
-      if (options.version_base.kind != VersionBase::Kind::kNone && !options.version_base.revision_of(e.aggregate_version)) {
-        bad.push_back(letter_for(*b, i, reason::kVersionBelowBase,
-                                 "aggregateVersion " + std::to_string(e.aggregate_version) + " is below the version base " +
-                                     options.version_base.to_string(),
-                                 stream));
+      if (rules.revisions() && !options.version_base.revision_of(e.aggregate_version)) {
+        reject(i, reason::kVersionBelowBase,
+               "aggregateVersion " + std::to_string(e.aggregate_version) + " is below the version base " +
+                   options.version_base.to_string(),
+               stream);
+        continue;
+      }
+      if (!options.allow_system_streams && stream.starts_with('$')) {
+        reject(i, reason::kSystemStream,
+               "stream name '" + stream + "' starts with '$': a KurrentDB system or metadata stream "
+               "(--allow-system-streams writes it anyway)",
+               stream);
         continue;
       }
       if (breaks_category_projection(e.aggregate_type) && warned_types.insert(e.aggregate_type).second) {
@@ -258,178 +240,81 @@ struct IngestEngine::Impl {
       }
       grouped.add(std::move(stream), i);
     }
-    if (!write_dead_letters(bad)) b->failed.store(true);
+    if (!write_dead_letters(bad, bad_messages)) b->failed.store(true);
 
     load_unknown_streams(*b, grouped);
 
     std::vector<GroupPtr> groups;
-    for (const auto& stream : grouped.order) split_into_groups(b, stream, grouped.members(stream), groups);
-    b->outstanding.fetch_add(groups.size());
-
-    std::vector<GroupPtr> to_send;
-    {
-      std::lock_guard lock(streams_mu);
-      for (auto& g : groups) {
-        auto& st = streams[g->stream];
-        const auto& tp = message_of(g->items.front()).tp;
-        if (!(st.tp == tp)) {
-          if (!st.tp.topic.empty() && !st.multi_partition_reported) {
-            st.multi_partition_reported = true;
-            multi_partition.fetch_add(1, std::memory_order_relaxed);
-            spdlog::warn("stream {} seen on {} and {}: key events by aggregate id so one stream lives in one partition",
-                         g->stream, to_string(st.tp), to_string(tp));
-          }
-          st.tp = tp;
-        }
-        if (st.in_flight) {
-          if (!st.waiting.empty() && can_merge(*st.waiting.back(), *g)) {
-            merge_into(*st.waiting.back(), *g);
-          } else {
-            st.waiting.push_back(std::move(g));
-          }
-        } else {
-          st.in_flight = true;
-          to_send.push_back(std::move(g));
-        }
-      }
+    for (const auto& stream : grouped.order) {
+      for (auto& g : cut_groups(b, stream, grouped.members(stream), rules)) groups.push_back(std::move(g));
     }
-    for (auto& g : to_send) run_stream(std::move(g));
+    b->outstanding.fetch_add(groups.size());
+    const auto now = Clock::now();
+    for (auto& g : groups) apply(table.offer(std::move(g), now));
     finish_one(b);  // the guard
   }
 
   // Fills the state of streams this run has not touched yet: one backwards read each, in parallel.
   void load_unknown_streams(const Batch& b, const BatchGroups& grouped) {
-    const auto& order = grouped.order;
     std::vector<std::string> unknown;
-    {
-      std::lock_guard lock(streams_mu);
-      for (const auto& s : order) {
-        if (!streams.contains(s)) unknown.push_back(s);
-      }
+    for (const auto& s : grouped.order) {
+      if (!table.contains(s)) unknown.push_back(s);
     }
     if (unknown.empty()) return;
-    // In chunks, in parallel: an in-process sink reads each chunk on one worker, a remote one
-    // overlaps a chunk's reads on the wire.
-    constexpr size_t kChunk = 128;
-    std::vector<absl::StatusOr<StreamTail>> tails(unknown.size());
-    oneapi::tbb::parallel_for(size_t(0), (unknown.size() + kChunk - 1) / kChunk, [&](size_t c) {
-      size_t begin = c * kChunk;
-      size_t end = std::min(unknown.size(), begin + kChunk);
-      auto got = sink.read_tails(std::vector<std::string>(unknown.begin() + long(begin), unknown.begin() + long(end)));
-      for (size_t i = begin; i < end; ++i) tails[i] = std::move(got[i - begin]);
-    });
-    std::lock_guard lock(streams_mu);
+    auto tails = read_tails(unknown);
     for (size_t i = 0; i < unknown.size(); ++i) {
-      auto& st = streams[unknown[i]];
-      streams_touched.fetch_add(1, std::memory_order_relaxed);
-      st.tp = b.messages[grouped.members(unknown[i]).front()].tp;
       if (!tails[i].ok()) {
         set_fatal(absl::UnavailableError("reading stream " + unknown[i] + ": " + std::string(tails[i].status().message())));
+        table.load(unknown[i], StreamTail{}, b.messages[grouped.members(unknown[i]).front()].tp);
         continue;
       }
-      apply_tail(st, *tails[i]);
+      streams_touched.fetch_add(1, std::memory_order_relaxed);
+      table.load(unknown[i], *tails[i], b.messages[grouped.members(unknown[i]).front()].tp);
     }
   }
 
-  static void apply_tail(StreamState& st, const StreamTail& t) {
-    if (t.exists) {
-      st.next_revision = t.last_revision.value() + 1;
-      st.last_id = t.last_id;
+  // In chunks, in parallel: an in-process sink reads each chunk on one worker, a remote one
+  // overlaps a chunk's reads on the wire.
+  std::vector<absl::StatusOr<StreamTail>> read_tails(const std::vector<std::string>& names) {
+    constexpr size_t kChunk = 128;
+    std::vector<absl::StatusOr<StreamTail>> tails(names.size());
+    auto read_chunks = [&] {
+      oneapi::tbb::parallel_for(size_t(0), (names.size() + kChunk - 1) / kChunk, [&](size_t c) {
+        size_t begin = c * kChunk;
+        size_t end = std::min(names.size(), begin + kChunk);
+        auto got = sink.read_tails(std::vector<std::string>(names.begin() + long(begin), names.begin() + long(end)));
+        for (size_t i = begin; i < end; ++i) tails[i] = std::move(got[i - begin]);
+      });
+    };
+    if (oneapi::tbb::this_task_arena::current_thread_index() == oneapi::tbb::task_arena::not_initialized) {
+      arena.execute(read_chunks);  // the owner's thread (gap checks): run the reads on the arena's workers
     } else {
-      st.next_revision = 0;
-      st.last_id.reset();
+      read_chunks();
     }
+    return tails;
   }
 
-  // Splits one stream's events of one batch into contiguous-revision runs under the size limit.
-  void split_into_groups(const BatchPtr& b, const std::string& stream, const std::vector<uint32_t>& items,
-                         std::vector<GroupPtr>& out) {
-    const bool revisions = options.version_base.kind != VersionBase::Kind::kNone;
-    GroupPtr g;
-    uint64_t next = 0;
-    size_t bytes = 0;
-    for (uint32_t i : items) {
-      const DomainEvent& e = event_of(*b, i);
-      uint64_t rev = revisions ? *options.version_base.revision_of(e.aggregate_version) : 0;
-      size_t sz = estimated_size(e);
-      bool contiguous = !revisions || rev == next;
-      if (!g || !contiguous || bytes + sz > options.max_append_bytes) {
-        if (g) out.push_back(std::move(g));
-        g = std::make_unique<Group>();
-        g->batches.push_back(b);
-        g->stream = stream;
-        g->first_revision = rev;
-        bytes = 0;
-      }
-      g->items.push_back({b.get(), i});
-      next = rev + 1;
-      bytes += sz;
-      g->bytes = bytes;
-    }
-    if (g) out.push_back(std::move(g));
-  }
-
-  // A group waiting behind an in-flight append can absorb the next one when their revisions
-  // continue each other and the result stays under the append size limit.
-  bool can_merge(const Group& into, const Group& next) const {
-    if (into.bytes + next.bytes > options.max_append_bytes) return false;
-    return options.version_base.kind == VersionBase::Kind::kNone ||
-           into.first_revision + into.items.size() == next.first_revision;
-  }
-
-  // Moves `next`'s events into `into`; each batch stays accounted for exactly once.
-  static void merge_into(Group& into, Group& next) {
-    into.items.insert(into.items.end(), next.items.begin(), next.items.end());
-    into.bytes += next.bytes;
-    for (auto& b : next.batches) {
-      if (std::find(into.batches.begin(), into.batches.end(), b) == into.batches.end()) {
-        into.batches.push_back(std::move(b));
-      } else {
-        b->outstanding.fetch_sub(1);  // `into` already holds this batch open
-      }
-    }
+  // Carries out a table step: batches released by held groups, then the group to run.
+  void apply(StreamTable::Step&& step) {
+    for (auto& b : step.release) finish_one(b);
+    if (step.run) run_stream(std::move(step.run));
   }
 
   // --- per-stream scheduling -----------------------------------------------------------------
-  // What became of a group handed to `dispatch`.
-  enum class Dispatched { kSent, kDone, kFailed };
-
-  // Takes an append slot for `g`, or parks it: the group goes back to the head of its stream's
-  // queue (the stream keeps its in-flight flag, so later groups merge behind it) until a slot frees.
+  // Takes an append slot for `g`, or parks it back in the table (the stream keeps its claim, so
+  // later groups merge behind it) until a slot frees.
   bool take_slot_or_park(GroupPtr& g) {
-    std::lock_guard lock(slot_mu);
-    if (slots_used < std::max<size_t>(1, options.max_appends_in_flight)) {
-      ++slots_used;
-      return true;
-    }
-    std::string name = g->stream;
-    {
-      std::lock_guard streams_lock(streams_mu);
-      streams[name].waiting.push_front(std::move(g));
-    }
-    parked.push_back(std::move(name));
-    return false;
+    const std::string stream = g->stream;
+    return slots.take_or_park(stream, [&] { table.put_back(std::move(g), /*running=*/true); });
   }
 
-  // Gives a slot back, or hands it straight to the first parked stream's group (returned).
+  // Gives a slot back, or hands it straight to the first parked stream's next group (returned).
   GroupPtr give_slot() {
-    std::lock_guard lock(slot_mu);
-    while (!parked.empty()) {
-      std::string name = std::move(parked.front());
-      parked.pop_front();
-      std::lock_guard streams_lock(streams_mu);
-      auto it = streams.find(name);
-      if (it == streams.end() || it->second.waiting.empty()) continue;  // dropped on revoke
-      GroupPtr g = std::move(it->second.waiting.front());
-      it->second.waiting.pop_front();
-      return g;
-    }
-    --slots_used;
-    return nullptr;
+    return slots.give([this](const std::string& stream) { return table.take_next(stream); });
   }
 
   // Runs groups of one stream until one is sent asynchronously (its callback continues the chain),
-  // the stream has nothing more waiting, or it is parked for a slot. `has_slot`: `g` already holds
+  // the stream has nothing more to run, or it is parked for a slot. `has_slot`: `g` already holds
   // one. Groups unparked on the way are run here too (a work list, not recursion).
   void run_stream(GroupPtr first, bool has_slot = false) {
     std::vector<std::pair<GroupPtr, bool>> work;
@@ -446,33 +331,39 @@ struct IngestEngine::Impl {
           break;
         }
         if (GroupPtr unparked = give_slot()) work.emplace_back(std::move(unparked), true);
+        if (d == Dispatched::kHold) {
+          // A gap opened under the group (its stream state was refreshed): it waits in the table.
+          std::string stream = g->stream;
+          table.put_back(std::move(g), /*running=*/true);
+          notify_idle();
+          auto step = table.release(stream, Clock::now());
+          for (auto& b : step.release) finish_one(b);
+          g = std::move(step.run);
+          continue;
+        }
         g = release_stream(std::move(g), d == Dispatched::kDone);
       }
     }
   }
 
-  StreamState& state_of(const std::string& stream) {
-    std::lock_guard lock(streams_mu);
-    return streams[stream];  // node-based map: the reference stays valid until erased on revoke
-  }
-
   // Classifies the group against the stream state, then sends it or finishes it here. The caller
-  // holds the stream's in-flight flag.
+  // holds the stream's claim.
   Dispatched dispatch(Group& g) {
     if (has_fatal()) return Dispatched::kFailed;
-    StreamState& st = state_of(g.stream);
+    StreamState& st = table.state(g.stream);
     if (st.dead) {
       std::vector<DeadLetter> letters;
+      std::vector<const SourceMessage*> messages;
       for (const Item& it : g.items) {
-        letters.push_back(letter_for(*it.batch, it.index, reason::kAfterDeadLetter,
+        letters.push_back(letter_for(it.message(), reason::kAfterDeadLetter,
                                      "an earlier event of this stream was dead-lettered in this run", g.stream));
+        messages.push_back(&it.message());
       }
-      return write_dead_letters(letters) ? Dispatched::kDone : Dispatched::kFailed;
+      return write_dead_letters(letters, messages) ? Dispatched::kDone : Dispatched::kFailed;
     }
-    const bool revisions = options.version_base.kind != VersionBase::Kind::kNone;
-    if (revisions) {
+    if (rules.revisions()) {
       if (g.first_revision > st.next_revision) {
-        if (!g.refreshed && refresh(g, st)) return dispatch(g);
+        if (!g.give_up) return Dispatched::kHold;
         return dead_letter_group(g, st, 0, reason::kRevisionGap,
                                  "expected revision " + std::to_string(st.next_revision) + " next, got " +
                                      std::to_string(g.first_revision) + ": earlier events are missing");
@@ -482,124 +373,116 @@ struct IngestEngine::Impl {
       }
       if (g.items.empty()) return Dispatched::kDone;
     }
-    AppendRequest req;
-    req.stream = g.stream;
-    if (!revisions) {
-      req.expected = ExpectAny{};
-    } else if (g.first_revision == 0) {
-      req.expected = ExpectNoStream{};
-    } else {
-      req.expected = StreamRevision{g.first_revision - 1};
-    }
-    req.events.reserve(g.items.size());
-    std::optional<Uuid> previous = st.last_id;
-    uint64_t rev = g.first_revision;
-    for (const Item& it : g.items) {
-      const DomainEvent& e = event_of(it);
-      const SourceMessage& m = message_of(it);
-      Uuid id = derive_event_id(e, g.stream, revisions ? rev : uint64_t(m.offset.value()));
-      EventData ev;
-      ev.id = id;
-      ev.type = e.event_type;
-      // KurrentDB knows two content types: JSON, and bytes (the payload's own type is kept in the
-      // metadata as payloadContentType).
-      ev.content_type = e.content_type == kJsonContentType ? kJsonContentType : kBytesContentType;
-      ev.data = e.payload;
-      ev.metadata = build_metadata(e, id, previous, SourceRef{m.tp.topic, m.tp.partition, m.offset.value()});
-      req.events.push_back(std::move(ev));
-      previous = id;
-      ++rev;
-    }
+    std::vector<Uuid> ids;
+    AppendRequest req = build_append(g, st, rules, &ids);
     appends.fetch_add(1, std::memory_order_relaxed);
-    Uuid last_id = req.events.back().id;
-    size_t count = req.events.size();
     Group* raw = &g;
     callbacks_pending.fetch_add(1);
-    sink.append(std::move(req), [this, raw, last_id, count](AppendOutcome out) {
+    sink.append(std::move(req), [this, raw, ids = std::move(ids)](AppendOutcome out) mutable {
       // Runs on the sink's thread: hand the follow-up work to the arena and return at once.
-      arena.enqueue([this, raw, last_id, count, out = std::move(out)] {
-        on_append_done(GroupPtr(raw), last_id, count, out);
+      arena.enqueue([this, raw, ids = std::move(ids), out = std::move(out)] {
+        on_append_done(GroupPtr(raw), ids, out);
         callbacks_pending.fetch_sub(1);
       });
     });
     return Dispatched::kSent;
   }
 
-  // Re-reads the stream state once for this group; true when it changed.
-  bool refresh(Group& g, StreamState& st) {
+  // Re-reads the stream state once for this group.
+  void refresh(Group& g, StreamState& st) {
     g.refreshed = true;
     auto tail = sink.read_tail(g.stream);
     if (!tail.ok()) {
       set_fatal(absl::UnavailableError("reading stream " + g.stream + ": " + std::string(tail.status().message())));
-      return false;
+      return;
     }
-    uint64_t before = st.next_revision;
-    apply_tail(st, *tail);
-    return st.next_revision != before;
+    StreamTable::apply_tail(st, *tail);
   }
 
   // The group starts below the stream's next revision: compare ids with what is written there.
   // Equal → duplicates, dropped from the group (nullopt: go on with the rest); different →
   // revision-conflict (the group is finished here).
   std::optional<Dispatched> skip_written_prefix(Group& g, StreamState& st) {
-    uint64_t overlap = std::min<uint64_t>(g.items.size(), st.next_revision - g.first_revision);
+    const uint64_t overlap = std::min<uint64_t>(g.items.size(), st.next_revision - g.first_revision);
     auto written = sink.read_forwards(g.stream, StreamRevision{g.first_revision}, overlap);
     if (!written.ok()) {
       set_fatal(absl::UnavailableError("reading stream " + g.stream + ": " + std::string(written.status().message())));
       return Dispatched::kFailed;
     }
-    size_t dup = 0;
-    for (; dup < overlap; ++dup) {
-      uint64_t rev = g.first_revision + dup;
-      Uuid proposed = derive_event_id(event_of(g.items[dup]), g.stream, rev);
-      if (dup >= written->size() || (*written)[dup].revision.value() != rev || (*written)[dup].id != proposed) {
-        std::string theirs = dup < written->size() ? (*written)[dup].id.to_string() : std::string("nothing");
-        duplicates.fetch_add(dup, std::memory_order_relaxed);
-        return dead_letter_group(g, st, dup, reason::kRevisionConflict,
-                                 "revision " + std::to_string(rev) + " holds event " + theirs +
-                                     ", this event's id is " + proposed.to_string());
-      }
-    }
-    duplicates.fetch_add(dup, std::memory_order_relaxed);
-    g.items.erase(g.items.begin(), g.items.begin() + long(dup));
-    g.first_revision += dup;
+    const auto proposed = proposed_ids(g, overlap);
+    const PrefixVerdict v = compare_written(proposed, g.first_revision, *written);
+    duplicates.fetch_add(v.duplicates, std::memory_order_relaxed);
+    for (size_t k = 0; k < v.duplicates; ++k) report(g.items[k].message(), MessageOutcome::Kind::kDuplicate, proposed[k], g.stream);
+    if (v.conflict) return dead_letter_group(g, st, v.duplicates, reason::kRevisionConflict, v.detail);
+    finish_items(g, v.duplicates);
+    g.first_revision += v.duplicates;
     return std::nullopt;
+  }
+
+  // Drops the group's first `n` items, which are done (duplicates): detached ones are reported done now.
+  void finish_items(Group& g, size_t n) {
+    std::vector<SourceMessage> late;
+    for (size_t k = 0; k < n; ++k) {
+      if (g.items[k].own) late.push_back(std::move(g.items[k].own->message));
+    }
+    g.items.erase(g.items.begin(), g.items.begin() + long(n));
+    report_late_done(late);
+  }
+
+  // Wakes `wait_idle` and `wait_done` (taking their mutex first, so a waiter between its check and
+  // its wait cannot miss it).
+  void notify_idle() {
+    { std::lock_guard lock(idle_mu); }
+    idle_cv.notify_all();
+  }
+
+  void report_late_done(std::vector<SourceMessage>& late) {
+    if (late.empty()) return;
+    if (on_done) on_done(late);
+    {
+      std::lock_guard lock(idle_mu);
+      messages_done.fetch_add(late.size(), std::memory_order_relaxed);
+    }
+    idle_cv.notify_all();
   }
 
   // Dead-letters the group's events from index `from`: the first with `why`, the rest as
   // after-dead-letter; marks the stream dead for the rest of the run.
   Dispatched dead_letter_group(Group& g, StreamState& st, size_t from, const char* why, const std::string& detail) {
     std::vector<DeadLetter> letters;
+    std::vector<const SourceMessage*> messages;
     for (size_t k = from; k < g.items.size(); ++k) {
-      const Item& it = g.items[k];
-      letters.push_back(k == from ? letter_for(*it.batch, it.index, why, detail, g.stream)
-                                  : letter_for(*it.batch, it.index, reason::kAfterDeadLetter,
+      const SourceMessage& m = g.items[k].message();
+      letters.push_back(k == from ? letter_for(m, why, detail, g.stream)
+                                  : letter_for(m, reason::kAfterDeadLetter,
                                                "follows a dead-lettered event of this stream", g.stream));
+      messages.push_back(&m);
     }
     st.dead = true;
     spdlog::warn("stream {}: {} ({})", g.stream, why, detail);
-    return write_dead_letters(letters) ? Dispatched::kDone : Dispatched::kFailed;
+    return write_dead_letters(letters, messages) ? Dispatched::kDone : Dispatched::kFailed;
   }
 
-  void on_append_done(GroupPtr g, Uuid last_id, size_t count, AppendOutcome out) {
+  void on_append_done(GroupPtr g, const std::vector<Uuid>& ids, AppendOutcome out) {
     GroupPtr unparked = give_slot();
-    handle_answer(std::move(g), last_id, count, std::move(out));
+    handle_answer(std::move(g), ids, std::move(out));
     if (unparked) run_stream(std::move(unparked), /*has_slot=*/true);
   }
 
-  void handle_answer(GroupPtr g, Uuid last_id, size_t count, AppendOutcome out) {
-    StreamState& st = state_of(g->stream);
+  void handle_answer(GroupPtr g, const std::vector<Uuid>& ids, AppendOutcome out) {
+    StreamState& st = table.state(g->stream);
     Dispatched d = Dispatched::kDone;
     switch (out.code) {
       case AppendCode::kSuccess:
-        st.next_revision = g->first_revision + count;
-        st.last_id = last_id;
-        events_appended.fetch_add(count, std::memory_order_relaxed);
+        st.next_revision = g->first_revision + ids.size();
+        st.last_id = ids.back();
+        events_appended.fetch_add(ids.size(), std::memory_order_relaxed);
+        for (size_t k = 0; k < ids.size(); ++k) report(g->items[k].message(), MessageOutcome::Kind::kAppended, ids[k], g->stream);
         break;
       case AppendCode::kWrongExpectedVersion:
         // The state was stale: re-read it once and classify again (duplicates vs conflict).
         if (!g->refreshed) {
-          (void)refresh(*g, st);
+          refresh(*g, st);
           run_stream(std::move(g));
           return;
         }
@@ -609,20 +492,20 @@ struct IngestEngine::Impl {
         break;
       case AppendCode::kTooLarge:
         if (g->items.size() > 1) {
-          // Split in half; the second half waits at the head of the stream's queue.
-          auto second = std::make_unique<Group>(*g);
-          size_t half = g->items.size() / 2;
+          // Split in half; the second half waits first in line among the stream's pending groups.
+          auto second = std::make_unique<Group>();
+          const size_t half = g->items.size() / 2;
+          second->stream = g->stream;
+          second->items.assign(std::make_move_iterator(g->items.begin() + long(half)),
+                               std::make_move_iterator(g->items.end()));
           g->items.resize(half);
-          second->items.erase(second->items.begin(), second->items.begin() + long(half));
-          second->first_revision += half;
+          second->first_revision = g->first_revision + half;
           second->bytes = g->bytes - g->bytes / 2;
           g->bytes /= 2;
-          // Both halves now hold every batch of the group open.
-          for (const auto& b : g->batches) b->outstanding.fetch_add(1);
-          {
-            std::lock_guard lock(streams_mu);
-            st.waiting.push_front(std::move(second));
-          }
+          // Both halves hold every batch of the group open.
+          second->batches = g->batches;
+          for (const auto& b : second->batches) b->outstanding.fetch_add(1);
+          table.put_back(std::move(second), /*running=*/false);
           run_stream(std::move(g));
           return;
         }
@@ -646,38 +529,98 @@ struct IngestEngine::Impl {
     if (next) run_stream(std::move(next));
   }
 
-  // Finishes a group: accounts it to its batch, and hands the stream to its next waiting group.
+  // Finishes a group: its detached events are done now, its batches are accounted, and the stream
+  // goes to its next runnable group (returned).
   GroupPtr release_stream(GroupPtr g, bool ok) {
-    GroupPtr next;
-    {
-      std::lock_guard lock(streams_mu);
-      auto& st = streams[g->stream];
-      if (!st.waiting.empty()) {
-        next = std::move(st.waiting.front());
-        st.waiting.pop_front();
-      } else {
-        st.in_flight = false;
+    table.finished(*g);
+    if (ok) {
+      std::vector<SourceMessage> late;
+      for (auto& it : g->items) {
+        if (it.own) late.push_back(std::move(it.own->message));
       }
+      report_late_done(late);
     }
     for (const auto& b : g->batches) {
       if (!ok) b->failed.store(true);
       finish_one(b);
     }
-    return next;
+    if (g->batches.empty()) notify_idle();  // wait_idle also waits for held events being written
+    auto step = table.release(g->stream, Clock::now());
+    for (auto& b : step.release) finish_one(b);
+    return std::move(step.run);
   }
 
   void finish_one(const BatchPtr& b) {
     if (b->outstanding.fetch_sub(1) == 1) {
-      gateway->try_put(b);
-      gateway->release_wait();
+      auto* gw = gateway.load();
+      gw->try_put(b);
+      gw->release_wait();
     }
+  }
+
+  // --- gaps ------------------------------------------------------------------------------------
+  // Re-reads the claimed streams' tails (another group member or an earlier run may have written
+  // the missing versions), then runs what now fits; what does not is dead-lettered with `give_up`,
+  // else waits another window.
+  void recheck(const std::vector<std::string>& names, bool give_up) {
+    if (names.empty()) return;
+    auto tails = read_tails(names);
+    const auto now = Clock::now();
+    for (size_t i = 0; i < names.size(); ++i) {
+      StreamState& st = table.state(names[i]);
+      if (!tails[i].ok()) {
+        set_fatal(absl::UnavailableError("reading stream " + names[i] + ": " + std::string(tails[i].status().message())));
+      } else if (tails[i]->exists && tails[i]->last_revision.value() + 1 > st.next_revision) {
+        StreamTable::apply_tail(st, *tails[i]);
+      }
+      apply(table.resume(names[i], give_up && !has_fatal(), now));
+    }
+  }
+
+  void check_gaps(bool give_up_all) {
+    if (!rules.revisions()) return;
+    std::lock_guard lock(gaps_mu);
+    const auto ts = table.stats();
+    if (ts.streams_on_several_partitions > 0 && !warned_several_partitions) {
+      warned_several_partitions = true;
+      spdlog::warn("events of one stream arrive on several partitions: producers should key messages by aggregate "
+                   "id; their order is restored from the aggregate's version");
+    }
+    if (give_up_all) {
+      recheck(table.claim_gaps(Clock::time_point::max()), true);
+      return;
+    }
+    // The held budget: give up the oldest gaps while held events exceed it.
+    while (table.held_bytes() > options.max_held_bytes && !has_fatal()) {
+      auto oldest = table.claim_gaps(Clock::time_point::max(), 64);
+      if (oldest.empty()) break;
+      if (!warned_held_budget) {
+        warned_held_budget = true;
+        spdlog::warn("events waiting for missing versions exceed {} bytes: the oldest gaps are dead-lettered "
+                     "revision-gap (raise --max-held-bytes, or key messages by aggregate id)",
+                     options.max_held_bytes);
+      }
+      recheck(oldest, true);
+    }
+    recheck(table.claim_gaps(Clock::now() - options.reorder_window), options.give_up_expired_gaps);
   }
 
   // --- completion (serial) -------------------------------------------------------------------
   void complete_batch(const BatchPtr& b) {
     if (!b->failed.load()) {
-      if (on_done) on_done(b->messages);
-      messages_done.fetch_add(b->messages.size(), std::memory_order_relaxed);
+      size_t n = b->messages.size();
+      if (std::find(b->detached.begin(), b->detached.end(), 1) == b->detached.end()) {
+        if (on_done) on_done(b->messages);
+      } else {
+        // Held events are reported when they are written.
+        std::vector<SourceMessage> done;
+        for (size_t i = 0; i < b->messages.size(); ++i) {
+          if (!b->detached[i]) done.push_back(std::move(b->messages[i]));
+        }
+        n = done.size();
+        if (on_done) on_done(done);
+      }
+      messages_done.fetch_add(n, std::memory_order_relaxed);
     }
     batches_done.fetch_add(1, std::memory_order_relaxed);
     bytes_in_flight.fetch_sub(b->bytes);
@@ -715,8 +658,9 @@ bool IngestEngine::has_room() const {
   // High mark: the hand-off queue may hold a couple of batches beyond the limiter's threshold, no
   // more. Low mark: half of it. Pausing makes librdkafka drop what it prefetched, so the source
   // resumes only after the engine drained to the low mark instead of flapping at one threshold.
+  // Held events count against the bytes; the gap checks keep them under `max_held_bytes`.
   const size_t batches = impl_->batches_in_flight.load();
-  const size_t bytes = impl_->bytes_in_flight.load();
+  const size_t bytes = impl_->bytes_in_flight.load() + impl_->table.held_bytes();
   const auto& o = impl_->options;
   if (impl_->budget_full) {
     if (batches <= o.max_batches_in_flight / 2 && bytes <= o.max_bytes_in_flight / 2) impl_->budget_full = false;
@@ -735,21 +679,22 @@ void IngestEngine::on_revoke(const std::vector<TopicPartition>& tps) {
                    impl_->options.revoke_wait.count());
     }
   }
-  std::set<TopicPartition> revoked(tps.begin(), tps.end());
-  std::lock_guard lock(impl_->streams_mu);
-  for (auto it = impl_->streams.begin(); it != impl_->streams.end();) {
-    if (revoked.contains(it->second.tp) && !it->second.in_flight && it->second.waiting.empty()) {
-      it = impl_->streams.erase(it);
-    } else {
-      ++it;
-    }
+  if (size_t dropped = impl_->table.revoke(tps); dropped > 0) {
+    spdlog::info("revoke: {} held event(s) of the revoked partitions dropped; their next owner reads them again",
+                 dropped);
   }
 }
 
 void IngestEngine::wait_idle() {
   std::unique_lock lock(impl_->idle_mu);
-  impl_->idle_cv.wait(lock, [&] { return impl_->batches_in_flight.load() == 0; });
+  impl_->idle_cv.wait(lock, [&] {
+    return impl_->batches_in_flight.load() == 0 && (impl_->table.running_detached() == 0 || impl_->has_fatal());
+  });
 }
+
+void IngestEngine::check_gaps() { impl_->check_gaps(false); }
+
+void IngestEngine::give_up_gaps() { impl_->check_gaps(true); }
 
 bool IngestEngine::wait_done(uint64_t n, std::chrono::milliseconds timeout) {
   std::unique_lock lock(impl_->idle_mu);
@@ -769,7 +714,14 @@ EngineStats IngestEngine::stats() const {
   s.batches = i.batches_done.load();
   s.appends = i.appends.load();
   s.messages_done = i.messages_done.load();
-  s.streams_on_several_partitions = i.multi_partition.load();
+  const auto t = i.table.stats();
+  s.streams_on_several_partitions = t.streams_on_several_partitions;
+  s.events_held = t.held_events;
+  s.held_bytes = t.held_bytes;
+  s.events_reordered = t.events_reordered;
+  s.max_reorder_wait_ms = t.max_reorder_wait_ms;
+  s.open_gaps = t.gaps;
+  s.pending_groups = t.pending_groups;
   return s;
 }
 

@@ -6,15 +6,18 @@
 //   complete (serial) ─► limiter.decrementer()
 //
 // Owner: one run (demo, replay, run, bench). Threads: `submit`, `has_room` and `on_revoke` are
-// called by the Kafka polling thread; `stats` from any thread; sink callbacks arrive on the sink's
-// threads. Lifecycle: construct → submit... → wait_idle (after the source stopped emitting) →
-// destroy.
+// called by the Kafka polling thread; `check_gaps` and `give_up_gaps` by the owner's thread; `stats`
+// from any thread; sink callbacks arrive on the sink's threads. Lifecycle: construct → submit... →
+// wait_idle (after the source stopped emitting) → destroy.
 //
-// Per stream (ARCHITECTURE.md "Rules that make it correct"): at most one append in flight; groups
-// go out in version order; each group is classified against the stream state (next revision, last
-// id; one backwards read on first touch) so that already-written prefixes count as duplicates,
-// conflicts and gaps are dead-lettered, and a stream's later events after a dead letter go to the
-// dead-letter sink as `after-dead-letter`.
+// Per stream (docs/design.md, "Per stream"): the aggregate's version is the order. Groups go out in
+// version order whatever partition they came from, at most one append in flight per stream
+// (`StreamTable`); an event ahead of its stream's next version waits, held and not done, until the
+// missing versions arrive; a gap still open after `reorder_window` is re-checked against the store
+// and, by the run's rule, dead-lettered `revision-gap`. Each group is classified against the stream
+// state (`revision_rules.h`) so that already-written prefixes count as duplicates and conflicts are
+// dead-lettered; a stream's later events after a dead letter go to the dead-letter sink as
+// `after-dead-letter`.
 #pragma once
 
 #include <atomic>
@@ -33,10 +36,21 @@
 #include "core/domain_event.h"
 #include "core/sink.h"
 #include "kafka/offset_tracker.h"
+#include "core/uuid.h"
 #include "pipeline/dead_letter.h"
 #include "pipeline/naming.h"
 
 namespace kingest::pipeline {
+
+// What became of one message.
+struct MessageOutcome {
+  enum class Kind { kAppended, kDuplicate, kDeadLettered };
+  Kind kind = Kind::kAppended;
+  Uuid event_id;        // the stored event's id (kAppended, kDuplicate)
+  std::string stream;
+  std::string reason;   // dead-letter reason (kDeadLettered)
+  std::string detail;
+};
 
 struct EngineOptions {
   StreamNameTemplate stream_names = StreamNameTemplate::parse("{AggregateType}-{AggregateId}").value();
@@ -55,7 +69,24 @@ struct EngineOptions {
   // Message → event; empty means the default routing (content-type header, else the topic's
   // codec, else JSON). Runs in parallel.
   std::function<std::variant<DomainEvent, DecodeError>(const SourceMessage&)> decoder;
+
+  // Reassembly. A gap (an event ahead of its stream's next version) open this long is re-checked
+  // against the store (another writer may have filled it); if still open, it is dead-lettered
+  // `revision-gap` when `give_up_expired_gaps`, else it waits another window (a bounded replay
+  // gives up only at its end, through `give_up_gaps`).
+  std::chrono::milliseconds reorder_window{30000};
+  bool give_up_expired_gaps = true;
+  // Message bytes of held events above which the oldest gaps are given up (re-checked, then
+  // dead-lettered), so held events never fill the in-flight budget and stall the source.
+  size_t max_held_bytes = 16u << 20;
+  // Stream names starting with `$` are KurrentDB's system and metadata streams: dead-lettered
+  // `system-stream` unless allowed.
+  bool allow_system_streams = false;
+  // What became of each message, reported once per message before it counts as done (so before its
+  // offset can be committed). Runs on engine threads; must not block.
+  std::function<void(const SourceMessage&, const MessageOutcome&)> on_outcome;
 };
+
 
 struct EngineStats {
   uint64_t events_read = 0;       // messages submitted
@@ -67,12 +98,20 @@ struct EngineStats {
   uint64_t batches = 0;           // batches completed
   uint64_t appends = 0;           // append requests sent to the sink
   uint64_t messages_done = 0;     // messages whose offsets may be committed
-  uint64_t streams_on_several_partitions = 0;
+  uint64_t streams_on_several_partitions = 0;  // streams with events from more than one partition
+  uint64_t events_held = 0;          // waiting for an earlier version of their stream now
+  uint64_t held_bytes = 0;           // their message bytes
+  uint64_t events_reordered = 0;     // events that waited for an earlier version
+  uint64_t max_reorder_wait_ms = 0;  // the longest such wait
+  uint64_t open_gaps = 0;            // streams waiting for a missing version now
+  uint64_t pending_groups = 0;       // stream groups waiting in the engine (behind an append, for a slot, or held)
 };
 
 class IngestEngine {
  public:
-  // Receives each completed batch's messages (their offsets may be committed), in completion order.
+  // Receives messages that are done (their offsets may be committed): each completed batch's, less
+  // its held events, which come later in small groups once written. Called from several engine
+  // threads, possibly at once: it must be thread-safe and must not block.
   using DoneHook = std::function<void(const std::vector<SourceMessage>&)>;
 
   // `sink` and `dead_letters` must outlive the engine. `dead_letters` may be null only if the run
@@ -89,8 +128,15 @@ class IngestEngine {
   [[nodiscard]] bool has_room() const;
   // Waits (bounded) for in-flight work, then drops the state of streams seen on these partitions.
   void on_revoke(const std::vector<TopicPartition>& tps);
-  // Blocks until every submitted batch has completed.
+  // Blocks until every submitted batch has completed and no held event is being written. Held
+  // events still waiting for a gap stay held (not done).
   void wait_idle();
+  // Re-checks gaps open longer than the reorder window (one tail read per stream, overlapped) and
+  // gives up those still open by the run's rule; gives up the oldest gaps while held events exceed
+  // their budget. Called by the owner every few hundred milliseconds.
+  void check_gaps();
+  // Re-checks every open gap now and dead-letters those still open (a bounded run at its end).
+  void give_up_gaps();
   // Blocks until `stats().messages_done >= n`, a fatal error, or the timeout; true when reached.
   bool wait_done(uint64_t n, std::chrono::milliseconds timeout);
 

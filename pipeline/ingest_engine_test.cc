@@ -392,7 +392,12 @@ TEST(IngestEngine, DeadLettersConflictsGapsAndBadInputWithoutBlockingOtherStream
   for (const auto& s : specs) batch.push_back(message(tp, off++, envelope(s)));
   batch.push_back(message(tp, off++, R"({"eventType":"X","aggregateType":"Task","aggregateVersion":1})"));
   batch.push_back(message(tp, off++, "not json at all"));
+  batch.push_back(message(tp, off++, R"({"eventType":"X","aggregateType":"$$Victim","aggregateId":"1","aggregateVersion":1})"));
   h.engine->submit(std::move(batch), 100);
+  h.engine->wait_idle();
+  EXPECT_EQ(h.engine->stats().events_held, 2u) << "agg-g 4 and 5 wait for version 3";
+  EXPECT_EQ(h.engine->stats().dead_lettered, 6u);
+  h.engine->give_up_gaps();  // the end of a bounded run: version 3 never came
   h.engine->wait_idle();
 
   auto letters = h.dlq.letters();
@@ -405,13 +410,15 @@ TEST(IngestEngine, DeadLettersConflictsGapsAndBadInputWithoutBlockingOtherStream
   EXPECT_EQ(by_offset[8], "version-below-base");
   EXPECT_EQ(by_offset[9], "decode-error");
   EXPECT_EQ(by_offset[10], "decode-error");
-  EXPECT_EQ(letters.size(), 7u);
+  EXPECT_EQ(by_offset[11], "system-stream");
+  EXPECT_EQ(letters.size(), 8u);
   auto st = h.engine->stats();
-  EXPECT_EQ(st.dead_lettered, 7u);
+  EXPECT_EQ(st.dead_lettered, 8u);
+  EXPECT_EQ(st.events_held, 0u);
   EXPECT_EQ(st.conflicts, 1u);
   EXPECT_EQ(st.events_appended, 4u) << "agg-ok 1,2 and agg-g 1,2";
   EXPECT_EQ(h.sink.streams()["Task-agg-ok"].size(), 2u);
-  EXPECT_EQ(h.done_count(), 11u) << "dead letters count as done once durable";
+  EXPECT_EQ(h.done_count(), 12u) << "dead letters count as done once durable";
 }
 
 TEST(IngestEngine, AFatalSinkErrorStopsTheRunAndCommitsNothingOfTheFailedBatch) {
@@ -432,8 +439,18 @@ TEST(IngestEngine, AFatalSinkErrorStopsTheRunAndCommitsNothingOfTheFailedBatch) 
   EXPECT_EQ(h.done[tp], (std::vector<int64_t>{0})) << "only the first batch is done";
 }
 
-// Submits one single-event batch per spec on task-events[0] and waits until the engine has taken
-// them all into its graph.
+// Waits (up to 10 s) until `pred` holds.
+template <typename Pred>
+bool eventually(Pred pred) {
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+// Submits one single-event batch per spec on task-events[0].
 void submit_one_by_one(Harness& h, const std::vector<Spec>& specs) {
   TopicPartition tp{"task-events", 0};
   for (const auto& s : specs) {
@@ -447,10 +464,9 @@ TEST(IngestEngine, MergesAStreamsWaitingGroupsIntoOneAppend) {
   Harness h(/*slow_decoder=*/false);
   h.sink.hold();
   submit_one_by_one(h, {{"agg-m", 1, ""}});
-  for (int i = 0; i < 500 && h.sink.queued() < 1; ++i) std::this_thread::sleep_for(2ms);
-  ASSERT_EQ(h.sink.queued(), 1u) << "version 1 is in flight";
+  ASSERT_TRUE(eventually([&] { return h.sink.queued() == 1; })) << "version 1 is in flight";
   submit_one_by_one(h, {{"agg-m", 2, ""}, {"agg-m", 3, ""}, {"agg-m", 4, ""}});
-  std::this_thread::sleep_for(500ms);  // let the three batches reach the stream's queue
+  ASSERT_TRUE(eventually([&] { return h.engine->stats().pending_groups == 3; })) << "the three wait in the engine";
   EXPECT_EQ(h.sink.queued(), 1u) << "nothing more may be sent while version 1 is in flight";
   h.sink.release();
   h.engine->wait_idle();
@@ -480,10 +496,9 @@ TEST(IngestEngine, AStreamWaitingForASlotMergesItsLaterGroups) {
   Harness h(/*slow_decoder=*/false, 1u << 20, {}, /*max_appends_in_flight=*/1);
   h.sink.hold();
   submit_one_by_one(h, {{"agg-a", 1, ""}});
-  for (int i = 0; i < 500 && h.sink.queued() < 1; ++i) std::this_thread::sleep_for(2ms);
-  ASSERT_EQ(h.sink.queued(), 1u) << "agg-a holds the only slot";
+  ASSERT_TRUE(eventually([&] { return h.sink.queued() == 1; })) << "agg-a holds the only slot";
   submit_one_by_one(h, {{"agg-b", 1, ""}, {"agg-b", 2, ""}, {"agg-b", 3, ""}});
-  std::this_thread::sleep_for(500ms);  // let the three batches reach agg-b's queue
+  ASSERT_TRUE(eventually([&] { return h.engine->stats().pending_groups == 3; })) << "agg-b waits in the engine";
   EXPECT_EQ(h.sink.queued(), 1u) << "agg-b waits for the slot, in the engine";
   h.sink.release();
   h.engine->wait_idle();
@@ -493,17 +508,16 @@ TEST(IngestEngine, AStreamWaitingForASlotMergesItsLaterGroups) {
 }
 
 TEST(IngestEngine, DoesNotMergePastTheAppendSizeLimit) {
-  Harness h(/*slow_decoder=*/false, /*max_append_bytes=*/1100);  // ~two events per append
+  // Each event is estimated at 541 bytes ({"v":N}, type TaskUpdated, 512 of overhead): two fit in 1100.
+  Harness h(/*slow_decoder=*/false, /*max_append_bytes=*/1100);
   h.sink.hold();
   submit_one_by_one(h, {{"agg-s", 1, ""}});
-  for (int i = 0; i < 500 && h.sink.queued() < 1; ++i) std::this_thread::sleep_for(2ms);
+  ASSERT_TRUE(eventually([&] { return h.sink.queued() == 1; }));
   submit_one_by_one(h, {{"agg-s", 2, ""}, {"agg-s", 3, ""}, {"agg-s", 4, ""}, {"agg-s", 5, ""}});
-  std::this_thread::sleep_for(500ms);  // let the batches reach the stream's queue
+  ASSERT_TRUE(eventually([&] { return h.engine->stats().pending_groups == 4; }));
   h.sink.release();
   h.engine->wait_idle();
-  auto sizes = h.sink.append_sizes();
-  for (size_t n : sizes) EXPECT_LE(n, 2u);
-  EXPECT_EQ(std::accumulate(sizes.begin(), sizes.end(), size_t{0}), 5u);
+  EXPECT_EQ(h.sink.append_sizes(), (std::vector<size_t>{1, 2, 2})) << "merged up to the limit, never past it";
   EXPECT_EQ(h.sink.streams()["Task-agg-s"].size(), 5u);
 }
 
@@ -607,6 +621,240 @@ TEST(IngestEngine, RoutesByContentTypeHeaderThenTopicCodecThenJson) {
   EXPECT_EQ(letters[1].reason, "decode-error");
   EXPECT_EQ(letters[1].topic, "binary-topic");
   EXPECT_EQ(h.done_count(), 6u);
+}
+
+// --- Order from the aggregate's version ----------------------------------------------------------
+
+// Versions of each stream as the tests expect them: revision r holds version r + 1.
+void expect_in_order(const std::map<std::string, std::vector<RecordedEventData>>& streams, size_t per_stream) {
+  for (const auto& [name, events] : streams) {
+    ASSERT_EQ(events.size(), per_stream) << name;
+    for (size_t r = 0; r < events.size(); ++r) {
+      EXPECT_NE(events[r].data.find("\"v\":" + std::to_string(r + 1) + "}"), std::string::npos)
+          << name << " revision " << r << " holds " << events[r].data;
+    }
+  }
+}
+
+TEST(IngestEngine, ReassemblesVersionsThatArriveOutOfOrderOnOnePartition) {
+  Harness h(/*slow_decoder=*/false);
+  submit_one_by_one(h, {{"agg-o", 1, ""}, {"agg-o", 3, ""}, {"agg-o", 2, ""}, {"agg-o", 4, ""}});
+  h.engine->wait_idle();
+  auto st = h.engine->stats();
+  EXPECT_EQ(st.dead_lettered, 0u);
+  EXPECT_EQ(st.events_appended, 4u);
+  EXPECT_EQ(st.events_held, 0u);
+  EXPECT_GE(st.events_reordered, 1u) << "version 3 waited for version 2";
+  expect_in_order(h.sink.streams(), 4);
+  EXPECT_EQ(h.done_count(), 4u);
+}
+
+TEST(IngestEngine, AHeldEventIsNotDoneUntilItIsWritten) {
+  Harness h(/*slow_decoder=*/false);
+  TopicPartition p0{"task-events", 0}, p1{"task-events", 1};
+  std::vector<SourceMessage> b1;
+  b1.push_back(message(p1, 0, envelope({"agg-h", 2, ""})));
+  b1.push_back(message(p1, 1, envelope({"agg-other", 1, ""})));
+  h.engine->submit(std::move(b1), 10);
+  h.engine->wait_idle();
+  {
+    std::lock_guard lock(h.mu);
+    EXPECT_EQ(h.done[p1], (std::vector<int64_t>{1})) << "version 2 waits; its offset is not done";
+  }
+  EXPECT_EQ(h.engine->stats().events_held, 1u);
+  EXPECT_EQ(h.engine->stats().open_gaps, 1u);
+  EXPECT_TRUE(h.sink.streams()["Task-agg-h"].empty());
+
+  std::vector<SourceMessage> b2;
+  b2.push_back(message(p0, 0, envelope({"agg-h", 1, ""})));
+  h.engine->submit(std::move(b2), 10);
+  h.engine->wait_idle();
+  EXPECT_EQ(h.engine->stats().events_held, 0u);
+  EXPECT_EQ(h.engine->stats().dead_lettered, 0u);
+  EXPECT_EQ(h.engine->stats().streams_on_several_partitions, 1u);
+  expect_in_order({{"Task-agg-h", h.sink.streams()["Task-agg-h"]}}, 2);
+  EXPECT_EQ(h.done_count(), 3u);
+  std::lock_guard lock(h.mu);
+  EXPECT_EQ(h.done[p1], (std::vector<int64_t>{1, 0}));
+}
+
+// Each aggregate's versions produced in one burst without a key: spread over partitions at random,
+// read partition by partition in chunks, so versions arrive out of order and across batches.
+TEST(IngestEngine, UnkeyedBurstsOverSeveralPartitionsAreStoredInOrderWithoutDeadLetters) {
+  Harness h;
+  std::mt19937 rng(11);
+  constexpr int kAggregates = 300, kVersions = 10, kPartitions = 8;
+  std::vector<std::vector<SourceMessage>> partitions(kPartitions);
+  for (int a = 0; a < kAggregates; ++a) {
+    for (int v = 1; v <= kVersions; ++v) {
+      auto p = int32_t(rng() % kPartitions);
+      TopicPartition tp{"task-events", p};
+      partitions[size_t(p)].push_back(message(tp, int64_t(partitions[size_t(p)].size()), envelope({"agg-" + std::to_string(a), v, ""})));
+    }
+  }
+  // A consumer reads partitions in fetch-sized chunks, in no fixed order.
+  std::vector<size_t> pos(kPartitions, 0);
+  size_t total = 0;
+  for (;;) {
+    std::vector<size_t> live;
+    for (size_t p = 0; p < kPartitions; ++p) {
+      if (pos[p] < partitions[p].size()) live.push_back(p);
+    }
+    if (live.empty()) break;
+    size_t p = live[rng() % live.size()];
+    size_t n = std::min(partitions[p].size() - pos[p], size_t(1 + rng() % 60));
+    std::vector<SourceMessage> batch(std::make_move_iterator(partitions[p].begin() + long(pos[p])),
+                                     std::make_move_iterator(partitions[p].begin() + long(pos[p] + n)));
+    pos[p] += n;
+    total += n;
+    while (!h.engine->has_room()) std::this_thread::yield();
+    h.engine->submit(std::move(batch), 1000);
+  }
+  h.engine->wait_idle();
+  auto st = h.engine->stats();
+  ASSERT_TRUE(h.engine->fatal().ok());
+  EXPECT_EQ(st.dead_lettered, 0u);
+  EXPECT_EQ(st.events_held, 0u);
+  EXPECT_EQ(st.events_appended, total);
+  EXPECT_GT(st.events_reordered, 0u);
+  EXPECT_GT(st.streams_on_several_partitions, size_t(kAggregates) * 9 / 10) << "every split stream is counted";
+  EXPECT_EQ(h.sink.max_in_flight(), 1);
+  expect_in_order(h.sink.streams(), kVersions);
+  EXPECT_EQ(h.done_count(), total);
+}
+
+TEST(IngestEngine, AGapIsRecheckedAgainstTheStoreAfterTheWindow) {
+  EngineOptions o;
+  o.reorder_window = 0ms;
+  o.give_up_expired_gaps = false;  // a bounded replay: re-check, never give up before the end
+  FakeSink sink(3);
+  MemoryDeadLetters dlq;
+  std::atomic<int> done{0};
+  IngestEngine engine(std::move(o), sink, &dlq, [&](const std::vector<SourceMessage>& m) { done += int(m.size()); });
+  std::vector<SourceMessage> b;
+  b.push_back(message({"task-events", 0}, 0, envelope({"agg-w", 2, ""})));
+  engine.submit(std::move(b), 10);
+  engine.wait_idle();
+  engine.check_gaps();
+  engine.wait_idle();
+  EXPECT_EQ(engine.stats().events_held, 1u) << "still open after the re-check: it waits again";
+  EXPECT_EQ(engine.stats().dead_lettered, 0u);
+
+  // Another group member writes version 1 (the id it derives is the same as ours would be).
+  DomainEvent v1 = std::get<DomainEvent>(codecs::decode_json(envelope({"agg-w", 1, ""})));
+  sink.preload("Task-agg-w", EventData{derive_event_id(v1, "Task-agg-w", 0), "TaskCreated", "application/json", "{}", "{}"});
+  engine.check_gaps();
+  engine.wait_idle();
+  EXPECT_EQ(engine.stats().events_held, 0u);
+  EXPECT_EQ(engine.stats().events_appended, 1u);
+  EXPECT_EQ(sink.streams()["Task-agg-w"].size(), 2u);
+  EXPECT_EQ(done.load(), 1);
+}
+
+TEST(IngestEngine, AnExpiredGapIsDeadLetteredWhenTheRunGivesUpAfterTheWindow) {
+  EngineOptions o;
+  o.reorder_window = 0ms;
+  o.give_up_expired_gaps = true;  // `run`
+  FakeSink sink(4);
+  MemoryDeadLetters dlq;
+  std::atomic<int> done{0};
+  IngestEngine engine(std::move(o), sink, &dlq, [&](const std::vector<SourceMessage>& m) { done += int(m.size()); });
+  std::vector<SourceMessage> b;
+  TopicPartition tp{"task-events", 0};
+  b.push_back(message(tp, 0, envelope({"agg-x", 2, ""})));
+  b.push_back(message(tp, 1, envelope({"agg-x", 3, ""})));
+  b.push_back(message(tp, 2, envelope({"agg-y", 1, ""})));
+  engine.submit(std::move(b), 10);
+  engine.wait_idle();
+  EXPECT_EQ(sink.streams()["Task-agg-y"].size(), 1u) << "nothing else is held back";
+  engine.check_gaps();
+  engine.wait_idle();
+  auto letters = dlq.letters();
+  ASSERT_EQ(letters.size(), 2u);
+  EXPECT_EQ(letters[0].reason, "revision-gap");
+  EXPECT_EQ(letters[0].offset, 0);
+  EXPECT_EQ(letters[1].reason, "after-dead-letter");
+  EXPECT_EQ(done.load(), 3);
+}
+
+TEST(IngestEngine, HeldEventsOverTheirBudgetGiveUpTheOldestGap) {
+  EngineOptions o;
+  o.max_held_bytes = 1;  // any held event is over the budget
+  o.give_up_expired_gaps = false;
+  FakeSink sink(5);
+  MemoryDeadLetters dlq;
+  IngestEngine engine(std::move(o), sink, &dlq, nullptr);
+  std::vector<SourceMessage> b;
+  b.push_back(message({"task-events", 0}, 0, envelope({"agg-b", 3, ""})));
+  engine.submit(std::move(b), 10);
+  engine.wait_idle();
+  EXPECT_EQ(engine.stats().events_held, 1u);
+  engine.check_gaps();
+  engine.wait_idle();
+  EXPECT_EQ(engine.stats().events_held, 0u);
+  ASSERT_EQ(dlq.letters().size(), 1u);
+  EXPECT_EQ(dlq.letters()[0].reason, "revision-gap");
+}
+
+TEST(IngestEngine, ARevokeDropsTheHeldEventsOfTheRevokedPartitions) {
+  Harness h(/*slow_decoder=*/false);
+  TopicPartition p0{"task-events", 0}, p1{"task-events", 1};
+  std::vector<SourceMessage> b;
+  b.push_back(message(p0, 0, envelope({"agg-r", 3, ""})));
+  b.push_back(message(p1, 0, envelope({"agg-r", 4, ""})));
+  h.engine->submit(std::move(b), 10);
+  h.engine->wait_idle();
+  EXPECT_EQ(h.engine->stats().events_held, 2u);
+  h.engine->on_revoke({p0});
+  EXPECT_EQ(h.engine->stats().events_held, 1u) << "version 4 from the partition still assigned stays held";
+  std::vector<SourceMessage> b2;
+  b2.push_back(message(p1, 1, envelope({"agg-r", 1, ""})));
+  b2.push_back(message(p1, 2, envelope({"agg-r", 2, ""})));
+  b2.push_back(message(p1, 3, envelope({"agg-r", 3, ""})));
+  h.engine->submit(std::move(b2), 10);
+  h.engine->wait_idle();
+  expect_in_order({{"Task-agg-r", h.sink.streams()["Task-agg-r"]}}, 4);
+  std::lock_guard lock(h.mu);
+  EXPECT_TRUE(h.done[p0].empty()) << "the revoked partition's held event is never reported done";
+  EXPECT_EQ(h.done[p1].size(), 4u);
+}
+
+TEST(IngestEngine, ReportsWhatBecameOfEachMessage) {
+  EngineOptions o;
+  std::mutex mu;
+  std::map<int64_t, MessageOutcome> outcomes;
+  o.on_outcome = [&](const SourceMessage& m, const MessageOutcome& out) {
+    std::lock_guard lock(mu);
+    outcomes[m.offset.value()] = out;
+  };
+  FakeSink sink(6);
+  MemoryDeadLetters dlq;
+  std::vector<int64_t> done;
+  IngestEngine engine(std::move(o), sink, &dlq, [&](const std::vector<SourceMessage>& ms) {
+    std::lock_guard lock(mu);
+    for (const auto& m : ms) {
+      EXPECT_TRUE(outcomes.contains(m.offset.value())) << "the outcome comes before the message is done";
+      done.push_back(m.offset.value());
+    }
+  });
+  TopicPartition tp{"task-events", 0};
+  const std::string id1 = Uuid::v4().to_string();
+  std::vector<SourceMessage> b;
+  b.push_back(message(tp, 0, envelope({"agg-o", 1, id1})));
+  b.push_back(message(tp, 1, envelope({"agg-o", 1, id1})));  // the same event again
+  b.push_back(message(tp, 2, "{"));
+  engine.submit(std::move(b), 10);
+  engine.wait_idle();
+  std::lock_guard lock(mu);
+  ASSERT_EQ(outcomes.size(), 3u);
+  EXPECT_EQ(outcomes[0].kind, MessageOutcome::Kind::kAppended);
+  EXPECT_EQ(outcomes[0].event_id.to_string(), id1);
+  EXPECT_EQ(outcomes[0].stream, "Task-agg-o");
+  EXPECT_EQ(outcomes[1].kind, MessageOutcome::Kind::kDuplicate);
+  EXPECT_EQ(outcomes[1].event_id.to_string(), id1) << "a retry of a written event gets the same id";
+  EXPECT_EQ(outcomes[2].kind, MessageOutcome::Kind::kDeadLettered);
+  EXPECT_EQ(outcomes[2].reason, "decode-error");
+  EXPECT_EQ(done.size(), 3u);
 }
 
 }  // namespace

@@ -1,0 +1,93 @@
+#include "pipeline/revision_rules.h"
+
+namespace kingest::pipeline {
+
+std::vector<GroupPtr> cut_groups(const BatchPtr& b, const std::string& stream, const std::vector<uint32_t>& indexes,
+                                 const RevisionRules& rules) {
+  std::vector<GroupPtr> out;
+  const bool revisions = rules.revisions();
+  GroupPtr g;
+  uint64_t next = 0;
+  for (uint32_t i : indexes) {
+    const DomainEvent& e = std::get<DomainEvent>(b->decoded[i]);
+    const uint64_t rev = revisions ? *rules.version_base.revision_of(e.aggregate_version) : 0;
+    const size_t sz = estimated_size(e);
+    const bool contiguous = !revisions || rev == next;
+    if (!g || !contiguous || g->bytes + sz > rules.max_append_bytes) {
+      if (g) out.push_back(std::move(g));
+      g = std::make_unique<Group>();
+      g->batches.push_back(b);
+      g->stream = stream;
+      g->first_revision = rev;
+    }
+    g->items.push_back(Item{b.get(), i, nullptr});
+    g->bytes += sz;
+    next = rev + 1;
+  }
+  if (g) out.push_back(std::move(g));
+  return out;
+}
+
+ExpectedRevision expected_for(const RevisionRules& rules, uint64_t first_revision) {
+  if (!rules.revisions()) return ExpectAny{};
+  if (first_revision == 0) return ExpectNoStream{};
+  return StreamRevision{first_revision - 1};
+}
+
+AppendRequest build_append(const Group& g, const StreamState& st, const RevisionRules& rules, std::vector<Uuid>* ids) {
+  const bool revisions = rules.revisions();
+  AppendRequest req;
+  req.stream = g.stream;
+  req.expected = expected_for(rules, g.first_revision);
+  req.events.reserve(g.items.size());
+  if (ids) ids->reserve(g.items.size());
+  std::optional<Uuid> previous = st.last_id;
+  uint64_t rev = g.first_revision;
+  for (const Item& it : g.items) {
+    const DomainEvent& e = it.event();
+    const SourceMessage& m = it.message();
+    // Without revisions the offset stands in for the revision in the id: stable across replays.
+    const Uuid id = derive_event_id(e, g.stream, revisions ? rev : uint64_t(m.offset.value()));
+    EventData ev;
+    ev.id = id;
+    ev.type = e.event_type;
+    // KurrentDB knows two content types: JSON, and bytes (the payload's own type is kept in the
+    // metadata as payloadContentType).
+    ev.content_type = e.content_type == kJsonContentType ? kJsonContentType : kBytesContentType;
+    ev.data = e.payload;
+    ev.metadata = build_metadata(e, id, previous, SourceRef{m.tp.topic, m.tp.partition, m.offset.value()});
+    req.events.push_back(std::move(ev));
+    if (ids) ids->push_back(id);
+    previous = id;
+    ++rev;
+  }
+  return req;
+}
+
+std::vector<Uuid> proposed_ids(const Group& g, size_t count) {
+  std::vector<Uuid> out;
+  out.reserve(count);
+  for (size_t k = 0; k < count && k < g.items.size(); ++k) {
+    out.push_back(derive_event_id(g.items[k].event(), g.stream, g.first_revision + k));
+  }
+  return out;
+}
+
+PrefixVerdict compare_written(const std::vector<Uuid>& proposed, uint64_t first_revision,
+                              const std::vector<RecordedEventData>& written) {
+  PrefixVerdict v;
+  for (; v.duplicates < proposed.size(); ++v.duplicates) {
+    const size_t k = v.duplicates;
+    const uint64_t rev = first_revision + k;
+    if (k >= written.size() || written[k].revision.value() != rev || written[k].id != proposed[k]) {
+      const std::string theirs = k < written.size() ? written[k].id.to_string() : std::string("nothing");
+      v.conflict = true;
+      v.detail = "revision " + std::to_string(rev) + " holds event " + theirs + ", this event's id is " +
+                 proposed[k].to_string();
+      break;
+    }
+  }
+  return v;
+}
+
+}  // namespace kingest::pipeline

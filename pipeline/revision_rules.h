@@ -1,0 +1,59 @@
+// The revision rules of one stream group, without threads or I/O: how a batch's events of one
+// stream are cut into groups, which expected revision a group is appended with, how an append
+// request is built, and how a group that starts below the stream's next revision is classified
+// against what the store holds there (docs/design.md, "Replay outcomes").
+//
+//   auto groups = cut_groups(batch, "Task-1", indexes, rules);
+//   AppendRequest req = build_append(*groups[0], state, rules, &ids);
+//   PrefixVerdict v = compare_written(ids_of_group, group.first_revision, written);
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/sink.h"
+#include "pipeline/naming.h"
+#include "pipeline/stream_table.h"
+
+namespace kingest::pipeline {
+
+struct RevisionRules {
+  VersionBase version_base;
+  size_t max_append_bytes = 1u << 20;
+  [[nodiscard]] bool revisions() const { return version_base.kind != VersionBase::Kind::kNone; }
+};
+
+// What an event is estimated to cost in an append (KurrentDB counts data + metadata + 2 × type).
+inline size_t estimated_size(const DomainEvent& e) { return e.payload.size() + 2 * e.event_type.size() + 512; }
+
+// Cuts one stream's events of one batch (indexes in delivery order) into runs of contiguous
+// revisions under the append size limit. Each group holds the batch once.
+std::vector<GroupPtr> cut_groups(const BatchPtr& b, const std::string& stream, const std::vector<uint32_t>& indexes,
+                                 const RevisionRules& rules);
+
+// The expected revision for a group starting at `first_revision`: any (version base none),
+// no_stream for revision 0, else the revision before it.
+ExpectedRevision expected_for(const RevisionRules& rules, uint64_t first_revision);
+
+// The append for a group on top of the stream's state: derived ids, metadata with causation from
+// the previous event. `ids` (optional) receives each event's id.
+AppendRequest build_append(const Group& g, const StreamState& st, const RevisionRules& rules,
+                           std::vector<Uuid>* ids = nullptr);
+
+// The ids a group's events get at their revisions.
+std::vector<Uuid> proposed_ids(const Group& g, size_t count);
+
+// A group that starts below the stream's next revision, compared with what the store holds from
+// its first revision on: the events with equal ids there are duplicates; the first that differs
+// (or is missing while the stream claims it) is a revision-conflict.
+struct PrefixVerdict {
+  size_t duplicates = 0;
+  bool conflict = false;
+  std::string detail;  // for a conflict
+};
+PrefixVerdict compare_written(const std::vector<Uuid>& proposed, uint64_t first_revision,
+                              const std::vector<RecordedEventData>& written);
+
+}  // namespace kingest::pipeline

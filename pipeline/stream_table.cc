@@ -1,0 +1,308 @@
+#include "pipeline/stream_table.h"
+
+#include <algorithm>
+#include <set>
+
+namespace kingest::pipeline {
+namespace {
+
+// With the version base `none` the pending key is the arrival order, counted from the middle of
+// the range so a group put back can go in front of every other.
+constexpr uint64_t kFirstArrival = uint64_t{1} << 62;
+
+// Moves an attached item's message and event out of its batch.
+size_t detach_item(Item& it) {
+  Batch* b = it.batch;
+  it.own = std::make_unique<DetachedEvent>(
+      DetachedEvent{std::move(b->messages[it.index]), std::move(std::get<DomainEvent>(b->decoded[it.index]))});
+  b->detached[it.index] = 1;
+  it.batch = nullptr;
+  return it.own->message.byte_size();
+}
+
+}  // namespace
+
+void merge_groups(Group& into, Group&& next) {
+  into.items.reserve(into.items.size() + next.items.size());
+  for (auto& it : next.items) into.items.push_back(std::move(it));
+  into.bytes += next.bytes;
+  for (auto& b : next.batches) {
+    if (std::find(into.batches.begin(), into.batches.end(), b) == into.batches.end()) {
+      into.batches.push_back(std::move(b));
+    } else {
+      b->outstanding.fetch_sub(1);  // `into` already holds this batch open
+    }
+  }
+  next.items.clear();
+  next.batches.clear();
+}
+
+bool StreamTable::runnable_locked(const StreamState& st) const {
+  return !revisions_ || st.dead || st.pending.begin()->first <= st.next_revision;
+}
+
+GroupPtr StreamTable::pop_merged_locked(StreamState& st, Clock::time_point now) {
+  auto unhold = [&](Group& g) {
+    if (!g.held_since) return;
+    held_events_ -= g.items.size();
+    held_bytes_.fetch_sub(g.held_bytes, std::memory_order_relaxed);
+    auto waited = uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(now - *g.held_since).count());
+    max_wait_ms_ = std::max(max_wait_ms_, waited);
+    g.held_since.reset();
+    g.held_bytes = 0;
+  };
+  GroupPtr g = std::move(st.pending.begin()->second);
+  st.pending.erase(st.pending.begin());
+  --pending_groups_;
+  unhold(*g);
+  while (!st.pending.empty()) {
+    Group& next = *st.pending.begin()->second;
+    const bool contiguous = !revisions_ || next.first_revision == g->end_revision();
+    if (!contiguous || g->bytes + next.bytes > max_append_bytes_) break;
+    GroupPtr n = std::move(st.pending.begin()->second);
+    st.pending.erase(st.pending.begin());
+    --pending_groups_;
+    unhold(*n);
+    merge_groups(*g, std::move(*n));
+  }
+  if (g->batches.empty()) running_detached_.fetch_add(1);
+  return g;
+}
+
+void StreamTable::hold_locked(StreamState& st, Clock::time_point now, std::vector<BatchPtr>& release) {
+  if (!st.gap_since) {
+    st.gap_since = now;
+    ++gaps_;
+  }
+  for (auto& [key, g] : st.pending) {
+    if (g->held_since) continue;  // detached already
+    size_t bytes = 0;
+    for (auto& it : g->items) {
+      if (!it.own) bytes += detach_item(it);
+    }
+    for (auto& b : g->batches) release.push_back(std::move(b));
+    g->batches.clear();
+    g->held_since = now;
+    g->held_bytes = bytes;
+    held_events_ += g->items.size();
+    if (!g->reordered) {
+      g->reordered = true;
+      events_reordered_ += g->items.size();
+    }
+    held_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+}
+
+StreamTable::Step StreamTable::next_locked(const std::string& /*stream*/, StreamState& st, Clock::time_point now) {
+  Step s;
+  if (st.pending.empty()) {
+    if (st.gap_since) {
+      st.gap_since.reset();
+      --gaps_;
+    }
+    return s;
+  }
+  if (runnable_locked(st)) {
+    if (st.gap_since) {
+      st.gap_since.reset();
+      --gaps_;
+    }
+    st.claimed = true;
+    s.run = pop_merged_locked(st, now);
+    return s;
+  }
+  hold_locked(st, now, s.release);
+  return s;
+}
+
+StreamTable::Step StreamTable::offer(GroupPtr g, Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  const std::string stream = g->stream;
+  StreamState& st = streams_[stream];
+  if (!st.several_partitions) {
+    for (const auto& it : g->items) {
+      const TopicPartition& tp = it.message().tp;
+      if (st.tp.topic.empty()) {
+        st.tp = tp;
+      } else if (!(st.tp == tp)) {
+        st.several_partitions = true;
+        ++several_partitions_;
+        break;
+      }
+    }
+  }
+  const uint64_t key = revisions_ ? g->first_revision : arrivals_++ + kFirstArrival;
+  if (revisions_) {
+    // Groups already waiting with later versions waited for this earlier one.
+    for (auto it = st.pending.upper_bound(key); it != st.pending.end(); ++it) {
+      if (!it->second->reordered) {
+        it->second->reordered = true;
+        events_reordered_ += it->second->items.size();
+      }
+    }
+  }
+  st.pending.emplace(key, std::move(g));
+  ++pending_groups_;
+  if (st.claimed) return {};
+  return next_locked(stream, st, now);
+}
+
+StreamTable::Step StreamTable::release(const std::string& stream, Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  StreamState& st = streams_[stream];
+  st.claimed = false;
+  return next_locked(stream, st, now);
+}
+
+void StreamTable::put_back(GroupPtr g, bool running) {
+  std::lock_guard lock(mu_);
+  if (running && g->batches.empty()) running_detached_.fetch_sub(1);
+  StreamState& st = streams_[g->stream];
+  uint64_t key = g->first_revision;
+  if (!revisions_) key = st.pending.empty() ? arrivals_++ + kFirstArrival : st.pending.begin()->first - 1;
+  st.pending.emplace(key, std::move(g));
+  ++pending_groups_;
+}
+
+GroupPtr StreamTable::take_next(const std::string& stream) {
+  std::lock_guard lock(mu_);
+  auto it = streams_.find(stream);
+  if (it == streams_.end() || it->second.pending.empty()) return nullptr;
+  return pop_merged_locked(it->second, Clock::now());
+}
+
+std::vector<std::string> StreamTable::claim_gaps(Clock::time_point cutoff, size_t limit) {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<Clock::time_point, const std::string*>> found;
+  for (auto& [name, st] : streams_) {
+    if (!st.claimed && st.gap_since && *st.gap_since <= cutoff) found.emplace_back(*st.gap_since, &name);
+  }
+  std::sort(found.begin(), found.end());
+  if (found.size() > limit) found.resize(limit);
+  std::vector<std::string> out;
+  out.reserve(found.size());
+  for (const auto& [since, name] : found) {
+    StreamState& st = streams_[*name];
+    st.claimed = true;
+    st.gap_since.reset();
+    --gaps_;
+    out.push_back(*name);
+  }
+  return out;
+}
+
+StreamTable::Step StreamTable::resume(const std::string& stream, bool give_up, Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  StreamState& st = streams_[stream];
+  st.claimed = false;
+  if (!st.pending.empty() && give_up && !runnable_locked(st)) {
+    st.claimed = true;
+    Step s;
+    s.run = pop_merged_locked(st, now);
+    s.run->give_up = true;
+    return s;
+  }
+  return next_locked(stream, st, now);
+}
+
+StreamState& StreamTable::state(const std::string& stream) {
+  std::lock_guard lock(mu_);
+  return streams_[stream];  // node-based map: the reference stays valid until the stream is dropped
+}
+
+bool StreamTable::contains(const std::string& stream) const {
+  std::lock_guard lock(mu_);
+  return streams_.contains(stream);
+}
+
+void StreamTable::apply_tail(StreamState& st, const StreamTail& t) {
+  if (t.exists) {
+    st.next_revision = t.last_revision.value() + 1;
+    st.last_id = t.last_id;
+  } else {
+    st.next_revision = 0;
+    st.last_id.reset();
+  }
+}
+
+void StreamTable::load(const std::string& stream, const StreamTail& tail, const TopicPartition& tp) {
+  std::lock_guard lock(mu_);
+  auto [it, fresh] = streams_.try_emplace(stream);
+  if (!fresh) return;  // loaded meanwhile (a re-check or another batch)
+  apply_tail(it->second, tail);
+  it->second.tp = tp;
+}
+
+void StreamTable::finished(const Group& g) {
+  if (g.batches.empty()) running_detached_.fetch_sub(1);
+}
+
+size_t StreamTable::revoke(const std::vector<TopicPartition>& tps) {
+  std::set<TopicPartition> revoked(tps.begin(), tps.end());
+  std::lock_guard lock(mu_);
+  size_t dropped = 0;
+  for (auto it = streams_.begin(); it != streams_.end();) {
+    StreamState& st = it->second;
+    if (st.claimed) {
+      ++it;
+      continue;
+    }
+    // Free streams hold only detached groups: keep the events of partitions still assigned, as
+    // contiguous runs.
+    std::multimap<uint64_t, GroupPtr> kept;
+    for (auto& [key, g] : st.pending) {
+      GroupPtr run;
+      auto flush = [&] {
+        if (run) kept.emplace(revisions_ ? run->first_revision : key, std::move(run));
+      };
+      uint64_t rev = g->first_revision;
+      for (auto& item : g->items) {
+        if (revoked.contains(item.message().tp)) {
+          held_bytes_.fetch_sub(item.message().byte_size(), std::memory_order_relaxed);
+          --held_events_;
+          ++dropped;
+          flush();
+        } else {
+          if (!run) {
+            run = std::make_unique<Group>();
+            run->stream = g->stream;
+            run->first_revision = rev;
+            run->held_since = g->held_since;
+          }
+          run->held_bytes += item.message().byte_size();
+          run->bytes += g->items.empty() ? 0 : g->bytes / g->items.size();
+          run->items.push_back(std::move(item));
+        }
+        ++rev;
+      }
+      flush();
+    }
+    pending_groups_ = pending_groups_ - st.pending.size() + kept.size();
+    st.pending = std::move(kept);
+    if (st.pending.empty() && st.gap_since) {
+      st.gap_since.reset();
+      --gaps_;
+    }
+    if (st.pending.empty() && revoked.contains(st.tp)) {
+      it = streams_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return dropped;
+}
+
+TableStats StreamTable::stats() const {
+  std::lock_guard lock(mu_);
+  TableStats s;
+  s.streams_on_several_partitions = several_partitions_;
+  s.held_events = held_events_;
+  s.held_bytes = held_bytes_.load(std::memory_order_relaxed);
+  s.events_reordered = events_reordered_;
+  s.max_reorder_wait_ms = max_wait_ms_;
+  s.gaps = gaps_;
+  s.pending_groups = pending_groups_;
+  return s;
+}
+
+}  // namespace kingest::pipeline

@@ -1,0 +1,185 @@
+// The engine's per-stream scheduler: which group of a stream goes out next, and which events wait.
+//
+// A stream's groups (runs of contiguous revisions) wait in `pending`, ordered by first revision,
+// whatever partition or batch they came from: the aggregate's version is the order, a partition is
+// only a transport. A stream is *claimed* while one of its groups is being classified, sent or
+// parked for an append slot, or while its gap is re-checked; at most one claim per stream, so at
+// most one append in flight per stream. When the stream is free, its lowest pending group runs if it
+// starts at or below the stream's next revision (with the contiguous groups behind it merged into
+// one append, under the size limit); otherwise the stream has a *gap* and its pending events are
+// *held*: they are detached from their batches (moved out, so a batch's memory and its limiter slot
+// are not pinned by a few waiting events), are not done, and their offsets are not committed until
+// they are written. The engine re-checks and gives up gaps by its window and budget rules.
+//
+// Threads: every method takes the table's mutex. A stream's revision fields (`next_revision`,
+// `last_id`, `dead`) are written only by the holder of its claim, without the mutex; the claim is
+// taken and given back under the mutex, which orders those writes.
+// Lifecycle: owned by the engine; groups leave it as `Step::run` (the caller then holds the claim).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "codecs/codec.h"
+#include "core/domain_event.h"
+#include "core/sink.h"
+#include "core/uuid.h"
+
+namespace kingest::pipeline {
+
+using Clock = std::chrono::steady_clock;
+
+// A batch of Kafka messages on its way through the graph. Its messages are reported done when
+// every group cut from it is answered, except those detached into held groups (reported when those
+// are written).
+struct Batch {
+  SequenceNumber seq{0};
+  std::vector<SourceMessage> messages;
+  size_t bytes = 0;
+  std::vector<codecs::DecodeResult> decoded;
+  std::vector<uint8_t> detached;     // per message: moved into a held group (written under the table lock)
+  std::atomic<size_t> outstanding{0};
+  std::atomic<bool> failed{false};
+};
+using BatchPtr = std::shared_ptr<Batch>;
+
+// An event detached from its batch: it owns its message and decoded event.
+struct DetachedEvent {
+  SourceMessage message;
+  DomainEvent event;
+};
+
+// One event of a group: an index into its batch, or the event itself once detached.
+struct Item {
+  Batch* batch = nullptr;  // kept alive by the owning group's `batches` while attached
+  uint32_t index = 0;
+  std::unique_ptr<DetachedEvent> own;
+
+  [[nodiscard]] const DomainEvent& event() const {
+    return own ? own->event : std::get<DomainEvent>(batch->decoded[index]);
+  }
+  [[nodiscard]] const SourceMessage& message() const { return own ? own->message : batch->messages[index]; }
+};
+
+// A run of one stream's events with contiguous revisions, appended as one write.
+struct Group {
+  std::string stream;
+  std::vector<Item> items;        // in revision order
+  std::vector<BatchPtr> batches;  // every batch holding an attached item of this group, each once
+  uint64_t first_revision = 0;    // with the version base `none`: the arrival order instead
+  size_t bytes = 0;               // estimated append size
+  bool refreshed = false;         // the stream state was re-read once for this group
+  bool give_up = false;           // an open gap is dead-lettered instead of waiting again
+  std::optional<Clock::time_point> held_since;  // when its events began to wait for a gap
+  size_t held_bytes = 0;          // message bytes detached into this group while held
+  bool reordered = false;         // counted in events_reordered: it waited for an earlier version
+
+  [[nodiscard]] uint64_t end_revision() const { return first_revision + items.size(); }
+};
+using GroupPtr = std::unique_ptr<Group>;
+
+struct StreamState {
+  uint64_t next_revision = 0;   // the revision the next event must have
+  std::optional<Uuid> last_id;  // the stream's last event id (causation of the next event)
+  bool dead = false;            // a dead letter happened: later events cannot keep their revisions
+  bool claimed = false;
+  std::multimap<uint64_t, GroupPtr> pending;    // by first revision
+  std::optional<Clock::time_point> gap_since;   // free with a gap since then
+  TopicPartition tp;            // the first partition it was seen on
+  bool several_partitions = false;
+};
+
+struct TableStats {
+  uint64_t streams_on_several_partitions = 0;
+  uint64_t held_events = 0;       // waiting for an earlier version now
+  uint64_t held_bytes = 0;
+  uint64_t events_reordered = 0;  // events that ever waited for an earlier version
+  uint64_t max_reorder_wait_ms = 0;
+  uint64_t gaps = 0;              // streams waiting with a gap now
+  uint64_t pending_groups = 0;    // groups waiting (behind an append, for a slot, or held)
+};
+
+class StreamTable {
+ public:
+  // `revisions`: false for the version base `none` (groups run in arrival order, never wait).
+  StreamTable(bool revisions, size_t max_append_bytes) : revisions_(revisions), max_append_bytes_(max_append_bytes) {}
+
+  // What the caller does next: run `run` (it now holds the stream's claim), and call `finish_one`
+  // on each batch in `release` (groups detached from them).
+  struct Step {
+    GroupPtr run;
+    std::vector<BatchPtr> release;
+  };
+
+  // A new group from the grouping stage. The stream's state must be loaded (`contains`).
+  [[nodiscard]] Step offer(GroupPtr g, Clock::time_point now);
+  // The claim holder is done with the stream: the next runnable group, or nothing (the stream is free).
+  [[nodiscard]] Step release(const std::string& stream, Clock::time_point now);
+  // The claim holder puts a group back (waiting for an append slot, or the second half of a split);
+  // the claim stays. `running` says whether `g` was counted as running (see `running_detached`).
+  void put_back(GroupPtr g, bool running);
+  // The claim holder takes the stream's next group again (a parked stream got its slot).
+  [[nodiscard]] GroupPtr take_next(const std::string& stream);
+
+  // Claims the free streams whose gap opened at or before `cutoff`, oldest first, at most `limit`.
+  [[nodiscard]] std::vector<std::string> claim_gaps(Clock::time_point cutoff, size_t limit = SIZE_MAX);
+  // After a claimed gap was re-checked (the holder updated `next_revision`): its next group if it
+  // now fits, or with `give_up` its first group marked give_up; else the claim is given back and the
+  // gap waits again from `now`.
+  [[nodiscard]] Step resume(const std::string& stream, bool give_up, Clock::time_point now);
+
+  // The holder's view of a stream (the reference is stable until the stream is dropped).
+  StreamState& state(const std::string& stream);
+  [[nodiscard]] bool contains(const std::string& stream) const;
+  // A stream seen for the first time, with its tail from the store.
+  void load(const std::string& stream, const StreamTail& tail, const TopicPartition& tp);
+  static void apply_tail(StreamState& st, const StreamTail& tail);
+
+  // A group taken to run without any batch (all its events detached) is counted until `finished`,
+  // so the engine can wait for written-but-unanswered held events.
+  void finished(const Group& g);
+  [[nodiscard]] size_t running_detached() const { return running_detached_.load(); }
+
+  // Partitions revoked: held events from them are dropped (the partitions' next owner reads them
+  // again; their offsets were never committed), and free streams last seen there are forgotten.
+  // Returns the number of held events dropped.
+  size_t revoke(const std::vector<TopicPartition>& tps);
+
+  [[nodiscard]] TableStats stats() const;
+  [[nodiscard]] uint64_t held_bytes() const { return held_bytes_.load(std::memory_order_relaxed); }
+
+ private:
+  // Under the mutex: the free stream's next group if it can run (claiming the stream), else holds its pending groups.
+  Step next_locked(const std::string& stream, StreamState& st, Clock::time_point now);
+  GroupPtr pop_merged_locked(StreamState& st, Clock::time_point now);
+  void hold_locked(StreamState& st, Clock::time_point now, std::vector<BatchPtr>& release);
+  bool runnable_locked(const StreamState& st) const;
+
+  const bool revisions_;
+  const size_t max_append_bytes_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, StreamState> streams_;
+  uint64_t arrivals_ = 0;  // pending key when revisions are off
+  std::atomic<size_t> running_detached_{0};
+  std::atomic<uint64_t> held_bytes_{0};
+  uint64_t held_events_ = 0;
+  uint64_t events_reordered_ = 0;
+  uint64_t max_wait_ms_ = 0;
+  uint64_t several_partitions_ = 0;
+  uint64_t gaps_ = 0;
+  uint64_t pending_groups_ = 0;
+};
+
+// Moves `next`'s events into `into` (contiguous revisions); each batch stays accounted for once.
+void merge_groups(Group& into, Group&& next);
+
+}  // namespace kingest::pipeline
