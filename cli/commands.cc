@@ -1,5 +1,7 @@
 #include "cli/commands.h"
 
+#include "absl/time/time.h"
+
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -22,6 +24,14 @@ absl::StatusOr<pipeline::EngineOptions> IngestFlags::engine_options() const {
     spdlog::warn("--version-base none: appends use expected revision 'any'; a replay cannot tell written events "
                  "from new ones and may duplicate them");
   }
+  absl::Duration window;
+  if (!absl::ParseDuration(reorder_window, &window) || window < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--reorder-window '" + reorder_window +
+                                      "': expected a duration such as 30s, 500ms or 2m");
+  }
+  o.reorder_window = absl::ToChronoMilliseconds(window);
+  o.max_held_bytes = max_held_bytes;
+  o.allow_system_streams = allow_system_streams;
   o.max_batches_in_flight = max_batches_in_flight;
   o.max_bytes_in_flight = max_bytes_in_flight;
   o.max_append_bytes = max_append_bytes;
@@ -75,6 +85,19 @@ void add_ingest_flags(CLI::App& cmd, IngestFlags& f) {
                  "them as events_lost, go on from the oldest retained message)")
       ->capture_default_str()
       ->check(CLI::IsMember({"fail", "skip"}));
+  cmd.add_option("--reorder-window", f.reorder_window,
+                 "How long an event ahead of its stream's next version waits for the missing ones (arriving from any "
+                 "partition) before the gap is re-checked against the store; run then dead-letters it revision-gap, "
+                 "replay waits until every partition reached its end")
+      ->capture_default_str();
+  cmd.add_option("--max-held-bytes", f.max_held_bytes,
+                 "Message bytes of events waiting for missing versions above which the oldest gaps are dead-lettered "
+                 "(re-checked first)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1} << 16, size_t{1} << 40));
+  cmd.add_flag("--allow-system-streams", f.allow_system_streams,
+               "Write streams whose names start with '$' (KurrentDB's system and metadata streams); without it such "
+               "events are dead-lettered system-stream");
   cmd.add_option("--stream-template", f.stream_template,
                  "Stream name from {AggregateType}, {AggregateId}, {EventType}")
       ->capture_default_str();
@@ -98,7 +121,8 @@ absl::StatusOr<workload::GeneratorOptions> WorkloadFlags::generator_options() co
   auto parsed = workload::parse_format(format);
   if (!parsed) return absl::InvalidArgumentError("--format '" + format + "': use json, protobuf, flatbuffers or mixed");
   workload::GeneratorOptions gen{.events = events, .aggregates = streams, .seed = seed,
-                                 .payload_min = payload->first, .payload_max = payload->second, .format = *parsed};
+                                 .payload_min = payload->first, .payload_max = payload->second, .format = *parsed,
+                                 .keyed = key != "none", .burst = burst};
   std::stringstream ss(topics);
   for (std::string t; std::getline(ss, t, ',');) {
     if (!t.empty()) gen.topics.push_back(t);
@@ -116,6 +140,13 @@ void add_workload_flags(CLI::App& cmd, WorkloadFlags& f) {
   cmd.add_option("--payload-bytes", f.payload_bytes, "Payload size range MIN-MAX in bytes")->capture_default_str();
   cmd.add_option("--seed", f.seed, "Seed: the same seed and options produce the same events")->capture_default_str();
   cmd.add_option("--format", f.format, "json, protobuf, flatbuffers or mixed")->capture_default_str();
+  cmd.add_option("--key", f.key,
+                 "aggregate: messages keyed by aggregate id; none: no key, as NestJS emit(topic, event) sends them "
+                 "(one aggregate's events then spread over partitions)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"aggregate", "none"}));
+  cmd.add_flag("--burst", f.burst,
+               "Produce each aggregate's versions together, one after another, instead of interleaving aggregates");
 }
 
 void add_kurrent_flags(CLI::App& cmd, KurrentFlags& f) {

@@ -31,6 +31,9 @@ struct IngestFlags {
   std::vector<std::string> kafka_properties;  // -X KEY=VALUE, passed to librdkafka
   std::vector<std::string> topic_codecs;      // --codec TOPIC=json|protobuf|flatbuffers
   std::string on_data_loss = "fail";          // fail | skip
+  std::string reorder_window = "30s";         // how long a gap waits before it is re-checked
+  size_t max_held_bytes = 16u << 20;          // message bytes of held events before the oldest gaps are given up
+  bool allow_system_streams = false;          // write stream names starting with `$`
 
   [[nodiscard]] absl::StatusOr<pipeline::EngineOptions> engine_options() const;
   [[nodiscard]] absl::StatusOr<kafka::SourceOptions> source_options() const;
@@ -46,6 +49,8 @@ struct WorkloadFlags {
   std::string payload_bytes = "200-600";
   uint64_t seed = 1;
   std::string format = "json";
+  std::string key = "aggregate";  // aggregate | none
+  bool burst = false;
 
   [[nodiscard]] absl::StatusOr<workload::GeneratorOptions> generator_options() const;
 };

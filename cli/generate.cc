@@ -27,6 +27,9 @@ int run_generate(const GenerateOptions& o) {
   if (!gen.ok()) return usage_error(gen.status());
   auto props = parse_properties(o.properties);
   if (!props.ok()) return usage_error(props.status());
+  // Unkeyed messages go to a random partition each (librdkafka would otherwise stick to one
+  // partition for a while), as a NestJS publisher's kafkajs spreads them.
+  if (!gen->keyed && !props->contains("sticky.partitioning.linger.ms")) (*props)["sticky.partitioning.linger.ms"] = "0";
   auto producer = kafka::Producer::create(o.brokers, *props);
   if (!producer.ok()) return usage_error(producer.status());
   auto start = std::chrono::steady_clock::now();
@@ -34,7 +37,7 @@ int run_generate(const GenerateOptions& o) {
   workload::GeneratedEvent e;
   uint64_t n = 0;
   while (!interrupted() && g.next(e)) {
-    if (auto s = (*producer)->produce(e.topic, e.key, e.value, e.content_type); !s.ok()) return fatal_error(s);
+    if (auto s = (*producer)->produce(e.topic, e.key_view(), e.value, e.content_type); !s.ok()) return fatal_error(s);
     ++n;
   }
   if (auto s = (*producer)->flush(std::chrono::seconds(120)); !s.ok()) return fatal_error(s);

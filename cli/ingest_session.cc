@@ -95,9 +95,15 @@ RunEnd IngestSession::run_until(const std::function<bool(const pipeline::EngineS
       if (drawn) std::fputs("\n", stderr);
     }
   } end_line{drawn};
+  auto next_gap_check = start;
   for (;;) {
     auto s = engine_->stats();
     if (reached(s)) return RunEnd::kReached;
+    if (Clock::now() >= next_gap_check) {
+      // Gaps past the reorder window are re-checked; held events are kept under their budget.
+      engine_->check_gaps();
+      next_gap_check = Clock::now() + std::chrono::milliseconds(200);
+    }
     if (!fatal().ok()) return RunEnd::kFatal;
     if (interrupted()) return RunEnd::kInterrupted;
     auto now = Clock::now();
@@ -137,11 +143,22 @@ RunEnd IngestSession::run_until(const std::function<bool(const pipeline::EngineS
   }
 }
 
+bool IngestSession::read_everything() const {
+  if (!source_ || !source_->read_to_ends()) return false;
+  const auto s = engine_->stats();
+  return s.events_read == source_->messages_read() && s.batches_in_flight == 0;
+}
+
 absl::Status IngestSession::finish() {
   if (finished_ || !source_) return absl::OkStatus();
   finished_ = true;
   source_->stop_fetching();  // after this, no batch is submitted any more
   engine_->wait_idle();
+  if (const auto s = engine_->stats(); s.streams_on_several_partitions > 0) {
+    spdlog::warn("{} stream(s) had events on more than one partition ({} event(s) waited for an earlier version, "
+                 "up to {} ms): producers should key messages by aggregate id so each stream stays in one partition",
+                 s.streams_on_several_partitions, s.events_reordered, s.max_reorder_wait_ms);
+  }
   return source_->close();
 }
 

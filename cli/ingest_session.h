@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "absl/status/status.h"
@@ -48,6 +49,13 @@ class IngestSession {
                    std::chrono::milliseconds timeout, std::chrono::milliseconds progress_every);
   // Stops fetching, waits for in-flight work, commits, leaves the group.
   absl::Status finish();
+
+  // A bounded run: every partition assigned here was read to its end and every message read is
+  // through the pipeline (done, or held waiting for a missing version).
+  [[nodiscard]] bool read_everything() const;
+  // Re-checks every open gap and dead-letters those still open (the end of a bounded run).
+  void give_up_gaps() { engine_->give_up_gaps(); }
+  [[nodiscard]] std::set<TopicPartition> assignment() const { return source_ ? source_->assignment() : std::set<TopicPartition>{}; }
 
   [[nodiscard]] pipeline::EngineStats stats() const { return engine_->stats(); }
   [[nodiscard]] absl::Status fatal() const;

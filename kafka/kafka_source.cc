@@ -61,7 +61,8 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::create(SourceOptions o
       {"enable.auto.offset.store", "false"},
       {"auto.offset.reset", "error"},
       {"partition.assignment.strategy", "cooperative-sticky"},
-      {"enable.partition.eof", "false"},
+      // A bounded run learns that a partition was read to its end from the end-of-partition event.
+      {"enable.partition.eof", s->options_.end_at.empty() ? "false" : "true"},
       {"queued.min.messages", "200000"},
       {"fetch.max.bytes", "52428800"},
       {"log_level", "4"},
@@ -153,7 +154,34 @@ void KafkaSource::set_paused(bool paused) {
   }
 }
 
+void KafkaSource::mark_read_to_end(const TopicPartition& tp) {
+  if (!reached_end_.insert(tp).second) return;
+  update_read_to_ends();
+}
+
+std::set<TopicPartition> KafkaSource::assignment() const {
+  std::lock_guard lock(assignment_mu_);
+  return assignment_;
+}
+
+void KafkaSource::update_read_to_ends() {
+  {
+    std::lock_guard lock(assignment_mu_);
+    assignment_.clear();
+    for (const auto& [tp, epoch] : epochs_) assignment_.insert(tp);
+  }
+  bool all = !epochs_.empty();
+  for (const auto& [tp, epoch] : epochs_) {
+    if (!options_.end_at.contains(tp) || !reached_end_.contains(tp)) {
+      all = false;
+      break;
+    }
+  }
+  read_to_ends_.store(all);
+}
+
 void KafkaSource::pause_at_end(const TopicPartition& tp) {
+  mark_read_to_end(tp);
   if (std::find(ended_.begin(), ended_.end(), tp) != ended_.end()) return;
   ended_.push_back(tp);
   auto* list = rd_kafka_topic_partition_list_new(1);
@@ -216,7 +244,11 @@ void KafkaSource::handle_rebalance(int err, void* opaque_list) {
     std::erase_if(ended_, [&](const TopicPartition& tp) { return std::find(tps.begin(), tps.end(), tp) != tps.end(); });
     AssignmentEpoch epoch{next_epoch_++};
     tracker_.assign(tps, epoch);
-    for (const auto& tp : tps) epochs_[tp] = epoch;
+    for (const auto& tp : tps) {
+      epochs_[tp] = epoch;
+      reached_end_.erase(tp);
+    }
+    update_read_to_ends();
     if (cooperative) {
       rd_kafka_error_t* e = rd_kafka_incremental_assign(rk_, parts);
       if (e != nullptr) {
@@ -236,7 +268,11 @@ void KafkaSource::handle_rebalance(int err, void* opaque_list) {
     if (auto b = batcher_.flush()) emit(std::move(*b));
     if (callbacks_.on_revoke) callbacks_.on_revoke(tps);
     commit(tracker_.revoke(tps), /*sync=*/true);
-    for (const auto& tp : tps) epochs_.erase(tp);
+    for (const auto& tp : tps) {
+      epochs_.erase(tp);
+      reached_end_.erase(tp);
+    }
+    update_read_to_ends();
     if (cooperative) {
       rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk_, parts);
       if (e != nullptr) rd_kafka_error_destroy(e);
@@ -350,7 +386,14 @@ void KafkaSource::poll_loop() {
         messages_read_.fetch_add(1, std::memory_order_relaxed);
         size_t bytes = msg.byte_size();
         if (auto b = batcher_.add(std::move(msg), bytes, now)) emit(std::move(*b));
-      } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (m->rkt != nullptr) {
+          TopicPartition tp{rd_kafka_topic_name(m->rkt), m->partition};
+          if (auto end = options_.end_at.find(tp); end != options_.end_at.end() && m->offset >= end->second) {
+            mark_read_to_end(tp);
+          }
+        }
+      } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         std::string what = rd_kafka_message_errstr(m);
         if (m->rkt != nullptr) what = std::string(rd_kafka_topic_name(m->rkt)) + "[" + std::to_string(m->partition) + "]: " + what;
         if (is_fatal(m->err)) {

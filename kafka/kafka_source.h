@@ -19,6 +19,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <thread>
@@ -97,6 +98,11 @@ class KafkaSource {
   // Messages deleted by retention before they were ingested (found at assignment).
   [[nodiscard]] uint64_t messages_lost() const { return messages_lost_.load(std::memory_order_relaxed); }
   [[nodiscard]] bool assigned_any() const { return assigned_any_.load(); }
+  // A bounded run: every partition assigned here has been read to its end (each message before
+  // it was handed to a batch; the open batch may not be emitted yet).
+  [[nodiscard]] bool read_to_ends() const { return read_to_ends_.load(); }
+  // The partitions assigned to this member now.
+  [[nodiscard]] std::set<TopicPartition> assignment() const;
 
  private:
   KafkaSource(SourceOptions options, SourceCallbacks callbacks);
@@ -126,6 +132,12 @@ class KafkaSource {
   std::atomic<uint64_t> messages_lost_{0};
   std::vector<TopicPartition> ended_;  // polling thread only: partitions paused at their end
   void pause_at_end(const TopicPartition& tp);
+  void mark_read_to_end(const TopicPartition& tp);
+  void update_read_to_ends();
+  std::set<TopicPartition> reached_end_;  // polling thread only
+  mutable std::mutex assignment_mu_;
+  std::set<TopicPartition> assignment_;   // guarded by assignment_mu_
+  std::atomic<bool> read_to_ends_{false};
   bool paused_ = false;
   bool closed_ = false;
   uint64_t next_epoch_ = 1;

@@ -68,7 +68,8 @@ absl::Status Producer::produce(const std::string& topic, std::string_view key, s
     }
     rd_kafka_resp_err_t e = rd_kafka_producev(
         rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+        // A null `key` (data() == nullptr) produces a message without a key.
+        RD_KAFKA_V_KEY(key.data() == nullptr ? nullptr : const_cast<char*>(key.data()), key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {

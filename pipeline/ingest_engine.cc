@@ -107,7 +107,6 @@ struct IngestEngine::Impl {
 
   std::unordered_set<std::string> warned_types;  // append node only
   std::mutex gaps_mu;                            // one gap check at a time
-  bool warned_several_partitions = false;        // under gaps_mu
   bool warned_held_budget = false;               // under gaps_mu
 
   // Counters.
@@ -580,12 +579,6 @@ struct IngestEngine::Impl {
   void check_gaps(bool give_up_all) {
     if (!rules.revisions()) return;
     std::lock_guard lock(gaps_mu);
-    const auto ts = table.stats();
-    if (ts.streams_on_several_partitions > 0 && !warned_several_partitions) {
-      warned_several_partitions = true;
-      spdlog::warn("events of one stream arrive on several partitions: producers should key messages by aggregate "
-                   "id; their order is restored from the aggregate's version");
-    }
     if (give_up_all) {
       recheck(table.claim_gaps(Clock::time_point::max()), true);
       return;
@@ -647,9 +640,10 @@ void IngestEngine::submit(std::vector<SourceMessage>&& messages, size_t bytes) {
   auto b = std::make_shared<Batch>();
   b->seq = SequenceNumber{impl_->next_seq++};
   b->bytes = bytes;
-  impl_->events_read.fetch_add(messages.size(), std::memory_order_relaxed);
-  b->messages = std::move(messages);
+  // In flight before counted as read: whoever sees the read count sees the batch in flight.
   impl_->batches_in_flight.fetch_add(1);
+  impl_->events_read.fetch_add(messages.size());
+  b->messages = std::move(messages);
   impl_->bytes_in_flight.fetch_add(bytes);
   impl_->flow->entry.try_put(std::move(b));
 }
@@ -705,13 +699,14 @@ bool IngestEngine::wait_done(uint64_t n, std::chrono::milliseconds timeout) {
 EngineStats IngestEngine::stats() const {
   const auto& i = *impl_;
   EngineStats s;
-  s.events_read = i.events_read.load();
+  s.events_read = i.events_read.load();  // before batches_in_flight (see submit)
   s.events_appended = i.events_appended.load();
   s.duplicates = i.duplicates.load();
   s.conflicts = i.conflicts.load();
   s.dead_lettered = i.dead_lettered.load();
   s.streams = i.streams_touched.load();
   s.batches = i.batches_done.load();
+  s.batches_in_flight = i.batches_in_flight.load();
   s.appends = i.appends.load();
   s.messages_done = i.messages_done.load();
   const auto t = i.table.stats();

@@ -96,6 +96,7 @@ struct EngineStats {
   uint64_t dead_lettered = 0;     // every dead letter, whatever the reason
   uint64_t streams = 0;           // distinct streams touched
   uint64_t batches = 0;           // batches completed
+  uint64_t batches_in_flight = 0; // batches submitted and not completed
   uint64_t appends = 0;           // append requests sent to the sink
   uint64_t messages_done = 0;     // messages whose offsets may be committed
   uint64_t streams_on_several_partitions = 0;  // streams with events from more than one partition

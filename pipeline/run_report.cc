@@ -24,6 +24,8 @@ std::string RunReport::to_json() const {
   w.key("batches").value(stats.batches);
   w.key("appends").value(stats.appends);
   w.key("streams_on_several_partitions").value(stats.streams_on_several_partitions);
+  w.key("events_reordered").value(stats.events_reordered);
+  w.key("max_reorder_wait_ms").value(stats.max_reorder_wait_ms);
   w.key("elapsed_s").value(elapsed_s);
   w.key("events_per_s").value(events_per_s());
   if (events_produced) w.key("events_produced").value(*events_produced);

@@ -130,12 +130,15 @@ std::string Generator::payload_for(const AggregateKind& kind, uint64_t aggregate
 
 bool Generator::next(GeneratedEvent& out) {
   if (live_.empty()) return false;
-  size_t pick = size_t(rng_() % live_.size());
+  size_t pick = burst_pick_ ? *burst_pick_ : size_t(rng_() % live_.size());
   uint64_t agg = live_[pick];
   int64_t version = next_version_[agg]++;
+  burst_pick_.reset();
   if (--remaining_[agg] == 0) {
     live_[pick] = live_.back();
     live_.pop_back();
+  } else if (options_.burst) {
+    burst_pick_ = pick;
   }
   const auto& kinds = seed_domain();
   const AggregateKind& kind = kinds[agg % kinds.size()];
@@ -151,6 +154,7 @@ bool Generator::next(GeneratedEvent& out) {
   e.payload = payload_for(kind, agg, version);
   out.topic = options_.topics.empty() ? kind.topic : options_.topics[agg % options_.topics.size()];
   out.key = e.aggregate_id;
+  out.keyed = options_.keyed;
   out.stream = e.aggregate_type + "-" + e.aggregate_id;
   Format format = options_.format;
   if (format == Format::kMixed) format = static_cast<Format>(produced_ % 3);

@@ -44,15 +44,25 @@ struct GeneratorOptions {
   size_t payload_max = 600;
   std::vector<std::string> topics;  // empty: the seed's topic per aggregate kind; else round-robin
   Format format = Format::kJson;
+  // Messages keyed by aggregate id (one aggregate, one partition), or with no key, as NestJS's
+  // `emit(topic, event)` sends them (the producer then spreads an aggregate over partitions).
+  bool keyed = true;
+  // Each aggregate's versions produced together, one after another (as a request handler emits
+  // them), instead of aggregates interleaved at random.
+  bool burst = false;
 };
 
 struct GeneratedEvent {
   std::string topic;
   std::string key;          // aggregate id
+  bool keyed = true;        // false: the message has no key (`key_view()` is null)
   std::string value;        // the message bytes in the chosen format
   std::string content_type; // the content-type header that names the format
   std::string stream;       // {AggregateType}-{AggregateId}
   DomainEvent event;        // what the value encodes
+
+  // The key to produce: null (data() == nullptr) for an unkeyed message.
+  [[nodiscard]] std::string_view key_view() const { return keyed ? std::string_view(key) : std::string_view(); }
 };
 
 class Generator {
@@ -74,6 +84,7 @@ class Generator {
   std::vector<uint32_t> next_version_;  // per aggregate
   std::vector<uint32_t> remaining_;     // per aggregate
   std::vector<uint64_t> live_;          // aggregates with events left
+  std::optional<size_t> burst_pick_;    // burst: the aggregate being produced (index into live_)
   std::vector<std::string> aggregate_ids_;  // filled on first use
 };
 
