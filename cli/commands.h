@@ -32,7 +32,7 @@ struct IngestFlags {
   std::vector<std::string> topic_codecs;      // --codec TOPIC=json|protobuf|flatbuffers
   std::string on_data_loss = "fail";          // fail | skip
   std::string reorder_window = "30s";         // how long a gap waits before it is re-checked
-  size_t max_held_bytes = 16u << 20;          // message bytes of held events before the oldest gaps are given up
+  size_t max_held_bytes = 32u << 20;          // message bytes of held events before the oldest gaps are given up
   bool allow_system_streams = false;          // write stream names starting with `$`
 
   [[nodiscard]] absl::StatusOr<pipeline::EngineOptions> engine_options() const;

@@ -52,6 +52,9 @@ absl::Status IngestSession::start() {
     engine_->submit(std::move(msgs), bytes);
   };
   cb.has_room = [this] { return engine_->has_room(); };
+  // A bounded run reads the partitions furthest behind first while held events are over budget
+  // (the partitions' ends tell it which are done; a live run gives gaps up after the window instead).
+  if (!source_options_.end_at.empty()) cb.behind_first = [this] { return engine_->held_over_soft_limit(); };
   cb.on_revoke = [this](const std::vector<TopicPartition>& tps) { engine_->on_revoke(tps); };
   cb.on_fatal = [this](absl::Status s) {
     std::lock_guard lock(mu_);

@@ -147,10 +147,67 @@ void KafkaSource::set_paused(bool paused) {
   rd_kafka_topic_partition_list_destroy(assignment);
   paused_ = paused;
   if (!paused) {
-    // Partitions at their end stay paused.
+    // Partitions at their end, and those held back behind the others, stay paused.
     auto ended = ended_;
     ended_.clear();
     for (const auto& tp : ended) pause_at_end(tp);
+    auto held = std::move(held_back_);
+    held_back_.clear();
+    if (aligning_) {
+      for (const auto& tp : held) {
+        held_back_.insert(tp);
+        auto* list = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition);
+        rd_kafka_pause_partitions(rk_, list);
+        rd_kafka_topic_partition_list_destroy(list);
+      }
+    }
+  }
+}
+
+void KafkaSource::align(bool on) {
+  auto change = [&](const std::vector<TopicPartition>& tps, bool pause) {
+    if (tps.empty()) return;
+    auto* list = rd_kafka_topic_partition_list_new(int(tps.size()));
+    for (const auto& tp : tps) rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition);
+    if (pause) {
+      rd_kafka_pause_partitions(rk_, list);
+    } else {
+      rd_kafka_resume_partitions(rk_, list);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+  };
+  auto is_ended = [&](const TopicPartition& tp) { return std::find(ended_.begin(), ended_.end(), tp) != ended_.end(); };
+  std::vector<TopicPartition> pause, resume;
+  if (on) {
+    // The earliest message time among the partitions still to be read.
+    int64_t earliest = INT64_MAX;
+    for (const auto& [tp, epoch] : epochs_) {
+      if (is_ended(tp) || reached_end_.contains(tp)) continue;
+      if (auto it = last_timestamp_.find(tp); it != last_timestamp_.end()) earliest = std::min(earliest, it->second);
+    }
+    // Read those within a second of the earliest (and those nothing was read from yet); hold the
+    // others back.
+    for (const auto& [tp, epoch] : epochs_) {
+      if (is_ended(tp)) continue;
+      auto it = last_timestamp_.find(tp);
+      const bool behind = reached_end_.contains(tp) || it == last_timestamp_.end() || it->second <= earliest + 1000;
+      if (!behind && held_back_.insert(tp).second) pause.push_back(tp);
+      if (behind && held_back_.erase(tp) > 0) resume.push_back(tp);
+    }
+  } else {
+    resume.assign(held_back_.begin(), held_back_.end());
+    held_back_.clear();
+  }
+  if (!paused_) {
+    change(pause, true);
+    change(resume, false);
+  }
+  if (on != aligning_) {
+    aligning_ = on;
+    spdlog::info(on ? "events waiting for missing versions are over budget: reading the partitions furthest behind "
+                      "in message time first"
+                    : "waiting events back under budget: reading every partition");
   }
 }
 
@@ -271,6 +328,7 @@ void KafkaSource::handle_rebalance(int err, void* opaque_list) {
     for (const auto& tp : tps) {
       epochs_.erase(tp);
       reached_end_.erase(tp);
+      held_back_.erase(tp);  // (last_timestamp_ keeps its entry: the poll loop caches a pointer to it)
     }
     update_read_to_ends();
     if (cooperative) {
@@ -319,6 +377,8 @@ void KafkaSource::poll_loop() {
   int64_t cached_end = INT64_MAX;
   bool stopped_fetching = false;
   Clock::time_point full_since{};  // when the pipeline became full (epoch: not full)
+  int64_t* cached_last_ts = nullptr;  // last_timestamp_ of cached_tp (a std::map node: stable)
+  auto next_align = Clock::now();
 
   while (!closing_.load()) {
     if (!fetching_.load() && !stopped_fetching) {
@@ -347,6 +407,12 @@ void KafkaSource::poll_loop() {
       }
     }
 
+    if (callbacks_.behind_first && !stopped_fetching && Clock::now() >= next_align) {
+      next_align = Clock::now() + std::chrono::milliseconds(50);
+      const bool over = callbacks_.behind_first();
+      if (over || aligning_) align(over);
+    }
+
     // While paused (or stopped) poll briefly: the group protocol still needs us, and commits go on.
     int timeout_ms = (paused_ || stopped_fetching) ? 20 : 5;
     rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, batcher_.empty() ? timeout_ms : 1);
@@ -359,6 +425,7 @@ void KafkaSource::poll_loop() {
           cached_epoch = it == epochs_.end() ? AssignmentEpoch{0} : it->second;
           cached_topic = m->rkt;
           cached_partition = m->partition;
+          cached_last_ts = nullptr;
           auto end = options_.end_at.find(cached_tp);
           cached_end = end == options_.end_at.end() ? INT64_MAX : end->second;
         }
@@ -373,6 +440,10 @@ void KafkaSource::poll_loop() {
         msg.epoch = cached_epoch;
         rd_kafka_timestamp_type_t tst;
         msg.timestamp_ms = rd_kafka_message_timestamp(m, &tst);
+        if (callbacks_.behind_first) {
+          if (cached_last_ts == nullptr) cached_last_ts = &last_timestamp_[cached_tp];
+          *cached_last_ts = msg.timestamp_ms;
+        }
         if (m->key != nullptr) msg.key.assign(static_cast<const char*>(m->key), m->key_len);
         msg.assign_value(m->payload != nullptr ? m->payload : "", m->payload != nullptr ? m->len : 0);
         rd_kafka_headers_t* hdrs = nullptr;

@@ -71,6 +71,10 @@ struct SourceCallbacks {
   std::function<bool()> has_room;
   // Newly assigned partitions (after their start offsets are set).
   std::function<void(const std::vector<TopicPartition>&)> on_assign;
+  // True while events waiting for missing versions of their streams are over their budget: the
+  // source then reads only the partitions furthest behind in message time (where the missing
+  // versions are likely to be) until the pipeline says false again.
+  std::function<bool()> behind_first;
   // Partitions being revoked: wait a bounded time for their in-flight work, drop their state.
   // Their done positions are committed synchronously after this returns.
   std::function<void(const std::vector<TopicPartition>&)> on_revoke;
@@ -114,6 +118,8 @@ class KafkaSource {
   void commit_due(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::time_point& next_commit,
                   std::chrono::steady_clock::time_point& next_recommit);
   void set_paused(bool paused);
+  // Reading only the partitions furthest behind in message time (callbacks_.behind_first).
+  void align(bool on);
 
   SourceOptions options_;
   SourceCallbacks callbacks_;
@@ -139,6 +145,9 @@ class KafkaSource {
   std::set<TopicPartition> assignment_;   // guarded by assignment_mu_
   std::atomic<bool> read_to_ends_{false};
   bool paused_ = false;
+  bool aligning_ = false;                                // polling thread only
+  std::map<TopicPartition, int64_t> last_timestamp_;     // polling thread only: per partition, ms
+  std::set<TopicPartition> held_back_;                   // polling thread only: paused by align
   bool closed_ = false;
   uint64_t next_epoch_ = 1;
   std::map<TopicPartition, AssignmentEpoch> epochs_;  // polling thread only

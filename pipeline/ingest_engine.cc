@@ -664,6 +664,10 @@ bool IngestEngine::has_room() const {
   return !impl_->budget_full;
 }
 
+bool IngestEngine::held_over_soft_limit() const {
+  return impl_->table.held_bytes() > impl_->options.max_held_bytes / 2;
+}
+
 void IngestEngine::on_revoke(const std::vector<TopicPartition>& tps) {
   {
     std::unique_lock lock(impl_->idle_mu);

@@ -76,9 +76,10 @@ struct EngineOptions {
   // gives up only at its end, through `give_up_gaps`).
   std::chrono::milliseconds reorder_window{30000};
   bool give_up_expired_gaps = true;
-  // Message bytes of held events above which the oldest gaps are given up (re-checked, then
-  // dead-lettered), so held events never fill the in-flight budget and stall the source.
-  size_t max_held_bytes = 16u << 20;
+  // Message bytes of held events. Above half of it the source reads the partitions furthest behind
+  // in message time first (`held_over_soft_limit`); above it the oldest gaps are given up
+  // (re-checked, then dead-lettered), so held events never fill the in-flight budget and stall the source.
+  size_t max_held_bytes = 32u << 20;
   // Stream names starting with `$` are KurrentDB's system and metadata streams: dead-lettered
   // `system-stream` unless allowed.
   bool allow_system_streams = false;
@@ -127,6 +128,8 @@ class IngestEngine {
   // The in-flight budget (batches and bytes), with hysteresis: false from the high mark until the
   // engine drained to half of it. The source pauses while false. Called by one thread.
   [[nodiscard]] bool has_room() const;
+  // Held events are over half their budget: the source should read the partitions furthest behind.
+  [[nodiscard]] bool held_over_soft_limit() const;
   // Waits (bounded) for in-flight work, then drops the state of streams seen on these partitions.
   void on_revoke(const std::vector<TopicPartition>& tps);
   // Blocks until every submitted batch has completed and no held event is being written. Held

@@ -46,7 +46,8 @@ GroupPtr StreamTable::pop_merged_locked(StreamState& st, Clock::time_point now) 
     if (!g.held_since) return;
     held_events_ -= g.items.size();
     held_bytes_.fetch_sub(g.held_bytes, std::memory_order_relaxed);
-    auto waited = uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(now - *g.held_since).count());
+    // `now` may be a little older than the hold (taken by another thread before it locked).
+    auto waited = uint64_t(std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(now - *g.held_since).count()));
     max_wait_ms_ = std::max(max_wait_ms_, waited);
     g.held_since.reset();
     g.held_bytes = 0;
