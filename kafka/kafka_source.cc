@@ -186,12 +186,12 @@ void KafkaSource::align(bool on) {
       if (is_ended(tp) || reached_end_.contains(tp)) continue;
       if (auto it = last_timestamp_.find(tp); it != last_timestamp_.end()) earliest = std::min(earliest, it->second);
     }
-    // Read those within a second of the earliest (and those nothing was read from yet); hold the
+    // Read those within 100 ms of the earliest (and those nothing was read from yet); hold the
     // others back.
     for (const auto& [tp, epoch] : epochs_) {
       if (is_ended(tp)) continue;
       auto it = last_timestamp_.find(tp);
-      const bool behind = reached_end_.contains(tp) || it == last_timestamp_.end() || it->second <= earliest + 1000;
+      const bool behind = reached_end_.contains(tp) || it == last_timestamp_.end() || it->second <= earliest + 100;
       if (!behind && held_back_.insert(tp).second) pause.push_back(tp);
       if (behind && held_back_.erase(tp) > 0) resume.push_back(tp);
     }
@@ -205,9 +205,13 @@ void KafkaSource::align(bool on) {
   }
   if (on != aligning_) {
     aligning_ = on;
-    spdlog::info(on ? "events waiting for missing versions are over budget: reading the partitions furthest behind "
-                      "in message time first"
-                    : "waiting events back under budget: reading every partition");
+    // The first time at info, then at debug: it may toggle every few seconds.
+    static constexpr const char* kOn =
+        "events waiting for missing versions are over budget: reading the partitions furthest behind in message "
+        "time first";
+    static constexpr const char* kOff = "waiting events back under budget: reading every partition";
+    spdlog::log(aligned_before_ ? spdlog::level::debug : spdlog::level::info, on ? kOn : kOff);
+    if (!on) aligned_before_ = true;
   }
 }
 

@@ -146,6 +146,7 @@ class KafkaSource {
   std::atomic<bool> read_to_ends_{false};
   bool paused_ = false;
   bool aligning_ = false;                                // polling thread only
+  bool aligned_before_ = false;                          // polling thread only
   std::map<TopicPartition, int64_t> last_timestamp_;     // polling thread only: per partition, ms
   std::set<TopicPartition> held_back_;                   // polling thread only: paused by align
   bool closed_ = false;
