@@ -45,6 +45,7 @@ struct DemoOptions {
   bool measure_raw = true;
   bool produce_first = false;
   std::string sink = "grpc";
+  std::string progress;
   IngestFlags ingest;
   KurrentFlags kurrent;
 };
@@ -60,6 +61,8 @@ int run_demo(const DemoOptions& o) {
   install_interrupt_handlers();
   auto payload = parse_range(o.payload_bytes, "--payload-bytes");
   if (!payload.ok()) return usage_error(payload.status());
+  auto progress_shown = progress_mode(o.progress);
+  if (!progress_shown.ok()) return usage_error(progress_shown.status());
   auto engine_options = o.ingest.engine_options();
   if (!engine_options.ok()) return usage_error(engine_options.status());
   // The engine keeps streams waiting (and merging) while the sink's append slots are all taken.
@@ -246,8 +249,7 @@ int run_demo(const DemoOptions& o) {
                   now - last_change > std::chrono::seconds(5);
         return starved;
       },
-      o.events,
-      timeout, std::chrono::seconds(2));
+      timeout, {.mode = *progress_shown, .every = std::chrono::seconds(2), .total = o.events});
   auto ingest_end = Clock::now();
   if (producer.joinable()) producer.join();
   if (auto s = session.finish(); !s.ok()) spdlog::warn("{}", s.ToString());
@@ -389,6 +391,7 @@ void register_demo(CLI::App& app, std::function<void(std::function<int()>)> set_
       ->check(CLI::IsMember({"grpc", "direct", "discard"}));
   add_ingest_flags(*cmd, o->ingest);
   add_kurrent_flags(*cmd, o->kurrent);
+  add_progress_flag(*cmd, o->progress);
   cmd->callback([o, set_action] { set_action([o] { return run_demo(*o); }); });
 }
 
