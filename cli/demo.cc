@@ -184,6 +184,9 @@ int run_demo(const DemoOptions& o) {
   // The mock broker: a short session keeps any rebalance quick.
   src.properties.emplace("session.timeout.ms", "6000");
   src.properties.emplace("heartbeat.interval.ms", "500");
+  // The demo's broker is its own and its group new: every partition is taken at once, without
+  // the group's first rebalance (which the broker delays by 3 s).
+  src.assign_all = true;
   IngestSession session(src, std::move(*engine_options), sink, &dead_letters);
 
   auto produce_all = [&] {

@@ -154,18 +154,18 @@ RunEnd IngestSession::run_until(const std::function<bool(const pipeline::EngineS
           std::string eta = done_rate > 0 && s.messages_done < total
                                 ? fmt::format(" ETA {:.0f}s", double(total - s.messages_done) / done_rate)
                                 : "";
-          line = fmt::format("[{}{}] {:5.1f}% {}/{} events {:.0f}/s{}, dead letters {}{}",
+          line = fmt::format("[{}{}] {:5.1f}% {}/{} events {:.0f} appended/s{}, dead letters {}{}",
                              std::string(size_t(filled), '#'), std::string(size_t(30 - filled), '.'), 100 * frac,
                              s.messages_done, total, rate, eta, s.dead_lettered, extra);
         } else {
-          line = fmt::format("{} events {:.0f}/s, dead letters {}{}", s.messages_done, rate, s.dead_lettered, extra);
+          line = fmt::format("{} events {:.0f} appended/s, dead letters {}{}", s.messages_done, rate, s.dead_lettered, extra);
         }
         draw_bar(line);
       } else if (total > 0) {
-        spdlog::info("progress: {}/{} events done ({:.1f}%), {:.0f}/s, {} dead-lettered{}", s.messages_done, total,
+        spdlog::info("progress: {}/{} events done ({:.1f}%), {:.0f} appended/s, {} dead-lettered{}", s.messages_done, total,
                      100.0 * double(s.messages_done) / double(total), rate, s.dead_lettered, extra);
       } else {
-        spdlog::info("progress: {} events done, {:.0f}/s, {} dead-lettered{}", s.messages_done, rate, s.dead_lettered,
+        spdlog::info("progress: {} events done, {:.0f} appended/s, {} dead-lettered{}", s.messages_done, rate, s.dead_lettered,
                      extra);
       }
       next_log = now + every;

@@ -44,6 +44,7 @@ struct RunOptions {
   std::string sink = "kurrentdb";  // kurrentdb | discard
   int64_t progress_s = 10;
   std::string progress;
+  bool assign = false;
   MetricsFlags metrics;
   IngestFlags ingest;
   KurrentFlags kurrent;
@@ -68,6 +69,11 @@ int run_run(const RunOptions& o) {
     for (auto part : absl::StrSplit(t, ',', absl::SkipEmpty())) topics.emplace_back(part);
   }
   if (topics.empty()) return usage_error(absl::InvalidArgumentError("--topics: give at least one topic"));
+  if (o.assign && o.until == "never") {
+    return usage_error(absl::InvalidArgumentError(
+        "--assign is for a bounded run (--until end): an unbounded run should join --group so that other "
+        "instances can share and take over its partitions"));
+  }
   auto engine_options = o.ingest.engine_options();
   if (!engine_options.ok()) return usage_error(engine_options.status());
   // The engine keeps streams waiting (and merging) while the sink's append slots are all taken.
@@ -116,6 +122,7 @@ int run_run(const RunOptions& o) {
   src.brokers = o.brokers;
   src.group_id = o.group;
   src.topics = topics;
+  src.assign_all = o.assign;
   // The ends of a bounded run, captured before anything is consumed.
   std::unique_ptr<kafka::GroupProgress> progress;
   kafka::Offsets ends;
@@ -216,7 +223,9 @@ int run_run(const RunOptions& o) {
   auto metrics_out = start_metrics(registry, o.metrics, std::chrono::seconds(o.progress_s));
   if (!metrics_out.ok()) return usage_error(metrics_out.status());
   auto started = Clock::now();
-  if (auto s = session.start(); !s.ok()) return fatal_error(s);
+  if (auto s = session.start(); !s.ok()) {
+    return absl::IsFailedPrecondition(s) ? usage_error(s) : fatal_error(s);
+  }
   std::cout << o.command << ": " << topics.size() << " topic(s) from " << o.brokers << " (group " << o.group
             << ") into " << endpoint << " (append mode " << sink.append_mode() << ")";
   if (bounded) std::cout << ", " << total << " events to the ends captured now";
@@ -345,6 +354,10 @@ void register_ingest_command(CLI::App& app, ActionSetter set_action, const std::
                     "2026-11-27T09:00:00Z");
     cmd->add_option("--until-offset", o->until_offsets,
                     "End these partitions earlier: TOPIC:PARTITION:OFFSET[,...] (the offset is excluded)");
+    cmd->add_flag("--assign", o->assign,
+                  "Take every partition at once instead of joining --group (no wait for the group's first rebalance, "
+                  "which brokers delay by group.initial.rebalance.delay.ms, 3 s by default); offsets are still "
+                  "committed to --group. For a single instance only: refused while the group has active members");
   }
   cmd->add_option("--brokers", o->brokers, "Kafka bootstrap servers HOST:PORT[,HOST:PORT...]")->required();
   cmd->add_option("--topics", o->topics, "Topics to consume (comma-separated or repeated)")->required();
