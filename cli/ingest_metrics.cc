@@ -39,13 +39,13 @@ metrics::HistogramSnapshot snapshot(const pipeline::LatencyHistogram& h) {
 
 }  // namespace
 
-void add_metrics_flags(CLI::App& cmd, MetricsFlags& f) {
+void add_metrics_flags(CLI::App& cmd, MetricsFlags& f, const std::string& every_flag) {
   cmd.add_option("--metrics-listen", f.listen,
                  "Serve Prometheus metrics at http://HOST:PORT/metrics (HOST defaults to 127.0.0.1; port 0 picks a "
                  "free one)");
   cmd.add_option("--metrics-textfile", f.textfile,
-                 "Write the metrics to FILE (atomically: temporary file, then rename) every --progress-s and at exit, "
-                 "for node_exporter's textfile collector (name it *.prom)");
+                 "Write the metrics to FILE (atomically: temporary file, then rename) every " + every_flag +
+                     " and at exit, for node_exporter's textfile collector (name it *.prom)");
 }
 
 absl::StatusOr<std::unique_ptr<metrics::MetricsOutput>> start_metrics(const metrics::Registry& registry,

@@ -26,7 +26,8 @@ struct MetricsFlags {
   std::string listen;
   std::string textfile;
 };
-void add_metrics_flags(CLI::App& cmd, MetricsFlags& flags);
+// `every_flag`: the flag that sets how often the textfile is rewritten.
+void add_metrics_flags(CLI::App& cmd, MetricsFlags& flags, const std::string& every_flag = "--progress-s");
 
 // Starts the endpoint and the textfile (every `every`); null when neither flag is given. Prints
 // where the endpoint listens.

@@ -333,3 +333,39 @@ TEST_F(OpsTest, OnATerminalLogLinesNeverRunIntoTheBar) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(OpsTest, ServeStoreCountsWhatAReplayWrote) {
+  const std::string sdir = dir_ + "/metered";
+  std::filesystem::create_directories(sdir);
+  Process store("serve-store --db " + sdir + "/events.db --listen 127.0.0.1:0 --address-file " + sdir +
+                    "/address --metrics-listen 127.0.0.1:0 --metrics-textfile " + sdir + "/store.prom",
+                sdir + "/store.out");
+  const std::string address = wait_line(sdir + "/address", "", 20s);
+  ASSERT_FALSE(address.empty()) << slurp(sdir + "/store.out");
+  const std::string url = wait_line(sdir + "/store.out", "metrics: ", 20s);
+  ASSERT_FALSE(url.empty()) << slurp(sdir + "/store.out");
+  Process replay("replay --brokers " + bootstrap_ + " --topics " + kTopics + " --group ops-store --assign" +
+                     " --kurrent 'kurrentdb://" + address + "?tls=false' --dlq-file " + sdir + "/dlq.ndjson --report " +
+                     sdir + "/report.json --progress none",
+                 sdir + "/replay.out");
+  ASSERT_EQ(replay.wait(120s), 0) << slurp(sdir + "/replay.out");
+  const std::string report = slurp(sdir + "/report.json");
+
+  httplib::Client client(url.substr(0, url.size() - std::string("/metrics").size()));
+  auto res = client.Get("/metrics");
+  ASSERT_TRUE(res && res->status == 200);
+  EXPECT_EQ(sample(res->body, "kurrent_ingest_store_events_written_total"), field(report, "events_appended"))
+      << res->body;
+  EXPECT_GE(sample(res->body, "kurrent_ingest_store_appends_total"), field(report, "appends"));
+  EXPECT_GT(sample(res->body, "kurrent_ingest_store_transactions_total"), 0);
+  EXPECT_GT(sample(res->body, "kurrent_ingest_store_reads_total"), 0);
+  EXPECT_GT(sample(res->body, "kurrent_ingest_store_database_bytes"), 0);
+  EXPECT_EQ(sample(res->body, "kurrent_ingest_store_append_duration_seconds_count"),
+            sample(res->body, "kurrent_ingest_store_appends_total"));
+  auto [rc, said] = promtool_check(res->body, sdir);
+  EXPECT_EQ(rc, 0) << said << res->body;
+}
+
+}  // namespace
