@@ -259,6 +259,14 @@ TEST_F(OpsTest, AnUnknownKeyExitsTwoNamingItAndItsLine) {
   EXPECT_NE(out.find(job + ":3: unknown key 'batch-max-event'"), std::string::npos) << out;
 }
 
+TEST_F(OpsTest, TheExampleJobFileIsValid) {
+  auto [rc, out] = shell("KURRENT_PASSWORD=p1 KAFKA_PASSWORD=p2 " + std::string(KI_BINARY) + " replay --config " +
+                         std::string(KI_SOURCE_DIR) + "/docs/nightly-backfill.toml --print-config");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("assign = true"), std::string::npos) << out;
+  EXPECT_NE(out.find("sasl.password=****"), std::string::npos) << out;
+}
+
 TEST_F(OpsTest, PrintConfigMasksPasswordsFromTheEnvironmentAndFlags) {
   const std::string job = dir_ + "/secret.toml";
   std::ofstream(job) << "brokers = \"" << bootstrap_ << "\"\ntopics = \"system-events\"\n"
