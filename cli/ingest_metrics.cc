@@ -14,6 +14,7 @@ struct EngineField {
   const char* name;
   bool counter;
   const char* help;
+  double scale = 1;  // to the metric's base unit (ms → seconds: 0.001)
 };
 
 constexpr EngineField kEngineFields[] = {
@@ -27,6 +28,12 @@ constexpr EngineField kEngineFields[] = {
     {&pipeline::EngineStats::appends, "kurrent_ingest_appends_total", true, "Append requests sent to the sink"},
     {&pipeline::EngineStats::messages_done, "kurrent_ingest_messages_done_total", true, "Messages whose offsets may be committed"},
     {&pipeline::EngineStats::streams_on_several_partitions, "kurrent_ingest_streams_on_several_partitions", false, "Streams whose events came from more than one partition"},
+    {&pipeline::EngineStats::events_held, "kurrent_ingest_events_held", false, "Events waiting for an earlier version of their stream"},
+    {&pipeline::EngineStats::held_bytes, "kurrent_ingest_held_bytes", false, "Message bytes of the held events"},
+    {&pipeline::EngineStats::events_reordered, "kurrent_ingest_events_reordered_total", true, "Events that waited for an earlier version of their stream"},
+    {&pipeline::EngineStats::max_reorder_wait_ms, "kurrent_ingest_max_reorder_wait_seconds", false, "The longest wait of a held event so far", 0.001},
+    {&pipeline::EngineStats::open_gaps, "kurrent_ingest_open_gaps", false, "Streams waiting for a missing version"},
+    {&pipeline::EngineStats::pending_groups, "kurrent_ingest_pending_groups", false, "Stream groups waiting in the engine (behind an append, for a slot, or held)"},
 };
 
 // Append and read latencies: 100 µs to 30 s.
@@ -94,10 +101,12 @@ void add_ingest_metrics(metrics::Registry& registry, IngestMetricsSources src) {
       const auto s = src.session->stats();
       for (const auto& f : kEngineFields) {
         const uint64_t v = s.*(f.field);
-        if (f.counter) {
+        if (f.counter && f.scale == 1) {
           e.counter(f.name, f.help, v);
+        } else if (f.counter) {
+          e.counter(f.name, f.help, double(v) * f.scale);
         } else {
-          e.gauge(f.name, f.help, double(v));
+          e.gauge(f.name, f.help, double(v) * f.scale);
         }
       }
       e.gauge("kurrent_ingest_events_per_append", "Events appended per append request so far",

@@ -377,3 +377,27 @@ TEST_F(OpsTest, ServeStoreCountsWhatAReplayWrote) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(OpsTest, AssignIsRefusedWhileTheGroupHasMembers) {
+  Process member("run --brokers " + bootstrap_ + " --topics " + kTopics +
+                     " --group ops-busy --sink discard --progress none --dlq-file " + dir_ + "/busy.ndjson",
+                 dir_ + "/busy.out");
+  ASSERT_FALSE(wait_line(dir_ + "/busy.out", "", 30s).empty());
+  // The member holds its partitions once "assigned" is logged.
+  const auto deadline = Clock::now() + 30s;
+  while (slurp(dir_ + "/busy.out").find("assigned ") == std::string::npos && Clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_NE(slurp(dir_ + "/busy.out").find("assigned "), std::string::npos) << slurp(dir_ + "/busy.out");
+  auto [rc, out] = shell(std::string(KI_BINARY) + " replay --brokers " + bootstrap_ + " --topics " + kTopics +
+                         " --group ops-busy --sink discard --assign --progress none --dlq-file " + dir_ +
+                         "/busy2.ndjson");
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("--assign: the broker refused a commit from outside consumer group ops-busy"), std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("events: "), std::string::npos) << "nothing is ingested when refused:\n" << out;
+}
+
+}  // namespace
