@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/ingest_metrics.h"
+#include "pipeline/timed_sink.h"
 #include "cli/ingest_session.h"
 #include "cli/signals.h"
 #include "kafka/embedded_broker.h"
@@ -46,6 +48,7 @@ struct DemoOptions {
   bool produce_first = false;
   std::string sink = "grpc";
   std::string progress;
+  MetricsFlags metrics;
   IngestFlags ingest;
   KurrentFlags kurrent;
 };
@@ -151,7 +154,8 @@ int run_demo(const DemoOptions& o) {
               << client->append_mode() << "\n";
     sink_owner = std::move(*connected);
   }
-  Sink& sink = *sink_owner;
+  // Timed for the metrics' append and stream-read histograms.
+  pipeline::TimedSink sink(*sink_owner);
   auto dlq = pipeline::NdjsonDeadLetterFile::open(dlq_path);
   if (!dlq.ok()) return usage_error(dlq.status());
   std::unique_ptr<pipeline::KafkaDeadLetterTopic> dlq_topic;
@@ -163,7 +167,8 @@ int run_demo(const DemoOptions& o) {
     dlq_topic = std::move(*t);
     dead_letter_sinks.push_back(dlq_topic.get());
   }
-  pipeline::TeeDeadLetters dead_letters(dead_letter_sinks);
+  pipeline::TeeDeadLetters tee_dead_letters(dead_letter_sinks);
+  CountingDeadLetters dead_letters(tee_dead_letters);
 
   // Produce while ingesting. The mock broker silently drops a partition's oldest data past ~5 MiB,
   // so the generator never runs more than a few MiB per partition ahead of the ingest.
@@ -188,6 +193,16 @@ int run_demo(const DemoOptions& o) {
   // the group's first rebalance (which the broker delays by 3 s).
   src.assign_all = true;
   IngestSession session(src, std::move(*engine_options), sink, &dead_letters);
+  metrics::Registry registry;
+  metrics::add_process_metrics(registry);
+  add_ingest_metrics(registry, {.command = "demo",
+                                .append_mode = sink.append_mode(),
+                                .session = &session,
+                                .sink = &sink,
+                                .client = client,
+                                .dead_letters = &dead_letters});
+  auto metrics_out = start_metrics(registry, o.metrics, std::chrono::seconds(2));
+  if (!metrics_out.ok()) return usage_error(metrics_out.status());
 
   auto produce_all = [&] {
     auto p = kafka::Producer::create((*broker)->bootstrap());
@@ -357,6 +372,9 @@ int run_demo(const DemoOptions& o) {
       if (code == pipeline::kExitDone) code = pipeline::kExitFatal;
     }
   }
+  if (*metrics_out) {
+    if (auto st = (*metrics_out)->stop(); !st.ok()) std::cerr << "error: " << st.message() << "\n";
+  }
   sink_owner.reset();
   if (grpc_server) grpc_server->shutdown();
   if (es) es->close();
@@ -395,6 +413,7 @@ void register_demo(CLI::App& app, std::function<void(std::function<int()>)> set_
   add_ingest_flags(*cmd, o->ingest);
   add_kurrent_flags(*cmd, o->kurrent);
   add_progress_flag(*cmd, o->progress);
+  add_metrics_flags(*cmd, o->metrics, "2 s");
   cmd->callback([o, set_action] { set_action([o] { return run_demo(*o); }); });
 }
 
