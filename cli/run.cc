@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 
@@ -205,8 +206,10 @@ int run_run(const RunOptions& o) {
     total = *left;
   }
 
-  // Consumer lag, measured beside the run (its own Kafka handle), every second.
-  auto lag = LagWatcher::start(o.brokers, o.group, src.properties, topics, std::chrono::seconds(1));
+  // Consumer lag, measured beside the run (its own Kafka handle; a watermark request per partition)
+  // every --progress-s, at most 5 s apart.
+  auto lag = LagWatcher::start(o.brokers, o.group, src.properties, topics,
+                               std::chrono::seconds(std::clamp<int64_t>(o.progress_s, 1, 5)));
   if (!lag.ok()) return usage_error(lag.status());
 
   IngestSession session(src, std::move(*engine_options), sink, &dead_letters);
