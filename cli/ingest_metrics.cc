@@ -25,6 +25,7 @@ constexpr EngineField kEngineFields[] = {
     {&pipeline::EngineStats::dead_lettered, "kurrent_ingest_events_dead_lettered_total", true, "Events sent to the dead-letter sink, every reason"},
     {&pipeline::EngineStats::streams, "kurrent_ingest_streams", false, "Distinct streams touched by this run"},
     {&pipeline::EngineStats::batches, "kurrent_ingest_batches_total", true, "Kafka batches completed"},
+    {&pipeline::EngineStats::batches_in_flight, "kurrent_ingest_batches_in_flight", false, "Kafka batches inside the pipeline"},
     {&pipeline::EngineStats::appends, "kurrent_ingest_appends_total", true, "Append requests sent to the sink"},
     {&pipeline::EngineStats::messages_done, "kurrent_ingest_messages_done_total", true, "Messages whose offsets may be committed"},
     {&pipeline::EngineStats::streams_on_several_partitions, "kurrent_ingest_streams_on_several_partitions", false, "Streams whose events came from more than one partition"},
@@ -111,8 +112,6 @@ void add_ingest_metrics(metrics::Registry& registry, IngestMetricsSources src) {
       }
       e.gauge("kurrent_ingest_events_per_append", "Events appended per append request so far",
               s.appends > 0 ? double(s.events_appended) / double(s.appends) : 0);
-      e.gauge("kurrent_ingest_batches_in_flight", "Kafka batches inside the pipeline",
-              double(src.session->batches_in_flight()));
       e.gauge("kurrent_ingest_bytes_in_flight", "Kafka message bytes inside the pipeline",
               double(src.session->bytes_in_flight()));
       e.counter("kurrent_ingest_offset_commits_total", "Kafka offset commits sent", src.session->offset_commits());

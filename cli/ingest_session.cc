@@ -61,7 +61,6 @@ absl::Status IngestSession::start() {
       cpu_s_at_first_batch_ = process_cpu_seconds();
       got_batch_.store(true, std::memory_order_release);
     }
-    batches_submitted_.fetch_add(1, std::memory_order_relaxed);
     bytes_submitted_.fetch_add(bytes, std::memory_order_relaxed);
     engine_->submit(std::move(msgs), bytes);
   };
@@ -91,12 +90,6 @@ absl::Status IngestSession::fatal() const {
     if (!source_fatal_.ok()) return source_fatal_;
   }
   return engine_->fatal();
-}
-
-uint64_t IngestSession::batches_in_flight() const {
-  const uint64_t submitted = batches_submitted_.load(std::memory_order_relaxed);
-  const uint64_t done = engine_->stats().batches;
-  return submitted > done ? submitted - done : 0;
 }
 
 uint64_t IngestSession::bytes_in_flight() const {

@@ -80,8 +80,7 @@ class IngestSession {
   [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> first_batch_at() const;
   // CPU seconds (user + system) this process had used when the first batch arrived.
   [[nodiscard]] double cpu_s_at_first_batch() const { return cpu_s_at_first_batch_; }
-  // Batches and message bytes handed to the engine and not completed yet.
-  [[nodiscard]] uint64_t batches_in_flight() const;
+  // Message bytes handed to the engine and not completed yet.
   [[nodiscard]] uint64_t bytes_in_flight() const;
   // Messages done per second since the first batch (0 before it).
   [[nodiscard]] double done_rate() const;
@@ -96,7 +95,6 @@ class IngestSession {
   std::atomic<bool> got_batch_{false};
   std::chrono::steady_clock::time_point first_batch_at_{};  // written once, before got_batch_
   double cpu_s_at_first_batch_ = 0;                          // likewise
-  std::atomic<uint64_t> batches_submitted_{0};
   std::atomic<uint64_t> bytes_submitted_{0};
   std::atomic<uint64_t> bytes_done_{0};
 };
