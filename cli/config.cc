@@ -216,7 +216,11 @@ std::string print_config_requested(CLI::App& app) {
         out += "# " + name + " =\n";
         continue;
       }
-      for (auto& v : values) v = mask_secrets(v);
+      for (auto& v : values) {
+        v = mask_secrets(v);
+        // serve-store --user NAME:PASSWORD
+        if (name == "user" && v.find(':') != std::string::npos) v = v.substr(0, v.find(':')) + ":****";
+      }
       if (opt->get_items_expected_max() > 1) {
         out += name + " = [";
         for (size_t i = 0; i < values.size(); ++i) out += (i > 0 ? ", " : "") + toml_quote(values[i]);
