@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/ingest_metrics.h"
+#include "pipeline/timed_sink.h"
 #include "cli/ingest_session.h"
 #include "cli/signals.h"
 #include "kafka/embedded_broker.h"
@@ -45,6 +47,8 @@ struct DemoOptions {
   bool measure_raw = true;
   bool produce_first = false;
   std::string sink = "grpc";
+  std::string progress;
+  MetricsFlags metrics;
   IngestFlags ingest;
   KurrentFlags kurrent;
 };
@@ -60,6 +64,8 @@ int run_demo(const DemoOptions& o) {
   install_interrupt_handlers();
   auto payload = parse_range(o.payload_bytes, "--payload-bytes");
   if (!payload.ok()) return usage_error(payload.status());
+  auto progress_shown = progress_mode(o.progress);
+  if (!progress_shown.ok()) return usage_error(progress_shown.status());
   auto engine_options = o.ingest.engine_options();
   if (!engine_options.ok()) return usage_error(engine_options.status());
   // The engine keeps streams waiting (and merging) while the sink's append slots are all taken.
@@ -148,7 +154,8 @@ int run_demo(const DemoOptions& o) {
               << client->append_mode() << "\n";
     sink_owner = std::move(*connected);
   }
-  Sink& sink = *sink_owner;
+  // Timed for the metrics' append and stream-read histograms.
+  pipeline::TimedSink sink(*sink_owner);
   auto dlq = pipeline::NdjsonDeadLetterFile::open(dlq_path);
   if (!dlq.ok()) return usage_error(dlq.status());
   std::unique_ptr<pipeline::KafkaDeadLetterTopic> dlq_topic;
@@ -160,7 +167,8 @@ int run_demo(const DemoOptions& o) {
     dlq_topic = std::move(*t);
     dead_letter_sinks.push_back(dlq_topic.get());
   }
-  pipeline::TeeDeadLetters dead_letters(dead_letter_sinks);
+  pipeline::TeeDeadLetters tee_dead_letters(dead_letter_sinks);
+  CountingDeadLetters dead_letters(tee_dead_letters);
 
   // Produce while ingesting. The mock broker silently drops a partition's oldest data past ~5 MiB,
   // so the generator never runs more than a few MiB per partition ahead of the ingest.
@@ -181,7 +189,20 @@ int run_demo(const DemoOptions& o) {
   // The mock broker: a short session keeps any rebalance quick.
   src.properties.emplace("session.timeout.ms", "6000");
   src.properties.emplace("heartbeat.interval.ms", "500");
+  // The demo's broker is its own and its group new: every partition is taken at once, without
+  // the group's first rebalance (which the broker delays by 3 s).
+  src.assign_all = true;
   IngestSession session(src, std::move(*engine_options), sink, &dead_letters);
+  metrics::Registry registry;
+  metrics::add_process_metrics(registry);
+  add_ingest_metrics(registry, {.command = "demo",
+                                .append_mode = sink.append_mode(),
+                                .session = &session,
+                                .sink = &sink,
+                                .client = client,
+                                .dead_letters = &dead_letters});
+  auto metrics_out = start_metrics(registry, o.metrics, std::chrono::seconds(2));
+  if (!metrics_out.ok()) return usage_error(metrics_out.status());
 
   auto produce_all = [&] {
     auto p = kafka::Producer::create((*broker)->bootstrap());
@@ -246,8 +267,7 @@ int run_demo(const DemoOptions& o) {
                   now - last_change > std::chrono::seconds(5);
         return starved;
       },
-      o.events,
-      timeout, std::chrono::seconds(2));
+      timeout, {.mode = *progress_shown, .every = std::chrono::seconds(2), .total = o.events});
   auto ingest_end = Clock::now();
   if (producer.joinable()) producer.join();
   if (auto s = session.finish(); !s.ok()) spdlog::warn("{}", s.ToString());
@@ -352,6 +372,9 @@ int run_demo(const DemoOptions& o) {
       if (code == pipeline::kExitDone) code = pipeline::kExitFatal;
     }
   }
+  if (*metrics_out) {
+    if (auto st = (*metrics_out)->stop(); !st.ok()) std::cerr << "error: " << st.message() << "\n";
+  }
   sink_owner.reset();
   if (grpc_server) grpc_server->shutdown();
   if (es) es->close();
@@ -389,6 +412,8 @@ void register_demo(CLI::App& app, std::function<void(std::function<int()>)> set_
       ->check(CLI::IsMember({"grpc", "direct", "discard"}));
   add_ingest_flags(*cmd, o->ingest);
   add_kurrent_flags(*cmd, o->kurrent);
+  add_progress_flag(*cmd, o->progress);
+  add_metrics_flags(*cmd, o->metrics, "2 s");
   cmd->callback([o, set_action] { set_action([o] { return run_demo(*o); }); });
 }
 

@@ -13,6 +13,15 @@
 
 namespace kingest::cli {
 
+namespace {
+// Initialised before main runs: the process's start, near enough.
+const std::chrono::steady_clock::time_point kProcessStart = std::chrono::steady_clock::now();
+}  // namespace
+
+double process_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - kProcessStart).count();
+}
+
 double cpu_seconds(const rusage& ru) {
   return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
@@ -35,6 +44,9 @@ IngestSession::IngestSession(kafka::SourceOptions source, pipeline::EngineOption
   engine_ = std::make_unique<pipeline::IngestEngine>(
       std::move(engine), sink, dead_letters, [this](const std::vector<SourceMessage>& messages) {
         // Called by the engine's serial completion stage: the source exists by then.
+        uint64_t bytes = 0;
+        for (const auto& m : messages) bytes += m.byte_size();
+        bytes_done_.fetch_add(bytes, std::memory_order_relaxed);
         source_->tracker().done_messages(messages);
       });
 }
@@ -49,6 +61,7 @@ absl::Status IngestSession::start() {
       cpu_s_at_first_batch_ = process_cpu_seconds();
       got_batch_.store(true, std::memory_order_release);
     }
+    bytes_submitted_.fetch_add(bytes, std::memory_order_relaxed);
     engine_->submit(std::move(msgs), bytes);
   };
   cb.has_room = [this] { return engine_->has_room(); };
@@ -79,25 +92,31 @@ absl::Status IngestSession::fatal() const {
   return engine_->fatal();
 }
 
-RunEnd IngestSession::run_until(const std::function<bool(const pipeline::EngineStats&)>& reached, uint64_t total,
-                                std::chrono::milliseconds timeout, std::chrono::milliseconds progress_every) {
+uint64_t IngestSession::bytes_in_flight() const {
+  const uint64_t done = bytes_done_.load(std::memory_order_relaxed);
+  const uint64_t submitted = bytes_submitted_.load(std::memory_order_relaxed);
+  return submitted > done ? submitted - done : 0;
+}
+
+double IngestSession::done_rate() const {
+  auto first = first_batch_at();
+  if (!first) return 0;
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - *first).count();
+  return s > 0 ? double(engine_->stats().messages_done) / s : 0;
+}
+
+RunEnd IngestSession::run_until(const std::function<bool(const pipeline::EngineStats&)>& reached,
+                                std::chrono::milliseconds timeout, const ProgressOptions& progress) {
   using Clock = std::chrono::steady_clock;
   auto start = Clock::now();
-  // On a terminal a live bar on stderr, redrawn a few times a second; elsewhere a log line every
-  // `progress_every`.
-  const bool live = ::isatty(STDERR_FILENO) == 1;
-  const auto every = live ? std::chrono::milliseconds(250) : progress_every;
+  const bool bar = progress.mode == ProgressMode::kBar;
+  // The bar is redrawn a few times a second; a plain line is logged every `every`.
+  const auto every = bar ? std::chrono::milliseconds(250) : progress.every;
+  const uint64_t total = progress.total;
   auto next_log = start + every;
-  uint64_t last_done = 0;
-  auto last_t = start;
-  double rate = 0;
-  bool drawn = false;
   struct EndLine {
-    bool& drawn;
-    ~EndLine() {
-      if (drawn) std::fputs("\n", stderr);
-    }
-  } end_line{drawn};
+    ~EndLine() { end_bar(); }
+  } end_line;
   auto next_gap_check = start;
   for (;;) {
     auto s = engine_->stats();
@@ -111,35 +130,37 @@ RunEnd IngestSession::run_until(const std::function<bool(const pipeline::EngineS
     if (interrupted()) return RunEnd::kInterrupted;
     auto now = Clock::now();
     if (now - start >= timeout) return RunEnd::kTimedOut;
-    if (now >= next_log) {
-      double window = std::chrono::duration<double>(now - last_t).count();
-      double current = double(s.messages_done - last_done) / window;
-      rate = rate == 0 ? current : 0.7 * rate + 0.3 * current;  // smoothed for the ETA
-      if (live) {
+    if (progress.mode != ProgressMode::kNone && now >= next_log) {
+      // The report's rate: appended events over the time since the first batch. The ETA uses the
+      // rate of messages done (duplicates count there too).
+      const auto first = first_batch_at();
+      const double since = first ? std::chrono::duration<double>(now - *first).count() : 0;
+      const double rate = since > 0 ? double(s.events_appended) / since : 0;
+      const double done_rate = since > 0 ? double(s.messages_done) / since : 0;
+      std::string extra = progress.extra ? progress.extra(done_rate) : std::string();
+      if (!extra.empty()) extra = ", " + extra;
+      if (bar) {
         std::string line;
         if (total > 0) {
           double frac = std::min(1.0, double(s.messages_done) / double(total));
           int filled = int(frac * 30);
-          std::string eta = rate > 0 && s.messages_done < total
-                                ? fmt::format(" ETA {:.0f}s", double(total - s.messages_done) / rate)
+          std::string eta = done_rate > 0 && s.messages_done < total
+                                ? fmt::format(" ETA {:.0f}s", double(total - s.messages_done) / done_rate)
                                 : "";
-          line = fmt::format("[{}{}] {:5.1f}% {}/{} events {:.0f}/s{} dead letters {}", std::string(size_t(filled), '#'),
-                             std::string(size_t(30 - filled), '.'), 100 * frac, s.messages_done, total, rate, eta,
-                             s.dead_lettered);
+          line = fmt::format("[{}{}] {:5.1f}% {}/{} events {:.0f} appended/s{}, dead letters {}{}",
+                             std::string(size_t(filled), '#'), std::string(size_t(30 - filled), '.'), 100 * frac,
+                             s.messages_done, total, rate, eta, s.dead_lettered, extra);
         } else {
-          line = fmt::format("{} events {:.0f}/s dead letters {}", s.messages_done, rate, s.dead_lettered);
+          line = fmt::format("{} events {:.0f} appended/s, dead letters {}{}", s.messages_done, rate, s.dead_lettered, extra);
         }
-        std::fprintf(stderr, "\r\033[K%s", line.c_str());
-        std::fflush(stderr);
-        drawn = true;
+        draw_bar(line);
       } else if (total > 0) {
-        spdlog::info("progress: {}/{} events done ({:.1f}%), {:.0f}/s, {} dead-lettered", s.messages_done, total,
-                     100.0 * double(s.messages_done) / double(total), current, s.dead_lettered);
+        spdlog::info("progress: {}/{} events done ({:.1f}%), {:.0f} appended/s, {} dead-lettered{}", s.messages_done, total,
+                     100.0 * double(s.messages_done) / double(total), rate, s.dead_lettered, extra);
       } else {
-        spdlog::info("progress: {} events done, {:.0f}/s, {} dead-lettered", s.messages_done, current, s.dead_lettered);
+        spdlog::info("progress: {} events done, {:.0f} appended/s, {} dead-lettered{}", s.messages_done, rate, s.dead_lettered,
+                     extra);
       }
-      last_done = s.messages_done;
-      last_t = now;
       next_log = now + every;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

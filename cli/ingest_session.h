@@ -18,6 +18,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "cli/progress.h"
 #include "core/sink.h"
 #include "kafka/kafka_source.h"
 #include "pipeline/dead_letter.h"
@@ -28,6 +29,18 @@
 namespace kingest::cli {
 
 enum class RunEnd { kReached, kFatal, kInterrupted, kTimedOut };
+
+// How run_until shows progress: the mode, how often a plain line is logged, the expected count (0
+// when unknown) and further text for the line (consumer lag, say).
+struct ProgressOptions {
+  ProgressMode mode = ProgressMode::kPlain;
+  std::chrono::milliseconds every{10000};
+  uint64_t total = 0;
+  std::function<std::string(double rate)> extra;
+};
+
+// Seconds since this process started (its whole life, start-up included).
+double process_seconds();
 
 // User + system CPU seconds of a getrusage/wait4 result.
 double cpu_seconds(const rusage& ru);
@@ -43,10 +56,11 @@ class IngestSession {
   ~IngestSession();
 
   absl::Status start();
-  // Returns when `reached(stats)` holds, on a fatal error, on SIGINT/SIGTERM, or after `timeout`.
-  // Logs a progress line every `progress_every` (total: the expected count, 0 when unknown).
-  RunEnd run_until(const std::function<bool(const pipeline::EngineStats&)>& reached, uint64_t total,
-                   std::chrono::milliseconds timeout, std::chrono::milliseconds progress_every);
+  // Returns when `reached(stats)` holds, on a fatal error, on SIGINT/SIGTERM, or after `timeout`,
+  // showing progress as `progress` says. The rate shown is events appended per second since the
+  // first batch, the run report's events_per_s.
+  RunEnd run_until(const std::function<bool(const pipeline::EngineStats&)>& reached,
+                   std::chrono::milliseconds timeout, const ProgressOptions& progress);
   // Stops fetching, waits for in-flight work, commits, leaves the group.
   absl::Status finish();
 
@@ -66,6 +80,10 @@ class IngestSession {
   [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> first_batch_at() const;
   // CPU seconds (user + system) this process had used when the first batch arrived.
   [[nodiscard]] double cpu_s_at_first_batch() const { return cpu_s_at_first_batch_; }
+  // Message bytes handed to the engine and not completed yet.
+  [[nodiscard]] uint64_t bytes_in_flight() const;
+  // Messages done per second since the first batch (0 before it).
+  [[nodiscard]] double done_rate() const;
 
  private:
   kafka::SourceOptions source_options_;
@@ -77,6 +95,8 @@ class IngestSession {
   std::atomic<bool> got_batch_{false};
   std::chrono::steady_clock::time_point first_batch_at_{};  // written once, before got_batch_
   double cpu_s_at_first_batch_ = 0;                          // likewise
+  std::atomic<uint64_t> bytes_submitted_{0};
+  std::atomic<uint64_t> bytes_done_{0};
 };
 
 // The report's sink figures: first_to_last_s (first batch in → last append answered), cpu_s (this

@@ -6,6 +6,8 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/config.h"
+#include "cli/progress.h"
 #include "pipeline/run_report.h"
 
 int main(int argc, char** argv) {
@@ -30,13 +32,27 @@ int main(int argc, char** argv) {
   kingest::cli::register_dlq(app, set_action);
   kingest::cli::register_bench(app, set_action);
   kingest::cli::register_bench_probes(app, set_action);
+  kingest::cli::add_config_flags(app);
 
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto expanded = kingest::cli::expand_config(app, args);
+  if (!expanded.ok()) {
+    std::cerr << "error: " << expanded.status().message() << "\n";
+    return kingest::pipeline::kExitUsage;
+  }
+  // CLI11 takes the arguments last-first.
+  std::vector<std::string> reversed(expanded->rbegin(), expanded->rend());
   try {
-    app.parse(argc, argv);
+    app.parse(reversed);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : kingest::pipeline::kExitUsage;
   }
+  if (auto printed = kingest::cli::print_config_requested(app); !printed.empty()) {
+    std::cout << printed;
+    return kingest::pipeline::kExitDone;
+  }
+  kingest::cli::install_bar_aware_logging();
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   try {

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 
@@ -15,7 +16,11 @@
 #include "absl/strings/str_split.h"
 #include "kafka/group_progress.h"
 #include "cli/commands.h"
+#include "cli/ingest_metrics.h"
 #include "cli/ingest_session.h"
+#include "cli/lag.h"
+#include "cli/progress.h"
+#include "metrics/output.h"
 #include "cli/signals.h"
 #include "pipeline/dead_letter.h"
 #include "kurrent/discard_sink.h"
@@ -39,6 +44,9 @@ struct RunOptions {
   std::string report;
   std::string sink = "kurrentdb";  // kurrentdb | discard
   int64_t progress_s = 10;
+  std::string progress;
+  bool assign = false;
+  MetricsFlags metrics;
   IngestFlags ingest;
   KurrentFlags kurrent;
 };
@@ -62,6 +70,11 @@ int run_run(const RunOptions& o) {
     for (auto part : absl::StrSplit(t, ',', absl::SkipEmpty())) topics.emplace_back(part);
   }
   if (topics.empty()) return usage_error(absl::InvalidArgumentError("--topics: give at least one topic"));
+  if (o.assign && o.until == "never") {
+    return usage_error(absl::InvalidArgumentError(
+        "--assign is for a bounded run (--until end): an unbounded run should join --group so that other "
+        "instances can share and take over its partitions"));
+  }
   auto engine_options = o.ingest.engine_options();
   if (!engine_options.ok()) return usage_error(engine_options.status());
   // The engine keeps streams waiting (and merging) while the sink's append slots are all taken.
@@ -72,6 +85,11 @@ int run_run(const RunOptions& o) {
   engine_options->give_up_expired_gaps = !bounded;
   auto source_options = o.ingest.source_options();
   if (!source_options.ok()) return usage_error(source_options.status());
+  auto progress_shown = progress_mode(o.progress);
+  if (!progress_shown.ok()) return usage_error(progress_shown.status());
+  if (!o.metrics.listen.empty()) {
+    if (auto hp = metrics::parse_listen(o.metrics.listen); !hp.ok()) return usage_error(hp.status());
+  }
 
   // The sink: KurrentDB over gRPC, or (--sink discard) the same BatchAppend encoding, dropped.
   std::unique_ptr<kurrent::KurrentClient> client;
@@ -98,12 +116,14 @@ int run_run(const RunOptions& o) {
     dlq_topic = std::move(*t);
     dead_letter_sinks.push_back(dlq_topic.get());
   }
-  pipeline::TeeDeadLetters dead_letters(dead_letter_sinks);
+  pipeline::TeeDeadLetters tee_dead_letters(dead_letter_sinks);
+  CountingDeadLetters dead_letters(tee_dead_letters);
 
   kafka::SourceOptions src = std::move(*source_options);
   src.brokers = o.brokers;
   src.group_id = o.group;
   src.topics = topics;
+  src.assign_all = o.assign;
   // The ends of a bounded run, captured before anything is consumed.
   std::unique_ptr<kafka::GroupProgress> progress;
   kafka::Offsets ends;
@@ -186,9 +206,29 @@ int run_run(const RunOptions& o) {
     total = *left;
   }
 
+  // Consumer lag, measured beside the run (its own Kafka handle; a watermark request per partition)
+  // every --progress-s, at most 5 s apart.
+  auto lag = LagWatcher::start(o.brokers, o.group, src.properties, topics,
+                               std::chrono::seconds(std::clamp<int64_t>(o.progress_s, 1, 5)));
+  if (!lag.ok()) return usage_error(lag.status());
+
   IngestSession session(src, std::move(*engine_options), sink, &dead_letters);
+  metrics::Registry registry;
+  metrics::add_process_metrics(registry);
+  add_ingest_metrics(registry, {.command = o.command,
+                                .append_mode = sink.append_mode(),
+                                .session = &session,
+                                .sink = &sink,
+                                .client = client.get(),
+                                .dead_letters = &dead_letters,
+                                .lag = lag->get(),
+                                .catch_up = !bounded});
+  auto metrics_out = start_metrics(registry, o.metrics, std::chrono::seconds(o.progress_s));
+  if (!metrics_out.ok()) return usage_error(metrics_out.status());
   auto started = Clock::now();
-  if (auto s = session.start(); !s.ok()) return fatal_error(s);
+  if (auto s = session.start(); !s.ok()) {
+    return absl::IsFailedPrecondition(s) ? usage_error(s) : fatal_error(s);
+  }
   std::cout << o.command << ": " << topics.size() << " topic(s) from " << o.brokers << " (group " << o.group
             << ") into " << endpoint << " (append mode " << sink.append_mode() << ")";
   if (bounded) std::cout << ", " << total << " events to the ends captured now";
@@ -227,9 +267,17 @@ int run_run(const RunOptions& o) {
         reached = *r;
         return reached;
       },
-      total, std::chrono::hours(24 * 365 * 100), std::chrono::seconds(o.progress_s));
+      std::chrono::hours(24 * 365 * 100),
+      {.mode = *progress_shown,
+       .every = std::chrono::seconds(o.progress_s),
+       .total = total,
+       .extra = [&, catch_up = !bounded](double rate) { return lag_text((*lag)->snapshot(), rate, catch_up); }});
+  const double rate_at_end = session.done_rate();
   if (auto s = session.finish(); !s.ok()) spdlog::warn("{}", s.ToString());
   if (client) client->close();
+  // The remainder after the final commit.
+  (*lag)->stop();
+  if (auto s = (*lag)->refresh(); !s.ok()) spdlog::warn("consumer lag at the end: {}", s.ToString());
   const double cpu_s = process_cpu_seconds() - session.cpu_s_at_first_batch();
 
   pipeline::RunReport report;
@@ -241,6 +289,12 @@ int run_run(const RunOptions& o) {
   report.numbers["wall_s"] = std::chrono::duration<double>(Clock::now() - started).count();
   report.numbers["offset_commits"] = double(session.offset_commits());
   report.numbers["events_lost"] = double(session.messages_lost());
+  report.numbers["process_s"] = process_seconds();
+  if (const auto lag_end = (*lag)->snapshot(); lag_end.at) {
+    report.numbers["lag_events"] = double(lag_end.total());
+    for (const auto& [topic, n] : lag_end.by_topic()) report.objects["lag_by_topic"][topic] = double(n);
+    if (!bounded && rate_at_end > 0) report.numbers["catch_up_s"] = double(lag_end.total()) / rate_at_end;
+  }
   add_sink_figures(report, sink, session, cpu_s);
   report.text["kurrent"] = endpoint;
   report.text["dead_letter_file"] = o.dlq_file;
@@ -265,8 +319,17 @@ int run_run(const RunOptions& o) {
   std::cout << "events: " << s.events_read << " read, " << s.events_appended << " appended, " << s.duplicates
             << " duplicates, " << s.dead_lettered << " dead-lettered (" << o.dlq_file << ")\n";
   if (!report.error.empty()) std::cout << "error: " << report.error << "\n";
+  if (report.numbers.contains("lag_events")) {
+    std::cout << "lag: " << uint64_t(report.numbers["lag_events"]) << " events left";
+    for (const auto& [topic, n] : report.objects["lag_by_topic"]) std::cout << ", " << topic << " " << uint64_t(n);
+    std::cout << "\n";
+  }
   if (!o.report.empty()) {
     if (auto st = pipeline::write_report(report, o.report); !st.ok()) std::cerr << "error: " << st.message() << "\n";
+  }
+  // The last textfile holds the final figures.
+  if (*metrics_out) {
+    if (auto st = (*metrics_out)->stop(); !st.ok()) std::cerr << "error: " << st.message() << "\n";
   }
   return code;
 }
@@ -294,6 +357,10 @@ void register_ingest_command(CLI::App& app, ActionSetter set_action, const std::
                     "2026-11-27T09:00:00Z");
     cmd->add_option("--until-offset", o->until_offsets,
                     "End these partitions earlier: TOPIC:PARTITION:OFFSET[,...] (the offset is excluded)");
+    cmd->add_flag("--assign", o->assign,
+                  "Take every partition at once instead of joining --group (no wait for the group's first rebalance, "
+                  "which brokers delay by group.initial.rebalance.delay.ms, 3 s by default); offsets are still "
+                  "committed to --group. For a single instance only: refused while the group has active members");
   }
   cmd->add_option("--brokers", o->brokers, "Kafka bootstrap servers HOST:PORT[,HOST:PORT...]")->required();
   cmd->add_option("--topics", o->topics, "Topics to consume (comma-separated or repeated)")->required();
@@ -309,6 +376,8 @@ void register_ingest_command(CLI::App& app, ActionSetter set_action, const std::
                   "them (the pipeline's own cost; offsets are still committed, so use a scratch --group)")
       ->capture_default_str()
       ->check(CLI::IsMember({"kurrentdb", "discard"}));
+  add_progress_flag(*cmd, o->progress);
+  add_metrics_flags(*cmd, o->metrics);
   add_ingest_flags(*cmd, o->ingest);
   add_kurrent_flags(*cmd, o->kurrent);
   cmd->callback([o, set_action] { set_action([o] { return run_run(*o); }); });

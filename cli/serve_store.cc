@@ -12,6 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
+#include "cli/ingest_metrics.h"
+#include "cli/store_metrics.h"
 #include "cli/signals.h"
 #include "pipeline/run_report.h"
 #include "server/kurrent_server.h"
@@ -32,6 +34,8 @@ struct ServeStoreOptions {
   std::vector<std::string> users;  // NAME:PASSWORD
   std::string advertise;
   std::string follower_of;
+  MetricsFlags metrics;
+  int64_t metrics_every_s = 10;
 };
 
 // The flags as ServerOptions; errors name the flag (and the file).
@@ -82,9 +86,17 @@ int run_serve_store(const ServeStoreOptions& o) {
   if (!options.ok()) return usage_error(options.status());
   const bool tls = !options->tls_cert_pem.empty();
   const size_t user_count = options->users.size();
+  if (!o.metrics.listen.empty()) {
+    if (auto hp = metrics::parse_listen(o.metrics.listen); !hp.ok()) return usage_error(hp.status());
+  }
   auto store = store::EventStore::open({.path = o.db_path, .in_memory = o.mem_db});
   if (!store.ok()) return fatal_error(store.status());
-  auto server = server::KurrentServer::start(**store, std::move(*options));
+  // The server writes and reads through the metered store (counted and timed on the way).
+  MeteredEventStore metered(**store, o.mem_db ? std::string() : o.db_path);
+  metrics::Registry registry;
+  metrics::add_process_metrics(registry);
+  metered.add_metrics(registry);
+  auto server = server::KurrentServer::start(metered, std::move(*options));
   if (!server.ok()) return usage_error(server.status());
   const std::string address = (*server)->address();
   if (!o.address_file.empty()) {
@@ -104,11 +116,16 @@ int run_serve_store(const ServeStoreOptions& o) {
   if (!o.follower_of.empty()) std::cout << "; follower of " << o.follower_of << " (writes answer not-leader)";
   if (!o.advertise.empty()) std::cout << "; gossip advertises " << o.advertise;
   std::cout << "; stop with Ctrl-C" << std::endl;
+  auto metrics_out = start_metrics(registry, o.metrics, std::chrono::seconds(o.metrics_every_s));
+  if (!metrics_out.ok()) return usage_error(metrics_out.status());
   while (!interrupted()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   // SIGINT/SIGTERM: in-flight appends are answered (and committed) before the store closes, so no
   // acknowledged write is lost.
   (*server)->shutdown();
   (*store)->close();
+  if (*metrics_out) {
+    if (auto st = (*metrics_out)->stop(); !st.ok()) std::cerr << "error: " << st.message() << "\n";
+  }
   if (!o.address_file.empty()) std::filesystem::remove(o.address_file);
   return pipeline::kExitDone;
 }
@@ -135,6 +152,10 @@ void register_serve_store(CLI::App& app, ActionSetter set_action) {
   cmd->add_option("--advertise", o->advertise, "HOST:PORT that Gossip.Read reports (default: the bound address)");
   cmd->add_option("--follower-of", o->follower_of,
                   "Act as a follower of the leader at HOST:PORT: writes answer not-leader, gossip lists both");
+  add_metrics_flags(*cmd, o->metrics, "--metrics-every-s");
+  cmd->add_option("--metrics-every-s", o->metrics_every_s, "Seconds between rewrites of --metrics-textfile")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{3600}));
   cmd->callback([o, set_action] { set_action([o] { return run_serve_store(*o); }); });
 }
 

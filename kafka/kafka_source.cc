@@ -90,7 +90,100 @@ KafkaSource::~KafkaSource() {
   if (rk_ != nullptr) rd_kafka_destroy(rk_);
 }
 
+absl::Status KafkaSource::assign_statically() {
+  // Members of the group would be given the same partitions by their own rebalances.
+  const rd_kafka_group_list* groups = nullptr;
+  rd_kafka_resp_err_t ge = rd_kafka_list_groups(rk_, options_.group_id.c_str(), &groups, 10000);
+  if (ge == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    int members = 0;
+    std::string state;
+    for (int i = 0; i < groups->group_cnt; ++i) {
+      if (options_.group_id == groups->groups[i].group) {
+        members += groups->groups[i].member_cnt;
+        state = groups->groups[i].state != nullptr ? groups->groups[i].state : "";
+      }
+    }
+    rd_kafka_group_list_destroy(groups);
+    if (members > 0) {
+      return absl::FailedPreconditionError(
+          "--assign: consumer group " + options_.group_id + " has " + std::to_string(members) +
+          " active member(s) (state " + state +
+          "); a static assignment would ingest their partitions too. Stop them, or drop --assign to join the group");
+    }
+  } else {
+    // The commit probe below still tells (librdkafka's mock cluster has no ListGroups).
+    spdlog::debug("--assign: listing group {}: {}", options_.group_id, rd_kafka_err2str(ge));
+  }
+  auto* all = rd_kafka_topic_partition_list_new(16);
+  for (const auto& topic : options_.topics) {
+    rd_kafka_topic_t* t = rd_kafka_topic_new(rk_, topic.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk_, 0, t, &md, 10000);
+    rd_kafka_topic_destroy(t);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      rd_kafka_topic_partition_list_destroy(all);
+      return absl::UnavailableError("Kafka metadata of topic " + topic + ": " + rd_kafka_err2str(e));
+    }
+    int found = 0;
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      if (md->topics[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+      for (int p = 0; p < md->topics[i].partition_cnt; ++p, ++found) {
+        rd_kafka_topic_partition_list_add(all, topic.c_str(), md->topics[i].partitions[p].id);
+      }
+    }
+    rd_kafka_metadata_destroy(md);
+    if (found == 0) {
+      rd_kafka_topic_partition_list_destroy(all);
+      return absl::NotFoundError("Kafka topic " + topic + " does not exist (or has no partitions)");
+    }
+  }
+  // A commit outside the group (generation -1) is accepted only while the group has no members:
+  // commit one partition's own position (its commit, else its oldest message, where this run
+  // starts anyway) to find out before anything is ingested.
+  {
+    auto* probe = rd_kafka_topic_partition_list_new(1);
+    auto* p = rd_kafka_topic_partition_list_add(probe, all->elems[0].topic, all->elems[0].partition);
+    rd_kafka_resp_err_t e = rd_kafka_committed(rk_, probe, 10000);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR && p->offset < 0) {
+      int64_t low = 0, high = 0;
+      e = rd_kafka_query_watermark_offsets(rk_, p->topic, p->partition, &low, &high, 10000);
+      p->offset = low;
+    }
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      e = rd_kafka_commit(rk_, probe, /*async=*/0);
+      if (e == RD_KAFKA_RESP_ERR_NO_ERROR) e = p->err;
+    }
+    rd_kafka_topic_partition_list_destroy(probe);
+    if (e == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID || e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+        e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS) {
+      rd_kafka_topic_partition_list_destroy(all);
+      return absl::FailedPreconditionError(
+          "--assign: the broker refused a commit from outside consumer group " + options_.group_id + " (" +
+          rd_kafka_err2str(e) +
+          "): the group has active members, whose partitions a static assignment would ingest too (on the embedded "
+          "broker, librdkafka's mock cluster: the group ever had members). Stop them or use a new --group, or drop "
+          "--assign to join the group");
+    }
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      rd_kafka_topic_partition_list_destroy(all);
+      return absl::UnavailableError("--assign: committing to group " + options_.group_id + ": " + rd_kafka_err2str(e));
+    }
+  }
+  // The polling thread has not started: the assignment runs the same path as a group's.
+  handle_rebalance(RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, all);
+  rd_kafka_topic_partition_list_destroy(all);
+  return absl::OkStatus();
+}
+
 absl::Status KafkaSource::start() {
+  if (options_.assign_all) {
+    if (auto s = assign_statically(); !s.ok()) return s;
+    thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "ki-kafka-poll");
+      poll_loop();
+    });
+    return absl::OkStatus();
+  }
   auto* subs = rd_kafka_topic_partition_list_new(int(options_.topics.size()));
   for (const auto& t : options_.topics) rd_kafka_topic_partition_list_add(subs, t.c_str(), RD_KAFKA_PARTITION_UA);
   rd_kafka_resp_err_t e = rd_kafka_subscribe(rk_, subs);
@@ -253,7 +346,9 @@ void KafkaSource::pause_at_end(const TopicPartition& tp) {
 
 void KafkaSource::handle_rebalance(int err, void* opaque_list) {
   auto* parts = static_cast<rd_kafka_topic_partition_list_t*>(opaque_list);
-  const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk_), "COOPERATIVE") == 0;
+  // A static assignment is no group member: "NONE" (or no answer) means plain assign.
+  const char* protocol = options_.assign_all ? nullptr : rd_kafka_rebalance_protocol(rk_);
+  const bool cooperative = protocol != nullptr && std::strcmp(protocol, "COOPERATIVE") == 0;
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     // Partitions without a committed offset start at the beginning; auto.offset.reset=error keeps
     // every other case (an out-of-range position) loud instead of silently skipping data.

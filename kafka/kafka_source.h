@@ -62,6 +62,11 @@ struct SourceOptions {
   // A bounded run's end per partition: messages at or past it are not delivered, and the partition
   // is paused once it reaches it.
   std::map<TopicPartition, int64_t> end_at;
+  // Static assignment (`replay --assign`): every partition of `topics` is assigned to this consumer
+  // at start, without joining the group (no rebalance, so no initial rebalance delay); offsets are
+  // still read from and committed to `group_id`. Refused while the group has active members, who
+  // would ingest the same partitions.
+  bool assign_all = false;
 };
 
 struct SourceCallbacks {
@@ -113,6 +118,8 @@ class KafkaSource {
   void poll_loop();
   void emit(Batcher<SourceMessage>::Closed&& batch);
   void handle_rebalance(int err, void* partitions);
+  // assign_all: checks that the group has no active member, then assigns every partition.
+  absl::Status assign_statically();
   void commit(const std::vector<CommitPosition>& positions, bool sync);
   // The periodic commit: what advanced since the last one, and every `recommit_interval` all positions.
   void commit_due(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::time_point& next_commit,

@@ -33,6 +33,11 @@ std::string RunReport::to_json() const {
   if (!error.empty()) w.key("error").value(error);
   for (const auto& [k, v] : text) w.key(k).value(v);
   for (const auto& [k, v] : numbers) w.key(k).value(v);
+  for (const auto& [k, fields] : objects) {
+    w.key(k).begin_object();
+    for (const auto& [name, v] : fields) w.key(name).value(v);
+    w.end_object();
+  }
   w.end_object();
   return w.take();
 }

@@ -34,6 +34,8 @@ struct RunReport {
   std::string error;        // the fatal error, when there is one
   std::map<std::string, std::string> text;  // further string fields (paths, versions)
   std::map<std::string, double> numbers;    // further measured figures
+  // Further figures by name, written as JSON objects (e.g. lag_by_topic: topic -> events).
+  std::map<std::string, std::map<std::string, double>> objects;
 
   [[nodiscard]] double events_per_s() const { return elapsed_s > 0 ? double(stats.events_appended) / elapsed_s : 0; }
   [[nodiscard]] std::string to_json() const;

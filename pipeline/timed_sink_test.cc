@@ -36,6 +36,20 @@ TEST(LatencyHistogram, ClampsBelowOneMicrosecondAndHuge) {
   EXPECT_GT(h.quantile_ms(1.0), 100000.0);
 }
 
+TEST(LatencyHistogram, CumulativeBucketsAndSumForPrometheus) {
+  LatencyHistogram h;
+  for (int ms = 1; ms <= 1000; ++ms) h.record(std::chrono::milliseconds(ms));
+  auto c = h.cumulative({0.01, 0.1, 0.5, 2.0});
+  ASSERT_EQ(c.size(), 4u);
+  // Within the 3 % bucket width of the exact counts 10, 100, 500, 1000; never decreasing.
+  EXPECT_NEAR(double(c[0].second), 10, 1);
+  EXPECT_NEAR(double(c[1].second), 100, 3);
+  EXPECT_NEAR(double(c[2].second), 500, 15);
+  EXPECT_EQ(c[3].second, 1000u);
+  EXPECT_EQ(c[1].first, 0.1);
+  EXPECT_NEAR(h.sum_s(), 500.5, 1e-6);
+}
+
 // Answers each append on another thread after `delay`.
 class SlowSink final : public Sink {
  public:
