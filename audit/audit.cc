@@ -160,7 +160,63 @@ void Auditor::note(Finding f, Example ex) {
   if (list.size() < max_examples_ && f != Finding::kOk && f != Finding::kDeadLettered) list.push_back(std::move(ex));
 }
 
-void Auditor::record(std::string stream, Expected e) { streams_[std::move(stream)].events.push_back(e); }
+void Auditor::record(std::string stream, Expected e) {
+  auto [it, fresh] = streams_.try_emplace(std::move(stream));
+  it->second.events.push_back(e);
+  if (fresh && prefetch_store_ != nullptr) {
+    const bool revisions = rules_.version_base.kind != pipeline::VersionBase::Kind::kNone;
+    {
+      std::lock_guard lock(prefetch_mu_);
+      prefetch_queue_.emplace_back(it->first, revisions ? e.revision : 0);
+    }
+    prefetch_cv_.notify_one();
+  }
+}
+
+Auditor::~Auditor() {
+  {
+    std::lock_guard lock(prefetch_mu_);
+    prefetch_closing_ = true;
+    prefetch_queue_.clear();
+  }
+  prefetch_cv_.notify_all();
+  for (auto& t : prefetch_threads_) t.join();
+}
+
+void Auditor::prefetch_from(Sink& store, const CheckOptions& options) {
+  prefetch_store_ = &store;
+  prefetch_options_ = options;
+  for (size_t i = 0; i < std::max<size_t>(1, options.read_threads); ++i) {
+    prefetch_threads_.emplace_back([this] { prefetch_loop(); });
+  }
+}
+
+void Auditor::prefetch_loop() {
+  std::unique_lock lock(prefetch_mu_);
+  for (;;) {
+    prefetch_cv_.wait(lock, [this] { return prefetch_closing_ || !prefetch_queue_.empty(); });
+    if (prefetch_queue_.empty()) return;
+    auto [name, from] = std::move(prefetch_queue_.front());
+    prefetch_queue_.pop_front();
+    lock.unlock();
+    auto events = fetch(*prefetch_store_, name, from, prefetch_options_.page_size);
+    lock.lock();
+    fetched_[name] = Fetched{from, std::move(events)};
+  }
+}
+
+absl::StatusOr<std::vector<Auditor::StoreEvent>> Auditor::fetch(Sink& store, const std::string& stream, uint64_t from,
+                                                                size_t page_size) {
+  std::vector<StoreEvent> out;
+  for (uint64_t at = from;;) {
+    auto page = store.read_forwards(stream, StreamRevision{at}, page_size);
+    if (!page.ok()) return absl::UnavailableError("reading stream " + stream + ": " + std::string(page.status().message()));
+    for (const auto& ev : *page) out.push_back({ev.revision.value(), ev.id, content_hash(ev.type, ev.content_type, ev.data)});
+    if (page->size() < page_size) break;
+    at = page->back().revision.value() + 1;
+  }
+  return out;
+}
 
 void Auditor::add(std::vector<SourceMessage> batch) {
   // Decoding is the costly part: in parallel; what it yields is recorded in message order.
@@ -236,13 +292,17 @@ absl::StatusOr<AuditReport> Auditor::check(Sink& store, const CheckOptions& opti
   absl::Status failure;
   AuditReport total = pending_;
   std::vector<std::pair<size_t, std::pair<Finding, Example>>> examples;  // (stream index, example)
+  {
+    // The prefetch threads stop after the reads in progress; `check` reads what they did not.
+    std::unique_lock lock(prefetch_mu_);
+    prefetch_closing_ = true;
+    prefetch_queue_.clear();
+  }
+  prefetch_cv_.notify_all();
+  for (auto& t : prefetch_threads_) t.join();
+  prefetch_threads_.clear();
 
   auto worker = [&] {
-    struct StoreEvent {
-      uint64_t revision;
-      Uuid id;
-      uint64_t hash;
-    };
     std::array<uint64_t, kFindingCount> counts{};
     std::vector<std::pair<size_t, std::pair<Finding, Example>>> mine;
     std::array<size_t, kFindingCount> kept{};
@@ -270,21 +330,29 @@ absl::StatusOr<AuditReport> Auditor::check(Sink& store, const CheckOptions& opti
         from = UINT64_MAX;
         for (const auto& e : expected) from = std::min(from, e.revision);
       }
-      stored.clear();
-      for (uint64_t at = from;;) {
-        auto page = store.read_forwards(name, StreamRevision{at}, options.page_size);
-        if (!page.ok()) {
-          std::lock_guard lock(mu);
-          if (failure.ok()) failure = absl::UnavailableError("reading stream " + name + ": " + std::string(page.status().message()));
-          return;
+      // A prefetched read serves when it started at or below every expected revision.
+      std::optional<absl::StatusOr<std::vector<StoreEvent>>> got;
+      {
+        std::lock_guard lock(prefetch_mu_);
+        auto it = fetched_.find(name);
+        if (it != fetched_.end() && it->second.from <= from) {
+          const uint64_t skip = from - it->second.from;
+          if (it->second.events.ok() && skip > 0) {
+            auto& v = *it->second.events;
+            v.erase(v.begin(), v.begin() + long(std::min<uint64_t>(skip, v.size())));
+          }
+          got = std::move(it->second.events);
+          fetched_.erase(it);
         }
-        for (const auto& ev : *page) {
-          stored.push_back({ev.revision.value(), ev.id, content_hash(ev.type, ev.content_type, ev.data)});
-        }
-        read_events += page->size();
-        if (page->size() < options.page_size) break;
-        at = page->back().revision.value() + 1;
       }
+      if (!got) got = fetch(store, name, from, options.page_size);
+      if (!got->ok()) {
+        std::lock_guard lock(mu);
+        if (failure.ok()) failure = got->status();
+        return;
+      }
+      stored = std::move(**got);
+      read_events += stored.size();
       std::unordered_map<Uuid, size_t, UuidHash> by_id;  // id → index into stored
       by_id.reserve(stored.size());
       for (size_t i = 0; i < stored.size(); ++i) by_id.emplace(stored[i].id, i);

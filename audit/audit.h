@@ -13,13 +13,17 @@
 #pragma once
 
 #include <array>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -97,6 +101,14 @@ struct CheckOptions {
 class Auditor {
  public:
   explicit Auditor(Rules rules) : rules_(std::move(rules)) {}
+  ~Auditor();
+  Auditor(const Auditor&) = delete;
+  Auditor& operator=(const Auditor&) = delete;
+
+  // Reads each stream from the store as soon as `add` first sees it, on `options.read_threads`
+  // threads, while Kafka is still being read (the store must not change during the audit, which
+  // it must not anyway). Without it, `check` reads every stream itself.
+  void prefetch_from(Sink& store, const CheckOptions& options);
 
   void add_dead_letters(const std::set<SourcePosition>& positions) { dead_letters_.insert(positions.begin(), positions.end()); }
   // Messages in partition order (decoded in parallel here).
@@ -115,6 +127,19 @@ class Auditor {
   struct StreamExpectations {
     std::vector<Expected> events;  // in message order
   };
+  struct StoreEvent {
+    uint64_t revision;
+    Uuid id;
+    uint64_t hash;
+  };
+  struct Fetched {
+    uint64_t from = 0;
+    absl::StatusOr<std::vector<StoreEvent>> events;
+  };
+  // The stream's events from `from` on, as compared.
+  static absl::StatusOr<std::vector<StoreEvent>> fetch(Sink& store, const std::string& stream, uint64_t from,
+                                                       size_t page_size);
+  void prefetch_loop();
 
   void record(std::string stream, Expected e);
   void note(Finding f, Example ex);
@@ -126,6 +151,16 @@ class Auditor {
   AuditReport pending_;  // counts found while adding (dead letters, undecodable)
   size_t max_examples_ = 1000;
   uint64_t messages_ = 0;
+
+  // Prefetching: streams queued as first seen, read by the threads into `fetched_`.
+  Sink* prefetch_store_ = nullptr;
+  CheckOptions prefetch_options_;
+  std::mutex prefetch_mu_;
+  std::condition_variable prefetch_cv_;
+  std::deque<std::pair<std::string, uint64_t>> prefetch_queue_;
+  std::unordered_map<std::string, Fetched> fetched_;
+  bool prefetch_closing_ = false;
+  std::vector<std::thread> prefetch_threads_;
 };
 
 // Reads every partition of `ends` from `starts` (absent: its low watermark) up to its end

@@ -56,11 +56,14 @@ class AuditTest : public ::testing::Test {
     ASSERT_EQ(r.status, store::AppendStatus::kSuccess) << r.message;
   }
 
-  AuditReport audit(std::vector<SourceMessage> messages, const std::set<SourcePosition>& dead = {}) {
+  AuditReport audit(std::vector<SourceMessage> messages, const std::set<SourcePosition>& dead = {},
+                    bool prefetch = false) {
+    const CheckOptions options{.read_threads = 4, .page_size = 2, .examples = 5};
     Auditor a(rules_);
     a.add_dead_letters(dead);
+    if (prefetch) a.prefetch_from(*sink_, options);
     a.add(std::move(messages));
-    auto r = a.check(*sink_, {.read_threads = 4, .page_size = 2, .examples = 5});
+    auto r = a.check(*sink_, options);
     EXPECT_TRUE(r.ok()) << r.status();
     return *r;
   }
@@ -76,7 +79,7 @@ TEST_F(AuditTest, EverythingWrittenIsAccountedFor) {
   for (const auto& m : ms) write(m);
   // A duplicate of an identical earlier message is a replay's business as usual.
   ms.push_back(message("a", 2, R"({"n":2})", 6));
-  auto r = audit(ms);
+  auto r = audit(ms, {}, /*prefetch=*/true);
   EXPECT_TRUE(r.accounted()) << r.to_text();
   EXPECT_EQ(r.count(Finding::kOk), 6u);
   EXPECT_EQ(r.streams, 1u);
@@ -107,16 +110,18 @@ TEST_F(AuditTest, MissingMismatchedAndMisordered) {
   write(ms[5], 0);                           // c: the second message's event at revision 0
   write(ms[4], 1);
   write(message("d", 1, R"({"other":1})", 9));  // d: another event (another id) at its revision
-  auto r = audit(ms);
-  EXPECT_FALSE(r.accounted());
-  EXPECT_EQ(r.count(Finding::kMissing), 1u) << r.to_text();
-  EXPECT_EQ(r.count(Finding::kMismatched), 2u) << r.to_text();
-  EXPECT_EQ(r.count(Finding::kMisordered), 2u) << r.to_text();
-  EXPECT_EQ(r.count(Finding::kOk), 2u) << r.to_text();
-  EXPECT_EQ(r.count(Finding::kExtra), 0u) << r.to_text();
-  EXPECT_EQ(r.examples[size_t(Finding::kMissing)][0].stream, "Task-a");
-  EXPECT_EQ(r.examples[size_t(Finding::kMissing)][0].revision, 1u);
-  EXPECT_EQ(r.examples[size_t(Finding::kMissing)][0].offset, 1);
+  for (bool prefetch : {false, true}) {
+    auto r = audit(ms, {}, prefetch);
+    EXPECT_FALSE(r.accounted());
+    EXPECT_EQ(r.count(Finding::kMissing), 1u) << r.to_text();
+    EXPECT_EQ(r.count(Finding::kMismatched), 2u) << r.to_text();
+    EXPECT_EQ(r.count(Finding::kMisordered), 2u) << r.to_text();
+    EXPECT_EQ(r.count(Finding::kOk), 2u) << r.to_text();
+    EXPECT_EQ(r.count(Finding::kExtra), 0u) << r.to_text();
+    EXPECT_EQ(r.examples[size_t(Finding::kMissing)][0].stream, "Task-a");
+    EXPECT_EQ(r.examples[size_t(Finding::kMissing)][0].revision, 1u);
+    EXPECT_EQ(r.examples[size_t(Finding::kMissing)][0].offset, 1);
+  }
 }
 
 TEST_F(AuditTest, DeadLettersAccountForMessagesAndUndecodableOnesMustBeThere) {

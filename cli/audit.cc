@@ -4,7 +4,11 @@
 // 4 when not (with the first examples of each finding).
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <fstream>
+#include <mutex>
+#include <thread>
 #include <iostream>
 
 #include "absl/strings/numbers.h"
@@ -116,13 +120,45 @@ int run_audit(const AuditOptions& o) {
             << " against " << (*client)->endpoint() << (o.dlq_file.empty() ? "" : ", dead letters from " + o.dlq_file)
             << std::endl;
 
+  const audit::CheckOptions check{.read_threads = o.read_threads, .page_size = o.page_size, .examples = o.examples};
   audit::Auditor auditor(rules);
   auditor.add_dead_letters(dead_letters);
-  auto read = audit::read_bounded(o.brokers, *props, starts, *ends,
-                                  [&](std::vector<SourceMessage> batch) { auditor.add(std::move(batch)); });
+  // Streams are read from the store while Kafka is still being read: the audit takes about as long
+  // as the longer of the two, not their sum.
+  auditor.prefetch_from(**client, check);
+  // Kafka is read on its own thread while this one decodes the previous batches (a few batches
+  // queued at most, to bound memory).
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::vector<SourceMessage>> queue;
+  bool reading = true;
+  absl::Status read;
+  std::thread reader([&] {
+    auto s = audit::read_bounded(o.brokers, *props, starts, *ends, [&](std::vector<SourceMessage> batch) {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return queue.size() < 4; });
+      queue.push_back(std::move(batch));
+      cv.notify_all();
+    });
+    std::lock_guard lock(mu);
+    read = s;
+    reading = false;
+    cv.notify_all();
+  });
+  for (;;) {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return !queue.empty() || !reading; });
+    if (queue.empty()) break;
+    auto batch = std::move(queue.front());
+    queue.pop_front();
+    cv.notify_all();
+    lock.unlock();
+    auditor.add(std::move(batch));
+  }
+  reader.join();
   if (!read.ok()) return fatal_error(read);
   auto kafka_done = Clock::now();
-  auto report = auditor.check(**client, {.read_threads = o.read_threads, .page_size = o.page_size, .examples = o.examples});
+  auto report = auditor.check(**client, check);
   (*client)->close();
   if (!report.ok()) return fatal_error(report.status());
   report->kafka_s = std::chrono::duration<double>(kafka_done - started).count();
