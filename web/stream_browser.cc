@@ -235,7 +235,8 @@ class BrowserImpl final : public StreamBrowser {
       return absl::InvalidArgumentError(absl::StrCat("--http ", host, ":", port, ": cannot bind (in use?)"));
     }
     address_ = host + ":" + std::to_string(port);
-    if (auto s = index_.refresh(); !s.ok()) return s;
+    // The first index read (all of $all) happens on the refresh thread, so a large store does not
+    // hold up the command that starts the browser; the first request waits for it.
     http_ = std::thread([this] { server_.listen_after_bind(); });
     refresher_ = std::thread([this] {
       std::unique_lock lock(mu_);
