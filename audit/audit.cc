@@ -240,6 +240,10 @@ void Auditor::add(std::vector<SourceMessage> batch) {
     }
     const DomainEvent& ev = std::get<DomainEvent>(r);
     d.stream = rules_.stream_names.render(ev);
+    if (!rules_.allow_system_streams && d.stream.starts_with('$')) {
+      d.error = "stream name '" + d.stream + "' starts with '$' (the ingest dead-letters it as system-stream)";
+      return;
+    }
     uint64_t rev = 0;
     if (revisions) {
       auto r2 = rules_.version_base.revision_of(ev.aggregate_version);

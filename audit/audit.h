@@ -76,6 +76,7 @@ struct Rules {
   pipeline::StreamNameTemplate stream_names = *pipeline::StreamNameTemplate::parse("{AggregateType}-{AggregateId}");
   pipeline::VersionBase version_base;
   std::map<std::string, codecs::Codec> topic_codecs;
+  bool allow_system_streams = false;  // else a stream name starting with '$' is dead-lettered
 };
 
 struct SourcePosition {

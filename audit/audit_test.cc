@@ -154,6 +154,14 @@ TEST_F(AuditTest, DeadLettersAccountForMessagesAndUndecodableOnesMustBeThere) {
   EXPECT_EQ(with.count(Finding::kOk), 1u);
 }
 
+TEST_F(AuditTest, SystemStreamsMustBeDeadLettered) {
+  rules_.stream_names = *pipeline::StreamNameTemplate::parse("$ce-{AggregateType}-{AggregateId}");
+  auto r = audit({message("a", 1, "{}", 0)});
+  EXPECT_EQ(r.count(Finding::kUndecodable), 1u) << r.to_text();
+  rules_.allow_system_streams = true;
+  EXPECT_EQ(audit({message("a", 1, "{}", 0)}).count(Finding::kMissing), 1u);
+}
+
 TEST_F(AuditTest, ReportJsonNamesEveryCount) {
   auto r = audit({});
   std::string j = r.to_json();
