@@ -33,7 +33,6 @@ struct AuditOptions {
   size_t examples = 10;
   size_t read_threads = 32;
   size_t page_size = 4096;
-  bool allow_system_streams = false;
   KurrentFlags kurrent;
   IngestFlags ingest;
 };
@@ -74,7 +73,7 @@ int run_audit(const AuditOptions& o) {
   audit::Rules rules{.stream_names = engine->stream_names,
                      .version_base = engine->version_base,
                      .topic_codecs = engine->topic_codecs,
-                     .allow_system_streams = o.allow_system_streams};
+                     .allow_system_streams = engine->allow_system_streams};
 
   std::set<audit::SourcePosition> dead_letters;
   if (!o.dlq_file.empty()) {
@@ -207,7 +206,7 @@ void register_audit(CLI::App& app, ActionSetter set_action) {
   cmd->add_option("--stream-template", o->ingest.stream_template, "As given to the ingest")->capture_default_str();
   cmd->add_option("--codec", o->ingest.topic_codecs, "As given to the ingest: TOPIC=json|protobuf|flatbuffers");
   cmd->add_option("-X,--kafka-property", o->ingest.kafka_properties, "librdkafka property KEY=VALUE (repeatable)");
-  cmd->add_flag("--allow-system-streams", o->allow_system_streams,
+  cmd->add_flag("--allow-system-streams", o->ingest.allow_system_streams,
                 "The ingest wrote streams whose names start with '$' (else they must be dead letters)");
   cmd->callback([o, set_action] { set_action([o] { return run_audit(*o); }); });
 }
