@@ -96,5 +96,8 @@ void register_verify(CLI::App& app, ActionSetter set_action);
 void register_dlq(CLI::App& app, ActionSetter set_action);
 void register_bench(CLI::App& app, ActionSetter set_action);
 void register_bench_probes(CLI::App& app, ActionSetter set_action);
+void register_read(CLI::App& app, ActionSetter set_action);
+void register_streams(CLI::App& app, ActionSetter set_action);
+void register_audit(CLI::App& app, ActionSetter set_action);
 
 }  // namespace kingest::cli

@@ -29,6 +29,9 @@ int main(int argc, char** argv) {
   kingest::cli::register_serve_store(app, set_action);
   kingest::cli::register_run(app, set_action);
   kingest::cli::register_verify(app, set_action);
+  kingest::cli::register_read(app, set_action);
+  kingest::cli::register_streams(app, set_action);
+  kingest::cli::register_audit(app, set_action);
   kingest::cli::register_dlq(app, set_action);
   kingest::cli::register_bench(app, set_action);
   kingest::cli::register_bench_probes(app, set_action);

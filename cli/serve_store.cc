@@ -18,6 +18,7 @@
 #include "pipeline/run_report.h"
 #include "server/kurrent_server.h"
 #include "store/event_store.h"
+#include "web/stream_browser.h"
 
 namespace kingest::cli {
 namespace {
@@ -36,6 +37,8 @@ struct ServeStoreOptions {
   std::string follower_of;
   MetricsFlags metrics;
   int64_t metrics_every_s = 10;
+  std::string http;  // the stream browser's HOST:PORT (empty: none)
+  std::string http_address_file;
 };
 
 // The flags as ServerOptions; errors name the flag (and the file).
@@ -98,6 +101,23 @@ int run_serve_store(const ServeStoreOptions& o) {
   metered.add_metrics(registry);
   auto server = server::KurrentServer::start(metered, std::move(*options));
   if (!server.ok()) return usage_error(server.status());
+  std::unique_ptr<web::StreamBrowser> browser;
+  if (!o.http.empty()) {
+    auto b = web::StreamBrowser::start(**store, o.http, {.db_path = o.mem_db ? std::string() : o.db_path});
+    if (!b.ok()) return usage_error(b.status());
+    browser = std::move(*b);
+    if (!o.http_address_file.empty()) {
+      std::string tmp = o.http_address_file + ".tmp";
+      {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << browser->address() << "\n";
+        if (!out.flush()) {
+          return usage_error(absl::InvalidArgumentError("cannot write --http-address-file " + o.http_address_file));
+        }
+      }
+      std::filesystem::rename(tmp, o.http_address_file);
+    }
+  }
   const std::string address = (*server)->address();
   if (!o.address_file.empty()) {
     // Written whole, then renamed: a reader never sees half an address.
@@ -115,17 +135,20 @@ int run_serve_store(const ServeStoreOptions& o) {
   if (user_count > 0) std::cout << "; Basic authentication, " << user_count << " user(s), streams closed to anonymous";
   if (!o.follower_of.empty()) std::cout << "; follower of " << o.follower_of << " (writes answer not-leader)";
   if (!o.advertise.empty()) std::cout << "; gossip advertises " << o.advertise;
+  if (browser) std::cout << "; stream browser on " << browser->url();
   std::cout << "; stop with Ctrl-C" << std::endl;
   auto metrics_out = start_metrics(registry, o.metrics, std::chrono::seconds(o.metrics_every_s));
   if (!metrics_out.ok()) return usage_error(metrics_out.status());
   while (!interrupted()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   // SIGINT/SIGTERM: in-flight appends are answered (and committed) before the store closes, so no
   // acknowledged write is lost.
+  if (browser) browser->stop();
   (*server)->shutdown();
   (*store)->close();
   if (*metrics_out) {
     if (auto st = (*metrics_out)->stop(); !st.ok()) std::cerr << "error: " << st.message() << "\n";
   }
+  if (!o.http_address_file.empty()) std::filesystem::remove(o.http_address_file);
   if (!o.address_file.empty()) std::filesystem::remove(o.address_file);
   return pipeline::kExitDone;
 }
@@ -156,6 +179,11 @@ void register_serve_store(CLI::App& app, ActionSetter set_action) {
   cmd->add_option("--metrics-every-s", o->metrics_every_s, "Seconds between rewrites of --metrics-textfile")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{3600}));
+  cmd->add_option("--http", o->http,
+                  "Serve the stream browser (web UI and JSON API) on HOST:PORT, or PORT on 127.0.0.1; port 0 picks a "
+                  "free one");
+  cmd->add_option("--http-address-file", o->http_address_file,
+                  "Write the browser's bound address (HOST:PORT) to FILE once listening");
   cmd->callback([o, set_action] { set_action([o] { return run_serve_store(*o); }); });
 }
 

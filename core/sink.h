@@ -58,6 +58,9 @@ struct RecordedEventData {
   std::string content_type;
   std::string data;
   std::string metadata;
+  std::string stream;         // filled by reads that cross streams ($all), and by the gRPC client
+  uint64_t position = 0;      // commit position in the log, when the source tells
+  int64_t created_ticks = 0;  // 100 ns ticks since the Unix epoch (KurrentDB's `created`), 0 when unknown
 };
 
 struct StreamTail {

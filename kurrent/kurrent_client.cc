@@ -26,6 +26,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "kurrent/wire.h"
 #include "proto/kurrentdb/gossip.grpc.pb.h"
@@ -716,20 +717,38 @@ class Core : public std::enable_shared_from_this<Core> {
   struct ReadResult {
     std::vector<RecordedEventData> events;
     bool deleted = false;
+    bool not_found = false;
   };
 
   absl::StatusOr<ReadResult> read(const std::string& stream, bool backwards, std::optional<uint64_t> from,
                                   uint64_t count) {
+    return read(stream, read_request(stream, backwards, from, count));
+  }
+
+  // $all forwards from a commit position (inclusive).
+  absl::StatusOr<ReadResult> read_all(uint64_t from_position, uint64_t count) {
+    streams::ReadReq req = read_request("$all", false, std::nullopt, count);
+    auto* all = req.mutable_options()->mutable_all();
+    if (from_position == 0) {
+      all->mutable_start();
+    } else {
+      all->mutable_position()->set_commit_position(from_position);
+      all->mutable_position()->set_prepare_position(from_position);
+    }
+    return read("$all", req);
+  }
+
+  absl::StatusOr<ReadResult> read(const std::string& stream, const streams::ReadReq& req) {
     Clock::time_point failing_since = Clock::now();
     for (int attempt = 1;; ++attempt) {
       auto n = node();
-      streams::ReadReq req = read_request(stream, backwards, from, count);
       grpc::ClientContext ctx;
       prepare(ctx, deadline(), /*requires_leader=*/true);
       ReadResult result;
       auto reader = n->streams->Read(&ctx, req);
       streams::ReadResp resp;
       while (reader->Read(&resp)) {
+        if (resp.content_case() == streams::ReadResp::kStreamNotFound) result.not_found = true;
         if (resp.content_case() != streams::ReadResp::kEvent) continue;
         auto d = recorded(resp.event().event());
         if (!d) return absl::DataLossError("read " + stream + ": an event without a readable id");
@@ -789,6 +808,10 @@ class Core : public std::enable_shared_from_this<Core> {
     if (ct != e.metadata().end()) d.content_type = ct->second;
     d.data = e.data();
     d.metadata = e.custom_metadata();
+    d.stream = e.stream_identifier().stream_name();
+    d.position = e.commit_position();
+    auto created = e.metadata().find("created");
+    if (created != e.metadata().end()) (void)absl::SimpleAtoi(created->second, &d.created_ticks);
     return d;
   }
 
@@ -1318,6 +1341,19 @@ class ClientImpl final : public KurrentClient {
   absl::StatusOr<std::vector<RecordedEventData>> read_forwards(const std::string& stream, StreamRevision from,
                                                                uint64_t max_count) override {
     auto r = core_->read(stream, /*backwards=*/false, from.value(), max_count);
+    if (!r.ok()) return r.status();
+    return std::move(r->events);
+  }
+
+  absl::StatusOr<StreamPage> read_stream(const std::string& stream, std::optional<uint64_t> from, uint64_t count,
+                                         bool backwards) override {
+    auto r = core_->read(stream, backwards, from, count);
+    if (!r.ok()) return r.status();
+    return StreamPage{.found = !r->not_found, .deleted = r->deleted, .events = std::move(r->events)};
+  }
+
+  absl::StatusOr<std::vector<RecordedEventData>> read_all(uint64_t from_position, uint64_t count) override {
+    auto r = core_->read_all(from_position, count);
     if (!r.ok()) return r.status();
     return std::move(r->events);
   }

@@ -30,7 +30,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "absl/status/statusor.h"
@@ -69,6 +71,13 @@ struct ClientStats {
   uint64_t splits = 0;       // groups sent in several parts to stay under max_append_size
 };
 
+// One page of a stream read for inspection (`read`, `audit`).
+struct StreamPage {
+  bool found = false;    // false: no such stream
+  bool deleted = false;  // the stream is tombstoned
+  std::vector<RecordedEventData> events;
+};
+
 class KurrentClient : public Sink {
  public:
   static absl::StatusOr<std::unique_ptr<KurrentClient>> connect(const ConnectionSettings& settings,
@@ -79,6 +88,13 @@ class KurrentClient : public Sink {
   [[nodiscard]] virtual std::string endpoint() const = 0;
   [[nodiscard]] virtual std::string server_version() const = 0;
   [[nodiscard]] virtual ClientStats stats() const = 0;
+  // Up to `count` events of a stream from revision `from` (nullopt: the start, or the end when
+  // `backwards`), with their `created` time and position.
+  virtual absl::StatusOr<StreamPage> read_stream(const std::string& stream, std::optional<uint64_t> from,
+                                                 uint64_t count, bool backwards) = 0;
+  // Up to `count` events of $all forwards from commit position `from_position` (inclusive; 0: the
+  // start). Every event carries its stream name and position.
+  virtual absl::StatusOr<std::vector<RecordedEventData>> read_all(uint64_t from_position, uint64_t count) = 0;
   // Waits (up to `timeout`) for the appends in flight, then ends the calls. Idempotent.
   virtual void close(std::chrono::milliseconds timeout = std::chrono::seconds(30)) = 0;
 };

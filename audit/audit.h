@@ -1,0 +1,177 @@
+// The audit of a finished backfill: every message of a bounded range of Kafka topics, decoded with
+// the ingest's codec routing and naming rules, checked against what the store holds (present at its
+// revision with the same id, type, content type and data) or against the dead-letter file.
+//
+// Threads: `Auditor::add` from one thread (the Kafka reader); it decodes in parallel itself.
+// `check` reads the store from `read_threads` threads at once through the Sink's blocking reads.
+// Lifecycle: add messages and dead letters, then `check` once.
+//
+//   Auditor a(rules);
+//   a.add_dead_letters(read_dead_letter_file("dlq.ndjson").value());
+//   read_bounded(kafka, [&](std::vector<SourceMessage> batch) { a.add(std::move(batch)); });
+//   AuditReport r = a.check(store).value();   // r.accounted() → exit 0
+#pragma once
+
+#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "codecs/codec.h"
+#include "core/domain_event.h"
+#include "core/sink.h"
+#include "kafka/group_progress.h"
+#include "pipeline/naming.h"
+
+namespace kingest::audit {
+
+// What became of one message (or, for kExtra, of one store event no message accounts for).
+enum class Finding { kOk, kMissing, kExtra, kMisordered, kMismatched, kDeadLettered, kUndecodable };
+inline constexpr size_t kFindingCount = 7;
+// "ok", "missing", "extra", "misordered", "mismatched", "dead_lettered", "undecodable": the
+// report's field names.
+std::string_view finding_name(Finding f);
+
+struct Example {
+  std::string stream;               // empty for an undecodable message
+  std::optional<uint64_t> revision;
+  std::string topic;                // empty for an extra event (no message)
+  int32_t partition = 0;
+  int64_t offset = -1;
+  std::string detail;
+};
+
+struct AuditReport {
+  std::array<uint64_t, kFindingCount> counts{};
+  std::array<std::vector<Example>, kFindingCount> examples;
+  uint64_t messages = 0;
+  uint64_t streams = 0;
+  uint64_t store_events_read = 0;
+  double kafka_s = 0;  // reading and decoding the topics
+  double store_s = 0;  // reading and comparing the store
+  double seconds = 0;  // the whole audit
+
+  [[nodiscard]] uint64_t count(Finding f) const { return counts[size_t(f)]; }
+  // Every message is in the store as the ingest writes it or in the dead-letter file, and the
+  // audited streams hold nothing else.
+  [[nodiscard]] bool accounted() const;
+  [[nodiscard]] std::string to_json() const;
+  // Human-readable: one line of counts, then the examples.
+  [[nodiscard]] std::string to_text() const;
+};
+
+// The ingest's rules, as its flags set them.
+struct Rules {
+  pipeline::StreamNameTemplate stream_names = *pipeline::StreamNameTemplate::parse("{AggregateType}-{AggregateId}");
+  pipeline::VersionBase version_base;
+  std::map<std::string, codecs::Codec> topic_codecs;
+  bool allow_system_streams = false;  // else a stream name starting with '$' is dead-lettered
+};
+
+struct SourcePosition {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  auto operator<=>(const SourcePosition&) const = default;
+};
+
+// The messages a dead-letter NDJSON file (as the ingest writes it) accounts for. Errors name the
+// file and line.
+absl::StatusOr<std::set<SourcePosition>> read_dead_letter_file(const std::string& path);
+
+// The ingest's codec routing: the content-type header, else the topic's codec, else JSON.
+codecs::DecodeResult decode_message(const SourceMessage& m, const std::map<std::string, codecs::Codec>& topic_codecs);
+
+struct CheckOptions {
+  size_t read_threads = 32;  // streams read at once
+  size_t page_size = 4096;   // events per read
+  size_t examples = 10;      // first examples kept per finding
+};
+
+class Auditor {
+ public:
+  explicit Auditor(Rules rules) : rules_(std::move(rules)) {}
+  ~Auditor();
+  Auditor(const Auditor&) = delete;
+  Auditor& operator=(const Auditor&) = delete;
+
+  // Reads each stream from the store as soon as `add` first sees it, on `options.read_threads`
+  // threads, while Kafka is still being read (the store must not change during the audit, which
+  // it must not anyway). Without it, `check` reads every stream itself.
+  void prefetch_from(Sink& store, const CheckOptions& options);
+
+  void add_dead_letters(const std::set<SourcePosition>& positions) { dead_letters_.insert(positions.begin(), positions.end()); }
+  // Messages in partition order (decoded in parallel here).
+  void add(std::vector<SourceMessage> batch);
+  [[nodiscard]] uint64_t messages() const { return messages_; }
+
+  absl::StatusOr<AuditReport> check(Sink& store, const CheckOptions& options = {});
+
+ private:
+  struct Expected {
+    uint64_t revision = 0;  // with version base none: the message's place in its stream
+    Uuid id;
+    uint64_t content_hash = 0;  // type, content type and data
+    uint32_t source = 0;        // index into sources_
+  };
+  struct StreamExpectations {
+    std::vector<Expected> events;  // in message order
+  };
+  struct StoreEvent {
+    uint64_t revision;
+    Uuid id;
+    uint64_t hash;
+  };
+  struct Fetched {
+    uint64_t from = 0;
+    absl::StatusOr<std::vector<StoreEvent>> events;
+  };
+  // The stream's events from `from` on, as compared.
+  static absl::StatusOr<std::vector<StoreEvent>> fetch(Sink& store, const std::string& stream, uint64_t from,
+                                                       size_t page_size);
+  void prefetch_loop();
+
+  void record(std::string stream, Expected e);
+  void note(Finding f, Example ex);
+
+  Rules rules_;
+  std::set<SourcePosition> dead_letters_;
+  std::unordered_map<std::string, StreamExpectations> streams_;
+  std::vector<SourcePosition> sources_;
+  AuditReport pending_;  // counts found while adding (dead letters, undecodable)
+  size_t max_examples_ = 1000;
+  uint64_t messages_ = 0;
+
+  // Prefetching: streams queued as first seen, read by the threads into `fetched_`.
+  Sink* prefetch_store_ = nullptr;
+  CheckOptions prefetch_options_;
+  std::mutex prefetch_mu_;
+  std::condition_variable prefetch_cv_;
+  std::deque<std::pair<std::string, uint64_t>> prefetch_queue_;
+  std::unordered_map<std::string, Fetched> fetched_;
+  bool prefetch_closing_ = false;
+  std::vector<std::thread> prefetch_threads_;
+};
+
+// Reads every partition of `ends` from `starts` (absent: its low watermark) up to its end
+// (exclusive), with partitions assigned directly: no consumer group membership and no commits.
+// `sink` receives batches in partition order.
+absl::Status read_bounded(const std::string& brokers, const std::map<std::string, std::string>& properties,
+                          const kafka::Offsets& starts, const kafka::Offsets& ends,
+                          const std::function<void(std::vector<SourceMessage>)>& sink);
+
+// The content hash the comparison uses for an event as written.
+uint64_t content_hash(std::string_view type, std::string_view content_type, std::string_view data);
+
+}  // namespace kingest::audit
