@@ -40,6 +40,7 @@
 #include "proto/kurrentdb/streams.grpc.pb.h"
 #include "proto/kurrentdb/v2/errors.pb.h"
 #include "proto/kurrentdb/v2/streams.grpc.pb.h"
+#include "proto/kurrentdb/wire.h"
 
 namespace kingest::server {
 namespace {
@@ -54,78 +55,17 @@ constexpr uint64_t kNoStreamLegacy = std::numeric_limits<uint64_t>::max();
 
 // ---- conversions ---------------------------------------------------------------------------
 
-std::optional<Uuid> from_proto(const pb::UUID& id) {
-  switch (id.value_case()) {
-    case pb::UUID::kStructured:
-      return Uuid::from_halves(id.structured().most_significant_bits(), id.structured().least_significant_bits());
-    case pb::UUID::kString:
-      return Uuid::parse(id.string());
-    default:
-      return std::nullopt;
-  }
-}
-
-void to_proto(const Uuid& id, bool as_string, pb::UUID* out) {
-  if (as_string) {
-    out->set_string(id.to_string());
-  } else {
-    out->mutable_structured()->set_most_significant_bits(id.most_significant());
-    out->mutable_structured()->set_least_significant_bits(id.least_significant());
-  }
-}
+using wire::from_proto;
+using wire::to_proto;
 
 // ProposedMessage of Append and of BatchAppend have the same fields.
 template <typename Proposed>
 absl::StatusOr<store::ProposedEvent> to_event(const Proposed& m) {
-  auto id = from_proto(m.id());
-  if (!id) return absl::InvalidArgumentError("proposed message: missing or malformed id");
-  auto type = m.metadata().find("type");
-  if (type == m.metadata().end()) return absl::InvalidArgumentError("proposed message: metadata lacks 'type'");
-  auto content_type = m.metadata().find("content-type");
-  if (content_type == m.metadata().end()) {
-    return absl::InvalidArgumentError("proposed message: metadata lacks 'content-type'");
-  }
-  return store::ProposedEvent{.id = *id,
-                              .type = type->second,
-                              .content_type = content_type->second,
-                              .data = m.data(),
-                              .metadata = m.custom_metadata()};
+  return wire::event_of<store::ProposedEvent>(m);
 }
 
-// KurrentDB's event size: data + metadata + 2 x type length.
-size_t event_size(const store::ProposedEvent& e) { return e.data.size() + e.metadata.size() + 2 * e.type.size(); }
-
-absl::StatusOr<ExpectedRevision> expected_of(const streams::AppendReq::Options& o) {
-  using O = streams::AppendReq::Options;
-  switch (o.expected_stream_revision_case()) {
-    case O::kRevision:
-      return ExpectedRevision{StreamRevision{o.revision()}};
-    case O::kNoStream:
-      return ExpectedRevision{ExpectNoStream{}};
-    case O::kAny:
-      return ExpectedRevision{ExpectAny{}};
-    case O::kStreamExists:
-      return ExpectedRevision{ExpectStreamExists{}};
-    default:
-      return absl::InvalidArgumentError("append options: no expected stream revision");
-  }
-}
-
-absl::StatusOr<ExpectedRevision> expected_of(const streams::BatchAppendReq::Options& o) {
-  using O = streams::BatchAppendReq::Options;
-  switch (o.expected_stream_position_case()) {
-    case O::kStreamPosition:
-      return ExpectedRevision{StreamRevision{o.stream_position()}};
-    case O::kNoStream:
-      return ExpectedRevision{ExpectNoStream{}};
-    case O::kAny:
-      return ExpectedRevision{ExpectAny{}};
-    case O::kStreamExists:
-      return ExpectedRevision{ExpectStreamExists{}};
-    default:
-      return absl::InvalidArgumentError("batch append options: no expected stream position");
-  }
-}
+using wire::event_size;
+using wire::expected_of;
 
 grpc::Status to_grpc(const absl::Status& s) {
   return {static_cast<grpc::StatusCode>(static_cast<int>(s.code())), std::string(s.message())};
@@ -154,27 +94,6 @@ void fill_wrong_version(const ExpectedRevision& expected, const std::optional<St
     w->mutable_stream_exists_20_6_0();
     w->mutable_expected_stream_exists();
   }
-}
-
-// BatchAppend's detail: the shared WrongExpectedVersion.
-pb::WrongExpectedVersion shared_wrong_version(const ExpectedRevision& expected,
-                                              const std::optional<StreamRevision>& current) {
-  pb::WrongExpectedVersion w;
-  if (current) {
-    w.set_current_stream_revision(current->value());
-  } else {
-    w.mutable_current_no_stream();
-  }
-  if (auto* r = std::get_if<StreamRevision>(&expected)) {
-    w.set_expected_stream_position(r->value());
-  } else if (std::holds_alternative<ExpectNoStream>(expected)) {
-    w.mutable_expected_no_stream();
-  } else if (std::holds_alternative<ExpectAny>(expected)) {
-    w.mutable_expected_any();
-  } else {
-    w.mutable_expected_stream_exists();
-  }
-  return w;
 }
 
 int64_t now_ticks() {
@@ -688,7 +607,7 @@ class BatchAppendReactor final : public grpc::ServerBidiReactor<streams::BatchAp
         auto* err = resp.mutable_error();
         err->set_code(google::rpc::ALREADY_EXISTS);
         err->set_message("WrongExpectedVersion");
-        err->add_details()->PackFrom(shared_wrong_version(expected, r.current_revision));
+        err->add_details()->PackFrom(wire::wrong_expected_version(expected, r.current_revision));
         break;
       }
       case store::AppendStatus::kStreamDeleted: {
@@ -916,7 +835,7 @@ class ReadReactor final : public grpc::ServerWriteReactor<streams::ReadResp> {
     msg_.Clear();
     auto* read_event = msg_.mutable_event();
     auto* r = read_event->mutable_event();
-    to_proto(e.id, uuid_as_string_, r->mutable_id());
+    to_proto(e.id, r->mutable_id(), uuid_as_string_);
     r->mutable_stream_identifier()->set_stream_name(e.stream);
     r->set_stream_revision(e.revision.value());
     r->set_prepare_position(e.position);
@@ -1001,26 +920,11 @@ class SessionWorker {
   std::thread thread_;
 };
 
-constexpr int64_t kV2NoStream = -1;
-constexpr int64_t kV2Any = -2;
-constexpr int64_t kV2Exists = -4;
-
 absl::StatusOr<ExpectedRevision> v2_expected(const v2::AppendRequest& r) {
-  if (!r.has_expected_revision()) return ExpectedRevision{ExpectAny{}};
-  int64_t e = r.expected_revision();
-  if (e == kV2NoStream) return ExpectedRevision{ExpectNoStream{}};
-  if (e == kV2Any) return ExpectedRevision{ExpectAny{}};
-  if (e == kV2Exists) return ExpectedRevision{ExpectStreamExists{}};
-  if (e < 0) return absl::InvalidArgumentError(absl::StrCat("expected_revision ", e, " is not valid"));
-  return ExpectedRevision{StreamRevision{static_cast<uint64_t>(e)}};
+  return wire::expected_of_v2(r.has_expected_revision() ? std::optional<int64_t>(r.expected_revision()) : std::nullopt);
 }
 
-int64_t v2_expected_value(const ExpectedRevision& e) {
-  if (auto* r = std::get_if<StreamRevision>(&e)) return static_cast<int64_t>(r->value());
-  if (std::holds_alternative<ExpectNoStream>(e)) return kV2NoStream;
-  if (std::holds_alternative<ExpectAny>(e)) return kV2Any;
-  return kV2Exists;
-}
+using wire::v2_expected_value;
 
 const char* schema_format_name(v2::SchemaFormat f) {
   switch (f) {
@@ -1349,7 +1253,7 @@ class GossipService final : public gossip::Gossip::CallbackService {
   static void add(gossip::ClusterInfo* info, const Uuid& id, int64_t now, gossip::MemberInfo::VNodeState state,
                   const Endpoint& at) {
     auto* m = info->add_members();
-    to_proto(id, /*as_string=*/false, m->mutable_instance_id());  // KurrentDB sends the structured form
+    to_proto(id, m->mutable_instance_id());  // KurrentDB sends the structured form
     m->set_time_stamp(now);
     m->set_state(state);
     m->set_is_alive(true);
