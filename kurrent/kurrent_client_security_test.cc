@@ -21,7 +21,7 @@
 
 #include "absl/strings/match.h"
 #include "kurrent/kurrent_client.h"
-#include "kurrent/fake_services.h"
+#include "kurrent/testing/fake_services.h"
 #include "proto/kurrentdb/serverfeatures.grpc.pb.h"
 #include "proto/kurrentdb/streams.grpc.pb.h"
 #include "server/kurrent_server.h"

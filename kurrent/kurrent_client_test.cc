@@ -1,7 +1,7 @@
 // KurrentClient against the project's KurrentDB-compatible server (server/) over loopback gRPC, in
 // each append mode; plus a fake server for what the real one never does (dropping an answer).
 #include "kurrent/kurrent_client.h"
-#include "kurrent/fake_services.h"
+#include "kurrent/testing/fake_services.h"
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
