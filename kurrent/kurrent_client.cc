@@ -201,7 +201,8 @@ absl::StatusOr<std::unique_ptr<KurrentClient>> KurrentClient::connect(const Conn
         }
       }
     } else if (st.error_code() != grpc::StatusCode::UNIMPLEMENTED && st.error_code() != grpc::StatusCode::NOT_FOUND) {
-      return absl::UnavailableError(explain_connect_error(settings, endpoint, st));
+      return call_error(st, wire::classify(st, {}).kind == wire::Verdict::kRetry,
+                        explain_connect_error(settings, endpoint, st));
     }
   }
   switch (options.mode) {

@@ -283,6 +283,8 @@ TEST_F(CredentialsTest, WrongPasswordFailsWithoutShowingThePassword) {
   const std::string password = "n0t-the-Passw0rd";
   auto c = try_connect(url("admin:" + password + "@"));
   ASSERT_FALSE(c.ok());
+  // Fatal by the retry rule: never UNAVAILABLE, which callers retry.
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kUnauthenticated) << c.status();
   const std::string msg(c.status().message());
   EXPECT_TRUE(contains(msg, "authentication failed")) << msg;
   EXPECT_TRUE(contains(msg, "user name and password")) << msg;
@@ -293,6 +295,7 @@ TEST_F(CredentialsTest, WrongPasswordFailsWithoutShowingThePassword) {
 TEST_F(CredentialsTest, UnknownUserFailsLikeAWrongPassword) {
   auto c = try_connect(url("nobody:changeit@"));
   ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kUnauthenticated) << c.status();
   const std::string msg(c.status().message());
   EXPECT_TRUE(contains(msg, "user name and password")) << msg;
   EXPECT_FALSE(contains(msg, "changeit")) << msg;
@@ -304,6 +307,7 @@ TEST_F(CredentialsTest, NoCredentialsFailsAndAsksForThem) {
   // The connection check (a read) is refused at once; closing the half-made client must not wait.
   EXPECT_LT(Clock::now() - start, milliseconds(3000));
   ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kPermissionDenied) << c.status();
   const std::string msg(c.status().message());
   EXPECT_TRUE(contains(msg, "access denied")) << msg;
   EXPECT_TRUE(contains(msg, "credentials")) << msg;

@@ -65,6 +65,18 @@ std::string authorization(const ConnectionSettings& s) {
   return "Basic " + absl::Base64Escape(*s.username + ":" + s.password.value_or(""));
 }
 
+absl::Status call_error(const grpc::Status& st, bool retryable, std::string message) {
+  switch (st.error_code()) {
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return absl::UnauthenticatedError(message);
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return absl::PermissionDeniedError(message);
+    default:
+      if (retryable || st.ok()) return absl::UnavailableError(message);
+      return {static_cast<absl::StatusCode>(static_cast<int>(st.error_code())), message};
+  }
+}
+
 std::string explain_connect_error(const ConnectionSettings& s, const std::string& endpoint, const grpc::Status& st) {
   std::string msg = st.error_message();
   std::string lower = absl::AsciiStrToLower(msg);

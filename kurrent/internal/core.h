@@ -73,6 +73,10 @@ struct Node {
 std::string authorization(const ConnectionSettings& s);
 // Why a connection attempt failed, said so that the user knows what to check.
 std::string explain_connect_error(const ConnectionSettings& s, const std::string& endpoint, const grpc::Status& st);
+// A failed call as the caller's status, its code chosen by the retry rule: UNAVAILABLE only for
+// what may pass by itself (`retryable`); credentials refused stay UNAUTHENTICATED /
+// PERMISSION_DENIED (fatal: retrying cannot fix them), other refusals keep their gRPC code.
+absl::Status call_error(const grpc::Status& st, bool retryable, std::string message);
 // A stream's tail from a backwards read of one event.
 StreamTail tail_of(const std::vector<RecordedEventData>& events, bool deleted);
 

@@ -128,8 +128,9 @@ absl::StatusOr<Core::ReadResult> Core::read(const std::string& stream, bool back
     if (v.kind == wire::Verdict::kRedirect) {
       redirect(n, v.leader_host, v.leader_port);
     } else if (v.kind != wire::Verdict::kRetry || Clock::now() - failing_since > options_.retry_for) {
-      return absl::UnavailableError("read " + stream + " from " + n->endpoint + ": " +
-                                    explain_connect_error(settings_, n->endpoint, st));
+      return call_error(st, v.kind == wire::Verdict::kRetry,
+                        "read " + stream + " from " + n->endpoint + ": " +
+                            explain_connect_error(settings_, n->endpoint, st));
     }
     int64_t wait =
         std::min<int64_t>(options_.backoff_initial.count() << std::min(attempt - 1, 16), options_.backoff_max.count());
