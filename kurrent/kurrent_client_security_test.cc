@@ -25,6 +25,7 @@
 #include "proto/kurrentdb/serverfeatures.grpc.pb.h"
 #include "proto/kurrentdb/streams.grpc.pb.h"
 #include "server/kurrent_server.h"
+#include "server/testing/self_signed.h"
 #include "store/event_store.h"
 
 namespace kingest::kurrent {
@@ -152,40 +153,13 @@ void expect_round_trip(KurrentClient& c, const std::string& stream) {
 
 // ---- TLS ------------------------------------------------------------------------------------------
 
-// A self-signed certificate for localhost / 127.0.0.1, made with the openssl tool.
-struct SelfSigned {
-  std::string dir;
-  std::string cert_path;
-  std::string cert;
-  std::string key;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::optional<SelfSigned> make_self_signed() {
-  SelfSigned c;
-  c.dir = (std::filesystem::temp_directory_path() / ("ki-client-tls-" + std::to_string(::getpid()))).string();
-  std::filesystem::create_directories(c.dir);
-  c.cert_path = c.dir + "/cert.pem";
-  const std::string key_path = c.dir + "/key.pem";
-  const std::string cmd =
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost"
-      " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " +
-      key_path + " -out " + c.cert_path + " >/dev/null 2>&1";
-  if (std::system(cmd.c_str()) != 0) return std::nullopt;
-  c.cert = slurp(c.cert_path);
-  c.key = slurp(key_path);
-  return c;
-}
+using server::testing::make_self_signed;
+using server::testing::SelfSigned;
+using server::testing::slurp;
 
 class TlsTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { cert_ = make_self_signed(); }
+  static void SetUpTestSuite() { cert_ = make_self_signed("client"); }
   static void TearDownTestSuite() {
     if (cert_) std::filesystem::remove_all(cert_->dir);
   }

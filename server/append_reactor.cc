@@ -60,15 +60,7 @@ class AppendReactor final : public grpc::ServerReadReactor<streams::AppendReq> {
   void answer(const store::AppendResult& r) {
     switch (r.status) {
       case store::AppendStatus::kSuccess: {
-        auto* s = resp_->mutable_success();
-        if (r.current_revision) {
-          s->set_current_revision(r.current_revision->value());
-          s->mutable_position()->set_commit_position(r.position);
-          s->mutable_position()->set_prepare_position(r.position);
-        } else {
-          s->mutable_no_stream();
-          s->mutable_no_position();
-        }
+        fill_success(r, resp_->mutable_success());
         return Finish(grpc::Status::OK);
       }
       case store::AppendStatus::kWrongExpectedVersion:

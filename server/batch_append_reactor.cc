@@ -204,15 +204,7 @@ class BatchAppendReactor final : public grpc::ServerBidiReactor<streams::BatchAp
     echo_options(options, &resp);
     switch (r.status) {
       case store::AppendStatus::kSuccess: {
-        auto* s = resp.mutable_success();
-        if (r.current_revision) {
-          s->set_current_revision(r.current_revision->value());
-          s->mutable_position()->set_commit_position(r.position);
-          s->mutable_position()->set_prepare_position(r.position);
-        } else {
-          s->mutable_no_stream();
-          s->mutable_no_position();
-        }
+        fill_success(r, resp.mutable_success());
         break;
       }
       case store::AppendStatus::kWrongExpectedVersion: {

@@ -32,6 +32,7 @@
 #include "proto/kurrentdb/v2/errors.pb.h"
 #include "proto/kurrentdb/v2/streams.grpc.pb.h"
 #include "server/kurrent_server.h"
+#include "server/testing/self_signed.h"
 #include "store/event_store.h"
 
 namespace kingest::server {
@@ -1291,38 +1292,9 @@ TEST_F(ReadAllTest, BackwardsIsNotServed) {
 
 // ---- TLS ----
 
-// A self-signed certificate for localhost / 127.0.0.1, made with the openssl tool.
-struct SelfSigned {
-  std::string dir;
-  std::string cert_path;
-  std::string key_path;
-  std::string cert;
-  std::string key;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::optional<SelfSigned> make_self_signed(const std::string& name) {
-  SelfSigned c;
-  c.dir =
-      (std::filesystem::temp_directory_path() / ("ki-server-tls-" + std::to_string(::getpid()) + "-" + name)).string();
-  std::filesystem::create_directories(c.dir);
-  c.cert_path = c.dir + "/cert.pem";
-  c.key_path = c.dir + "/key.pem";
-  const std::string cmd =
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost"
-      " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " +
-      c.key_path + " -out " + c.cert_path + " >/dev/null 2>&1";
-  if (std::system(cmd.c_str()) != 0) return std::nullopt;
-  c.cert = slurp(c.cert_path);
-  c.key = slurp(c.key_path);
-  return c;
-}
+using server::testing::make_self_signed;
+using server::testing::SelfSigned;
+using server::testing::slurp;
 
 class TlsTest : public ServerTest {
  protected:

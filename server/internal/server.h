@@ -65,6 +65,19 @@ absl::StatusOr<store::ProposedEvent> to_event(const Proposed& m) {
   return wire::event_of<store::ProposedEvent>(m);
 }
 
+// The success answer of Append and of BatchAppend (their Success messages have the same fields).
+template <typename Success>
+void fill_success(const store::AppendResult& r, Success* s) {
+  if (r.current_revision) {
+    s->set_current_revision(r.current_revision->value());
+    s->mutable_position()->set_commit_position(r.position);
+    s->mutable_position()->set_prepare_position(r.position);
+  } else {
+    s->mutable_no_stream();
+    s->mutable_no_position();
+  }
+}
+
 grpc::Status to_grpc(const absl::Status& s);
 // Append's in-body wrong expected version: both the 20.6 fields and the current ones.
 void fill_wrong_version(const ExpectedRevision& expected, const std::optional<StreamRevision>& current,
