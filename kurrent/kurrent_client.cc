@@ -71,7 +71,7 @@ absl::StatusOr<std::string> discover(Core& core) {
   for (int attempt = 0; attempt < std::max(1, s.max_discover_attempts); ++attempt) {
     if (attempt > 0) std::this_thread::sleep_for(s.discovery_interval);
     for (const auto& seed : s.hosts) {
-      std::string seed_endpoint = seed.host + ":" + std::to_string(seed.port);
+      std::string seed_endpoint = seed.address();
       auto n = core.make_node(seed_endpoint);
       if (!n.ok()) return n.status();
       auto stub = gossip::Gossip::NewStub((*n)->channel);
@@ -113,7 +113,7 @@ absl::StatusOr<std::string> discover(Core& core) {
         continue;
       }
       const M* pick = candidates[size_t(Clock::now().time_since_epoch().count()) % candidates.size()];
-      return pick->http_end_point().address() + ":" + std::to_string(pick->http_end_point().port());
+      return Endpoint{.host = pick->http_end_point().address(), .port = uint16_t(pick->http_end_point().port())}.address();
     }
   }
   return absl::UnavailableError(absl::StrCat("cluster discovery failed after ", std::max(1, s.max_discover_attempts),
@@ -172,7 +172,7 @@ absl::StatusOr<std::unique_ptr<KurrentClient>> KurrentClient::connect(const Conn
   if (settings.hosts.empty()) return absl::InvalidArgumentError("connection string: no host");
   if (options.max_append_size == 0) return absl::InvalidArgumentError("--max-append-size must be above 0");
   auto core = std::make_shared<Core>(settings, options);
-  std::string endpoint = settings.hosts.front().host + ":" + std::to_string(settings.hosts.front().port);
+  std::string endpoint = settings.hosts.front().address();
   if (settings.discover) {
     auto found = discover(*core);
     if (!found.ok()) return found.status();

@@ -258,6 +258,22 @@ TEST(KurrentClient, SessionConflictOnOneStreamDoesNotSinkTheOthers) {
   EXPECT_GE(c->stats().appends, 3u) << "the first session, the conflicting one, and the retry without it";
 }
 
+// The address serve-store prints for an IPv6 listener works as a connection string.
+TEST(KurrentClient, ConnectsToAnIpv6Literal) {
+  auto store = store::EventStore::open({.in_memory = true}).value();
+  auto server = server::KurrentServer::start(*store, {.listen = "[::1]:0"});
+  if (!server.ok()) GTEST_SKIP() << "no IPv6 loopback here: " << server.status();
+  auto c = connect_to("esdb://" + (*server)->address() + "?tls=false");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->endpoint(), (*server)->address());
+  auto tail = c->read_tail("v6-stream");
+  ASSERT_TRUE(tail.ok()) << tail.status();
+  EXPECT_FALSE(tail->exists);
+  c->close(std::chrono::seconds(5));
+  (*server)->shutdown();
+  store->close();
+}
+
 TEST(KurrentClient, RefusedConnectionSaysWhatToCheck) {
   int port;
   {

@@ -148,7 +148,7 @@ void Core::set_node(std::shared_ptr<Node> n) {
 
 // Moves to the leader named by a not-leader answer (once per node change).
 void Core::redirect(const std::shared_ptr<Node>& from, const std::string& host, uint16_t port) {
-  std::string endpoint = host + ":" + std::to_string(port);
+  std::string endpoint = Endpoint{.host = host, .port = port}.address();
   {
     std::lock_guard lock(mu_);
     if (node_ != from || node_->endpoint == endpoint) return;
