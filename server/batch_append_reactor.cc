@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "proto/kurrentdb/status.pb.h"
 
 namespace kingest::server::internal {
@@ -33,6 +34,10 @@ class BatchAppendReactor final : public grpc::ServerBidiReactor<streams::BatchAp
 
   void OnReadDone(bool ok) override {
     if (!ok) {
+      // The read path is over: what unfinished correlation ids held is given back before the call
+      // can end, so a client that saw the call end finds the budget free.
+      for (auto& [key, p] : pending_) release(p);
+      pending_.clear();
       std::lock_guard lock(mu_);
       reads_done_ = true;
       maybe_finish_locked();
@@ -66,6 +71,7 @@ class BatchAppendReactor final : public grpc::ServerBidiReactor<streams::BatchAp
   }
 
   void OnDone() override {
+    for (auto& [key, p] : pending_) release(p);
     {
       std::lock_guard lock(shared_.mu);
       shared_.batch_reactors.erase(this);
@@ -88,8 +94,31 @@ class BatchAppendReactor final : public grpc::ServerBidiReactor<streams::BatchAp
     streams::BatchAppendReq::Options options;
     std::vector<store::ProposedEvent> events;
     size_t size = 0;
+    size_t held = 0;      // bytes counted against the pending budgets
     bool failed = false;  // an error was answered; later chunks are dropped
   };
+
+  // Counts `bytes` of an unfinished correlation id against the call's and the server's budgets;
+  // false (nothing counted) when either would be exceeded.
+  bool hold(Pending& p, size_t bytes) {
+    if (held_bytes_ + bytes > shared_.options.max_pending_batch_bytes_per_call) return false;
+    const size_t before = shared_.pending_batch_bytes.fetch_add(bytes);
+    if (before + bytes > shared_.options.max_pending_batch_bytes) {
+      shared_.pending_batch_bytes.fetch_sub(bytes);
+      return false;
+    }
+    held_bytes_ += bytes;
+    p.held += bytes;
+    return true;
+  }
+
+  // Gives back what `p` held; a failed correlation id also drops its events.
+  void release(Pending& p) {
+    shared_.pending_batch_bytes.fetch_sub(p.held);
+    held_bytes_ -= p.held;
+    p.held = 0;
+    if (p.failed) p.events.clear();
+  }
 
   void handle(const streams::BatchAppendReq& req) {
     auto cid = from_proto(req.correlation_id());
@@ -139,9 +168,22 @@ class BatchAppendReactor final : public grpc::ServerBidiReactor<streams::BatchAp
         p.failed = true;
         break;
       }
+      if (!hold(p, size)) {
+        pb::Unknown detail;
+        answer_error(req.correlation_id(), &p.options, google::rpc::RESOURCE_EXHAUSTED,
+                     absl::StrCat("batch append: too many bytes in unfinished correlation ids (at most ",
+                                  shared_.options.max_pending_batch_bytes_per_call, " per call and ",
+                                  shared_.options.max_pending_batch_bytes,
+                                  " per server): send is_final sooner, or fewer appends at once"),
+                     &detail);
+        p.failed = true;
+        break;
+      }
       p.events.push_back(std::move(*ev));
     }
+    if (p.failed) release(p);
     if (!req.is_final()) return;
+    release(p);
     Pending done = std::move(p);
     pending_.erase(it);
     if (done.failed) return;
@@ -191,7 +233,14 @@ class BatchAppendReactor final : public grpc::ServerBidiReactor<streams::BatchAp
     auto* err = resp.mutable_error();
     err->set_code(code);
     err->set_message(message);
-    if (detail) err->add_details()->PackFrom(*detail);
+    if (detail) {
+      err->add_details()->PackFrom(*detail);
+    } else {
+      // Clients read the one detail by its type name: an error without one crashes them.
+      pb::BadRequest bad;
+      bad.set_message(message);
+      err->add_details()->PackFrom(bad);
+    }
     std::lock_guard lock(mu_);
     enqueue_locked(std::move(resp));
   }
@@ -227,6 +276,7 @@ class BatchAppendReactor final : public grpc::ServerBidiReactor<streams::BatchAp
         auto* err = resp.mutable_error();
         err->set_code(google::rpc::UNAVAILABLE);
         err->set_message(r.message);
+        err->add_details()->PackFrom(pb::Unknown());
         break;
       }
     }
@@ -260,6 +310,7 @@ class BatchAppendReactor final : public grpc::ServerBidiReactor<streams::BatchAp
   streams::BatchAppendReq req_;
   // Read path only (one read at a time).
   std::unordered_map<std::string, Pending> pending_;
+  size_t held_bytes_ = 0;  // of the pending budget, summed over pending_
   // Guarded by mu_.
   std::mutex mu_;
   std::deque<streams::BatchAppendResp> queue_;

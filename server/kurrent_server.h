@@ -53,6 +53,11 @@ struct ServerOptions {
   // KurrentDB's MaxAppendSize before 25.1 (1 MiB); one event at most 16 MiB.
   size_t max_append_size = size_t{1} << 20;
   size_t max_event_size = size_t{16} << 20;
+  // BatchAppend chunks of correlation ids not yet final are held in memory until is_final: at most
+  // this many bytes per call and over all calls; beyond, that correlation id is answered
+  // RESOURCE_EXHAUSTED (the call goes on).
+  size_t max_pending_batch_bytes_per_call = size_t{64} << 20;
+  size_t max_pending_batch_bytes = size_t{256} << 20;
   // Largest gRPC message accepted (a BatchAppend chunk may hold many events).
   int max_receive_message_bytes = 64 << 20;
   // Events per page when a read is streamed out.

@@ -509,6 +509,90 @@ TEST_F(ServerTest, BatchAppendErrorsPerCorrelationId) {
   EXPECT_TRUE(stream->Finish().ok());
 }
 
+// The official Node client reads an in-body error's single detail by its type name and crashes on
+// an error without one: every BatchAppend error carries exactly one detail.
+TEST_F(ServerTest, EveryBatchAppendErrorCarriesOneDetail) {
+  grpc::ClientContext ctx;
+  auto stream = streams_->BatchAppend(&ctx);
+  streams::BatchAppendResp resp;
+  auto expect_one_detail = [&](google::rpc::Code code, const std::string& type_name) {
+    ASSERT_TRUE(stream->Read(&resp));
+    ASSERT_TRUE(resp.has_error()) << resp.DebugString();
+    EXPECT_EQ(resp.error().code(), code);
+    ASSERT_EQ(resp.error().details_size(), 1) << resp.DebugString();
+    EXPECT_EQ(resp.error().details(0).type_url(), "type.googleapis.com/" + type_name);
+  };
+  // A first chunk without options.
+  ASSERT_TRUE(stream->Write(batch_chunk(Uuid::v4(), nullptr, kAny, {Ev{}}, true)));
+  expect_one_detail(google::rpc::INVALID_ARGUMENT, "event_store.client.BadRequest");
+  // An empty stream name.
+  const std::string empty;
+  ASSERT_TRUE(stream->Write(batch_chunk(Uuid::v4(), &empty, kAny, {Ev{}}, true)));
+  expect_one_detail(google::rpc::INVALID_ARGUMENT, "event_store.client.BadRequest");
+  // A proposed message without a type.
+  const std::string s = "d-bad";
+  auto req = batch_chunk(Uuid::v4(), &s, kAny, {Ev{}}, true);
+  req.mutable_proposed_messages(0)->mutable_metadata()->erase("type");
+  ASSERT_TRUE(stream->Write(req));
+  expect_one_detail(google::rpc::INVALID_ARGUMENT, "event_store.client.BadRequest");
+  // A wrong expected version and a deleted stream keep their own details.
+  ASSERT_TRUE(stream->Write(batch_chunk(Uuid::v4(), &s, exact(5), {Ev{}}, true)));
+  expect_one_detail(google::rpc::ALREADY_EXISTS, "event_store.client.WrongExpectedVersion");
+  // A store that cannot write (here: closed, as a full disk would fail it).
+  store_->close();
+  ASSERT_TRUE(stream->Write(batch_chunk(Uuid::v4(), &s, kAny, {Ev{}}, true)));
+  expect_one_detail(google::rpc::UNAVAILABLE, "event_store.client.Unknown");
+  stream->WritesDone();
+  stream->Finish();
+}
+
+// Chunks of correlation ids that never end are held in memory: bounded per call and per server.
+TEST_F(ServerTest, PendingBatchAppendChunksAreBounded) {
+  start({.max_append_size = 64 * 1024, .max_pending_batch_bytes_per_call = 256 * 1024,
+         .max_pending_batch_bytes = 384 * 1024});
+  const std::string big(60 * 1024, 'x');
+  // Non-final chunks of distinct correlation ids, each under the append size limit.
+  auto fill_call = [&](grpc::ClientReaderWriter<streams::BatchAppendReq, streams::BatchAppendResp>& call,
+                       const std::string& prefix, int chunks) {
+    for (int i = 0; i < chunks; ++i) {
+      const std::string name = prefix + std::to_string(i);
+      if (!call.Write(batch_chunk(Uuid::v4(), &name, kAny, {Ev{.data = big}}, false))) return false;
+    }
+    return true;
+  };
+  grpc::ClientContext ctx1;
+  auto call1 = streams_->BatchAppend(&ctx1);
+  // Per call: the fifth pending 60 KiB chunk passes 256 KiB.
+  ASSERT_TRUE(fill_call(*call1, "p1-", 5));
+  streams::BatchAppendResp resp;
+  ASSERT_TRUE(call1->Read(&resp));
+  ASSERT_TRUE(resp.has_error()) << resp.DebugString();
+  EXPECT_EQ(resp.error().code(), google::rpc::RESOURCE_EXHAUSTED);
+  ASSERT_EQ(resp.error().details_size(), 1);
+  // Per server: a second call's chunks count against what the first one holds (240 KiB).
+  grpc::ClientContext ctx2;
+  auto call2 = streams_->BatchAppend(&ctx2);
+  ASSERT_TRUE(fill_call(*call2, "p2-", 3));
+  ASSERT_TRUE(call2->Read(&resp));
+  ASSERT_TRUE(resp.has_error()) << resp.DebugString();
+  EXPECT_EQ(resp.error().code(), google::rpc::RESOURCE_EXHAUSTED);
+  // Ending the calls gives the memory back: a fresh call appends again.
+  call1->WritesDone();
+  call1->Finish();
+  call2->WritesDone();
+  call2->Finish();
+  grpc::ClientContext ctx3;
+  auto call3 = streams_->BatchAppend(&ctx3);
+  for (int i = 0; i < 4; ++i) {
+    const std::string name = "p3-" + std::to_string(i);
+    ASSERT_TRUE(call3->Write(batch_chunk(Uuid::v4(), &name, kAny, {Ev{.data = big}}, true)));
+    ASSERT_TRUE(call3->Read(&resp));
+    EXPECT_TRUE(resp.has_success()) << resp.DebugString();
+  }
+  call3->WritesDone();
+  EXPECT_TRUE(call3->Finish().ok());
+}
+
 class ReadTest : public ServerTest {
  protected:
   void SetUp() override {

@@ -7,6 +7,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -49,6 +50,8 @@ struct Shared {
   std::mutex mu;
   bool shutting_down = false;
   std::set<BatchAppendReactor*> batch_reactors;  // live BatchAppend calls, finished on shutdown
+  // Bytes of BatchAppend chunks held for correlation ids not yet final, over every call.
+  std::atomic<size_t> pending_batch_bytes{0};
   Endpoint self;                                 // gossip's end point for this node; guarded by mu
 };
 
