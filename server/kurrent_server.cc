@@ -156,8 +156,15 @@ class ServerImpl final : public KurrentServer {
     }
     host_ = listen.substr(0, colon);
     if (auto s = check_tls(o.tls_cert_pem, o.tls_key_pem); !s.ok()) return s;
+    if (o.max_append_size == 0 || o.max_event_size == 0 || o.max_pending_batch_bytes_per_call == 0 ||
+        o.max_pending_batch_bytes == 0 || o.read_page_size == 0 || o.max_receive_message_bytes <= 0) {
+      return absl::InvalidArgumentError(
+          "sizes must be above 0 (max_append_size, max_event_size, max_pending_batch_bytes[_per_call], "
+          "read_page_size, max_receive_message_bytes)");
+    }
     for (const auto& u : o.users) {
       if (u.name.empty()) return absl::InvalidArgumentError("user with an empty name");
+      if (u.password.empty()) return absl::InvalidArgumentError(absl::StrCat("user '", u.name, "' has an empty password"));
       if (!shared_.users.emplace(u.name, u.password).second) {
         return absl::InvalidArgumentError(absl::StrCat("user '", u.name, "' given twice"));
       }
@@ -246,15 +253,6 @@ class ServerImpl final : public KurrentServer {
 };
 
 }  // namespace
-
-absl::StatusOr<User> parse_user(std::string_view view) {
-  const std::string text(view);
-  // The messages leave the text out: it may hold a password.
-  auto colon = text.find(':');
-  if (colon == std::string::npos) return absl::InvalidArgumentError("want NAME:PASSWORD (no ':' found)");
-  if (colon == 0) return absl::InvalidArgumentError("want NAME:PASSWORD (the name is empty)");
-  return User{.name = text.substr(0, colon), .password = text.substr(colon + 1)};
-}
 
 absl::StatusOr<Endpoint> parse_endpoint(std::string_view view) {
   const std::string text(view);

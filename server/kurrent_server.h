@@ -81,8 +81,16 @@ struct ServerOptions {
   std::string follower_of;
 };
 
-// "NAME:PASSWORD", split at the first colon (the password may hold colons); the name must not be empty.
+// "NAME:PASSWORD", split at the first colon (the password may hold colons); neither part may be
+// empty. Messages never show the text (it holds a password).
 absl::StatusOr<User> parse_user(std::string_view text);
+// A file of NAME:PASSWORD lines (surrounding blanks trimmed; empty lines and lines starting with '#'
+// skipped), so that passwords stay off the command line; errors name the file and the line.
+absl::StatusOr<std::vector<User>> read_users_file(const std::string& path);
+// The same lines from the environment variable kUsersVariable (several users: one a line); none
+// when it is unset or empty.
+inline constexpr const char* kUsersVariable = "KURRENT_INGEST_STORE_USERS";
+absl::StatusOr<std::vector<User>> users_from_environment();
 // "HOST:PORT" with a non-empty host and a port in 1..65535; an IPv6 host in brackets.
 absl::StatusOr<Endpoint> parse_endpoint(std::string_view text);
 // Reads a PEM file and checks that it holds a certificate (chain) / a private key; the error names

@@ -1070,10 +1070,68 @@ TEST(ServerOptionsTest, ParseUser) {
   ASSERT_TRUE(u.ok());
   EXPECT_EQ(u->name, "ops");
   EXPECT_EQ(u->password, "p:w");
-  EXPECT_TRUE(parse_user("guest:").ok());
+  // An empty password is a typo (`--user admin:`), refused, and the message says which part.
+  auto empty = parse_user("guest:");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_NE(std::string(empty.status().message()).find("password is empty"), std::string::npos) << empty.status();
   EXPECT_FALSE(parse_user("nocolon").ok());
   EXPECT_FALSE(parse_user(":secret").ok());
   EXPECT_FALSE(parse_user("").ok());
+}
+
+TEST(ServerOptionsTest, UsersFromAFile) {
+  const auto path = std::filesystem::temp_directory_path() / ("ki-users-" + std::to_string(::getpid()));
+  {
+    std::ofstream out(path);
+    out << "# accounts\nadmin:changeit\n\n  ops:p:w  \n";
+  }
+  auto users = read_users_file(path.string());
+  ASSERT_TRUE(users.ok()) << users.status();
+  ASSERT_EQ(users->size(), 2u);
+  EXPECT_EQ((*users)[0].name, "admin");
+  EXPECT_EQ((*users)[0].password, "changeit");
+  EXPECT_EQ((*users)[1].name, "ops");
+  EXPECT_EQ((*users)[1].password, "p:w");
+  {
+    std::ofstream out(path);
+    out << "admin:changeit\nbroken-S3cret\n";
+  }
+  auto bad = read_users_file(path.string());
+  ASSERT_FALSE(bad.ok());
+  const std::string msg(bad.status().message());
+  EXPECT_NE(msg.find(path.string() + ":2"), std::string::npos) << msg;  // file and line
+  EXPECT_EQ(msg.find("S3cret"), std::string::npos) << msg;             // never the text
+  std::filesystem::remove(path);
+  auto missing = read_users_file(path.string());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(std::string(missing.status().message()).find(path.string()), std::string::npos);
+}
+
+TEST(ServerOptionsTest, UsersFromTheEnvironment) {
+  ::unsetenv(kUsersVariable);
+  auto none = users_from_environment();
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  ::setenv(kUsersVariable, "admin:changeit\nops:pw", 1);
+  auto two = users_from_environment();
+  ASSERT_TRUE(two.ok()) << two.status();
+  ASSERT_EQ(two->size(), 2u);
+  EXPECT_EQ((*two)[1].name, "ops");
+  ::setenv(kUsersVariable, "admin:", 1);
+  auto bad = users_from_environment();
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(std::string(bad.status().message()).find(kUsersVariable), std::string::npos) << bad.status();
+  ::unsetenv(kUsersVariable);
+}
+
+TEST(ServerOptionsTest, StartRefusesSizesOfZeroAndEmptyPasswords) {
+  auto store = store::EventStore::open({.in_memory = true}).value();
+  EXPECT_FALSE(KurrentServer::start(*store, {.listen = "127.0.0.1:0", .max_append_size = 0}).ok());
+  EXPECT_FALSE(KurrentServer::start(*store, {.listen = "127.0.0.1:0", .max_pending_batch_bytes = 0}).ok());
+  auto empty = KurrentServer::start(*store, {.listen = "127.0.0.1:0", .users = {{"admin", ""}}});
+  ASSERT_FALSE(empty.ok());
+  EXPECT_NE(std::string(empty.status().message()).find("admin"), std::string::npos);
+  store->close();
 }
 
 TEST(ServerOptionsTest, ParseEndpoint) {
