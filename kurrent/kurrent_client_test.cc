@@ -22,6 +22,7 @@ namespace kingest::kurrent {
 namespace {
 
 using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
 
 EventData event(const std::string& tag, size_t data_bytes = 16) {
   return EventData{.id = Uuid::v4(),
@@ -256,6 +257,31 @@ TEST(KurrentClient, SessionConflictOnOneStreamDoesNotSinkTheOthers) {
   EXPECT_EQ(x.code, AppendCode::kWrongExpectedVersion);
   EXPECT_EQ(x.current_revision, StreamRevision{0});
   EXPECT_GE(c->stats().appends, 3u) << "the first session, the conflicting one, and the retry without it";
+}
+
+// An outage has one retry budget, however many reads meet it: reads one after another, or many at
+// once, all give up within `retry_for` of the first failure (plus a backoff step), not each after
+// its own `retry_for`.
+TEST(KurrentClient, ReadsShareOneRetryBudgetPerOutage) {
+  Served served;
+  ClientOptions o{.backoff_initial = milliseconds(50), .backoff_max = milliseconds(200),
+                  .retry_for = milliseconds(1500)};
+  auto c = connect_to(served.url("&defaultDeadline=1000"), o);
+  ASSERT_TRUE(c);
+  served.stop();
+  const auto start = Clock::now();
+  for (int i = 0; i < 3; ++i) {
+    auto tail = c->read_tail("gone-" + std::to_string(i));
+    ASSERT_FALSE(tail.ok());
+    EXPECT_EQ(tail.status().code(), absl::StatusCode::kUnavailable) << tail.status();
+  }
+  auto tails = c->read_tails({"gone-a", "gone-b", "gone-c", "gone-d"});
+  for (const auto& t : tails) EXPECT_FALSE(t.ok());
+  auto forwards = c->read_forwards("gone-e", StreamRevision{0}, 10);
+  EXPECT_FALSE(forwards.ok());
+  // One budget (1.5 s) and the last backoff step, not eight of them (12 s and more).
+  EXPECT_LT(Clock::now() - start, milliseconds(3000));
+  c->close(milliseconds(0));
 }
 
 // The address serve-store prints for an IPv6 listener works as a connection string.

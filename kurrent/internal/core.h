@@ -144,6 +144,11 @@ class Core : public std::enable_shared_from_this<Core> {
   // Many tails at once: the reads overlap on the channel; a read that fails is read again on its
   // own (with the retry and redirect handling of `read`).
   std::vector<absl::StatusOr<StreamTail>> read_tails(const std::vector<std::string>& names);
+  // Reads share one retry budget per outage: a read that fails (retryably) within the outage gap of
+  // the last failure belongs to the same outage, and every read gives up once the outage is older
+  // than retry_for. Returns how long the outage has lasted.
+  milliseconds read_failed();
+  void read_succeeded();
 
   // ---- lifecycle (core.cc) ----
   void close(milliseconds timeout);
@@ -163,6 +168,9 @@ class Core : public std::enable_shared_from_this<Core> {
   size_t calls_ = 0;  // append and session calls not yet done
   std::atomic<bool> closed_{false};
   std::atomic<uint64_t> appends_{0}, retries_{0}, reconnects_{0}, redirects_{0}, splits_{0};
+  // The reads' outage (see read_failed); guarded by mu_. No outage: outage_since_ is unset.
+  std::optional<Clock::time_point> outage_since_;
+  Clock::time_point outage_last_failure_{};
 };
 
 }  // namespace kingest::kurrent::internal

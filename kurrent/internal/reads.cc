@@ -99,9 +99,23 @@ std::vector<absl::StatusOr<StreamTail>> Core::read_tails(const std::vector<std::
   return out;
 }
 
+milliseconds Core::read_failed() {
+  const auto now = Clock::now();
+  std::lock_guard lock(mu_);
+  // Failures further apart than one backoff step and one deadline are not one outage: reads stopped
+  // meanwhile (a recovered store, no reads), so an old failure must not eat a new read's budget.
+  if (!outage_since_ || now - outage_last_failure_ > options_.backoff_max + deadline()) outage_since_ = now;
+  outage_last_failure_ = now;
+  return std::chrono::duration_cast<milliseconds>(now - *outage_since_);
+}
+
+void Core::read_succeeded() {
+  std::lock_guard lock(mu_);
+  outage_since_.reset();
+}
+
 absl::StatusOr<Core::ReadResult> Core::read(const std::string& stream, bool backwards, std::optional<uint64_t> from,
                                             uint64_t count) {
-  Clock::time_point failing_since = Clock::now();
   for (int attempt = 1;; ++attempt) {
     auto n = node();
     streams::ReadReq req = read_request(stream, backwards, from, count);
@@ -117,24 +131,33 @@ absl::StatusOr<Core::ReadResult> Core::read(const std::string& stream, bool back
       result.events.push_back(std::move(*d));
     }
     grpc::Status st = reader->Finish();
-    if (st.ok()) return result;
+    if (st.ok()) {
+      read_succeeded();
+      return result;
+    }
     wire::Trailers trailers = ctx.GetServerTrailingMetadata();
     if (wire::trailer(trailers, "exception") == "stream-deleted") {
+      read_succeeded();
       result.events.clear();
       result.deleted = true;
       return result;
     }
     wire::Verdict v = wire::classify(st, trailers);
+    milliseconds left{0};
+    if (v.kind == wire::Verdict::kRetry) left = options_.retry_for - read_failed();
     if (v.kind == wire::Verdict::kRedirect) {
       redirect(n, v.leader_host, v.leader_port);
-    } else if (v.kind != wire::Verdict::kRetry || Clock::now() - failing_since > options_.retry_for) {
+      continue;
+    }
+    if (v.kind != wire::Verdict::kRetry || left <= milliseconds(0)) {
       return call_error(st, v.kind == wire::Verdict::kRetry,
                         "read " + stream + " from " + n->endpoint + ": " +
                             explain_connect_error(settings_, n->endpoint, st));
     }
-    int64_t wait =
-        std::min<int64_t>(options_.backoff_initial.count() << std::min(attempt - 1, 16), options_.backoff_max.count());
-    std::this_thread::sleep_for(milliseconds(v.kind == wire::Verdict::kRedirect ? 0 : wait));
+    // Never sleeps past the outage's budget: the last attempt comes at its end.
+    const milliseconds wait{
+        std::min<int64_t>(options_.backoff_initial.count() << std::min(attempt - 1, 16), options_.backoff_max.count())};
+    std::this_thread::sleep_for(std::min(wait, left));
   }
 }
 
