@@ -22,7 +22,7 @@
 #include "pipeline/run_report.h"
 #include "store/event_store.h"
 #include "kurrent/connection_string.h"
-#include "kurrent/discard_sink.h"
+#include "cli/discard_sink.h"
 #include "kurrent/kurrent_client.h"
 #include "server/kurrent_server.h"
 #include "store/store_sink.h"
@@ -133,7 +133,7 @@ int run_demo(const DemoOptions& o) {
     db_path = "(external)";
   }
   if (discard) {
-    sink_owner = std::make_unique<kurrent::DiscardSink>();
+    sink_owner = std::make_unique<DiscardSink>();
   } else if (o.sink == "direct") {
     sink_owner = std::make_unique<store::StoreSink>(*es);
   } else {

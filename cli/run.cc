@@ -23,7 +23,7 @@
 #include "metrics/output.h"
 #include "cli/signals.h"
 #include "pipeline/dead_letter.h"
-#include "kurrent/discard_sink.h"
+#include "cli/discard_sink.h"
 #include "pipeline/run_report.h"
 #include "pipeline/timed_sink.h"
 
@@ -93,9 +93,9 @@ int run_run(const RunOptions& o) {
 
   // The sink: KurrentDB over gRPC, or (--sink discard) the same BatchAppend encoding, dropped.
   std::unique_ptr<kurrent::KurrentClient> client;
-  std::unique_ptr<kurrent::DiscardSink> discard;
+  std::unique_ptr<DiscardSink> discard;
   if (o.sink == "discard") {
-    discard = std::make_unique<kurrent::DiscardSink>();
+    discard = std::make_unique<DiscardSink>();
   } else {
     bool usage_fault = false;
     auto c = connect_kurrent(o.kurrent, o.ingest, std::nullopt, &usage_fault);

@@ -33,6 +33,7 @@ struct ServeStoreOptions {
   std::string tls_cert;
   std::string tls_key;
   std::vector<std::string> users;  // NAME:PASSWORD
+  std::string users_file;
   std::string advertise;
   std::string follower_of;
   MetricsFlags metrics;
@@ -65,6 +66,14 @@ absl::StatusOr<server::ServerOptions> server_options(const ServeStoreOptions& o)
     if (!user.ok()) return absl::InvalidArgumentError(absl::StrCat("--user: ", user.status().message()));
     so.users.push_back(std::move(*user));
   }
+  if (!o.users_file.empty()) {
+    auto users = server::read_users_file(o.users_file);
+    if (!users.ok()) return absl::InvalidArgumentError(absl::StrCat("--users-file: ", users.status().message()));
+    so.users.insert(so.users.end(), users->begin(), users->end());
+  }
+  auto env_users = server::users_from_environment();
+  if (!env_users.ok()) return absl::InvalidArgumentError(env_users.status().message());
+  so.users.insert(so.users.end(), env_users->begin(), env_users->end());
   if (!o.advertise.empty()) {
     if (auto e = server::parse_endpoint(o.advertise); !e.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("--advertise ", e.status().message()));
@@ -165,13 +174,18 @@ void register_serve_store(CLI::App& app, ActionSetter set_action) {
   cmd->add_flag("--hide-batch-append", o->hide_batch_append,
                 "Leave BatchAppend out of ServerFeatures, so clients use Append");
   cmd->add_option("--max-append-size", o->max_append_size, "Largest append in bytes (KurrentDB's MaxAppendSize)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 30))
       ->capture_default_str();
   cmd->add_option("--address-file", o->address_file, "Write the bound address (HOST:PORT) to FILE once listening");
   cmd->add_option("--tls-cert", o->tls_cert, "PEM certificate chain: serve TLS (with --tls-key)");
   cmd->add_option("--tls-key", o->tls_key, "PEM private key of --tls-cert (unencrypted)");
   cmd->add_option(
       "--user", o->users,
-      "NAME:PASSWORD for Basic authentication (repeatable); with any, anonymous callers cannot use streams");
+      "NAME:PASSWORD for Basic authentication (repeatable; visible in ps: prefer --users-file or " +
+          std::string(server::kUsersVariable) + "); with any, anonymous callers cannot use streams");
+  cmd->add_option("--users-file", o->users_file,
+                  "FILE of NAME:PASSWORD lines ('#' comments), added to --user and to " +
+                      std::string(server::kUsersVariable) + " (one NAME:PASSWORD a line)");
   cmd->add_option("--advertise", o->advertise, "HOST:PORT that Gossip.Read reports (default: the bound address)");
   cmd->add_option("--follower-of", o->follower_of,
                   "Act as a follower of the leader at HOST:PORT: writes answer not-leader, gossip lists both");

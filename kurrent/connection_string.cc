@@ -28,8 +28,7 @@ absl::StatusOr<std::string> percent_decode(std::string_view s, std::string_view 
       continue;
     }
     int value = 0;
-    if (i + 2 >= s.size() ||
-        std::from_chars(s.data() + i + 1, s.data() + i + 3, value, 16).ptr != s.data() + i + 3) {
+    if (i + 2 >= s.size() || std::from_chars(s.data() + i + 1, s.data() + i + 3, value, 16).ptr != s.data() + i + 3) {
       return bad("bad percent-escape in the " + std::string(part));
     }
     out.push_back(char(value));
@@ -60,23 +59,27 @@ absl::StatusOr<Endpoint> parse_endpoint(std::string_view text) {
   std::string_view host = text, port;
   if (text.front() == '[') {  // [IPv6]:port
     auto close = text.find(']');
-    if (close == std::string_view::npos) return bad("host '" + std::string(text) + "': missing ']'");
+    if (close == std::string_view::npos) return bad("an IPv6 host without its closing ']': write [ADDRESS]:PORT");
     host = text.substr(1, close - 1);
     if (close + 1 < text.size()) {
-      if (text[close + 1] != ':') return bad("host '" + std::string(text) + "': expected ':' after ']'");
+      if (text[close + 1] != ':') return bad("host '[" + std::string(host) + "]': expected ':' after ']'");
       port = text.substr(close + 2);
     }
   } else if (auto colon = text.rfind(':'); colon != std::string_view::npos) {
     host = text.substr(0, colon);
     port = text.substr(colon + 1);
   }
-  if (host.empty()) return bad("host '" + std::string(text) + "': no host name");
+  if (host.empty()) return bad("a host without a name (check for a stray ':' or ']')");
   e.host = std::string(host);
   if (!port.empty() || text.back() == ':') {
     unsigned value = 0;
     auto r = std::from_chars(port.data(), port.data() + port.size(), value);
     if (port.empty() || r.ec != std::errc{} || r.ptr != port.data() + port.size() || value == 0 || value > 65535) {
-      return bad("host '" + std::string(text) + "': port must be a number from 1 to 65535");
+      // The port's text is not shown: `user:password` written without `@host` lands here.
+      const bool v6 = text.front() == '[';
+      return bad("host '" + (v6 ? "[" + std::string(host) + "]" : std::string(host)) +
+                 "': the port must be a number from 1 to 65535 (credentials go before an '@': "
+                 "esdb://user:password@host:2113)");
     }
     e.port = uint16_t(value);
   }
@@ -89,8 +92,9 @@ absl::StatusOr<ConnectionSettings> parse_connection_string(std::string_view text
   ConnectionSettings s;
   auto sep = text.find("://");
   if (sep == std::string_view::npos) {
-    return bad("'" + std::string(text.substr(0, 40)) +
-               "' has no scheme: start with esdb://, kurrentdb://, kdb:// or kurrent:// (e.g. esdb://localhost:2113?tls=false)");
+    // The text is not shown: it may hold credentials.
+    return bad(
+        "no scheme: start with esdb://, kurrentdb://, kdb:// or kurrent:// (e.g. esdb://localhost:2113?tls=false)");
   }
   std::string scheme = lower(text.substr(0, sep));
   if (scheme.size() > 9 && scheme.ends_with("+discover")) {
@@ -109,8 +113,10 @@ absl::StatusOr<ConnectionSettings> parse_connection_string(std::string_view text
     rest = rest.substr(0, q);
   }
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  if (rest.find('/') != std::string_view::npos) {
-    return bad("unexpected path after the hosts in '" + std::string(rest) + "'");
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    std::string_view after_credentials =
+        rest.substr(rest.rfind('@', slash) == std::string_view::npos ? 0 : rest.rfind('@', slash) + 1);
+    return bad("unexpected path after the hosts in '" + std::string(after_credentials) + "'");
   }
   if (auto at = rest.rfind('@'); at != std::string_view::npos) {
     std::string_view userinfo = rest.substr(0, at);
@@ -217,13 +223,17 @@ absl::StatusOr<ConnectionSettings> parse_connection_string(std::string_view text
   return s;
 }
 
+std::string Endpoint::address() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
 std::string ConnectionSettings::redacted() const {
   std::string out = scheme + (discover ? "+discover" : "") + "://";
   if (username) out += *username + ":***@";
   for (size_t i = 0; i < hosts.size(); ++i) {
     if (i) out += ',';
-    bool v6 = hosts[i].host.find(':') != std::string::npos;
-    out += (v6 ? "[" + hosts[i].host + "]" : hosts[i].host) + ":" + std::to_string(hosts[i].port);
+    out += hosts[i].address();
   }
   out += std::string("?tls=") + (tls ? "true" : "false");
   if (!tls_verify_cert) out += "&tlsVerifyCert=false";

@@ -24,9 +24,11 @@
 namespace kingest::kurrent {
 
 struct Endpoint {
-  std::string host;
+  std::string host;  // an IPv6 literal without its brackets
   uint16_t port = 2113;
   bool operator==(const Endpoint&) const = default;
+  // HOST:PORT as gRPC takes it, an IPv6 literal in brackets ("[::1]:2113").
+  [[nodiscard]] std::string address() const;
 };
 
 enum class NodePreference { kLeader, kFollower, kRandom, kReadOnlyReplica };

@@ -10,7 +10,8 @@
 // Every call has a deadline (the connection string's defaultDeadline); a BatchAppend correlation id
 // that gets no answer in time is sent again (servers silently drop some idempotent re-appends).
 // UNAVAILABLE, DEADLINE_EXCEEDED and ABORTED are retried with capped exponential backoff and jitter
-// for up to `retry_for`; a not-leader answer moves the connection to the leader named in its
+// for up to `retry_for` (each append its own; reads one budget per outage, shared by every read); an
+// authentication failure is never retried; a not-leader answer moves the connection to the leader named in its
 // trailers. Groups larger than `max_append_size` are sent as consecutive appends, each under the
 // limit. At most `max_in_flight_appends` appends and `max_in_flight_bytes` are on the wire; more wait
 // in the client.
@@ -54,7 +55,8 @@ struct ClientOptions {
   size_t max_in_flight_bytes = size_t{64} << 20;
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{5000};
-  // An append that keeps failing with retryable errors for this long ends the run (kFatal).
+  // An append that keeps failing with retryable errors for this long ends the run (kFatal); reads
+  // give up (UNAVAILABLE) once an outage is this old, however many reads it met.
   std::chrono::milliseconds retry_for{60000};
   // Session mode: most streams in one v2 AppendSession, sessions on the wire at once, and how long
   // a waiting group may wait for others to share its session (0: a free slot sends at once).

@@ -21,10 +21,11 @@
 
 #include "absl/strings/match.h"
 #include "kurrent/kurrent_client.h"
-#include "kurrent/fake_services.h"
+#include "kurrent/testing/fake_services.h"
 #include "proto/kurrentdb/serverfeatures.grpc.pb.h"
 #include "proto/kurrentdb/streams.grpc.pb.h"
 #include "server/kurrent_server.h"
+#include "server/testing/self_signed.h"
 #include "store/event_store.h"
 
 namespace kingest::kurrent {
@@ -152,40 +153,13 @@ void expect_round_trip(KurrentClient& c, const std::string& stream) {
 
 // ---- TLS ------------------------------------------------------------------------------------------
 
-// A self-signed certificate for localhost / 127.0.0.1, made with the openssl tool.
-struct SelfSigned {
-  std::string dir;
-  std::string cert_path;
-  std::string cert;
-  std::string key;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::optional<SelfSigned> make_self_signed() {
-  SelfSigned c;
-  c.dir = (std::filesystem::temp_directory_path() / ("ki-client-tls-" + std::to_string(::getpid()))).string();
-  std::filesystem::create_directories(c.dir);
-  c.cert_path = c.dir + "/cert.pem";
-  const std::string key_path = c.dir + "/key.pem";
-  const std::string cmd =
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost"
-      " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " +
-      key_path + " -out " + c.cert_path + " >/dev/null 2>&1";
-  if (std::system(cmd.c_str()) != 0) return std::nullopt;
-  c.cert = slurp(c.cert_path);
-  c.key = slurp(key_path);
-  return c;
-}
+using server::testing::make_self_signed;
+using server::testing::SelfSigned;
+using server::testing::slurp;
 
 class TlsTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { cert_ = make_self_signed(); }
+  static void SetUpTestSuite() { cert_ = make_self_signed("client"); }
   static void TearDownTestSuite() {
     if (cert_) std::filesystem::remove_all(cert_->dir);
   }
@@ -283,6 +257,8 @@ TEST_F(CredentialsTest, WrongPasswordFailsWithoutShowingThePassword) {
   const std::string password = "n0t-the-Passw0rd";
   auto c = try_connect(url("admin:" + password + "@"));
   ASSERT_FALSE(c.ok());
+  // Fatal by the retry rule: never UNAVAILABLE, which callers retry.
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kUnauthenticated) << c.status();
   const std::string msg(c.status().message());
   EXPECT_TRUE(contains(msg, "authentication failed")) << msg;
   EXPECT_TRUE(contains(msg, "user name and password")) << msg;
@@ -293,6 +269,7 @@ TEST_F(CredentialsTest, WrongPasswordFailsWithoutShowingThePassword) {
 TEST_F(CredentialsTest, UnknownUserFailsLikeAWrongPassword) {
   auto c = try_connect(url("nobody:changeit@"));
   ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kUnauthenticated) << c.status();
   const std::string msg(c.status().message());
   EXPECT_TRUE(contains(msg, "user name and password")) << msg;
   EXPECT_FALSE(contains(msg, "changeit")) << msg;
@@ -304,6 +281,7 @@ TEST_F(CredentialsTest, NoCredentialsFailsAndAsksForThem) {
   // The connection check (a read) is refused at once; closing the half-made client must not wait.
   EXPECT_LT(Clock::now() - start, milliseconds(3000));
   ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kPermissionDenied) << c.status();
   const std::string msg(c.status().message());
   EXPECT_TRUE(contains(msg, "access denied")) << msg;
   EXPECT_TRUE(contains(msg, "credentials")) << msg;

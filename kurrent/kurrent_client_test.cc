@@ -1,7 +1,7 @@
 // KurrentClient against the project's KurrentDB-compatible server (server/) over loopback gRPC, in
 // each append mode; plus a fake server for what the real one never does (dropping an answer).
 #include "kurrent/kurrent_client.h"
-#include "kurrent/fake_services.h"
+#include "kurrent/testing/fake_services.h"
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -22,6 +22,7 @@ namespace kingest::kurrent {
 namespace {
 
 using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
 
 EventData event(const std::string& tag, size_t data_bytes = 16) {
   return EventData{.id = Uuid::v4(),
@@ -256,6 +257,47 @@ TEST(KurrentClient, SessionConflictOnOneStreamDoesNotSinkTheOthers) {
   EXPECT_EQ(x.code, AppendCode::kWrongExpectedVersion);
   EXPECT_EQ(x.current_revision, StreamRevision{0});
   EXPECT_GE(c->stats().appends, 3u) << "the first session, the conflicting one, and the retry without it";
+}
+
+// An outage has one retry budget, however many reads meet it: reads one after another, or many at
+// once, all give up within `retry_for` of the first failure (plus a backoff step), not each after
+// its own `retry_for`.
+TEST(KurrentClient, ReadsShareOneRetryBudgetPerOutage) {
+  Served served;
+  ClientOptions o{.backoff_initial = milliseconds(50), .backoff_max = milliseconds(200),
+                  .retry_for = milliseconds(1500)};
+  auto c = connect_to(served.url("&defaultDeadline=1000"), o);
+  ASSERT_TRUE(c);
+  served.stop();
+  const auto start = Clock::now();
+  for (int i = 0; i < 3; ++i) {
+    auto tail = c->read_tail("gone-" + std::to_string(i));
+    ASSERT_FALSE(tail.ok());
+    EXPECT_EQ(tail.status().code(), absl::StatusCode::kUnavailable) << tail.status();
+  }
+  auto tails = c->read_tails({"gone-a", "gone-b", "gone-c", "gone-d"});
+  for (const auto& t : tails) EXPECT_FALSE(t.ok());
+  auto forwards = c->read_forwards("gone-e", StreamRevision{0}, 10);
+  EXPECT_FALSE(forwards.ok());
+  // One budget (1.5 s) and the last backoff step, not eight of them (12 s and more).
+  EXPECT_LT(Clock::now() - start, milliseconds(3000));
+  c->close(milliseconds(0));
+}
+
+// The address serve-store prints for an IPv6 listener works as a connection string.
+TEST(KurrentClient, ConnectsToAnIpv6Literal) {
+  auto store = store::EventStore::open({.in_memory = true}).value();
+  auto server = server::KurrentServer::start(*store, {.listen = "[::1]:0"});
+  if (!server.ok()) GTEST_SKIP() << "no IPv6 loopback here: " << server.status();
+  auto c = connect_to("esdb://" + (*server)->address() + "?tls=false");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->endpoint(), (*server)->address());
+  auto tail = c->read_tail("v6-stream");
+  ASSERT_TRUE(tail.ok()) << tail.status();
+  EXPECT_FALSE(tail->exists);
+  c->close(std::chrono::seconds(5));
+  (*server)->shutdown();
+  store->close();
 }
 
 TEST(KurrentClient, RefusedConnectionSaysWhatToCheck) {

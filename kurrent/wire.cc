@@ -18,57 +18,11 @@ Verdict retry(std::string reason) { return Verdict{.kind = Verdict::kRetry, .out
 
 Verdict final(AppendCode code, std::string message) { return Verdict{.kind = Verdict::kDone, .outcome = done(code, std::move(message))}; }
 
-std::optional<StreamRevision> current_of(const pb::WrongExpectedVersion& w) {
-  if (w.current_stream_revision_option_case() == pb::WrongExpectedVersion::kCurrentStreamRevision) {
-    return StreamRevision{w.current_stream_revision()};
-  }
-  return std::nullopt;
-}
-
-template <typename Options>
-void set_expected_impl(const ExpectedRevision& e, Options* o, void (Options::*set_revision)(uint64_t)) {
-  if (const auto* r = std::get_if<StreamRevision>(&e)) {
-    (o->*set_revision)(r->value());
-  } else if (std::holds_alternative<ExpectNoStream>(e)) {
-    o->mutable_no_stream();
-  } else if (std::holds_alternative<ExpectAny>(e)) {
-    o->mutable_any();
-  } else {
-    o->mutable_stream_exists();
-  }
-}
-
 }  // namespace
 
-void to_proto(const Uuid& id, pb::UUID* out) {
-  out->mutable_structured()->set_most_significant_bits(id.most_significant());
-  out->mutable_structured()->set_least_significant_bits(id.least_significant());
-}
-
-std::optional<Uuid> from_proto(const pb::UUID& id) {
-  switch (id.value_case()) {
-    case pb::UUID::kStructured:
-      return Uuid::from_halves(id.structured().most_significant_bits(), id.structured().least_significant_bits());
-    case pb::UUID::kString:
-      return Uuid::parse(id.string());
-    default:
-      return std::nullopt;
-  }
-}
-
-void set_expected(const ExpectedRevision& e, streams::AppendReq::Options* o) {
-  set_expected_impl(e, o, &streams::AppendReq::Options::set_revision);
-}
-
-void set_expected(const ExpectedRevision& e, streams::BatchAppendReq::Options* o) {
-  set_expected_impl(e, o, &streams::BatchAppendReq::Options::set_stream_position);
-}
-
 std::optional<int64_t> v2_expected(const ExpectedRevision& e) {
-  if (const auto* r = std::get_if<StreamRevision>(&e)) return static_cast<int64_t>(r->value());
-  if (std::holds_alternative<ExpectNoStream>(e)) return -1;
-  if (std::holds_alternative<ExpectStreamExists>(e)) return -4;
-  return std::nullopt;
+  if (std::holds_alternative<ExpectAny>(e)) return std::nullopt;
+  return ::kingest::wire::v2_expected_value(e);
 }
 
 std::vector<std::unique_ptr<streams::BatchAppendReq>> batch_append_messages(const Uuid& correlation,
@@ -171,7 +125,7 @@ Verdict classify(const google::rpc::Status& status) {
       Verdict v = final(AppendCode::kWrongExpectedVersion, "wrong expected version");
       for (const auto& any : status.details()) {
         pb::WrongExpectedVersion w;
-        if (any.UnpackTo(&w)) v.outcome.current_revision = current_of(w);
+        if (any.UnpackTo(&w)) v.outcome.current_revision = ::kingest::wire::current_of(w);
       }
       return v;
     }

@@ -1,6 +1,7 @@
 // Conversions between the sink's types and KurrentDB's v1/v2 protocol messages, and the reading of
 // a call's outcome (status, trailers, in-body errors) into what the client does next. Pure
-// functions; used by the client (kurrent_client.cc) and its tests.
+// functions; used by the client (kurrent_client.cc) and its tests. What the server decodes too is
+// in proto/kurrentdb/wire.h.
 #pragma once
 
 #include <grpcpp/support/status.h>
@@ -16,6 +17,7 @@
 #include <string>
 
 #include "core/sink.h"
+#include "proto/kurrentdb/wire.h"
 #include "proto/kurrentdb/shared.pb.h"
 #include "proto/kurrentdb/status.pb.h"
 #include "proto/kurrentdb/streams.pb.h"
@@ -24,32 +26,21 @@ namespace kingest::kurrent::wire {
 
 using Trailers = std::multimap<grpc::string_ref, grpc::string_ref>;
 
-void to_proto(const Uuid& id, event_store::client::UUID* out);
-std::optional<Uuid> from_proto(const event_store::client::UUID& id);
+// The conversions shared with the server (proto/kurrentdb/wire.h).
+using ::kingest::wire::event_size;
+using ::kingest::wire::fill_proposed;
+using ::kingest::wire::from_proto;
+using ::kingest::wire::set_expected;
+using ::kingest::wire::to_proto;
 
-void set_expected(const ExpectedRevision& e, event_store::client::streams::AppendReq::Options* o);
-void set_expected(const ExpectedRevision& e, event_store::client::streams::BatchAppendReq::Options* o);
 // v2: absent = any; NO_STREAM -1, EXISTS -4, else the exact revision.
 std::optional<int64_t> v2_expected(const ExpectedRevision& e);
-
-// A proposed message (Append's and BatchAppend's have the same fields) from an event.
-template <typename Proposed>
-void fill_proposed(const EventData& e, Proposed* p) {
-  to_proto(e.id, p->mutable_id());
-  (*p->mutable_metadata())["type"] = e.type;
-  (*p->mutable_metadata())["content-type"] = e.content_type;
-  p->set_custom_metadata(e.metadata);
-  p->set_data(e.data);
-}
 
 // The BatchAppend messages of one correlation id: the options (with the deadline) in the first,
 // the events in messages of about `chunk_bytes` at most, is_final on the last.
 std::vector<std::unique_ptr<event_store::client::streams::BatchAppendReq>> batch_append_messages(
     const Uuid& correlation, const std::string& stream, const ExpectedRevision& expected,
     std::span<const EventData> events, std::chrono::milliseconds deadline, size_t chunk_bytes);
-
-// KurrentDB's size of an event: data + metadata + 2 x type length.
-inline size_t event_size(const EventData& e) { return e.data.size() + e.metadata.size() + 2 * e.type.size(); }
 
 // What to do after a call ended with a non-OK status (or a BatchAppend in-body error).
 struct Verdict {

@@ -53,6 +53,11 @@ struct ServerOptions {
   // KurrentDB's MaxAppendSize before 25.1 (1 MiB); one event at most 16 MiB.
   size_t max_append_size = size_t{1} << 20;
   size_t max_event_size = size_t{16} << 20;
+  // BatchAppend chunks of correlation ids not yet final are held in memory until is_final: at most
+  // this many bytes per call and over all calls; beyond, that correlation id is answered
+  // RESOURCE_EXHAUSTED (the call goes on).
+  size_t max_pending_batch_bytes_per_call = size_t{64} << 20;
+  size_t max_pending_batch_bytes = size_t{256} << 20;
   // Largest gRPC message accepted (a BatchAppend chunk may hold many events).
   int max_receive_message_bytes = 64 << 20;
   // Events per page when a read is streamed out.
@@ -76,8 +81,16 @@ struct ServerOptions {
   std::string follower_of;
 };
 
-// "NAME:PASSWORD", split at the first colon (the password may hold colons); the name must not be empty.
+// "NAME:PASSWORD", split at the first colon (the password may hold colons); neither part may be
+// empty. Messages never show the text (it holds a password).
 absl::StatusOr<User> parse_user(std::string_view text);
+// A file of NAME:PASSWORD lines (surrounding blanks trimmed; empty lines and lines starting with '#'
+// skipped), so that passwords stay off the command line; errors name the file and the line.
+absl::StatusOr<std::vector<User>> read_users_file(const std::string& path);
+// The same lines from the environment variable kUsersVariable (several users: one a line); none
+// when it is unset or empty.
+inline constexpr const char* kUsersVariable = "KURRENT_INGEST_STORE_USERS";
+absl::StatusOr<std::vector<User>> users_from_environment();
 // "HOST:PORT" with a non-empty host and a port in 1..65535; an IPv6 host in brackets.
 absl::StatusOr<Endpoint> parse_endpoint(std::string_view text);
 // Reads a PEM file and checks that it holds a certificate (chain) / a private key; the error names

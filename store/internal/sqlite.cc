@@ -82,4 +82,15 @@ void Connection::close() {
   }
 }
 
+absl::Status step_done(Statement& st, std::string_view what) {
+  const int rc = st.step();
+  absl::Status status = rc == SQLITE_DONE ? absl::OkStatus() : sqlite_status(rc, what, sqlite3_db_handle(st.get()));
+  st.reset();
+  return status;
+}
+
+absl::Status step_error(Statement& st, int rc, std::string_view what) {
+  return sqlite_status(rc, what, sqlite3_db_handle(st.get()));
+}
+
 }  // namespace kingest::store::internal

@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -126,5 +127,16 @@ class Connection {
  private:
   sqlite3* db_ = nullptr;
 };
+
+// Steps a statement that returns no rows, then resets it.
+absl::Status step_done(Statement& st, std::string_view what);
+// The status of a failed step of `st`.
+absl::Status step_error(Statement& st, int rc, std::string_view what);
+
+// SQLite's integers are signed: an unsigned bound past INT64_MAX means "no bound".
+inline int64_t clamp_to_int64(uint64_t v) {
+  return v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ? std::numeric_limits<int64_t>::max()
+                                                                          : static_cast<int64_t>(v);
+}
 
 }  // namespace kingest::store::internal

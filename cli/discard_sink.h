@@ -15,7 +15,7 @@
 
 #include "core/sink.h"
 
-namespace kingest::kurrent {
+namespace kingest::cli {
 
 class DiscardSink final : public Sink {
  public:
@@ -45,4 +45,4 @@ class DiscardSink final : public Sink {
   std::thread worker_;
 };
 
-}  // namespace kingest::kurrent
+}  // namespace kingest::cli

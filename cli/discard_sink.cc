@@ -1,10 +1,10 @@
-#include "kurrent/discard_sink.h"
+#include "cli/discard_sink.h"
 
 #include <pthread.h>
 
 #include "kurrent/wire.h"
 
-namespace kingest::kurrent {
+namespace kingest::cli {
 
 DiscardSink::DiscardSink() : worker_([this] { run(); }) {}
 
@@ -38,7 +38,7 @@ void DiscardSink::run() {
     }
     uint64_t bytes = 0;
     for (auto& [req, done] : work) {
-      auto msgs = wire::batch_append_messages(Uuid::v4(), req.stream, req.expected, req.events,
+      auto msgs = kurrent::wire::batch_append_messages(Uuid::v4(), req.stream, req.expected, req.events,
                                               std::chrono::seconds(10), size_t{1} << 20);
       for (const auto& m : msgs) {
         wire_bytes.clear();
@@ -66,4 +66,4 @@ uint64_t DiscardSink::encoded_bytes() const {
   return encoded_bytes_;
 }
 
-}  // namespace kingest::kurrent
+}  // namespace kingest::cli

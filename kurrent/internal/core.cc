@@ -1,0 +1,197 @@
+// The append machinery every path shares: admission (bytes and appends in flight), parts of an
+// append over the size limit, retries with backoff, acting on a verdict, answers, and the lifecycle.
+#include "kurrent/internal/core.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "kurrent/internal/batch_call.h"
+
+namespace kingest::kurrent::internal {
+
+Core::Core(ConnectionSettings settings, ClientOptions options) : settings_(std::move(settings)), options_(options) {
+  auth_ = authorization(settings_);
+  effective_mode_ = options_.mode;
+}
+
+void Core::submit(AppendRequest req, Sink::AppendDone done) {
+  auto op = std::make_shared<Op>();
+  op->req = std::move(req);
+  op->done = std::move(done);
+  op->expected = op->req.expected;
+  size_t part_bytes = 0;
+  for (size_t i = 0; i < op->req.events.size(); ++i) {
+    size_t sz = wire::event_size(op->req.events[i]);
+    if (part_bytes > 0 && part_bytes + sz > options_.max_append_size) {
+      op->part_ends.push_back(i);
+      part_bytes = 0;
+    }
+    part_bytes += sz;
+    op->bytes += sz;
+  }
+  op->part_ends.push_back(op->req.events.size());
+  if (op->part_ends.size() > 1) splits_++;
+  if (op->req.events.empty()) {
+    op->finished = true;
+    op->done(AppendOutcome{.code = AppendCode::kRejected,
+                           .current_revision = {},
+                           .position = 0,
+                           .message = "an append needs at least one event"});
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (!admit_locked(*op)) {
+      waiting_.push_back(std::move(op));
+      return;
+    }
+  }
+  dispatch(op);
+}
+
+bool Core::admit_locked(const Op& op) {
+  bool room = in_flight_ == 0 || (in_flight_ < options_.max_in_flight_appends &&
+                                  in_flight_bytes_ + op.bytes <= options_.max_in_flight_bytes);
+  if (!room) return false;
+  in_flight_++;
+  in_flight_bytes_ += op.bytes;
+  return true;
+}
+
+void Core::dispatch(const OpPtr& op) {
+  if (op->finished) return;
+  appends_++;
+  switch (effective_mode_) {
+    case AppendMode::kBatch:
+      return send_batch(op);
+    case AppendMode::kAppend:
+      return send_append(op);
+    case AppendMode::kSession:
+      return enqueue_session(op);
+  }
+}
+
+// A part's answer: the next part goes out, or the op is answered.
+void Core::part_done(const OpPtr& op, AppendOutcome out) {
+  if (out.code == AppendCode::kTooLarge && op->end() - op->begin() > 1) {
+    // The server counts sizes its own way (v2 adds schema properties): halve the part.
+    op->part_ends.insert(op->part_ends.begin() + long(op->part), op->begin() + (op->end() - op->begin()) / 2);
+    splits_++;
+    dispatch(op);
+    return;
+  }
+  if (out.code == AppendCode::kSuccess && op->part + 1 < op->part_ends.size()) {
+    op->part++;
+    op->attempts = 0;
+    if (out.current_revision) op->expected = *out.current_revision;
+    dispatch(op);
+    return;
+  }
+  finish(op, std::move(out));
+}
+
+void Core::finish(const OpPtr& op, AppendOutcome out) {
+  if (op->finished.exchange(true)) return;
+  std::vector<OpPtr> admitted;
+  {
+    std::lock_guard lock(mu_);
+    in_flight_--;
+    in_flight_bytes_ -= op->bytes;
+    while (!waiting_.empty() && admit_locked(*waiting_.front())) {
+      admitted.push_back(std::move(waiting_.front()));
+      waiting_.pop_front();
+    }
+  }
+  auto done = std::move(op->done);
+  done(std::move(out));
+  for (auto& next : admitted) dispatch(next);
+  idle_cv_.notify_all();
+}
+
+void Core::retry(const OpPtr& op, const std::string& reason, bool immediate) {
+  if (op->finished) return;
+  auto now = Clock::now();
+  if (op->attempts == 0) op->failing_since = now;
+  op->attempts++;
+  retries_++;
+  if (now - op->failing_since > options_.retry_for || closed_) {
+    auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - op->failing_since).count();
+    finish(op, AppendOutcome{.code = AppendCode::kFatal,
+                             .current_revision = {},
+                             .position = 0,
+                             .message = closed_ ? "the client was closed while retrying: " + reason
+                                                : absl::StrCat("KurrentDB at ", node()->endpoint, " kept failing for ",
+                                                               secs, " s; last error: ", reason)});
+    return;
+  }
+  spdlog::debug("kurrentdb: retrying {} (attempt {}): {}", op->req.stream, op->attempts, reason);
+  milliseconds delay{0};
+  if (!immediate) {
+    int64_t base = options_.backoff_initial.count() << std::min(op->attempts - 1, 16);
+    base = std::min<int64_t>(base, options_.backoff_max.count());
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    delay = milliseconds(base / 2 + int64_t(rng() % uint64_t(base / 2 + 1)));  // 50-100 %: full jitter's spread
+  }
+  std::weak_ptr<Core> weak = weak_from_this();
+  timer_.at(now + delay, [weak, op] {
+    if (auto self = weak.lock()) self->dispatch(op);
+  });
+}
+
+// Acts on a verdict for one op (kDone answers the part, kRetry/kRedirect send it again).
+void Core::act(const OpPtr& op, const wire::Verdict& v, const std::shared_ptr<Node>& from) {
+  switch (v.kind) {
+    case wire::Verdict::kDone:
+      return part_done(op, v.outcome);
+    case wire::Verdict::kRedirect:
+      redirect(from, v.leader_host, v.leader_port);
+      return retry(op, "not leader; moving to " + v.leader_host + ":" + std::to_string(v.leader_port), true);
+    case wire::Verdict::kRetry:
+      return retry(op, v.reason);
+  }
+}
+
+void Core::close(milliseconds timeout) {
+  {
+    std::unique_lock lock(mu_);
+    idle_cv_.wait_for(lock, timeout, [&] { return in_flight_ == 0; });
+    if (in_flight_ > 0) spdlog::warn("kurrentdb: closing with {} appends unanswered", in_flight_);
+    closed_ = true;
+  }
+  std::shared_ptr<BatchCall> call;
+  {
+    std::lock_guard lock(mu_);
+    call = batch_;
+  }
+  if (call) {
+    call->close();
+    std::unique_lock lock(mu_);
+    idle_cv_.wait_for(lock, milliseconds(5000), [&] { return batch_ == nullptr; });
+  }
+  std::unique_lock lock(mu_);
+  idle_cv_.wait_for(lock, milliseconds(5000), [&] { return calls_ == 0; });
+}
+
+void Core::call_started() {
+  std::lock_guard lock(mu_);
+  calls_++;
+}
+
+void Core::call_ended() {
+  {
+    std::lock_guard lock(mu_);
+    calls_--;
+  }
+  idle_cv_.notify_all();
+}
+
+ClientStats Core::stats() {
+  std::lock_guard lock(mu_);
+  return ClientStats{
+      .appends = appends_, .retries = retries_, .reconnects = reconnects_, .redirects = redirects_, .splits = splits_};
+}
+
+}  // namespace kingest::kurrent::internal

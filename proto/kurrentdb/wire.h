@@ -1,0 +1,77 @@
+// The conversions between the project's vocabulary (core/) and KurrentDB's v1/v2 protocol messages
+// that both ends of the wire need: the client (kurrent/) encodes what the server (server/) decodes,
+// so each pair lives here once. Pure functions, no gRPC calls. Target ki_wire.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/types.h"
+#include "core/uuid.h"
+#include "proto/kurrentdb/shared.pb.h"
+#include "proto/kurrentdb/streams.pb.h"
+
+namespace kingest::wire {
+
+// UUID: the structured form (two int64 halves) unless `as_string` (what a read asked for).
+void to_proto(const Uuid& id, event_store::client::UUID* out, bool as_string = false);
+// Either form; nullopt when absent or malformed.
+std::optional<Uuid> from_proto(const event_store::client::UUID& id);
+
+// KurrentDB's size of an event: data + metadata + 2 x type length. Any type with those fields.
+template <typename Event>
+size_t event_size(const Event& e) {
+  return e.data.size() + e.metadata.size() + 2 * e.type.size();
+}
+
+// A proposed message (Append's and BatchAppend's have the same fields) from an event, and back.
+template <typename Event, typename Proposed>
+void fill_proposed(const Event& e, Proposed* p) {
+  to_proto(e.id, p->mutable_id());
+  (*p->mutable_metadata())["type"] = e.type;
+  (*p->mutable_metadata())["content-type"] = e.content_type;
+  p->set_custom_metadata(e.metadata);
+  p->set_data(e.data);
+}
+template <typename Event, typename Proposed>
+absl::StatusOr<Event> event_of(const Proposed& m) {
+  auto id = from_proto(m.id());
+  if (!id) return absl::InvalidArgumentError("proposed message: missing or malformed id");
+  auto type = m.metadata().find("type");
+  if (type == m.metadata().end()) return absl::InvalidArgumentError("proposed message: metadata lacks 'type'");
+  auto content_type = m.metadata().find("content-type");
+  if (content_type == m.metadata().end()) {
+    return absl::InvalidArgumentError("proposed message: metadata lacks 'content-type'");
+  }
+  Event e;
+  e.id = *id;
+  e.type = type->second;
+  e.content_type = content_type->second;
+  e.data = m.data();
+  e.metadata = m.custom_metadata();
+  return e;
+}
+
+// The expected revision of Append's and BatchAppend's options, both ways.
+void set_expected(const ExpectedRevision& e, event_store::client::streams::AppendReq::Options* o);
+void set_expected(const ExpectedRevision& e, event_store::client::streams::BatchAppendReq::Options* o);
+absl::StatusOr<ExpectedRevision> expected_of(const event_store::client::streams::AppendReq::Options& o);
+absl::StatusOr<ExpectedRevision> expected_of(const event_store::client::streams::BatchAppendReq::Options& o);
+
+// The shared WrongExpectedVersion detail (BatchAppend's in-body error), both ways.
+event_store::client::WrongExpectedVersion wrong_expected_version(const ExpectedRevision& expected,
+                                                                 const std::optional<StreamRevision>& current);
+std::optional<StreamRevision> current_of(const event_store::client::WrongExpectedVersion& w);
+
+// v2's expected_revision: a revision, or NO_STREAM -1, ANY -2, EXISTS -4.
+inline constexpr int64_t kV2NoStream = -1;
+inline constexpr int64_t kV2Any = -2;
+inline constexpr int64_t kV2Exists = -4;
+int64_t v2_expected_value(const ExpectedRevision& e);
+// Absent = any.
+absl::StatusOr<ExpectedRevision> expected_of_v2(std::optional<int64_t> value);
+
+}  // namespace kingest::wire

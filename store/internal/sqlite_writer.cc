@@ -1,0 +1,447 @@
+// The write path: appends and tombstones queued to one writer thread, which runs them in groups
+// (one transaction each, checked against the stream cache and the recent-id cache), answers them,
+// and keeps the WAL short with the checkpointer thread.
+#include <pthread.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <future>
+
+#include "absl/strings/str_cat.h"
+#include "store/internal/sqlite_event_store.h"
+#include "store/internal/stream_runs.h"
+
+namespace kingest::store::internal {
+namespace {
+
+// The writer forgets its stream cache when it grows past this (rows are re-read on demand).
+constexpr size_t kMaxCachedStreams = 1 << 20;
+// Slots of the recent-id cache used for best-effort deduplication of `any` appends (KurrentDB
+// keeps a similar cache). A power of two; 32 bytes each.
+constexpr size_t kRecentIdSlots = 1 << 17;
+// WAL frames after which a commit asks the checkpointer to run (SQLite's own default is 1000), and
+// past which the writer checkpoints itself before the next group.
+constexpr int kCheckpointFrames = 1000;
+constexpr int kWalFramesCap = 4 * kCheckpointFrames;  // 64 MiB of 16 KiB pages
+// The writer frees answered appends' events itself after this long without new appends.
+constexpr auto kGraveyardIdle = std::chrono::milliseconds(20);
+
+int64_t now_ticks() {
+  using namespace std::chrono;
+  return duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count() / 100;
+}
+
+AppendResult wrong_expected(const std::optional<uint64_t>& current, const ExpectedRevision& expected) {
+  AppendResult r;
+  r.status = AppendStatus::kWrongExpectedVersion;
+  if (current) r.current_revision = StreamRevision{*current};
+  r.message = absl::StrCat("wrong expected version: expected ", to_string(expected), ", current ",
+                           current ? std::to_string(*current) : std::string("no_stream"));
+  return r;
+}
+
+AppendResult stream_deleted(const std::string& stream) {
+  AppendResult r;
+  r.status = AppendStatus::kStreamDeleted;
+  r.message = absl::StrCat("stream deleted: ", stream);
+  return r;
+}
+
+AppendResult error_result(std::string message) {
+  AppendResult r;
+  r.status = AppendStatus::kError;
+  r.message = std::move(message);
+  return r;
+}
+
+}  // namespace
+
+size_t SqliteEventStore::recent_slot(const Uuid& id) {
+  uint64_t a = 0;
+  uint64_t b = 0;
+  std::memcpy(&a, id.bytes().data(), 8);
+  std::memcpy(&b, id.bytes().data() + 8, 8);
+  // Ids may be name-based (v5) or random (v4); mix both halves and take the high bits.
+  const uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15ULL)) * 0xBF58476D1CE4E5B9ULL;
+  return static_cast<size_t>(h >> 32) & (kRecentIdSlots - 1);
+}
+
+const SqliteEventStore::RecentId* SqliteEventStore::find_recent(const Uuid& id) const {
+  if (recent_ids_.empty()) return nullptr;
+  const RecentId& slot = recent_ids_[recent_slot(id)];
+  return slot.stream_id != 0 && slot.id == id ? &slot : nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Appends
+
+void SqliteEventStore::append(std::string stream, ExpectedRevision expected, std::vector<ProposedEvent> events,
+                              AppendCallback done) {
+  Op op;
+  op.stream = std::move(stream);
+  op.expected = expected;
+  op.events = std::move(events);
+  op.done = std::move(done);
+  enqueue(std::move(op));
+}
+
+AppendResult SqliteEventStore::tombstone(const std::string& stream, ExpectedRevision expected) {
+  auto promise = std::make_shared<std::promise<AppendResult>>();
+  std::future<AppendResult> future = promise->get_future();
+  Op op;
+  op.is_tombstone = true;
+  op.stream = stream;
+  op.expected = expected;
+  op.done = [promise](AppendResult r) { promise->set_value(std::move(r)); };
+  enqueue(std::move(op));
+  return future.get();
+}
+
+void SqliteEventStore::enqueue(Op op) {
+  op.enqueued = std::chrono::steady_clock::now();
+  op.bytes = op.stream.size();
+  for (const ProposedEvent& e : op.events) {
+    op.bytes += e.data.size() + e.metadata.size() + e.type.size() + e.content_type.size() + sizeof(Uuid);
+  }
+  const size_t max = std::max<size_t>(options_.group_commit_max, 1);
+  std::vector<ProposedEvent> dead;  // freed on return, outside the lock
+  {
+    std::lock_guard lk(queue_mutex_);
+    if (!graveyard_.empty()) {
+      dead = std::move(graveyard_.back());
+      graveyard_.pop_back();
+    }
+    if (!stopping_) {
+      const bool had_enough_bytes = queue_bytes_ >= options_.group_commit_max_bytes;
+      queue_bytes_ += op.bytes;
+      queue_.push_back(std::move(op));
+      // The writer sleeps either for a first op or until a group is full or its window ends; wake
+      // it only when that changes, so a burst of appends costs one wake-up rather than one each.
+      if (queue_.size() == 1 || queue_.size() == max ||
+          (!had_enough_bytes && queue_bytes_ >= options_.group_commit_max_bytes)) {
+        queue_cv_.notify_one();
+      }
+      return;
+    }
+  }
+  if (!op.is_tombstone) appends_.fetch_add(1, std::memory_order_relaxed);
+  op.done(error_result("store closed"));
+}
+
+void SqliteEventStore::writer_loop() {
+  const size_t max = std::max<size_t>(options_.group_commit_max, 1);
+  std::vector<Op> group;
+  for (;;) {
+    if (!group.empty()) {
+      // Hand the answered group's events to the appenders to free; drop the rest here.
+      std::lock_guard lk(queue_mutex_);
+      for (Op& op : group) {
+        if (!op.events.empty()) graveyard_.push_back(std::move(op.events));
+      }
+    }
+    group.clear();
+    std::unique_lock lk(queue_mutex_);
+    if (queue_.empty() && !graveyard_.empty() &&
+        !queue_cv_.wait_for(lk, kGraveyardIdle, [&] { return stopping_ || !queue_.empty(); })) {
+      // No appends for a while: free the leftovers here.
+      std::vector<std::vector<ProposedEvent>> dead;
+      dead.swap(graveyard_);
+      lk.unlock();
+      continue;
+    }
+    queue_cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, and everything queued has been answered
+    // Gather for up to one window, counted from the oldest queued op: ops that waited while the
+    // previous group committed do not wait again.
+    const auto deadline = queue_.front().enqueued + options_.group_commit_window;
+    while (!stopping_ && queue_.size() < max && queue_bytes_ < options_.group_commit_max_bytes) {
+      if (queue_cv_.wait_until(lk, deadline) == std::cv_status::timeout) break;
+    }
+    size_t bytes = 0;
+    while (!queue_.empty() && group.size() < max &&
+           (group.empty() || bytes + queue_.front().bytes <= options_.group_commit_max_bytes)) {
+      bytes += queue_.front().bytes;
+      group.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    queue_bytes_ -= bytes;
+    lk.unlock();
+    process_group(group);
+  }
+}
+
+void SqliteEventStore::process_group(std::vector<Op>& ops) {
+  std::vector<AppendResult> results;
+  results.reserve(ops.size());
+  if (streams_.size() > kMaxCachedStreams) {
+    streams_.clear();
+    streams_complete_ = false;
+  }
+  const int64_t position_before = next_position_;
+  wrote_ = false;
+  absl::Status failure = step_done(begin_, "BEGIN");
+  for (size_t i = 0; failure.ok() && i < ops.size(); ++i) {
+    auto r = ops[i].is_tombstone ? apply_tombstone(ops[i]) : apply_append(ops[i]);
+    if (!r.ok()) {
+      failure = r.status();
+      break;
+    }
+    results.push_back(std::move(*r));
+  }
+  if (failure.ok() && before_commit_hook_) before_commit_hook_();
+  const bool wrote = wrote_;
+  const auto events_in_group = static_cast<uint64_t>(next_position_ - position_before);
+  if (failure.ok()) failure = step_done(commit_, "COMMIT");
+  if (!failure.ok()) {
+    if (sqlite3_get_autocommit(db_.get()) == 0) (void)step_done(rollback_, "ROLLBACK");
+    reset_writer_state();
+    results.assign(ops.size(), error_result(std::string(failure.message())));
+  } else {
+    if (wrote) transactions_.fetch_add(1, std::memory_order_relaxed);
+    events_written_.fetch_add(events_in_group, std::memory_order_relaxed);
+    if (wal_frames_ >= kCheckpointFrames) request_checkpoint();
+  }
+  const auto appends = static_cast<uint64_t>(
+      std::count_if(ops.begin(), ops.end(), [](const Op& op) { return !op.is_tombstone; }));
+  appends_.fetch_add(appends, std::memory_order_relaxed);
+  for (size_t i = 0; i < ops.size(); ++i) ops[i].done(std::move(results[i]));
+  if (wal_frames_ >= kWalFramesCap) {
+    // The checkpointer has not caught up with the writer for a long while: catch up here, so the
+    // next transaction restarts the WAL instead of growing it further.
+    std::lock_guard run(ckpt_run_mutex_);
+    (void)sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    wal_frames_ = 0;
+  }
+}
+
+int SqliteEventStore::on_wal_commit(void* self, sqlite3* /*db*/, const char* /*name*/, int frames) {
+  static_cast<SqliteEventStore*>(self)->wal_frames_ = frames;
+  return SQLITE_OK;
+}
+
+void SqliteEventStore::request_checkpoint() {
+  {
+    std::lock_guard lk(ckpt_mutex_);
+    if (ckpt_requested_) return;
+    ckpt_requested_ = true;
+  }
+  ckpt_cv_.notify_one();
+}
+
+void SqliteEventStore::checkpointer_loop() {
+  for (;;) {
+    {
+      std::unique_lock lk(ckpt_mutex_);
+      ckpt_cv_.wait(lk, [&] { return ckpt_stopping_ || ckpt_requested_; });
+      if (ckpt_stopping_) return;
+      ckpt_requested_ = false;
+    }
+    // PASSIVE: copies what no reader still needs, never waits for readers or the writer. A
+    // failure (busy, I/O) leaves the frames in the WAL for the next round.
+    std::lock_guard run(ckpt_run_mutex_);
+    (void)sqlite3_wal_checkpoint_v2(ckpt_db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  }
+}
+
+void SqliteEventStore::stop_checkpointer() {
+  {
+    std::lock_guard lk(ckpt_mutex_);
+    ckpt_stopping_ = true;
+  }
+  ckpt_cv_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
+}
+
+absl::StatusOr<SqliteEventStore::StreamState*> SqliteEventStore::lookup_stream(const std::string& name) {
+  if (StreamState* cached = streams_.find(name); cached != nullptr) return cached;
+  if (streams_complete_) return streams_.insert(name, StreamState{});
+  StreamState s;
+  find_stream_.bind_text(1, name);
+  ResetOnExit reset(find_stream_);
+  const int rc = find_stream_.step();
+  if (rc == SQLITE_ROW) {
+    s.id = find_stream_.column_int64(0);
+    s.deleted = find_stream_.column_int64(1) != 0;
+    if (!find_stream_.column_is_null(2)) s.last_revision = static_cast<uint64_t>(find_stream_.column_int64(2));
+  } else if (rc != SQLITE_DONE) {
+    return step_error(find_stream_, rc, "find stream");
+  }
+  return streams_.insert(name, s);
+}
+
+absl::StatusOr<AppendResult> SqliteEventStore::apply_append(Op& op) {
+  auto entry = lookup_stream(op.stream);
+  if (!entry.ok()) return entry.status();
+  StreamState& s = **entry;
+  if (s.deleted) return stream_deleted(op.stream);
+  const std::optional<uint64_t> current = s.last_revision;
+
+  // Either append at the end, or (a retry?) compare the proposed ids with events from `compare_from`.
+  std::optional<uint64_t> compare_from;
+  if (const auto* n = std::get_if<StreamRevision>(&op.expected)) {
+    if (!current || n->value() > *current) return wrong_expected(current, op.expected);
+    if (n->value() < *current) compare_from = n->value() + 1;
+  } else if (std::holds_alternative<ExpectNoStream>(op.expected)) {
+    if (current) compare_from = 0;
+  } else if (std::holds_alternative<ExpectStreamExists>(op.expected)) {
+    if (!current) return wrong_expected(current, op.expected);
+  } else if (current && !op.events.empty()) {  // any: best effort, from the recent-id cache
+    if (const RecentId* seen = find_recent(op.events.front().id); seen != nullptr && seen->stream_id == s.id) {
+      auto match = match_existing(s, seen->revision, op.events);
+      if (!match.ok()) return match.status();
+      if (*match) return std::move(**match);
+    }
+  }
+  if (compare_from) {
+    auto match = match_existing(s, *compare_from, op.events);
+    if (!match.ok()) return match.status();
+    if (*match) return std::move(**match);
+    return wrong_expected(current, op.expected);
+  }
+
+  AppendResult r;
+  r.status = AppendStatus::kSuccess;
+  if (op.events.empty()) {
+    if (current) {
+      r.current_revision = StreamRevision{*current};
+      auto pos = position_of(s, *current);
+      if (!pos.ok()) return pos.status();
+      r.position = *pos;
+    }
+    return r;
+  }
+  if (absl::Status st = insert_events(op.stream, s, op.events, r); !st.ok()) return st;
+  return r;
+}
+
+absl::StatusOr<AppendResult> SqliteEventStore::apply_tombstone(const Op& op) {
+  auto entry = lookup_stream(op.stream);
+  if (!entry.ok()) return entry.status();
+  StreamState& s = **entry;
+  if (s.deleted) return stream_deleted(op.stream);
+  const std::optional<uint64_t> current = s.last_revision;
+  bool ok = true;
+  if (const auto* n = std::get_if<StreamRevision>(&op.expected)) {
+    ok = current && n->value() == *current;
+  } else if (std::holds_alternative<ExpectNoStream>(op.expected)) {
+    ok = !current;
+  } else if (std::holds_alternative<ExpectStreamExists>(op.expected)) {
+    ok = current.has_value();
+  }
+  if (!ok) return wrong_expected(current, op.expected);
+  Statement& st = s.id == 0 ? insert_stream_ : delete_stream_;
+  if (s.id == 0) {
+    st.bind_int64(1, next_stream_id_);
+    st.bind_text(2, op.stream);
+    st.bind_int64(3, 1);
+  } else {
+    st.bind_int64(1, s.id);
+  }
+  if (absl::Status status = step_done(st, "delete stream"); !status.ok()) return status;
+  if (s.id == 0) s.id = next_stream_id_++;
+  s.deleted = true;
+  wrote_ = true;
+  AppendResult r;
+  r.status = AppendStatus::kSuccess;
+  if (current) r.current_revision = StreamRevision{*current};
+  r.position = static_cast<uint64_t>(next_position_ - 1);  // the log's end when the stream was deleted
+  return r;
+}
+
+absl::StatusOr<std::optional<AppendResult>> SqliteEventStore::match_existing(
+    const StreamState& s, uint64_t from, const std::vector<ProposedEvent>& events) {
+  if (events.empty() || s.id == 0) return std::optional<AppendResult>();
+  size_t matched = 0;
+  uint64_t last_position = 0;
+  absl::Status st = visit_stream(*writer_runs_, s.id, clamp_to_int64(from), /*forwards=*/true, events.size(),
+                                 [&](const Statement& row) {
+                                   const void* id = sqlite3_column_blob(row.get(), 2);
+                                   const int n = sqlite3_column_bytes(row.get(), 2);
+                                   const Uuid::Bytes& want = events[matched].id.bytes();
+                                   if (n != static_cast<int>(want.size()) ||
+                                       std::memcmp(id, want.data(), want.size()) != 0) {
+                                     return false;
+                                   }
+                                   last_position = static_cast<uint64_t>(row.column_int64(0));
+                                   ++matched;
+                                   return true;
+                                 });
+  if (!st.ok()) return st;
+  if (matched != events.size()) return std::optional<AppendResult>();
+  AppendResult r;
+  r.status = AppendStatus::kSuccess;
+  r.idempotent = true;
+  r.current_revision = StreamRevision{from + events.size() - 1};
+  r.position = last_position;
+  return std::optional<AppendResult>(std::move(r));
+}
+
+absl::StatusOr<uint64_t> SqliteEventStore::position_of(const StreamState& s, uint64_t revision) {
+  uint64_t position = 0;
+  absl::Status st = visit_stream(*writer_runs_, s.id, clamp_to_int64(revision), /*forwards=*/true, 1,
+                                 [&](const Statement& row) {
+                                   position = static_cast<uint64_t>(row.column_int64(0));
+                                   return false;
+                                 });
+  if (!st.ok()) return st;
+  return position;
+}
+
+absl::Status SqliteEventStore::insert_events(const std::string& name, StreamState& s,
+                                             const std::vector<ProposedEvent>& events, AppendResult& result) {
+  if (s.id == 0) {
+    insert_stream_.bind_int64(1, next_stream_id_);
+    insert_stream_.bind_text(2, name);
+    insert_stream_.bind_int64(3, 0);
+    if (absl::Status status = step_done(insert_stream_, "create stream"); !status.ok()) return status;
+    s.id = next_stream_id_++;
+  }
+  const uint64_t first_revision = s.last_revision ? *s.last_revision + 1 : 0;
+  const int64_t created = now_ticks();
+  for (size_t done = 0; done < events.size();) {
+    const size_t rows = std::min(events.size() - done, kMaxInsertRows);
+    Statement& st = insert_events_[rows - 1];
+    for (size_t row = 0; row < rows; ++row) {
+      const ProposedEvent& ev = events[done + row];
+      const int b = static_cast<int>(row * kInsertColumns);
+      st.bind_int64(b + 1, next_position_ + static_cast<int64_t>(done + row));
+      st.bind_int64(b + 2, s.id);
+      st.bind_int64(b + 3, clamp_to_int64(first_revision + done + row));
+      st.bind_blob(b + 4, ev.id.bytes().data(), ev.id.bytes().size());
+      st.bind_text(b + 5, ev.type);
+      st.bind_text(b + 6, ev.content_type);
+      st.bind_blob(b + 7, ev.data.data(), ev.data.size());
+      st.bind_blob(b + 8, ev.metadata.data(), ev.metadata.size());
+      st.bind_int64(b + 9, created);
+      if (done + row == 0) {
+        st.bind_int64(b + 10, static_cast<int64_t>(events.size()));
+      } else {
+        st.bind_null(b + 10);
+      }
+    }
+    if (absl::Status status = step_done(st, "insert event"); !status.ok()) return status;
+    done += rows;
+  }
+  for (size_t i = 0; i < events.size(); ++i) remember_id(events[i].id, s.id, first_revision + i);
+  next_position_ += static_cast<int64_t>(events.size());
+  result.position = static_cast<uint64_t>(next_position_ - 1);
+  s.last_revision = first_revision + events.size() - 1;
+  result.current_revision = StreamRevision{*s.last_revision};
+  wrote_ = true;
+  return absl::OkStatus();
+}
+
+void SqliteEventStore::remember_id(const Uuid& id, int64_t stream_id, uint64_t revision) {
+  if (recent_ids_.empty()) recent_ids_.resize(kRecentIdSlots);
+  recent_ids_[recent_slot(id)] = RecentId{id, stream_id, revision};
+}
+
+void SqliteEventStore::reset_writer_state() {
+  // After a rollback the caches may describe writes that never happened: forget them.
+  streams_.clear();
+  recent_ids_.assign(recent_ids_.size(), RecentId{});
+  (void)load_counters();  // if this fails too, the next group's inserts fail and are reported
+}
+
+}  // namespace kingest::store::internal
