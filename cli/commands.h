@@ -18,7 +18,7 @@
 
 namespace kingest::cli {
 
-// Batching, in-flight bounds and revision rules: the same flags on demo, replay, run and bench.
+// Batching, in-flight bounds and revision rules: the same flags on demo, replay and run.
 struct IngestFlags {
   size_t batch_max_events = 4096;
   size_t batch_max_bytes = 4u << 20;
@@ -94,7 +94,5 @@ void register_serve_store(CLI::App& app, ActionSetter set_action);
 void register_run(CLI::App& app, ActionSetter set_action);  // replay and run
 void register_verify(CLI::App& app, ActionSetter set_action);
 void register_dlq(CLI::App& app, ActionSetter set_action);
-void register_bench(CLI::App& app, ActionSetter set_action);
-void register_bench_probes(CLI::App& app, ActionSetter set_action);
 
 }  // namespace kingest::cli

@@ -28,8 +28,6 @@ int main(int argc, char** argv) {
   kingest::cli::register_run(app, set_action);
   kingest::cli::register_verify(app, set_action);
   kingest::cli::register_dlq(app, set_action);
-  kingest::cli::register_bench(app, set_action);
-  kingest::cli::register_bench_probes(app, set_action);
 
   try {
     app.parse(argc, argv);
