@@ -37,6 +37,7 @@
 #include "cli/signals.h"
 #include "core/json_writer.h"
 #include "kafka/group_progress.h"
+#include "cli/exit_codes.h"
 #include "pipeline/run_report.h"
 #include "workload/generator.h"
 
@@ -651,9 +652,9 @@ int Bench::run() {
     fs::create_directories(dir_, ec);
     if (ec) return usage_error(absl::InvalidArgumentError("--work-dir " + dir_ + ": " + ec.message()));
   }
-  int code = pipeline::kExitDone;
+  int code = cli::kExitDone;
   if (auto s = prepare(); !s.ok()) {
-    code = interrupted() ? pipeline::kExitInterrupted : fatal_error(s);
+    code = interrupted() ? cli::kExitInterrupted : fatal_error(s);
   } else {
     std::vector<CaseResult> results;
     for (const auto& id : ids) {
@@ -661,11 +662,11 @@ int Bench::run() {
         if (c.id == id) results.push_back(CaseResult{c, {}});
       }
     }
-    for (int round = 1; round <= o_.runs && code == pipeline::kExitDone; ++round) {
+    for (int round = 1; round <= o_.runs && code == cli::kExitDone; ++round) {
       for (auto& r : results) {
         auto m = run_case(r.info.id, round);
         if (!m.ok()) {
-          code = interrupted() ? pipeline::kExitInterrupted : fatal_error(m.status());
+          code = interrupted() ? cli::kExitInterrupted : fatal_error(m.status());
           break;
         }
         std::cout << fmt::format("round {}/{}  {:<6} {:<17} {:>9} events  {:>10.0f} events/s", round, o_.runs,
@@ -674,10 +675,10 @@ int Bench::run() {
         r.runs.push_back(*m);
       }
     }
-    if (code == pipeline::kExitDone) print_and_write(results);
+    if (code == cli::kExitDone) print_and_write(results);
   }
   if (broker_) broker_->stop();
-  if (!o_.keep && o_.work_dir.empty() && code == pipeline::kExitDone) {
+  if (!o_.keep && o_.work_dir.empty() && code == cli::kExitDone) {
     std::error_code ec;
     fs::remove_all(dir_, ec);
   } else {

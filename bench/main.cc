@@ -6,7 +6,7 @@
 #include <iostream>
 
 #include "bench/harness.h"
-#include "pipeline/run_report.h"
+#include "cli/exit_codes.h"
 
 int main(int argc, char** argv) {
   pthread_setname_np(pthread_self(), "ki-bench");
@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
-    return rc == 0 ? 0 : kingest::pipeline::kExitUsage;
+    return rc == 0 ? 0 : kingest::cli::kExitUsage;
   }
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
@@ -34,6 +34,6 @@ int main(int argc, char** argv) {
     return action ? action() : harness();
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
-    return kingest::pipeline::kExitFatal;
+    return kingest::cli::kExitFatal;
   }
 }

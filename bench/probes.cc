@@ -26,7 +26,7 @@
 #include "kurrent/connection_string.h"
 #include "pipeline/grouping.h"
 #include "pipeline/naming.h"
-#include "pipeline/run_report.h"
+#include "cli/exit_codes.h"
 #include "pipeline/timed_sink.h"
 #include "workload/generator.h"
 
@@ -54,7 +54,7 @@ int write_result(const std::string& path, const JsonWriter& w) {
   std::ofstream out(path, std::ios::trunc);
   out << w.str() << "\n";
   if (!out.flush()) return usage_error(absl::InvalidArgumentError("cannot write --result " + path));
-  return pipeline::kExitDone;
+  return cli::kExitDone;
 }
 
 int run_kafka_probe(const ProbeOptions& o) {
@@ -206,7 +206,7 @@ int run_sink_probe(const ProbeOptions& o) {
   const double cpu = process_cpu_seconds() - cpu0;
   const auto last = sink.last_answer_at().value_or(started);
   (*client)->close();
-  if (interrupted()) return pipeline::kExitInterrupted;
+  if (interrupted()) return cli::kExitInterrupted;
   if (failed > 0) {
     return fatal_error(absl::InternalError(std::to_string(failed) + " events failed to append, first: " + first_failure));
   }

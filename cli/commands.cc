@@ -8,7 +8,7 @@
 
 #include <iostream>
 
-#include "pipeline/run_report.h"
+#include "cli/exit_codes.h"
 
 namespace kingest::cli {
 
@@ -208,12 +208,12 @@ absl::StatusOr<std::pair<size_t, size_t>> parse_range(const std::string& text, c
 
 int usage_error(const absl::Status& s) {
   std::cerr << "error: " << s.message() << "\n";
-  return pipeline::kExitUsage;
+  return kExitUsage;
 }
 
 int fatal_error(const absl::Status& s) {
   std::cerr << "error: " << s.message() << "\n";
-  return pipeline::kExitFatal;
+  return kExitFatal;
 }
 
 }  // namespace kingest::cli

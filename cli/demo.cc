@@ -17,6 +17,7 @@
 #include "kafka/embedded_broker.h"
 #include "kafka/producer.h"
 #include "kafka/raw_consume.h"
+#include "cli/exit_codes.h"
 #include "pipeline/run_report.h"
 #include "store/event_store.h"
 #include "kurrent/connection_string.h"
@@ -276,31 +277,31 @@ int run_demo(const DemoOptions& o) {
   report.numbers["offset_commits"] = double(session.offset_commits());
   if (es) report.numbers["store_transactions"] = double(es->stats().transactions);
 
-  int code = pipeline::kExitDone;
+  int code = kExitDone;
   if (produce_failed) {
     report.error = "producing to the embedded broker failed: " + produce_error;
-    code = pipeline::kExitFatal;
+    code = kExitFatal;
   } else if (end == RunEnd::kFatal) {
     report.error = session.fatal().ToString();
-    code = pipeline::kExitFatal;
+    code = kExitFatal;
   } else if (end == RunEnd::kInterrupted) {
-    code = pipeline::kExitInterrupted;
+    code = kExitInterrupted;
   } else if (starved) {
     report.error = std::to_string(o.events - report.stats.events_read) + " of " + std::to_string(o.events) +
                    " produced events never arrived from Kafka (the embedded broker keeps only ~5 MiB per partition "
                    "and dropped them): use more --partitions or fewer --events";
-    code = pipeline::kExitFatal;
+    code = kExitFatal;
   } else if (end == RunEnd::kTimedOut) {
     report.error = "timed out after " + std::to_string(timeout.count() / 1000) + " s with " +
                    std::to_string(report.stats.messages_done) + " of " + std::to_string(o.events) + " events done";
-    code = pipeline::kExitFatal;
+    code = kExitFatal;
   }
 
   bool verified = false;
-  if (code == pipeline::kExitDone && discard) {
+  if (code == kExitDone && discard) {
     // Nothing was stored to read back: every produced event must have been appended.
     verified = report.stats.events_appended == o.events;
-  } else if (code == pipeline::kExitDone) {
+  } else if (code == kExitDone) {
     auto v0 = Clock::now();
     auto v = workload::verify(gen, sink);
     verified = v.ok;
@@ -311,7 +312,7 @@ int run_demo(const DemoOptions& o) {
   }
   report.verified = verified;
 
-  if (o.measure_raw && code == pipeline::kExitDone) {
+  if (o.measure_raw && code == kExitDone) {
     // The same data, read by librdkafka alone: how close the pipeline gets to simply reading Kafka.
     // (The mock broker may have dropped a few of the oldest messages by now: the rate is over what
     // is still there, and the count is reported beside it.)
@@ -325,10 +326,10 @@ int run_demo(const DemoOptions& o) {
     }
   }
 
-  if (code == pipeline::kExitDone && !verified) code = report.stats.dead_lettered > 0 ? pipeline::kExitDeadLetters : pipeline::kExitFatal;
-  report.outcome = code == pipeline::kExitDone          ? "done"
-                   : code == pipeline::kExitInterrupted ? "interrupted"
-                   : code == pipeline::kExitDeadLetters ? "dead-letters"
+  if (code == kExitDone && !verified) code = report.stats.dead_lettered > 0 ? kExitDeadLetters : kExitFatal;
+  report.outcome = code == kExitDone          ? "done"
+                   : code == kExitInterrupted ? "interrupted"
+                   : code == kExitDeadLetters ? "dead-letters"
                    : verified || report.error.size()    ? "fatal"
                                                         : "not-verified";
   const auto& s = report.stats;
@@ -349,7 +350,7 @@ int run_demo(const DemoOptions& o) {
   if (!o.report.empty()) {
     if (auto st = pipeline::write_report(report, o.report); !st.ok()) {
       std::cerr << "error: " << st.message() << "\n";
-      if (code == pipeline::kExitDone) code = pipeline::kExitFatal;
+      if (code == kExitDone) code = kExitFatal;
     }
   }
   sink_owner.reset();

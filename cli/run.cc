@@ -19,6 +19,7 @@
 #include "cli/signals.h"
 #include "pipeline/dead_letter.h"
 #include "kurrent/discard_sink.h"
+#include "cli/exit_codes.h"
 #include "pipeline/run_report.h"
 #include "pipeline/timed_sink.h"
 
@@ -250,16 +251,16 @@ int run_run(const RunOptions& o) {
     report.numbers["kurrent_redirects"] = double(cs.redirects);
   }
 
-  int code = pipeline::kExitInterrupted;
+  int code = kExitInterrupted;
   if (end == RunEnd::kFatal) {
     report.error = session.fatal().ToString();
-    code = pipeline::kExitFatal;
+    code = kExitFatal;
   } else if (end == RunEnd::kReached && reached) {
-    code = report.stats.dead_lettered > 0 ? pipeline::kExitDeadLetters : pipeline::kExitDone;
+    code = report.stats.dead_lettered > 0 ? kExitDeadLetters : kExitDone;
   }
-  report.outcome = code == pipeline::kExitFatal         ? "fatal"
-                   : code == pipeline::kExitDone        ? "done"
-                   : code == pipeline::kExitDeadLetters ? "dead-letters"
+  report.outcome = code == kExitFatal         ? "fatal"
+                   : code == kExitDone        ? "done"
+                   : code == kExitDeadLetters ? "dead-letters"
                                                         : "interrupted";
   const auto& s = report.stats;
   std::cout << "events: " << s.events_read << " read, " << s.events_appended << " appended, " << s.duplicates

@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/signals.h"
-#include "pipeline/run_report.h"
+#include "cli/exit_codes.h"
 #include "server/kurrent_server.h"
 #include "store/event_store.h"
 
@@ -110,7 +110,7 @@ int run_serve_store(const ServeStoreOptions& o) {
   (*server)->shutdown();
   (*store)->close();
   if (!o.address_file.empty()) std::filesystem::remove(o.address_file);
-  return pipeline::kExitDone;
+  return kExitDone;
 }
 
 }  // namespace
