@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/ingest_session.h"
 #include "cli/signals.h"
+#include "kafka/dead_letter_topic.h"
 #include "kafka/embedded_broker.h"
 #include "kafka/producer.h"
 #include "kafka/raw_consume.h"
@@ -152,11 +153,11 @@ int run_demo(const DemoOptions& o) {
   Sink& sink = *sink_owner;
   auto dlq = pipeline::NdjsonDeadLetterFile::open(dlq_path);
   if (!dlq.ok()) return usage_error(dlq.status());
-  std::unique_ptr<pipeline::KafkaDeadLetterTopic> dlq_topic;
+  std::unique_ptr<kafka::KafkaDeadLetterTopic> dlq_topic;
   std::vector<pipeline::DeadLetterSink*> dead_letter_sinks{dlq->get()};
   if (!o.dlq_topic.empty()) {
     if (auto s = (*broker)->create_topic(o.dlq_topic, 1); !s.ok()) return fatal_error(s);
-    auto t = pipeline::KafkaDeadLetterTopic::open((*broker)->bootstrap(), o.dlq_topic);
+    auto t = kafka::KafkaDeadLetterTopic::open((*broker)->bootstrap(), o.dlq_topic);
     if (!t.ok()) return usage_error(t.status());
     dlq_topic = std::move(*t);
     dead_letter_sinks.push_back(dlq_topic.get());

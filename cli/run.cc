@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "cli/ingest_session.h"
 #include "cli/signals.h"
+#include "kafka/dead_letter_topic.h"
 #include "pipeline/dead_letter.h"
 #include "kurrent/discard_sink.h"
 #include "cli/exit_codes.h"
@@ -92,9 +93,9 @@ int run_run(const RunOptions& o) {
   auto dlq = pipeline::NdjsonDeadLetterFile::open(o.dlq_file);
   if (!dlq.ok()) return usage_error(dlq.status());
   std::vector<pipeline::DeadLetterSink*> dead_letter_sinks{dlq->get()};
-  std::unique_ptr<pipeline::KafkaDeadLetterTopic> dlq_topic;
+  std::unique_ptr<kafka::KafkaDeadLetterTopic> dlq_topic;
   if (!o.dlq_topic.empty()) {
-    auto t = pipeline::KafkaDeadLetterTopic::open(o.brokers, o.dlq_topic);
+    auto t = kafka::KafkaDeadLetterTopic::open(o.brokers, o.dlq_topic);
     if (!t.ok()) return usage_error(t.status());
     dlq_topic = std::move(*t);
     dead_letter_sinks.push_back(dlq_topic.get());
