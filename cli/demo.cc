@@ -14,7 +14,7 @@
 #include "cli/commands.h"
 #include "cli/ingest_session.h"
 #include "cli/signals.h"
-#include "kafka/dead_letter_topic.h"
+#include "cli/sinks.h"
 #include "kafka/embedded_broker.h"
 #include "kafka/producer.h"
 #include "kafka/raw_consume.h"
@@ -113,8 +113,6 @@ int run_demo(const DemoOptions& o) {
   }
   std::unique_ptr<store::EventStore> es;
   std::unique_ptr<server::KurrentServer> grpc_server;
-  std::unique_ptr<Sink> sink_owner;
-  kurrent::KurrentClient* client = nullptr;
   std::string kurrent_url;
   if (discard) {
     db_path = "(discarded)";
@@ -128,41 +126,31 @@ int run_demo(const DemoOptions& o) {
   } else {
     db_path = "(external)";
   }
-  if (discard) {
-    sink_owner = std::make_unique<kurrent::DiscardSink>();
-  } else if (o.sink == "direct") {
-    sink_owner = std::make_unique<store::StoreSink>(*es);
-  } else {
-    std::optional<std::string> url;
-    if (!external) {
-      auto started = server::KurrentServer::start(
-          *es, {.listen = "127.0.0.1:0", .max_append_size = o.ingest.max_append_bytes});
-      if (!started.ok()) return fatal_error(started.status());
-      grpc_server = std::move(*started);
-      url = "kurrentdb://" + grpc_server->address() + "?tls=false";
-    }
-    bool usage_fault = false;
-    auto connected = connect_kurrent(o.kurrent, o.ingest, url, &usage_fault);
-    if (!connected.ok()) return usage_fault ? usage_error(connected.status()) : fatal_error(connected.status());
-    client = connected->get();
+  std::optional<std::string> url;
+  if (o.sink == "grpc" && !external) {
+    auto started = server::KurrentServer::start(
+        *es, {.listen = "127.0.0.1:0", .max_append_size = o.ingest.max_append_bytes});
+    if (!started.ok()) return fatal_error(started.status());
+    grpc_server = std::move(*started);
+    url = "kurrentdb://" + grpc_server->address() + "?tls=false";
+  }
+  bool usage_fault = false;
+  auto opened_sink = open_sink(o.sink, o.kurrent, o.ingest, url, es.get(), &usage_fault);
+  if (!opened_sink.ok()) return usage_fault ? usage_error(opened_sink.status()) : fatal_error(opened_sink.status());
+  std::unique_ptr<Sink> sink_owner = std::move(opened_sink->sink);
+  kurrent::KurrentClient* client = opened_sink->client;
+  if (client != nullptr) {
     kurrent_url = external ? kurrent::parse_connection_string(o.kurrent.url)->redacted() : *url;
     std::cout << "kurrentdb: " << (external ? "" : "embedded server at ") << client->endpoint() << ", append mode "
               << client->append_mode() << "\n";
-    sink_owner = std::move(*connected);
   }
   Sink& sink = *sink_owner;
-  auto dlq = pipeline::NdjsonDeadLetterFile::open(dlq_path);
-  if (!dlq.ok()) return usage_error(dlq.status());
-  std::unique_ptr<kafka::KafkaDeadLetterTopic> dlq_topic;
-  std::vector<pipeline::DeadLetterSink*> dead_letter_sinks{dlq->get()};
   if (!o.dlq_topic.empty()) {
     if (auto s = (*broker)->create_topic(o.dlq_topic, 1); !s.ok()) return fatal_error(s);
-    auto t = kafka::KafkaDeadLetterTopic::open((*broker)->bootstrap(), o.dlq_topic);
-    if (!t.ok()) return usage_error(t.status());
-    dlq_topic = std::move(*t);
-    dead_letter_sinks.push_back(dlq_topic.get());
   }
-  pipeline::TeeDeadLetters dead_letters(dead_letter_sinks);
+  auto dead_letter_sinks = DeadLetterSinks::open(dlq_path, (*broker)->bootstrap(), o.dlq_topic);
+  if (!dead_letter_sinks.ok()) return usage_error(dead_letter_sinks.status());
+  DeadLetterSink& dead_letters = (*dead_letter_sinks)->sink();
 
   // Produce while ingesting. The mock broker silently drops a partition's oldest data past ~5 MiB,
   // so the generator never runs more than a few MiB per partition ahead of the ingest.

@@ -17,9 +17,8 @@
 #include "cli/commands.h"
 #include "cli/ingest_session.h"
 #include "cli/signals.h"
-#include "kafka/dead_letter_topic.h"
+#include "cli/sinks.h"
 #include "pipeline/dead_letter.h"
-#include "kurrent/discard_sink.h"
 #include "cli/exit_codes.h"
 #include "pipeline/run_report.h"
 #include "pipeline/timed_sink.h"
@@ -76,31 +75,16 @@ int run_run(const RunOptions& o) {
   if (!source_options.ok()) return usage_error(source_options.status());
 
   // The sink: KurrentDB over gRPC, or (--sink discard) the same BatchAppend encoding, dropped.
-  std::unique_ptr<kurrent::KurrentClient> client;
-  std::unique_ptr<kurrent::DiscardSink> discard;
-  if (o.sink == "discard") {
-    discard = std::make_unique<kurrent::DiscardSink>();
-  } else {
-    bool usage_fault = false;
-    auto c = connect_kurrent(o.kurrent, o.ingest, std::nullopt, &usage_fault);
-    if (!c.ok()) return usage_fault ? usage_error(c.status()) : fatal_error(c.status());
-    client = std::move(*c);
-  }
-  Sink& inner_sink = client ? static_cast<Sink&>(*client) : static_cast<Sink&>(*discard);
-  pipeline::TimedSink sink(inner_sink);
+  bool usage_fault = false;
+  auto opened_sink = open_sink(o.sink, o.kurrent, o.ingest, std::nullopt, nullptr, &usage_fault);
+  if (!opened_sink.ok()) return usage_fault ? usage_error(opened_sink.status()) : fatal_error(opened_sink.status());
+  kurrent::KurrentClient* client = opened_sink->client;
+  pipeline::TimedSink sink(*opened_sink->sink);
   const std::string endpoint = client ? client->endpoint() : std::string("(discarded)");
 
-  auto dlq = pipeline::NdjsonDeadLetterFile::open(o.dlq_file);
-  if (!dlq.ok()) return usage_error(dlq.status());
-  std::vector<pipeline::DeadLetterSink*> dead_letter_sinks{dlq->get()};
-  std::unique_ptr<kafka::KafkaDeadLetterTopic> dlq_topic;
-  if (!o.dlq_topic.empty()) {
-    auto t = kafka::KafkaDeadLetterTopic::open(o.brokers, o.dlq_topic);
-    if (!t.ok()) return usage_error(t.status());
-    dlq_topic = std::move(*t);
-    dead_letter_sinks.push_back(dlq_topic.get());
-  }
-  pipeline::TeeDeadLetters dead_letters(dead_letter_sinks);
+  auto dead_letter_sinks = DeadLetterSinks::open(o.dlq_file, o.brokers, o.dlq_topic);
+  if (!dead_letter_sinks.ok()) return usage_error(dead_letter_sinks.status());
+  DeadLetterSink& dead_letters = (*dead_letter_sinks)->sink();
 
   kafka::SourceOptions src = std::move(*source_options);
   src.brokers = o.brokers;
