@@ -51,11 +51,43 @@ struct DemoOptions {
   KurrentFlags kurrent;
 };
 
-std::string make_temp_dir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "kurrent-ingest-demo-XXXXXX").string();
-  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("cannot create a temporary directory");
-  return tmpl;
-}
+// The demo's own files (the default store file and dead-letter file) go in a temp dir made on
+// first use. On the way out, empty files and the dir go again, so that a run leaves nothing behind
+// but what it says it kept.
+class DemoDir {
+ public:
+  DemoDir() = default;
+  DemoDir(const DemoDir&) = delete;
+  DemoDir& operator=(const DemoDir&) = delete;
+  ~DemoDir() { tidy(); }
+
+  std::string file(const char* name) {
+    if (path_.empty()) {
+      std::string tmpl = (std::filesystem::temp_directory_path() / "kurrent-ingest-demo-XXXXXX").string();
+      if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("cannot create a temporary directory");
+      path_ = tmpl;
+    }
+    return path_ + "/" + name;
+  }
+  // Removes empty files and then the dir if nothing is left; returns the dir if it is still there.
+  std::optional<std::string> tidy() {
+    if (path_.empty()) return std::nullopt;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(path_, ec)) {
+      std::error_code size_ec;
+      if (entry.is_regular_file(size_ec) && entry.file_size(size_ec) == 0) std::filesystem::remove(entry.path(), ec);
+    }
+    std::filesystem::remove(path_, ec);  // fails (and keeps it) when something is left
+    if (!std::filesystem::exists(path_, ec)) {
+      path_.clear();
+      return std::nullopt;
+    }
+    return path_;
+  }
+
+ private:
+  std::string path_;
+};
 
 int run_demo(const DemoOptions& o) {
   using Clock = std::chrono::steady_clock;
@@ -78,9 +110,9 @@ int run_demo(const DemoOptions& o) {
           o.events, o.partitions * int(workload::seed_domain().size()), per_partition / (1 << 20))));
     }
   }
-  std::string dir = make_temp_dir();
-  std::string db_path = o.mem_db ? "memory" : (o.db.empty() ? dir + "/events.db" : o.db);
-  std::string dlq_path = o.dlq_file.empty() ? dir + "/dead-letters.ndjson" : o.dlq_file;
+  DemoDir dir;
+  std::string db_path = o.mem_db ? "memory" : (o.db.empty() ? dir.file("events.db") : o.db);
+  std::string dlq_path = o.dlq_file.empty() ? dir.file("dead-letters.ndjson") : o.dlq_file;
   if (!o.mem_db && o.db.empty()) std::cout << "store: " << db_path << "\n";
   if (!o.mem_db && !o.db.empty() && std::filesystem::exists(o.db)) {
     std::cout << "store: " << db_path << " (existing file: events already there count as duplicates)\n";
@@ -345,6 +377,9 @@ int run_demo(const DemoOptions& o) {
   sink_owner.reset();
   if (grpc_server) grpc_server->shutdown();
   if (es) es->close();
+  if (auto kept = dir.tidy()) {
+    std::cout << "kept " << *kept << " (this run's store and dead letters); remove it with: rm -r " << *kept << "\n";
+  }
   return code;
 }
 
