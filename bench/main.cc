@@ -1,9 +1,7 @@
 // kurrent-ingest-bench: how fast kurrent-ingest moves events, against the ceilings around it.
 #include <pthread.h>
-#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <iostream>
 
 #include "bench/harness.h"
 #include "cli/exit_codes.h"
@@ -22,18 +20,5 @@ int main(int argc, char** argv) {
   std::function<int()> action;
   kingest::bench::register_probes(app, [&](std::function<int()> f) { action = std::move(f); });
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : kingest::cli::kExitUsage;
-  }
-  spdlog::set_level(spdlog::level::from_str(log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  try {
-    return action ? action() : harness();
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return kingest::cli::kExitFatal;
-  }
+  return kingest::cli::parse_and_run(app, argc, argv, log_level, [&] { return action ? action() : harness(); });
 }

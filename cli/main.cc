@@ -1,9 +1,7 @@
 // kurrent-ingest: moves domain events from Kafka into KurrentDB, in batches, in order, once.
 #include <pthread.h>
-#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <iostream>
 
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
@@ -29,18 +27,6 @@ int main(int argc, char** argv) {
   kingest::cli::register_verify(app, set_action);
   kingest::cli::register_dlq(app, set_action);
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : kingest::cli::kExitUsage;
-  }
-  spdlog::set_level(spdlog::level::from_str(log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  try {
-    return action ? action() : kingest::cli::kExitUsage;
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return kingest::cli::kExitFatal;
-  }
+  return kingest::cli::parse_and_run(app, argc, argv, log_level,
+                                     [&] { return action ? action() : kingest::cli::kExitUsage; });
 }
