@@ -41,6 +41,7 @@ class Uuid {
   [[nodiscard]] int64_t least_significant() const;
   [[nodiscard]] bool is_nil() const { return *this == Uuid{}; }
 
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 takes the defaulted <=> for a comparison with 0
   auto operator<=>(const Uuid&) const = default;
 
  private:
