@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "audit/audit.h"
 #include "cli/commands.h"
+#include "cli/exit_codes.h"
 #include "cli/inspect_output.h"
 #include "kafka/group_progress.h"
 #include "pipeline/run_report.h"
@@ -170,7 +171,7 @@ int run_audit(const AuditOptions& o) {
     out << report->to_json() << "\n";
     if (!out.flush()) return usage_error(absl::InvalidArgumentError("--report: cannot write " + o.report));
   }
-  return report->accounted() ? pipeline::kExitDone : pipeline::kExitFatal;
+  return report->accounted() ? kExitDone : kExitFatal;
 }
 
 }  // namespace

@@ -14,7 +14,7 @@
 #include "cli/signals.h"
 #include "kafka/embedded_broker.h"
 #include "kafka/kafka_source.h"
-#include "pipeline/run_report.h"
+#include "cli/exit_codes.h"
 
 namespace kingest::cli {
 namespace {
@@ -61,7 +61,7 @@ int run_broker(const BrokerOptions& o) {
   std::cout << " (" << o.partitions << " partitions each); stop with Ctrl-C" << std::endl;
   while (!interrupted()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   if (!o.bootstrap_file.empty()) std::filesystem::remove(o.bootstrap_file);
-  return pipeline::kExitDone;
+  return kExitDone;
 }
 
 }  // namespace

@@ -8,7 +8,7 @@
 
 #include <iostream>
 
-#include "pipeline/run_report.h"
+#include "cli/exit_codes.h"
 
 namespace kingest::cli {
 
@@ -206,14 +206,32 @@ absl::StatusOr<std::pair<size_t, size_t>> parse_range(const std::string& text, c
   }
 }
 
+int parse_and_run(CLI::App& app, int argc, char** argv, const std::string& log_level,
+                  const std::function<int()>& run) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitDone : kExitUsage;
+  }
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  try {
+    return run();
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitFatal;
+  }
+}
+
 int usage_error(const absl::Status& s) {
   std::cerr << "error: " << s.message() << "\n";
-  return pipeline::kExitUsage;
+  return kExitUsage;
 }
 
 int fatal_error(const absl::Status& s) {
   std::cerr << "error: " << s.message() << "\n";
-  return pipeline::kExitFatal;
+  return kExitFatal;
 }
 
 }  // namespace kingest::cli

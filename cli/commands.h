@@ -18,7 +18,7 @@
 
 namespace kingest::cli {
 
-// Batching, in-flight bounds and revision rules: the same flags on demo, replay, run and bench.
+// Batching, in-flight bounds and revision rules: the same flags on demo, replay and run.
 struct IngestFlags {
   size_t batch_max_events = 4096;
   size_t batch_max_bytes = 4u << 20;
@@ -86,6 +86,12 @@ absl::StatusOr<std::pair<size_t, size_t>> parse_range(const std::string& text, c
 int usage_error(const absl::Status& s);
 int fatal_error(const absl::Status& s);
 
+// Parses the command line, sets the log level and pattern, then runs `run` (which calls the action
+// the parse chose); a parse error is a usage error, an exception a fatal one. `log_level` is the
+// variable the app's --log-level option writes.
+int parse_and_run(CLI::App& app, int argc, char** argv, const std::string& log_level,
+                  const std::function<int()>& run);
+
 using ActionSetter = std::function<void(std::function<int()>)>;
 void register_demo(CLI::App& app, ActionSetter set_action);
 void register_broker(CLI::App& app, ActionSetter set_action);
@@ -94,8 +100,6 @@ void register_serve_store(CLI::App& app, ActionSetter set_action);
 void register_run(CLI::App& app, ActionSetter set_action);  // replay and run
 void register_verify(CLI::App& app, ActionSetter set_action);
 void register_dlq(CLI::App& app, ActionSetter set_action);
-void register_bench(CLI::App& app, ActionSetter set_action);
-void register_bench_probes(CLI::App& app, ActionSetter set_action);
 void register_read(CLI::App& app, ActionSetter set_action);
 void register_streams(CLI::App& app, ActionSetter set_action);
 void register_audit(CLI::App& app, ActionSetter set_action);

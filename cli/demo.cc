@@ -16,9 +16,11 @@
 #include "pipeline/timed_sink.h"
 #include "cli/ingest_session.h"
 #include "cli/signals.h"
+#include "cli/sinks.h"
 #include "kafka/embedded_broker.h"
 #include "kafka/producer.h"
 #include "kafka/raw_consume.h"
+#include "cli/exit_codes.h"
 #include "pipeline/run_report.h"
 #include "store/event_store.h"
 #include "kurrent/connection_string.h"
@@ -53,11 +55,43 @@ struct DemoOptions {
   KurrentFlags kurrent;
 };
 
-std::string make_temp_dir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "kurrent-ingest-demo-XXXXXX").string();
-  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("cannot create a temporary directory");
-  return tmpl;
-}
+// The demo's own files (the default store file and dead-letter file) go in a temp dir made on
+// first use. On the way out, empty files and the dir go again, so that a run leaves nothing behind
+// but what it says it kept.
+class DemoDir {
+ public:
+  DemoDir() = default;
+  DemoDir(const DemoDir&) = delete;
+  DemoDir& operator=(const DemoDir&) = delete;
+  ~DemoDir() { tidy(); }
+
+  std::string file(const char* name) {
+    if (path_.empty()) {
+      std::string tmpl = (std::filesystem::temp_directory_path() / "kurrent-ingest-demo-XXXXXX").string();
+      if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("cannot create a temporary directory");
+      path_ = tmpl;
+    }
+    return path_ + "/" + name;
+  }
+  // Removes empty files and then the dir if nothing is left; returns the dir if it is still there.
+  std::optional<std::string> tidy() {
+    if (path_.empty()) return std::nullopt;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(path_, ec)) {
+      std::error_code size_ec;
+      if (entry.is_regular_file(size_ec) && entry.file_size(size_ec) == 0) std::filesystem::remove(entry.path(), ec);
+    }
+    std::filesystem::remove(path_, ec);  // fails (and keeps it) when something is left
+    if (!std::filesystem::exists(path_, ec)) {
+      path_.clear();
+      return std::nullopt;
+    }
+    return path_;
+  }
+
+ private:
+  std::string path_;
+};
 
 int run_demo(const DemoOptions& o) {
   using Clock = std::chrono::steady_clock;
@@ -82,9 +116,9 @@ int run_demo(const DemoOptions& o) {
           o.events, o.partitions * int(workload::seed_domain().size()), per_partition / (1 << 20))));
     }
   }
-  std::string dir = make_temp_dir();
-  std::string db_path = o.mem_db ? "memory" : (o.db.empty() ? dir + "/events.db" : o.db);
-  std::string dlq_path = o.dlq_file.empty() ? dir + "/dead-letters.ndjson" : o.dlq_file;
+  DemoDir dir;
+  std::string db_path = o.mem_db ? "memory" : (o.db.empty() ? dir.file("events.db") : o.db);
+  std::string dlq_path = o.dlq_file.empty() ? dir.file("dead-letters.ndjson") : o.dlq_file;
   if (!o.mem_db && o.db.empty()) std::cout << "store: " << db_path << "\n";
   if (!o.mem_db && !o.db.empty() && std::filesystem::exists(o.db)) {
     std::cout << "store: " << db_path << " (existing file: events already there count as duplicates)\n";
@@ -117,8 +151,6 @@ int run_demo(const DemoOptions& o) {
   }
   std::unique_ptr<store::EventStore> es;
   std::unique_ptr<server::KurrentServer> grpc_server;
-  std::unique_ptr<Sink> sink_owner;
-  kurrent::KurrentClient* client = nullptr;
   std::string kurrent_url;
   if (discard) {
     db_path = "(discarded)";
@@ -132,43 +164,32 @@ int run_demo(const DemoOptions& o) {
   } else {
     db_path = "(external)";
   }
-  if (discard) {
-    sink_owner = std::make_unique<DiscardSink>();
-  } else if (o.sink == "direct") {
-    sink_owner = std::make_unique<store::StoreSink>(*es);
-  } else {
-    std::optional<std::string> url;
-    if (!external) {
-      auto started = server::KurrentServer::start(
-          *es, {.listen = "127.0.0.1:0", .max_append_size = o.ingest.max_append_bytes});
-      if (!started.ok()) return fatal_error(started.status());
-      grpc_server = std::move(*started);
-      url = "kurrentdb://" + grpc_server->address() + "?tls=false";
-    }
-    bool usage_fault = false;
-    auto connected = connect_kurrent(o.kurrent, o.ingest, url, &usage_fault);
-    if (!connected.ok()) return usage_fault ? usage_error(connected.status()) : fatal_error(connected.status());
-    client = connected->get();
+  std::optional<std::string> url;
+  if (o.sink == "grpc" && !external) {
+    auto started = server::KurrentServer::start(
+        *es, {.listen = "127.0.0.1:0", .max_append_size = o.ingest.max_append_bytes});
+    if (!started.ok()) return fatal_error(started.status());
+    grpc_server = std::move(*started);
+    url = "kurrentdb://" + grpc_server->address() + "?tls=false";
+  }
+  bool usage_fault = false;
+  auto opened_sink = open_sink(o.sink, o.kurrent, o.ingest, url, es.get(), &usage_fault);
+  if (!opened_sink.ok()) return usage_fault ? usage_error(opened_sink.status()) : fatal_error(opened_sink.status());
+  std::unique_ptr<Sink> sink_owner = std::move(opened_sink->sink);
+  kurrent::KurrentClient* client = opened_sink->client;
+  if (client != nullptr) {
     kurrent_url = external ? kurrent::parse_connection_string(o.kurrent.url)->redacted() : *url;
     std::cout << "kurrentdb: " << (external ? "" : "embedded server at ") << client->endpoint() << ", append mode "
               << client->append_mode() << "\n";
-    sink_owner = std::move(*connected);
   }
   // Timed for the metrics' append and stream-read histograms.
   pipeline::TimedSink sink(*sink_owner);
-  auto dlq = pipeline::NdjsonDeadLetterFile::open(dlq_path);
-  if (!dlq.ok()) return usage_error(dlq.status());
-  std::unique_ptr<pipeline::KafkaDeadLetterTopic> dlq_topic;
-  std::vector<pipeline::DeadLetterSink*> dead_letter_sinks{dlq->get()};
   if (!o.dlq_topic.empty()) {
     if (auto s = (*broker)->create_topic(o.dlq_topic, 1); !s.ok()) return fatal_error(s);
-    auto t = pipeline::KafkaDeadLetterTopic::open((*broker)->bootstrap(), o.dlq_topic);
-    if (!t.ok()) return usage_error(t.status());
-    dlq_topic = std::move(*t);
-    dead_letter_sinks.push_back(dlq_topic.get());
   }
-  pipeline::TeeDeadLetters tee_dead_letters(dead_letter_sinks);
-  CountingDeadLetters dead_letters(tee_dead_letters);
+  auto dead_letter_sinks = DeadLetterSinks::open(dlq_path, (*broker)->bootstrap(), o.dlq_topic);
+  if (!dead_letter_sinks.ok()) return usage_error(dead_letter_sinks.status());
+  CountingDeadLetters dead_letters((*dead_letter_sinks)->sink());
 
   // Produce while ingesting. The mock broker silently drops a partition's oldest data past ~5 MiB,
   // so the generator never runs more than a few MiB per partition ahead of the ingest.
@@ -296,31 +317,31 @@ int run_demo(const DemoOptions& o) {
   report.numbers["offset_commits"] = double(session.offset_commits());
   if (es) report.numbers["store_transactions"] = double(es->stats().transactions);
 
-  int code = pipeline::kExitDone;
+  int code = kExitDone;
   if (produce_failed) {
     report.error = "producing to the embedded broker failed: " + produce_error;
-    code = pipeline::kExitFatal;
+    code = kExitFatal;
   } else if (end == RunEnd::kFatal) {
     report.error = session.fatal().ToString();
-    code = pipeline::kExitFatal;
+    code = kExitFatal;
   } else if (end == RunEnd::kInterrupted) {
-    code = pipeline::kExitInterrupted;
+    code = kExitInterrupted;
   } else if (starved) {
     report.error = std::to_string(o.events - report.stats.events_read) + " of " + std::to_string(o.events) +
                    " produced events never arrived from Kafka (the embedded broker keeps only ~5 MiB per partition "
                    "and dropped them): use more --partitions or fewer --events";
-    code = pipeline::kExitFatal;
+    code = kExitFatal;
   } else if (end == RunEnd::kTimedOut) {
     report.error = "timed out after " + std::to_string(timeout.count() / 1000) + " s with " +
                    std::to_string(report.stats.messages_done) + " of " + std::to_string(o.events) + " events done";
-    code = pipeline::kExitFatal;
+    code = kExitFatal;
   }
 
   bool verified = false;
-  if (code == pipeline::kExitDone && discard) {
+  if (code == kExitDone && discard) {
     // Nothing was stored to read back: every produced event must have been appended.
     verified = report.stats.events_appended == o.events;
-  } else if (code == pipeline::kExitDone) {
+  } else if (code == kExitDone) {
     auto v0 = Clock::now();
     auto v = workload::verify(gen, sink);
     verified = v.ok;
@@ -331,7 +352,7 @@ int run_demo(const DemoOptions& o) {
   }
   report.verified = verified;
 
-  if (o.measure_raw && code == pipeline::kExitDone) {
+  if (o.measure_raw && code == kExitDone) {
     // The same data, read by librdkafka alone: how close the pipeline gets to simply reading Kafka.
     // (The mock broker may have dropped a few of the oldest messages by now: the rate is over what
     // is still there, and the count is reported beside it.)
@@ -345,10 +366,10 @@ int run_demo(const DemoOptions& o) {
     }
   }
 
-  if (code == pipeline::kExitDone && !verified) code = report.stats.dead_lettered > 0 ? pipeline::kExitDeadLetters : pipeline::kExitFatal;
-  report.outcome = code == pipeline::kExitDone          ? "done"
-                   : code == pipeline::kExitInterrupted ? "interrupted"
-                   : code == pipeline::kExitDeadLetters ? "dead-letters"
+  if (code == kExitDone && !verified) code = report.stats.dead_lettered > 0 ? kExitDeadLetters : kExitFatal;
+  report.outcome = code == kExitDone          ? "done"
+                   : code == kExitInterrupted ? "interrupted"
+                   : code == kExitDeadLetters ? "dead-letters"
                    : verified || report.error.size()    ? "fatal"
                                                         : "not-verified";
   const auto& s = report.stats;
@@ -369,7 +390,7 @@ int run_demo(const DemoOptions& o) {
   if (!o.report.empty()) {
     if (auto st = pipeline::write_report(report, o.report); !st.ok()) {
       std::cerr << "error: " << st.message() << "\n";
-      if (code == pipeline::kExitDone) code = pipeline::kExitFatal;
+      if (code == kExitDone) code = kExitFatal;
     }
   }
   if (*metrics_out) {
@@ -378,6 +399,9 @@ int run_demo(const DemoOptions& o) {
   sink_owner.reset();
   if (grpc_server) grpc_server->shutdown();
   if (es) es->close();
+  if (auto kept = dir.tidy()) {
+    std::cout << "kept " << *kept << " (this run's store and dead letters); remove it with: rm -r " << *kept << "\n";
+  }
   return code;
 }
 

@@ -15,7 +15,7 @@
 #include "absl/strings/escaping.h"
 #include "cli/commands.h"
 #include "kafka/producer.h"
-#include "pipeline/run_report.h"
+#include "cli/exit_codes.h"
 
 namespace kingest::cli {
 namespace {
@@ -74,7 +74,7 @@ int run_dlq_replay(const DlqReplayOptions& o) {
   if (auto s = (*producer)->flush(std::chrono::seconds(60)); !s.ok()) return fatal_error(s);
   std::cout << "dlq replay: " << produced << " dead letter(s) produced to Kafka" << (skipped ? ", " : "")
             << (skipped ? std::to_string(skipped) + " skipped by --reason" : "") << std::endl;
-  return pipeline::kExitDone;
+  return kExitDone;
 }
 
 }  // namespace

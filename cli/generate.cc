@@ -9,7 +9,7 @@
 #include "cli/commands.h"
 #include "cli/signals.h"
 #include "kafka/producer.h"
-#include "pipeline/run_report.h"
+#include "cli/exit_codes.h"
 #include "workload/generator.h"
 
 namespace kingest::cli {
@@ -44,7 +44,7 @@ int run_generate(const GenerateOptions& o) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << "produced " << n << " events of " << g.aggregates() << " streams in " << fmt::format("{:.2f}", secs)
             << " s (" << fmt::format("{:.0f}", secs > 0 ? double(n) / secs : 0.0) << " events/s)" << std::endl;
-  return interrupted() ? pipeline::kExitInterrupted : pipeline::kExitDone;
+  return interrupted() ? kExitInterrupted : kExitDone;
 }
 
 }  // namespace

@@ -1,14 +1,14 @@
 // kurrent-ingest: moves domain events from Kafka into KurrentDB, in batches, in order, once.
 #include <pthread.h>
+
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <iostream>
 
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "cli/progress.h"
-#include "pipeline/run_report.h"
+#include "cli/exit_codes.h"
 
 int main(int argc, char** argv) {
   pthread_setname_np(pthread_self(), "ki-main");
@@ -33,15 +33,13 @@ int main(int argc, char** argv) {
   kingest::cli::register_streams(app, set_action);
   kingest::cli::register_audit(app, set_action);
   kingest::cli::register_dlq(app, set_action);
-  kingest::cli::register_bench(app, set_action);
-  kingest::cli::register_bench_probes(app, set_action);
   kingest::cli::add_config_flags(app);
 
   std::vector<std::string> args(argv + 1, argv + argc);
   auto expanded = kingest::cli::expand_config(app, args);
   if (!expanded.ok()) {
     std::cerr << "error: " << expanded.status().message() << "\n";
-    return kingest::pipeline::kExitUsage;
+    return kingest::cli::kExitUsage;
   }
   // CLI11 takes the arguments last-first.
   std::vector<std::string> reversed(expanded->rbegin(), expanded->rend());
@@ -49,19 +47,19 @@ int main(int argc, char** argv) {
     app.parse(reversed);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
-    return rc == 0 ? 0 : kingest::pipeline::kExitUsage;
+    return rc == 0 ? 0 : kingest::cli::kExitUsage;
   }
   if (auto printed = kingest::cli::print_config_requested(app); !printed.empty()) {
     std::cout << printed;
-    return kingest::pipeline::kExitDone;
+    return kingest::cli::kExitDone;
   }
   kingest::cli::install_bar_aware_logging();
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   try {
-    return action ? action() : kingest::pipeline::kExitUsage;
+    return action ? action() : kingest::cli::kExitUsage;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
-    return kingest::pipeline::kExitFatal;
+    return kingest::cli::kExitFatal;
   }
 }

@@ -7,6 +7,7 @@
 
 #include "absl/strings/numbers.h"
 #include "cli/commands.h"
+#include "cli/exit_codes.h"
 #include "cli/inspect_output.h"
 #include "inspect/event_json.h"
 #include "pipeline/run_report.h"
@@ -35,7 +36,7 @@ int run_read(const ReadOptions& o) {
   }
   if (o.from == "end" && !o.backwards) {
     std::cerr << "read: --from end without --backwards reads nothing (nothing follows the end)\n";
-    return pipeline::kExitDone;
+    return kExitDone;
   }
   const bool backwards = o.backwards;
   if (o.from == "start" && backwards) from = 0;  // backwards from the first event: just that one
@@ -72,7 +73,7 @@ int run_read(const ReadOptions& o) {
   }
   printer.finish();
   (*client)->close();
-  return pipeline::kExitDone;
+  return kExitDone;
 }
 
 }  // namespace

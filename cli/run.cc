@@ -22,8 +22,9 @@
 #include "cli/progress.h"
 #include "metrics/output.h"
 #include "cli/signals.h"
+#include "cli/sinks.h"
 #include "pipeline/dead_letter.h"
-#include "cli/discard_sink.h"
+#include "cli/exit_codes.h"
 #include "pipeline/run_report.h"
 #include "pipeline/timed_sink.h"
 
@@ -92,32 +93,16 @@ int run_run(const RunOptions& o) {
   }
 
   // The sink: KurrentDB over gRPC, or (--sink discard) the same BatchAppend encoding, dropped.
-  std::unique_ptr<kurrent::KurrentClient> client;
-  std::unique_ptr<DiscardSink> discard;
-  if (o.sink == "discard") {
-    discard = std::make_unique<DiscardSink>();
-  } else {
-    bool usage_fault = false;
-    auto c = connect_kurrent(o.kurrent, o.ingest, std::nullopt, &usage_fault);
-    if (!c.ok()) return usage_fault ? usage_error(c.status()) : fatal_error(c.status());
-    client = std::move(*c);
-  }
-  Sink& inner_sink = client ? static_cast<Sink&>(*client) : static_cast<Sink&>(*discard);
-  pipeline::TimedSink sink(inner_sink);
+  bool usage_fault = false;
+  auto opened_sink = open_sink(o.sink, o.kurrent, o.ingest, std::nullopt, nullptr, &usage_fault);
+  if (!opened_sink.ok()) return usage_fault ? usage_error(opened_sink.status()) : fatal_error(opened_sink.status());
+  kurrent::KurrentClient* client = opened_sink->client;
+  pipeline::TimedSink sink(*opened_sink->sink);
   const std::string endpoint = client ? client->endpoint() : std::string("(discarded)");
 
-  auto dlq = pipeline::NdjsonDeadLetterFile::open(o.dlq_file);
-  if (!dlq.ok()) return usage_error(dlq.status());
-  std::vector<pipeline::DeadLetterSink*> dead_letter_sinks{dlq->get()};
-  std::unique_ptr<pipeline::KafkaDeadLetterTopic> dlq_topic;
-  if (!o.dlq_topic.empty()) {
-    auto t = pipeline::KafkaDeadLetterTopic::open(o.brokers, o.dlq_topic);
-    if (!t.ok()) return usage_error(t.status());
-    dlq_topic = std::move(*t);
-    dead_letter_sinks.push_back(dlq_topic.get());
-  }
-  pipeline::TeeDeadLetters tee_dead_letters(dead_letter_sinks);
-  CountingDeadLetters dead_letters(tee_dead_letters);
+  auto dead_letter_sinks = DeadLetterSinks::open(o.dlq_file, o.brokers, o.dlq_topic);
+  if (!dead_letter_sinks.ok()) return usage_error(dead_letter_sinks.status());
+  CountingDeadLetters dead_letters((*dead_letter_sinks)->sink());
 
   kafka::SourceOptions src = std::move(*source_options);
   src.brokers = o.brokers;
@@ -219,7 +204,7 @@ int run_run(const RunOptions& o) {
                                 .append_mode = sink.append_mode(),
                                 .session = &session,
                                 .sink = &sink,
-                                .client = client.get(),
+                                .client = client,
                                 .dead_letters = &dead_letters,
                                 .lag = lag->get(),
                                 .catch_up = !bounded});
@@ -304,16 +289,16 @@ int run_run(const RunOptions& o) {
     report.numbers["kurrent_redirects"] = double(cs.redirects);
   }
 
-  int code = pipeline::kExitInterrupted;
+  int code = kExitInterrupted;
   if (end == RunEnd::kFatal) {
     report.error = session.fatal().ToString();
-    code = pipeline::kExitFatal;
+    code = kExitFatal;
   } else if (end == RunEnd::kReached && reached) {
-    code = report.stats.dead_lettered > 0 ? pipeline::kExitDeadLetters : pipeline::kExitDone;
+    code = report.stats.dead_lettered > 0 ? kExitDeadLetters : kExitDone;
   }
-  report.outcome = code == pipeline::kExitFatal         ? "fatal"
-                   : code == pipeline::kExitDone        ? "done"
-                   : code == pipeline::kExitDeadLetters ? "dead-letters"
+  report.outcome = code == kExitFatal         ? "fatal"
+                   : code == kExitDone        ? "done"
+                   : code == kExitDeadLetters ? "dead-letters"
                                                         : "interrupted";
   const auto& s = report.stats;
   std::cout << "events: " << s.events_read << " read, " << s.events_appended << " appended, " << s.duplicates

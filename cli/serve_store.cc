@@ -15,7 +15,7 @@
 #include "cli/ingest_metrics.h"
 #include "cli/store_metrics.h"
 #include "cli/signals.h"
-#include "pipeline/run_report.h"
+#include "cli/exit_codes.h"
 #include "server/kurrent_server.h"
 #include "store/event_store.h"
 #include "web/stream_browser.h"
@@ -159,7 +159,7 @@ int run_serve_store(const ServeStoreOptions& o) {
   }
   if (!o.http_address_file.empty()) std::filesystem::remove(o.http_address_file);
   if (!o.address_file.empty()) std::filesystem::remove(o.address_file);
-  return pipeline::kExitDone;
+  return kExitDone;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "cli/commands.h"
+#include "cli/exit_codes.h"
 #include "cli/inspect_output.h"
 #include "inspect/event_json.h"
 #include "pipeline/run_report.h"
@@ -57,7 +58,7 @@ int run_streams(const StreamsOptions& o) {
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.stream < b.stream; });
   if (o.limit > 0 && out.size() > o.limit) out.resize(o.limit);
   print_summaries(std::cout, output_format(o.format), out);
-  return pipeline::kExitDone;
+  return kExitDone;
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
-#include "pipeline/run_report.h"
+#include "cli/exit_codes.h"
 #include "workload/generator.h"
 #include "workload/verifier.h"
 
@@ -28,7 +28,7 @@ int run_verify(const VerifyOptions& o) {
   for (const auto& p : v.problems) std::cout << "problem: " << p << "\n";
   std::cout << "streams: " << v.streams_checked << ", events: " << v.events_checked << ", problems: " << v.problem_count
             << "\nverified: " << (v.ok ? "true" : "false") << std::endl;
-  return v.ok ? pipeline::kExitDone : pipeline::kExitFatal;
+  return v.ok ? kExitDone : kExitFatal;
 }
 
 }  // namespace

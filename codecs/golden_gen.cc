@@ -196,7 +196,7 @@ void protobuf_cases(const fs::path& dir) {
     emit_pb("json_payload_without_content_type", serialize(pb_from(e, "")), ok(e));
   }
   {
-    Expected e = full;
+    const Expected& e = full;
     emit_pb("json_content_type_with_parameters", serialize(pb_from(e, "Application/JSON; charset=utf-8")), ok(e));
   }
   {
@@ -235,7 +235,7 @@ void protobuf_cases(const fs::path& dir) {
   }
   {
     // A newer producer's fields (numbers 11, 99 and a fixed64) are ignored.
-    Expected e = full;
+    const Expected& e = full;
     std::string bytes = serialize(pb_from(e, "application/json"));
     bytes += std::string("\x5a\x05hello", 7);                      // field 11, length-delimited
     bytes += std::string("\x98\x06\x2a", 3);                       // field 99, varint 42

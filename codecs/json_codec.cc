@@ -296,6 +296,7 @@ error_code walk(od::value& v, size_t depth, const char*& end) {
       const char* last = token.data() + 1;
       for (auto element_result : arr) {
         od::value element;
+        // NOLINTNEXTLINE(performance-move-const-arg): simdjson_result::get is &&-qualified
         if (auto e = std::move(element_result).get(element)) return e;
         if (auto e = walk(element, depth + 1, last)) return e;
         if (!followed_by(last, ']')) return simdjson::TAPE_ERROR;

@@ -1,8 +1,9 @@
 // RFC 4122 UUIDs: parsing, formatting, random (v4) and name-based (v5, SHA-1) ids.
 //
 // Event ids must be stable across replays: when an envelope carries no UUID, the pipeline derives
-// a v5 id from the stream, the revision and a hash of the content (see pipeline/event_ids.h), so a
-// replay proposes the same id and a different event at the same revision does not.
+// a v5 id from the stream, the revision and a hash of the content (`derive_event_id` in
+// pipeline/naming.h; docs/design.md "Revisions and stream state"), so a replay proposes the same id
+// and a different event at the same revision does not.
 //
 //   auto id = Uuid::parse("550e8400-e29b-41d4-a716-446655440000");  // std::optional<Uuid>
 //   Uuid::v5(Uuid::nil(), "name").to_string();
@@ -40,6 +41,7 @@ class Uuid {
   [[nodiscard]] int64_t least_significant() const;
   [[nodiscard]] bool is_nil() const { return *this == Uuid{}; }
 
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 takes the defaulted <=> for a comparison with 0
   auto operator<=>(const Uuid&) const = default;
 
  private:

@@ -5,7 +5,7 @@
 // cluster runs on librdkafka's own threads. Lifecycle: start → create_topic → ... → destruction
 // stops the cluster and drops its data.
 //
-// Mock facts that callers must respect (see ARCHITECTURE.md): each partition keeps only ~5 MiB or
+// Mock facts that callers must respect (docs/design.md "The embedded broker"): each partition keeps only ~5 MiB or
 // 100,000 message sets (older data is dropped from the head, silently), offset-by-time lookups
 // return -1, and topics are created here (the mock has no CreateTopics).
 //

@@ -7,7 +7,7 @@
 // Lifecycle: create → start → ... → stop_fetching (flushes the open batch, fetches nothing more,
 // keeps committing) → close (final synchronous commit, leaves the group, joins the thread).
 //
-// Offsets (ARCHITECTURE.md "Offsets"): auto-commit and auto offset store are off; the position
+// Offsets (docs/design.md "Offsets"): auto-commit and auto offset store are off; the position
 // committed per partition is after the last done message in delivery order; a partition with no
 // committed offset starts at the beginning (auto.offset.reset=error makes every other start an
 // explicit decision); the assignor is cooperative-sticky and each assignment gets a new epoch.

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -15,6 +17,18 @@ namespace kingest::kafka {
 namespace {
 
 using namespace std::chrono_literals;
+
+// Polls `done` until it holds or `timeout` passes; returns whether it held. The source's work runs
+// on its own polling thread, so a test waits for a condition, never for a fixed time.
+template <typename Pred>
+bool wait_until(Pred done, std::chrono::milliseconds timeout = 15s) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(1ms);  // the poll interval, not a guess at how long the work takes
+  }
+  return true;
+}
 
 std::map<TopicPartition, int64_t> committed(const std::string& brokers, const std::string& group,
                                             const std::vector<TopicPartition>& tps) {
@@ -94,7 +108,7 @@ TEST(KafkaSource, ReadsEveryMessageInPartitionOrderAndCommitsDonePositions) {
     for (const auto& [tp, offs] : seen) n += offs.size();
     return n;
   };
-  for (int i = 0; i < 300 && seen_total() < 2000; ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(wait_until([&] { return seen_total() >= 2000; })) << seen_total() << " of 2000 messages seen";
   ASSERT_EQ(src->messages_read(), 2000u);
   ASSERT_EQ(seen_total(), 2000u);
   {
@@ -124,17 +138,35 @@ TEST(KafkaSource, PausesWhileTheBudgetIsFullAndResumesAfter) {
   Fixture f(200);
   std::atomic<bool> room{false};
   std::atomic<size_t> got{0};
+  // How long the polling thread has been asking for room, while assigned: past `pause_after` it
+  // has paused the partitions and kept polling.
+  using Clock = std::chrono::steady_clock;
+  std::atomic<Clock::rep> first_full_ask{0};
+  std::atomic<Clock::rep> last_full_ask{0};
+  KafkaSource* src = nullptr;
   SourceCallbacks cb;
-  cb.has_room = [&] { return room.load(); };
+  cb.has_room = [&] {
+    if (src != nullptr && src->assigned_any() && !room.load()) {
+      const auto now = Clock::now().time_since_epoch().count();
+      Clock::rep zero = 0;
+      first_full_ask.compare_exchange_strong(zero, now);
+      last_full_ask = now;
+    }
+    return room.load();
+  };
   cb.on_batch = [&](std::vector<SourceMessage>&& msgs, size_t) { got += msgs.size(); };
-  auto source = KafkaSource::create(f.options("g2"), cb).value();
+  SourceOptions options = f.options("g2");
+  options.pause_after = 100ms;
+  auto source = KafkaSource::create(options, cb).value();
+  src = source.get();
   ASSERT_TRUE(source->start().ok());
-  for (int i = 0; i < 200 && !source->assigned_any(); ++i) std::this_thread::sleep_for(50ms);
-  ASSERT_TRUE(source->assigned_any());
-  std::this_thread::sleep_for(1500ms);
+  ASSERT_TRUE(wait_until([&] {
+    return first_full_ask.load() != 0 &&
+           Clock::duration(last_full_ask.load() - first_full_ask.load()) >= options.pause_after * 5;
+  })) << "the source never kept asking for room while assigned";
   EXPECT_EQ(got.load(), 0u) << "no batch may be emitted while the in-flight budget is full";
   room = true;
-  for (int i = 0; i < 200 && got.load() < 400; ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(wait_until([&] { return got.load() >= 400; })) << got.load() << " of 400 messages";
   EXPECT_EQ(got.load(), 400u);
   ASSERT_TRUE(source->close().ok());
 }

@@ -73,7 +73,6 @@ class OffsetTracker {
     std::optional<KafkaOffset> committable;
     std::optional<KafkaOffset> taken;
   };
-  struct Partition;
   // Marks one message done; `last` caches the partition of the previous call. Lock held.
   size_t mark_done(const TopicPartition& tp, KafkaOffset offset, AssignmentEpoch epoch, const TopicPartition*& last_tp,
                    Partition*& last);

@@ -1,23 +1,18 @@
-// The dead-letter sink: where bad input and events that cannot keep their revision go, with the
-// reason and the original bytes, so nothing is ever silently dropped.
-//
-// Threads: `write` may be called from any thread (internally serialized). Durability: `write`
-// returns only after the records are durable (fsync for files), because a dead letter's offset
-// counts as done as soon as `write` returns. Lifecycle: owned by the engine's owner.
+// Dead letters on the pipeline's side: the reasons it writes, the NDJSON file sink and a tee. The
+// record and the sink contract are core/dead_letter.h (threads, durability: fsync for files); the
+// Kafka topic sink is kafka/dead_letter_topic.h.
 //
 //   auto dlq = NdjsonDeadLetterFile::open("/var/tmp/dlq.ndjson").value();
 //   dlq->write({DeadLetter{.reason = "decode-error", ...}});
 #pragma once
 
-#include <cstdint>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "kafka/producer.h"
+#include "core/dead_letter.h"
 
 namespace kingest::pipeline {
 
@@ -36,25 +31,8 @@ inline constexpr const char* kRejectedByServer = "rejected-by-server";
 inline constexpr const char* kSystemStream = "system-stream";
 }  // namespace reason
 
-struct DeadLetter {
-  std::string reason;
-  std::string detail;
-  std::string topic;
-  int32_t partition = 0;
-  int64_t offset = 0;
-  int64_t timestamp_ms = -1;
-  std::string key;
-  std::string value;   // the original bytes
-  std::string stream;  // when known
-};
-
-class DeadLetterSink {
- public:
-  virtual ~DeadLetterSink() = default;
-  // Durable before it returns.
-  virtual absl::Status write(const std::vector<DeadLetter>& letters) = 0;
-  [[nodiscard]] virtual std::string describe() const = 0;
-};
+using kingest::DeadLetter;
+using kingest::DeadLetterSink;
 
 // One JSON object per line: reason, detail, topic, partition, offset, timestamp, key, stream,
 // value (the original bytes as text when they are valid UTF-8) and value_base64 (always).
@@ -70,25 +48,6 @@ class NdjsonDeadLetterFile final : public DeadLetterSink {
   std::mutex mu_;
   int fd_ = -1;
   std::string path_;
-};
-
-// A Kafka topic: the message keeps the original key and bytes; headers carry `dlq-reason`,
-// `dlq-detail`, `dlq-source-topic`, `dlq-source-partition`, `dlq-source-offset`, `dlq-stream`
-// (when known) and `dlq-source-timestamp`. `write` returns once the broker acknowledged every
-// record (acks=all), so an offset never counts as done before its dead letter is safe.
-class KafkaDeadLetterTopic final : public DeadLetterSink {
- public:
-  static absl::StatusOr<std::unique_ptr<KafkaDeadLetterTopic>> open(
-      const std::string& brokers, const std::string& topic, const std::map<std::string, std::string>& properties = {});
-  ~KafkaDeadLetterTopic() override;
-  absl::Status write(const std::vector<DeadLetter>& letters) override;
-  [[nodiscard]] std::string describe() const override { return "kafka topic " + topic_; }
-
- private:
-  KafkaDeadLetterTopic() = default;
-  std::mutex mu_;
-  std::unique_ptr<kafka::Producer> producer_;
-  std::string topic_;
 };
 
 // Writes every letter to each sink in turn (an NDJSON file and a topic, say); durable when all are.

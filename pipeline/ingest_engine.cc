@@ -669,6 +669,7 @@ bool IngestEngine::held_over_soft_limit() const {
 }
 
 void IngestEngine::on_revoke(const std::vector<TopicPartition>& tps) {
+  bool drained = true;
   {
     std::unique_lock lock(impl_->idle_mu);
     if (!impl_->idle_cv.wait_for(lock, impl_->options.revoke_wait,
@@ -676,8 +677,11 @@ void IngestEngine::on_revoke(const std::vector<TopicPartition>& tps) {
       spdlog::warn("revoke: in-flight work did not finish within {} ms; its offsets will not be committed",
                    impl_->options.revoke_wait.count());
     }
+    drained = impl_->batches_in_flight.load() == 0;
   }
-  if (size_t dropped = impl_->table.revoke(tps); dropped > 0) {
+  // Stream states are a cache: they are forgotten only when no batch is being grouped, since a
+  // batch already past its first-touch reads counts on finding them.
+  if (size_t dropped = impl_->table.revoke(tps, /*forget_streams=*/drained); dropped > 0) {
     spdlog::info("revoke: {} held event(s) of the revoked partitions dropped; their next owner reads them again",
                  dropped);
   }

@@ -1,5 +1,5 @@
 // Stream names, revisions and event ids: the rules that make a replay land on the same revisions
-// with the same ids (ARCHITECTURE.md "Rules that make it correct").
+// with the same ids (docs/design.md "Revisions and stream state").
 //
 //   auto t = StreamNameTemplate::parse("{AggregateType}-{AggregateId}").value();
 //   t.render(event)  → "System-550e8400-..."

@@ -1,5 +1,5 @@
-// The run report that `demo`, `replay`/`run` and `bench` write (`--report FILE`), and the exit codes
-// they share (ARCHITECTURE.md "One report, one set of exit codes"). Scripts rely on both.
+// The run report that `demo`, `replay`/`run` and kurrent-ingest-bench write (`--report FILE`);
+// scripts rely on its fields. The exit codes that go with its `outcome` are cli/exit_codes.h.
 #pragma once
 
 #include <cstdint>
@@ -11,14 +11,6 @@
 #include "pipeline/ingest_engine.h"
 
 namespace kingest::pipeline {
-
-enum ExitCode : int {
-  kExitDone = 0,
-  kExitUsage = 2,         // usage or configuration error
-  kExitDeadLetters = 3,   // finished, with dead letters
-  kExitFatal = 4,         // fatal error
-  kExitInterrupted = 130,
-};
 
 inline constexpr const char* kReportSchema = "kurrent-ingest/run-report/v1";
 

@@ -238,7 +238,7 @@ void StreamTable::finished(const Group& g) {
   if (g.batches.empty()) running_detached_.fetch_sub(1);
 }
 
-size_t StreamTable::revoke(const std::vector<TopicPartition>& tps) {
+size_t StreamTable::revoke(const std::vector<TopicPartition>& tps, bool forget_streams) {
   std::set<TopicPartition> revoked(tps.begin(), tps.end());
   std::lock_guard lock(mu_);
   size_t dropped = 0;
@@ -284,7 +284,7 @@ size_t StreamTable::revoke(const std::vector<TopicPartition>& tps) {
       st.gap_since.reset();
       --gaps_;
     }
-    if (st.pending.empty() && revoked.contains(st.tp)) {
+    if (forget_streams && st.pending.empty() && revoked.contains(st.tp)) {
       it = streams_.erase(it);
     } else {
       ++it;

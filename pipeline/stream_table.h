@@ -150,9 +150,10 @@ class StreamTable {
   [[nodiscard]] size_t running_detached() const { return running_detached_.load(); }
 
   // Partitions revoked: held events from them are dropped (the partitions' next owner reads them
-  // again; their offsets were never committed), and free streams last seen there are forgotten.
-  // Returns the number of held events dropped.
-  size_t revoke(const std::vector<TopicPartition>& tps);
+  // again; their offsets were never committed), and, with `forget_streams`, free streams last seen
+  // there are forgotten. A stream may be forgotten only while no batch is being grouped (a group
+  // offered for a forgotten stream would find no state). Returns the number of held events dropped.
+  size_t revoke(const std::vector<TopicPartition>& tps, bool forget_streams);
 
   [[nodiscard]] TableStats stats() const;
   [[nodiscard]] uint64_t held_bytes() const { return held_bytes_.load(std::memory_order_relaxed); }

@@ -1,4 +1,4 @@
-// `kurrent-ingest bench` end to end on a small data set: every case runs in its own process (the
+// `kurrent-ingest-bench` end to end on a small data set: every case runs in its own process (the
 // broker, serve-store, replay, the probes and the Node.js peer), and the table, the JSON with its
 // ratios and targets, and the shared run report come out. No figure is asserted beyond being
 // measured (> 0): speed targets are read from the JSON by people, not by tests.
@@ -23,7 +23,7 @@ class BenchTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   int run(const std::string& args) {
-    std::string cmd = std::string(KI_BINARY) + " bench " + args + " > " + dir_ + "/out.txt 2>&1";
+    std::string cmd = std::string(KI_BENCH_BINARY) + " " + args + " > " + dir_ + "/out.txt 2>&1";
     int rc = std::system(cmd.c_str());
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
   }

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -19,14 +20,29 @@ class DemoTest : public ::testing::Test {
  protected:
   simdjson::dom::parser parser_;
   std::string dir_ = std::filesystem::temp_directory_path() / ("ki-demo-test-" + std::to_string(::getpid()));
+  // The demo's temp dir (TMPDIR of every run), where it must leave nothing it does not announce.
+  std::string tmp_ = dir_ + "/tmp";
 
-  void SetUp() override { std::filesystem::create_directories(dir_); }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void SetUp() override { std::filesystem::create_directories(tmp_); }
+  void TearDown() override {
+    EXPECT_EQ(demo_dirs(), std::vector<std::string>{}) << "a demo run left these behind:\n" << output();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // The command line of `kurrent-ingest demo`, its temp dir under this test's own.
+  std::string demo() const { return "TMPDIR=" + tmp_ + " " + std::string(KI_BINARY) + " demo "; }
+  std::vector<std::string> demo_dirs() const {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(tmp_)) {
+      if (e.path().filename().string().starts_with("kurrent-ingest-demo-")) out.push_back(e.path().string());
+    }
+    return out;
+  }
 
   DemoRun run(const std::string& args) {
     std::string report = dir_ + "/report.json";
     std::filesystem::remove(report);
-    std::string cmd = std::string(KI_BINARY) + " demo " + args + " --report " + report + " > " + dir_ + "/out.txt 2>&1";
+    std::string cmd = demo() + args + " --report " + report + " > " + dir_ + "/out.txt 2>&1";
     int rc = std::system(cmd.c_str());
     DemoRun r;
     r.exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
@@ -96,12 +112,12 @@ TEST_F(DemoTest, EveryAppendModeAndTheInProcessSinkVerify) {
 }
 
 TEST_F(DemoTest, AnUnreachableKurrentDbSaysWhatToCheck) {
-  std::string cmd = std::string(KI_BINARY) + " demo --events 100 --kurrent 'kurrentdb://127.0.0.1:1?tls=false' > " +
+  std::string cmd = demo() + "--events 100 --kurrent 'kurrentdb://127.0.0.1:1?tls=false' > " +
                     dir_ + "/out.txt 2>&1";
   int rc = std::system(cmd.c_str());
   EXPECT_EQ(WEXITSTATUS(rc), 4);
   EXPECT_NE(output().find("Is the server up"), std::string::npos) << output();
-  cmd = std::string(KI_BINARY) + " demo --events 100 --kurrent 'http://127.0.0.1:1' > " + dir_ + "/out.txt 2>&1";
+  cmd = demo() + "--events 100 --kurrent 'http://127.0.0.1:1' > " + dir_ + "/out.txt 2>&1";
   rc = std::system(cmd.c_str());
   EXPECT_EQ(WEXITSTATUS(rc), 2);
   EXPECT_NE(output().find("scheme"), std::string::npos) << output();
@@ -118,12 +134,24 @@ TEST_F(DemoTest, ASecondRunIntoTheSameFileCountsEverythingAsDuplicates) {
   EXPECT_TRUE(bool(second.report["verified"]));
 }
 
+TEST_F(DemoTest, KeepsOnlyTheDefaultStoreFileAndSaysHowToRemoveIt) {
+  auto r = run("--events 2000 --no-raw-consume");
+  ASSERT_EQ(r.exit_code, 0) << output();
+  const auto kept = demo_dirs();
+  ASSERT_EQ(kept.size(), 1u) << output();
+  EXPECT_NE(output().find("kept " + kept[0]), std::string::npos) << output();
+  EXPECT_NE(output().find("rm -r " + kept[0]), std::string::npos) << output();
+  EXPECT_TRUE(std::filesystem::exists(kept[0] + "/events.db"));
+  EXPECT_FALSE(std::filesystem::exists(kept[0] + "/dead-letters.ndjson")) << "an empty dead-letter file says nothing";
+  std::filesystem::remove_all(kept[0]);
+}
+
 TEST_F(DemoTest, BadFlagsExitWithUsageErrorAndSayWhatToFix) {
-  std::string cmd = std::string(KI_BINARY) + " demo --payload-bytes 600-200 > " + dir_ + "/out.txt 2>&1";
+  std::string cmd = demo() + "--payload-bytes 600-200 > " + dir_ + "/out.txt 2>&1";
   int rc = std::system(cmd.c_str());
   EXPECT_EQ(WEXITSTATUS(rc), 2);
   EXPECT_NE(output().find("--payload-bytes"), std::string::npos) << output();
-  cmd = std::string(KI_BINARY) + " demo --version-base 7 > " + dir_ + "/out.txt 2>&1";
+  cmd = demo() + "--version-base 7 > " + dir_ + "/out.txt 2>&1";
   rc = std::system(cmd.c_str());
   EXPECT_EQ(WEXITSTATUS(rc), 2);
   EXPECT_NE(output().find("--version-base"), std::string::npos) << output();

@@ -14,7 +14,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace kingest::cli {
+namespace kingest::bench {
 
 struct ChildExit {
   int exit_code = -1;        // the code, or 128 + signal
@@ -51,4 +51,4 @@ class ChildProcess {
 absl::StatusOr<std::string> wait_for_file_line(const std::string& path, std::chrono::milliseconds timeout,
                                                ChildProcess* writer);
 
-}  // namespace kingest::cli
+}  // namespace kingest::bench

@@ -1,9 +1,10 @@
-// `kurrent-ingest bench`: how fast the pipeline is, against the ceilings around it, in one run.
+// `kurrent-ingest-bench`: how fast the pipeline is, against the ceilings around it, in one run.
 //
 // One data set is produced once into a standalone embedded broker (a process of its own, with
 // enough partitions for the mock's retention). Then, round after round (so that drift on a shared
 // machine hits every case alike), each case runs in a process of its own, against a fresh
-// `serve-store` process where it writes:
+// `kurrent-ingest serve-store` process where it writes (the product binary runs the broker, the
+// generator, the store and the replays; this binary runs the two ceilings as `probe kafka|sink`):
 //   a kafka-raw         librdkafka consume, nothing else: the Kafka ceiling
 //   b sink-raw          pre-built, pre-grouped appends over gRPC to serve-store --mem-db: the sink ceiling
 //   c pipeline-discard  replay --sink discard: decode, order, group, encode, drop
@@ -30,11 +31,13 @@
 
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "cli/child_process.h"
+#include "bench/child_process.h"
+#include "bench/harness.h"
 #include "cli/commands.h"
 #include "cli/signals.h"
 #include "core/json_writer.h"
 #include "kafka/group_progress.h"
+#include "cli/exit_codes.h"
 #include "pipeline/run_report.h"
 #include "workload/generator.h"
 
@@ -42,14 +45,20 @@
 #define KI_SOURCE_DIR "."
 #endif
 
-namespace kingest::cli {
+namespace kingest::bench {
+
+using cli::fatal_error;
+using cli::install_interrupt_handlers;
+using cli::interrupted;
+using cli::usage_error;
+
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 struct BenchOptions {
-  WorkloadFlags workload;
+  cli::WorkloadFlags workload;
   int runs = 3;
   std::string cases = "a,b,c,d,d-file,e,f";
   std::string json;
@@ -61,6 +70,7 @@ struct BenchOptions {
   uint64_t peer_events = 5000;
   std::string peer_dir = std::string(KI_SOURCE_DIR) + "/bench/peers/nestjs-subscriber";
   std::string node = "node";
+  std::string ingest_binary;  // empty: kurrent-ingest beside this binary
   std::vector<std::string> pipeline_args;
   int64_t case_timeout_s = 3600;
 };
@@ -132,12 +142,18 @@ double cpu_seconds_of(pid_t pid) {
 std::string self_exe() {
   std::error_code ec;
   auto p = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string("kurrent-ingest") : p.string();
+  return ec ? std::string("kurrent-ingest-bench") : p.string();
+}
+
+// The product binary: --ingest-binary, else the kurrent-ingest built beside this one.
+std::string ingest_exe(const std::string& flag, const std::string& self) {
+  if (!flag.empty()) return flag;
+  return (fs::path(self).parent_path() / "kurrent-ingest").string();
 }
 
 class Bench {
  public:
-  explicit Bench(const BenchOptions& o) : o_(o), exe_(self_exe()) {}
+  explicit Bench(const BenchOptions& o) : o_(o), self_(self_exe()), exe_(ingest_exe(o.ingest_binary, self_)) {}
 
   int run();
 
@@ -152,7 +168,8 @@ class Bench {
   void print_and_write(const std::vector<CaseResult>& results);
 
   const BenchOptions& o_;
-  std::string exe_;
+  std::string self_;  // this binary: the probes
+  std::string exe_;   // kurrent-ingest: broker, generate, serve-store, replay
   std::string dir_;
   std::optional<ChildProcess> broker_;
   std::string bootstrap_;
@@ -347,7 +364,7 @@ absl::StatusOr<Measurement> Bench::measure(const std::string& id, int round) {
   };
 
   if (id == "a") {
-    auto end = run_child({exe_, "--log-level", "warn", "bench-probe", "kafka", "--brokers", bootstrap_, "--topics",
+    auto end = run_child({self_, "--log-level", "warn", "probe", "kafka", "--brokers", bootstrap_, "--topics",
                           absl::StrJoin(topics_, ","), "--events", std::to_string(events_), "--result", result},
                          tag);
     if (!end.ok()) return end.status();
@@ -369,7 +386,7 @@ absl::StatusOr<Measurement> Bench::measure(const std::string& id, int round) {
   uint64_t expected = events_;
   absl::StatusOr<ChildExit> end;
   if (id == "b") {
-    end = run_child({exe_, "--log-level", "warn", "bench-probe", "sink", "--kurrent", url, "--result", result,
+    end = run_child({self_, "--log-level", "warn", "probe", "sink", "--kurrent", url, "--result", result,
                      "--events", std::to_string(o_.workload.events), "--streams", std::to_string(o_.workload.streams),
                      "--payload-bytes", o_.workload.payload_bytes, "--seed", std::to_string(o_.workload.seed)},
                     tag);
@@ -616,6 +633,10 @@ int Bench::run() {
     ids.push_back(id);
   }
   if (ids.empty()) return usage_error(absl::InvalidArgumentError("--cases: name at least one case"));
+  if (access(exe_.c_str(), X_OK) != 0) {
+    return usage_error(absl::InvalidArgumentError("no kurrent-ingest binary at " + exe_ +
+                                                  ": build it (scripts/build) or give --ingest-binary"));
+  }
   if (std::find(ids.begin(), ids.end(), "f") != ids.end() && !fs::exists(o_.peer_dir + "/node_modules")) {
     return usage_error(absl::InvalidArgumentError(
         "the Node.js peer has no node_modules in " + o_.peer_dir +
@@ -631,9 +652,9 @@ int Bench::run() {
     fs::create_directories(dir_, ec);
     if (ec) return usage_error(absl::InvalidArgumentError("--work-dir " + dir_ + ": " + ec.message()));
   }
-  int code = pipeline::kExitDone;
+  int code = cli::kExitDone;
   if (auto s = prepare(); !s.ok()) {
-    code = interrupted() ? pipeline::kExitInterrupted : fatal_error(s);
+    code = interrupted() ? cli::kExitInterrupted : fatal_error(s);
   } else {
     std::vector<CaseResult> results;
     for (const auto& id : ids) {
@@ -641,11 +662,11 @@ int Bench::run() {
         if (c.id == id) results.push_back(CaseResult{c, {}});
       }
     }
-    for (int round = 1; round <= o_.runs && code == pipeline::kExitDone; ++round) {
+    for (int round = 1; round <= o_.runs && code == cli::kExitDone; ++round) {
       for (auto& r : results) {
         auto m = run_case(r.info.id, round);
         if (!m.ok()) {
-          code = interrupted() ? pipeline::kExitInterrupted : fatal_error(m.status());
+          code = interrupted() ? cli::kExitInterrupted : fatal_error(m.status());
           break;
         }
         std::cout << fmt::format("round {}/{}  {:<6} {:<17} {:>9} events  {:>10.0f} events/s", round, o_.runs,
@@ -654,10 +675,10 @@ int Bench::run() {
         r.runs.push_back(*m);
       }
     }
-    if (code == pipeline::kExitDone) print_and_write(results);
+    if (code == cli::kExitDone) print_and_write(results);
   }
   if (broker_) broker_->stop();
-  if (!o_.keep && o_.work_dir.empty() && code == pipeline::kExitDone) {
+  if (!o_.keep && o_.work_dir.empty() && code == cli::kExitDone) {
     std::error_code ec;
     fs::remove_all(dir_, ec);
   } else {
@@ -668,41 +689,40 @@ int Bench::run() {
 
 }  // namespace
 
-void register_bench(CLI::App& app, ActionSetter set_action) {
+std::function<int()> add_harness_flags(CLI::App& cmd) {
   auto o = std::make_shared<BenchOptions>();
   o->workload.events = 1000000;
   o->workload.streams = 10000;
-  auto* cmd = app.add_subcommand(
-      "bench",
-      "Measure the pipeline against the raw Kafka and sink ceilings, unbatched appends and the per-message Node.js "
-      "peer, in one run; print the table and the ratios");
-  add_workload_flags(*cmd, o->workload);
-  cmd->add_option("--runs", o->runs, "Rounds; each case's best run counts")->capture_default_str()->check(CLI::Range(1, 20));
-  cmd->add_option("--cases", o->cases, "Cases to run: a (kafka-raw), b (sink-raw), c (pipeline-discard), d (e2e-memdb), "
+  cli::add_workload_flags(cmd, o->workload);
+  cmd.add_option("--runs", o->runs, "Rounds; each case's best run counts")->capture_default_str()->check(CLI::Range(1, 20));
+  cmd.add_option("--cases", o->cases, "Cases to run: a (kafka-raw), b (sink-raw), c (pipeline-discard), d (e2e-memdb), "
                                        "d-file (e2e-file), e (unbatched), f (peer)")
       ->capture_default_str();
-  cmd->add_option("--json", o->json, "Write the table, ratios and targets as JSON to FILE");
-  cmd->add_option("--report", o->report, "Write the shared run report (best e2e-memdb run, ratios) to FILE");
-  cmd->add_option("--work-dir", o->work_dir, "Keep logs, reports and store files here (default: a temp dir, removed "
+  cmd.add_option("--json", o->json, "Write the table, ratios and targets as JSON to FILE");
+  cmd.add_option("--report", o->report, "Write the shared run report (best e2e-memdb run, ratios) to FILE");
+  cmd.add_option("--work-dir", o->work_dir, "Keep logs, reports and store files here (default: a temp dir, removed "
                                              "after a successful run)");
-  cmd->add_flag("--keep", o->keep, "Keep the temp dir after a successful run");
-  cmd->add_option("--partitions", o->partitions, "Partitions per topic (default: enough for the mock's ~5 MiB "
+  cmd.add_flag("--keep", o->keep, "Keep the temp dir after a successful run");
+  cmd.add_option("--partitions", o->partitions, "Partitions per topic (default: enough for the mock's ~5 MiB "
                                                  "retention per partition)")
       ->check(CLI::Range(1, 1024));
-  cmd->add_option("--unbatched-events", o->unbatched_events, "Events the unbatched case (e) runs on")
+  cmd.add_option("--unbatched-events", o->unbatched_events, "Events the unbatched case (e) runs on")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{100000000}));
-  cmd->add_option("--peer-events", o->peer_events, "Events the Node.js peer (f) runs on")
+  cmd.add_option("--peer-events", o->peer_events, "Events the Node.js peer (f) runs on")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{100000000}));
-  cmd->add_option("--peer-dir", o->peer_dir, "The Node.js peer (with node_modules)")->capture_default_str();
-  cmd->add_option("--node", o->node, "Node.js executable")->capture_default_str();
-  cmd->add_option("--pipeline-arg", o->pipeline_args,
+  cmd.add_option("--peer-dir", o->peer_dir, "The Node.js peer (with node_modules)")->capture_default_str();
+  cmd.add_option("--node", o->node, "Node.js executable")->capture_default_str();
+  cmd.add_option("--pipeline-arg", o->pipeline_args,
                   "Extra flag for the pipeline runs c, d and d-file (repeatable), e.g. --pipeline-arg=--batch-max-events=1024");
-  cmd->add_option("--case-timeout-s", o->case_timeout_s, "Give up on a run after this long")
+  cmd.add_option("--case-timeout-s", o->case_timeout_s, "Give up on a run after this long")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{10}, int64_t{86400}));
-  cmd->callback([o, set_action] { set_action([o] { return Bench(*o).run(); }); });
+  cmd.add_option("--ingest-binary", o->ingest_binary,
+                 "The kurrent-ingest binary that runs the broker, the store and the pipeline (default: the one "
+                 "beside this binary)");
+  return [o] { return Bench(*o).run(); };
 }
 
-}  // namespace kingest::cli
+}  // namespace kingest::bench

@@ -1,4 +1,4 @@
-// `kurrent-ingest bench-probe kafka|sink`: the two ceilings that `bench` measures in processes of
+// `kurrent-ingest-bench probe kafka|sink`: the two ceilings that the harness measures in processes of
 // their own (so that each has its own CPU time and peak RSS).
 //
 //   kafka  reads the topics from the beginning with librdkafka and does nothing else.
@@ -17,18 +17,27 @@
 #include <unordered_map>
 
 #include "absl/strings/str_split.h"
+#include "bench/harness.h"
 #include "cli/commands.h"
 #include "cli/ingest_session.h"
 #include "cli/signals.h"
 #include "core/json_writer.h"
 #include "kafka/raw_consume.h"
 #include "kurrent/connection_string.h"
+#include "pipeline/grouping.h"
 #include "pipeline/naming.h"
-#include "pipeline/run_report.h"
+#include "cli/exit_codes.h"
 #include "pipeline/timed_sink.h"
 #include "workload/generator.h"
 
-namespace kingest::cli {
+namespace kingest::bench {
+
+using cli::fatal_error;
+using cli::install_interrupt_handlers;
+using cli::interrupted;
+using cli::process_cpu_seconds;
+using cli::usage_error;
+
 namespace {
 
 struct ProbeOptions {
@@ -38,14 +47,14 @@ struct ProbeOptions {
   std::string result;
   uint64_t window = 65536;
   size_t max_in_flight = 512;
-  WorkloadFlags workload;
+  cli::WorkloadFlags workload;
 };
 
 int write_result(const std::string& path, const JsonWriter& w) {
   std::ofstream out(path, std::ios::trunc);
   out << w.str() << "\n";
   if (!out.flush()) return usage_error(absl::InvalidArgumentError("cannot write --result " + path));
-  return pipeline::kExitDone;
+  return cli::kExitDone;
 }
 
 int run_kafka_probe(const ProbeOptions& o) {
@@ -66,7 +75,8 @@ int run_kafka_probe(const ProbeOptions& o) {
   return write_result(o.result, w);
 }
 
-// The appends of the data set: each window of `window` events grouped by stream, in order.
+// The appends of the data set: each window of `window` events grouped by stream as the engine's
+// serial stage groups a batch (pipeline::BatchGroups), one append per stream and window, in order.
 struct PreparedAppends {
   std::vector<std::string> streams;                       // index → name
   std::vector<std::deque<AppendRequest>> groups;          // per stream index, in order
@@ -85,53 +95,58 @@ absl::StatusOr<PreparedAppends> prepare_appends(const workload::GeneratorOptions
   PreparedAppends out;
   std::unordered_map<std::string, size_t> index;
   std::vector<std::optional<Uuid>> previous;
-  std::unordered_map<size_t, AppendRequest> open;  // this window's group per stream
-  std::vector<size_t> open_order;
+  // This window's events (decoded already: the generator's own, whatever --format encoded them
+  // as), with their topics, and their grouping.
+  std::vector<DomainEvent> events;
+  std::vector<std::string> topics;
+  pipeline::BatchGroups grouped;
   auto close_window = [&] {
-    for (size_t s : open_order) out.groups[s].push_back(std::move(open[s]));
-    out.appends += open_order.size();
-    open.clear();
-    open_order.clear();
-  };
-  uint64_t in_window = 0;
-  while (g.next(ge)) {
-    // Decoded already: the generator's own event, whatever --format encoded it as.
-    const DomainEvent* e = &ge.event;
-    std::string stream = names->render(*e);
-    auto [it, fresh] = index.try_emplace(stream, out.streams.size());
-    if (fresh) {
-      out.streams.push_back(stream);
-      out.groups.emplace_back();
-      out.order.push_back(it->second);
-      previous.emplace_back();
-    }
-    const size_t s = it->second;
-    const uint64_t rev = base.revision_of(e->aggregate_version).value_or(0);
-    auto [slot, first_in_window] = open.try_emplace(s);
-    AppendRequest& req = slot->second;
-    if (first_in_window) {
-      open_order.push_back(s);
-      req.stream = stream;
-      if (rev == 0) {
-        req.expected = ExpectNoStream{};
-      } else {
-        req.expected = StreamRevision{rev - 1};
+    const uint64_t first_offset = out.events - events.size();
+    for (const std::string& stream : grouped.order) {
+      auto [it, fresh] = index.try_emplace(stream, out.streams.size());
+      if (fresh) {
+        out.streams.push_back(stream);
+        out.groups.emplace_back();
+        out.order.push_back(it->second);
+        previous.emplace_back();
       }
+      const size_t s = it->second;
+      AppendRequest req;
+      req.stream = stream;
+      for (uint32_t i : grouped.members(stream)) {
+        const DomainEvent& e = events[i];
+        const uint64_t rev = base.revision_of(e.aggregate_version).value_or(0);
+        if (req.events.empty()) {
+          if (rev == 0) {
+            req.expected = ExpectNoStream{};
+          } else {
+            req.expected = StreamRevision{rev - 1};
+          }
+        }
+        EventData ev;
+        ev.id = pipeline::derive_event_id(e, stream, rev);
+        ev.type = e.event_type;
+        ev.content_type = std::string(pipeline::kJsonContentType);
+        ev.data = e.payload;
+        ev.metadata = pipeline::build_metadata(e, ev.id, previous[s],
+                                               pipeline::SourceRef{topics[i], 0, int64_t(first_offset + i)});
+        previous[s] = ev.id;
+        req.events.push_back(std::move(ev));
+      }
+      out.groups[s].push_back(std::move(req));
     }
-    EventData ev;
-    ev.id = pipeline::derive_event_id(*e, stream, rev);
-    ev.type = e->event_type;
-    ev.content_type = std::string(pipeline::kJsonContentType);
-    ev.data = e->payload;
-    ev.metadata = pipeline::build_metadata(*e, ev.id, previous[s], pipeline::SourceRef{ge.topic, 0, int64_t(out.events)});
-    previous[s] = ev.id;
-    req.events.push_back(std::move(ev));
+    out.appends += grouped.order.size();
+    events.clear();
+    topics.clear();
+    grouped = {};
+  };
+  while (g.next(ge)) {
+    grouped.add(names->render(ge.event), uint32_t(events.size()));
+    events.push_back(std::move(ge.event));
+    topics.push_back(ge.topic);
     out.bytes += ge.value.size();
     ++out.events;
-    if (++in_window == window) {
-      close_window();
-      in_window = 0;
-    }
+    if (events.size() == window) close_window();
   }
   close_window();
   return out;
@@ -191,7 +206,7 @@ int run_sink_probe(const ProbeOptions& o) {
   const double cpu = process_cpu_seconds() - cpu0;
   const auto last = sink.last_answer_at().value_or(started);
   (*client)->close();
-  if (interrupted()) return pipeline::kExitInterrupted;
+  if (interrupted()) return cli::kExitInterrupted;
   if (failed > 0) {
     return fatal_error(absl::InternalError(std::to_string(failed) + " events failed to append, first: " + first_failure));
   }
@@ -211,10 +226,9 @@ int run_sink_probe(const ProbeOptions& o) {
 
 }  // namespace
 
-void register_bench_probes(CLI::App& app, ActionSetter set_action) {
+void register_probes(CLI::App& app, cli::ActionSetter set_action) {
   auto o = std::make_shared<ProbeOptions>();
-  auto* cmd = app.add_subcommand("bench-probe", "The ceilings `bench` measures, one per process");
-  cmd->group("");  // run by bench, not listed in --help
+  auto* cmd = app.add_subcommand("probe", "The ceilings the harness measures, one per process (it runs them itself)");
   cmd->require_subcommand(1);
   auto* kafka = cmd->add_subcommand("kafka", "Raw librdkafka consume of the topics from the beginning");
   kafka->add_option("--brokers", o->brokers, "Kafka bootstrap servers")->required();
@@ -229,8 +243,8 @@ void register_bench_probes(CLI::App& app, ActionSetter set_action) {
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 32));
   sink->add_option("--max-appends-in-flight", o->max_in_flight, "Appends on the wire at once")->capture_default_str();
-  add_workload_flags(*sink, o->workload);
+  cli::add_workload_flags(*sink, o->workload);
   sink->callback([o, set_action] { set_action([o] { return run_sink_probe(*o); }); });
 }
 
-}  // namespace kingest::cli
+}  // namespace kingest::bench

@@ -1,4 +1,4 @@
-#include "cli/child_process.h"
+#include "bench/child_process.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -16,7 +16,11 @@
 #include "cli/ingest_session.h"
 #include "cli/signals.h"
 
-namespace kingest::cli {
+namespace kingest::bench {
+
+using cli::cpu_seconds;
+using cli::interrupted;
+
 namespace {
 
 ChildExit exit_of(int status, const rusage& ru) {
@@ -148,4 +152,4 @@ absl::StatusOr<std::string> wait_for_file_line(const std::string& path, std::chr
                                      (writer ? ":\n" + writer->log_tail() : std::string()));
 }
 
-}  // namespace kingest::cli
+}  // namespace kingest::bench
