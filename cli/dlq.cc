@@ -15,6 +15,7 @@
 #include "absl/strings/escaping.h"
 #include "cli/commands.h"
 #include "kafka/producer.h"
+#include "kafka/properties.h"
 #include "pipeline/run_report.h"
 
 namespace kingest::cli {
@@ -33,6 +34,7 @@ int run_dlq_replay(const DlqReplayOptions& o) {
   if (!in) return usage_error(absl::InvalidArgumentError("--file: cannot read " + o.file));
   auto props = parse_properties(o.properties);
   if (!props.ok()) return usage_error(props.status());
+  if (auto st = kafka::check_producer_properties(*props); !st.ok()) return usage_error(st);
   const std::set<std::string> reasons(o.reasons.begin(), o.reasons.end());
   auto producer = kafka::Producer::create(o.brokers, *props);
   if (!producer.ok()) return usage_error(producer.status());

@@ -1,5 +1,7 @@
 #include "kafka/kafka_source.h"
 
+#include "kafka/properties.h"
+
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
@@ -51,6 +53,7 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::create(SourceOptions o
   if (options.brokers.empty()) return absl::InvalidArgumentError("no Kafka brokers given (--brokers HOST:PORT)");
   if (options.topics.empty()) return absl::InvalidArgumentError("no Kafka topics given (--topics a,b,c)");
   if (options.group_id.empty()) return absl::InvalidArgumentError("no consumer group given (--group NAME)");
+  if (auto st = check_consumer_properties(options.properties); !st.ok()) return st;
   std::unique_ptr<KafkaSource> s(new KafkaSource(std::move(options), std::move(callbacks)));
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
