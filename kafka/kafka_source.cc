@@ -547,6 +547,7 @@ void KafkaSource::poll_loop() {
           *cached_last_ts = msg.timestamp_ms;
         }
         if (m->key != nullptr) msg.key.assign(static_cast<const char*>(m->key), m->key_len);
+        msg.key_null = m->key == nullptr;
         msg.assign_value(m->payload != nullptr ? m->payload : "", m->payload != nullptr ? m->len : 0);
         rd_kafka_headers_t* hdrs = nullptr;
         if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
