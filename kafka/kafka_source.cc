@@ -90,7 +90,16 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::create(SourceOptions o
 
 KafkaSource::~KafkaSource() {
   (void)close();
-  if (rk_ != nullptr) rd_kafka_destroy(rk_);
+  if (rk_ != nullptr) rd_kafka_destroy_flags(rk_, abandoned_ ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0);
+}
+
+void KafkaSource::abandon() {
+  if (closed_) return;
+  abandoned_ = true;
+  closed_ = true;
+  fetching_.store(false);
+  closing_.store(true);
+  if (thread_.joinable()) thread_.join();
 }
 
 absl::Status KafkaSource::assign_statically() {
