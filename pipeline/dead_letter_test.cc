@@ -120,6 +120,7 @@ TEST(NdjsonDeadLetterFile, TheOriginalBytesAreRecoverableExactlyAndANullKeyStays
   EXPECT_TRUE(doc["key"].is_null()) << lines[1];
   doc = p.parse(lines[2]);
   EXPECT_EQ(std::string_view(doc["key"]), "") << "an empty key stays an empty string";
+  std::filesystem::remove(path);
 }
 
 TEST(NdjsonDeadLetterFile, APartialLastLineLeftByACrashIsCutOffAtOpen) {
@@ -153,6 +154,7 @@ TEST(NdjsonDeadLetterFile, APartialLastLineLeftByACrashIsCutOffAtOpen) {
   }
   EXPECT_EQ(NdjsonDeadLetterFile::open(path).value()->repaired_bytes(), 0u);
   EXPECT_EQ(std::filesystem::file_size(path), 2 * complete.size());
+  std::filesystem::remove(path);
 }
 
 TEST(NdjsonDeadLetterFile, AWriteThatRunsOutOfSpaceLeavesOnlyCompleteLines) {
@@ -183,6 +185,7 @@ TEST(NdjsonDeadLetterFile, AWriteThatRunsOutOfSpaceLeavesOnlyCompleteLines) {
   ASSERT_EQ(lines.size(), 2u);
   simdjson::dom::parser p;
   for (const auto& line : lines) EXPECT_FALSE(p.parse(line).error()) << line;
+  std::filesystem::remove(path);
 }
 
 // Reads every message of a one-partition topic with its headers.
