@@ -98,7 +98,9 @@ constexpr auto kStopGrace = std::chrono::seconds(3);
 
 int run_run(const RunOptions& o) {
   using Clock = std::chrono::steady_clock;
-  install_interrupt_handlers();
+  // The backstop when the owner's thread itself is held up (a blocking call to a store or broker
+  // that does not answer): the stop grace below covers the usual case and writes the report.
+  install_interrupt_handlers(kStopGrace + std::chrono::seconds(1));
   std::vector<std::string> topics;
   for (const auto& t : o.topics) {
     for (auto part : absl::StrSplit(t, ',', absl::SkipEmpty())) topics.emplace_back(part);
