@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,24 @@
 #include "core/json_writer.h"
 
 namespace kingest::pipeline {
+namespace {
+
+// An exclusive advisory lock on the whole file for a scope (every kurrent-ingest process takes it).
+class FileLock {
+ public:
+  explicit FileLock(int fd) : fd_(fd) {
+    while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+  ~FileLock() { ::flock(fd_, LOCK_UN); }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_;
+};
+
+}  // namespace
 
 std::string base64_encode(std::string_view in) {
   static constexpr char k[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -72,6 +91,9 @@ absl::StatusOr<std::unique_ptr<NdjsonDeadLetterFile>> NdjsonDeadLetterFile::open
   std::unique_ptr<NdjsonDeadLetterFile> f(new NdjsonDeadLetterFile());
   f->fd_ = fd;
   f->path_ = path;
+  // Several processes may share the file (members of one group): each holds the lock while it
+  // writes, so a partial last line seen under the lock is a crash's, never a live write.
+  FileLock lock(fd);
   struct stat st {};
   if (::fstat(fd, &st) != 0) return absl::InvalidArgumentError("dead-letter file " + path + ": " + std::strerror(errno));
   // The end of the last complete line: scanned backwards from the end of the file.
@@ -104,7 +126,6 @@ absl::StatusOr<std::unique_ptr<NdjsonDeadLetterFile>> NdjsonDeadLetterFile::open
                  "did not finish; its offsets were never committed, so the letter is written again)",
                  path, f->repaired_bytes_, end);
   }
-  f->size_ = end;
   return f;
 }
 
@@ -120,11 +141,17 @@ absl::Status NdjsonDeadLetterFile::write(const std::vector<DeadLetter>& letters)
     text.push_back('\n');
   }
   std::lock_guard lock(mu_);
+  FileLock file_lock(fd_);
   // Whole lines or nothing: a failed write or fsync cuts the file back to where this write began,
   // so that the next write (or run) never glues a record onto a partial one.
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) {
+    return absl::UnavailableError("dead-letter file " + path_ + ": " + std::strerror(errno));
+  }
+  const off_t start = st.st_size;
   auto fail = [&](const std::string& what, int err) {
     std::string message = "dead-letter file " + path_ + ": " + what + ": " + std::strerror(err);
-    if (::ftruncate(fd_, off_t(size_)) != 0 || ::fdatasync(fd_) != 0) {
+    if (::ftruncate(fd_, start) != 0 || ::fdatasync(fd_) != 0) {
       message += "; cutting the partial record off failed too (" + std::string(std::strerror(errno)) +
                  "), the next open repairs it";
     }
@@ -140,7 +167,6 @@ absl::Status NdjsonDeadLetterFile::write(const std::vector<DeadLetter>& letters)
     off += size_t(n);
   }
   if (::fdatasync(fd_) != 0) return fail("fsync", errno);
-  size_ += text.size();
   return absl::OkStatus();
 }
 

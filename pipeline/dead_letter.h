@@ -65,7 +65,9 @@ class DeadLetterSink {
 //
 // A write appends whole lines or nothing: when a write or its fsync fails, the file is cut back to
 // its last complete line before the error is returned. A file whose last line is partial (a crash
-// in the middle of a write) is repaired at open: the partial line is cut off and logged.
+// in the middle of a write) is repaired at open: the partial line is cut off and logged. Processes
+// sharing the file take an exclusive flock for each write and for the repair, so neither ever
+// cuts another's line.
 class NdjsonDeadLetterFile final : public DeadLetterSink {
  public:
   static absl::StatusOr<std::unique_ptr<NdjsonDeadLetterFile>> open(const std::string& path);
@@ -80,7 +82,6 @@ class NdjsonDeadLetterFile final : public DeadLetterSink {
   std::mutex mu_;
   int fd_ = -1;
   std::string path_;
-  uint64_t size_ = 0;  // guarded by mu_: the end of the last complete line
   uint64_t repaired_bytes_ = 0;
 };
 
