@@ -121,6 +121,8 @@ TEST(NdjsonDeadLetterFile, TheOriginalBytesAreRecoverableExactlyAndANullKeyStays
   doc = p.parse(lines[2]);
   EXPECT_EQ(std::string_view(doc["key"]), "") << "an empty key stays an empty string";
   std::filesystem::remove(path);
+  std::error_code ignored;
+  std::filesystem::remove(std::filesystem::path(path).parent_path(), ignored);  // when empty
 }
 
 TEST(NdjsonDeadLetterFile, APartialLastLineLeftByACrashIsCutOffAtOpen) {
@@ -155,6 +157,8 @@ TEST(NdjsonDeadLetterFile, APartialLastLineLeftByACrashIsCutOffAtOpen) {
   EXPECT_EQ(NdjsonDeadLetterFile::open(path).value()->repaired_bytes(), 0u);
   EXPECT_EQ(std::filesystem::file_size(path), 2 * complete.size());
   std::filesystem::remove(path);
+  std::error_code ignored;
+  std::filesystem::remove(std::filesystem::path(path).parent_path(), ignored);  // when empty
 }
 
 TEST(NdjsonDeadLetterFile, AWriteThatRunsOutOfSpaceLeavesOnlyCompleteLines) {
@@ -190,6 +194,8 @@ TEST(NdjsonDeadLetterFile, AWriteThatRunsOutOfSpaceLeavesOnlyCompleteLines) {
   simdjson::dom::parser p;
   for (const auto& line : lines) EXPECT_FALSE(p.parse(line).error()) << line;
   std::filesystem::remove(path);
+  std::error_code ignored;
+  std::filesystem::remove(std::filesystem::path(path).parent_path(), ignored);  // when empty
 }
 
 // Reads every message of a one-partition topic with its headers.
