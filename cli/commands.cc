@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "cli/exit_codes.h"
+#include "kafka/properties.h"
 
 namespace kingest::cli {
 
@@ -50,6 +51,7 @@ absl::StatusOr<kafka::SourceOptions> IngestFlags::source_options() const {
   kafka::SourceOptions o;
   auto props = parse_properties(kafka_properties);
   if (!props.ok()) return props.status();
+  if (auto st = kafka::check_consumer_properties(*props); !st.ok()) return st;
   o.properties = std::move(*props);
   o.batch.max_events = batch_max_events;
   o.batch.max_bytes = batch_max_bytes;

@@ -3,19 +3,24 @@
 // `--dlq-file` writes it) and produces each letter's bytes, with its key, to its original topic (or
 // `--topic`), in file order: the order in which a stream's letters were written.
 //
-// The bytes are the line's `value` when present (edit it to fix a letter), else `value_base64`.
-// `--reason` keeps only letters with that reason (repeatable).
+// The bytes are the line's `value` when present (edit it to fix a letter), else `value_base64`; the
+// key is `key` (null: no key) or `key_base64`; the content-type header is `content_type`. A line
+// that is not a dead letter is reported and skipped (exit 3 when any was). `--reason` keeps only
+// letters with that reason (repeatable).
 #include <simdjson.h>
 
 #include <CLI/CLI.hpp>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <set>
 
 #include "absl/strings/escaping.h"
 #include "cli/commands.h"
+#include "core/json_writer.h"
 #include "kafka/producer.h"
 #include "cli/exit_codes.h"
+#include "kafka/properties.h"
 
 namespace kingest::cli {
 namespace {
@@ -28,53 +33,97 @@ struct DlqReplayOptions {
   std::vector<std::string> properties;
 };
 
+// One letter's message, or why the line is not one.
+struct Letter {
+  std::string topic;
+  std::optional<std::string> key;  // nullopt: the message had no key
+  std::string value;
+  std::string content_type;
+};
+
+absl::StatusOr<Letter> parse_letter(simdjson::dom::parser& parser, const std::string& line, std::string_view* reason) {
+  simdjson::dom::element doc;
+  if (parser.parse(line).get(doc) != simdjson::SUCCESS || !doc.is_object()) {
+    return absl::InvalidArgumentError("not a JSON object (a dead letter per line)");
+  }
+  std::string_view topic;
+  if (doc["reason"].get(*reason) != simdjson::SUCCESS || doc["topic"].get(topic) != simdjson::SUCCESS) {
+    return absl::InvalidArgumentError("a dead letter needs \"reason\" and \"topic\"");
+  }
+  Letter l;
+  l.topic = std::string(topic);
+  auto base64 = [](std::string_view text, std::string* out) {
+    return absl::Base64Unescape(absl::string_view(text.data(), text.size()), out);
+  };
+  std::string_view text;
+  if (doc["key_base64"].get(text) == simdjson::SUCCESS) {
+    l.key.emplace();
+    if (!base64(text, &*l.key)) return absl::InvalidArgumentError("key_base64 is not base64");
+  } else if (doc["key"].get(text) == simdjson::SUCCESS) {
+    l.key = std::string(text);
+  }  // null or absent: no key
+  if (doc["content_type"].get(text) == simdjson::SUCCESS) l.content_type = std::string(text);
+  std::string_view value, value_b64;
+  const bool has_value = doc["value"].get(value) == simdjson::SUCCESS;
+  const bool has_b64 = doc["value_base64"].get(value_b64) == simdjson::SUCCESS;
+  if (!has_value && !has_b64) return absl::InvalidArgumentError("a dead letter needs \"value\" or \"value_base64\"");
+  std::string decoded;
+  if (has_b64 && !base64(value_b64, &decoded)) return absl::InvalidArgumentError("value_base64 is not base64");
+  // Files written before letters became lossless carry both, the `value` with U+FFFD where the
+  // bytes were not UTF-8: the base64 holds the original then, unless the value was edited.
+  if (has_value && (!has_b64 || replace_invalid_utf8(decoded) != value)) {
+    l.value = std::string(value);
+  } else {
+    l.value = std::move(decoded);
+  }
+  return l;
+}
+
 int run_dlq_replay(const DlqReplayOptions& o) {
   std::ifstream in(o.file);
   if (!in) return usage_error(absl::InvalidArgumentError("--file: cannot read " + o.file));
   auto props = parse_properties(o.properties);
   if (!props.ok()) return usage_error(props.status());
+  if (auto st = kafka::check_producer_properties(*props); !st.ok()) return usage_error(st);
   const std::set<std::string> reasons(o.reasons.begin(), o.reasons.end());
   auto producer = kafka::Producer::create(o.brokers, *props);
   if (!producer.ok()) return usage_error(producer.status());
 
   simdjson::dom::parser parser;
   std::string line;
-  uint64_t line_no = 0, produced = 0, skipped = 0;
-  while (std::getline(in, line)) {
+  uint64_t line_no = 0, produced = 0, skipped = 0, malformed = 0;
+  absl::Status failed;
+  while (failed.ok() && std::getline(in, line)) {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    auto where = o.file + ":" + std::to_string(line_no);
-    simdjson::dom::element doc;
-    if (parser.parse(line).get(doc) != simdjson::SUCCESS) {
-      return usage_error(absl::InvalidArgumentError(where + ": not a JSON object (a dead letter per line)"));
-    }
-    std::string_view reason, topic, key, value, value_b64;
-    if (doc["reason"].get(reason) != simdjson::SUCCESS || doc["topic"].get(topic) != simdjson::SUCCESS) {
-      return usage_error(absl::InvalidArgumentError(where + ": a dead letter needs \"reason\" and \"topic\""));
+    std::string_view reason;
+    auto letter = parse_letter(parser, line, &reason);
+    if (!letter.ok()) {
+      // One bad line (a torn write, a bad edit) must not hold back the letters around it.
+      ++malformed;
+      std::cerr << "dlq replay: " << o.file << ":" << line_no << ": " << letter.status().message()
+                << "; line skipped\n";
+      continue;
     }
     if (!reasons.empty() && !reasons.contains(std::string(reason))) {
       ++skipped;
       continue;
     }
-    if (doc["key"].get(key) != simdjson::SUCCESS) key = {};  // a message without a key
-    std::string bytes;
-    if (doc["value"].get(value) == simdjson::SUCCESS) {
-      bytes = std::string(value);
-    } else if (doc["value_base64"].get(value_b64) == simdjson::SUCCESS) {
-      if (!absl::Base64Unescape(absl::string_view(value_b64.data(), value_b64.size()), &bytes)) {
-        return usage_error(absl::InvalidArgumentError(where + ": value_base64 is not base64"));
-      }
-    } else {
-      return usage_error(absl::InvalidArgumentError(where + ": a dead letter needs \"value\" or \"value_base64\""));
-    }
-    const std::string to = o.topic.empty() ? std::string(topic) : o.topic;
-    if (auto s = (*producer)->produce(to, key, bytes, ""); !s.ok()) return fatal_error(s);
-    ++produced;
+    const std::string to = o.topic.empty() ? letter->topic : o.topic;
+    // A default string_view (null data) produces a message without a key.
+    const std::string_view key = letter->key ? std::string_view(*letter->key) : std::string_view();
+    failed = (*producer)->produce(to, key, letter->value, letter->content_type);
+    if (failed.ok()) ++produced;
   }
-  if (auto s = (*producer)->flush(std::chrono::seconds(60)); !s.ok()) return fatal_error(s);
-  std::cout << "dlq replay: " << produced << " dead letter(s) produced to Kafka" << (skipped ? ", " : "")
-            << (skipped ? std::to_string(skipped) + " skipped by --reason" : "") << std::endl;
-  return kExitDone;
+  // What was queued is delivered (or reported failed) before exiting, whatever stopped the loop.
+  auto flushed = (*producer)->flush(std::chrono::seconds(60));
+  std::cout << "dlq replay: " << produced << " dead letter(s) produced to Kafka";
+  if (skipped > 0) std::cout << ", " << skipped << " skipped by --reason";
+  if (malformed > 0) std::cout << ", " << malformed << " malformed line(s) skipped";
+  std::cout << std::endl;
+  if (!failed.ok()) return fatal_error(failed);
+  if (!flushed.ok()) return fatal_error(flushed);
+  return malformed > 0 ? kExitDeadLetters : kExitDone;
 }
 
 }  // namespace

@@ -173,7 +173,7 @@ bool IngestSession::read_everything() const {
   return s.events_read == source_->messages_read() && s.batches_in_flight == 0;
 }
 
-absl::Status IngestSession::finish() {
+absl::Status IngestSession::finish(bool kafka_lost) {
   if (finished_ || !source_) return absl::OkStatus();
   finished_ = true;
   source_->stop_fetching();  // after this, no batch is submitted any more
@@ -182,6 +182,10 @@ absl::Status IngestSession::finish() {
     spdlog::warn("{} stream(s) had events on more than one partition ({} event(s) waited for an earlier version, "
                  "up to {} ms): producers should key messages by aggregate id so each stream stays in one partition",
                  s.streams_on_several_partitions, s.events_reordered, s.max_reorder_wait_ms);
+  }
+  if (kafka_lost) {
+    source_->abandon();
+    return absl::OkStatus();
   }
   return source_->close();
 }

@@ -61,8 +61,10 @@ class IngestSession {
   // first batch, the run report's events_per_s.
   RunEnd run_until(const std::function<bool(const pipeline::EngineStats&)>& reached,
                    std::chrono::milliseconds timeout, const ProgressOptions& progress);
-  // Stops fetching, waits for in-flight work, commits, leaves the group.
-  absl::Status finish();
+  // Stops fetching, waits for in-flight work, commits, leaves the group. With `kafka_lost` (the
+  // brokers stopped answering) nothing is committed and the group is not left: each would wait on
+  // the brokers.
+  absl::Status finish(bool kafka_lost = false);
 
   // A bounded run: every partition assigned here was read to its end and every message read is
   // through the pipeline (done, or held waiting for a missing version).

@@ -7,12 +7,21 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
+#include <mutex>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/time/time.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "kafka/group_progress.h"
 #include "cli/commands.h"
@@ -48,6 +57,8 @@ struct RunOptions {
   std::string progress;
   bool assign = false;
   MetricsFlags metrics;
+  int64_t kafka_timeout_s = 60;
+  bool allow_missing_topics = false;
   IngestFlags ingest;
   KurrentFlags kurrent;
 };
@@ -63,9 +74,34 @@ absl::StatusOr<int64_t> parse_time_ms(const std::string& text, const std::string
   return absl::ToUnixMillis(t);
 }
 
+// The report is written at the end of the run: a path that cannot be written is found before it.
+absl::Status check_report_path(const std::string& path) {
+  if (std::filesystem::is_directory(path)) {
+    return absl::InvalidArgumentError("--report " + path + ": is a directory; give a file name");
+  }
+  // write_report writes PATH.tmp and renames it: both need the directory to be writable.
+  const std::string tmp = path + ".tmp";
+  const bool existed = std::filesystem::exists(tmp);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return absl::InvalidArgumentError("--report " + path + ": cannot write there (" + std::strerror(errno) +
+                                      "); give a writable path");
+  }
+  ::close(fd);
+  if (!existed) std::filesystem::remove(tmp);
+  return absl::OkStatus();
+}
+
+// After a signal or a fatal error, stopping (draining in-flight appends, committing, leaving the
+// group) may wait on a store or brokers that do not answer. Past this grace the process exits
+// anyway: what was not done was not committed either, so the next run reads it again.
+constexpr auto kStopGrace = std::chrono::seconds(3);
+
 int run_run(const RunOptions& o) {
   using Clock = std::chrono::steady_clock;
-  install_interrupt_handlers();
+  // The backstop when the owner's thread itself is held up (a blocking call to a store or broker
+  // that does not answer): the stop grace below covers the usual case and writes the report.
+  install_interrupt_handlers(kStopGrace + std::chrono::seconds(1));
   std::vector<std::string> topics;
   for (const auto& t : o.topics) {
     for (auto part : absl::StrSplit(t, ',', absl::SkipEmpty())) topics.emplace_back(part);
@@ -75,6 +111,10 @@ int run_run(const RunOptions& o) {
     return usage_error(absl::InvalidArgumentError(
         "--assign is for a bounded run (--until end): an unbounded run should join --group so that other "
         "instances can share and take over its partitions"));
+  }
+  if (o.group.empty()) return usage_error(absl::InvalidArgumentError("--group: give a consumer group name"));
+  if (!o.report.empty()) {
+    if (auto s = check_report_path(o.report); !s.ok()) return usage_error(s);
   }
   auto engine_options = o.ingest.engine_options();
   if (!engine_options.ok()) return usage_error(engine_options.status());
@@ -107,16 +147,44 @@ int run_run(const RunOptions& o) {
   kafka::SourceOptions src = std::move(*source_options);
   src.brokers = o.brokers;
   src.group_id = o.group;
+  // The brokers answer (or the run stops within --kafka-timeout-s), and every topic exists: a
+  // misspelt topic would otherwise read nothing and end "done".
+  const auto kafka_timeout = std::chrono::seconds(o.kafka_timeout_s);
+  auto gp = kafka::GroupProgress::open(o.brokers, o.group, src.properties);
+  if (!gp.ok()) return usage_error(gp.status());
+  std::unique_ptr<kafka::GroupProgress> progress = std::move(*gp);
+  progress->set_timeout(std::min<std::chrono::milliseconds>(kafka_timeout, std::chrono::seconds(10)));
+  {
+    auto missing = progress->missing_topics(topics);
+    if (!missing.ok()) {
+      return fatal_error(absl::UnavailableError("Kafka at " + o.brokers + " did not answer: " +
+                                                std::string(missing.status().message()) +
+                                                "; is --brokers right and the cluster up?"));
+    }
+    if (!missing->empty()) {
+      const std::string names = absl::StrJoin(*missing, ", ");
+      if (!o.allow_missing_topics) {
+        return fatal_error(absl::NotFoundError("topic(s) " + names + " do not exist on " + o.brokers +
+                                               "; check --topics, or pass --allow-missing-topics to read the others"));
+      }
+      spdlog::warn("topic(s) {} do not exist on {}; this run reads the others (--allow-missing-topics)", names,
+                   o.brokers);
+      std::erase_if(topics, [&](const std::string& t) {
+        return std::find(missing->begin(), missing->end(), t) != missing->end();
+      });
+      if (topics.empty() && o.until == "never") {
+        return fatal_error(absl::NotFoundError("none of --topics exists on " + o.brokers + ": nothing to run on"));
+      }
+    }
+  }
   src.topics = topics;
   src.assign_all = o.assign;
   // The ends of a bounded run, captured before anything is consumed.
-  std::unique_ptr<kafka::GroupProgress> progress;
   kafka::Offsets ends;
   uint64_t total = 0;
-  if (bounded || o.from != "committed") {
-    auto gp = kafka::GroupProgress::open(o.brokers, o.group, src.properties);
-    if (!gp.ok()) return usage_error(gp.status());
-    progress = std::move(*gp);
+  if (topics.empty()) {
+    // Every topic is missing and that is allowed: a bounded run has nothing to do.
+  } else if (bounded || o.from != "committed") {
     auto e = progress->end_offsets(topics);
     if (!e.ok()) return fatal_error(e.status());
     ends = std::move(*e);
@@ -191,6 +259,10 @@ int run_run(const RunOptions& o) {
     total = *left;
   }
 
+  if (topics.empty()) {
+    std::cout << o.command << ": none of --topics exists; nothing to read" << std::endl;
+    return kExitDone;
+  }
   // Consumer lag, measured beside the run (its own Kafka handle; a watermark request per partition)
   // every --progress-s, at most 5 s apart.
   auto lag = LagWatcher::start(o.brokers, o.group, src.properties, topics,
@@ -219,6 +291,7 @@ int run_run(const RunOptions& o) {
   if (bounded) std::cout << ", " << total << " events to the ends captured now";
   std::cout << "; stop with Ctrl-C" << std::endl;
   auto next_check = Clock::now();
+  auto last_contact = Clock::now();
   bool reached = false;
   // Every partition not assigned here has its group commit at its end (other members are done).
   auto others_at_end = [&] {
@@ -230,27 +303,49 @@ int run_run(const RunOptions& o) {
     }
     return true;
   };
+  absl::Status kafka_lost;
+  // Short calls while running, so that a signal is seen within a second or so even when no broker
+  // answers.
+  progress->set_timeout(std::chrono::seconds(1));
   RunEnd end = session.run_until(
       [&](const pipeline::EngineStats&) {
-        // Checked once this instance is in the group: partitions rewound by --from are committed
-        // at their assignment.
-        if (!bounded || Clock::now() < next_check || !session.assigned_any()) return false;
+        if (Clock::now() < next_check) return false;
         next_check = Clock::now() + std::chrono::milliseconds(500);
-        const auto s = session.stats();
-        if (s.open_gaps > 0 && session.read_everything() && others_at_end()) {
-          // Nothing more can arrive: this member read its partitions to their ends and every other
-          // partition's commit is at its end. What is still missing is given up (re-checked first).
-          spdlog::info("every partition read to its end: {} stream(s) still miss versions; re-checking them",
-                       s.open_gaps);
-          session.give_up_gaps();
+        // A broker round trip every check: the run stops once none answered for --kafka-timeout-s.
+        absl::Status contact = progress->ping();
+        // The end is checked once this instance is in the group: partitions rewound by --from are
+        // committed at their assignment.
+        if (contact.ok() && bounded && session.assigned_any()) {
+          const auto s = session.stats();
+          if (s.open_gaps > 0 && session.read_everything() && others_at_end()) {
+            // Nothing more can arrive: this member read its partitions to their ends and every other
+            // partition's commit is at its end. What is still missing is given up (re-checked first).
+            spdlog::info("every partition read to its end: {} stream(s) still miss versions; re-checking them",
+                         s.open_gaps);
+            session.give_up_gaps();
+          }
+          auto r = progress->reached(ends);
+          if (r.ok()) {
+            reached = *r;
+          } else {
+            spdlog::warn("group progress: {}", r.status().ToString());
+          }
         }
-        auto r = progress->reached(ends);
-        if (!r.ok()) {
-          spdlog::warn("group progress: {}", r.status().ToString());
-          return false;
+        if (contact.ok()) {
+          last_contact = Clock::now();
+          return reached;
         }
-        reached = *r;
-        return reached;
+        const auto silent = Clock::now() - last_contact;
+        if (silent >= kafka_timeout) {
+          kafka_lost = absl::UnavailableError(
+              "no Kafka broker of " + o.brokers + " answered for " + std::to_string(o.kafka_timeout_s) +
+              " s (--kafka-timeout-s): " + std::string(contact.message()) + "; nothing after the last commit is lost, "
+              "rerun once Kafka is back");
+          return true;
+        }
+        spdlog::warn("Kafka: {} (for {:.0f} s; the run stops after --kafka-timeout-s {})", std::string(contact.message()),
+                     std::chrono::duration<double>(silent).count(), o.kafka_timeout_s);
+        return false;
       },
       std::chrono::hours(24 * 365 * 100),
       {.mode = *progress_shown,
@@ -258,11 +353,53 @@ int run_run(const RunOptions& o) {
        .total = total,
        .extra = [&, catch_up = !bounded](double rate) { return lag_text((*lag)->snapshot(), rate, catch_up); }});
   const double rate_at_end = session.done_rate();
-  if (auto s = session.finish(); !s.ok()) spdlog::warn("{}", s.ToString());
+  if (!kafka_lost.ok()) {
+    spdlog::error("stopping: {}", std::string(kafka_lost.message()));
+    end = RunEnd::kFatal;
+  }
+  const bool stopping_early = end != RunEnd::kReached || !kafka_lost.ok();
+  const int early_code = end == RunEnd::kFatal ? kExitFatal : kExitInterrupted;
+  // Bounds the stop (see kStopGrace). The watchdog only touches the session under `state->mu`,
+  // and the session outlives the moment `disarmed` is set.
+  struct WatchdogState {
+    std::mutex mu;
+    bool disarmed = false;
+  };
+  auto watchdog = std::make_shared<WatchdogState>();
+  if (stopping_early) {
+    std::thread([watchdog, &session, &o, &kafka_lost, early_code] {
+      std::this_thread::sleep_for(kStopGrace);
+      std::lock_guard lock(watchdog->mu);
+      if (watchdog->disarmed) return;
+      pipeline::RunReport report;
+      report.command = o.command;
+      report.stats = session.stats();
+      report.error = !kafka_lost.ok() ? kafka_lost.ToString() : session.fatal().ToString();
+      if (early_code == kExitInterrupted) report.error.clear();
+      report.outcome = early_code == kExitFatal ? "fatal" : "interrupted";
+      report.text["stop"] = "in-flight work did not finish within the stop grace; it was not committed";
+      std::cerr << "error: stopping took longer than " << kStopGrace.count()
+                << " s (a store or broker that does not answer): exiting without waiting; what was in flight was "
+                   "not committed and is read again by the next run\n";
+      if (!o.report.empty()) (void)pipeline::write_report(report, o.report);
+      std::cout.flush();
+      std::cerr.flush();
+      ::_exit(early_code);
+    }).detach();
+  }
+  if (auto s = session.finish(/*kafka_lost=*/!kafka_lost.ok()); !s.ok()) spdlog::warn("{}", s.ToString());
   if (client) client->close();
+  {
+    std::lock_guard lock(watchdog->mu);
+    watchdog->disarmed = true;
+  }
   // The remainder after the final commit.
   (*lag)->stop();
-  if (auto s = (*lag)->refresh(); !s.ok()) spdlog::warn("consumer lag at the end: {}", s.ToString());
+  if (!kafka_lost.ok()) {
+    // No broker answers: asking for the remainder would only wait.
+  } else if (auto s = (*lag)->refresh(); !s.ok()) {
+    spdlog::warn("consumer lag at the end: {}", s.ToString());
+  }
   const double cpu_s = process_cpu_seconds() - session.cpu_s_at_first_batch();
 
   pipeline::RunReport report;
@@ -291,7 +428,7 @@ int run_run(const RunOptions& o) {
 
   int code = kExitInterrupted;
   if (end == RunEnd::kFatal) {
-    report.error = session.fatal().ToString();
+    report.error = !kafka_lost.ok() ? kafka_lost.ToString() : session.fatal().ToString();
     code = kExitFatal;
   } else if (end == RunEnd::kReached && reached) {
     code = report.stats.dead_lettered > 0 ? kExitDeadLetters : kExitDone;
@@ -353,6 +490,14 @@ void register_ingest_command(CLI::App& app, ActionSetter set_action, const std::
   cmd->add_option("--dlq-file", o->dlq_file, "Dead-letter NDJSON file (appended to)")->capture_default_str();
   cmd->add_option("--dlq-topic", o->dlq_topic, "Also write dead letters to this Kafka topic");
   cmd->add_option("--report", o->report, "Write the JSON run report to FILE when the run ends");
+  cmd->add_option("--kafka-timeout-s", o->kafka_timeout_s,
+                  "Stop the run (exit 4) once no Kafka broker answered for this long; nothing after the last commit "
+                  "is lost")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{86400}));
+  cmd->add_flag("--allow-missing-topics", o->allow_missing_topics,
+                "Read the topics of --topics that exist and warn about the others (default: a missing topic stops "
+                "the run, exit 4)");
   cmd->add_option("--progress-s", o->progress_s, "Seconds between progress lines")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{3600}));

@@ -26,6 +26,8 @@ struct DeadLetter {
   std::string key;
   std::string value;   // the original bytes
   std::string stream;  // when known
+  bool key_null = false;     // the message had no key (as opposed to an empty one)
+  std::string content_type;  // the message's content-type header, empty when absent
 };
 
 class DeadLetterSink {

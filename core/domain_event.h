@@ -23,6 +23,7 @@ struct SourceMessage {
   std::string key;
   std::string value;             // capacity() >= size() + kValuePadding (see assign_value)
   std::string content_type;      // the `content-type` header, empty when absent
+  bool key_null = false;         // the message has no key (`key` is then empty)
 
   void assign_value(const void* data, size_t size) {
     value.reserve(size + kValuePadding);

@@ -14,6 +14,10 @@ namespace kingest {
 // Appends `s` to `out` as a quoted JSON string, escaping as RFC 8259 requires. Invalid UTF-8
 // bytes are replaced with U+FFFD so the output is always valid JSON.
 void append_json_string(std::string& out, std::string_view s);
+// True when `s` is valid UTF-8, so that a JSON string carries it byte for byte.
+bool is_valid_utf8(std::string_view s);
+// `s` with every invalid UTF-8 byte replaced by U+FFFD, as append_json_string writes it.
+std::string replace_invalid_utf8(std::string_view s);
 
 class JsonWriter {
  public:

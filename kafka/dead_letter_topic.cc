@@ -33,7 +33,9 @@ absl::Status KafkaDeadLetterTopic::write(const std::vector<DeadLetter>& letters)
         {"dlq-source-timestamp", std::to_string(d.timestamp_ms)},
     };
     if (!d.stream.empty()) headers.emplace_back("dlq-stream", d.stream);
-    if (auto s = producer_->produce(topic_, d.key, d.value, {}, headers); !s.ok()) return s;
+    // The original message as it was: no key when it had none, its content type kept.
+    const std::string_view key = d.key_null ? std::string_view() : std::string_view(d.key);
+    if (auto s = producer_->produce(topic_, key, d.value, d.content_type, headers); !s.ok()) return s;
   }
   if (auto s = producer_->flush(std::chrono::seconds(30)); !s.ok()) return s;
   if (producer_->failed() != failed_before) {

@@ -33,6 +33,31 @@ absl::StatusOr<std::unique_ptr<GroupProgress>> GroupProgress::open(
 
 GroupProgress::~GroupProgress() { rd_kafka_destroy(handle(rk_)); }
 
+absl::StatusOr<std::vector<std::string>> GroupProgress::missing_topics(const std::vector<std::string>& topics) {
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t e = rd_kafka_metadata(handle(rk_), /*all_topics=*/1, nullptr, &md, int(timeout_.count()));
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return absl::UnavailableError(std::string("Kafka metadata: ") + rd_kafka_err2str(e));
+  std::vector<std::string> missing;
+  for (const auto& topic : topics) {
+    bool found = false;
+    for (int i = 0; i < md->topic_cnt && !found; ++i) {
+      found = topic == md->topics[i].topic && md->topics[i].err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+              md->topics[i].partition_cnt > 0;
+    }
+    if (!found) missing.push_back(topic);
+  }
+  rd_kafka_metadata_destroy(md);
+  return missing;
+}
+
+absl::Status GroupProgress::ping() {
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t e = rd_kafka_metadata(handle(rk_), /*all_topics=*/0, nullptr, &md, int(timeout_.count()));
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return absl::UnavailableError(std::string("Kafka metadata: ") + rd_kafka_err2str(e));
+  rd_kafka_metadata_destroy(md);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Offsets> GroupProgress::end_offsets(const std::vector<std::string>& topics) {
   Offsets ends;
   for (const auto& topic : topics) {

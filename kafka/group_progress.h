@@ -32,6 +32,13 @@ class GroupProgress {
   GroupProgress(const GroupProgress&) = delete;
   GroupProgress& operator=(const GroupProgress&) = delete;
 
+  // Which of `topics` the cluster does not have. Asks for the cluster's topic list, which (unlike a
+  // request naming the topic) never creates a topic on a broker that auto-creates them.
+  absl::StatusOr<std::vector<std::string>> missing_topics(const std::vector<std::string>& topics);
+  // One round trip to a broker: OK when one answered within the timeout.
+  absl::Status ping();
+  // How long each blocking call may take (10 s by default).
+  void set_timeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }
   // Every partition of `topics` with its high watermark (the offset after the last message).
   absl::StatusOr<Offsets> end_offsets(const std::vector<std::string>& topics);
   // The group's committed offset of each partition (-1: nothing committed).

@@ -1,5 +1,7 @@
 #include "kafka/kafka_source.h"
 
+#include "kafka/properties.h"
+
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
@@ -51,6 +53,7 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::create(SourceOptions o
   if (options.brokers.empty()) return absl::InvalidArgumentError("no Kafka brokers given (--brokers HOST:PORT)");
   if (options.topics.empty()) return absl::InvalidArgumentError("no Kafka topics given (--topics a,b,c)");
   if (options.group_id.empty()) return absl::InvalidArgumentError("no consumer group given (--group NAME)");
+  if (auto st = check_consumer_properties(options.properties); !st.ok()) return st;
   std::unique_ptr<KafkaSource> s(new KafkaSource(std::move(options), std::move(callbacks)));
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -87,7 +90,16 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::create(SourceOptions o
 
 KafkaSource::~KafkaSource() {
   (void)close();
-  if (rk_ != nullptr) rd_kafka_destroy(rk_);
+  if (rk_ != nullptr) rd_kafka_destroy_flags(rk_, abandoned_ ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0);
+}
+
+void KafkaSource::abandon() {
+  if (closed_) return;
+  abandoned_ = true;
+  closed_ = true;
+  fetching_.store(false);
+  closing_.store(true);
+  if (thread_.joinable()) thread_.join();
 }
 
 absl::Status KafkaSource::assign_statically() {
@@ -544,6 +556,7 @@ void KafkaSource::poll_loop() {
           *cached_last_ts = msg.timestamp_ms;
         }
         if (m->key != nullptr) msg.key.assign(static_cast<const char*>(m->key), m->key_len);
+        msg.key_null = m->key == nullptr;
         msg.assign_value(m->payload != nullptr ? m->payload : "", m->payload != nullptr ? m->len : 0);
         rd_kafka_headers_t* hdrs = nullptr;
         if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {

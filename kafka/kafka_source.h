@@ -100,6 +100,10 @@ class KafkaSource {
   void stop_fetching();
   // Final synchronous commit of every done position, then leaves the group. Idempotent.
   absl::Status close();
+  // Instead of close when the brokers are unreachable: stops the polling thread and neither commits
+  // nor leaves the group (each would wait on the brokers); what was not committed is read again by
+  // the next run.
+  void abandon();
 
   OffsetTracker& tracker() { return tracker_; }
   [[nodiscard]] uint64_t messages_read() const { return messages_read_.load(std::memory_order_relaxed); }
@@ -157,6 +161,7 @@ class KafkaSource {
   std::map<TopicPartition, int64_t> last_timestamp_;     // polling thread only: per partition, ms
   std::set<TopicPartition> held_back_;                   // polling thread only: paused by align
   bool closed_ = false;
+  bool abandoned_ = false;
   uint64_t next_epoch_ = 1;
   std::map<TopicPartition, AssignmentEpoch> epochs_;  // polling thread only
 };

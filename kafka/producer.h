@@ -31,7 +31,8 @@ class Producer {
   Producer& operator=(const Producer&) = delete;
 
   // Enqueues one message (copying key and value), waiting while librdkafka's queue is full.
-  // Headers are name/value pairs; an empty content_type adds no header.
+  // Headers are name/value pairs; an empty content_type adds no header. A key whose data() is null
+  // (a default std::string_view) produces a message without a key; any other, even empty, is sent.
   absl::Status produce(const std::string& topic, std::string_view key, std::string_view value,
                        std::string_view content_type = {},
                        const std::vector<std::pair<std::string, std::string>>& headers = {});

@@ -23,8 +23,11 @@ namespace {
 namespace flow = oneapi::tbb::flow;
 
 DeadLetter letter_for(const SourceMessage& m, std::string reason, std::string detail, std::string stream = {}) {
-  return DeadLetter{std::move(reason), std::move(detail), m.tp.topic,   m.tp.partition,      m.offset.value(),
-                    m.timestamp_ms,    m.key,             m.value,      std::move(stream)};
+  DeadLetter d{std::move(reason), std::move(detail), m.tp.topic,   m.tp.partition,      m.offset.value(),
+               m.timestamp_ms,    m.key,             m.value,      std::move(stream)};
+  d.key_null = m.key_null;
+  d.content_type = m.content_type;
+  return d;
 }
 
 // The codec comes from the message's content-type header, else the topic's setting, else JSON.
