@@ -39,7 +39,7 @@ absl::StatusOr<pipeline::EngineOptions> IngestFlags::engine_options() const {
     auto eq = tc.find('=');
     auto codec = eq == std::string::npos ? std::nullopt : codecs::parse_codec_name(tc.substr(eq + 1));
     if (eq == std::string::npos || eq == 0 || !codec) {
-      return absl::InvalidArgumentError("--codec '" + tc + "': expected TOPIC=json|protobuf|flatbuffers");
+      return absl::InvalidArgumentError("--codec '" + tc + "': expected TOPIC=json|json-nested|protobuf|flatbuffers");
     }
     o.topic_codecs[tc.substr(0, eq)] = *codec;
   }
@@ -76,7 +76,7 @@ void add_ingest_flags(CLI::App& cmd, IngestFlags& f) {
                  "aggregateVersion of a stream's first event: 1 (seed), 0, or none (expected revision any; replays unsafe)")
       ->capture_default_str();
   cmd.add_option("--codec", f.topic_codecs,
-                 "Codec of a topic's messages that carry no content-type header: TOPIC=json|protobuf|flatbuffers "
+                 "Codec of a topic's messages that carry no content-type header: TOPIC=json|json-nested|protobuf|flatbuffers "
                  "(repeatable; default json)");
   cmd.add_option("-X,--kafka-property", f.kafka_properties,
                  "librdkafka consumer property KEY=VALUE (repeatable), e.g. -X security.protocol=SASL_SSL");
