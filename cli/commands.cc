@@ -187,6 +187,14 @@ absl::StatusOr<std::unique_ptr<kurrent::KurrentClient>> connect_kurrent(const Ku
                                                      .retry_for = std::chrono::seconds(flags.retry_for_s)});
 }
 
+std::string redacted_kurrent_url(const KurrentFlags& flags) {
+  auto text = kurrent::connection_string_from_environment(flags.url.empty() ? std::nullopt
+                                                                            : std::optional<std::string>(flags.url));
+  if (!text.ok()) return {};
+  auto settings = kurrent::parse_connection_string(*text);
+  return settings.ok() ? settings->redacted() : std::string();
+}
+
 absl::StatusOr<std::pair<size_t, size_t>> parse_range(const std::string& text, const std::string& flag) {
   auto dash = text.find('-');
   try {

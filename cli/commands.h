@@ -75,6 +75,9 @@ absl::StatusOr<std::unique_ptr<kurrent::KurrentClient>> connect_kurrent(const Ku
                                                                         const IngestFlags& ingest,
                                                                         const std::optional<std::string>& url,
                                                                         bool* usage_fault);
+// The connection string connect_kurrent uses (flag, else environment), password hidden: for reports
+// and logs. Empty when there is none.
+std::string redacted_kurrent_url(const KurrentFlags& flags);
 
 // -X KEY=VALUE items → a property map; the error names the bad item.
 absl::StatusOr<std::map<std::string, std::string>> parse_properties(const std::vector<std::string>& items);

@@ -80,8 +80,8 @@ class IngestSession {
 };
 
 // The report's sink figures: first_to_last_s (first batch in → last append answered), cpu_s (this
-// process, from the first batch on: `cpu_s`), peak_rss_mib, appends, events_per_append and
-// append_latency_p50_ms / p99_ms.
+// process, from the first batch on: `cpu_s`), peak_rss_mib, events_per_append (over the appends
+// answered) and append_latency_p50_ms / p99_ms.
 void add_sink_figures(pipeline::RunReport& report, const pipeline::TimedSink& sink, const IngestSession& session,
                       double cpu_s);
 

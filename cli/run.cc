@@ -242,11 +242,13 @@ int run_run(const RunOptions& o) {
   report.numbers["offset_commits"] = double(session.offset_commits());
   report.numbers["events_lost"] = double(session.messages_lost());
   add_sink_figures(report, sink, session, cpu_s);
-  report.text["kurrent"] = endpoint;
   report.text["dead_letter_file"] = o.dlq_file;
   if (client) {
+    report.text["kurrent"] = redacted_kurrent_url(o.kurrent);
     const auto cs = client->stats();
+    report.numbers["kurrent_appends"] = double(cs.appends);
     report.numbers["kurrent_retries"] = double(cs.retries);
+    report.numbers["kurrent_reconnects"] = double(cs.reconnects);
     report.numbers["kurrent_redirects"] = double(cs.redirects);
   }
 
