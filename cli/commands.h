@@ -99,5 +99,6 @@ void register_verify(CLI::App& app, ActionSetter set_action);
 void register_dlq(CLI::App& app, ActionSetter set_action);
 void register_bench(CLI::App& app, ActionSetter set_action);
 void register_bench_probes(CLI::App& app, ActionSetter set_action);
+void register_sandbox(CLI::App& app, ActionSetter set_action);
 
 }  // namespace kingest::cli

@@ -30,8 +30,8 @@ double process_peak_rss_mib() {
 }
 
 IngestSession::IngestSession(kafka::SourceOptions source, pipeline::EngineOptions engine, Sink& sink,
-                             pipeline::DeadLetterSink* dead_letters)
-    : source_options_(std::move(source)) {
+                             pipeline::DeadLetterSink* dead_letters, kafka::Replier* replier)
+    : source_options_(std::move(source)), replier_(replier) {
   engine_ = std::make_unique<pipeline::IngestEngine>(
       std::move(engine), sink, dead_letters, [this](const std::vector<SourceMessage>& messages) {
         // Called by the engine's serial completion stage: the source exists by then.
@@ -56,6 +56,15 @@ absl::Status IngestSession::start() {
   // (the partitions' ends tell it which are done; a live run gives gaps up after the window instead).
   if (!source_options_.end_at.empty()) cb.behind_first = [this] { return engine_->held_over_soft_limit(); };
   cb.on_revoke = [this](const std::vector<TopicPartition>& tps) { engine_->on_revoke(tps); };
+  if (replier_ != nullptr) {
+    // A reply reaches Kafka before the offset that covers its request: a crash in between may
+    // send it twice, never lose it.
+    cb.before_commit = [this] {
+      auto s = replier_->flush(std::chrono::seconds(10));
+      if (!s.ok()) spdlog::warn("{}; the offset commit waits for them", s.ToString());
+      return s.ok();
+    };
+  }
   cb.on_fatal = [this](absl::Status s) {
     std::lock_guard lock(mu_);
     if (source_fatal_.ok()) source_fatal_ = std::move(s);

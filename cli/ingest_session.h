@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "core/sink.h"
 #include "kafka/kafka_source.h"
+#include "kafka/replier.h"
 #include "pipeline/dead_letter.h"
 #include "pipeline/ingest_engine.h"
 #include "pipeline/run_report.h"
@@ -38,8 +39,10 @@ double process_peak_rss_mib();
 
 class IngestSession {
  public:
+  // `replier` (may be null: no replies) answers request/reply messages once each is done, and is
+  // flushed before every offset commit; it must outlive the session.
   IngestSession(kafka::SourceOptions source, pipeline::EngineOptions engine, Sink& sink,
-                pipeline::DeadLetterSink* dead_letters);
+                pipeline::DeadLetterSink* dead_letters, kafka::Replier* replier = nullptr);
   ~IngestSession();
 
   absl::Status start();
@@ -69,6 +72,7 @@ class IngestSession {
 
  private:
   kafka::SourceOptions source_options_;
+  kafka::Replier* replier_ = nullptr;
   std::unique_ptr<pipeline::IngestEngine> engine_;
   std::unique_ptr<kafka::KafkaSource> source_;
   mutable std::mutex mu_;

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   kingest::cli::register_dlq(app, set_action);
   kingest::cli::register_bench(app, set_action);
   kingest::cli::register_bench_probes(app, set_action);
+  kingest::cli::register_sandbox(app, set_action);
 
   try {
     app.parse(argc, argv);

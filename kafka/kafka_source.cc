@@ -153,7 +153,7 @@ void KafkaSource::commit(const std::vector<CommitPosition>& positions, bool sync
   if (positions.empty()) return;
   // Whatever must reach Kafka before these offsets do (replies): the positions were taken after
   // the messages they cover were done, so everything those messages queued is flushed here.
-  if (callbacks_.before_commit) callbacks_.before_commit();
+  if (callbacks_.before_commit && !callbacks_.before_commit()) return;
   auto* list = to_list(positions);
   rd_kafka_resp_err_t e = rd_kafka_commit(rk_, list, sync ? 0 : 1);
   rd_kafka_topic_partition_list_destroy(list);

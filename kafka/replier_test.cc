@@ -155,7 +155,10 @@ TEST(KafkaSource, KeepsReplyHeadersAndCallsBeforeCommitAfterTheMessagesAreDone) 
     std::lock_guard lock(mu);
     for (auto& m : msgs) got.push_back(std::move(m));
   };
-  cb.before_commit = [&] { before_commit.fetch_add(1); };
+  cb.before_commit = [&] {
+    before_commit.fetch_add(1);
+    return true;
+  };
   SourceOptions o;
   o.brokers = broker->bootstrap();
   o.group_id = "reply-headers";
