@@ -32,6 +32,20 @@ double process_peak_rss_mib() {
 IngestSession::IngestSession(kafka::SourceOptions source, pipeline::EngineOptions engine, Sink& sink,
                              pipeline::DeadLetterSink* dead_letters, kafka::Replier* replier)
     : source_options_(std::move(source)), replier_(replier) {
+  if (replier_ != nullptr) {
+    // Queued (not sent) on the engine thread, before the message counts as done; chained after
+    // any hook the caller set.
+    auto previous = std::move(engine.on_outcome);
+    engine.on_outcome = [r = replier_, previous](const SourceMessage& m, const pipeline::MessageOutcome& o) {
+      if (previous) previous(m, o);
+      if (!kafka::Replier::wants_reply(m)) return;
+      if (o.kind == pipeline::MessageOutcome::Kind::kDeadLettered) {
+        r->reply_error(m, o.reason, o.detail);
+      } else {
+        r->reply_success(m, o.event_id);  // kDuplicate: the id already stored, the same answer again
+      }
+    };
+  }
   engine_ = std::make_unique<pipeline::IngestEngine>(
       std::move(engine), sink, dead_letters, [this](const std::vector<SourceMessage>& messages) {
         // Called by the engine's serial completion stage: the source exists by then.

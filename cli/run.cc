@@ -38,6 +38,7 @@ struct RunOptions {
   std::string dlq_topic;
   std::string report;
   std::string sink = "kurrentdb";  // kurrentdb | discard
+  bool no_replies = false;
   int64_t progress_s = 10;
   IngestFlags ingest;
   KurrentFlags kurrent;
@@ -186,7 +187,14 @@ int run_run(const RunOptions& o) {
     total = *left;
   }
 
-  IngestSession session(src, std::move(*engine_options), sink, &dead_letters);
+  // Answers to NestJS send() requests, through one batched producer on the same cluster.
+  std::unique_ptr<kafka::Replier> replier;
+  if (!o.no_replies) {
+    auto r = kafka::Replier::create(o.brokers, src.properties);
+    if (!r.ok()) return usage_error(r.status());
+    replier = std::move(*r);
+  }
+  IngestSession session(src, std::move(*engine_options), sink, &dead_letters, replier.get());
   auto started = Clock::now();
   if (auto s = session.start(); !s.ok()) return fatal_error(s);
   std::cout << o.command << ": " << topics.size() << " topic(s) from " << o.brokers << " (group " << o.group
@@ -230,6 +238,9 @@ int run_run(const RunOptions& o) {
       total, std::chrono::hours(24 * 365 * 100), std::chrono::seconds(o.progress_s));
   if (auto s = session.finish(); !s.ok()) spdlog::warn("{}", s.ToString());
   if (client) client->close();
+  if (replier) {
+    if (auto s = replier->flush(std::chrono::seconds(10)); !s.ok()) spdlog::warn("{}", s.ToString());
+  }
   const double cpu_s = process_cpu_seconds() - session.cpu_s_at_first_batch();
 
   pipeline::RunReport report;
@@ -250,6 +261,15 @@ int run_run(const RunOptions& o) {
     report.numbers["kurrent_retries"] = double(cs.retries);
     report.numbers["kurrent_reconnects"] = double(cs.reconnects);
     report.numbers["kurrent_redirects"] = double(cs.redirects);
+  }
+  if (replier) {
+    const auto rs = replier->stats();
+    report.numbers["replies_sent"] = double(rs.delivered);
+    report.numbers["replies_failed"] = double(rs.failed);
+    if (rs.delivered > 0) {
+      report.numbers["reply_latency_p50_ms"] = rs.latency_p50_ms;
+      report.numbers["reply_latency_p99_ms"] = rs.latency_p99_ms;
+    }
   }
 
   int code = pipeline::kExitInterrupted;
@@ -311,6 +331,9 @@ void register_ingest_command(CLI::App& app, ActionSetter set_action, const std::
                   "them (the pipeline's own cost; offsets are still committed, so use a scratch --group)")
       ->capture_default_str()
       ->check(CLI::IsMember({"kurrentdb", "discard"}));
+  cmd->add_flag("--no-replies", o->no_replies,
+                "Do not answer request/reply messages (NestJS ClientKafka send(): headers kafka_replyTopic and "
+                "kafka_correlationId)");
   add_ingest_flags(*cmd, o->ingest);
   add_kurrent_flags(*cmd, o->kurrent);
   cmd->callback([o, set_action] { set_action([o] { return run_run(*o); }); });

@@ -96,6 +96,9 @@ int run_sandbox(const SandboxOptions& o) {
     replier = std::move(*r);
   }
   kafka::SourceOptions src = std::move(*source_options);
+  // The embedded Kafka answers a fetch only when its wait ends, not when data arrives: a short
+  // wait keeps a send()'s round trip short (-X fetch.wait.max.ms=… overrides it).
+  src.properties.try_emplace("fetch.wait.max.ms", "10");
   src.brokers = (*broker)->bootstrap();
   src.group_id = o.group;
   src.topics = topics;
