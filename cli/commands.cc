@@ -40,7 +40,7 @@ absl::StatusOr<pipeline::EngineOptions> IngestFlags::engine_options() const {
     auto eq = tc.find('=');
     auto codec = eq == std::string::npos ? std::nullopt : codecs::parse_codec_name(tc.substr(eq + 1));
     if (eq == std::string::npos || eq == 0 || !codec) {
-      return absl::InvalidArgumentError("--codec '" + tc + "': expected TOPIC=json|protobuf|flatbuffers");
+      return absl::InvalidArgumentError("--codec '" + tc + "': expected TOPIC=json|json-nested|protobuf|flatbuffers");
     }
     o.topic_codecs[tc.substr(0, eq)] = *codec;
   }
@@ -78,7 +78,7 @@ void add_ingest_flags(CLI::App& cmd, IngestFlags& f) {
                  "aggregateVersion of a stream's first event: 1 (seed), 0, or none (expected revision any; replays unsafe)")
       ->capture_default_str();
   cmd.add_option("--codec", f.topic_codecs,
-                 "Codec of a topic's messages that carry no content-type header: TOPIC=json|protobuf|flatbuffers "
+                 "Codec of a topic's messages that carry no content-type header: TOPIC=json|json-nested|protobuf|flatbuffers "
                  "(repeatable; default json)");
   cmd.add_option("-X,--kafka-property", f.kafka_properties,
                  "librdkafka consumer property KEY=VALUE (repeatable), e.g. -X security.protocol=SASL_SSL");
@@ -187,6 +187,14 @@ absl::StatusOr<std::unique_ptr<kurrent::KurrentClient>> connect_kurrent(const Ku
                                                      .max_append_size = ingest.max_append_bytes,
                                                      .max_in_flight_appends = flags.max_in_flight_appends,
                                                      .retry_for = std::chrono::seconds(flags.retry_for_s)});
+}
+
+std::string redacted_kurrent_url(const KurrentFlags& flags) {
+  auto text = kurrent::connection_string_from_environment(flags.url.empty() ? std::nullopt
+                                                                            : std::optional<std::string>(flags.url));
+  if (!text.ok()) return {};
+  auto settings = kurrent::parse_connection_string(*text);
+  return settings.ok() ? settings->redacted() : std::string();
 }
 
 absl::StatusOr<std::pair<size_t, size_t>> parse_range(const std::string& text, const std::string& flag) {

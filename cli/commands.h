@@ -75,6 +75,9 @@ absl::StatusOr<std::unique_ptr<kurrent::KurrentClient>> connect_kurrent(const Ku
                                                                         const IngestFlags& ingest,
                                                                         const std::optional<std::string>& url,
                                                                         bool* usage_fault);
+// The connection string connect_kurrent uses (flag, else environment), password hidden: for reports
+// and logs. Empty when there is none.
+std::string redacted_kurrent_url(const KurrentFlags& flags);
 
 // -X KEY=VALUE items → a property map; the error names the bad item.
 absl::StatusOr<std::map<std::string, std::string>> parse_properties(const std::vector<std::string>& items);
@@ -103,5 +106,6 @@ void register_dlq(CLI::App& app, ActionSetter set_action);
 void register_read(CLI::App& app, ActionSetter set_action);
 void register_streams(CLI::App& app, ActionSetter set_action);
 void register_audit(CLI::App& app, ActionSetter set_action);
+void register_sandbox(CLI::App& app, ActionSetter set_action);
 
 }  // namespace kingest::cli

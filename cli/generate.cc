@@ -19,6 +19,7 @@ struct GenerateOptions {
   std::string brokers;
   WorkloadFlags workload;
   std::vector<std::string> properties;
+  bool request_reply = false;
 };
 
 int run_generate(const GenerateOptions& o) {
@@ -36,8 +37,13 @@ int run_generate(const GenerateOptions& o) {
   workload::Generator g(*gen);
   workload::GeneratedEvent e;
   uint64_t n = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
   while (!interrupted() && g.next(e)) {
-    if (auto s = (*producer)->produce(e.topic, e.key_view(), e.value, e.content_type); !s.ok()) return fatal_error(s);
+    if (o.request_reply) {
+      // As NestJS ClientKafka send() does: an answer is awaited on TOPIC.reply.
+      headers = {{"kafka_correlationId", "generate-" + std::to_string(n)}, {"kafka_replyTopic", e.topic + ".reply"}};
+    }
+    if (auto s = (*producer)->produce(e.topic, e.key_view(), e.value, e.content_type, headers); !s.ok()) return fatal_error(s);
     ++n;
   }
   if (auto s = (*producer)->flush(std::chrono::seconds(120)); !s.ok()) return fatal_error(s);
@@ -56,6 +62,9 @@ void register_generate(CLI::App& app, ActionSetter set_action) {
   cmd->add_option("--brokers", o->brokers, "Kafka bootstrap servers HOST:PORT[,...]")->required();
   add_workload_flags(*cmd, o->workload);
   cmd->add_option("-X,--kafka-property", o->properties, "librdkafka producer property KEY=VALUE (repeatable)");
+  cmd->add_flag("--request-reply", o->request_reply,
+                "Send each event as a request awaiting a reply, like NestJS ClientKafka send(): headers "
+                "kafka_correlationId and kafka_replyTopic (TOPIC.reply, which must exist)");
   cmd->callback([o, set_action] { set_action([o] { return run_generate(*o); }); });
 }
 

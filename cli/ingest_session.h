@@ -21,6 +21,7 @@
 #include "cli/progress.h"
 #include "core/sink.h"
 #include "kafka/kafka_source.h"
+#include "kafka/replier.h"
 #include "pipeline/dead_letter.h"
 #include "pipeline/ingest_engine.h"
 #include "pipeline/run_report.h"
@@ -51,8 +52,10 @@ double process_peak_rss_mib();
 
 class IngestSession {
  public:
+  // `replier` (may be null: no replies) answers request/reply messages once each is done, and is
+  // flushed before every offset commit; it must outlive the session.
   IngestSession(kafka::SourceOptions source, pipeline::EngineOptions engine, Sink& sink,
-                pipeline::DeadLetterSink* dead_letters);
+                pipeline::DeadLetterSink* dead_letters, kafka::Replier* replier = nullptr);
   ~IngestSession();
 
   absl::Status start();
@@ -89,6 +92,7 @@ class IngestSession {
 
  private:
   kafka::SourceOptions source_options_;
+  kafka::Replier* replier_ = nullptr;
   std::unique_ptr<pipeline::IngestEngine> engine_;
   std::unique_ptr<kafka::KafkaSource> source_;
   mutable std::mutex mu_;
@@ -102,8 +106,8 @@ class IngestSession {
 };
 
 // The report's sink figures: first_to_last_s (first batch in → last append answered), cpu_s (this
-// process, from the first batch on: `cpu_s`), peak_rss_mib, appends, events_per_append and
-// append_latency_p50_ms / p99_ms.
+// process, from the first batch on: `cpu_s`), peak_rss_mib, events_per_append (over the appends
+// answered) and append_latency_p50_ms / p99_ms.
 void add_sink_figures(pipeline::RunReport& report, const pipeline::TimedSink& sink, const IngestSession& session,
                       double cpu_s);
 

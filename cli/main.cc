@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   kingest::cli::register_streams(app, set_action);
   kingest::cli::register_audit(app, set_action);
   kingest::cli::register_dlq(app, set_action);
+  kingest::cli::register_sandbox(app, set_action);
   kingest::cli::add_config_flags(app);
 
   std::vector<std::string> args(argv + 1, argv + argc);

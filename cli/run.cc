@@ -53,6 +53,7 @@ struct RunOptions {
   std::string dlq_topic;
   std::string report;
   std::string sink = "kurrentdb";  // kurrentdb | discard
+  bool no_replies = false;
   int64_t progress_s = 10;
   std::string progress;
   bool assign = false;
@@ -269,7 +270,14 @@ int run_run(const RunOptions& o) {
                                std::chrono::seconds(std::clamp<int64_t>(o.progress_s, 1, 5)));
   if (!lag.ok()) return usage_error(lag.status());
 
-  IngestSession session(src, std::move(*engine_options), sink, &dead_letters);
+  // Answers to NestJS send() requests, through one batched producer on the same cluster.
+  std::unique_ptr<kafka::Replier> replier;
+  if (!o.no_replies) {
+    auto r = kafka::Replier::create(o.brokers, src.properties);
+    if (!r.ok()) return usage_error(r.status());
+    replier = std::move(*r);
+  }
+  IngestSession session(src, std::move(*engine_options), sink, &dead_letters, replier.get());
   metrics::Registry registry;
   metrics::add_process_metrics(registry);
   add_ingest_metrics(registry, {.command = o.command,
@@ -389,6 +397,9 @@ int run_run(const RunOptions& o) {
   }
   if (auto s = session.finish(/*kafka_lost=*/!kafka_lost.ok()); !s.ok()) spdlog::warn("{}", s.ToString());
   if (client) client->close();
+  if (replier) {
+    if (auto s = replier->flush(std::chrono::seconds(10)); !s.ok()) spdlog::warn("{}", s.ToString());
+  }
   {
     std::lock_guard lock(watchdog->mu);
     watchdog->disarmed = true;
@@ -418,12 +429,23 @@ int run_run(const RunOptions& o) {
     if (!bounded && rate_at_end > 0) report.numbers["catch_up_s"] = double(lag_end.total()) / rate_at_end;
   }
   add_sink_figures(report, sink, session, cpu_s);
-  report.text["kurrent"] = endpoint;
   report.text["dead_letter_file"] = o.dlq_file;
   if (client) {
+    report.text["kurrent"] = redacted_kurrent_url(o.kurrent);
     const auto cs = client->stats();
+    report.numbers["kurrent_appends"] = double(cs.appends);
     report.numbers["kurrent_retries"] = double(cs.retries);
+    report.numbers["kurrent_reconnects"] = double(cs.reconnects);
     report.numbers["kurrent_redirects"] = double(cs.redirects);
+  }
+  if (replier) {
+    const auto rs = replier->stats();
+    report.numbers["replies_sent"] = double(rs.delivered);
+    report.numbers["replies_failed"] = double(rs.failed);
+    if (rs.delivered > 0) {
+      report.numbers["reply_latency_p50_ms"] = rs.latency_p50_ms;
+      report.numbers["reply_latency_p99_ms"] = rs.latency_p99_ms;
+    }
   }
 
   int code = kExitInterrupted;
@@ -508,6 +530,9 @@ void register_ingest_command(CLI::App& app, ActionSetter set_action, const std::
       ->check(CLI::IsMember({"kurrentdb", "discard"}));
   add_progress_flag(*cmd, o->progress);
   add_metrics_flags(*cmd, o->metrics);
+  cmd->add_flag("--no-replies", o->no_replies,
+                "Do not answer request/reply messages (NestJS ClientKafka send(): headers kafka_replyTopic and "
+                "kafka_correlationId)");
   add_ingest_flags(*cmd, o->ingest);
   add_kurrent_flags(*cmd, o->kurrent);
   cmd->callback([o, set_action] { set_action([o] { return run_run(*o); }); });

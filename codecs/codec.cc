@@ -9,12 +9,13 @@ std::string_view codec_name(Codec codec) {
     case Codec::kJson: return "json";
     case Codec::kProtobuf: return "protobuf";
     case Codec::kFlatBuffers: return "flatbuffers";
+    case Codec::kJsonNested: return "json-nested";
   }
   return "unknown";
 }
 
 std::optional<Codec> parse_codec_name(std::string_view name) {
-  for (Codec c : {Codec::kJson, Codec::kProtobuf, Codec::kFlatBuffers}) {
+  for (Codec c : {Codec::kJson, Codec::kProtobuf, Codec::kFlatBuffers, Codec::kJsonNested}) {
     if (iequals(name, codec_name(c))) return c;
   }
   return std::nullopt;
@@ -30,7 +31,8 @@ std::optional<Codec> codec_for_content_type(std::string_view header) {
 
 std::string_view content_type_for(Codec codec) {
   switch (codec) {
-    case Codec::kJson: return "application/json";
+    case Codec::kJson:
+    case Codec::kJsonNested: return "application/json";
     case Codec::kProtobuf: return "application/x-protobuf";
     case Codec::kFlatBuffers: return "application/x-flatbuffers";
   }
@@ -42,6 +44,7 @@ DecodeResult decode(Codec codec, const std::string& bytes) {
     case Codec::kJson: return decode_json(bytes);
     case Codec::kProtobuf: return decode_protobuf(bytes);
     case Codec::kFlatBuffers: return decode_flatbuffers(bytes);
+    case Codec::kJsonNested: return decode_json(bytes, JsonShape::kNested);
   }
   return DecodeError{"unknown codec"};
 }

@@ -18,13 +18,15 @@
 
 namespace kingest::codecs {
 
-enum class Codec { kJson, kProtobuf, kFlatBuffers };
+// kJsonNested is JSON in the nested shape ({envelope…, "data": {…}}): only ever a topic's setting,
+// since a JSON content-type header cannot tell the shapes apart.
+enum class Codec { kJson, kProtobuf, kFlatBuffers, kJsonNested };
 
-// "json", "protobuf", "flatbuffers".
+// "json", "protobuf", "flatbuffers", "json-nested".
 std::string_view codec_name(Codec codec);
 
-// The codec named by a setting or flag: exactly "json", "protobuf" or "flatbuffers" (ASCII case
-// ignored); anything else is std::nullopt.
+// The codec named by a setting or flag: exactly "json", "protobuf", "flatbuffers" or
+// "json-nested" (ASCII case ignored); anything else is std::nullopt.
 std::optional<Codec> parse_codec_name(std::string_view name);
 
 // The codec for a `content-type` header value; media type case and parameters are ignored:

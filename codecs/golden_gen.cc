@@ -453,12 +453,6 @@ void json_cases(const fs::path& dir) {
               R"(","causationId":")" + kCausationId + R"(","occurredOn":")" + kOccurredAt + R"(",)" +
               kJsonPayload.substr(1),
               ok(e));
-    emit_json("nested_data",
-              R"({"eventId":")" + kEventId + R"(","eventType":"SystemRegistered","aggregateId":"sys-42",)"
-              R"("aggregateType":"System","aggregateVersion":3,"correlationId":")" + kCorrelationId +
-              R"(","causationId":")" + kCausationId + R"(","occurredAt":")" + kOccurredAt + R"(","data":)" +
-              kJsonPayload + R"(,"metadata":{"ignored":true}})",
-              ok(e));
   }
   {
     Expected e = minimal_event();
@@ -507,6 +501,76 @@ void json_cases(const fs::path& dir) {
   // Found by json_fuzzer: an escaped newline in a payload key once made the reason two lines.
   emit_json("bad_value_under_escaped_newline_key", R"({"ev\ntIf":nt@a})", fails(R"(invalid JSON in field "ev\x0atIf")"));
   emit_json("duplicate_envelope_field", "{" + base + R"(,"eventType":"Other"})", fails("eventType: duplicate field"));
+
+  // Envelope/payload name collisions: the payload is the published object minus the members used
+  // as envelope fields, always.
+  const std::string env = R"("eventType":"TaskCreated","aggregateId":"task-1","aggregateType":"Task","aggregateVersion":1)";
+  auto with = [](Expected e, std::string occurred_at, std::string payload) {
+    e.occurred_at = std::move(occurred_at);
+    e.payload = std::move(payload);
+    return e;
+  };
+  emit_json("collision_occurredOn_and_timestamp",
+            "{" + env + R"(,"occurredOn":"2024-01-02T03:04:05.678Z","timestamp":1704164645000,"title":"t"})",
+            ok(with(minimal_event(), "2024-01-02T03:04:05.678Z", R"({"timestamp":1704164645000,"title":"t"})")));
+  emit_json("collision_all_three_time_fields",
+            "{" + env + R"(,"timestamp":"ts","occurredAt":"at","occurredOn":"on"})",
+            ok(with(minimal_event(), "on", R"({"timestamp":"ts","occurredAt":"at"})")));
+  emit_json("collision_occurredAt_and_timestamp",
+            "{" + env + R"(,"occurredAt":"2024-01-02T03:04:05.678Z","timestamp":{"zone":"UTC"}})",
+            ok(with(minimal_event(), "2024-01-02T03:04:05.678Z", R"({"timestamp":{"zone":"UTC"}})")));
+  emit_json("collision_null_occurredOn_then_timestamp", "{" + env + R"(,"occurredOn":null,"timestamp":0})",
+            ok(with(minimal_event(), "1970-01-01T00:00:00.000Z", R"({"occurredOn":null})")));
+  emit_json("collision_only_null_times", "{" + env + R"(,"timestamp":"","occurredAt":null})",
+            ok(with(minimal_event(), "", R"({"timestamp":""})")));
+  emit_json("collision_timestamp_alone_is_the_time", "{" + env + R"(,"timestamp":1704164645678})",
+            ok(with(minimal_event(), "2024-01-02T03:04:05.678Z", "{}")));
+  emit_json("collision_bad_time_that_is_the_time", "{" + env + R"(,"occurredOn":true,"timestamp":1})",
+            fails("occurredOn: expected a string or epoch milliseconds, got boolean"));
+  emit_json("collision_single_data_field", "{" + env + R"(,"data":{"systemName":"s"}})",
+            ok(with(minimal_event(), "", R"({"data":{"systemName":"s"}})")));
+  emit_json("collision_data_and_metadata", "{" + env + R"(,"data":{"a":1},"metadata":{"m":2}})",
+            ok(with(minimal_event(), "", R"({"data":{"a":1},"metadata":{"m":2}})")));
+  emit_json("collision_data_not_an_object", "{" + env + R"(,"data":"text"})",
+            ok(with(minimal_event(), "", R"({"data":"text"})")));
+  emit_json("collision_metadata_alone", "{" + env + R"(,"metadata":{"m":1}})",
+            ok(with(minimal_event(), "", R"({"metadata":{"m":1}})")));
+  emit_json("collision_null_envelope_fields_are_envelope",
+            "{" + env + R"(,"eventId":null,"correlationId":null,"causationId":null,"x":1})",
+            ok(with(minimal_event(), "", R"({"x":1})")));
+  // NestJS up to 11.1.5 sends a class instance as its string conversion.
+  emit_json("not_json_object_object", "[object Object]", fails(R"(invalid JSON: got the text "[object Object]")"));
+}
+
+// ---- JSON, nested shape (codec json-nested) -----------------------------------------------------
+
+void json_nested_cases(const fs::path& dir) {
+  auto emit_nested = [&](const std::string& name, const std::string& text, const Outcome& o) {
+    emit(dir, name, "json", text, o);
+  };
+  const std::string env = R"("eventType":"TaskCreated","aggregateId":"task-1","aggregateType":"Task","aggregateVersion":1)";
+  emit_nested("nested_data",
+              R"({"eventId":")" + kEventId + R"(","eventType":"SystemRegistered","aggregateId":"sys-42",)"
+              R"("aggregateType":"System","aggregateVersion":3,"correlationId":")" + kCorrelationId +
+              R"(","causationId":")" + kCausationId + R"(","occurredAt":")" + kOccurredAt + R"(","data":)" +
+              kJsonPayload + R"(,"metadata":{"ignored":true}})",
+              ok(full_event()));
+  {
+    Expected e = minimal_event();
+    e.payload = R"({"x":[1,2]})";
+    emit_nested("data_first", R"({"data":{"x":[1,2]},)" + env + "}", ok(e));
+    emit_nested("empty_data", "{" + env + R"(,"data":{}})", ok(minimal_event()));
+    e.occurred_at = "on";
+    emit_nested("time_beside_data", "{" + env + R"(,"occurredOn":"on","data":{"x":[1,2]}})", ok(e));
+  }
+  emit_nested("field_beside_data", "{" + env + R"(,"data":{},"other":1})",
+              fails(R"(nested shape: unexpected top-level field "other")"));
+  emit_nested("second_time_beside_data", "{" + env + R"(,"occurredOn":"on","timestamp":1,"data":{}})",
+              fails(R"(nested shape: unexpected top-level field "timestamp")"));
+  emit_nested("no_data", "{" + env + "}", fails(R"(nested shape: missing "data" object)"));
+  emit_nested("data_not_an_object", "{" + env + R"(,"data":[1]})", fails(R"(nested shape: "data" is not a JSON object)"));
+  emit_nested("missing_event_type", R"({"aggregateId":"a","aggregateType":"A","aggregateVersion":1,"data":{}})",
+              fails("missing required field eventType"));
 }
 
 }  // namespace
@@ -517,12 +581,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path root = argv[1];
-  for (const char* sub : {"json", "protobuf", "flatbuffers"}) {
+  for (const char* sub : {"json", "json-nested", "protobuf", "flatbuffers"}) {
     fs::create_directories(root / sub);
     // Start clean so that removed cases do not linger.
     for (const auto& entry : fs::directory_iterator(root / sub)) fs::remove(entry.path());
   }
   json_cases(root / "json");
+  json_nested_cases(root / "json-nested");
   protobuf_cases(root / "protobuf");
   flatbuffers_cases(root / "flatbuffers");
   std::printf("wrote %d golden cases under %s\n", written, root.c_str());

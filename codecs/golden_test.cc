@@ -61,6 +61,7 @@ std::vector<GoldenCase> discover() {
   std::vector<GoldenCase> cases;
   const fs::path root = KI_GOLDEN_DIR;
   for (const auto& [dir, codec] : {std::pair<const char*, Codec>{"json", Codec::kJson},
+                                   {"json-nested", Codec::kJsonNested},
                                    {"protobuf", Codec::kProtobuf},
                                    {"flatbuffers", Codec::kFlatBuffers}}) {
     std::error_code ec;
@@ -193,6 +194,9 @@ TEST_P(Golden, DecodesAsExpected) {
   const std::string_view view = std::string_view(odd).substr(1);
   switch (c.codec) {
     case Codec::kJson: expect_matches(decode_json(view), want, "decode_json(view)"); break;
+    case Codec::kJsonNested:
+      expect_matches(decode_json(view, JsonShape::kNested), want, "decode_json(view, kNested)");
+      break;
     case Codec::kProtobuf: expect_matches(decode_protobuf(view), want, "decode_protobuf(view)"); break;
     case Codec::kFlatBuffers: expect_matches(decode_flatbuffers(view), want, "decode_flatbuffers(view)"); break;
   }
@@ -204,7 +208,7 @@ INSTANTIATE_TEST_SUITE_P(Files, Golden, testing::ValuesIn(discover()),
 // Guards against an empty or half-deleted folder passing silently.
 TEST(GoldenFolder, HasCasesForEveryCodecAndNoOrphans) {
   const std::vector<GoldenCase> cases = discover();
-  for (const char* dir : {"json", "protobuf", "flatbuffers"}) {
+  for (const char* dir : {"json", "json-nested", "protobuf", "flatbuffers"}) {
     const auto n = std::count_if(cases.begin(), cases.end(), [&](const GoldenCase& c) { return c.codec_dir == dir; });
     EXPECT_GE(n, 8) << dir;
     size_t failures = 0, successes = 0;
@@ -216,7 +220,7 @@ TEST(GoldenFolder, HasCasesForEveryCodecAndNoOrphans) {
     EXPECT_GE(successes, 4u) << dir;
   }
   // Every expectation has its input.
-  for (const char* dir : {"json", "protobuf", "flatbuffers"}) {
+  for (const char* dir : {"json", "json-nested", "protobuf", "flatbuffers"}) {
     for (const auto& entry : fs::directory_iterator(fs::path(KI_GOLDEN_DIR) / dir)) {
       const std::string file = entry.path().filename().string();
       if (!ends_with(file, kExpectedSuffix)) continue;

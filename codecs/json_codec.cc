@@ -52,7 +52,7 @@ enum class Field : uint8_t {
   kOccurredAt,
   kTimestamp,
   kData,      // payload in the flat shape, the payload's container in the nested one
-  kMetadata,  // payload in the flat shape, ignored in the nested one
+  kMetadata,  // payload in the flat shape, beside the container in the nested one (not kept)
 };
 
 constexpr std::array<std::string_view, 13> kFieldNames = {
@@ -232,6 +232,45 @@ DecodeError invalid_json(error_code e, std::string_view where = {}) {
     reason += " in field \"";
     append_key_for_reason(reason, where);
     reason += '"';
+  }
+  reason += ": ";
+  reason += simdjson::error_message(e);
+  return DecodeError{std::move(reason)};
+}
+
+// Received text for a reason: printable ASCII as is (quotes included, it reads best), every other
+// byte as \xNN so the reason stays one line whatever arrived; cut after 60 bytes with "...".
+std::string quote_text(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  constexpr size_t kMax = 60;
+  std::string out;
+  const size_t n = s.size() < kMax ? s.size() : kMax;
+  for (size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  if (s.size() > kMax) out += "...";
+  return out;
+}
+
+// The whole input is not JSON: say what was received, so that a producer sending something else
+// (NestJS up to 11.1.5 sends a class instance as the text "[object Object]") sees the cause.
+DecodeError invalid_json_text(error_code e, std::string_view input) {
+  std::string reason = "invalid JSON: got ";
+  if (input.empty()) {
+    reason += "empty input";
+  } else {
+    reason += "the text \"";
+    reason += quote_text(input);
+    reason += "\" (";
+    reason += std::to_string(input.size());
+    reason += " bytes)";
   }
   reason += ": ";
   reason += simdjson::error_message(e);
@@ -435,20 +474,44 @@ std::optional<DecodeError> read_aggregate_version(od::value& v, int64_t& out) {
   return std::nullopt;
 }
 
-// occurredOn / occurredAt / timestamp: a string kept verbatim, or epoch milliseconds.
-std::optional<DecodeError> read_time(od::value& v, Field f, std::string& out, bool& present) {
+// occurredOn / occurredAt / timestamp: a string kept verbatim, or epoch milliseconds. Consumes a
+// scalar value. `present`: the value is not null or "" (such a member is the envelope's time only
+// when it is the first present one). An error in `json_error` is invalid JSON (always fatal); one in
+// `time_error` matters only if this member becomes the envelope's time, else the member is payload.
+void read_time(od::value& v, Field f, std::string& out, bool& present, std::optional<DecodeError>& json_error,
+               std::optional<DecodeError>& time_error) {
   constexpr std::string_view kExpected = "a string or epoch milliseconds";
   od::json_type t;
-  if (auto e = v.type().get(t)) return invalid_json(e, name_of(f));
-  if (t == od::json_type::string || t == od::json_type::null) {
-    if (auto err = read_optional_string(v, f, out)) return err;
-    present = !out.empty();  // null and "" count as absent
-    return std::nullopt;
+  if (auto e = v.type().get(t)) {
+    json_error = invalid_json(e, name_of(f));
+    return;
   }
-  if (t != od::json_type::number) return type_error(name_of(f), kExpected, type_name(t));
+  if (t == od::json_type::string || t == od::json_type::null) {
+    if (auto err = read_optional_string(v, f, out)) {
+      json_error = std::move(err);
+      return;
+    }
+    present = !out.empty();  // null and "" count as absent
+    return;
+  }
+  if (t != od::json_type::number) {
+    // A boolean here: validated like payload, judged only if it is the envelope's time.
+    bool b;
+    if (auto e = v.get_bool().get(b)) {
+      json_error = invalid_json(e, name_of(f));
+      return;
+    }
+    present = true;
+    time_error = type_error(name_of(f), kExpected, type_name(t));
+    return;
+  }
+  present = true;
   const std::string_view token = trim_right(v.raw_json_token());
   const NumberKind kind = classify_number(token);
-  if (kind == NumberKind::kInvalid) return invalid_json(simdjson::NUMBER_ERROR, name_of(f));
+  if (kind == NumberKind::kInvalid) {
+    json_error = invalid_json(simdjson::NUMBER_ERROR, name_of(f));
+    return;
+  }
   int64_t ms = 0;
   bool in_range = false;
   if (kind == NumberKind::kInteger) {
@@ -462,11 +525,10 @@ std::optional<DecodeError> read_time(od::value& v, Field f, std::string& out, bo
     }
   }
   if (!in_range || ms < kMinEpochMillis || ms > kMaxEpochMillis) {
-    return field_error(name_of(f), "epoch milliseconds out of range (years 0000-9999): " + excerpt(token));
+    time_error = field_error(name_of(f), "epoch milliseconds out of range (years 0000-9999): " + excerpt(token));
+    return;
   }
   out = epoch_millis_to_iso8601(ms);
-  present = true;
-  return std::nullopt;
 }
 
 struct ThreadState {
@@ -480,27 +542,42 @@ ThreadState& thread_state() {
   return state;
 }
 
-DecodeResult decode_padded(ThreadState& ts, simdjson::padded_string_view json) {
+DecodeResult decode_padded(ThreadState& ts, simdjson::padded_string_view json, JsonShape shape) {
+  const std::string_view input(json.data(), json.size());
   od::document doc;
-  if (auto e = ts.parser.iterate(json).get(doc)) return invalid_json(e);
+  if (auto e = ts.parser.iterate(json).get(doc)) return invalid_json_text(e, input);
   od::json_type top;
-  if (auto e = doc.type().get(top)) return invalid_json(e);
-  if (top != od::json_type::object) {
-    return type_error("top level", "a JSON object", type_name(top));
+  if (auto e = doc.type().get(top)) return invalid_json_text(e, input);
+  if (top != od::json_type::object && top != od::json_type::array) {
+    return type_error("top level", "a JSON object",
+                      std::string(type_name(top)) + " \"" + quote_text(trim(input)) + "\"");
+  }
+  if (top == od::json_type::array) {
+    // Valid JSON of another type, or text that merely starts like it ("[object Object]").
+    od::value v;
+    const char* end = nullptr;
+    if (auto e = doc.get_value().get(v)) return invalid_json_text(e, input);
+    if (auto e = walk(v, 1, end)) return invalid_json_text(e, input);
+    if (!doc.current_location().error()) return invalid_json_text(simdjson::TRAILING_CONTENT, input);
+    return type_error("top level", "a JSON object",
+                      std::string(type_name(top)) + " \"" + quote_text(trim(input)) + "\"");
   }
   od::object obj;
-  if (auto e = doc.get_object().get(obj)) return invalid_json(e);
+  if (auto e = doc.get_object().get(obj)) return invalid_json_text(e, input);
 
   DomainEvent event;
   std::array<std::string, 3> times;  // occurredOn, occurredAt, timestamp
-  std::array<bool, 3> time_present{};
+  std::array<bool, 3> time_present{};  // with a value (not null or "")
+  std::array<bool, 3> time_seen{};     // present at all
+  std::array<std::optional<DecodeError>, 3> time_errors;
+  std::array<size_t, 3> time_member{};  // index in `members`
   uint32_t seen = 0;                 // bit per envelope Field
   auto& members = ts.members;
   members.clear();
 
   for (auto field_result : obj) {
     od::field field;
-    if (auto e = std::move(field_result).get(field)) return invalid_json(e);
+    if (auto e = std::move(field_result).get(field)) return invalid_json_text(e, input);
     const char* key_raw = field.key().raw();
     od::value& v = field.value();
     std::string_view key = raw_key(key_raw, v.raw_json_token().data());
@@ -534,8 +611,25 @@ DecodeResult decode_padded(ThreadState& ts, simdjson::padded_string_view json) {
       case Field::kOccurredOn:
       case Field::kOccurredAt:
       case Field::kTimestamp: {
+        // Every time-named member is kept as a payload candidate: only the first present one is
+        // the envelope's time, the others stay in the payload.
         const size_t i = static_cast<size_t>(kind) - static_cast<size_t>(Field::kOccurredOn);
-        err = read_time(v, kind, times[i], time_present[i]);
+        Member m{kind, key_begin, v.raw_json_token().data(), nullptr};
+        od::json_type t;
+        if (auto e = v.type().get(t)) return invalid_json(e, key);
+        if (t == od::json_type::object || t == od::json_type::array) {
+          if (auto e = walk(v, 1, m.value_end)) return invalid_json(e, key);
+          time_present[i] = true;
+          time_errors[i] = type_error(name_of(kind), "a string or epoch milliseconds", type_name(t));
+        } else {
+          const std::string_view token = trim_right(v.raw_json_token());
+          m.value_end = token.data() + token.size();
+          read_time(v, kind, times[i], time_present[i], err, time_errors[i]);
+        }
+        if (!err && !followed_by(m.value_end, '}')) return invalid_json(simdjson::TAPE_ERROR, key);
+        time_seen[i] = true;
+        time_member[i] = members.size();
+        members.push_back(m);
         break;
       }
       default: break;
@@ -544,7 +638,7 @@ DecodeResult decode_padded(ThreadState& ts, simdjson::padded_string_view json) {
   }
 
   // Anything after the top-level object's closing brace.
-  if (!doc.current_location().error()) return invalid_json(simdjson::TRAILING_CONTENT);
+  if (!doc.current_location().error()) return invalid_json_text(simdjson::TRAILING_CONTENT, input);
 
   for (Field f : {Field::kEventType, Field::kAggregateId, Field::kAggregateType, Field::kAggregateVersion}) {
     if (!(seen & (1u << static_cast<unsigned>(f)))) {
@@ -553,40 +647,55 @@ DecodeResult decode_padded(ThreadState& ts, simdjson::padded_string_view json) {
       return DecodeError{std::move(reason)};
     }
   }
+  // The envelope's time: the first time-named member with a value; when none has one, the first
+  // present (null or "", i.e. no time). Every other time-named member is payload.
+  const Member* time_used = nullptr;
   for (size_t i = 0; i < times.size(); ++i) {
     if (time_present[i]) {
+      if (time_errors[i]) return std::move(*time_errors[i]);
       event.occurred_at = std::move(times[i]);
+      time_used = &members[time_member[i]];
       break;
     }
   }
+  for (size_t i = 0; time_used == nullptr && i < times.size(); ++i) {
+    if (time_seen[i]) time_used = &members[time_member[i]];
+  }
 
-  // Nested: exactly one `data` member holding an object, beside at most one `metadata` and the
-  // envelope. Otherwise flat: every non-envelope member, in input order, text verbatim.
-  const Member* data = nullptr;
-  size_t data_count = 0, metadata_count = 0, other_count = 0;
-  size_t payload_size = 2;
-  for (const Member& m : members) {
-    if (m.kind == Field::kData) {
-      ++data_count;
-      data = &m;
-    } else if (m.kind == Field::kMetadata) {
-      ++metadata_count;
-    } else {
-      ++other_count;
+  if (shape == JsonShape::kNested) {
+    // The payload is the `data` object; besides it only `metadata` (the producer's own, not kept)
+    // may sit next to the envelope, so that nothing else is silently dropped.
+    const Member* data = nullptr;
+    for (const Member& m : members) {
+      if (&m == time_used) continue;
+      if (m.kind == Field::kData && data == nullptr) {
+        if (*m.value_begin != '{') return DecodeError{"nested shape: \"data\" is not a JSON object"};
+        data = &m;
+      } else if (m.kind != Field::kMetadata) {
+        std::string reason = "nested shape: unexpected top-level field \"";
+        append_key_for_reason(reason, raw_key(m.key_begin + 1, m.value_begin));
+        reason += "\" (the payload goes under \"data\"; the json codec takes the flat shape)";
+        return DecodeError{std::move(reason)};
+      }
     }
-    payload_size += static_cast<size_t>(m.value_end - m.key_begin) + 1;
-  }
-  if (data_count == 1 && metadata_count <= 1 && other_count == 0 && *data->value_begin == '{') {
+    if (data == nullptr) return DecodeError{"nested shape: missing \"data\" object"};
     event.payload.assign(data->value_begin, data->value_end);
-  } else {
-    event.payload.reserve(payload_size);
-    event.payload.push_back('{');
-    for (size_t i = 0; i < members.size(); ++i) {
-      if (i) event.payload.push_back(',');
-      event.payload.append(members[i].key_begin, members[i].value_end);
-    }
-    event.payload.push_back('}');
+    return event;
   }
+
+  // Flat: every member that is not the envelope's, in input order, text verbatim.
+  size_t payload_size = 2;
+  for (const Member& m : members) payload_size += static_cast<size_t>(m.value_end - m.key_begin) + 1;
+  event.payload.reserve(payload_size);
+  event.payload.push_back('{');
+  bool first = true;
+  for (const Member& m : members) {
+    if (&m == time_used) continue;
+    if (!first) event.payload.push_back(',');
+    first = false;
+    event.payload.append(m.key_begin, m.value_end);
+  }
+  event.payload.push_back('}');
   return event;
 }
 
@@ -598,7 +707,7 @@ void trim_thread_state(ThreadState& ts) {
   if (ts.members.capacity() > 4096) std::vector<Member>().swap(ts.members);
 }
 
-DecodeResult decode_guarded(const char* data, size_t size, size_t capacity, bool needs_copy) {
+DecodeResult decode_guarded(const char* data, size_t size, size_t capacity, bool needs_copy, JsonShape shape) {
   return detail::guard_decode([&]() -> DecodeResult {
     ThreadState& ts = thread_state();
     // Buffers grown by a previous huge message are released here rather than after the decode,
@@ -607,9 +716,9 @@ DecodeResult decode_guarded(const char* data, size_t size, size_t capacity, bool
     if (needs_copy) {
       ts.copy.reserve(size + simdjson::SIMDJSON_PADDING);
       ts.copy.assign(data, size);
-      return decode_padded(ts, simdjson::padded_string_view(ts.copy.data(), size, ts.copy.capacity()));
+      return decode_padded(ts, simdjson::padded_string_view(ts.copy.data(), size, ts.copy.capacity()), shape);
     }
-    return decode_padded(ts, simdjson::padded_string_view(data, size, capacity));
+    return decode_padded(ts, simdjson::padded_string_view(data, size, capacity), shape);
   });
 }
 
@@ -625,13 +734,13 @@ void append_key(std::string& out, bool& first, std::string_view key) {
 
 }  // namespace
 
-DecodeResult decode_json(const std::string& bytes) {
+DecodeResult decode_json(const std::string& bytes, JsonShape shape) {
   const bool padded = bytes.capacity() >= bytes.size() + simdjson::SIMDJSON_PADDING;
-  return decode_guarded(bytes.data(), bytes.size(), bytes.capacity(), !padded);
+  return decode_guarded(bytes.data(), bytes.size(), bytes.capacity(), !padded, shape);
 }
 
-DecodeResult decode_json(std::string_view bytes) {
-  return decode_guarded(bytes.data(), bytes.size(), 0, true);
+DecodeResult decode_json(std::string_view bytes, JsonShape shape) {
+  return decode_guarded(bytes.data(), bytes.size(), 0, true, shape);
 }
 
 std::optional<std::string> check_json_object(std::string_view text) {

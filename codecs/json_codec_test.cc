@@ -193,9 +193,9 @@ TEST(StrictJsonOracle, AgreesWithTheGrammar) {
 }
 
 // Decodes through both overloads (in place and copied) and checks they agree.
-DecodeResult decode_both(std::string_view json) {
-  DecodeResult in_place = decode_json(padded(json));
-  DecodeResult copied = decode_json(json);
+DecodeResult decode_both(std::string_view json, JsonShape shape = JsonShape::kFlat) {
+  DecodeResult in_place = decode_json(padded(json), shape);
+  DecodeResult copied = decode_json(json, shape);
   EXPECT_EQ(in_place.index(), copied.index()) << json;
   if (in_place.index() == copied.index()) {
     if (auto* a = std::get_if<DomainEvent>(&in_place)) {
@@ -207,8 +207,8 @@ DecodeResult decode_both(std::string_view json) {
   return in_place;
 }
 
-DomainEvent decode_ok(std::string_view json) {
-  DecodeResult r = decode_both(json);
+DomainEvent decode_ok(std::string_view json, JsonShape shape = JsonShape::kFlat) {
+  DecodeResult r = decode_both(json, shape);
   if (auto* e = std::get_if<DecodeError>(&r)) {
     ADD_FAILURE() << "unexpected decode error: " << e->reason << "\ninput: " << json;
     return {};
@@ -218,8 +218,8 @@ DomainEvent decode_ok(std::string_view json) {
   return event;
 }
 
-std::string decode_err(std::string_view json) {
-  DecodeResult r = decode_both(json);
+std::string decode_err(std::string_view json, JsonShape shape = JsonShape::kFlat) {
+  DecodeResult r = decode_both(json, shape);
   if (auto* e = std::get_if<DecodeError>(&r)) {
     EXPECT_FALSE(e->reason.empty());
     return e->reason;
@@ -268,7 +268,7 @@ TEST(JsonCodecDecode, FlatSeedShape) {
 }
 
 TEST(JsonCodecDecode, NestedShapeTakesDataVerbatimAndIgnoresMetadata) {
-  DomainEvent e = decode_ok(kNested);
+  DomainEvent e = decode_ok(kNested, JsonShape::kNested);
   EXPECT_EQ(e.event_id, "e-1");
   EXPECT_EQ(e.event_type, "OrderPlaced");
   EXPECT_EQ(e.aggregate_version, 3);
@@ -277,13 +277,35 @@ TEST(JsonCodecDecode, NestedShapeTakesDataVerbatimAndIgnoresMetadata) {
 
 TEST(JsonCodecDecode, NestedShapeWithoutMetadataAndDataFirst) {
   DomainEvent e = decode_ok(
-      R"({"data":{"x":[1,2]},"eventType":"T","aggregateId":"a","aggregateType":"A","aggregateVersion":0})");
+      R"({"data":{"x":[1,2]},"eventType":"T","aggregateId":"a","aggregateType":"A","aggregateVersion":0})",
+      JsonShape::kNested);
   EXPECT_EQ(e.payload, R"({"x":[1,2]})");
   EXPECT_EQ(e.aggregate_version, 0);
 }
 
 TEST(JsonCodecDecode, NestedWithEmptyDataObject) {
-  EXPECT_EQ(decode_ok(minimal(R"(,"data":{})")).payload, "{}");
+  EXPECT_EQ(decode_ok(minimal(R"(,"data":{})"), JsonShape::kNested).payload, "{}");
+}
+
+TEST(JsonCodecDecode, FlatNeverReshapesASingleDataField) {
+  // The published object minus the envelope, always: a lone `data` member is payload.
+  EXPECT_EQ(decode_ok(kNested).payload,
+            R"({"data": { "customerId" : "c-7", "total": 129.95 },"metadata":{"source":"orders-api"}})");
+  EXPECT_EQ(decode_ok(minimal(R"(,"data":{"x":1})")).payload, R"({"data":{"x":1}})");
+}
+
+TEST(JsonCodecDecode, NestedShapeRefusesWhatItWouldDrop) {
+  EXPECT_EQ(decode_err(minimal(R"(,"data":{"x":1},"other":2)"), JsonShape::kNested),
+            "nested shape: unexpected top-level field \"other\" (the payload goes under \"data\"; the json codec "
+            "takes the flat shape)");
+  EXPECT_EQ(decode_err(minimal(R"(,"occurredOn":"t","timestamp":1,"data":{})"), JsonShape::kNested),
+            "nested shape: unexpected top-level field \"timestamp\" (the payload goes under \"data\"; the json "
+            "codec takes the flat shape)");
+  EXPECT_EQ(decode_err(minimal(R"(,"data":[1])"), JsonShape::kNested), "nested shape: \"data\" is not a JSON object");
+  EXPECT_EQ(decode_err(minimal(), JsonShape::kNested), "nested shape: missing \"data\" object");
+  EXPECT_EQ(decode_err(minimal(R"(,"data":{},"data":{})"), JsonShape::kNested),
+            "nested shape: unexpected top-level field \"data\" (the payload goes under \"data\"; the json codec "
+            "takes the flat shape)");
 }
 
 TEST(JsonCodecDecode, DataBesideOtherPayloadFieldsStaysFlat) {
@@ -484,6 +506,10 @@ TEST(JsonCodecDecode, NullOptionalFieldsAreAbsent) {
   EXPECT_EQ(e.causation_id, "");
   EXPECT_EQ(e.occurred_at, "");
   EXPECT_EQ(e.payload, "{}");  // envelope fields never become payload, even when null
+  // Without any time value, the first time-named member is the (empty) time; the others are payload.
+  e = decode_ok(minimal(R"(,"timestamp":"","occurredOn":null)"));
+  EXPECT_EQ(e.occurred_at, "");
+  EXPECT_EQ(e.payload, R"({"timestamp":""})");
 }
 
 TEST(JsonCodecDecode, DuplicateEnvelopeKeysAreErrors) {
@@ -524,8 +550,21 @@ TEST(JsonCodecDecode, TimePrecedenceIsOccurredOnThenOccurredAtThenTimestamp) {
   EXPECT_EQ(decode_ok(minimal(R"(,"timestamp":"ts","occurredAt":"at","occurredOn":"on")")).occurred_at, "on");
   EXPECT_EQ(decode_ok(minimal(R"(,"timestamp":"ts","occurredAt":"at")")).occurred_at, "at");
   EXPECT_EQ(decode_ok(minimal(R"(,"timestamp":0,"occurredOn":null)")).occurred_at, "1970-01-01T00:00:00.000Z");
-  // None of the time fields becomes payload.
-  EXPECT_EQ(decode_ok(minimal(R"(,"timestamp":"ts","occurredAt":"at","p":1)")).payload, R"({"p":1})");
+  // Only the envelope's time leaves the payload; the other time-named members stay, untouched.
+  EXPECT_EQ(decode_ok(minimal(R"(,"timestamp":"ts","occurredAt":"at","p":1)")).payload, R"({"timestamp":"ts","p":1})");
+  EXPECT_EQ(decode_ok(minimal(R"(,"occurredOn":"on","timestamp":1700000000000)")).payload,
+            R"({"timestamp":1700000000000})");
+  EXPECT_EQ(decode_ok(minimal(R"(,"timestamp":0,"occurredOn":null)")).payload, R"({"occurredOn":null})");
+  // A member that is not the time is not judged as one.
+  EXPECT_EQ(decode_ok(minimal(R"(,"occurredOn":"on","timestamp":true,"occurredAt":{"tz":"Z"})")).payload,
+            R"({"timestamp":true,"occurredAt":{"tz":"Z"}})");
+  EXPECT_EQ(decode_ok(minimal(R"(,"occurredOn":"on","timestamp":1e300)")).payload, R"({"timestamp":1e300})");
+  // The one that is the time is.
+  EXPECT_EQ(decode_err(minimal(R"(,"occurredOn":true,"timestamp":1)")),
+            "occurredOn: expected a string or epoch milliseconds, got boolean");
+  EXPECT_EQ(decode_err(minimal(R"(,"occurredAt":[1],"timestamp":1)")),
+            "occurredAt: expected a string or epoch milliseconds, got array");
+  EXPECT_NE(decode_err(minimal(R"(,"occurredOn":"on","timestamp":tru)")).find("invalid JSON"), std::string::npos);
 }
 
 TEST(EpochMillisToIso8601, RendersUtcWithMilliseconds) {
@@ -623,8 +662,9 @@ TEST(JsonCodecDecode, TruncationReasonCarriesSimdjsonMessage) {
 }
 
 TEST(JsonCodecDecode, EmptyAndWhitespaceInput) {
-  EXPECT_EQ(decode_err(""), "invalid JSON: "s + simdjson::error_message(simdjson::EMPTY));
-  EXPECT_EQ(decode_err(" \n\t "), "invalid JSON: "s + simdjson::error_message(simdjson::EMPTY));
+  EXPECT_EQ(decode_err(""), "invalid JSON: got empty input: "s + simdjson::error_message(simdjson::EMPTY));
+  EXPECT_EQ(decode_err(" \n\t "),
+            "invalid JSON: got the text \" \\x0a\\x09 \" (4 bytes): "s + simdjson::error_message(simdjson::EMPTY));
   EXPECT_TRUE(std::holds_alternative<DecodeError>(decode_json(std::string())));
   EXPECT_TRUE(std::holds_alternative<DecodeError>(decode_json(std::string_view())));
   EXPECT_TRUE(std::holds_alternative<DecodeError>(decode_json(static_cast<const char*>(nullptr))));
@@ -645,14 +685,25 @@ TEST(JsonCodecDecode, ReasonsNamingAKeyStayOnOneLine) {
 }
 
 TEST(JsonCodecDecode, NonObjectTopLevel) {
-  EXPECT_EQ(decode_err("[]"), "top level: expected a JSON object, got array");
-  EXPECT_EQ(decode_err("[" + minimal() + "]"), "top level: expected a JSON object, got array");
-  EXPECT_EQ(decode_err(R"("x")"), "top level: expected a JSON object, got string");
-  EXPECT_EQ(decode_err("12"), "top level: expected a JSON object, got number");
-  EXPECT_EQ(decode_err("null"), "top level: expected a JSON object, got null");
-  EXPECT_EQ(decode_err("true"), "top level: expected a JSON object, got boolean");
+  EXPECT_EQ(decode_err("[]"), "top level: expected a JSON object, got array \"[]\"");
+  EXPECT_EQ(decode_err("[" + minimal() + "]"),
+            R"(top level: expected a JSON object, got array "[{"eventType":"T","aggregateId":"a","aggregateType":"A","agg...")");
+  EXPECT_EQ(decode_err(R"("x")"), R"(top level: expected a JSON object, got string ""x"")");
+  EXPECT_EQ(decode_err("12"), "top level: expected a JSON object, got number \"12\"");
+  EXPECT_EQ(decode_err("null"), "top level: expected a JSON object, got null \"null\"");
+  EXPECT_EQ(decode_err(" true\n"), "top level: expected a JSON object, got boolean \"true\"");
   EXPECT_NE(decode_err("}").find("invalid JSON"), std::string::npos);
   EXPECT_NE(decode_err("hello").find("invalid JSON"), std::string::npos);
+}
+
+TEST(JsonCodecDecode, TextThatIsNotJsonIsQuoted) {
+  // NestJS up to 11.1.5 sends a class instance as its string conversion.
+  EXPECT_EQ(decode_err("[object Object]").rfind("invalid JSON: got the text \"[object Object]\" (15 bytes): ", 0), 0u)
+      << decode_err("[object Object]");
+  EXPECT_EQ(decode_err("hello").rfind("invalid JSON: got the text \"hello\" (5 bytes): ", 0), 0u);
+  const std::string long_text(100, 'z');
+  EXPECT_NE(decode_err(long_text).find("\"" + std::string(60, 'z') + "...\" (100 bytes)"), std::string::npos);
+  EXPECT_NE(decode_err("\xff\xfe").find("\\xff\\xfe"), std::string::npos);
 }
 
 TEST(JsonCodecDecode, TrailingContentIsAnError) {
@@ -662,7 +713,8 @@ TEST(JsonCodecDecode, TrailingContentIsAnError) {
   EXPECT_NE(decode_err(valid + "}").find("invalid JSON"), std::string::npos);
   EXPECT_NE(decode_err(valid + ",").find("invalid JSON"), std::string::npos);
   EXPECT_NE(decode_err(valid + valid).find("invalid JSON"), std::string::npos);
-  EXPECT_EQ(decode_err(valid + "1"), "invalid JSON: "s + simdjson::error_message(simdjson::INCOMPLETE_ARRAY_OR_OBJECT));
+  EXPECT_EQ(decode_err(valid + "1"), "invalid JSON: got the text \"" + valid.substr(0, 60) + "...\" (77 bytes): "s +
+                                         simdjson::error_message(simdjson::INCOMPLETE_ARRAY_OR_OBJECT));
   EXPECT_EQ(decode_ok(valid + " \n\t\r").payload, "{}");
   EXPECT_EQ(decode_ok(" \n" + valid).payload, "{}");
 }
@@ -739,7 +791,7 @@ TEST(JsonCodecDecode, DeepNesting) {
   EXPECT_EQ(decode_ok(minimal(",\"p\":" + ok)).payload, "{\"p\":" + ok + "}");
   // Deep nesting in the nested shape's data.
   const std::string deep_data = "{\"x\":" + std::string(800, '[') + std::string(800, ']') + "}";
-  EXPECT_EQ(decode_ok(minimal(",\"data\":" + deep_data)).payload, deep_data);
+  EXPECT_EQ(decode_ok(minimal(",\"data\":" + deep_data), JsonShape::kNested).payload, deep_data);
 }
 
 TEST(JsonCodecDecode, TenMegabyteEvents) {
@@ -754,7 +806,7 @@ TEST(JsonCodecDecode, TenMegabyteEvents) {
 
   const std::string garbage = "{\"a\":" + std::string(10u << 20, '[');
   EXPECT_NE(decode_err(garbage).find("invalid JSON"), std::string::npos);
-  EXPECT_EQ(decode_err(std::string(10u << 20, '[')), "top level: expected a JSON object, got array");
+  EXPECT_EQ(decode_err(std::string(10u << 20, '[')).rfind("invalid JSON: got the text \"[[[", 0), 0u);
   // The thread's buffers shrink back; small events still decode afterwards.
   EXPECT_EQ(decode_ok(kSeedFlat).event_type, "OrderPlaced");
 }
@@ -874,7 +926,7 @@ TEST(JsonCodecEncode, RoundTripBothShapes) {
     const DomainEvent original = full_event();
     const std::string json = encode_json(original, shape);
     ASSERT_TRUE(is_valid_json(json)) << json;
-    DomainEvent back = decode_ok(json);
+    DomainEvent back = decode_ok(json, shape);
     EXPECT_TRUE(same_event(original, back)) << json << "\n-> " << back.payload;
 
     DomainEvent minimal_event;
@@ -883,7 +935,7 @@ TEST(JsonCodecEncode, RoundTripBothShapes) {
     minimal_event.aggregate_type = "Pinger";
     minimal_event.aggregate_version = INT64_MAX;
     minimal_event.payload = "{}";
-    DomainEvent minimal_back = decode_ok(encode_json(minimal_event, shape));
+    DomainEvent minimal_back = decode_ok(encode_json(minimal_event, shape), shape);
     EXPECT_TRUE(same_event(minimal_event, minimal_back)) << encode_json(minimal_event, shape);
   }
 }
@@ -891,8 +943,8 @@ TEST(JsonCodecEncode, RoundTripBothShapes) {
 TEST(JsonCodecEncode, RoundTripOfSeedInputIsStable) {
   DomainEvent first = decode_ok(kSeedFlat);
   EXPECT_EQ(encode_json(first), kSeedFlat);
-  DomainEvent nested = decode_ok(kNested);
-  DomainEvent again = decode_ok(encode_json(nested, JsonShape::kNested));
+  DomainEvent nested = decode_ok(kNested, JsonShape::kNested);
+  DomainEvent again = decode_ok(encode_json(nested, JsonShape::kNested), JsonShape::kNested);
   EXPECT_TRUE(same_event(nested, again));
 }
 

@@ -24,6 +24,12 @@ struct SourceMessage {
   std::string value;             // capacity() >= size() + kValuePadding (see assign_value)
   std::string content_type;      // the `content-type` header, empty when absent
   bool key_null = false;         // the message has no key (`key` is then empty)
+  // Request/reply (NestJS ClientKafka `send()`): the headers `kafka_replyTopic`,
+  // `kafka_correlationId` and `kafka_replyPartition` (-1 when absent). Kept only when both the
+  // topic and the correlation id are present, which is when an answer is awaited.
+  std::string reply_topic;
+  std::string reply_correlation_id;
+  int32_t reply_partition = -1;
 
   void assign_value(const void* data, size_t size) {
     value.reserve(size + kValuePadding);

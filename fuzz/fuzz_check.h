@@ -49,7 +49,7 @@ inline void check_event(const DomainEvent& e) {
   if (json) {
     const auto problem = codecs::check_json_object(e.payload);
     FUZZ_CHECK(!problem, "JSON payload is not a JSON object: %s", problem->c_str());
-    const codecs::DecodeResult via_json = codecs::decode_json(codecs::encode_json(e, codecs::JsonShape::kNested));
+    const codecs::DecodeResult via_json = codecs::decode_json(codecs::encode_json(e, codecs::JsonShape::kNested), codecs::JsonShape::kNested);
     FUZZ_CHECK(std::holds_alternative<DomainEvent>(via_json), "JSON round trip failed: %s",
                std::get<DecodeError>(via_json).reason.c_str());
     FUZZ_CHECK(same(std::get<DomainEvent>(via_json), e), "JSON round trip changed the event");

@@ -4,6 +4,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <charconv>
+
 #include <algorithm>
 #include <cstdint>
 #include <spdlog/spdlog.h>
@@ -14,6 +16,30 @@
 
 namespace kingest::kafka {
 namespace {
+
+// NestJS ClientKafka's request headers; a reply is awaited only when both topic and id are set.
+void read_reply_headers(rd_kafka_headers_t* hdrs, SourceMessage& msg) {
+  const void* topic = nullptr;
+  const void* id = nullptr;
+  size_t topic_n = 0, id_n = 0;
+  if (rd_kafka_header_get_last(hdrs, "kafka_replyTopic", &topic, &topic_n) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      topic == nullptr || topic_n == 0 ||
+      rd_kafka_header_get_last(hdrs, "kafka_correlationId", &id, &id_n) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      id == nullptr || id_n == 0) {
+    return;
+  }
+  msg.reply_topic.assign(static_cast<const char*>(topic), topic_n);
+  msg.reply_correlation_id.assign(static_cast<const char*>(id), id_n);
+  const void* p = nullptr;
+  size_t p_n = 0;
+  if (rd_kafka_header_get_last(hdrs, "kafka_replyPartition", &p, &p_n) == RD_KAFKA_RESP_ERR_NO_ERROR && p != nullptr) {
+    // Sent as decimal text; anything else leaves the partition to the partitioner.
+    int32_t partition = 0;
+    const char* text = static_cast<const char*>(p);
+    auto [end, ec] = std::from_chars(text, text + p_n, partition);
+    if (ec == std::errc() && end == text + p_n && partition >= 0) msg.reply_partition = partition;
+  }
+}
 
 std::vector<TopicPartition> to_tps(const rd_kafka_topic_partition_list_t* list) {
   std::vector<TopicPartition> out;
@@ -230,6 +256,9 @@ absl::Status KafkaSource::close() {
 
 void KafkaSource::commit(const std::vector<CommitPosition>& positions, bool sync) {
   if (positions.empty()) return;
+  // Whatever must reach Kafka before these offsets do (replies): the positions were taken after
+  // the messages they cover were done, so everything those messages queued is flushed here.
+  if (callbacks_.before_commit && !callbacks_.before_commit()) return;
   auto* list = to_list(positions);
   rd_kafka_resp_err_t e = rd_kafka_commit(rk_, list, sync ? 0 : 1);
   rd_kafka_topic_partition_list_destroy(list);
@@ -565,6 +594,7 @@ void KafkaSource::poll_loop() {
           if (rd_kafka_header_get_last(hdrs, "content-type", &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR && v != nullptr) {
             msg.content_type.assign(static_cast<const char*>(v), n);
           }
+          read_reply_headers(hdrs, msg);
         }
         messages_read_.fetch_add(1, std::memory_order_relaxed);
         size_t bytes = msg.byte_size();

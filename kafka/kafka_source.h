@@ -85,6 +85,11 @@ struct SourceCallbacks {
   std::function<void(const std::vector<TopicPartition>&)> on_revoke;
   // An error the run cannot continue from (unknown topic, authorization, offset out of range).
   std::function<void(absl::Status)> on_fatal;
+  // Called before every offset commit, after the positions to commit were taken: whatever the
+  // messages they cover queued for Kafka (replies) is flushed here, so it is never lost to a crash
+  // after the commit (it may be sent twice after a crash before it). False skips this commit; the
+  // periodic commit of every position repeats it later.
+  std::function<bool()> before_commit;
 };
 
 class KafkaSource {

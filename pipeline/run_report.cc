@@ -2,6 +2,9 @@
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
+#include <set>
+#include <string_view>
 
 #include "core/json_writer.h"
 
@@ -9,32 +12,45 @@ namespace kingest::pipeline {
 
 std::string RunReport::to_json() const {
   JsonWriter w;
+  // Each key once: strict JSON readers reject duplicates, and a figure that a command also puts in
+  // `text` or `numbers` under a fixed field's name must not shadow it.
+  std::set<std::string, std::less<>> written;
+  auto key = [&](std::string_view k) -> bool {
+    if (!written.emplace(k).second) return false;
+    w.key(k);
+    return true;
+  };
   w.begin_object();
-  w.key("schema").value(kReportSchema);
-  w.key("command").value(command);
-  w.key("sink").value(sink);
-  w.key("append_mode").value(append_mode);
-  w.key("outcome").value(outcome);
-  w.key("events_read").value(stats.events_read);
-  w.key("events_appended").value(stats.events_appended);
-  w.key("duplicates").value(stats.duplicates);
-  w.key("conflicts").value(stats.conflicts);
-  w.key("dead_lettered").value(stats.dead_lettered);
-  w.key("streams").value(stats.streams);
-  w.key("batches").value(stats.batches);
-  w.key("appends").value(stats.appends);
-  w.key("streams_on_several_partitions").value(stats.streams_on_several_partitions);
-  w.key("events_reordered").value(stats.events_reordered);
-  w.key("max_reorder_wait_ms").value(stats.max_reorder_wait_ms);
-  w.key("elapsed_s").value(elapsed_s);
-  w.key("events_per_s").value(events_per_s());
-  if (events_produced) w.key("events_produced").value(*events_produced);
-  if (verified) w.key("verified").value(*verified);
-  if (!error.empty()) w.key("error").value(error);
-  for (const auto& [k, v] : text) w.key(k).value(v);
-  for (const auto& [k, v] : numbers) w.key(k).value(v);
+  if (key("schema")) w.value(kReportSchema);
+  if (key("command")) w.value(command);
+  if (key("sink")) w.value(sink);
+  if (key("append_mode")) w.value(append_mode);
+  if (key("outcome")) w.value(outcome);
+  if (key("events_read")) w.value(stats.events_read);
+  if (key("events_appended")) w.value(stats.events_appended);
+  if (key("duplicates")) w.value(stats.duplicates);
+  if (key("conflicts")) w.value(stats.conflicts);
+  if (key("dead_lettered")) w.value(stats.dead_lettered);
+  if (key("streams")) w.value(stats.streams);
+  if (key("batches")) w.value(stats.batches);
+  if (key("appends")) w.value(stats.appends);
+  if (key("streams_on_several_partitions")) w.value(stats.streams_on_several_partitions);
+  if (key("events_reordered")) w.value(stats.events_reordered);
+  if (key("max_reorder_wait_ms")) w.value(stats.max_reorder_wait_ms);
+  if (key("elapsed_s")) w.value(elapsed_s);
+  if (key("events_per_s")) w.value(events_per_s());
+  if (events_produced && key("events_produced")) w.value(*events_produced);
+  if (verified && key("verified")) w.value(*verified);
+  if (!error.empty() && key("error")) w.value(error);
+  for (const auto& [k, v] : text) {
+    if (key(k)) w.value(v);
+  }
+  for (const auto& [k, v] : numbers) {
+    if (key(k)) w.value(v);
+  }
   for (const auto& [k, fields] : objects) {
-    w.key(k).begin_object();
+    if (!key(k)) continue;
+    w.begin_object();
     for (const auto& [name, v] : fields) w.key(name).value(v);
     w.end_object();
   }

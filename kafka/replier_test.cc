@@ -1,0 +1,202 @@
+// Replies in NestJS's wire format, against the embedded broker: what lands on the reply topic, and
+// that the source reads the request headers and flushes before committing.
+#include "kafka/replier.h"
+
+#include <gtest/gtest.h>
+#include <librdkafka/rdkafka.h>
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "kafka/embedded_broker.h"
+#include "kafka/kafka_source.h"
+#include "kafka/producer.h"
+
+namespace kingest::kafka {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+struct Received {
+  int32_t partition = -1;
+  bool key_null = false;
+  std::optional<std::string> value;  // nullopt: a null value
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Every message of `topic` (partitions 0..n-1), waiting until `want` arrived or 20 s passed.
+std::vector<Received> read_topic(const std::string& brokers, const std::string& topic, int partitions, size_t want) {
+  char err[256];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err);
+  rd_kafka_conf_set(conf, "group.id", "replier-test-reader", err, sizeof err);
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  auto* list = rd_kafka_topic_partition_list_new(partitions);
+  for (int p = 0; p < partitions; ++p) {
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  }
+  rd_kafka_assign(rk, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  std::vector<Received> out;
+  const auto deadline = Clock::now() + 20s;
+  while (out.size() < want && Clock::now() < deadline) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
+    if (m == nullptr) continue;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      Received r;
+      r.partition = m->partition;
+      r.key_null = m->key == nullptr;
+      if (m->payload != nullptr) r.value = std::string(static_cast<const char*>(m->payload), m->len);
+      rd_kafka_headers_t* hdrs = nullptr;
+      if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const char* name = nullptr;
+        const void* v = nullptr;
+        size_t n = 0;
+        for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+          r.headers.emplace_back(name, v != nullptr ? std::string(static_cast<const char*>(v), n) : std::string());
+        }
+      }
+      out.push_back(std::move(r));
+    }
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+  return out;
+}
+
+SourceMessage request(const std::string& reply_topic, const std::string& correlation_id, int32_t partition) {
+  SourceMessage m;
+  m.tp = {"system-events", 0};
+  m.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  m.reply_topic = reply_topic;
+  m.reply_correlation_id = correlation_id;
+  m.reply_partition = partition;
+  return m;
+}
+
+TEST(Replier, SendsNestJsSuccessAndErrorRepliesToTheRequestedPartition) {
+  auto broker = EmbeddedBroker::start().value();
+  ASSERT_TRUE(broker->create_topic("system-events.reply", 3).ok());
+  auto replier = Replier::create(broker->bootstrap()).value();
+  const Uuid id = Uuid::parse("0b5e2a4c-7d1f-4e8a-9c3b-2f6d8e1a4b7c").value();
+
+  replier->reply_success(request("system-events.reply", "corr-1", 2), id);
+  replier->reply_error(request("system-events.reply", "corr-2", 1), "invalid JSON",
+                       "got the text \"[object Object]\" (15 bytes)");
+  // No reply awaited: neither without a topic nor without a correlation id.
+  replier->reply_success(request("", "corr-3", 0), id);
+  replier->reply_success(request("system-events.reply", "", 0), id);
+  ASSERT_TRUE(replier->flush(10s).ok());
+  const ReplierStats st = replier->stats();
+  EXPECT_EQ(st.sent, 2u);
+  EXPECT_EQ(st.delivered, 2u);
+  EXPECT_EQ(st.failed, 0u);
+  EXPECT_GE(st.latency_p99_ms, st.latency_p50_ms);
+
+  auto got = read_topic(broker->bootstrap(), "system-events.reply", 3, 2);
+  ASSERT_EQ(got.size(), 2u);
+  std::sort(got.begin(), got.end(), [](const Received& a, const Received& b) { return a.partition > b.partition; });
+  const std::string disposed(1, '\0');
+  EXPECT_EQ(got[0].partition, 2);
+  EXPECT_TRUE(got[0].key_null);
+  EXPECT_EQ(got[0].value, R"({"success":true,"eventId":"0b5e2a4c-7d1f-4e8a-9c3b-2f6d8e1a4b7c"})");
+  EXPECT_EQ(got[0].headers, (std::vector<std::pair<std::string, std::string>>{{"kafka_correlationId", "corr-1"},
+                                                                              {"kafka_nest-is-disposed", disposed}}));
+  EXPECT_EQ(got[1].partition, 1);
+  EXPECT_TRUE(got[1].key_null);
+  EXPECT_EQ(got[1].value, std::nullopt);
+  EXPECT_EQ(got[1].headers,
+            (std::vector<std::pair<std::string, std::string>>{
+                {"kafka_correlationId", "corr-2"},
+                {"kafka_nest-err",
+                 R"j({"status":"error","message":"invalid JSON: got the text \"[object Object]\" (15 bytes)"})j"},
+                {"kafka_nest-is-disposed", disposed}}));
+}
+
+TEST(Replier, ReplyToAMissingTopicIsCountedAsFailedNotHung) {
+  auto broker = EmbeddedBroker::start().value();
+  auto replier =
+      Replier::create(broker->bootstrap(), {{"client.id", "replier-test"}}).value();
+  // The mock cluster creates unknown topics on produce unless told otherwise; a partition that
+  // does not exist fails either way.
+  replier->reply_success(request("nowhere.reply", "c", 7), Uuid::parse("0b5e2a4c-7d1f-4e8a-9c3b-2f6d8e1a4b7c").value());
+  ASSERT_TRUE(replier->flush(30s).ok());
+  EXPECT_EQ(replier->stats().failed, 1u);
+  EXPECT_EQ(replier->stats().delivered, 0u);
+}
+
+TEST(KafkaSource, KeepsReplyHeadersAndCallsBeforeCommitAfterTheMessagesAreDone) {
+  auto broker = EmbeddedBroker::start().value();
+  ASSERT_TRUE(broker->create_topic("requests", 1).ok());
+  auto p = Producer::create(broker->bootstrap()).value();
+  ASSERT_TRUE(p->produce("requests", "k", "{}", "application/json",
+                         {{"kafka_correlationId", "c-1"}, {"kafka_replyTopic", "requests.reply"},
+                          {"kafka_replyPartition", "3"}})
+                  .ok());
+  ASSERT_TRUE(p->produce("requests", "k", "{}", {}, {{"kafka_correlationId", "c-2"}}).ok());  // an emit()
+  ASSERT_TRUE(p->produce("requests", "k", "{}", {}, {{"kafka_correlationId", "c-3"},
+                                                      {"kafka_replyTopic", "requests.reply"},
+                                                      {"kafka_replyPartition", "x"}})
+                  .ok());
+  ASSERT_TRUE(p->flush(10s).ok());
+
+  std::mutex mu;
+  std::vector<SourceMessage> got;
+  std::atomic<int> before_commit{0};
+  SourceCallbacks cb;
+  cb.has_room = [] { return true; };
+  cb.on_batch = [&](std::vector<SourceMessage>&& msgs, size_t) {
+    std::lock_guard lock(mu);
+    for (auto& m : msgs) got.push_back(std::move(m));
+  };
+  cb.before_commit = [&] {
+    before_commit.fetch_add(1);
+    return true;
+  };
+  SourceOptions o;
+  o.brokers = broker->bootstrap();
+  o.group_id = "reply-headers";
+  o.topics = {"requests"};
+  o.properties = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
+  o.batch = {.max_events = 100, .max_bytes = 1 << 20, .max_age = 5ms};
+  o.commit_interval = 50ms;
+  auto source = KafkaSource::create(o, cb).value();
+  ASSERT_TRUE(source->start().ok());
+  const auto deadline = Clock::now() + 30s;
+  for (;;) {
+    {
+      std::lock_guard lock(mu);
+      if (got.size() == 3 || Clock::now() > deadline) break;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  std::vector<OffsetRef> done;
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(got.size(), 3u);
+    EXPECT_EQ(got[0].reply_topic, "requests.reply");
+    EXPECT_EQ(got[0].reply_correlation_id, "c-1");
+    EXPECT_EQ(got[0].reply_partition, 3);
+    EXPECT_EQ(got[1].reply_topic, "");
+    EXPECT_EQ(got[1].reply_correlation_id, "");
+    EXPECT_EQ(got[2].reply_topic, "requests.reply");
+    EXPECT_EQ(got[2].reply_partition, -1);
+    for (const auto& m : got) done.push_back({m.tp, m.offset, m.epoch});
+  }
+  EXPECT_EQ(before_commit.load(), 0) << "nothing was done, so nothing was committed";
+  EXPECT_EQ(source->tracker().done(done), 3u);
+  const auto commit_deadline = Clock::now() + 10s;
+  while (source->commits() == 0 && Clock::now() < commit_deadline) std::this_thread::sleep_for(10ms);
+  EXPECT_GT(source->commits(), 0u);
+  EXPECT_GE(before_commit.load(), 1);
+  ASSERT_TRUE(source->close().ok());
+}
+
+}  // namespace
+}  // namespace kingest::kafka
