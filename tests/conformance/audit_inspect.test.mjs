@@ -64,7 +64,7 @@ describe("kurrent-ingest audit, read and streams against serve-store", () => {
     const producer = kafka.producer({ allowAutoTopicCreation: false });
     await producer.connect();
     const envelope = (version, payload) =>
-      JSON.stringify({ eventId: randomUUID(), eventType: `AuditStep${version}`, aggregateId, aggregateType: "Audit", aggregateVersion: version, data: payload });
+      JSON.stringify({ eventId: randomUUID(), eventType: `AuditStep${version}`, aggregateId, aggregateType: "Audit", aggregateVersion: version, ...payload });
     await producer.send({
       topic: TOPIC,
       messages: [
