@@ -10,13 +10,16 @@
 #include <simdjson.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <fstream>
+#include <map>
 #include <iostream>
 #include <optional>
 #include <set>
 
 #include "absl/strings/escaping.h"
 #include "cli/commands.h"
+#include "codecs/codec.h"
 #include "core/json_writer.h"
 #include "kafka/producer.h"
 #include "cli/exit_codes.h"
@@ -79,6 +82,48 @@ absl::StatusOr<Letter> parse_letter(simdjson::dom::parser& parser, const std::st
   return l;
 }
 
+// The order to produce letters in: each stream's letters together, in version order, where the
+// stream's first letter stood in the file, keyed by aggregate id, so that the next run finds them
+// in one partition in order (letters are often written out of order: a gap's later versions first).
+// A letter whose value does not decode (a fixed decode error, say) keeps its place and its key.
+std::vector<Letter*> in_version_order(std::vector<Letter>& letters) {
+  struct Decoded {
+    std::string stream;
+    int64_t version = 0;
+  };
+  std::vector<std::optional<Decoded>> decoded(letters.size());
+  std::map<std::string, std::vector<size_t>> by_stream;
+  for (size_t i = 0; i < letters.size(); ++i) {
+    Letter& l = letters[i];
+    auto codec = l.content_type.empty() ? std::optional<codecs::Codec>(codecs::Codec::kJson)
+                                        : codecs::codec_for_content_type(l.content_type);
+    if (!codec) continue;
+    std::string padded;
+    padded.reserve(l.value.size() + kValuePadding);
+    padded.assign(l.value);
+    auto result = codecs::decode(*codec, padded);
+    const auto* e = std::get_if<DomainEvent>(&result);
+    if (e == nullptr) continue;
+    decoded[i] = Decoded{e->aggregate_type + "-" + e->aggregate_id, e->aggregate_version};
+    l.key = e->aggregate_id;
+    by_stream[decoded[i]->stream].push_back(i);
+  }
+  std::vector<Letter*> out;
+  out.reserve(letters.size());
+  std::set<std::string> emitted;
+  for (size_t i = 0; i < letters.size(); ++i) {
+    if (!decoded[i]) {
+      out.push_back(&letters[i]);
+      continue;
+    }
+    if (!emitted.insert(decoded[i]->stream).second) continue;
+    auto idx = by_stream[decoded[i]->stream];
+    std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return decoded[a]->version < decoded[b]->version; });
+    for (size_t k : idx) out.push_back(&letters[k]);
+  }
+  return out;
+}
+
 int run_dlq_replay(const DlqReplayOptions& o) {
   std::ifstream in(o.file);
   if (!in) return usage_error(absl::InvalidArgumentError("--file: cannot read " + o.file));
@@ -93,7 +138,8 @@ int run_dlq_replay(const DlqReplayOptions& o) {
   std::string line;
   uint64_t line_no = 0, produced = 0, skipped = 0, malformed = 0;
   absl::Status failed;
-  while (failed.ok() && std::getline(in, line)) {
+  std::vector<Letter> letters;
+  while (std::getline(in, line)) {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     std::string_view reason;
@@ -109,11 +155,15 @@ int run_dlq_replay(const DlqReplayOptions& o) {
       ++skipped;
       continue;
     }
+    letters.push_back(std::move(*letter));
+  }
+  for (const Letter* letter : in_version_order(letters)) {
     const std::string to = o.topic.empty() ? letter->topic : o.topic;
     // A default string_view (null data) produces a message without a key.
     const std::string_view key = letter->key ? std::string_view(*letter->key) : std::string_view();
     failed = (*producer)->produce(to, key, letter->value, letter->content_type);
-    if (failed.ok()) ++produced;
+    if (!failed.ok()) break;
+    ++produced;
   }
   // What was queued is delivered (or reported failed) before exiting, whatever stopped the loop.
   auto flushed = (*producer)->flush(std::chrono::seconds(60));

@@ -3,6 +3,7 @@
 // every one must be stored at its revision, in order, with no dead letter, also across a kill -9
 // and with two members in one group. A version that never arrives is dead-lettered at the end of a
 // replay, or after the reorder window in `run`, without holding anything else back.
+#include <fstream>
 #include <random>
 
 #include "kafka/producer.h"
@@ -152,6 +153,41 @@ TEST_F(ReorderTest, TwoMembersOfOneGroupStoreUnkeyedEventsOnceAndInOrder) {
   const auto ra = report("report-a.json"), rb = report("report-b.json");
   EXPECT_EQ(field(ra, "dead_lettered") + field(rb, "dead_lettered"), 0u) << ra << rb;
   ASSERT_EQ(verify(), 0) << "every event stored once, in order\n" << output();
+}
+
+TEST_F(ReorderTest, DlqReplayProducesAStreamsLettersInVersionOrderKeyedByAggregate) {
+  start_store();
+  // Letters written in the order a gap is given up and filled later: not the versions' order.
+  std::vector<std::string> ids;
+  for (int v = 1; v <= 3; ++v) ids.push_back(Uuid::v4().to_string());
+  const std::string file = dir_ + "/letters.ndjson";
+  {
+    std::ofstream out(file);
+    for (int v : {3, 1, 2}) {
+      std::string value = task_event(ids[size_t(v - 1)], "late", v), escaped;
+      for (char c : value) {
+        if (c == '"') escaped += '\\';
+        escaped += c;
+      }
+      out << R"({"reason":"revision-gap","detail":"","topic":"task-events","partition":0,"offset":)" << v
+          << R"(,"key":null,"value":")" << escaped << "\"}\n";
+    }
+  }
+  ASSERT_EQ(run("dlq replay --file " + file + " --brokers " + bootstrap_), 0) << output();
+  ASSERT_EQ(run(replay_args("dlq-order")), 0) << output();
+  EXPECT_EQ(field(report(), "dead_lettered"), 0u) << report();
+  auto c = client();
+  ASSERT_TRUE(c);
+  auto events = c->read_forwards("Task-late", StreamRevision{0}, 10);
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), 3u);
+  for (size_t r = 0; r < 3; ++r) EXPECT_EQ((*events)[r].id.to_string(), ids[r]) << "revision " << r;
+  // Produced keyed by aggregate id, in version order: one partition, offsets rising with the revision.
+  auto source = [&](size_t r, const std::string& key) { return field((*events)[r].metadata, key); };
+  for (size_t r = 1; r < 3; ++r) {
+    EXPECT_EQ(source(r, "partition"), source(0, "partition")) << (*events)[r].metadata;
+    EXPECT_GT(source(r, "offset"), source(r - 1, "offset")) << (*events)[r].metadata;
+  }
 }
 
 }  // namespace
