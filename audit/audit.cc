@@ -113,19 +113,6 @@ uint64_t content_hash(std::string_view type, std::string_view content_type, std:
   return absl::HashOf(type, content_type, data);
 }
 
-codecs::DecodeResult decode_message(const SourceMessage& m, const std::map<std::string, codecs::Codec>& topic_codecs) {
-  codecs::Codec codec = codecs::Codec::kJson;
-  if (!m.content_type.empty()) {
-    auto c = codecs::codec_for_content_type(m.content_type);
-    if (!c) return DecodeError{codecs::unsupported_content_type_reason(m.content_type)};
-    codec = *c;
-  } else if (auto it = topic_codecs.find(m.tp.topic); it != topic_codecs.end()) {
-    codec = it->second;
-  }
-  if (m.value.empty()) return DecodeError{"empty message value (a Kafka tombstone or an empty payload)"};
-  return codecs::decode(codec, m.value);
-}
-
 absl::StatusOr<std::set<SourcePosition>> read_dead_letter_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) return absl::InvalidArgumentError("--dlq-file " + path + ": cannot read it");
@@ -233,7 +220,7 @@ void Auditor::add(std::vector<SourceMessage> batch) {
       d.dead_lettered = true;
       return;
     }
-    auto r = decode_message(m, rules_.topic_codecs);
+    auto r = codecs::decode_message(m, rules_.topic_codecs);
     if (auto* err = std::get_if<DecodeError>(&r)) {
       d.error = err->reason;
       return;

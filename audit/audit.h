@@ -90,8 +90,6 @@ struct SourcePosition {
 // file and line.
 absl::StatusOr<std::set<SourcePosition>> read_dead_letter_file(const std::string& path);
 
-// The ingest's codec routing: the content-type header, else the topic's codec, else JSON.
-codecs::DecodeResult decode_message(const SourceMessage& m, const std::map<std::string, codecs::Codec>& topic_codecs);
 
 struct CheckOptions {
   size_t read_threads = 32;  // streams read at once

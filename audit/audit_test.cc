@@ -35,7 +35,7 @@ class AuditTest : public ::testing::Test {
 
   // Writes the message's event as the ingest does.
   void write(const SourceMessage& m, std::optional<uint64_t> at = std::nullopt, std::string data = {}) {
-    auto ev = std::get<DomainEvent>(decode_message(m, {}));
+    auto ev = std::get<DomainEvent>(codecs::decode_message(m, {}));
     std::string stream = rules_.stream_names.render(ev);
     uint64_t rev = *rules_.version_base.revision_of(ev.aggregate_version);
     store::ProposedEvent p{.id = pipeline::derive_event_id(ev, stream, rev),

@@ -55,4 +55,17 @@ std::string unsupported_content_type_reason(std::string_view header) {
          "application/x-flatbuffers)";
 }
 
+DecodeResult decode_message(const SourceMessage& m, const std::map<std::string, Codec>& topic_codecs) {
+  Codec codec = Codec::kJson;
+  if (!m.content_type.empty()) {
+    auto c = codec_for_content_type(m.content_type);
+    if (!c) return DecodeError{unsupported_content_type_reason(m.content_type)};
+    codec = *c;
+  } else if (auto it = topic_codecs.find(m.tp.topic); it != topic_codecs.end()) {
+    codec = it->second;
+  }
+  if (m.value.empty()) return DecodeError{"empty message value (a Kafka tombstone or an empty payload)"};
+  return decode(codec, m.value);
+}
+
 }  // namespace kingest::codecs

@@ -8,11 +8,13 @@
 //   DecodeResult r = c ? decode(*c, msg.value) : DecodeResult{DecodeError{"unsupported content-type ..."}};
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "codecs/flatbuffers_codec.h"
+#include "core/domain_event.h"
 #include "codecs/json_codec.h"
 #include "codecs/protobuf_codec.h"
 
@@ -43,6 +45,10 @@ std::string_view content_type_for(Codec codec);
 // Decodes with the given codec. JSON keeps decode_json's in-place parse when `bytes` has
 // simdjson's padding capacity (SourceMessage::assign_value gives it).
 DecodeResult decode(Codec codec, const std::string& bytes);
+
+// The routing the ingest uses for a Kafka message: the codec of its `content-type` header, else
+// its topic's codec in `topic_codecs`, else JSON; an empty value is a decode error (a tombstone).
+DecodeResult decode_message(const SourceMessage& m, const std::map<std::string, Codec>& topic_codecs);
 
 // One line naming an unsupported content type, for dead letters:
 // "unsupported content-type 'text/plain' (supported: application/json, ...)".

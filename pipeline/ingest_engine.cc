@@ -30,20 +30,6 @@ DeadLetter letter_for(const SourceMessage& m, std::string reason, std::string de
   return d;
 }
 
-// The codec comes from the message's content-type header, else the topic's setting, else JSON.
-codecs::DecodeResult decode_message(const SourceMessage& m, const std::map<std::string, codecs::Codec>& topic_codecs) {
-  codecs::Codec codec = codecs::Codec::kJson;
-  if (!m.content_type.empty()) {
-    auto c = codecs::codec_for_content_type(m.content_type);
-    if (!c) return DecodeError{codecs::unsupported_content_type_reason(m.content_type)};
-    codec = *c;
-  } else if (auto it = topic_codecs.find(m.tp.topic); it != topic_codecs.end()) {
-    codec = it->second;
-  }
-  if (m.value.empty()) return DecodeError{"empty message value (a Kafka tombstone or an empty payload)"};
-  return codecs::decode(codec, m.value);
-}
-
 // What became of a group handed to `dispatch`.
 enum class Dispatched { kSent, kDone, kFailed, kHold };
 
@@ -146,7 +132,7 @@ struct IngestEngine::Impl {
     b->decoded.reserve(b->messages.size());
     for (const auto& m : b->messages) {
       try {
-        b->decoded.push_back(options.decoder ? options.decoder(m) : decode_message(m, options.topic_codecs));
+        b->decoded.push_back(options.decoder ? options.decoder(m) : codecs::decode_message(m, options.topic_codecs));
       } catch (const std::exception& e) {
         // Every sequence number must reach the sequencer: errors travel as values.
         b->decoded.push_back(DecodeError{std::string("decoder failed: ") + e.what()});

@@ -22,137 +22,24 @@
 
 #include "kafka/producer.h"
 #include "kurrent/kurrent_client.h"
+#include "tests/process_fixture.h"
 
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-const std::string kTopics = "system-events,vulnerability-events,task-events,relationship-events";
+using kingest::testing::count;
+using kingest::testing::field;
+using kingest::testing::Process;
+using kingest::testing::read_line;
+using kingest::testing::slurp;
+const std::string& kTopics = kingest::testing::kSeedTopics;
 
-// A child process running `kurrent-ingest ARGS` (through sh, output to a file).
-class Process {
- public:
-  Process(const std::string& args, const std::string& out) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::string cmd = "exec " + std::string(KI_BINARY) + " " + args + " >> " + out + " 2>&1";
-      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
-      ::_exit(127);
-    }
-  }
-  ~Process() {
-    if (pid_ > 0) kill(SIGKILL);
-  }
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  // Exit code (or 128 + signal), waiting up to `timeout`; -1 when still running.
-  int wait(std::chrono::milliseconds timeout) {
-    auto end = Clock::now() + timeout;
-    while (pid_ > 0) {
-      int status = 0;
-      pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        break;
-      }
-      if (Clock::now() >= end) return -1;
-      std::this_thread::sleep_for(20ms);
-    }
-    return code_;
-  }
-  int kill(int sig) {
-    if (pid_ <= 0) return code_;
-    ::kill(pid_, sig);
-    return wait(60s);
-  }
-
- private:
-  pid_t pid_ = -1;
-  int code_ = -1;
-};
-
-std::string read_line(const std::string& file, std::chrono::milliseconds timeout) {
-  auto end = Clock::now() + timeout;
-  while (Clock::now() < end) {
-    std::ifstream in(file);
-    std::string line;
-    if (std::getline(in, line) && !line.empty()) return line;
-    std::this_thread::sleep_for(20ms);
-  }
-  return {};
-}
-
-std::string slurp(const std::string& file) {
-  std::ifstream in(file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-class ReplayFaultTest : public ::testing::Test {
+class ReplayFaultTest : public kingest::testing::ProcessFixture {
  protected:
-  std::string dir_ = std::filesystem::temp_directory_path() / ("ki-replay-fault-" + std::to_string(::getpid()));
-
-  void SetUp() override {
-    std::filesystem::create_directories(dir_);
-    broker_ = std::make_unique<Process>("broker --topics " + kTopics + " --partitions 8 --bootstrap-file " + dir_ +
-                                            "/bootstrap",
-                                        dir_ + "/broker.out");
-    bootstrap_ = read_line(dir_ + "/bootstrap", 20s);
-    ASSERT_FALSE(bootstrap_.empty()) << slurp(dir_ + "/broker.out");
-  }
-  void TearDown() override {
-    store_.reset();
-    broker_.reset();
-    if (!HasFailure()) std::filesystem::remove_all(dir_);
-  }
-
-  void start_store(const std::string& listen = "127.0.0.1:0", const std::string& extra = "") {
-    std::filesystem::remove(dir_ + "/address");
-    store_ = std::make_unique<Process>("serve-store --db " + dir_ + "/events.db --listen " + listen +
-                                           " --address-file " + dir_ + "/address " + extra,
-                                       dir_ + "/store.out");
-    address_ = read_line(dir_ + "/address", 20s);
-    ASSERT_FALSE(address_.empty()) << slurp(dir_ + "/store.out");
-  }
-
-  int run(const std::string& args, std::chrono::milliseconds timeout = 120s) {
-    Process p(args, dir_ + "/run.out");
-    int code = p.wait(timeout);
-    return code < 0 ? p.kill(SIGKILL) : code;
-  }
-
-  std::string url() const { return "'kurrentdb://" + address_ + "?tls=false'"; }
-
-  std::string replay_args(const std::string& group) const {
-    return "replay --brokers " + bootstrap_ + " --topics " + kTopics + " --group " + group + " --kurrent " + url() +
-           " --dlq-file " + dir_ + "/dead-letters.ndjson --report " + dir_ + "/report.json --progress-s 2" +
-           " -X session.timeout.ms=4000 -X heartbeat.interval.ms=500 --retry-for-s 120";
-  }
-
-  std::string report() const { return slurp(dir_ + "/report.json"); }
-
-  std::unique_ptr<Process> broker_;
-  std::unique_ptr<Process> store_;
-  std::string bootstrap_;
-  std::string address_;
+  ReplayFaultTest() : ProcessFixture("ki-replay-fault") {}
 };
-
-size_t count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
-
-// "key": value from the report.
-uint64_t field(const std::string& report, const std::string& key) {
-  auto at = report.find("\"" + key + "\":");
-  if (at == std::string::npos) return ~uint64_t{0};
-  return std::stoull(report.substr(at + key.size() + 3));
-}
 
 TEST_F(ReplayFaultTest, KilledAtRandomPointsAndRerunEndsWithExactlyTheProducedEvents) {
   constexpr int kEvents = 100000;
