@@ -14,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/ingest_metrics.h"
 #include "cli/ingest_session.h"
 #include "cli/signals.h"
 #include "kafka/embedded_broker.h"
@@ -21,9 +22,12 @@
 #include "kafka/replier.h"
 #include "pipeline/dead_letter.h"
 #include "pipeline/run_report.h"
+#include "metrics/output.h"
+#include "pipeline/timed_sink.h"
 #include "server/kurrent_server.h"
 #include "store/event_store.h"
 #include "store/store_sink.h"
+#include "web/stream_browser.h"
 
 namespace kingest::cli {
 namespace {
@@ -37,6 +41,8 @@ struct SandboxOptions {
   std::string group = "kurrent-ingest-sandbox";
   bool no_replies = false;
   std::string ready_file;
+  std::string http;  // the stream browser's HOST:PORT (empty: none)
+  MetricsFlags metrics;
   IngestFlags ingest;
 };
 
@@ -87,9 +93,17 @@ int run_sandbox(const SandboxOptions& o) {
   const std::string kurrent_address = (*server)->address();
 
   // The ingest writes to the same store in-process; clients read it over gRPC.
-  store::StoreSink sink(**store);
+  store::StoreSink store_sink(**store);
+  pipeline::TimedSink sink(store_sink);  // timed for the metrics' append histogram
   auto dlq = pipeline::NdjsonDeadLetterFile::open(dlq_path);
   if (!dlq.ok()) return usage_error(dlq.status());
+  CountingDeadLetters dead_letters(**dlq);
+  std::unique_ptr<web::StreamBrowser> browser;
+  if (!o.http.empty()) {
+    auto b = web::StreamBrowser::start(**store, o.http, {.db_path = db_path});
+    if (!b.ok()) return usage_error(b.status());
+    browser = std::move(*b);
+  }
   std::unique_ptr<kafka::Replier> replier;
   if (!o.no_replies) {
     auto r = kafka::Replier::create((*broker)->bootstrap());
@@ -103,7 +117,16 @@ int run_sandbox(const SandboxOptions& o) {
   src.brokers = (*broker)->bootstrap();
   src.group_id = o.group;
   src.topics = topics;
-  IngestSession session(src, std::move(*engine_options), sink, dlq->get(), replier.get());
+  IngestSession session(src, std::move(*engine_options), sink, &dead_letters, replier.get());
+  metrics::Registry registry;
+  metrics::add_process_metrics(registry);
+  add_ingest_metrics(registry, {.command = "sandbox",
+                                .append_mode = sink.append_mode(),
+                                .session = &session,
+                                .sink = &sink,
+                                .dead_letters = &dead_letters});
+  auto metrics_out = start_metrics(registry, o.metrics, std::chrono::seconds(10));
+  if (!metrics_out.ok()) return usage_error(metrics_out.status());
   if (auto s = session.start(); !s.ok()) return fatal_error(s);
 
   if (!o.ready_file.empty()) {
@@ -123,6 +146,7 @@ int run_sandbox(const SandboxOptions& o) {
             << "?tls=false (data in " << db_path << ")\n"
             << "sandbox: ingesting continuously" << (replier ? ", answering send() requests" : ", no replies")
             << "; dead letters in " << dlq_path << "; stop with Ctrl-C" << std::endl;
+  if (browser) std::cout << "sandbox: stream browser at " << browser->url() << std::endl;
 
   const RunEnd end = session.run_until([](const pipeline::EngineStats&) { return false; },
                                        std::chrono::hours(24 * 365 * 100),
@@ -134,6 +158,10 @@ int run_sandbox(const SandboxOptions& o) {
   if (replier) std::cout << ", " << replier->stats().delivered << " replies";
   std::cout << std::endl;
   replier.reset();
+  if (*metrics_out) {
+    if (auto st = (*metrics_out)->stop(); !st.ok()) std::cerr << "error: " << st.message() << "\n";
+  }
+  browser.reset();
   (*forward)->stop();
   (*server)->shutdown();
   (*store)->close();
@@ -165,6 +193,9 @@ void register_sandbox(CLI::App& app, ActionSetter set_action) {
   cmd->add_flag("--no-replies", o->no_replies, "Do not answer send() requests");
   cmd->add_option("--ready-file", o->ready_file,
                   "Write 'kafka HOST:PORT' and 'kurrent HOST:PORT' lines to FILE once everything listens");
+  cmd->add_option("--http", o->http,
+                  "Serve the stream browser on HOST:PORT, or PORT on 127.0.0.1 (port 0 picks a free one)");
+  add_metrics_flags(*cmd, o->metrics, "10 s");
   add_ingest_flags(*cmd, o->ingest);
   cmd->callback([o, set_action] { set_action([o] { return run_sandbox(*o); }); });
 }

@@ -66,7 +66,7 @@ TEST_F(ReorderTest, KilledMidRunAndRerunLosesDuplicatesAndMisordersNothing) {
     if (kills < 2) {
       int code = -1;
       while (code < 0 && count(output(), "assigned ") == joins_before) code = p.wait(50ms);
-      if (code < 0) code = p.wait(std::chrono::milliseconds(std::uniform_int_distribution<int>(200, 1500)(rng)));
+      if (code < 0) code = p.wait(std::chrono::milliseconds(std::uniform_int_distribution<int>(100, 700)(rng)));
       if (code < 0) {
         p.kill(SIGKILL);
         ++kills;

@@ -57,10 +57,11 @@ TEST_F(ReplayFaultTest, KilledAtRandomPointsAndRerunEndsWithExactlyTheProducedEv
     const size_t joins_before = count(slurp(dir_ + "/run.out"), "assigned ");
     Process p(replay_args("fault-kill"), dir_ + "/run.out");
     if (kills < 5) {
-      // A random point after the group gave this run its partitions: mid-ingest or near the end.
+      // A random point after the group gave this run its partitions, within the first second of a
+      // replay that takes a few: mid-ingest.
       int code = -1;
       while (code < 0 && count(slurp(dir_ + "/run.out"), "assigned ") == joins_before) code = p.wait(50ms);
-      if (code < 0) code = p.wait(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 2500)(rng)));
+      if (code < 0) code = p.wait(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 1000)(rng)));
       if (code < 0) {
         p.kill(SIGKILL);
         ++kills;
