@@ -634,7 +634,7 @@ void IngestEngine::submit(std::vector<SourceMessage>&& messages, size_t bytes) {
   impl_->events_read.fetch_add(messages.size());
   b->messages = std::move(messages);
   impl_->bytes_in_flight.fetch_add(bytes);
-  impl_->flow->entry.try_put(std::move(b));
+  impl_->flow->entry.try_put(b);  // the queue node copies the handle
 }
 
 bool IngestEngine::has_room() const {

@@ -251,7 +251,9 @@ size_t StreamTable::revoke(const std::vector<TopicPartition>& tps, bool forget_s
     // Free streams hold only detached groups: keep the events of partitions still assigned, as
     // contiguous runs.
     std::multimap<uint64_t, GroupPtr> kept;
-    for (auto& [key, g] : st.pending) {
+    for (auto& entry : st.pending) {
+      const uint64_t key = entry.first;
+      GroupPtr& g = entry.second;
       GroupPtr run;
       auto flush = [&] {
         if (run) kept.emplace(revisions_ ? run->first_revision : key, std::move(run));
