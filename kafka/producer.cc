@@ -66,12 +66,26 @@ absl::Status Producer::produce(const std::string& topic, std::string_view key, s
       }
       for (const auto& [k, v] : headers) rd_kafka_header_add(hdrs, k.c_str(), -1, v.data(), ssize_t(v.size()));
     }
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        // A null `key` (data() == nullptr) produces a message without a key.
-        RD_KAFKA_V_KEY(key.data() == nullptr ? nullptr : const_cast<char*>(key.data()), key.size()),
-        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    // The array form of producev (its macros are GNU statement expressions).
+    rd_kafka_vu_t vus[5] = {};
+    vus[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+    vus[0].u.cstr = topic.c_str();
+    vus[1].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    vus[1].u.i = RD_KAFKA_MSG_F_COPY;
+    // A null `key` (data() == nullptr) produces a message without a key.
+    vus[2].vtype = RD_KAFKA_VTYPE_KEY;
+    vus[2].u.mem.ptr = key.data() == nullptr ? nullptr : const_cast<char*>(key.data());
+    vus[2].u.mem.size = key.size();
+    vus[3].vtype = RD_KAFKA_VTYPE_VALUE;
+    vus[3].u.mem.ptr = const_cast<char*>(value.data());
+    vus[3].u.mem.size = value.size();
+    vus[4].vtype = RD_KAFKA_VTYPE_HEADERS;
+    vus[4].u.headers = hdrs;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (rd_kafka_error_t* err = rd_kafka_produceva(rk_, vus, hdrs != nullptr ? 5 : 4); err != nullptr) {
+      e = rd_kafka_error_code(err);
+      rd_kafka_error_destroy(err);
+    }
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
       rd_kafka_poll(rk_, 0);
       return absl::OkStatus();

@@ -34,7 +34,7 @@ std::string seeded_uuid(uint64_t seed, uint64_t kind, uint64_t a, uint64_t b) {
   Uuid::Bytes bytes{};
   for (int i = 0; i < 8; ++i) {
     bytes[size_t(i)] = uint8_t(hi >> (56 - 8 * i));
-    bytes[size_t(8 + i)] = uint8_t(lo >> (56 - 8 * i));
+    bytes[8 + size_t(i)] = uint8_t(lo >> (56 - 8 * i));
   }
   bytes[6] = uint8_t((bytes[6] & 0x0F) | 0x40);
   bytes[8] = uint8_t((bytes[8] & 0x3F) | 0x80);
