@@ -32,6 +32,7 @@ absl::StatusOr<pipeline::EngineOptions> IngestFlags::engine_options() const {
   }
   o.reorder_window = absl::ToChronoMilliseconds(window);
   o.max_held_bytes = max_held_bytes;
+  o.stream_cache_bytes = stream_cache_bytes;
   o.allow_system_streams = allow_system_streams;
   o.max_batches_in_flight = max_batches_in_flight;
   o.max_bytes_in_flight = max_bytes_in_flight;
@@ -95,6 +96,11 @@ void add_ingest_flags(CLI::App& cmd, IngestFlags& f) {
   cmd.add_option("--max-held-bytes", f.max_held_bytes,
                  "Message bytes of events waiting for missing versions above which the oldest gaps are dead-lettered "
                  "(re-checked first)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1} << 16, size_t{1} << 40));
+  cmd.add_option("--stream-cache-bytes", f.stream_cache_bytes,
+                 "Memory for the per-stream states (next revision, last event id) kept between batches; above it the "
+                 "least recently used are dropped and loaded again when their stream comes back")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1} << 16, size_t{1} << 40));
   cmd.add_flag("--allow-system-streams", f.allow_system_streams,

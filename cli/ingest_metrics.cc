@@ -33,6 +33,10 @@ constexpr EngineField kEngineFields[] = {
     {&pipeline::EngineStats::held_bytes, "kurrent_ingest_held_bytes", false, "Message bytes of the held events"},
     {&pipeline::EngineStats::events_reordered, "kurrent_ingest_events_reordered_total", true, "Events that waited for an earlier version of their stream"},
     {&pipeline::EngineStats::max_reorder_wait_ms, "kurrent_ingest_max_reorder_wait_seconds", false, "The longest wait of a held event so far", 0.001},
+    {&pipeline::EngineStats::stream_reads, "kurrent_ingest_stream_state_reads_total", true, "Reads of stream state (first touches the answers cannot check, stale states, written prefixes, gap re-checks)"},
+    {&pipeline::EngineStats::cached_streams, "kurrent_ingest_stream_cache_streams", false, "Per-stream states held in the cache"},
+    {&pipeline::EngineStats::stream_cache_bytes, "kurrent_ingest_stream_cache_bytes", false, "Estimated memory of the per-stream states"},
+    {&pipeline::EngineStats::stream_cache_evictions, "kurrent_ingest_stream_cache_evictions_total", true, "Per-stream states dropped to stay under --stream-cache-bytes"},
     {&pipeline::EngineStats::open_gaps, "kurrent_ingest_open_gaps", false, "Streams waiting for a missing version"},
     {&pipeline::EngineStats::pending_groups, "kurrent_ingest_pending_groups", false, "Stream groups waiting in the engine (behind an append, for a slot, or held)"},
 };

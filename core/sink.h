@@ -4,7 +4,8 @@
 // Threads: `append` may be called concurrently from any thread and must not block on I/O; `done`
 // runs later on a thread the sink owns and must stay short (no blocking I/O inside it). The
 // pipeline keeps at most one append in flight per stream, so a sink may assume that. `read_*` are
-// blocking calls, made off the hot path (first touch of a stream, conflict resolution, verification).
+// blocking calls, made off the hot path (first touch of a stream the answers cannot check, a stale
+// state, conflict resolution, gap re-checks, verification).
 // Lifecycle: owned by the caller; outlives every pipeline that writes to it.
 #pragma once
 
@@ -49,6 +50,9 @@ struct AppendOutcome {
   std::optional<StreamRevision> current_revision;
   uint64_t position = 0;
   std::string message;
+  // kSuccess without writing: every event was already there with the same id (an idempotent
+  // re-append). Only sinks whose `exact_answers()` is true say so.
+  bool already_written = false;
 };
 
 struct RecordedEventData {
@@ -81,6 +85,12 @@ class Sink {
   [[nodiscard]] virtual std::string append_mode() const = 0;
 
   virtual void append(AppendRequest request, AppendDone done) = 0;
+  // True when an append with an exact expected revision (or no_stream) either writes every event,
+  // or answers wrong-expected-version, or answers success with `already_written`: the answer alone
+  // tells written from duplicate. The engine then appends to a stream it has not read yet without
+  // reading it first (the append is the check). False (the default): a success may have been an
+  // idempotent re-append that wrote nothing, so streams are read on first touch.
+  [[nodiscard]] virtual bool exact_answers() const { return false; }
   // The stream's last event (one backwards read of count 1).
   virtual absl::StatusOr<StreamTail> read_tail(const std::string& stream) = 0;
   // The tails of many streams (first touch of a batch's new streams). The default reads them one

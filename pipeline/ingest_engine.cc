@@ -8,6 +8,9 @@
 
 #include <set>
 #include <thread>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include <unordered_set>
 #include <variant>
 
@@ -95,12 +98,18 @@ struct IngestEngine::Impl {
   std::condition_variable idle_cv;
 
   std::unordered_set<std::string> warned_types;  // append node only
+  // Hashes of every stream name loaded (append node only): `streams` stays a count of distinct
+  // streams however often the cache drops and reloads one.
+  absl::flat_hash_set<uint64_t> seen_streams;
+  // The sink's answers check a stream's state themselves (Sink::exact_answers): a stream whose first
+  // event seen is its first version is presumed new instead of read.
+  const bool presume_new_streams;
   std::mutex gaps_mu;                            // one gap check at a time
   bool warned_held_budget = false;               // under gaps_mu
 
   // Counters.
   std::atomic<uint64_t> events_read{0}, events_appended{0}, duplicates{0}, conflicts{0}, dead_lettered{0},
-      streams_touched{0}, batches_done{0}, appends{0}, messages_done{0};
+      streams_touched{0}, batches_done{0}, appends{0}, messages_done{0}, stream_reads{0};
 
   mutable std::mutex fatal_mu;
   absl::Status fatal_status;
@@ -117,7 +126,8 @@ struct IngestEngine::Impl {
         on_done(std::move(h)),
         arena(thread_count(options.threads), /*reserved_for_masters=*/0),
         table(rules.revisions(), options.max_append_bytes),
-        slots(options.max_appends_in_flight) {
+        slots(options.max_appends_in_flight),
+        presume_new_streams(s.exact_answers() && rules.revisions()) {
     // The worker pool must hold the arena's threads (by default it holds one less than the cores).
     auto workers = size_t(thread_count(options.threads)) + 1;
     if (oneapi::tbb::global_control::active_value(oneapi::tbb::global_control::max_allowed_parallelism) < workers) {
@@ -242,23 +252,41 @@ struct IngestEngine::Impl {
     finish_one(b);  // the guard
   }
 
-  // Fills the state of streams this run has not touched yet: one backwards read each, in parallel.
+  // Fills the state of streams the cache does not hold: presumed new when the batch holds the
+  // stream's first version and the sink's answers check it, else one backwards read each, in parallel.
   void load_unknown_streams(const Batch& b, const BatchGroups& grouped) {
+    table.evict(options.stream_cache_bytes);
     std::vector<std::string> unknown;
     for (const auto& s : grouped.order) {
-      if (!table.contains(s)) unknown.push_back(s);
+      if (table.contains(s)) continue;
+      const auto& members = grouped.members(s);
+      const TopicPartition& tp = b.messages[members.front()].tp;
+      if (seen_streams.insert(absl::HashOf(s)).second) streams_touched.fetch_add(1, std::memory_order_relaxed);
+      if (presume_new_streams && starts_at_first_version(b, members)) {
+        table.load(s, std::nullopt, tp);
+      } else {
+        unknown.push_back(s);
+      }
     }
     if (unknown.empty()) return;
     auto tails = read_tails(unknown);
     for (size_t i = 0; i < unknown.size(); ++i) {
+      const TopicPartition& tp = b.messages[grouped.members(unknown[i]).front()].tp;
       if (!tails[i].ok()) {
         set_fatal(absl::UnavailableError("reading stream " + unknown[i] + ": " + std::string(tails[i].status().message())));
-        table.load(unknown[i], StreamTail{}, b.messages[grouped.members(unknown[i]).front()].tp);
+        table.load(unknown[i], StreamTail{}, tp);
         continue;
       }
-      streams_touched.fetch_add(1, std::memory_order_relaxed);
-      table.load(unknown[i], *tails[i], b.messages[grouped.members(unknown[i]).front()].tp);
+      table.load(unknown[i], *tails[i], tp);
     }
+  }
+
+  // Whether the batch holds the stream's revision 0 (its members' lowest revision).
+  bool starts_at_first_version(const Batch& b, const std::vector<uint32_t>& members) const {
+    for (uint32_t i : members) {
+      if (options.version_base.revision_of(std::get<DomainEvent>(b.decoded[i]).aggregate_version) == 0u) return true;
+    }
+    return false;
   }
 
   // In chunks, in parallel: an in-process sink reads each chunk on one worker, a remote one
@@ -271,6 +299,7 @@ struct IngestEngine::Impl {
         size_t begin = c * kChunk;
         size_t end = std::min(names.size(), begin + kChunk);
         auto got = sink.read_tails(std::vector<std::string>(names.begin() + long(begin), names.begin() + long(end)));
+        stream_reads.fetch_add(end - begin, std::memory_order_relaxed);
         for (size_t i = begin; i < end; ++i) tails[i] = std::move(got[i - begin]);
       });
     };
@@ -379,6 +408,7 @@ struct IngestEngine::Impl {
   // Re-reads the stream state once for this group.
   void refresh(Group& g, StreamState& st) {
     g.refreshed = true;
+    stream_reads.fetch_add(1, std::memory_order_relaxed);
     auto tail = sink.read_tail(g.stream);
     if (!tail.ok()) {
       set_fatal(absl::UnavailableError("reading stream " + g.stream + ": " + std::string(tail.status().message())));
@@ -392,6 +422,7 @@ struct IngestEngine::Impl {
   // revision-conflict (the group is finished here).
   std::optional<Dispatched> skip_written_prefix(Group& g, StreamState& st) {
     const uint64_t overlap = std::min<uint64_t>(g.items.size(), st.next_revision - g.first_revision);
+    stream_reads.fetch_add(1, std::memory_order_relaxed);
     auto written = sink.read_forwards(g.stream, StreamRevision{g.first_revision}, overlap);
     if (!written.ok()) {
       set_fatal(absl::UnavailableError("reading stream " + g.stream + ": " + std::string(written.status().message())));
@@ -461,14 +492,25 @@ struct IngestEngine::Impl {
     StreamState& st = table.state(g->stream);
     Dispatched d = Dispatched::kDone;
     switch (out.code) {
-      case AppendCode::kSuccess:
+      case AppendCode::kSuccess: {
         st.next_revision = g->first_revision + ids.size();
         st.last_id = ids.back();
-        events_appended.fetch_add(ids.size(), std::memory_order_relaxed);
-        for (size_t k = 0; k < ids.size(); ++k) report(g->items[k].message(), MessageOutcome::Kind::kAppended, ids[k], g->stream);
+        st.presumed_new = false;
+        // Written by an earlier run (or another writer) with the same ids: duplicates.
+        const auto kind = out.already_written ? MessageOutcome::Kind::kDuplicate : MessageOutcome::Kind::kAppended;
+        (out.already_written ? duplicates : events_appended).fetch_add(ids.size(), std::memory_order_relaxed);
+        for (size_t k = 0; k < ids.size(); ++k) report(g->items[k].message(), kind, ids[k], g->stream);
         break;
+      }
       case AppendCode::kWrongExpectedVersion:
-        // The state was stale: re-read it once and classify again (duplicates vs conflict).
+        // The state was stale (or only presumed): learn it and classify again (duplicates vs
+        // conflict vs gap). "No stream" says all there is to know; anything else is read once.
+        if (!out.current_revision && !g->refreshed) {
+          g->refreshed = true;
+          StreamTable::apply_tail(st, StreamTail{});
+          run_stream(std::move(g));
+          return;
+        }
         if (!g->refreshed) {
           refresh(*g, st);
           run_stream(std::move(g));
@@ -714,6 +756,10 @@ EngineStats IngestEngine::stats() const {
   s.max_reorder_wait_ms = t.max_reorder_wait_ms;
   s.open_gaps = t.gaps;
   s.pending_groups = t.pending_groups;
+  s.stream_reads = i.stream_reads.load();
+  s.cached_streams = t.cached_streams;
+  s.stream_cache_bytes = t.cache_bytes;
+  s.stream_cache_evictions = t.evictions;
   return s;
 }
 

@@ -80,6 +80,10 @@ struct EngineOptions {
   // in message time first (`held_over_soft_limit`); above it the oldest gaps are given up
   // (re-checked, then dead-lettered), so held events never fill the in-flight budget and stall the source.
   size_t max_held_bytes = 32u << 20;
+  // The per-stream states (next revision, last id) kept between batches, at most about this many
+  // bytes; the least recently used free ones are dropped above it. A dropped stream is loaded again
+  // when it comes back (presumed new, or read): slower, never a wrong revision.
+  size_t stream_cache_bytes = 32u << 20;
   // Stream names starting with `$` are KurrentDB's system and metadata streams: dead-lettered
   // `system-stream` unless allowed.
   bool allow_system_streams = false;
@@ -107,6 +111,10 @@ struct EngineStats {
   uint64_t max_reorder_wait_ms = 0;  // the longest such wait
   uint64_t open_gaps = 0;            // streams waiting for a missing version now
   uint64_t pending_groups = 0;       // stream groups waiting in the engine (behind an append, for a slot, or held)
+  uint64_t stream_reads = 0;         // reads of stream state (first touch, stale state, prefixes, gap re-checks)
+  uint64_t cached_streams = 0;       // stream states held now
+  uint64_t stream_cache_bytes = 0;   // their estimated memory
+  uint64_t stream_cache_evictions = 0;  // states dropped to stay under stream_cache_bytes
 };
 
 class IngestEngine {

@@ -20,6 +20,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// Every test runs against a sink whose answers do not tell duplicates (streams read on first
+// touch) and against one whose answers do (streams presumed new, not read): see IngestEngine below.
+bool g_exact_sink = false;
+
 // A store with KurrentDB's expected-revision and idempotency rules, answering on worker threads
 // after a random delay, that records how many appends per stream were ever in flight at once.
 class FakeSink final : public Sink {
@@ -37,6 +41,14 @@ class FakeSink final : public Sink {
   }
   std::string name() const override { return "fake"; }
   std::string append_mode() const override { return "direct"; }
+  // With `exact`, an idempotent re-append says it wrote nothing (as the embedded store does);
+  // without, it is a plain success (as KurrentDB's v1 appends are).
+  bool exact = g_exact_sink;
+  bool exact_answers() const override { return exact; }
+  size_t reads() {
+    std::lock_guard lock(mu_);
+    return reads_;
+  }
 
   void append(AppendRequest req, AppendDone done) override {
     std::lock_guard lock(mu_);
@@ -50,6 +62,7 @@ class FakeSink final : public Sink {
 
   absl::StatusOr<StreamTail> read_tail(const std::string& stream) override {
     std::lock_guard lock(mu_);
+    ++reads_;
     StreamTail t;
     auto it = streams_.find(stream);
     if (it == streams_.end() || it->second.empty()) return t;
@@ -62,6 +75,7 @@ class FakeSink final : public Sink {
   absl::StatusOr<std::vector<RecordedEventData>> read_forwards(const std::string& stream, StreamRevision from,
                                                                uint64_t max_count) override {
     std::lock_guard lock(mu_);
+    ++reads_;
     std::vector<RecordedEventData> out;
     auto it = streams_.find(stream);
     if (it == streams_.end()) return out;
@@ -167,7 +181,9 @@ class FakeSink final : public Sink {
           return {AppendCode::kWrongExpectedVersion, current, 0, ""};
         }
       }
-      return {AppendCode::kSuccess, StreamRevision{start + req.events.size() - 1}, 0, ""};
+      AppendOutcome same{AppendCode::kSuccess, StreamRevision{start + req.events.size() - 1}, 0, ""};
+      same.already_written = exact;
+      return same;
     }
     if (start != s.size()) return {AppendCode::kWrongExpectedVersion, current, 0, ""};
     for (const auto& e : req.events) s.push_back({e.id, StreamRevision{s.size()}, e.type, e.content_type, e.data, e.metadata});
@@ -185,6 +201,7 @@ class FakeSink final : public Sink {
   bool stop_ = false;
   bool held_ = false;
   std::vector<size_t> sizes_;
+  size_t reads_ = 0;
   std::mt19937 rng_;
   std::vector<std::thread> workers_;
 };
@@ -246,8 +263,11 @@ struct Harness {
   std::map<TopicPartition, int64_t> next_offset;
 
   explicit Harness(bool slow_decoder = true, size_t max_append_bytes = 1u << 20,
-                   std::map<std::string, codecs::Codec> topic_codecs = {}, size_t max_appends_in_flight = 512) {
+                   std::map<std::string, codecs::Codec> topic_codecs = {}, size_t max_appends_in_flight = 512,
+                   bool exact_sink = g_exact_sink, size_t stream_cache_bytes = 32u << 20) {
+    sink.exact = exact_sink;
     EngineOptions o;
+    o.stream_cache_bytes = stream_cache_bytes;
     o.max_appends_in_flight = max_appends_in_flight;
     o.topic_codecs = std::move(topic_codecs);
     o.max_batches_in_flight = 6;
@@ -312,7 +332,15 @@ std::vector<Spec> interleaved(int aggregates, int per_aggregate, unsigned seed, 
   return out;
 }
 
-TEST(IngestEngine, KeepsPerStreamOrderAndRevisionsUnderParallelDecodeAndRandomLatency) {
+class IngestEngineTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override { g_exact_sink = GetParam(); }
+  void TearDown() override { g_exact_sink = false; }
+};
+INSTANTIATE_TEST_SUITE_P(Sinks, IngestEngineTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "ExactAnswers" : "ReadFirst"; });
+
+TEST_P(IngestEngineTest, KeepsPerStreamOrderAndRevisionsUnderParallelDecodeAndRandomLatency) {
   Harness h;
   auto specs = interleaved(150, 40, 1);
   h.run(specs, 2);
@@ -341,7 +369,7 @@ TEST(IngestEngine, KeepsPerStreamOrderAndRevisionsUnderParallelDecodeAndRandomLa
   EXPECT_EQ(h.done_count(), specs.size()) << "every message's offset is reported done";
 }
 
-TEST(IngestEngine, ReplayCountsAlreadyWrittenEventsAsDuplicates) {
+TEST_P(IngestEngineTest, ReplayCountsAlreadyWrittenEventsAsDuplicates) {
   auto specs = interleaved(50, 20, 3, /*with_ids=*/false);
   Harness first;
   first.run(specs, 4);
@@ -360,7 +388,7 @@ TEST(IngestEngine, ReplayCountsAlreadyWrittenEventsAsDuplicates) {
   EXPECT_EQ(second.done_count(), specs.size());
 }
 
-TEST(IngestEngine, ResumesAfterAPartialEarlierRun) {
+TEST_P(IngestEngineTest, ResumesAfterAPartialEarlierRun) {
   auto specs = interleaved(30, 10, 6);
   Harness h;
   // Another writer already wrote the first 4 events of agg-0, with the same ids.
@@ -379,7 +407,7 @@ TEST(IngestEngine, ResumesAfterAPartialEarlierRun) {
   EXPECT_EQ(h.sink.streams()["Task-agg-0"].size(), 10u);
 }
 
-TEST(IngestEngine, DeadLettersConflictsGapsAndBadInputWithoutBlockingOtherStreams) {
+TEST_P(IngestEngineTest, DeadLettersConflictsGapsAndBadInputWithoutBlockingOtherStreams) {
   Harness h;
   // agg-c: revision 0 already holds a different event.
   h.sink.preload("Task-agg-c", EventData{Uuid::v4(), "Other", "application/json", "{}", "{}"});
@@ -421,7 +449,7 @@ TEST(IngestEngine, DeadLettersConflictsGapsAndBadInputWithoutBlockingOtherStream
   EXPECT_EQ(h.done_count(), 12u) << "dead letters count as done once durable";
 }
 
-TEST(IngestEngine, AFatalSinkErrorStopsTheRunAndCommitsNothingOfTheFailedBatch) {
+TEST_P(IngestEngineTest, AFatalSinkErrorStopsTheRunAndCommitsNothingOfTheFailedBatch) {
   Harness h(/*slow_decoder=*/false);
   h.sink.fatal_stream = "Task-agg-bad";
   TopicPartition tp{"task-events", 0};
@@ -460,7 +488,7 @@ void submit_one_by_one(Harness& h, const std::vector<Spec>& specs) {
   }
 }
 
-TEST(IngestEngine, MergesAStreamsWaitingGroupsIntoOneAppend) {
+TEST_P(IngestEngineTest, MergesAStreamsWaitingGroupsIntoOneAppend) {
   Harness h(/*slow_decoder=*/false);
   h.sink.hold();
   submit_one_by_one(h, {{"agg-m", 1, ""}});
@@ -477,7 +505,7 @@ TEST(IngestEngine, MergesAStreamsWaitingGroupsIntoOneAppend) {
   EXPECT_EQ(h.done_count(), 4u) << "each of the four batches completes";
 }
 
-TEST(IngestEngine, NeverHasMoreAppendsInFlightThanItsSlots) {
+TEST_P(IngestEngineTest, NeverHasMoreAppendsInFlightThanItsSlots) {
   Harness h(/*slow_decoder=*/true, 1u << 20, {}, /*max_appends_in_flight=*/3);
   h.run(interleaved(150, 8, 5), 9);
   ASSERT_TRUE(h.engine->fatal().ok());
@@ -492,7 +520,7 @@ TEST(IngestEngine, NeverHasMoreAppendsInFlightThanItsSlots) {
   }
 }
 
-TEST(IngestEngine, AStreamWaitingForASlotMergesItsLaterGroups) {
+TEST_P(IngestEngineTest, AStreamWaitingForASlotMergesItsLaterGroups) {
   Harness h(/*slow_decoder=*/false, 1u << 20, {}, /*max_appends_in_flight=*/1);
   h.sink.hold();
   submit_one_by_one(h, {{"agg-a", 1, ""}});
@@ -507,7 +535,7 @@ TEST(IngestEngine, AStreamWaitingForASlotMergesItsLaterGroups) {
   EXPECT_EQ(h.done_count(), 4u);
 }
 
-TEST(IngestEngine, DoesNotMergePastTheAppendSizeLimit) {
+TEST_P(IngestEngineTest, DoesNotMergePastTheAppendSizeLimit) {
   // Each event is estimated at 541 bytes ({"v":N}, type TaskUpdated, 512 of overhead): two fit in 1100.
   Harness h(/*slow_decoder=*/false, /*max_append_bytes=*/1100);
   h.sink.hold();
@@ -521,7 +549,7 @@ TEST(IngestEngine, DoesNotMergePastTheAppendSizeLimit) {
   EXPECT_EQ(h.sink.streams()["Task-agg-s"].size(), 5u);
 }
 
-TEST(IngestEngine, SplitsAGroupTheSinkCallsTooLarge) {
+TEST_P(IngestEngineTest, SplitsAGroupTheSinkCallsTooLarge) {
   Harness h(/*slow_decoder=*/false);
   h.sink.max_events_per_append = 3;
   std::vector<Spec> specs;
@@ -541,7 +569,7 @@ TEST(IngestEngine, SplitsAGroupTheSinkCallsTooLarge) {
   EXPECT_EQ(h.done_count(), 11u);
 }
 
-TEST(IngestEngine, DeadLettersASingleEventTheSinkCallsTooLarge) {
+TEST_P(IngestEngineTest, DeadLettersASingleEventTheSinkCallsTooLarge) {
   Harness h(/*slow_decoder=*/false);
   h.sink.too_large_stream = "Task-agg-x";
   std::vector<SourceMessage> b;
@@ -571,7 +599,7 @@ DomainEvent domain_event(const std::string& aggregate, int64_t version) {
   return e;
 }
 
-TEST(IngestEngine, AppendsNonJsonPayloadsAsBytesAndKeepsTheirTypeInMetadata) {
+TEST_P(IngestEngineTest, AppendsNonJsonPayloadsAsBytesAndKeepsTheirTypeInMetadata) {
   Harness h(/*slow_decoder=*/false);
   auto e = domain_event("agg-b", 1);
   e.payload = std::string("\x01\x02\xff", 3);
@@ -590,7 +618,7 @@ TEST(IngestEngine, AppendsNonJsonPayloadsAsBytesAndKeepsTheirTypeInMetadata) {
       << events[0].metadata;
 }
 
-TEST(IngestEngine, RoutesByContentTypeHeaderThenTopicCodecThenJson) {
+TEST_P(IngestEngineTest, RoutesByContentTypeHeaderThenTopicCodecThenJson) {
   Harness h(/*slow_decoder=*/false, 1u << 20, {{"binary-topic", codecs::Codec::kFlatBuffers}});
   std::vector<SourceMessage> b;
   TopicPartition json_tp{"task-events", 0}, bin_tp{"binary-topic", 0};
@@ -636,7 +664,7 @@ void expect_in_order(const std::map<std::string, std::vector<RecordedEventData>>
   }
 }
 
-TEST(IngestEngine, ReassemblesVersionsThatArriveOutOfOrderOnOnePartition) {
+TEST_P(IngestEngineTest, ReassemblesVersionsThatArriveOutOfOrderOnOnePartition) {
   Harness h(/*slow_decoder=*/false);
   submit_one_by_one(h, {{"agg-o", 1, ""}, {"agg-o", 3, ""}, {"agg-o", 2, ""}, {"agg-o", 4, ""}});
   h.engine->wait_idle();
@@ -649,7 +677,7 @@ TEST(IngestEngine, ReassemblesVersionsThatArriveOutOfOrderOnOnePartition) {
   EXPECT_EQ(h.done_count(), 4u);
 }
 
-TEST(IngestEngine, AHeldEventIsNotDoneUntilItIsWritten) {
+TEST_P(IngestEngineTest, AHeldEventIsNotDoneUntilItIsWritten) {
   Harness h(/*slow_decoder=*/false);
   TopicPartition p0{"task-events", 0}, p1{"task-events", 1};
   std::vector<SourceMessage> b1;
@@ -680,7 +708,7 @@ TEST(IngestEngine, AHeldEventIsNotDoneUntilItIsWritten) {
 
 // Each aggregate's versions produced in one burst without a key: spread over partitions at random,
 // read partition by partition in chunks, so versions arrive out of order and across batches.
-TEST(IngestEngine, UnkeyedBurstsOverSeveralPartitionsAreStoredInOrderWithoutDeadLetters) {
+TEST_P(IngestEngineTest, UnkeyedBurstsOverSeveralPartitionsAreStoredInOrderWithoutDeadLetters) {
   Harness h;
   std::mt19937 rng(11);
   constexpr int kAggregates = 300, kVersions = 10, kPartitions = 8;
@@ -723,7 +751,7 @@ TEST(IngestEngine, UnkeyedBurstsOverSeveralPartitionsAreStoredInOrderWithoutDead
   EXPECT_EQ(h.done_count(), total);
 }
 
-TEST(IngestEngine, AGapIsRecheckedAgainstTheStoreAfterTheWindow) {
+TEST_P(IngestEngineTest, AGapIsRecheckedAgainstTheStoreAfterTheWindow) {
   EngineOptions o;
   o.reorder_window = 0ms;
   o.give_up_expired_gaps = false;  // a bounded replay: re-check, never give up before the end
@@ -751,7 +779,7 @@ TEST(IngestEngine, AGapIsRecheckedAgainstTheStoreAfterTheWindow) {
   EXPECT_EQ(done.load(), 1);
 }
 
-TEST(IngestEngine, AnExpiredGapIsDeadLetteredWhenTheRunGivesUpAfterTheWindow) {
+TEST_P(IngestEngineTest, AnExpiredGapIsDeadLetteredWhenTheRunGivesUpAfterTheWindow) {
   EngineOptions o;
   o.reorder_window = 0ms;
   o.give_up_expired_gaps = true;  // `run`
@@ -777,7 +805,7 @@ TEST(IngestEngine, AnExpiredGapIsDeadLetteredWhenTheRunGivesUpAfterTheWindow) {
   EXPECT_EQ(done.load(), 3);
 }
 
-TEST(IngestEngine, HeldEventsOverTheirBudgetGiveUpTheOldestGap) {
+TEST_P(IngestEngineTest, HeldEventsOverTheirBudgetGiveUpTheOldestGap) {
   EngineOptions o;
   o.max_held_bytes = 1;  // any held event is over the budget
   o.give_up_expired_gaps = false;
@@ -796,7 +824,7 @@ TEST(IngestEngine, HeldEventsOverTheirBudgetGiveUpTheOldestGap) {
   EXPECT_EQ(dlq.letters()[0].reason, "revision-gap");
 }
 
-TEST(IngestEngine, ARevokeDropsTheHeldEventsOfTheRevokedPartitions) {
+TEST_P(IngestEngineTest, ARevokeDropsTheHeldEventsOfTheRevokedPartitions) {
   Harness h(/*slow_decoder=*/false);
   TopicPartition p0{"task-events", 0}, p1{"task-events", 1};
   std::vector<SourceMessage> b;
@@ -819,7 +847,7 @@ TEST(IngestEngine, ARevokeDropsTheHeldEventsOfTheRevokedPartitions) {
   EXPECT_EQ(h.done[p1].size(), 4u);
 }
 
-TEST(IngestEngine, ReportsWhatBecameOfEachMessage) {
+TEST_P(IngestEngineTest, ReportsWhatBecameOfEachMessage) {
   EngineOptions o;
   std::mutex mu;
   std::map<int64_t, MessageOutcome> outcomes;
@@ -855,6 +883,58 @@ TEST(IngestEngine, ReportsWhatBecameOfEachMessage) {
   EXPECT_EQ(outcomes[2].kind, MessageOutcome::Kind::kDeadLettered);
   EXPECT_EQ(outcomes[2].reason, "decode-error");
   EXPECT_EQ(done.size(), 3u);
+}
+
+// With a sink whose answers tell written from duplicate, a backfill of new streams reads nothing:
+// each stream's first append (no_stream) is its own check.
+TEST_P(IngestEngineTest, ReadsNoStreamBeforeItsFirstAppendWhenTheAnswersTellDuplicates) {
+  Harness h;
+  auto specs = interleaved(150, 20, 21);
+  h.run(specs, 22);
+  auto st = h.engine->stats();
+  EXPECT_EQ(st.events_appended, specs.size());
+  EXPECT_EQ(st.dead_lettered, 0u);
+  if (GetParam()) {
+    EXPECT_EQ(h.sink.reads(), 0u) << "every stream's first version came first (keyed by aggregate)";
+    EXPECT_EQ(st.stream_reads, 0u);
+  } else {
+    EXPECT_EQ(h.sink.reads(), 150u) << "one tail read per stream on first touch";
+  }
+}
+
+// A tiny stream-state cache: states are dropped and loaded again (presumed new or read), and
+// nothing is written twice, lost or put at a wrong revision; a second run counts exact duplicates.
+TEST_P(IngestEngineTest, ASmallStreamCacheDropsStatesWithoutAWrongRevision) {
+  auto specs = interleaved(200, 12, 23, /*with_ids=*/false);
+  Harness h(true, 1u << 20, {}, 512, GetParam(), /*stream_cache_bytes=*/4096);
+  h.run(specs, 24);
+  auto st = h.engine->stats();
+  EXPECT_TRUE(h.engine->fatal().ok());
+  EXPECT_EQ(st.events_appended, specs.size());
+  EXPECT_EQ(st.duplicates, 0u);
+  EXPECT_EQ(st.dead_lettered, 0u);
+  EXPECT_EQ(st.streams, 200u) << "distinct streams, however often a state was dropped";
+  EXPECT_GT(st.stream_cache_evictions, 0u);
+  EXPECT_LE(st.cached_streams, 200u);
+  auto streams = h.sink.streams();
+  ASSERT_EQ(streams.size(), 200u);
+  for (const auto& [name, events] : streams) {
+    ASSERT_EQ(events.size(), 12u) << name;
+    for (size_t r = 1; r < events.size(); ++r) {
+      EXPECT_NE(events[r].metadata.find("\"$causationId\":\"" + events[r - 1].id.to_string() + "\""), std::string::npos)
+          << name << ": causation = the previous event's id, also across a dropped state";
+    }
+  }
+
+  Harness again(true, 1u << 20, {}, 512, GetParam(), 4096);
+  for (const auto& [name, events] : streams) {
+    for (const auto& e : events) again.sink.preload(name, EventData{e.id, e.type, e.content_type, e.data, e.metadata});
+  }
+  again.run(specs, 25);
+  auto st2 = again.engine->stats();
+  EXPECT_EQ(st2.events_appended, 0u);
+  EXPECT_EQ(st2.duplicates, specs.size()) << "appended and duplicates are exact, not inferred";
+  EXPECT_EQ(st2.dead_lettered, 0u);
 }
 
 }  // namespace

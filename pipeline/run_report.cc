@@ -37,6 +37,8 @@ std::string RunReport::to_json() const {
   if (key("streams_on_several_partitions")) w.value(stats.streams_on_several_partitions);
   if (key("events_reordered")) w.value(stats.events_reordered);
   if (key("max_reorder_wait_ms")) w.value(stats.max_reorder_wait_ms);
+  if (key("stream_reads")) w.value(stats.stream_reads);
+  if (key("stream_cache_evictions")) w.value(stats.stream_cache_evictions);
   if (key("elapsed_s")) w.value(elapsed_s);
   if (key("events_per_s")) w.value(events_per_s());
   if (events_produced && key("events_produced")) w.value(*events_produced);

@@ -10,6 +10,9 @@ namespace {
 // the range so a group put back can go in front of every other.
 constexpr uint64_t kFirstArrival = uint64_t{1} << 62;
 
+// What one cached stream state is estimated to cost: its name, the map and list nodes, the state.
+size_t entry_bytes(const std::string& stream) { return stream.size() + sizeof(StreamState) + 96; }
+
 // Moves an attached item's message and event out of its batch.
 size_t detach_item(Item& it) {
   Batch* b = it.batch;
@@ -119,13 +122,19 @@ StreamTable::Step StreamTable::next_locked(const std::string& /*stream*/, Stream
 StreamTable::Step StreamTable::offer(GroupPtr g, Clock::time_point now) {
   std::lock_guard lock(mu_);
   const std::string stream = g->stream;
-  StreamState& st = streams_[stream];
+  const bool loaded = streams_.contains(stream);
+  StreamState& st = insert_locked(stream);
+  // Not loaded would be a caller's error; such a state is only presumed new, which the first
+  // append checks, so it is still correct.
+  if (!loaded) {
+    st.presumed_new = true;
+    st.tp = partition_index_locked(g->items.front().message().tp);
+  }
+  lru_.splice(lru_.end(), lru_, st.lru);
   if (!st.several_partitions) {
+    const TopicPartition& first = partitions_[st.tp];
     for (const auto& it : g->items) {
-      const TopicPartition& tp = it.message().tp;
-      if (st.tp.topic.empty()) {
-        st.tp = tp;
-      } else if (!(st.tp == tp)) {
+      if (!(it.message().tp == first)) {
         st.several_partitions = true;
         ++several_partitions_;
         break;
@@ -150,7 +159,7 @@ StreamTable::Step StreamTable::offer(GroupPtr g, Clock::time_point now) {
 
 StreamTable::Step StreamTable::release(const std::string& stream, Clock::time_point now) {
   std::lock_guard lock(mu_);
-  StreamState& st = streams_[stream];
+  StreamState& st = insert_locked(stream);
   st.claimed = false;
   return next_locked(stream, st, now);
 }
@@ -158,7 +167,7 @@ StreamTable::Step StreamTable::release(const std::string& stream, Clock::time_po
 void StreamTable::put_back(GroupPtr g, bool running) {
   std::lock_guard lock(mu_);
   if (running && g->batches.empty()) running_detached_.fetch_sub(1);
-  StreamState& st = streams_[g->stream];
+  StreamState& st = insert_locked(g->stream);
   uint64_t key = g->first_revision;
   if (!revisions_) key = st.pending.empty() ? arrivals_++ + kFirstArrival : st.pending.begin()->first - 1;
   st.pending.emplace(key, std::move(g));
@@ -183,7 +192,7 @@ std::vector<std::string> StreamTable::claim_gaps(Clock::time_point cutoff, size_
   std::vector<std::string> out;
   out.reserve(found.size());
   for (const auto& [since, name] : found) {
-    StreamState& st = streams_[*name];
+    StreamState& st = insert_locked(*name);
     st.claimed = true;
     st.gap_since.reset();
     --gaps_;
@@ -194,7 +203,7 @@ std::vector<std::string> StreamTable::claim_gaps(Clock::time_point cutoff, size_
 
 StreamTable::Step StreamTable::resume(const std::string& stream, bool give_up, Clock::time_point now) {
   std::lock_guard lock(mu_);
-  StreamState& st = streams_[stream];
+  StreamState& st = insert_locked(stream);
   st.claimed = false;
   if (!st.pending.empty() && give_up && !runnable_locked(st)) {
     st.claimed = true;
@@ -208,7 +217,46 @@ StreamTable::Step StreamTable::resume(const std::string& stream, bool give_up, C
 
 StreamState& StreamTable::state(const std::string& stream) {
   std::lock_guard lock(mu_);
-  return streams_[stream];  // node-based map: the reference stays valid until the stream is dropped
+  return insert_locked(stream);  // node-based map: the reference stays valid until the stream is dropped
+}
+
+StreamState& StreamTable::insert_locked(const std::string& stream) {
+  auto [it, fresh] = streams_.try_emplace(stream);
+  if (fresh) {
+    it->second.lru = lru_.insert(lru_.end(), &it->first);
+    cache_bytes_.fetch_add(entry_bytes(stream), std::memory_order_relaxed);
+  }
+  return it->second;
+}
+
+void StreamTable::erase_locked(std::unordered_map<std::string, StreamState>::iterator it) {
+  lru_.erase(it->second.lru);
+  cache_bytes_.fetch_sub(entry_bytes(it->first), std::memory_order_relaxed);
+  streams_.erase(it);
+}
+
+uint32_t StreamTable::partition_index_locked(const TopicPartition& tp) {
+  auto [it, fresh] = partition_index_.try_emplace(tp, uint32_t(partitions_.size()));
+  if (fresh) partitions_.push_back(tp);
+  return it->second;
+}
+
+size_t StreamTable::evict(size_t budget_bytes) {
+  std::lock_guard lock(mu_);
+  size_t dropped = 0;
+  // Each state is looked at once at most: busy ones move to the back.
+  for (size_t n = lru_.size(); n > 0 && cache_bytes_.load(std::memory_order_relaxed) > budget_bytes; --n) {
+    auto it = streams_.find(*lru_.front());
+    StreamState& st = it->second;
+    if (st.claimed || st.dead || !st.pending.empty()) {
+      lru_.splice(lru_.end(), lru_, st.lru);
+      continue;
+    }
+    erase_locked(it);
+    ++dropped;
+  }
+  evictions_ += dropped;
+  return dropped;
 }
 
 bool StreamTable::contains(const std::string& stream) const {
@@ -217,6 +265,7 @@ bool StreamTable::contains(const std::string& stream) const {
 }
 
 void StreamTable::apply_tail(StreamState& st, const StreamTail& t) {
+  st.presumed_new = false;
   if (t.exists) {
     st.next_revision = t.last_revision.value() + 1;
     st.last_id = t.last_id;
@@ -226,12 +275,16 @@ void StreamTable::apply_tail(StreamState& st, const StreamTail& t) {
   }
 }
 
-void StreamTable::load(const std::string& stream, const StreamTail& tail, const TopicPartition& tp) {
+void StreamTable::load(const std::string& stream, const std::optional<StreamTail>& tail, const TopicPartition& tp) {
   std::lock_guard lock(mu_);
-  auto [it, fresh] = streams_.try_emplace(stream);
-  if (!fresh) return;  // loaded meanwhile (a re-check or another batch)
-  apply_tail(it->second, tail);
-  it->second.tp = tp;
+  if (streams_.contains(stream)) return;  // loaded meanwhile (a re-check or another batch)
+  StreamState& st = insert_locked(stream);
+  if (tail) {
+    apply_tail(st, *tail);
+  } else {
+    st.presumed_new = true;
+  }
+  st.tp = partition_index_locked(tp);
 }
 
 void StreamTable::finished(const Group& g) {
@@ -241,6 +294,8 @@ void StreamTable::finished(const Group& g) {
 size_t StreamTable::revoke(const std::vector<TopicPartition>& tps, bool forget_streams) {
   std::set<TopicPartition> revoked(tps.begin(), tps.end());
   std::lock_guard lock(mu_);
+  std::vector<uint8_t> revoked_index(partitions_.size(), 0);
+  for (size_t i = 0; i < partitions_.size(); ++i) revoked_index[i] = revoked.contains(partitions_[i]) ? 1 : 0;
   size_t dropped = 0;
   for (auto it = streams_.begin(); it != streams_.end();) {
     StreamState& st = it->second;
@@ -286,8 +341,9 @@ size_t StreamTable::revoke(const std::vector<TopicPartition>& tps, bool forget_s
       st.gap_since.reset();
       --gaps_;
     }
-    if (forget_streams && st.pending.empty() && revoked.contains(st.tp)) {
-      it = streams_.erase(it);
+    if (forget_streams && st.pending.empty() && revoked_index[st.tp]) {
+      auto gone = it++;
+      erase_locked(gone);
     } else {
       ++it;
     }
@@ -305,6 +361,9 @@ TableStats StreamTable::stats() const {
   s.max_reorder_wait_ms = max_wait_ms_;
   s.gaps = gaps_;
   s.pending_groups = pending_groups_;
+  s.cached_streams = streams_.size();
+  s.cache_bytes = cache_bytes_.load(std::memory_order_relaxed);
+  s.evictions = evictions_;
   return s;
 }
 

@@ -20,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -90,12 +91,17 @@ using GroupPtr = std::unique_ptr<Group>;
 struct StreamState {
   uint64_t next_revision = 0;   // the revision the next event must have
   std::optional<Uuid> last_id;  // the stream's last event id (causation of the next event)
+  // Not read from the store: presumed not to exist, because its first event seen is its first
+  // version. The first append (no_stream) checks the presumption; a wrong-expected-version answer
+  // (or a success that wrote nothing) corrects it.
+  bool presumed_new = false;
   bool dead = false;            // a dead letter happened: later events cannot keep their revisions
   bool claimed = false;
+  bool several_partitions = false;
+  uint32_t tp = 0;              // the first partition it was seen on (StreamTable's partition index)
   std::multimap<uint64_t, GroupPtr> pending;    // by first revision
   std::optional<Clock::time_point> gap_since;   // free with a gap since then
-  TopicPartition tp;            // the first partition it was seen on
-  bool several_partitions = false;
+  std::list<const std::string*>::iterator lru;  // its place in the cache's recency order
 };
 
 struct TableStats {
@@ -106,6 +112,9 @@ struct TableStats {
   uint64_t max_reorder_wait_ms = 0;
   uint64_t gaps = 0;              // streams waiting with a gap now
   uint64_t pending_groups = 0;    // groups waiting (behind an append, for a slot, or held)
+  uint64_t cached_streams = 0;    // stream states held now
+  uint64_t cache_bytes = 0;       // their estimated memory
+  uint64_t evictions = 0;         // states dropped to stay under the cache budget
 };
 
 class StreamTable {
@@ -140,9 +149,16 @@ class StreamTable {
   // The holder's view of a stream (the reference is stable until the stream is dropped).
   StreamState& state(const std::string& stream);
   [[nodiscard]] bool contains(const std::string& stream) const;
-  // A stream seen for the first time, with its tail from the store.
-  void load(const std::string& stream, const StreamTail& tail, const TopicPartition& tp);
+  // A stream seen for the first time, with its tail from the store, or (nullopt) presumed new.
+  void load(const std::string& stream, const std::optional<StreamTail>& tail, const TopicPartition& tp);
   static void apply_tail(StreamState& st, const StreamTail& tail);
+
+  // The stream states are a cache: drops the least recently used free states (no group waiting or
+  // running, no dead letter) until the estimate is under `budget_bytes`. A dropped stream is loaded
+  // again when it comes back, which is correct, only slower. Only the grouping stage may call it
+  // (it must not run between a batch's loads and its offers). Returns how many were dropped.
+  size_t evict(size_t budget_bytes);
+  [[nodiscard]] size_t cache_bytes() const { return cache_bytes_.load(std::memory_order_relaxed); }
 
   // A group taken to run without any batch (all its events detached) is counted until `finished`,
   // so the engine can wait for written-but-unanswered held events.
@@ -164,11 +180,19 @@ class StreamTable {
   GroupPtr pop_merged_locked(StreamState& st, Clock::time_point now);
   void hold_locked(StreamState& st, Clock::time_point now, std::vector<BatchPtr>& release);
   bool runnable_locked(const StreamState& st) const;
+  uint32_t partition_index_locked(const TopicPartition& tp);
+  StreamState& insert_locked(const std::string& stream);
+  void erase_locked(std::unordered_map<std::string, StreamState>::iterator it);
 
   const bool revisions_;
   const size_t max_append_bytes_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, StreamState> streams_;
+  std::list<const std::string*> lru_;  // least recently offered first
+  std::atomic<uint64_t> cache_bytes_{0};
+  uint64_t evictions_ = 0;
+  std::vector<TopicPartition> partitions_;  // index → partition (StreamState::tp)
+  std::map<TopicPartition, uint32_t> partition_index_;
   uint64_t arrivals_ = 0;  // pending key when revisions are off
   std::atomic<size_t> running_detached_{0};
   std::atomic<uint64_t> held_bytes_{0};

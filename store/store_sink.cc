@@ -7,6 +7,7 @@ AppendOutcome to_outcome(const AppendResult& r) {
   o.current_revision = r.current_revision;
   o.position = r.position;
   o.message = r.message;
+  o.already_written = r.status == AppendStatus::kSuccess && r.idempotent;
   switch (r.status) {
     case AppendStatus::kSuccess: o.code = AppendCode::kSuccess; break;
     case AppendStatus::kWrongExpectedVersion: o.code = AppendCode::kWrongExpectedVersion; break;

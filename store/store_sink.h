@@ -17,6 +17,8 @@ class StoreSink final : public Sink {
 
   [[nodiscard]] std::string name() const override { return "embedded-store"; }
   [[nodiscard]] std::string append_mode() const override { return "direct"; }
+  // The store reports idempotent re-appends (AppendResult::idempotent).
+  [[nodiscard]] bool exact_answers() const override { return true; }
   void append(AppendRequest request, AppendDone done) override;
   absl::StatusOr<StreamTail> read_tail(const std::string& stream) override;
   absl::StatusOr<std::vector<RecordedEventData>> read_forwards(const std::string& stream, StreamRevision from,
