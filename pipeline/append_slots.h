@@ -13,6 +13,9 @@
 
 namespace kingest::pipeline {
 
+// `Key` names a parked stream (the engine parks its stream state; parked streams are claimed, so
+// the key stays valid until `give` hands it back).
+template <typename Key>
 class AppendSlots {
  public:
   explicit AppendSlots(size_t limit) : limit_(std::max<size_t>(1, limit)) {}
@@ -20,7 +23,7 @@ class AppendSlots {
   // Takes a slot (true), or parks `stream` after `park()` put its group back (false). `park` runs
   // under the slots' mutex, so a slot given back meanwhile cannot miss the parked group.
   template <typename Park>
-  bool take_or_park(const std::string& stream, Park&& park) {
+  bool take_or_park(Key stream, Park&& park) {
     std::lock_guard lock(mu_);
     if (used_ < limit_) {
       ++used_;
@@ -34,12 +37,12 @@ class AppendSlots {
   // Gives a slot back, or hands it to the first parked stream: `take(stream)` returns that
   // stream's next group (null when the stream has nothing any more), which is returned holding the slot.
   template <typename Take>
-  auto give(Take&& take) -> decltype(take(std::string())) {
+  auto give(Take&& take) -> decltype(take(std::declval<Key>())) {
     std::lock_guard lock(mu_);
     while (!parked_.empty()) {
-      std::string name = std::move(parked_.front());
+      Key key = std::move(parked_.front());
       parked_.pop_front();
-      if (auto g = take(name)) return g;
+      if (auto g = take(key)) return g;
     }
     --used_;
     return nullptr;
@@ -49,7 +52,7 @@ class AppendSlots {
   const size_t limit_;
   std::mutex mu_;
   size_t used_ = 0;
-  std::deque<std::string> parked_;
+  std::deque<Key> parked_;
 };
 
 }  // namespace kingest::pipeline

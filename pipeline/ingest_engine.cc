@@ -86,7 +86,7 @@ struct IngestEngine::Impl {
   std::atomic<size_t> callbacks_pending{0};  // sink answers queued into the arena
 
   StreamTable table;
-  AppendSlots slots;
+  AppendSlots<StreamState*> slots;
 
   uint64_t next_seq = 0;      // polling thread only
   bool budget_full = false;   // polling thread only (has_room's hysteresis)
@@ -321,13 +321,13 @@ struct IngestEngine::Impl {
   // Takes an append slot for `g`, or parks it back in the table (the stream keeps its claim, so
   // later groups merge behind it) until a slot frees.
   bool take_slot_or_park(GroupPtr& g) {
-    const std::string stream = g->stream;
-    return slots.take_or_park(stream, [&] { table.put_back(std::move(g), /*running=*/true); });
+    StreamState* st = g->state;
+    return slots.take_or_park(st, [&] { table.put_back(std::move(g), /*running=*/true); });
   }
 
   // Gives a slot back, or hands it straight to the first parked stream's next group (returned).
   GroupPtr give_slot() {
-    return slots.give([this](const std::string& stream) { return table.take_next(stream); });
+    return slots.give([this](StreamState* st) { return table.take_next(*st); });
   }
 
   // Runs groups of one stream until one is sent asynchronously (its callback continues the chain),
@@ -350,10 +350,10 @@ struct IngestEngine::Impl {
         if (GroupPtr unparked = give_slot()) work.emplace_back(std::move(unparked), true);
         if (d == Dispatched::kHold) {
           // A gap opened under the group (its stream state was refreshed): it waits in the table.
-          std::string stream = g->stream;
+          StreamState* st = g->state;
           table.put_back(std::move(g), /*running=*/true);
           notify_idle();
-          auto step = table.release(stream, Clock::now());
+          auto step = table.release(*st, Clock::now());
           for (auto& b : step.release) finish_one(b);
           g = std::move(step.run);
           continue;
@@ -367,7 +367,7 @@ struct IngestEngine::Impl {
   // holds the stream's claim.
   Dispatched dispatch(Group& g) {
     if (has_fatal()) return Dispatched::kFailed;
-    StreamState& st = table.state(g.stream);
+    StreamState& st = *g.state;
     if (st.dead) {
       std::vector<DeadLetter> letters;
       std::vector<const SourceMessage*> messages;
@@ -489,7 +489,7 @@ struct IngestEngine::Impl {
   }
 
   void handle_answer(GroupPtr g, const std::vector<Uuid>& ids, AppendOutcome out) {
-    StreamState& st = table.state(g->stream);
+    StreamState& st = *g->state;
     Dispatched d = Dispatched::kDone;
     switch (out.code) {
       case AppendCode::kSuccess: {
@@ -526,6 +526,7 @@ struct IngestEngine::Impl {
           auto second = std::make_unique<Group>();
           const size_t half = g->items.size() / 2;
           second->stream = g->stream;
+          second->state = g->state;
           second->items.assign(std::make_move_iterator(g->items.begin() + long(half)),
                                std::make_move_iterator(g->items.end()));
           g->items.resize(half);
@@ -575,7 +576,9 @@ struct IngestEngine::Impl {
       finish_one(b);
     }
     if (g->batches.empty()) notify_idle();  // wait_idle also waits for held events being written
-    auto step = table.release(g->stream, Clock::now());
+    StreamState* st = g->state;
+    g.reset();
+    auto step = table.release(*st, Clock::now());
     for (auto& b : step.release) finish_one(b);
     return std::move(step.run);
   }

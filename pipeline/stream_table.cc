@@ -73,11 +73,20 @@ GroupPtr StreamTable::pop_merged_locked(StreamState& st, Clock::time_point now) 
   return g;
 }
 
+void StreamTable::open_gap_locked(StreamState& st, Clock::time_point now) {
+  if (st.gap_since) return;
+  st.gap_since = now;
+  gaps_.emplace(now, &st);
+}
+
+void StreamTable::close_gap_locked(StreamState& st) {
+  if (!st.gap_since) return;
+  gaps_.erase({*st.gap_since, &st});
+  st.gap_since.reset();
+}
+
 void StreamTable::hold_locked(StreamState& st, Clock::time_point now, std::vector<BatchPtr>& release) {
-  if (!st.gap_since) {
-    st.gap_since = now;
-    ++gaps_;
-  }
+  open_gap_locked(st, now);
   for (auto& [key, g] : st.pending) {
     if (g->held_since) continue;  // detached already
     size_t bytes = 0;
@@ -97,20 +106,14 @@ void StreamTable::hold_locked(StreamState& st, Clock::time_point now, std::vecto
   }
 }
 
-StreamTable::Step StreamTable::next_locked(const std::string& /*stream*/, StreamState& st, Clock::time_point now) {
+StreamTable::Step StreamTable::next_locked(StreamState& st, Clock::time_point now) {
   Step s;
   if (st.pending.empty()) {
-    if (st.gap_since) {
-      st.gap_since.reset();
-      --gaps_;
-    }
+    close_gap_locked(st);
     return s;
   }
   if (runnable_locked(st)) {
-    if (st.gap_since) {
-      st.gap_since.reset();
-      --gaps_;
-    }
+    close_gap_locked(st);
     st.claimed = true;
     s.run = pop_merged_locked(st, now);
     return s;
@@ -131,6 +134,7 @@ StreamTable::Step StreamTable::offer(GroupPtr g, Clock::time_point now) {
     st.tp = partition_index_locked(g->items.front().message().tp);
   }
   lru_.splice(lru_.end(), lru_, st.lru);
+  g->state = &st;
   if (!st.several_partitions) {
     const TopicPartition& first = partitions_[st.tp];
     for (const auto& it : g->items) {
@@ -154,49 +158,42 @@ StreamTable::Step StreamTable::offer(GroupPtr g, Clock::time_point now) {
   st.pending.emplace(key, std::move(g));
   ++pending_groups_;
   if (st.claimed) return {};
-  return next_locked(stream, st, now);
+  return next_locked(st, now);
 }
 
-StreamTable::Step StreamTable::release(const std::string& stream, Clock::time_point now) {
+StreamTable::Step StreamTable::release(StreamState& st, Clock::time_point now) {
   std::lock_guard lock(mu_);
-  StreamState& st = insert_locked(stream);
   st.claimed = false;
-  return next_locked(stream, st, now);
+  return next_locked(st, now);
 }
 
 void StreamTable::put_back(GroupPtr g, bool running) {
   std::lock_guard lock(mu_);
   if (running && g->batches.empty()) running_detached_.fetch_sub(1);
-  StreamState& st = insert_locked(g->stream);
+  if (g->state == nullptr) g->state = &insert_locked(g->stream);
+  StreamState& st = *g->state;
   uint64_t key = g->first_revision;
   if (!revisions_) key = st.pending.empty() ? arrivals_++ + kFirstArrival : st.pending.begin()->first - 1;
   st.pending.emplace(key, std::move(g));
   ++pending_groups_;
 }
 
-GroupPtr StreamTable::take_next(const std::string& stream) {
+GroupPtr StreamTable::take_next(StreamState& st) {
   std::lock_guard lock(mu_);
-  auto it = streams_.find(stream);
-  if (it == streams_.end() || it->second.pending.empty()) return nullptr;
-  return pop_merged_locked(it->second, Clock::now());
+  if (st.pending.empty()) return nullptr;
+  return pop_merged_locked(st, Clock::now());
 }
 
 std::vector<std::string> StreamTable::claim_gaps(Clock::time_point cutoff, size_t limit) {
   std::lock_guard lock(mu_);
-  std::vector<std::pair<Clock::time_point, const std::string*>> found;
-  for (auto& [name, st] : streams_) {
-    if (!st.claimed && st.gap_since && *st.gap_since <= cutoff) found.emplace_back(*st.gap_since, &name);
-  }
-  std::sort(found.begin(), found.end());
-  if (found.size() > limit) found.resize(limit);
   std::vector<std::string> out;
-  out.reserve(found.size());
-  for (const auto& [since, name] : found) {
-    StreamState& st = insert_locked(*name);
+  for (auto it = gaps_.begin(); it != gaps_.end() && it->first <= cutoff && out.size() < limit;) {
+    StreamState& st = *it->second;
+    ++it;
+    if (st.claimed) continue;
+    close_gap_locked(st);
     st.claimed = true;
-    st.gap_since.reset();
-    --gaps_;
-    out.push_back(*name);
+    out.push_back(**st.lru);
   }
   return out;
 }
@@ -212,7 +209,7 @@ StreamTable::Step StreamTable::resume(const std::string& stream, bool give_up, C
     s.run->give_up = true;
     return s;
   }
-  return next_locked(stream, st, now);
+  return next_locked(st, now);
 }
 
 StreamState& StreamTable::state(const std::string& stream) {
@@ -230,6 +227,7 @@ StreamState& StreamTable::insert_locked(const std::string& stream) {
 }
 
 void StreamTable::erase_locked(std::unordered_map<std::string, StreamState>::iterator it) {
+  close_gap_locked(it->second);
   lru_.erase(it->second.lru);
   cache_bytes_.fetch_sub(entry_bytes(it->first), std::memory_order_relaxed);
   streams_.erase(it);
@@ -324,6 +322,7 @@ size_t StreamTable::revoke(const std::vector<TopicPartition>& tps, bool forget_s
           if (!run) {
             run = std::make_unique<Group>();
             run->stream = g->stream;
+            run->state = &st;
             run->first_revision = rev;
             run->held_since = g->held_since;
           }
@@ -337,10 +336,7 @@ size_t StreamTable::revoke(const std::vector<TopicPartition>& tps, bool forget_s
     }
     pending_groups_ = pending_groups_ - st.pending.size() + kept.size();
     st.pending = std::move(kept);
-    if (st.pending.empty() && st.gap_since) {
-      st.gap_since.reset();
-      --gaps_;
-    }
+    if (st.pending.empty()) close_gap_locked(st);
     if (forget_streams && st.pending.empty() && revoked_index[st.tp]) {
       auto gone = it++;
       erase_locked(gone);
@@ -359,7 +355,7 @@ TableStats StreamTable::stats() const {
   s.held_bytes = held_bytes_.load(std::memory_order_relaxed);
   s.events_reordered = events_reordered_;
   s.max_reorder_wait_ms = max_wait_ms_;
-  s.gaps = gaps_;
+  s.gaps = gaps_.size();
   s.pending_groups = pending_groups_;
   s.cached_streams = streams_.size();
   s.cache_bytes = cache_bytes_.load(std::memory_order_relaxed);

@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <variant>
@@ -71,9 +72,14 @@ struct Item {
   [[nodiscard]] const SourceMessage& message() const { return own ? own->message : batch->messages[index]; }
 };
 
+struct StreamState;
+
 // A run of one stream's events with contiguous revisions, appended as one write.
 struct Group {
   std::string stream;
+  // The stream's state, set when the table takes the group in. It stays valid while the group
+  // exists: a state is dropped only when no group of its stream waits or runs.
+  StreamState* state = nullptr;
   std::vector<Item> items;        // in revision order
   std::vector<BatchPtr> batches;  // every batch holding an attached item of this group, each once
   uint64_t first_revision = 0;    // with the version base `none`: the arrival order instead
@@ -132,12 +138,12 @@ class StreamTable {
   // A new group from the grouping stage. The stream's state must be loaded (`contains`).
   [[nodiscard]] Step offer(GroupPtr g, Clock::time_point now);
   // The claim holder is done with the stream: the next runnable group, or nothing (the stream is free).
-  [[nodiscard]] Step release(const std::string& stream, Clock::time_point now);
+  [[nodiscard]] Step release(StreamState& st, Clock::time_point now);
   // The claim holder puts a group back (waiting for an append slot, or the second half of a split);
   // the claim stays. `running` says whether `g` was counted as running (see `running_detached`).
   void put_back(GroupPtr g, bool running);
   // The claim holder takes the stream's next group again (a parked stream got its slot).
-  [[nodiscard]] GroupPtr take_next(const std::string& stream);
+  [[nodiscard]] GroupPtr take_next(StreamState& st);
 
   // Claims the free streams whose gap opened at or before `cutoff`, oldest first, at most `limit`.
   [[nodiscard]] std::vector<std::string> claim_gaps(Clock::time_point cutoff, size_t limit = SIZE_MAX);
@@ -176,7 +182,9 @@ class StreamTable {
 
  private:
   // Under the mutex: the free stream's next group if it can run (claiming the stream), else holds its pending groups.
-  Step next_locked(const std::string& stream, StreamState& st, Clock::time_point now);
+  Step next_locked(StreamState& st, Clock::time_point now);
+  void open_gap_locked(StreamState& st, Clock::time_point now);
+  void close_gap_locked(StreamState& st);
   GroupPtr pop_merged_locked(StreamState& st, Clock::time_point now);
   void hold_locked(StreamState& st, Clock::time_point now, std::vector<BatchPtr>& release);
   bool runnable_locked(const StreamState& st) const;
@@ -200,7 +208,7 @@ class StreamTable {
   uint64_t events_reordered_ = 0;
   uint64_t max_wait_ms_ = 0;
   uint64_t several_partitions_ = 0;
-  uint64_t gaps_ = 0;
+  std::set<std::pair<Clock::time_point, StreamState*>> gaps_;  // free streams with a gap, oldest first
   uint64_t pending_groups_ = 0;
 };
 
