@@ -45,10 +45,15 @@ void DiscardSink::run() {
         m->SerializeToString(&wire_bytes);
         bytes += wire_bytes.size();
       }
-      uint64_t& count = counts_[req.stream];
-      count += req.events.size();
-      done(AppendOutcome{.code = AppendCode::kSuccess, .current_revision = StreamRevision{count - 1}, .position = 0,
-                         .message = {}});
+      // The revision the append reaches, from its expected revision (no per-stream table: its
+      // memory would grow with every stream of the run).
+      std::optional<StreamRevision> reached;
+      if (const auto* r = std::get_if<StreamRevision>(&req.expected)) {
+        reached = StreamRevision{r->value() + req.events.size()};
+      } else if (std::holds_alternative<ExpectNoStream>(req.expected) && !req.events.empty()) {
+        reached = StreamRevision{req.events.size() - 1};
+      }
+      done(AppendOutcome{.code = AppendCode::kSuccess, .current_revision = reached, .position = 0, .message = {}});
     }
     std::lock_guard lock(mu_);
     encoded_bytes_ += bytes;

@@ -41,7 +41,6 @@ class DiscardSink final : public Sink {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::pair<AppendRequest, AppendDone>> queue_;
-  std::unordered_map<std::string, uint64_t> counts_;  // events per stream (worker thread only)
   uint64_t encoded_bytes_ = 0;
   bool stopping_ = false;
   std::thread worker_;

@@ -240,11 +240,15 @@ struct IngestEngine::Impl {
     }
     if (!write_dead_letters(bad, bad_messages)) b->failed.store(true);
 
-    load_unknown_streams(*b, grouped);
+    const std::vector<StreamState*> states = load_streams(*b, grouped);
 
     std::vector<GroupPtr> groups;
-    for (const auto& stream : grouped.order) {
-      for (auto& g : cut_groups(b, stream, grouped.members(stream), rules)) groups.push_back(std::move(g));
+    for (size_t k = 0; k < grouped.order.size(); ++k) {
+      const std::string& stream = grouped.order[k];
+      for (auto& g : cut_groups(b, stream, grouped.members(stream), rules)) {
+        g->state = states[k];
+        groups.push_back(std::move(g));
+      }
     }
     b->outstanding.fetch_add(groups.size());
     const auto now = Clock::now();
@@ -252,33 +256,39 @@ struct IngestEngine::Impl {
     finish_one(b);  // the guard
   }
 
-  // Fills the state of streams the cache does not hold: presumed new when the batch holds the
-  // stream's first version and the sink's answers check it, else one backwards read each, in parallel.
-  void load_unknown_streams(const Batch& b, const BatchGroups& grouped) {
+  // Finds each stream's state (one lookup per stream and batch). A stream the cache does not hold
+  // is presumed new when the batch holds its first version and the sink's answers check it, else
+  // read: one backwards read each, in parallel. Returns the states in `grouped.order`.
+  std::vector<StreamState*> load_streams(const Batch& b, const BatchGroups& grouped) {
     table.evict(options.stream_cache_bytes);
-    std::vector<std::string> unknown;
+    std::vector<StreamState*> states;
+    states.reserve(grouped.order.size());
+    std::vector<std::pair<std::string, StreamState*>> unknown;
     for (const auto& s : grouped.order) {
-      if (table.contains(s)) continue;
       const auto& members = grouped.members(s);
-      const TopicPartition& tp = b.messages[members.front()].tp;
+      auto [st, fresh] = table.find_or_add(s, b.messages[members.front()].tp);
+      states.push_back(st);
+      if (!fresh) continue;
       if (seen_streams.insert(absl::HashOf(s)).second) streams_touched.fetch_add(1, std::memory_order_relaxed);
       if (presume_new_streams && starts_at_first_version(b, members)) {
-        table.load(s, std::nullopt, tp);
+        st->presumed_new = true;
       } else {
-        unknown.push_back(s);
+        unknown.emplace_back(s, st);
       }
     }
-    if (unknown.empty()) return;
-    auto tails = read_tails(unknown);
+    if (unknown.empty()) return states;
+    std::vector<std::string> names;
+    names.reserve(unknown.size());
+    for (const auto& [name, st] : unknown) names.push_back(name);
+    auto tails = read_tails(names);
     for (size_t i = 0; i < unknown.size(); ++i) {
-      const TopicPartition& tp = b.messages[grouped.members(unknown[i]).front()].tp;
       if (!tails[i].ok()) {
-        set_fatal(absl::UnavailableError("reading stream " + unknown[i] + ": " + std::string(tails[i].status().message())));
-        table.load(unknown[i], StreamTail{}, tp);
+        set_fatal(absl::UnavailableError("reading stream " + names[i] + ": " + std::string(tails[i].status().message())));
         continue;
       }
-      table.load(unknown[i], *tails[i], tp);
+      StreamTable::apply_tail(*unknown[i].second, *tails[i]);
     }
+    return states;
   }
 
   // Whether the batch holds the stream's revision 0 (its members' lowest revision).

@@ -125,16 +125,20 @@ StreamTable::Step StreamTable::next_locked(StreamState& st, Clock::time_point no
 StreamTable::Step StreamTable::offer(GroupPtr g, Clock::time_point now) {
   std::lock_guard lock(mu_);
   const std::string stream = g->stream;
-  const bool loaded = streams_.contains(stream);
-  StreamState& st = insert_locked(stream);
-  // Not loaded would be a caller's error; such a state is only presumed new, which the first
-  // append checks, so it is still correct.
-  if (!loaded) {
-    st.presumed_new = true;
-    st.tp = partition_index_locked(g->items.front().message().tp);
+  StreamState* found = g->state;
+  if (found == nullptr) {
+    const bool loaded = streams_.find(stream) != streams_.end();
+    found = &insert_locked(stream);
+    // Not loaded would be a caller's error; such a state is only presumed new, which the first
+    // append checks, so it is still correct.
+    if (!loaded) {
+      found->presumed_new = true;
+      found->tp = partition_index_locked(g->items.front().message().tp);
+    }
+    g->state = found;
   }
+  StreamState& st = *found;
   lru_.splice(lru_.end(), lru_, st.lru);
-  g->state = &st;
   if (!st.several_partitions) {
     const TopicPartition& first = partitions_[st.tp];
     for (const auto& it : g->items) {
@@ -257,10 +261,6 @@ size_t StreamTable::evict(size_t budget_bytes) {
   return dropped;
 }
 
-bool StreamTable::contains(const std::string& stream) const {
-  std::lock_guard lock(mu_);
-  return streams_.contains(stream);
-}
 
 void StreamTable::apply_tail(StreamState& st, const StreamTail& t) {
   st.presumed_new = false;
@@ -273,16 +273,16 @@ void StreamTable::apply_tail(StreamState& st, const StreamTail& t) {
   }
 }
 
-void StreamTable::load(const std::string& stream, const std::optional<StreamTail>& tail, const TopicPartition& tp) {
+
+std::pair<StreamState*, bool> StreamTable::find_or_add(const std::string& stream, const TopicPartition& tp) {
   std::lock_guard lock(mu_);
-  if (streams_.contains(stream)) return;  // loaded meanwhile (a re-check or another batch)
-  StreamState& st = insert_locked(stream);
-  if (tail) {
-    apply_tail(st, *tail);
-  } else {
-    st.presumed_new = true;
+  auto [it, fresh] = streams_.try_emplace(stream);
+  if (fresh) {
+    it->second.lru = lru_.insert(lru_.end(), &it->first);
+    cache_bytes_.fetch_add(entry_bytes(stream), std::memory_order_relaxed);
+    it->second.tp = partition_index_locked(tp);
   }
-  st.tp = partition_index_locked(tp);
+  return {&it->second, fresh};
 }
 
 void StreamTable::finished(const Group& g) {

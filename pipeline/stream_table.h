@@ -135,7 +135,8 @@ class StreamTable {
     std::vector<BatchPtr> release;
   };
 
-  // A new group from the grouping stage. The stream's state must be loaded (`contains`).
+  // A new group from the grouping stage. The stream's state must be there (`find_or_add`, filled), and
+  // `g->state` may already point to it (saves a lookup).
   [[nodiscard]] Step offer(GroupPtr g, Clock::time_point now);
   // The claim holder is done with the stream: the next runnable group, or nothing (the stream is free).
   [[nodiscard]] Step release(StreamState& st, Clock::time_point now);
@@ -154,9 +155,11 @@ class StreamTable {
 
   // The holder's view of a stream (the reference is stable until the stream is dropped).
   StreamState& state(const std::string& stream);
-  [[nodiscard]] bool contains(const std::string& stream) const;
-  // A stream seen for the first time, with its tail from the store, or (nullopt) presumed new.
-  void load(const std::string& stream, const std::optional<StreamTail>& tail, const TopicPartition& tp);
+  // The grouping stage's one lookup per stream and batch: the stream's state, and whether it was
+  // added now (then the caller fills it, presumed new or from a read, before offering its groups;
+  // no other thread looks at a state that no group was offered for, except a revoke that forgets
+  // streams, which happens only while no batch is in flight).
+  std::pair<StreamState*, bool> find_or_add(const std::string& stream, const TopicPartition& tp);
   static void apply_tail(StreamState& st, const StreamTail& tail);
 
   // The stream states are a cache: drops the least recently used free states (no group waiting or
