@@ -24,7 +24,7 @@ struct IngestFlags {
   size_t batch_max_bytes = 4u << 20;
   int64_t batch_max_age_ms = 20;
   size_t max_batches_in_flight = 32;
-  size_t max_bytes_in_flight = 64u << 20;
+  size_t max_bytes_in_flight = 16u << 20;
   size_t max_append_bytes = 1u << 20;
   std::string version_base = "1";
   std::string stream_template = "{AggregateType}-{AggregateId}";

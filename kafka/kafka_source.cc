@@ -93,7 +93,9 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::create(SourceOptions o
       // A bounded run learns that a partition was read to its end from the end-of-partition event.
       {"enable.partition.eof", s->options_.end_at.empty() ? "false" : "true"},
       {"queued.min.messages", "200000"},
-      {"fetch.max.bytes", "52428800"},
+      // Fetch responses of at most 8 MiB: with librdkafka's 64 MiB prefetch queue that bounds what
+      // Kafka holds in this process while the pipeline is the slower side (docs/performance.md, "Memory").
+      {"fetch.max.bytes", "8388608"},
       {"log_level", "4"},
   };
   for (const auto& [k, v] : s->options_.properties) props[k] = v;

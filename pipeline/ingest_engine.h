@@ -56,7 +56,7 @@ struct EngineOptions {
   StreamNameTemplate stream_names = StreamNameTemplate::parse("{AggregateType}-{AggregateId}").value();
   VersionBase version_base;
   size_t max_batches_in_flight = 32;          // the limiter's threshold
-  size_t max_bytes_in_flight = 64u << 20;     // message bytes; the source waits, then pauses, above this
+  size_t max_bytes_in_flight = 16u << 20;     // message bytes; the source waits, then pauses, above this
   size_t max_append_bytes = 1u << 20;         // a stream group is split to stay under this
   // Appends handed to the sink and not yet answered. A stream whose turn comes while all are taken
   // waits in the engine, where its later groups merge into its waiting one (fewer, larger appends)
