@@ -696,9 +696,11 @@ bool IngestEngine::has_room() const {
   // High mark: the hand-off queue may hold a couple of batches beyond the limiter's threshold, no
   // more. Low mark: half of it. Pausing makes librdkafka drop what it prefetched, so the source
   // resumes only after the engine drained to the low mark instead of flapping at one threshold.
-  // Held events count against the bytes; the gap checks keep them under `max_held_bytes`.
+  // Held events have a budget of their own (`max_held_bytes`, kept by the gap checks): counted
+  // here they could fill this one before theirs is reached, and the source would wait for gaps
+  // that only its reading can fill.
   const size_t batches = impl_->batches_in_flight.load();
-  const size_t bytes = impl_->bytes_in_flight.load() + impl_->table.held_bytes();
+  const size_t bytes = impl_->bytes_in_flight.load();
   const auto& o = impl_->options;
   if (impl_->budget_full) {
     if (batches <= o.max_batches_in_flight / 2 && bytes <= o.max_bytes_in_flight / 2) impl_->budget_full = false;

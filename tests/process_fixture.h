@@ -103,7 +103,9 @@ inline uint64_t field(const std::string& report, const std::string& key) {
   return std::stoull(report.substr(at + key.size() + 3));
 }
 
-// A broker with the seed's topics (8 partitions each) and, on demand, a store server.
+// A broker with the seed's topics (`partitions_` each, 8 unless a derived fixture's constructor sets
+// more: the embedded Kafka keeps about 5 MiB per partition and silently drops older data) and, on
+// demand, a store server.
 class ProcessFixture : public ::testing::Test {
  protected:
   explicit ProcessFixture(std::string name)
@@ -111,8 +113,8 @@ class ProcessFixture : public ::testing::Test {
 
   void SetUp() override {
     std::filesystem::create_directories(dir_);
-    broker_ = std::make_unique<Process>("broker --topics " + kSeedTopics + " --partitions 8 --bootstrap-file " + dir_ +
-                                            "/bootstrap",
+    broker_ = std::make_unique<Process>("broker --topics " + kSeedTopics + " --partitions " +
+                                            std::to_string(partitions_) + " --bootstrap-file " + dir_ + "/bootstrap",
                                         dir_ + "/broker.out");
     bootstrap_ = read_line(dir_ + "/bootstrap", 20s);
     ASSERT_FALSE(bootstrap_.empty()) << slurp(dir_ + "/broker.out");
@@ -151,6 +153,7 @@ class ProcessFixture : public ::testing::Test {
   [[nodiscard]] std::string report(const std::string& name = "report.json") const { return slurp(dir_ + "/" + name); }
 
   std::string dir_;
+  int partitions_ = 8;
   std::unique_ptr<Process> broker_;
   std::unique_ptr<Process> store_;
   std::string bootstrap_;

@@ -39,6 +39,44 @@ const std::string& kTopics = kingest::testing::kSeedTopics;
 class ReplayFaultTest : public kingest::testing::ProcessFixture {
  protected:
   ReplayFaultTest() : ProcessFixture("ki-replay-fault") {}
+
+  // Runs `replay` (group `group`) and kills it with SIGKILL at a random point within the first
+  // second after it got its partitions, `max_kills` times, then lets it finish. Returns the runs and
+  // kills; a last replay that does not end done is a fatal test failure.
+  std::pair<int, int> replay_killed_until_done(const std::string& group, int max_kills) {
+    std::mt19937 rng(std::random_device{}());
+    int kills = 0;
+    int runs = 0;
+    int last = -1;
+    auto deadline = Clock::now() + 8min;
+    while (Clock::now() < deadline) {
+      ++runs;
+      const size_t joins_before = count(slurp(dir_ + "/run.out"), "assigned ");
+      Process p(replay_args(group), dir_ + "/run.out");
+      if (kills < max_kills) {
+        // A random point after the group gave this run its partitions, within the first second of a
+        // replay that takes a few: mid-ingest.
+        int code = -1;
+        while (code < 0 && count(slurp(dir_ + "/run.out"), "assigned ") == joins_before) code = p.wait(50ms);
+        if (code < 0) code = p.wait(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 1000)(rng)));
+        if (code < 0) {
+          p.kill(SIGKILL);
+          ++kills;
+          continue;
+        }
+        last = code;
+        break;
+      }
+      last = p.wait(300s);
+      break;
+    }
+    [&] {
+      ASSERT_EQ(last, 0) << "the last replay ends done after " << runs << " runs and " << kills << " kills\n"
+                         << slurp(dir_ + "/run.out");
+    }();
+    EXPECT_GE(kills, 1) << "at least one replay was killed part-way";
+    return {runs, kills};
+  }
 };
 
 TEST_F(ReplayFaultTest, KilledAtRandomPointsAndRerunEndsWithExactlyTheProducedEvents) {
@@ -47,35 +85,8 @@ TEST_F(ReplayFaultTest, KilledAtRandomPointsAndRerunEndsWithExactlyTheProducedEv
       << slurp(dir_ + "/run.out");
   start_store();
 
-  std::mt19937 rng(std::random_device{}());
-  int kills = 0;
-  int runs = 0;
-  int last = -1;
-  auto deadline = Clock::now() + 8min;
-  while (Clock::now() < deadline) {
-    ++runs;
-    const size_t joins_before = count(slurp(dir_ + "/run.out"), "assigned ");
-    Process p(replay_args("fault-kill"), dir_ + "/run.out");
-    if (kills < 5) {
-      // A random point after the group gave this run its partitions, within the first second of a
-      // replay that takes a few: mid-ingest.
-      int code = -1;
-      while (code < 0 && count(slurp(dir_ + "/run.out"), "assigned ") == joins_before) code = p.wait(50ms);
-      if (code < 0) code = p.wait(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 1000)(rng)));
-      if (code < 0) {
-        p.kill(SIGKILL);
-        ++kills;
-        continue;
-      }
-      last = code;
-      break;
-    }
-    last = p.wait(300s);
-    break;
-  }
-  ASSERT_EQ(last, 0) << "the last replay ends done after " << runs << " runs and " << kills << " kills\n"
-                     << slurp(dir_ + "/run.out");
-  EXPECT_GE(kills, 1) << "at least one replay was killed part-way";
+  const auto [runs, kills] = replay_killed_until_done("fault-kill", 5);
+  if (HasFatalFailure()) return;
   ASSERT_EQ(run("verify --kurrent " + url() + " --events " + std::to_string(kEvents) + " --seed 11"), 0)
       << slurp(dir_ + "/run.out");
 
@@ -87,6 +98,34 @@ TEST_F(ReplayFaultTest, KilledAtRandomPointsAndRerunEndsWithExactlyTheProducedEv
   EXPECT_EQ(field(r, "dead_lettered"), 0u) << r;
   std::cout << "replay kill -9: " << runs << " runs, " << kills << " kills, " << kEvents
             << " events verified (0 lost, 0 duplicated)\n";
+}
+
+// The wide shape (many streams, a few events each), where a stream's first append is its own
+// check when the sink's answers tell written from duplicate: a kill -9 between a stream's first
+// append and its answer must still end with every event once.
+class ReplayWideFaultTest : public ReplayFaultTest {
+ protected:
+  ReplayWideFaultTest() { partitions_ = 32; }  // 300,000 events: about 1.6 MiB per partition
+};
+
+TEST_F(ReplayWideFaultTest, KilledAndRerunEndsWithExactlyTheProducedEvents) {
+  constexpr int kEvents = 300000;
+  constexpr int kStreams = 200000;
+  const std::string workload = " --events " + std::to_string(kEvents) + " --streams " + std::to_string(kStreams) +
+                               " --seed 14";
+  ASSERT_EQ(run("generate --brokers " + bootstrap_ + workload), 0) << slurp(dir_ + "/run.out");
+  start_store();
+  const auto [runs, kills] = replay_killed_until_done("fault-wide", 2);
+  if (HasFatalFailure()) return;
+  ASSERT_EQ(run("verify --kurrent " + url() + workload), 0) << slurp(dir_ + "/run.out");
+
+  ASSERT_EQ(run(replay_args("fault-wide") + " --from beginning"), 0) << slurp(dir_ + "/run.out");
+  auto r = report();
+  EXPECT_EQ(field(r, "events_appended"), 0u) << r;
+  EXPECT_EQ(field(r, "duplicates"), uint64_t(kEvents)) << r;
+  EXPECT_EQ(field(r, "dead_lettered"), 0u) << r;
+  std::cout << "wide replay kill -9: " << runs << " runs, " << kills << " kills, " << kEvents << " events of "
+            << kStreams << " streams verified (0 lost, 0 duplicated)\n";
 }
 
 TEST_F(ReplayFaultTest, TheStoreServerKilledAndRestartedDuringAReplay) {
