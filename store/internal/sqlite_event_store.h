@@ -43,6 +43,7 @@ class SqliteEventStore final : public EventStore {
 
   void append(std::string stream, ExpectedRevision expected, std::vector<ProposedEvent> events,
               AppendCallback done) override;
+  void append_multi(MultiAppend request, std::function<void(MultiAppendResult)> done) override;
   absl::StatusOr<ReadResult> read(const std::string& stream, ReadFrom from, uint64_t max_count,
                                   ReadDirection direction) override;
   absl::StatusOr<std::vector<RecordedEvent>> read_all(uint64_t after_position, uint64_t max_count) override;
@@ -60,15 +61,28 @@ class SqliteEventStore final : public EventStore {
   void set_before_commit_hook_for_testing(std::function<void()> hook) { before_commit_hook_ = std::move(hook); }
 
  private:
-  // One queued write request.
+  // A queued multi-stream append (kept apart so that a plain append's Op stays small).
+  struct MultiOp {
+    MultiAppend request;
+    std::function<void(MultiAppendResult)> done;
+  };
+
+  // One queued write request: an append, a tombstone or (multi set) a multi-stream append.
   struct Op {
     bool is_tombstone = false;
     std::string stream;
     ExpectedRevision expected;
     std::vector<ProposedEvent> events;
     AppendCallback done;
+    std::unique_ptr<MultiOp> multi;
     std::chrono::steady_clock::time_point enqueued;
     size_t bytes = 0;  // counted against group_commit_max_bytes
+  };
+
+  // What an answered op leaves to free: its events (or its multi-stream request).
+  struct Payload {
+    std::vector<ProposedEvent> events;
+    std::unique_ptr<MultiOp> multi;
   };
 
   // The writer's view of one stream. id == 0: the stream has no row yet.
@@ -76,6 +90,19 @@ class SqliteEventStore final : public EventStore {
     int64_t id = 0;
     std::optional<uint64_t> last_revision;  // nullopt: no event yet
     bool deleted = false;
+    // Scratch of the multi-stream append being applied (zero otherwise): the stream may appear
+    // under several indexes of one request, and these count per stream, not per index.
+    bool multi_checked = false;
+    uint32_t multi_records = 0;
+  };
+
+  // One row of a multi-row INSERT.
+  struct Row {
+    int64_t position;
+    int64_t stream_id;
+    int64_t revision;
+    const ProposedEvent* event;
+    int64_t run;  // the run's length on its first row, 0 (NULL) on the others
   };
 
   // Statements of a pooled read-only connection.
@@ -120,6 +147,9 @@ class SqliteEventStore final : public EventStore {
   // is rolled back); a failed expectation is an AppendResult and writes nothing.
   absl::StatusOr<AppendResult> apply_append(Op& op);
   absl::StatusOr<AppendResult> apply_tombstone(const Op& op);
+  absl::StatusOr<MultiAppendResult> apply_multi(MultiAppend& request);
+  absl::Status create_stream_row(const std::string& name, StreamState& s);
+  absl::Status insert_rows(const Row* rows, size_t n, int64_t created);
   absl::StatusOr<StreamState*> lookup_stream(const std::string& name);
   // Compares `events` ids with the stream's events from revision `from`.
   absl::StatusOr<std::optional<AppendResult>> match_existing(const StreamState& s, uint64_t from,
@@ -167,6 +197,8 @@ class SqliteEventStore final : public EventStore {
   // Writer-thread state (only touched by the writer thread once started).
   StreamMap<StreamState> streams_;
   std::vector<RecentId> recent_ids_;
+  std::vector<StreamState*> multi_states_;  // apply_multi: the request's streams, by index
+  std::vector<uint8_t> multi_index_written_;  // apply_multi: the indexes with records
   int64_t next_position_ = 1;
   int64_t next_stream_id_ = 1;
   bool wrote_ = false;  // the open transaction has written something
@@ -193,7 +225,7 @@ class SqliteEventStore final : public EventStore {
   // Events of answered appends, freed by the next appends (one batch each, outside the lock) or by
   // the writer when it has nothing else to do: the payloads were allocated by the appending
   // threads, and freeing them is no work for the writer's critical path.
-  std::vector<std::vector<ProposedEvent>> graveyard_;
+  std::vector<Payload> graveyard_;
   bool stopping_ = false;
   std::thread writer_;
 
