@@ -128,9 +128,10 @@ class SqliteEventStore final : public EventStore {
   static size_t recent_slot(const Uuid& id);
   const RecentId* find_recent(const Uuid& id) const;
 
-  // Rows per prepared multi-row INSERT: an append of n events runs ceil(n / kMaxInsertRows)
-  // statements instead of n.
-  static constexpr size_t kMaxInsertRows = 4;
+  // Rows per prepared multi-row INSERT. The rows of a whole group are buffered and inserted
+  // kMaxInsertRows at a time, across appends and streams: a statement's fixed cost (step, halt,
+  // reset) is paid per kMaxInsertRows events rather than per append.
+  static constexpr size_t kMaxInsertRows = 16;
   static constexpr size_t kInsertColumns = 10;
 
   explicit SqliteEventStore(const StoreOptions& options);
@@ -148,8 +149,28 @@ class SqliteEventStore final : public EventStore {
   absl::StatusOr<AppendResult> apply_append(Op& op);
   absl::StatusOr<AppendResult> apply_tombstone(const Op& op);
   absl::StatusOr<MultiAppendResult> apply_multi(MultiAppend& request);
+  // Gives `s` (cached under `name`) the next stream id and buffers its row.
   absl::Status create_stream_row(const std::string& name, StreamState& s);
-  absl::Status insert_rows(const Row* rows, size_t n, int64_t created);
+  absl::Status insert_rows(const Row* rows, size_t n);
+  absl::Status insert_stream_rows(size_t n);
+  // Buffers one row of the open transaction; inserts the buffer when it is full.
+  absl::Status add_row(const Row& row) {
+    pending_rows_[pending_count_++] = row;
+    return pending_count_ == kMaxInsertRows ? flush_rows() : absl::OkStatus();
+  }
+  // Inserts the buffered rows: before COMMIT and before the writer reads events it may have
+  // buffered (idempotency checks).
+  absl::Status flush_rows() {
+    const size_t n = pending_count_;
+    pending_count_ = 0;
+    return n == 0 ? absl::OkStatus() : insert_rows(pending_rows_, n);
+  }
+  // The same for new streams' rows: before COMMIT and before a tombstone updates a row.
+  absl::Status flush_stream_rows() {
+    const size_t n = pending_stream_count_;
+    pending_stream_count_ = 0;
+    return n == 0 ? absl::OkStatus() : insert_stream_rows(n);
+  }
   absl::StatusOr<StreamState*> lookup_stream(const std::string& name);
   // Compares `events` ids with the stream's events from revision `from`.
   absl::StatusOr<std::optional<AppendResult>> match_existing(const StreamState& s, uint64_t from,
@@ -191,6 +212,7 @@ class SqliteEventStore final : public EventStore {
   Statement insert_events_[kMaxInsertRows];  // [k]: k + 1 rows
   Statement find_stream_;
   Statement insert_stream_;
+  Statement insert_streams_[kMaxInsertRows];  // [k]: k + 1 new streams' rows
   Statement delete_stream_;
   std::unique_ptr<RunStatements> writer_runs_;
 
@@ -202,6 +224,12 @@ class SqliteEventStore final : public EventStore {
   int64_t next_position_ = 1;
   int64_t next_stream_id_ = 1;
   bool wrote_ = false;  // the open transaction has written something
+  Row pending_rows_[kMaxInsertRows] = {};  // rows of the open transaction not inserted yet
+  size_t pending_count_ = 0;
+  // New streams' rows not inserted yet: (id, name); the names live in the group's ops.
+  std::pair<int64_t, const std::string*> pending_streams_[kMaxInsertRows] = {};
+  size_t pending_stream_count_ = 0;
+  int64_t group_created_ = 0;  // `created` of the open transaction's events
   // Every stream with a row is in streams_ (the table was empty at open and nothing was evicted),
   // so a miss means a new stream and needs no query.
   bool streams_complete_ = false;
@@ -225,7 +253,7 @@ class SqliteEventStore final : public EventStore {
   // Events of answered appends, freed by the next appends (one batch each, outside the lock) or by
   // the writer when it has nothing else to do: the payloads were allocated by the appending
   // threads, and freeing them is no work for the writer's critical path.
-  std::vector<Payload> graveyard_;
+  std::deque<Payload> graveyard_;  // a deque: growing it moves nothing
   bool stopping_ = false;
   std::thread writer_;
 

@@ -212,7 +212,7 @@ void SqliteEventStore::writer_loop() {
     if (queue_.empty() && !graveyard_.empty() &&
         !queue_cv_.wait_for(lk, kGraveyardIdle, [&] { return stopping_ || !queue_.empty(); })) {
       // No appends for a while: free the leftovers here.
-      std::vector<Payload> dead;
+      std::deque<Payload> dead;
       dead.swap(graveyard_);
       lk.unlock();
       continue;
@@ -248,6 +248,9 @@ void SqliteEventStore::process_group(std::vector<Op>& ops) {
   }
   const int64_t position_before = next_position_;
   wrote_ = false;
+  pending_count_ = 0;
+  pending_stream_count_ = 0;
+  group_created_ = now_ticks();
   absl::Status failure = step_done(begin_, "BEGIN");
   for (size_t i = 0; failure.ok() && i < ops.size(); ++i) {
     if (ops[i].multi) {
@@ -267,6 +270,8 @@ void SqliteEventStore::process_group(std::vector<Op>& ops) {
     }
     results.push_back(std::move(*r));
   }
+  if (failure.ok()) failure = flush_rows();
+  if (failure.ok()) failure = flush_stream_rows();
   if (failure.ok() && before_commit_hook_) before_commit_hook_();
   const bool wrote = wrote_;
   const auto events_in_group = static_cast<uint64_t>(next_position_ - position_before);
@@ -416,6 +421,8 @@ absl::StatusOr<AppendResult> SqliteEventStore::apply_tombstone(const Op& op) {
     ok = current.has_value();
   }
   if (!ok) return wrong_expected(current, op.expected);
+  // The stream's row may be one this group created and has not inserted yet.
+  if (absl::Status flushed = flush_stream_rows(); !flushed.ok()) return flushed;
   Statement& st = s.id == 0 ? insert_stream_ : delete_stream_;
   if (s.id == 0) {
     st.bind_int64(1, next_stream_id_);
@@ -438,6 +445,7 @@ absl::StatusOr<AppendResult> SqliteEventStore::apply_tombstone(const Op& op) {
 absl::StatusOr<std::optional<AppendResult>> SqliteEventStore::match_existing(
     const StreamState& s, uint64_t from, const std::vector<ProposedEvent>& events) {
   if (events.empty() || s.id == 0) return std::optional<AppendResult>();
+  if (absl::Status flushed = flush_rows(); !flushed.ok()) return flushed;  // the events may be buffered
   size_t matched = 0;
   uint64_t last_position = 0;
   absl::Status st = visit_stream(*writer_runs_, s.id, clamp_to_int64(from), /*forwards=*/true, events.size(),
@@ -464,6 +472,7 @@ absl::StatusOr<std::optional<AppendResult>> SqliteEventStore::match_existing(
 }
 
 absl::StatusOr<uint64_t> SqliteEventStore::position_of(const StreamState& s, uint64_t revision) {
+  if (absl::Status flushed = flush_rows(); !flushed.ok()) return flushed;  // the event may be buffered
   uint64_t position = 0;
   absl::Status st = visit_stream(*writer_runs_, s.id, clamp_to_int64(revision), /*forwards=*/true, 1,
                                  [&](const Statement& row) {
@@ -475,15 +484,22 @@ absl::StatusOr<uint64_t> SqliteEventStore::position_of(const StreamState& s, uin
 }
 
 absl::Status SqliteEventStore::create_stream_row(const std::string& name, StreamState& s) {
-  insert_stream_.bind_int64(1, next_stream_id_);
-  insert_stream_.bind_text(2, name);
-  insert_stream_.bind_int64(3, 0);
-  if (absl::Status status = step_done(insert_stream_, "create stream"); !status.ok()) return status;
   s.id = next_stream_id_++;
-  return absl::OkStatus();
+  pending_streams_[pending_stream_count_++] = {s.id, &name};
+  return pending_stream_count_ == kMaxInsertRows ? flush_stream_rows() : absl::OkStatus();
 }
 
-absl::Status SqliteEventStore::insert_rows(const Row* rows, size_t n, int64_t created) {
+absl::Status SqliteEventStore::insert_stream_rows(size_t n) {
+  Statement& st = insert_streams_[n - 1];
+  for (size_t row = 0; row < n; ++row) {
+    const int b = static_cast<int>(row * 2);
+    st.bind_int64(b + 1, pending_streams_[row].first);
+    st.bind_text(b + 2, *pending_streams_[row].second);
+  }
+  return step_done(st, "create stream");
+}
+
+absl::Status SqliteEventStore::insert_rows(const Row* rows, size_t n) {
   Statement& st = insert_events_[n - 1];
   for (size_t row = 0; row < n; ++row) {
     const Row& r = rows[row];
@@ -497,7 +513,7 @@ absl::Status SqliteEventStore::insert_rows(const Row* rows, size_t n, int64_t cr
     st.bind_text(b + 6, ev.content_type);
     st.bind_blob(b + 7, ev.data.data(), ev.data.size());
     st.bind_blob(b + 8, ev.metadata.data(), ev.metadata.size());
-    st.bind_int64(b + 9, created);
+    st.bind_int64(b + 9, group_created_);
     if (r.run != 0) {
       st.bind_int64(b + 10, r.run);
     } else {
@@ -513,17 +529,10 @@ absl::Status SqliteEventStore::insert_events(const std::string& name, StreamStat
     if (absl::Status status = create_stream_row(name, s); !status.ok()) return status;
   }
   const uint64_t first_revision = s.last_revision ? *s.last_revision + 1 : 0;
-  const int64_t created = now_ticks();
-  Row rows[kMaxInsertRows];
-  for (size_t done = 0; done < events.size();) {
-    const size_t n = std::min(events.size() - done, kMaxInsertRows);
-    for (size_t row = 0; row < n; ++row) {
-      const size_t i = done + row;
-      rows[row] = Row{next_position_ + static_cast<int64_t>(i), s.id, clamp_to_int64(first_revision + i), &events[i],
-                      i == 0 ? static_cast<int64_t>(events.size()) : 0};
-    }
-    if (absl::Status status = insert_rows(rows, n, created); !status.ok()) return status;
-    done += n;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const Row row{next_position_ + static_cast<int64_t>(i), s.id, clamp_to_int64(first_revision + i), &events[i],
+                  i == 0 ? static_cast<int64_t>(events.size()) : 0};
+    if (absl::Status status = add_row(row); !status.ok()) return status;
   }
   for (size_t i = 0; i < events.size(); ++i) remember_id(events[i].id, s.id, first_revision + i);
   next_position_ += static_cast<int64_t>(events.size());
@@ -599,9 +608,6 @@ absl::StatusOr<MultiAppendResult> SqliteEventStore::apply_multi(MultiAppend& req
 
   // Write in the request's order. A stream's consecutive records form one run (consecutive
   // positions and revisions); interleaved streams make runs of their own.
-  const int64_t created = now_ticks();
-  Row rows[kMaxInsertRows];
-  size_t pending = 0;
   for (size_t i = 0; i < records.size(); ++i) {
     StreamState& s = *multi_states_[records[i].stream];
     if (s.id == 0) {
@@ -617,13 +623,9 @@ absl::StatusOr<MultiAppendResult> SqliteEventStore::apply_multi(MultiAppend& req
     }
     const uint64_t revision = s.last_revision ? *s.last_revision + 1 : 0;
     s.last_revision = revision;
-    rows[pending++] =
-        Row{next_position_ + static_cast<int64_t>(i), s.id, clamp_to_int64(revision), &records[i].event, run};
     remember_id(records[i].event.id, s.id, revision);
-    if (pending == kMaxInsertRows || i + 1 == records.size()) {
-      if (absl::Status status = insert_rows(rows, pending, created); !status.ok()) return status;
-      pending = 0;
-    }
+    const Row row{next_position_ + static_cast<int64_t>(i), s.id, clamp_to_int64(revision), &records[i].event, run};
+    if (absl::Status status = add_row(row); !status.ok()) return status;
   }
   next_position_ += static_cast<int64_t>(records.size());
   if (!records.empty()) wrote_ = true;
