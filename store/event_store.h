@@ -1,11 +1,12 @@
 // Embedded event store with KurrentDB's append/read semantics, over SQLite (WAL) or in memory.
 //
-// Owner: whoever opens it (the demo, `serve-store`, tests). Threads: `append` may be called from any
-// thread; a single writer thread (owned by the store) runs group commits and invokes the append
-// callbacks on that thread, so callbacks must be short, must not block or throw, and must not call
-// `append_sync`, `tombstone` or `close` (they wait for that thread). `read` may be called from
-// any thread concurrently with appends (it uses its own connection). Lifecycle: `open` → use →
-// `close` (or destruction) drains queued appends, answers each, then closes the database.
+// Owner: whoever opens it (the demo, `serve-store`, tests). Threads: `append` and `append_multi`
+// may be called from any thread; a single writer thread (owned by the store) runs group commits and
+// invokes the callbacks on that thread, so callbacks must be short, must not block or throw, and
+// must not call `append_sync`, `append_multi_sync`, `tombstone` or `close` (they wait for that
+// thread). `read` may be called from any thread concurrently with appends (it uses its own
+// connection). Lifecycle: `open` → use → `close` (or destruction) drains queued appends, answers
+// each, then closes the database.
 //
 //   auto store = EventStore::open({.path = "/tmp/events.db"}).value();
 //   store->append("System-1", ExpectNoStream{}, {ev}, [](AppendResult r) { ... });
