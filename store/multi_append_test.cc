@@ -315,6 +315,35 @@ TEST_P(MultiAppendTest, JoinsTheGroupCommitInOrder) {
   EXPECT_EQ(store_->stats().transactions, 1u);
 }
 
+// A request is one unit of the group commit: one larger than group_commit_max_bytes goes through
+// alone and whole, never split across transactions.
+TEST_P(MultiAppendTest, ARequestIsNeverSplitAcrossTransactions) {
+  StoreOptions o = options(300ms);
+  o.group_commit_max_bytes = 1000;
+  reopen(o);
+  ASSERT_NE(store_, nullptr);
+  std::promise<AppendResult> before;
+  std::promise<MultiAppendResult> big;
+  std::promise<AppendResult> after;
+  store_->append("x", ExpectNoStream{}, {make_event(std::string(300, 'x'))},
+                 [&](AppendResult r) { before.set_value(std::move(r)); });
+  MultiAppend m = request({"a", "b", "c"}, {0, 1, 2, 0, 1, 2, 0, 1, 2, 0});
+  for (auto& w : m.records) w.event.data.append(300, 'd');  // ~3,600 bytes in all
+  store_->append_multi(std::move(m), [&](MultiAppendResult r) { big.set_value(std::move(r)); });
+  store_->append("y", ExpectNoStream{}, {make_event(std::string(300, 'y'))},
+                 [&](AppendResult r) { after.set_value(std::move(r)); });
+  const AppendResult r0 = before.get_future().get();
+  const MultiAppendResult r1 = big.get_future().get();
+  const AppendResult r2 = after.get_future().get();
+  ASSERT_EQ(r0.status, AppendStatus::kSuccess);
+  ASSERT_EQ(r1.status, AppendStatus::kSuccess) << r1.message;
+  ASSERT_EQ(r2.status, AppendStatus::kSuccess);
+  EXPECT_EQ(r1.position, r0.position + 10);
+  EXPECT_EQ(r2.position, r1.position + 1);
+  EXPECT_EQ(store_->stats().transactions, 3u);
+  EXPECT_EQ(revision_of(r1, 0), 3u);
+}
+
 // Multi-stream requests and plain appends to the same streams from several threads: every stream's
 // revisions stay gapless, every request's records are consecutive in the log, in request order.
 TEST_P(MultiAppendTest, ConcurrentWithPlainAppendsToTheSameStreams) {
