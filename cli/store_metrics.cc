@@ -31,6 +31,20 @@ void MeteredEventStore::append(std::string stream, ExpectedRevision expected,
                 });
 }
 
+void MeteredEventStore::append_multi(store::MultiAppend request,
+                                     std::function<void(store::MultiAppendResult)> done) {
+  const auto start = std::chrono::steady_clock::now();
+  appends_.fetch_add(1, std::memory_order_relaxed);
+  events_proposed_.fetch_add(request.records.size(), std::memory_order_relaxed);
+  appends_in_flight_.fetch_add(1, std::memory_order_relaxed);
+  inner_.append_multi(std::move(request), [this, start, done = std::move(done)](store::MultiAppendResult r) {
+    append_latency_.record(std::chrono::steady_clock::now() - start);
+    appends_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    if (r.status != store::AppendStatus::kSuccess) append_failures_.fetch_add(1, std::memory_order_relaxed);
+    done(std::move(r));
+  });
+}
+
 absl::StatusOr<store::ReadResult> MeteredEventStore::read(const std::string& stream, store::ReadFrom from,
                                                           uint64_t max_count, store::ReadDirection direction) {
   const auto start = std::chrono::steady_clock::now();

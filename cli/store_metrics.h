@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -21,6 +22,7 @@ class MeteredEventStore final : public store::EventStore {
 
   void append(std::string stream, ExpectedRevision expected, std::vector<store::ProposedEvent> events,
               AppendCallback done) override;
+  void append_multi(store::MultiAppend request, std::function<void(store::MultiAppendResult)> done) override;
   absl::StatusOr<store::ReadResult> read(const std::string& stream, store::ReadFrom from, uint64_t max_count,
                                          store::ReadDirection direction) override;
   absl::StatusOr<std::vector<store::RecordedEvent>> read_all(uint64_t after_position, uint64_t max_count) override;

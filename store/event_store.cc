@@ -22,4 +22,11 @@ AppendResult EventStore::append_sync(std::string stream, ExpectedRevision expect
   return future.get();
 }
 
+MultiAppendResult EventStore::append_multi_sync(MultiAppend request) {
+  auto promise = std::make_shared<std::promise<MultiAppendResult>>();
+  std::future<MultiAppendResult> future = promise->get_future();
+  append_multi(std::move(request), [promise](MultiAppendResult r) { promise->set_value(std::move(r)); });
+  return future.get();
+}
+
 }  // namespace kingest::store

@@ -1,11 +1,12 @@
 // Embedded event store with KurrentDB's append/read semantics, over SQLite (WAL) or in memory.
 //
-// Owner: whoever opens it (the demo, `serve-store`, tests). Threads: `append` may be called from any
-// thread; a single writer thread (owned by the store) runs group commits and invokes the append
-// callbacks on that thread, so callbacks must be short, must not block or throw, and must not call
-// `append_sync`, `tombstone` or `close` (they wait for that thread). `read` may be called from
-// any thread concurrently with appends (it uses its own connection). Lifecycle: `open` → use →
-// `close` (or destruction) drains queued appends, answers each, then closes the database.
+// Owner: whoever opens it (the demo, `serve-store`, tests). Threads: `append` and `append_multi`
+// may be called from any thread; a single writer thread (owned by the store) runs group commits and
+// invokes the callbacks on that thread, so callbacks must be short, must not block or throw, and
+// must not call `append_sync`, `append_multi_sync`, `tombstone` or `close` (they wait for that
+// thread). `read` may be called from any thread concurrently with appends (it uses its own
+// connection). Lifecycle: `open` → use → `close` (or destruction) drains queued appends, answers
+// each, then closes the database.
 //
 //   auto store = EventStore::open({.path = "/tmp/events.db"}).value();
 //   store->append("System-1", ExpectNoStream{}, {ev}, [](AppendResult r) { ... });
@@ -25,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -87,6 +89,45 @@ struct ReadResult {
   std::vector<RecordedEvent> events;
 };
 
+// Atomic multi-stream append (KurrentDB 26.1 AppendRecords): records of many streams, interleaved
+// in any order, written in the request's order (positions increase in record order; each stream's
+// revisions continue from its last), together with consistency checks evaluated inside the same
+// transaction. Any failing check: nothing of the request is written and every failing check is
+// reported. There is no idempotent re-append here: the checks are exact.
+struct StreamCheck {
+  uint32_t stream;  // index into MultiAppend::streams
+  ExpectedRevision expected;  // exact n, no_stream, stream_exists; any checks nothing
+};
+struct RecordWrite {
+  uint32_t stream;  // index into MultiAppend::streams
+  ProposedEvent event;
+};
+struct MultiAppend {
+  std::vector<std::string> streams;
+  std::vector<RecordWrite> records;  // in log order
+  std::vector<StreamCheck> checks;
+};
+struct CheckViolation {
+  static constexpr uint32_t kNoCheck = UINT32_MAX;  // check_index of a record to a tombstoned stream
+  static constexpr int64_t kNoStream = -1;
+  static constexpr int64_t kTombstoned = -100;
+  uint32_t check_index;  // index into MultiAppend::checks, or kNoCheck
+  uint32_t stream;       // index into MultiAppend::streams
+  ExpectedRevision expected;
+  int64_t actual;  // the stream's revision, kNoStream or kTombstoned
+};
+struct MultiAppendResult {
+  // kSuccess; kWrongExpectedVersion (violations); kStreamDeleted (a record to a tombstoned stream,
+  // in violations too, with any other failing check); kError (storage failure or an invalid
+  // request: a stream index out of range or an empty stream name; `message` says which).
+  AppendStatus status = AppendStatus::kError;
+  std::vector<CheckViolation> violations;  // every failing check; nothing written
+  // Success: (stream index, revision of its last record) for every stream index with records.
+  std::vector<std::pair<uint32_t, StreamRevision>> revisions;
+  uint64_t position = 0;  // success: global position of the request's last record (0: no records)
+  std::string message;
+};
+
 struct StoreOptions {
   std::string path;        // database file; ignored when in_memory
   bool in_memory = false;  // same SQLite code on an in-memory database
@@ -114,6 +155,13 @@ class EventStore {
                       AppendCallback done) = 0;
   // Convenience: blocks until the append is answered.
   AppendResult append_sync(std::string stream, ExpectedRevision expected, std::vector<ProposedEvent> events);
+
+  // One request is one unit of the writer's group commit (never split across transactions). An
+  // invalid request is answered at once, on the caller's thread; otherwise `done` runs on the
+  // writer thread after the commit, like `append`'s callback.
+  virtual void append_multi(MultiAppend request, std::function<void(MultiAppendResult)> done) = 0;
+  // Convenience: blocks until the request is answered.
+  MultiAppendResult append_multi_sync(MultiAppend request);
 
   virtual absl::StatusOr<ReadResult> read(const std::string& stream, ReadFrom from, uint64_t max_count,
                                           ReadDirection direction) = 0;

@@ -1,8 +1,12 @@
 // Micro-benchmark of the embedded store's group-commit append path (not registered in CMake; the
 // bench/ folder decides how to build it). Usage:
 //   event_store_benchmark [memory|file] [events_per_append] [appends] [streams] [db_path]
-// Submits every append asynchronously, each with the exact expected revision of its stream, and
-// reports events/s from the first submit to the last callback.
+// Submits every append asynchronously, each with the exact expected revision of its stream (append
+// i goes to stream i % streams), and reports events/s from the first submit to the last callback
+// and the writer thread's CPU time per event (Linux).
+//   event_store_benchmark multi [memory|file] [events] [streams] [records_per_request] [db_path]
+// The same events (event i to stream i % streams), written with `append_multi`: requests of many
+// streams' records, no checks. The store's ceiling for bulk writes.
 //   event_store_benchmark waves [memory|file] [appends] [streams] [wave] [read_interval_us] [db_path]
 // The pipeline's pattern: appends of 1-3 events (~500 B data, ~250 B metadata) with exact expected
 // revisions (no_stream first) over `streams` streams, submitted in waves of `wave` appends to
@@ -25,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "store/event_store.h"
@@ -57,6 +62,14 @@ double thread_cpu_seconds(const std::string& name) {
     total += static_cast<double>(user + sys) / static_cast<double>(sysconf(_SC_CLK_TCK));
   }
   return total;
+}
+
+// CPU seconds (user + system) of the whole process so far: the store's threads and the appending one.
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
 int run_waves(int argc, char** argv) {
@@ -141,6 +154,7 @@ int run_waves(int argc, char** argv) {
 
   std::atomic<int> failures{0};
   const double cpu_before = thread_cpu_seconds("ki-store-write");
+  const double process_before = process_cpu_seconds();
   const auto start = std::chrono::steady_clock::now();
   for (auto& w : waves) {
     std::latch done(static_cast<std::ptrdiff_t>(w.size()));
@@ -154,6 +168,7 @@ int run_waves(int argc, char** argv) {
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double writer_cpu = thread_cpu_seconds("ki-store-write") - cpu_before;
+  const double process_cpu = process_cpu_seconds() - process_before;
   running = false;
   reader.join();
   std::sort(latencies.begin(), latencies.end());
@@ -161,12 +176,87 @@ int run_waves(int argc, char** argv) {
     return latencies.empty() ? 0.0 : latencies[std::min(latencies.size() - 1, size_t(p * latencies.size()))];
   };
   std::printf("%s waves: %d appends (%llu events, %d streams, waves of %d): %.0f appends/s, %.0f events/s, "
-              "%.2f us/append, writer CPU %.2f us/append, %llu transactions, %d failures | %zu reads: p50 %.0f us, "
+              "%.2f us/append, writer CPU %.2f us/append, process CPU %.2f us/append, %llu transactions, %d failures | %zu reads: p50 %.0f us, "
               "p99 %.0f us, max %.0f us\n",
               in_memory ? "memory" : "file", total, static_cast<unsigned long long>(events_total), streams, wave,
-              total / secs, events_total / secs, secs * 1e6 / total, writer_cpu * 1e6 / total,
+              total / secs, events_total / secs, secs * 1e6 / total, writer_cpu * 1e6 / total, process_cpu * 1e6 / total,
               static_cast<unsigned long long>(store->stats().transactions), failures.load(), latencies.size(), pct(0.5),
               pct(0.99), latencies.empty() ? 0.0 : latencies.back());
+  store->close();
+  return failures.load() == 0 ? 0 : 1;
+}
+
+// ~250-byte JSON payload and ~60 bytes of metadata, like the seed's domain events.
+std::string bench_payload() {
+  std::string payload = R"({"orderId":"5f0c6d1e-6f53-4a44-9f3e-2b1f0a9c7d11","customerId":"c-1042",)"
+                        R"("lines":[{"sku":"SKU-123","qty":2,"price":1999}],"currency":"EUR",)"
+                        R"("occurredAt":"2024-05-01T12:00:00.000Z","note":")";
+  payload.append(250 - payload.size() - 2, 'x');
+  payload += "\"}";
+  return payload;
+}
+const char* const kBenchMetadata = R"({"$correlationId":"5f0c6d1e-6f53-4a44-9f3e-2b1f0a9c7d11"})";
+
+int run_multi(int argc, char** argv) {
+  const bool in_memory = argc < 3 || std::string(argv[2]) != "file";
+  const int events = argc > 3 ? std::atoi(argv[3]) : 1000000;
+  const int streams = argc > 4 ? std::atoi(argv[4]) : 250000;
+  const int per_request = std::max(argc > 5 ? std::atoi(argv[5]) : 1000, 1);
+  const std::string path = argc > 6 ? argv[6] : "/tmp/ki-store-bench-multi.db";
+  if (!in_memory) {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  }
+  StoreOptions options;
+  options.in_memory = in_memory;
+  options.path = path;
+  auto opened = EventStore::open(options);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "open: %s\n", std::string(opened.status().message()).c_str());
+    return 1;
+  }
+  auto& store = *opened;
+  const std::string payload = bench_payload();
+  std::vector<MultiAppend> requests;
+  for (int i = 0; i < events;) {
+    MultiAppend m;
+    const int n = std::min(per_request, events - i);
+    // Stream i % streams under its own index: the request names each of its streams once.
+    std::vector<int32_t> index_of;
+    const int first = i % streams;
+    for (int k = 0; k < n; ++k, ++i) {
+      const int s = i % streams;
+      const int slot = (s - first + streams) % streams;
+      if (slot >= static_cast<int>(index_of.size())) index_of.resize(slot + 1, -1);
+      if (index_of[slot] < 0) {
+        index_of[slot] = static_cast<int32_t>(m.streams.size());
+        m.streams.push_back("Order-" + std::to_string(s));
+      }
+      m.records.push_back(RecordWrite{static_cast<uint32_t>(index_of[slot]),
+                                      ProposedEvent{Uuid::v4(), "OrderPlaced", "application/json", payload,
+                                                    kBenchMetadata}});
+    }
+    requests.push_back(std::move(m));
+  }
+  std::latch done(static_cast<std::ptrdiff_t>(requests.size()));
+  std::atomic<int> failures{0};
+  const double cpu_before = thread_cpu_seconds("ki-store-write");
+  const double process_before = process_cpu_seconds();
+  const auto start = std::chrono::steady_clock::now();
+  for (auto& m : requests) {
+    store->append_multi(std::move(m), [&](MultiAppendResult res) {
+      if (res.status != AppendStatus::kSuccess) failures.fetch_add(1);
+      done.count_down();
+    });
+  }
+  done.wait();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double writer_cpu = thread_cpu_seconds("ki-store-write") - cpu_before;
+  const double process_cpu = process_cpu_seconds() - process_before;
+  std::printf("%s multi: %d events (%d streams, %d records/request): %.0f events/s, writer CPU %.2f us/event, "
+              "process CPU %.2f us/event, %llu transactions, %d failures, %.3f s\n",
+              in_memory ? "memory" : "file", events, streams, per_request, events / secs, writer_cpu * 1e6 / events,
+              process_cpu * 1e6 / events,
+              static_cast<unsigned long long>(store->stats().transactions), failures.load(), secs);
   store->close();
   return failures.load() == 0 ? 0 : 1;
 }
@@ -175,6 +265,7 @@ int run_waves(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "waves") return run_waves(argc, argv);
+  if (argc > 1 && std::string(argv[1]) == "multi") return run_multi(argc, argv);
   const bool in_memory = argc < 2 || std::string(argv[1]) != "file";
   const int per_append = argc > 2 ? std::atoi(argv[2]) : 50;
   const int appends = argc > 3 ? std::atoi(argv[3]) : 4000;
@@ -194,13 +285,8 @@ int main(int argc, char** argv) {
   }
   auto& store = *opened;
 
-  // ~250-byte JSON payload, like the seed's domain events.
-  std::string payload = R"({"orderId":"5f0c6d1e-6f53-4a44-9f3e-2b1f0a9c7d11","customerId":"c-1042",)"
-                        R"("lines":[{"sku":"SKU-123","qty":2,"price":1999}],"currency":"EUR",)"
-                        R"("occurredAt":"2024-05-01T12:00:00.000Z","note":")";
-  payload.append(250 - payload.size() - 2, 'x');
-  payload += "\"}";
-  const std::string metadata = R"({"$correlationId":"5f0c6d1e-6f53-4a44-9f3e-2b1f0a9c7d11"})";
+  const std::string payload = bench_payload();
+  const std::string metadata = kBenchMetadata;
 
   // Prepare every request first so the timing measures the store, not the generator.
   struct Request {
@@ -225,6 +311,8 @@ int main(int argc, char** argv) {
 
   std::latch done(appends);
   std::atomic<int> failures{0};
+  const double cpu_before = thread_cpu_seconds("ki-store-write");
+  const double process_before = process_cpu_seconds();
   const auto start = std::chrono::steady_clock::now();
   for (auto& r : requests) {
     store->append(std::move(r.stream), r.expected, std::move(r.events), [&](AppendResult res) {
@@ -234,12 +322,14 @@ int main(int argc, char** argv) {
   }
   done.wait();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double writer_cpu = thread_cpu_seconds("ki-store-write") - cpu_before;
+  const double process_cpu = process_cpu_seconds() - process_before;
   const auto stats = store->stats();
   const double events = double(appends) * per_append;
-  std::printf("%s: %d appends x %d events (%d streams): %.0f events/s, %.0f appends/s, %llu transactions, "
-              "%d failures, %.3f s\n",
+  std::printf("%s: %d appends x %d events (%d streams): %.0f events/s, %.0f appends/s, writer CPU %.2f us/event, "
+              "process CPU %.2f us/event, %llu transactions, %d failures, %.3f s\n",
               in_memory ? "memory" : "file", appends, per_append, streams, events / secs, appends / secs,
-              static_cast<unsigned long long>(stats.transactions), failures.load(), secs);
+              writer_cpu * 1e6 / events, process_cpu * 1e6 / events, static_cast<unsigned long long>(stats.transactions), failures.load(), secs);
   store->close();
   return failures.load() == 0 ? 0 : 1;
 }

@@ -655,6 +655,59 @@ TEST_P(EventStoreTest, FailedCheckInAGroupDoesNotAffectTheOthers) {
   EXPECT_EQ(read_stream("g2").events.size(), 2u);
 }
 
+// The writer buffers a group's rows and inserts them many at a time; what it reads back within the
+// same group (idempotency checks, an empty append's position) must still see them.
+TEST_P(EventStoreTest, RetriesWithinOneGroupSeeTheGroupsEarlierAppends) {
+  reopen(options(300ms));
+  ASSERT_NE(store_, nullptr);
+  auto batch = make_events(3, "a");
+  auto any_batch = make_events(2, "y");
+  std::vector<std::promise<AppendResult>> promises(6);
+  auto answer = [&](int i) { return [&promises, i](AppendResult r) { promises[i].set_value(std::move(r)); }; };
+  store_->append("s", ExpectNoStream{}, batch, answer(0));
+  store_->append("s", ExpectNoStream{}, batch, answer(1));          // retry: idempotent
+  store_->append("s", StreamRevision{0}, {batch[1], batch[2]}, answer(2));  // retry of a suffix
+  store_->append("s", ExpectAny{}, any_batch, answer(3));
+  store_->append("s", ExpectAny{}, any_batch, answer(4));  // retry through the recent-id cache
+  store_->append("s", StreamRevision{4}, {}, answer(5));   // empty: reports the last event's position
+  std::vector<AppendResult> r;
+  for (auto& p : promises) r.push_back(p.get_future().get());
+  for (size_t i = 0; i < r.size(); ++i) ASSERT_EQ(r[i].status, AppendStatus::kSuccess) << i << ": " << r[i].message;
+  EXPECT_FALSE(r[0].idempotent);
+  EXPECT_TRUE(r[1].idempotent);
+  EXPECT_EQ(r[1].position, r[0].position);
+  EXPECT_TRUE(r[2].idempotent);
+  EXPECT_EQ(rev(r[2]), 2u);
+  EXPECT_FALSE(r[3].idempotent);
+  EXPECT_TRUE(r[4].idempotent);
+  EXPECT_EQ(r[4].position, r[3].position);
+  EXPECT_EQ(rev(r[5]), 4u);
+  EXPECT_EQ(r[5].position, r[3].position);
+  EXPECT_EQ(store_->stats().transactions, 1u);
+  EXPECT_EQ(store_->stats().events_written, 5u);
+  EXPECT_EQ(read_stream("s").events.size(), 5u);
+}
+
+// New streams' rows are buffered too: a tombstone in the same group must find the row it updates.
+TEST_P(EventStoreTest, StreamCreatedAndTombstonedInOneGroup) {
+  reopen(options(300ms));
+  ASSERT_NE(store_, nullptr);
+  std::promise<AppendResult> created;
+  store_->append("t", ExpectNoStream{}, make_events(1), [&](AppendResult r) { created.set_value(std::move(r)); });
+  auto deleted = std::async(std::launch::async, [&] { return store_->tombstone("t", StreamRevision{0}); });
+  EXPECT_EQ(created.get_future().get().status, AppendStatus::kSuccess);
+  EXPECT_EQ(deleted.get().status, AppendStatus::kSuccess);
+  EXPECT_EQ(store_->stats().transactions, 1u);
+  EXPECT_TRUE(read_stream("t").stream_deleted);
+  reopen(options());
+  ASSERT_NE(store_, nullptr);
+  if (GetParam() == Mode::kFile) {
+    EXPECT_TRUE(read_stream("t").stream_deleted);
+  }
+  EXPECT_EQ(store_->append_sync("t", ExpectAny{}, make_events(1)).status,
+            GetParam() == Mode::kFile ? AppendStatus::kStreamDeleted : AppendStatus::kSuccess);
+}
+
 TEST_P(EventStoreTest, WindowGathersAppendsThatArriveWithinIt) {
   reopen(options(1s));
   ASSERT_NE(store_, nullptr);

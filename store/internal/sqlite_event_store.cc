@@ -226,6 +226,11 @@ absl::Status SqliteEventStore::open_database() {
     }
     statements.push_back({&insert_events_[k], std::move(sql)});
   }
+  for (size_t k = 0; k < kMaxInsertRows; ++k) {
+    std::string sql = "INSERT OR ROLLBACK INTO streams(id, name, deleted) VALUES";
+    for (size_t row = 0; row <= k; ++row) absl::StrAppend(&sql, row == 0 ? "" : ",", "(?", 2 * row + 1, ",?", 2 * row + 2, ",0)");
+    statements.push_back({&insert_streams_[k], std::move(sql)});
+  }
   for (const Prep& p : statements) {
     auto st = db_.prepare(p.sql);
     if (!st.ok()) return st.status();
@@ -329,6 +334,7 @@ void SqliteEventStore::close() {
   }
   writer_runs_.reset();
   for (Statement& st : insert_events_) st = Statement();
+  for (Statement& st : insert_streams_) st = Statement();
   db_.close();
   if (!memory_dir_.empty()) {
     std::error_code ec;

@@ -43,6 +43,7 @@ class SqliteEventStore final : public EventStore {
 
   void append(std::string stream, ExpectedRevision expected, std::vector<ProposedEvent> events,
               AppendCallback done) override;
+  void append_multi(MultiAppend request, std::function<void(MultiAppendResult)> done) override;
   absl::StatusOr<ReadResult> read(const std::string& stream, ReadFrom from, uint64_t max_count,
                                   ReadDirection direction) override;
   absl::StatusOr<std::vector<RecordedEvent>> read_all(uint64_t after_position, uint64_t max_count) override;
@@ -60,15 +61,28 @@ class SqliteEventStore final : public EventStore {
   void set_before_commit_hook_for_testing(std::function<void()> hook) { before_commit_hook_ = std::move(hook); }
 
  private:
-  // One queued write request.
+  // A queued multi-stream append (kept apart so that a plain append's Op stays small).
+  struct MultiOp {
+    MultiAppend request;
+    std::function<void(MultiAppendResult)> done;
+  };
+
+  // One queued write request: an append, a tombstone or (multi set) a multi-stream append.
   struct Op {
     bool is_tombstone = false;
     std::string stream;
     ExpectedRevision expected;
     std::vector<ProposedEvent> events;
     AppendCallback done;
+    std::unique_ptr<MultiOp> multi;
     std::chrono::steady_clock::time_point enqueued;
     size_t bytes = 0;  // counted against group_commit_max_bytes
+  };
+
+  // What an answered op leaves to free: its events (or its multi-stream request).
+  struct Payload {
+    std::vector<ProposedEvent> events;
+    std::unique_ptr<MultiOp> multi;
   };
 
   // The writer's view of one stream. id == 0: the stream has no row yet.
@@ -76,6 +90,19 @@ class SqliteEventStore final : public EventStore {
     int64_t id = 0;
     std::optional<uint64_t> last_revision;  // nullopt: no event yet
     bool deleted = false;
+    // Scratch of the multi-stream append being applied (zero otherwise): the stream may appear
+    // under several indexes of one request, and these count per stream, not per index.
+    bool multi_checked = false;
+    uint32_t multi_records = 0;
+  };
+
+  // One row of a multi-row INSERT.
+  struct Row {
+    int64_t position;
+    int64_t stream_id;
+    int64_t revision;
+    const ProposedEvent* event;
+    int64_t run;  // the run's length on its first row, 0 (NULL) on the others
   };
 
   // Statements of a pooled read-only connection.
@@ -101,9 +128,10 @@ class SqliteEventStore final : public EventStore {
   static size_t recent_slot(const Uuid& id);
   const RecentId* find_recent(const Uuid& id) const;
 
-  // Rows per prepared multi-row INSERT: an append of n events runs ceil(n / kMaxInsertRows)
-  // statements instead of n.
-  static constexpr size_t kMaxInsertRows = 4;
+  // Rows per prepared multi-row INSERT. The rows of a whole group are buffered and inserted
+  // kMaxInsertRows at a time, across appends and streams: a statement's fixed cost (step, halt,
+  // reset) is paid per kMaxInsertRows events rather than per append.
+  static constexpr size_t kMaxInsertRows = 16;
   static constexpr size_t kInsertColumns = 10;
 
   explicit SqliteEventStore(const StoreOptions& options);
@@ -120,6 +148,29 @@ class SqliteEventStore final : public EventStore {
   // is rolled back); a failed expectation is an AppendResult and writes nothing.
   absl::StatusOr<AppendResult> apply_append(Op& op);
   absl::StatusOr<AppendResult> apply_tombstone(const Op& op);
+  absl::StatusOr<MultiAppendResult> apply_multi(MultiAppend& request);
+  // Gives `s` (cached under `name`) the next stream id and buffers its row.
+  absl::Status create_stream_row(const std::string& name, StreamState& s);
+  absl::Status insert_rows(const Row* rows, size_t n);
+  absl::Status insert_stream_rows(size_t n);
+  // Buffers one row of the open transaction; inserts the buffer when it is full.
+  absl::Status add_row(const Row& row) {
+    pending_rows_[pending_count_++] = row;
+    return pending_count_ == kMaxInsertRows ? flush_rows() : absl::OkStatus();
+  }
+  // Inserts the buffered rows: before COMMIT and before the writer reads events it may have
+  // buffered (idempotency checks).
+  absl::Status flush_rows() {
+    const size_t n = pending_count_;
+    pending_count_ = 0;
+    return n == 0 ? absl::OkStatus() : insert_rows(pending_rows_, n);
+  }
+  // The same for new streams' rows: before COMMIT and before a tombstone updates a row.
+  absl::Status flush_stream_rows() {
+    const size_t n = pending_stream_count_;
+    pending_stream_count_ = 0;
+    return n == 0 ? absl::OkStatus() : insert_stream_rows(n);
+  }
   absl::StatusOr<StreamState*> lookup_stream(const std::string& name);
   // Compares `events` ids with the stream's events from revision `from`.
   absl::StatusOr<std::optional<AppendResult>> match_existing(const StreamState& s, uint64_t from,
@@ -161,15 +212,24 @@ class SqliteEventStore final : public EventStore {
   Statement insert_events_[kMaxInsertRows];  // [k]: k + 1 rows
   Statement find_stream_;
   Statement insert_stream_;
+  Statement insert_streams_[kMaxInsertRows];  // [k]: k + 1 new streams' rows
   Statement delete_stream_;
   std::unique_ptr<RunStatements> writer_runs_;
 
   // Writer-thread state (only touched by the writer thread once started).
   StreamMap<StreamState> streams_;
   std::vector<RecentId> recent_ids_;
+  std::vector<StreamState*> multi_states_;  // apply_multi: the request's streams, by index
+  std::vector<uint8_t> multi_index_written_;  // apply_multi: the indexes with records
   int64_t next_position_ = 1;
   int64_t next_stream_id_ = 1;
   bool wrote_ = false;  // the open transaction has written something
+  Row pending_rows_[kMaxInsertRows] = {};  // rows of the open transaction not inserted yet
+  size_t pending_count_ = 0;
+  // New streams' rows not inserted yet: (id, name); the names live in the group's ops.
+  std::pair<int64_t, const std::string*> pending_streams_[kMaxInsertRows] = {};
+  size_t pending_stream_count_ = 0;
+  int64_t group_created_ = 0;  // `created` of the open transaction's events
   // Every stream with a row is in streams_ (the table was empty at open and nothing was evicted),
   // so a miss means a new stream and needs no query.
   bool streams_complete_ = false;
@@ -193,7 +253,7 @@ class SqliteEventStore final : public EventStore {
   // Events of answered appends, freed by the next appends (one batch each, outside the lock) or by
   // the writer when it has nothing else to do: the payloads were allocated by the appending
   // threads, and freeing them is no work for the writer's critical path.
-  std::vector<std::vector<ProposedEvent>> graveyard_;
+  std::deque<Payload> graveyard_;  // a deque: growing it moves nothing
   bool stopping_ = false;
   std::thread writer_;
 

@@ -55,6 +55,52 @@ AppendResult error_result(std::string message) {
   return r;
 }
 
+MultiAppendResult multi_error(std::string message) {
+  MultiAppendResult r;
+  r.status = AppendStatus::kError;
+  r.message = std::move(message);
+  return r;
+}
+
+// What is wrong with a multi-stream request, or "" when nothing is.
+std::string invalid_multi(const MultiAppend& request) {
+  const size_t n = request.streams.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (request.streams[i].empty()) return absl::StrCat("invalid request: stream ", i, " has an empty name");
+  }
+  for (size_t i = 0; i < request.records.size(); ++i) {
+    if (request.records[i].stream >= n) {
+      return absl::StrCat("invalid request: record ", i, " names stream ", request.records[i].stream, " of ", n);
+    }
+  }
+  for (size_t i = 0; i < request.checks.size(); ++i) {
+    if (request.checks[i].stream >= n) {
+      return absl::StrCat("invalid request: check ", i, " names stream ", request.checks[i].stream, " of ", n);
+    }
+  }
+  return {};
+}
+
+std::string actual_text(int64_t actual) {
+  if (actual == CheckViolation::kTombstoned) return "tombstoned";
+  if (actual == CheckViolation::kNoStream) return "no_stream";
+  return std::to_string(actual);
+}
+
+// The message of a failed multi-stream append: how many checks failed, and the first few.
+std::string violations_message(const MultiAppend& request, const std::vector<CheckViolation>& violations) {
+  constexpr size_t kShown = 3;
+  std::string m = absl::StrCat("consistency violation: ", violations.size(), violations.size() == 1 ? " check" : " checks",
+                               " failed (");
+  for (size_t i = 0; i < violations.size() && i < kShown; ++i) {
+    const CheckViolation& v = violations[i];
+    absl::StrAppend(&m, i == 0 ? "" : "; ", request.streams[v.stream], ": expected ", to_string(v.expected),
+                    ", actual ", actual_text(v.actual));
+  }
+  absl::StrAppend(&m, violations.size() > kShown ? "; ...)" : ")");
+  return m;
+}
+
 }  // namespace
 
 size_t SqliteEventStore::recent_slot(const Uuid& id) {
@@ -86,6 +132,18 @@ void SqliteEventStore::append(std::string stream, ExpectedRevision expected, std
   enqueue(std::move(op));
 }
 
+void SqliteEventStore::append_multi(MultiAppend request, std::function<void(MultiAppendResult)> done) {
+  if (std::string invalid = invalid_multi(request); !invalid.empty()) {
+    done(multi_error(std::move(invalid)));
+    return;
+  }
+  Op op;
+  op.multi = std::make_unique<MultiOp>();
+  op.multi->request = std::move(request);
+  op.multi->done = std::move(done);
+  enqueue(std::move(op));
+}
+
 AppendResult SqliteEventStore::tombstone(const std::string& stream, ExpectedRevision expected) {
   auto promise = std::make_shared<std::promise<AppendResult>>();
   std::future<AppendResult> future = promise->get_future();
@@ -100,12 +158,17 @@ AppendResult SqliteEventStore::tombstone(const std::string& stream, ExpectedRevi
 
 void SqliteEventStore::enqueue(Op op) {
   op.enqueued = std::chrono::steady_clock::now();
+  auto event_bytes = [](const ProposedEvent& e) {
+    return e.data.size() + e.metadata.size() + e.type.size() + e.content_type.size() + sizeof(Uuid);
+  };
   op.bytes = op.stream.size();
-  for (const ProposedEvent& e : op.events) {
-    op.bytes += e.data.size() + e.metadata.size() + e.type.size() + e.content_type.size() + sizeof(Uuid);
+  for (const ProposedEvent& e : op.events) op.bytes += event_bytes(e);
+  if (op.multi) {
+    for (const std::string& name : op.multi->request.streams) op.bytes += name.size();
+    for (const RecordWrite& w : op.multi->request.records) op.bytes += event_bytes(w.event);
   }
   const size_t max = std::max<size_t>(options_.group_commit_max, 1);
-  std::vector<ProposedEvent> dead;  // freed on return, outside the lock
+  Payload dead;  // freed on return, outside the lock
   {
     std::lock_guard lk(queue_mutex_);
     if (!graveyard_.empty()) {
@@ -126,7 +189,11 @@ void SqliteEventStore::enqueue(Op op) {
     }
   }
   if (!op.is_tombstone) appends_.fetch_add(1, std::memory_order_relaxed);
-  op.done(error_result("store closed"));
+  if (op.multi) {
+    op.multi->done(multi_error("store closed"));
+  } else {
+    op.done(error_result("store closed"));
+  }
 }
 
 void SqliteEventStore::writer_loop() {
@@ -137,7 +204,7 @@ void SqliteEventStore::writer_loop() {
       // Hand the answered group's events to the appenders to free; drop the rest here.
       std::lock_guard lk(queue_mutex_);
       for (Op& op : group) {
-        if (!op.events.empty()) graveyard_.push_back(std::move(op.events));
+        if (!op.events.empty() || op.multi) graveyard_.push_back(Payload{std::move(op.events), std::move(op.multi)});
       }
     }
     group.clear();
@@ -145,7 +212,7 @@ void SqliteEventStore::writer_loop() {
     if (queue_.empty() && !graveyard_.empty() &&
         !queue_cv_.wait_for(lk, kGraveyardIdle, [&] { return stopping_ || !queue_.empty(); })) {
       // No appends for a while: free the leftovers here.
-      std::vector<std::vector<ProposedEvent>> dead;
+      std::deque<Payload> dead;
       dead.swap(graveyard_);
       lk.unlock();
       continue;
@@ -172,16 +239,30 @@ void SqliteEventStore::writer_loop() {
 }
 
 void SqliteEventStore::process_group(std::vector<Op>& ops) {
-  std::vector<AppendResult> results;
+  std::vector<AppendResult> results;  // one per op; a multi op's is a placeholder
   results.reserve(ops.size());
+  std::vector<MultiAppendResult> multi_results;  // one per multi op, in order
   if (streams_.size() > kMaxCachedStreams) {
     streams_.clear();
     streams_complete_ = false;
   }
   const int64_t position_before = next_position_;
   wrote_ = false;
+  pending_count_ = 0;
+  pending_stream_count_ = 0;
+  group_created_ = now_ticks();
   absl::Status failure = step_done(begin_, "BEGIN");
   for (size_t i = 0; failure.ok() && i < ops.size(); ++i) {
+    if (ops[i].multi) {
+      auto m = apply_multi(ops[i].multi->request);
+      if (!m.ok()) {
+        failure = m.status();
+        break;
+      }
+      multi_results.push_back(std::move(*m));
+      results.emplace_back();
+      continue;
+    }
     auto r = ops[i].is_tombstone ? apply_tombstone(ops[i]) : apply_append(ops[i]);
     if (!r.ok()) {
       failure = r.status();
@@ -189,6 +270,8 @@ void SqliteEventStore::process_group(std::vector<Op>& ops) {
     }
     results.push_back(std::move(*r));
   }
+  if (failure.ok()) failure = flush_rows();
+  if (failure.ok()) failure = flush_stream_rows();
   if (failure.ok() && before_commit_hook_) before_commit_hook_();
   const bool wrote = wrote_;
   const auto events_in_group = static_cast<uint64_t>(next_position_ - position_before);
@@ -197,6 +280,7 @@ void SqliteEventStore::process_group(std::vector<Op>& ops) {
     if (sqlite3_get_autocommit(db_.get()) == 0) (void)step_done(rollback_, "ROLLBACK");
     reset_writer_state();
     results.assign(ops.size(), error_result(std::string(failure.message())));
+    multi_results.assign(ops.size(), multi_error(std::string(failure.message())));
   } else {
     if (wrote) transactions_.fetch_add(1, std::memory_order_relaxed);
     events_written_.fetch_add(events_in_group, std::memory_order_relaxed);
@@ -205,7 +289,14 @@ void SqliteEventStore::process_group(std::vector<Op>& ops) {
   const auto appends = static_cast<uint64_t>(
       std::count_if(ops.begin(), ops.end(), [](const Op& op) { return !op.is_tombstone; }));
   appends_.fetch_add(appends, std::memory_order_relaxed);
-  for (size_t i = 0; i < ops.size(); ++i) ops[i].done(std::move(results[i]));
+  size_t next_multi = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (ops[i].multi) {
+      ops[i].multi->done(std::move(multi_results[next_multi++]));
+    } else {
+      ops[i].done(std::move(results[i]));
+    }
+  }
   if (wal_frames_ >= kWalFramesCap) {
     // The checkpointer has not caught up with the writer for a long while: catch up here, so the
     // next transaction restarts the WAL instead of growing it further.
@@ -330,6 +421,8 @@ absl::StatusOr<AppendResult> SqliteEventStore::apply_tombstone(const Op& op) {
     ok = current.has_value();
   }
   if (!ok) return wrong_expected(current, op.expected);
+  // The stream's row may be one this group created and has not inserted yet.
+  if (absl::Status flushed = flush_stream_rows(); !flushed.ok()) return flushed;
   Statement& st = s.id == 0 ? insert_stream_ : delete_stream_;
   if (s.id == 0) {
     st.bind_int64(1, next_stream_id_);
@@ -352,6 +445,7 @@ absl::StatusOr<AppendResult> SqliteEventStore::apply_tombstone(const Op& op) {
 absl::StatusOr<std::optional<AppendResult>> SqliteEventStore::match_existing(
     const StreamState& s, uint64_t from, const std::vector<ProposedEvent>& events) {
   if (events.empty() || s.id == 0) return std::optional<AppendResult>();
+  if (absl::Status flushed = flush_rows(); !flushed.ok()) return flushed;  // the events may be buffered
   size_t matched = 0;
   uint64_t last_position = 0;
   absl::Status st = visit_stream(*writer_runs_, s.id, clamp_to_int64(from), /*forwards=*/true, events.size(),
@@ -378,6 +472,7 @@ absl::StatusOr<std::optional<AppendResult>> SqliteEventStore::match_existing(
 }
 
 absl::StatusOr<uint64_t> SqliteEventStore::position_of(const StreamState& s, uint64_t revision) {
+  if (absl::Status flushed = flush_rows(); !flushed.ok()) return flushed;  // the event may be buffered
   uint64_t position = 0;
   absl::Status st = visit_stream(*writer_runs_, s.id, clamp_to_int64(revision), /*forwards=*/true, 1,
                                  [&](const Statement& row) {
@@ -388,40 +483,56 @@ absl::StatusOr<uint64_t> SqliteEventStore::position_of(const StreamState& s, uin
   return position;
 }
 
+absl::Status SqliteEventStore::create_stream_row(const std::string& name, StreamState& s) {
+  s.id = next_stream_id_++;
+  pending_streams_[pending_stream_count_++] = {s.id, &name};
+  return pending_stream_count_ == kMaxInsertRows ? flush_stream_rows() : absl::OkStatus();
+}
+
+absl::Status SqliteEventStore::insert_stream_rows(size_t n) {
+  Statement& st = insert_streams_[n - 1];
+  for (size_t row = 0; row < n; ++row) {
+    const int b = static_cast<int>(row * 2);
+    st.bind_int64(b + 1, pending_streams_[row].first);
+    st.bind_text(b + 2, *pending_streams_[row].second);
+  }
+  return step_done(st, "create stream");
+}
+
+absl::Status SqliteEventStore::insert_rows(const Row* rows, size_t n) {
+  Statement& st = insert_events_[n - 1];
+  for (size_t row = 0; row < n; ++row) {
+    const Row& r = rows[row];
+    const ProposedEvent& ev = *r.event;
+    const int b = static_cast<int>(row * kInsertColumns);
+    st.bind_int64(b + 1, r.position);
+    st.bind_int64(b + 2, r.stream_id);
+    st.bind_int64(b + 3, r.revision);
+    st.bind_blob(b + 4, ev.id.bytes().data(), ev.id.bytes().size());
+    st.bind_text(b + 5, ev.type);
+    st.bind_text(b + 6, ev.content_type);
+    st.bind_blob(b + 7, ev.data.data(), ev.data.size());
+    st.bind_blob(b + 8, ev.metadata.data(), ev.metadata.size());
+    st.bind_int64(b + 9, group_created_);
+    if (r.run != 0) {
+      st.bind_int64(b + 10, r.run);
+    } else {
+      st.bind_null(b + 10);
+    }
+  }
+  return step_done(st, "insert event");
+}
+
 absl::Status SqliteEventStore::insert_events(const std::string& name, StreamState& s,
                                              const std::vector<ProposedEvent>& events, AppendResult& result) {
   if (s.id == 0) {
-    insert_stream_.bind_int64(1, next_stream_id_);
-    insert_stream_.bind_text(2, name);
-    insert_stream_.bind_int64(3, 0);
-    if (absl::Status status = step_done(insert_stream_, "create stream"); !status.ok()) return status;
-    s.id = next_stream_id_++;
+    if (absl::Status status = create_stream_row(name, s); !status.ok()) return status;
   }
   const uint64_t first_revision = s.last_revision ? *s.last_revision + 1 : 0;
-  const int64_t created = now_ticks();
-  for (size_t done = 0; done < events.size();) {
-    const size_t rows = std::min(events.size() - done, kMaxInsertRows);
-    Statement& st = insert_events_[rows - 1];
-    for (size_t row = 0; row < rows; ++row) {
-      const ProposedEvent& ev = events[done + row];
-      const int b = static_cast<int>(row * kInsertColumns);
-      st.bind_int64(b + 1, next_position_ + static_cast<int64_t>(done + row));
-      st.bind_int64(b + 2, s.id);
-      st.bind_int64(b + 3, clamp_to_int64(first_revision + done + row));
-      st.bind_blob(b + 4, ev.id.bytes().data(), ev.id.bytes().size());
-      st.bind_text(b + 5, ev.type);
-      st.bind_text(b + 6, ev.content_type);
-      st.bind_blob(b + 7, ev.data.data(), ev.data.size());
-      st.bind_blob(b + 8, ev.metadata.data(), ev.metadata.size());
-      st.bind_int64(b + 9, created);
-      if (done + row == 0) {
-        st.bind_int64(b + 10, static_cast<int64_t>(events.size()));
-      } else {
-        st.bind_null(b + 10);
-      }
-    }
-    if (absl::Status status = step_done(st, "insert event"); !status.ok()) return status;
-    done += rows;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const Row row{next_position_ + static_cast<int64_t>(i), s.id, clamp_to_int64(first_revision + i), &events[i],
+                  i == 0 ? static_cast<int64_t>(events.size()) : 0};
+    if (absl::Status status = add_row(row); !status.ok()) return status;
   }
   for (size_t i = 0; i < events.size(); ++i) remember_id(events[i].id, s.id, first_revision + i);
   next_position_ += static_cast<int64_t>(events.size());
@@ -430,6 +541,105 @@ absl::Status SqliteEventStore::insert_events(const std::string& name, StreamStat
   result.current_revision = StreamRevision{*s.last_revision};
   wrote_ = true;
   return absl::OkStatus();
+}
+
+absl::StatusOr<MultiAppendResult> SqliteEventStore::apply_multi(MultiAppend& request) {
+  const std::vector<RecordWrite>& records = request.records;
+  multi_states_.clear();
+  for (const std::string& name : request.streams) {
+    auto entry = lookup_stream(name);
+    if (!entry.ok()) return entry.status();
+    multi_states_.push_back(*entry);
+  }
+  // The scratch fields count per stream (a name may appear under several indexes); cleared on
+  // every way out, so the next request starts from zero.
+  struct ClearScratch {
+    std::vector<StreamState*>& states;
+    ~ClearScratch() {
+      for (StreamState* s : states) {
+        s->multi_checked = false;
+        s->multi_records = 0;
+      }
+    }
+  } clear_scratch{multi_states_};
+  for (const RecordWrite& w : records) ++multi_states_[w.stream]->multi_records;
+
+  MultiAppendResult r;
+  auto actual_of = [](const StreamState& s) -> int64_t {
+    if (s.deleted) return CheckViolation::kTombstoned;
+    return s.last_revision ? clamp_to_int64(*s.last_revision) : CheckViolation::kNoStream;
+  };
+  bool record_to_tombstoned = false;
+  for (size_t i = 0; i < request.checks.size(); ++i) {
+    const StreamCheck& check = request.checks[i];
+    StreamState& s = *multi_states_[check.stream];
+    s.multi_checked = true;
+    const std::optional<uint64_t>& current = s.last_revision;
+    bool ok = true;
+    if (s.deleted) {
+      // `any` checks nothing, but records to a tombstoned stream fail through their check.
+      ok = std::holds_alternative<ExpectAny>(check.expected) && s.multi_records == 0;
+      record_to_tombstoned |= s.multi_records != 0;
+    } else if (const auto* n = std::get_if<StreamRevision>(&check.expected)) {
+      ok = current && n->value() == *current;
+    } else if (std::holds_alternative<ExpectNoStream>(check.expected)) {
+      ok = !current;
+    } else if (std::holds_alternative<ExpectStreamExists>(check.expected)) {
+      ok = current.has_value();
+    }
+    if (!ok) {
+      r.violations.push_back(
+          CheckViolation{static_cast<uint32_t>(i), check.stream, check.expected, actual_of(s)});
+    }
+  }
+  for (size_t i = 0; i < multi_states_.size(); ++i) {
+    StreamState& s = *multi_states_[i];
+    if (!s.deleted || s.multi_records == 0 || s.multi_checked) continue;
+    record_to_tombstoned = true;
+    s.multi_checked = true;  // one violation per stream, under its first index
+    r.violations.push_back(
+        CheckViolation{CheckViolation::kNoCheck, static_cast<uint32_t>(i), ExpectAny{}, CheckViolation::kTombstoned});
+  }
+  if (!r.violations.empty()) {
+    r.status = record_to_tombstoned ? AppendStatus::kStreamDeleted : AppendStatus::kWrongExpectedVersion;
+    r.message = violations_message(request, r.violations);
+    return r;
+  }
+
+  // Write in the request's order. A stream's consecutive records form one run (consecutive
+  // positions and revisions); interleaved streams make runs of their own.
+  for (size_t i = 0; i < records.size(); ++i) {
+    StreamState& s = *multi_states_[records[i].stream];
+    if (s.id == 0) {
+      if (absl::Status status = create_stream_row(request.streams[records[i].stream], s); !status.ok()) {
+        return status;
+      }
+    }
+    int64_t run = 0;
+    if (i == 0 || multi_states_[records[i - 1].stream] != &s) {
+      size_t end = i + 1;
+      while (end < records.size() && multi_states_[records[end].stream] == &s) ++end;
+      run = static_cast<int64_t>(end - i);
+    }
+    const uint64_t revision = s.last_revision ? *s.last_revision + 1 : 0;
+    s.last_revision = revision;
+    remember_id(records[i].event.id, s.id, revision);
+    const Row row{next_position_ + static_cast<int64_t>(i), s.id, clamp_to_int64(revision), &records[i].event, run};
+    if (absl::Status status = add_row(row); !status.ok()) return status;
+  }
+  next_position_ += static_cast<int64_t>(records.size());
+  if (!records.empty()) wrote_ = true;
+  r.status = AppendStatus::kSuccess;
+  r.position = records.empty() ? 0 : static_cast<uint64_t>(next_position_ - 1);
+  // Every index with records of its own (a name under several indexes is reported under each).
+  multi_index_written_.assign(multi_states_.size(), 0);
+  for (const RecordWrite& w : records) multi_index_written_[w.stream] = 1;
+  for (size_t i = 0; i < multi_states_.size(); ++i) {
+    if (multi_index_written_[i] != 0) {
+      r.revisions.emplace_back(static_cast<uint32_t>(i), StreamRevision{*multi_states_[i]->last_revision});
+    }
+  }
+  return r;
 }
 
 void SqliteEventStore::remember_id(const Uuid& id, int64_t stream_id, uint64_t revision) {
