@@ -142,15 +142,22 @@ int64_t Uuid::least_significant() const {
 }
 
 std::string Uuid::to_string() const {
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string s;
-  s.reserve(36);
-  for (size_t i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
-    s.push_back(kHex[bytes_[i] >> 4]);
-    s.push_back(kHex[bytes_[i] & 0xF]);
-  }
+  s.reserve(kTextSize);
+  append_to(s);
   return s;
+}
+
+std::array<char, Uuid::kTextSize> Uuid::text() const {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::array<char, kTextSize> out{};
+  char* p = out.data();
+  for (size_t i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
+    *p++ = kHex[bytes_[i] >> 4];
+    *p++ = kHex[bytes_[i] & 0xF];
+  }
+  return out;
 }
 
 }  // namespace kingest

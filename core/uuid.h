@@ -36,6 +36,10 @@ class Uuid {
   static Uuid from_halves(int64_t most, int64_t least);
 
   [[nodiscard]] std::string to_string() const;  // lower-case canonical form
+  static constexpr size_t kTextSize = 36;
+  // The canonical form without a heap allocation.
+  [[nodiscard]] std::array<char, kTextSize> text() const;
+  void append_to(std::string& out) const { const auto t = text(); out.append(t.data(), t.size()); }
   [[nodiscard]] const Bytes& bytes() const { return bytes_; }
   [[nodiscard]] int64_t most_significant() const;
   [[nodiscard]] int64_t least_significant() const;
