@@ -228,7 +228,22 @@ class SessionWorker {
   std::thread thread_;
 };
 
-// v2 StreamsService with AppendSession (append_session.cc); `worker` runs the sessions.
+// ---- v2 (append_session.cc) ----
+
+// A v2 record as the store's event: the properties become the JSON metadata with KurrentDB's
+// "$schema.format" and "$schema.name" added.
+absl::StatusOr<store::ProposedEvent> v2_event(const v2::AppendRecord& rec);
+// `code` with grpc-status-details-bin = google.rpc.Status{ErrorInfo{reason, domain "streams"},
+// `detail` when given}.
+grpc::Status v2_error(grpc::StatusCode code, const std::string& reason, const std::string& message,
+                      const google::protobuf::Message* detail = nullptr);
+
+// AppendRecords (append_records.cc): checks the request on the caller's thread, then checks and
+// writes it on `worker`; `done` gets the call's status once `resp` is filled.
+void append_records(Shared& shared, SessionWorker& worker, const v2::AppendRecordsRequest& req,
+                    v2::AppendRecordsResponse* resp, std::function<void(const grpc::Status&)> done);
+
+// v2 StreamsService with AppendSession and AppendRecords; `worker` runs them one at a time.
 std::unique_ptr<v2::StreamsService::CallbackService> new_v2_streams_service(Shared& shared, SessionWorker& worker);
 
 }  // namespace kingest::server::internal
