@@ -190,7 +190,7 @@ TEST_F(TlsTest, TrustingTheCertificateByIpAddress) {
 }
 
 TEST_F(TlsTest, EveryAppendModeOverTls) {
-  for (auto mode : {AppendMode::kBatch, AppendMode::kAppend, AppendMode::kSession}) {
+  for (auto mode : {AppendMode::kBatch, AppendMode::kAppend, AppendMode::kSession, AppendMode::kRecords}) {
     SCOPED_TRACE(std::string(to_string(mode)));
     auto c = connect_to(url("localhost", "tlsCaFile=" + cert_->cert_path), {.mode = mode});
     ASSERT_TRUE(c);
@@ -242,7 +242,7 @@ class CredentialsTest : public ::testing::Test {
 };
 
 TEST_F(CredentialsTest, RightCredentialsAreServedInEveryAppendMode) {
-  for (auto mode : {AppendMode::kBatch, AppendMode::kAppend, AppendMode::kSession}) {
+  for (auto mode : {AppendMode::kBatch, AppendMode::kAppend, AppendMode::kSession, AppendMode::kRecords}) {
     SCOPED_TRACE(std::string(to_string(mode)));
     auto c = connect_to(url("admin:changeit@"), {.mode = mode});
     ASSERT_TRUE(c);
@@ -408,7 +408,8 @@ TEST_P(Redirect, AnAppendFollowsTheLeaderWhenItMoves) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, Redirect,
-                         ::testing::Values(AppendMode::kBatch, AppendMode::kAppend, AppendMode::kSession),
+                         ::testing::Values(AppendMode::kBatch, AppendMode::kAppend, AppendMode::kSession,
+                                           AppendMode::kRecords),
                          [](const auto& info) { return std::string(to_string(info.param)); });
 
 TEST(RedirectRead, ReadTailFollowsTheLeaderWhenItMoves) {

@@ -1,5 +1,8 @@
 #include "kurrent/wire.h"
 
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
 #include <charconv>
 
 #include "absl/strings/str_cat.h"
@@ -23,6 +26,23 @@ Verdict final(AppendCode code, std::string message) { return Verdict{.kind = Ver
 std::optional<int64_t> v2_expected(const ExpectedRevision& e) {
   if (std::holds_alternative<ExpectAny>(e)) return std::nullopt;
   return ::kingest::wire::v2_expected_value(e);
+}
+
+std::optional<std::string> fill_v2_record(const EventData& e, kurrentdb::protocol::v2::streams::AppendRecord* rec) {
+  namespace v2 = kurrentdb::protocol::v2::streams;
+  rec->set_record_id(e.id.to_string());
+  rec->mutable_schema()->set_name(e.type);
+  rec->mutable_schema()->set_format(e.content_type == "application/json" ? v2::SCHEMA_FORMAT_JSON
+                                                                         : v2::SCHEMA_FORMAT_BYTES);
+  rec->set_data(e.data);
+  if (!e.metadata.empty()) {
+    google::protobuf::Struct props;
+    if (!google::protobuf::util::JsonStringToMessage(e.metadata, &props).ok()) {
+      return "metadata of event " + e.id.to_string() + " is not a JSON object (v2 properties)";
+    }
+    for (auto& [k, v] : *props.mutable_fields()) (*rec->mutable_properties())[k] = std::move(v);
+  }
+  return std::nullopt;
 }
 
 std::vector<std::unique_ptr<streams::BatchAppendReq>> batch_append_messages(const Uuid& correlation,

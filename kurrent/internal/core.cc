@@ -70,7 +70,10 @@ void Core::dispatch(const OpPtr& op) {
     case AppendMode::kAppend:
       return send_append(op);
     case AppendMode::kSession:
+    case AppendMode::kRecords:
       return enqueue_session(op);
+    case AppendMode::kAuto:  // resolved by connect; never in effect
+      return send_batch(op);
   }
 }
 
@@ -190,8 +193,13 @@ void Core::call_ended() {
 
 ClientStats Core::stats() {
   std::lock_guard lock(mu_);
-  return ClientStats{
-      .appends = appends_, .retries = retries_, .reconnects = reconnects_, .redirects = redirects_, .splits = splits_};
+  return ClientStats{.appends = appends_,
+                     .retries = retries_,
+                     .reconnects = reconnects_,
+                     .redirects = redirects_,
+                     .splits = splits_,
+                     .v2_requests = v2_requests_,
+                     .v2_request_streams = v2_request_streams_};
 }
 
 }  // namespace kingest::kurrent::internal
