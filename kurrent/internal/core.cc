@@ -79,7 +79,11 @@ void Core::dispatch(const OpPtr& op) {
 
 // A part's answer: the next part goes out, or the op is answered.
 void Core::part_done(const OpPtr& op, AppendOutcome out) {
-  if (out.code == AppendCode::kTooLarge && op->end() - op->begin() > 1) {
+  // A group the client sent whole goes back to the caller as too large: nothing of it is written, so
+  // the caller can split it with exact revisions (and count what a re-append finds as duplicates
+  // only when it really was there). A group already in parts continues in smaller parts, as its
+  // first parts may be written.
+  if (out.code == AppendCode::kTooLarge && op->end() - op->begin() > 1 && op->part_ends.size() > 1) {
     // The server counts sizes its own way (v2 adds schema properties): halve the part.
     op->part_ends.insert(op->part_ends.begin() + long(op->part), op->begin() + (op->end() - op->begin()) / 2);
     splits_++;
