@@ -257,7 +257,7 @@ class V2StreamsService final : public v2::StreamsService::CallbackService {
     } else if (shared_.leader) {
       reactor->Finish(not_leader(shared_, ctx));
     } else {
-      append_records(shared_, worker_, *req, resp, [reactor](const grpc::Status& s) { reactor->Finish(s); });
+      append_records(shared_, *req, resp, [reactor](const grpc::Status& s) { reactor->Finish(s); });
     }
     return reactor;
   }

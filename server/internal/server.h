@@ -238,12 +238,13 @@ absl::StatusOr<store::ProposedEvent> v2_event(const v2::AppendRecord& rec);
 grpc::Status v2_error(grpc::StatusCode code, const std::string& reason, const std::string& message,
                       const google::protobuf::Message* detail = nullptr);
 
-// AppendRecords (append_records.cc): checks the request on the caller's thread, then checks and
-// writes it on `worker`; `done` gets the call's status once `resp` is filled.
-void append_records(Shared& shared, SessionWorker& worker, const v2::AppendRecordsRequest& req,
-                    v2::AppendRecordsResponse* resp, std::function<void(const grpc::Status&)> done);
+// AppendRecords (append_records.cc): checks and converts the request on the caller's thread, then
+// writes it as one store transaction; `done` gets the call's status once `resp` is filled (on the
+// store's writer thread, or at once for a refused request).
+void append_records(Shared& shared, const v2::AppendRecordsRequest& req, v2::AppendRecordsResponse* resp,
+                    std::function<void(const grpc::Status&)> done);
 
-// v2 StreamsService with AppendSession and AppendRecords; `worker` runs them one at a time.
+// v2 StreamsService with AppendSession (run by `worker`, one session at a time) and AppendRecords.
 std::unique_ptr<v2::StreamsService::CallbackService> new_v2_streams_service(Shared& shared, SessionWorker& worker);
 
 }  // namespace kingest::server::internal
