@@ -134,6 +134,9 @@ class ClientImpl final : public KurrentClient {
 
   [[nodiscard]] std::string name() const override { return "kurrentdb-grpc"; }
   [[nodiscard]] std::string append_mode() const override { return std::string(to_string(core_->effective_mode_.load())); }
+  // AppendRecords' checks are exact (no idempotent re-append): a checked append writes every event
+  // or is refused with the stream's state. The other paths may answer success for a re-append.
+  [[nodiscard]] bool exact_answers() const override { return core_->effective_mode_.load() == AppendMode::kRecords; }
   [[nodiscard]] std::string endpoint() const override { return core_->node()->endpoint; }
   [[nodiscard]] std::string server_version() const override { return core_->server_version_; }
   [[nodiscard]] ClientStats stats() const override { return core_->stats(); }

@@ -401,6 +401,7 @@ TEST(KurrentClient, AutoPicksRecordsThenBatchThenAppend) {
     auto c = connect_to(s.url());
     ASSERT_TRUE(c);
     EXPECT_EQ(c->append_mode(), "records");
+    EXPECT_TRUE(c->exact_answers()) << "no idempotent re-append: the pipeline need not read new streams";
     EXPECT_EQ(append_sync(*c, "auto-1", ExpectNoStream{}, {event("a")}).code, AppendCode::kSuccess);
     EXPECT_EQ(c->stats().v2_requests, 1u);
   }
@@ -409,6 +410,7 @@ TEST(KurrentClient, AutoPicksRecordsThenBatchThenAppend) {
     auto c = connect_to(s.url(), {.mode = AppendMode::kAuto});
     ASSERT_TRUE(c);
     EXPECT_EQ(c->append_mode(), "batch");
+    EXPECT_FALSE(c->exact_answers()) << "BatchAppend answers a re-append with success";
     auto settings = parse_connection_string(s.url());
     ASSERT_TRUE(settings.ok());
     auto refused = KurrentClient::connect(*settings, {.mode = AppendMode::kRecords});

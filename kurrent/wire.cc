@@ -1,8 +1,5 @@
 #include "kurrent/wire.h"
 
-#include <google/protobuf/struct.pb.h>
-#include <google/protobuf/util/json_util.h>
-
 #include <charconv>
 
 #include "absl/strings/str_cat.h"
@@ -35,12 +32,8 @@ std::optional<std::string> fill_v2_record(const EventData& e, kurrentdb::protoco
   rec->mutable_schema()->set_format(e.content_type == "application/json" ? v2::SCHEMA_FORMAT_JSON
                                                                          : v2::SCHEMA_FORMAT_BYTES);
   rec->set_data(e.data);
-  if (!e.metadata.empty()) {
-    google::protobuf::Struct props;
-    if (!google::protobuf::util::JsonStringToMessage(e.metadata, &props).ok()) {
-      return "metadata of event " + e.id.to_string() + " is not a JSON object (v2 properties)";
-    }
-    for (auto& [k, v] : *props.mutable_fields()) (*rec->mutable_properties())[k] = std::move(v);
+  if (!e.metadata.empty() && !::kingest::wire::properties_from_json(e.metadata, rec->mutable_properties())) {
+    return "metadata of event " + e.id.to_string() + " is not a JSON object (v2 properties)";
   }
   return std::nullopt;
 }

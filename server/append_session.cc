@@ -3,9 +3,6 @@
 // serves AppendRecords (append_records.cc); the v2 conversions both share.
 #include "server/internal/server.h"
 
-#include <google/protobuf/struct.pb.h>
-#include <google/protobuf/util/json_util.h>
-
 #include <utility>
 #include <vector>
 
@@ -39,20 +36,15 @@ absl::StatusOr<store::ProposedEvent> v2_event(const v2::AppendRecord& rec) {
   auto id = Uuid::parse(rec.record_id());
   if (!id) return absl::InvalidArgumentError(absl::StrCat("record_id '", rec.record_id(), "' is not a UUID"));
   if (rec.schema().name().empty()) return absl::InvalidArgumentError("record without schema.name (event type)");
-  google::protobuf::Struct props;
-  for (const auto& [k, v] : rec.properties()) (*props.mutable_fields())[k] = v;
-  (*props.mutable_fields())["$schema.format"].set_string_value(schema_format_name(rec.schema().format()));
-  (*props.mutable_fields())["$schema.name"].set_string_value(rec.schema().name());
-  std::string metadata;
-  if (!google::protobuf::util::MessageToJsonString(props, &metadata).ok()) {
-    return absl::InvalidArgumentError("record properties cannot be written as JSON");
-  }
+  auto metadata = wire::properties_to_json(
+      rec.properties(), {{"$schema.format", schema_format_name(rec.schema().format())}, {"$schema.name", rec.schema().name()}});
+  if (!metadata.ok()) return metadata.status();
   return store::ProposedEvent{
       .id = *id,
       .type = rec.schema().name(),
       .content_type = rec.schema().format() == v2::SCHEMA_FORMAT_JSON ? "application/json" : "application/octet-stream",
       .data = rec.data(),
-      .metadata = std::move(metadata)};
+      .metadata = std::move(*metadata)};
 }
 
 grpc::Status v2_error(grpc::StatusCode code, const std::string& reason, const std::string& message,
