@@ -162,10 +162,12 @@ void add_kurrent_flags(CLI::App& cmd, KurrentFlags& f) {
                  "KurrentDB connection string, e.g. kurrentdb://admin:changeit@localhost:2113?tls=false (default: "
                  "$KURRENT_CONNECTION_STRING, then $EVENTSTORE_CONNECTION_STRING)");
   cmd.add_option("--append-mode", f.append_mode,
-                 "batch (BatchAppend on one call; Append when the server lacks it), append (one Append call per "
-                 "stream group) or session (v2 multi-stream AppendSession, KurrentDB 25.1+)")
+                 "auto (records when the server offers AppendRecords, else batch), records (v2 AppendRecords, "
+                 "KurrentDB 26.1+: the stream groups waiting at one moment in one atomic request), batch "
+                 "(BatchAppend on one call; Append when the server lacks it), append (one Append call per stream "
+                 "group) or session (v2 multi-stream AppendSession, KurrentDB 25.1+)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"batch", "append", "session"}));
+      ->check(CLI::IsMember({"auto", "records", "batch", "append", "session"}));
   cmd.add_option("--max-appends-in-flight", f.max_in_flight_appends, "Appends on the wire to KurrentDB at once")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{65536}));

@@ -62,7 +62,7 @@ void add_workload_flags(CLI::App& cmd, WorkloadFlags& flags);
 // append mode.
 struct KurrentFlags {
   std::string url;  // --kurrent (empty: KURRENT_CONNECTION_STRING, then EVENTSTORE_CONNECTION_STRING)
-  std::string append_mode = "batch";
+  std::string append_mode = "auto";
   size_t max_in_flight_appends = 512;
   int64_t retry_for_s = 60;
 };

@@ -28,6 +28,7 @@ struct ServeStoreOptions {
   std::string db_path;
   bool mem_db = false;
   bool hide_batch_append = false;
+  bool hide_append_records = false;
   size_t max_append_size = size_t{1} << 20;
   std::string address_file;
   std::string tls_cert;
@@ -45,7 +46,10 @@ struct ServeStoreOptions {
 // The flags as ServerOptions; errors name the flag (and the file).
 absl::StatusOr<server::ServerOptions> server_options(const ServeStoreOptions& o) {
   server::ServerOptions so{
-      .listen = o.listen, .hide_batch_append = o.hide_batch_append, .max_append_size = o.max_append_size};
+      .listen = o.listen,
+      .hide_batch_append = o.hide_batch_append,
+      .hide_append_records = o.hide_append_records,
+      .max_append_size = o.max_append_size};
   if (o.tls_cert.empty() != o.tls_key.empty()) {
     return absl::InvalidArgumentError("give both --tls-cert PEM and --tls-key PEM, or neither");
   }
@@ -173,6 +177,9 @@ void register_serve_store(CLI::App& app, ActionSetter set_action) {
   db->excludes(mem);
   cmd->add_flag("--hide-batch-append", o->hide_batch_append,
                 "Leave BatchAppend out of ServerFeatures, so clients use Append");
+  cmd->add_flag("--hide-append-records", o->hide_append_records,
+                "Leave AppendRecords out of ServerFeatures (a server before KurrentDB 26.1), so --append-mode auto "
+                "uses BatchAppend");
   cmd->add_option("--max-append-size", o->max_append_size, "Largest append in bytes (KurrentDB's MaxAppendSize)")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 30))
       ->capture_default_str();

@@ -43,7 +43,10 @@ absl::StatusOr<AppendMode> parse_append_mode(std::string_view text) {
   if (text == "batch") return AppendMode::kBatch;
   if (text == "append") return AppendMode::kAppend;
   if (text == "session") return AppendMode::kSession;
-  return absl::InvalidArgumentError("append mode '" + std::string(text) + "': use batch, append or session");
+  if (text == "records") return AppendMode::kRecords;
+  if (text == "auto") return AppendMode::kAuto;
+  return absl::InvalidArgumentError("append mode '" + std::string(text) +
+                                    "': use auto, records, batch, append or session");
 }
 
 std::string_view to_string(AppendMode mode) {
@@ -54,6 +57,10 @@ std::string_view to_string(AppendMode mode) {
       return "append";
     case AppendMode::kSession:
       return "session";
+    case AppendMode::kRecords:
+      return "records";
+    case AppendMode::kAuto:
+      return "auto";
   }
   return "batch";
 }
@@ -127,6 +134,9 @@ class ClientImpl final : public KurrentClient {
 
   [[nodiscard]] std::string name() const override { return "kurrentdb-grpc"; }
   [[nodiscard]] std::string append_mode() const override { return std::string(to_string(core_->effective_mode_.load())); }
+  // AppendRecords' checks are exact (no idempotent re-append): a checked append writes every event
+  // or is refused with the stream's state. The other paths may answer success for a re-append.
+  [[nodiscard]] bool exact_answers() const override { return core_->effective_mode_.load() == AppendMode::kRecords; }
   [[nodiscard]] std::string endpoint() const override { return core_->node()->endpoint; }
   [[nodiscard]] std::string server_version() const override { return core_->server_version_; }
   [[nodiscard]] ClientStats stats() const override { return core_->stats(); }
@@ -198,6 +208,7 @@ absl::StatusOr<std::unique_ptr<KurrentClient>> KurrentClient::connect(const Conn
   // ServerFeatures: which append paths the server has.
   bool has_batch = false;
   bool has_session = false;
+  bool has_records = false;
   {
     auto stub = features::ServerFeatures::NewStub((*node)->channel);
     grpc::ClientContext ctx;
@@ -212,6 +223,9 @@ absl::StatusOr<std::unique_ptr<KurrentClient>> KurrentClient::connect(const Conn
         if (m.service_name() == "kurrentdb.protocol.v2.streams.streamsservice" && m.method_name() == "appendsession") {
           has_session = true;
         }
+        if (m.service_name() == "kurrentdb.protocol.v2.streams.streamsservice" && m.method_name() == "appendrecords") {
+          has_records = true;
+        }
       }
     } else if (st.error_code() != grpc::StatusCode::UNIMPLEMENTED && st.error_code() != grpc::StatusCode::NOT_FOUND) {
       return call_error(st, wire::classify(st, {}).kind == wire::Verdict::kRetry,
@@ -219,6 +233,16 @@ absl::StatusOr<std::unique_ptr<KurrentClient>> KurrentClient::connect(const Conn
     }
   }
   switch (options.mode) {
+    case AppendMode::kAuto:
+      core->effective_mode_ = has_records ? AppendMode::kRecords : has_batch ? AppendMode::kBatch : AppendMode::kAppend;
+      break;
+    case AppendMode::kRecords:
+      if (!has_records) {
+        return absl::FailedPreconditionError(
+            "--append-mode records needs KurrentDB 26.1+ (v2 AppendRecords); " + endpoint +
+            " does not offer it (server version '" + core->server_version_ + "'): use --append-mode auto or batch");
+      }
+      break;
     case AppendMode::kBatch:
       if (!has_batch) {
         spdlog::info("kurrentdb: {} does not offer BatchAppend; appending with Append", endpoint);

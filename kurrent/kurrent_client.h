@@ -1,8 +1,15 @@
 // KurrentClient: the production sink, a KurrentDB / EventStoreDB node or cluster over gRPC.
 //
 // Append modes (`--append-mode`):
-//   batch   (default) one long-lived Streams.BatchAppend call carries every stream group under its
-//           own correlation id; falls back to `append` when ServerFeatures does not list BatchAppend.
+//   auto    (default) `records` when ServerFeatures lists AppendRecords (KurrentDB 26.1+), else
+//           `batch` (else `append`).
+//   records v2 StreamsService.AppendRecords: the groups waiting at one moment go out together in one
+//           unary request (one revision check per stream), atomic; the streams whose checks fail
+//           are answered (every failing check comes back at once) and the others are sent again at
+//           once in a new request.
+//   batch   one long-lived Streams.BatchAppend call carries every stream group under its own
+//           correlation id (the groups handed over together leave in few gRPC writes); falls back to
+//           `append` when ServerFeatures does not list BatchAppend.
 //   append  one client-streaming Streams.Append call per stream group.
 //   session v2 StreamsService.AppendSession: the groups waiting at one moment go out together as one
 //           atomic multi-stream append; a conflict on one stream is answered for that stream and the
@@ -23,7 +30,7 @@
 // destruction) waits for the appends in flight, then ends the calls.
 //
 //   auto settings = parse_connection_string("kurrentdb://127.0.0.1:2113?tls=false").value();
-//   auto client = KurrentClient::connect(settings, {.mode = AppendMode::kBatch}).value();
+//   auto client = KurrentClient::connect(settings, {.mode = AppendMode::kAuto}).value();
 //   client->append(std::move(request), [](AppendOutcome o) { ... });
 #pragma once
 
@@ -42,13 +49,14 @@
 
 namespace kingest::kurrent {
 
-enum class AppendMode { kBatch, kAppend, kSession };
-// "batch" | "append" | "session"; anything else is InvalidArgument naming the choices.
+enum class AppendMode { kBatch, kAppend, kSession, kRecords, kAuto };
+// "auto" | "records" | "batch" | "append" | "session"; anything else is InvalidArgument naming the
+// choices.
 absl::StatusOr<AppendMode> parse_append_mode(std::string_view text);
 std::string_view to_string(AppendMode mode);
 
 struct ClientOptions {
-  AppendMode mode = AppendMode::kBatch;
+  AppendMode mode = AppendMode::kAuto;
   // KurrentDB's MaxAppendSize before 25.1 (1 MiB); size = data + metadata + 2 x type length.
   size_t max_append_size = size_t{1} << 20;
   size_t max_in_flight_appends = 512;
@@ -58,8 +66,8 @@ struct ClientOptions {
   // An append that keeps failing with retryable errors for this long ends the run (kFatal); reads
   // give up (UNAVAILABLE) once an outage is this old, however many reads it met.
   std::chrono::milliseconds retry_for{60000};
-  // Session mode: most streams in one v2 AppendSession, sessions on the wire at once, and how long
-  // a waiting group may wait for others to share its session (0: a free slot sends at once).
+  // Records and session modes: most streams in one v2 request, requests on the wire at once, and
+  // how long a waiting group may wait for others to share its request (0: a free slot sends at once).
   size_t max_session_streams = 256;
   size_t max_sessions_in_flight = 4;
   std::chrono::milliseconds session_linger{0};
@@ -71,6 +79,10 @@ struct ClientStats {
   uint64_t reconnects = 0;   // BatchAppend calls opened after the first
   uint64_t redirects = 0;    // not-leader answers followed
   uint64_t splits = 0;       // groups sent in several parts to stay under max_append_size
+  // Records and session modes: v2 requests sent, and the stream groups they carried (their ratio is
+  // the streams per request).
+  uint64_t v2_requests = 0;
+  uint64_t v2_request_streams = 0;
 };
 
 // One page of a stream read for inspection (`read`, `audit`).

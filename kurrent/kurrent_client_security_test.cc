@@ -24,6 +24,7 @@
 #include "kurrent/testing/fake_services.h"
 #include "proto/kurrentdb/serverfeatures.grpc.pb.h"
 #include "proto/kurrentdb/streams.grpc.pb.h"
+#include "proto/kurrentdb/v2/streams.grpc.pb.h"
 #include "server/kurrent_server.h"
 #include "server/testing/self_signed.h"
 #include "store/event_store.h"
@@ -190,7 +191,7 @@ TEST_F(TlsTest, TrustingTheCertificateByIpAddress) {
 }
 
 TEST_F(TlsTest, EveryAppendModeOverTls) {
-  for (auto mode : {AppendMode::kBatch, AppendMode::kAppend, AppendMode::kSession}) {
+  for (auto mode : {AppendMode::kBatch, AppendMode::kAppend, AppendMode::kSession, AppendMode::kRecords}) {
     SCOPED_TRACE(std::string(to_string(mode)));
     auto c = connect_to(url("localhost", "tlsCaFile=" + cert_->cert_path), {.mode = mode});
     ASSERT_TRUE(c);
@@ -242,7 +243,7 @@ class CredentialsTest : public ::testing::Test {
 };
 
 TEST_F(CredentialsTest, RightCredentialsAreServedInEveryAppendMode) {
-  for (auto mode : {AppendMode::kBatch, AppendMode::kAppend, AppendMode::kSession}) {
+  for (auto mode : {AppendMode::kBatch, AppendMode::kAppend, AppendMode::kSession, AppendMode::kRecords}) {
     SCOPED_TRACE(std::string(to_string(mode)));
     auto c = connect_to(url("admin:changeit@"), {.mode = mode});
     ASSERT_TRUE(c);
@@ -408,7 +409,8 @@ TEST_P(Redirect, AnAppendFollowsTheLeaderWhenItMoves) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, Redirect,
-                         ::testing::Values(AppendMode::kBatch, AppendMode::kAppend, AppendMode::kSession),
+                         ::testing::Values(AppendMode::kBatch, AppendMode::kAppend, AppendMode::kSession,
+                                           AppendMode::kRecords),
                          [](const auto& info) { return std::string(to_string(info.param)); });
 
 TEST(RedirectRead, ReadTailFollowsTheLeaderWhenItMoves) {
@@ -485,15 +487,54 @@ class SilentStreams final : public streams::Streams::CallbackService {
   }
 };
 
+// AppendRecords taken and never answered (until the call is cancelled).
+class SilentRecords final : public kurrentdb::protocol::v2::streams::StreamsService::CallbackService {
+ public:
+  std::atomic<int> calls{0};
+
+  grpc::ServerUnaryReactor* AppendRecords(grpc::CallbackServerContext*,
+                                          const kurrentdb::protocol::v2::streams::AppendRecordsRequest*,
+                                          kurrentdb::protocol::v2::streams::AppendRecordsResponse*) override {
+    calls++;
+    class R final : public grpc::ServerUnaryReactor {
+     public:
+      void OnCancel() override { Finish(grpc::Status::CANCELLED); }
+      void OnDone() override { delete this; }
+    };
+    return new R();
+  }
+};
+
+// ServerFeatures of a 26.1 server: BatchAppend and AppendRecords.
+class RecordsFeatures final : public features::ServerFeatures::CallbackService {
+  grpc::ServerUnaryReactor* GetSupportedMethods(grpc::CallbackServerContext* ctx, const event_store::client::Empty*,
+                                                features::SupportedMethods* out) override {
+    auto* m = out->add_methods();
+    m->set_method_name("batchappend");
+    m->set_service_name("event_store.client.streams.streams");
+    m = out->add_methods();
+    m->set_method_name("appendrecords");
+    m->set_service_name("kurrentdb.protocol.v2.streams.streamsservice");
+    out->set_event_store_server_version("26.1.0");
+    auto* r = ctx->DefaultReactor();
+    r->Finish(grpc::Status::OK);
+    return r;
+  }
+};
+
 using testing::BatchFeatures;
 
 class Silent : public ::testing::TestWithParam<AppendMode> {};
 
 TEST_P(Silent, AnAppendWithoutAnyAnswerEndsFatalAfterRetryFor) {
   SilentStreams streams_service;
-  BatchFeatures features_service;
+  SilentRecords records_service;
+  BatchFeatures batch_features;
+  RecordsFeatures records_features;
   int port = 0;
-  auto server = testing::serve({&streams_service, &features_service}, &port);
+  auto server = GetParam() == AppendMode::kRecords
+                    ? testing::serve({&streams_service, &records_service, &records_features}, &port)
+                    : testing::serve({&streams_service, &batch_features}, &port);
   ASSERT_TRUE(server);
   const std::string endpoint = "127.0.0.1:" + std::to_string(port);
   const ClientOptions options{.mode = GetParam(),
@@ -513,6 +554,8 @@ TEST_P(Silent, AnAppendWithoutAnyAnswerEndsFatalAfterRetryFor) {
   EXPECT_GE(c->stats().retries, 2u);
   if (GetParam() == AppendMode::kBatch) {
     EXPECT_GE(streams_service.batch_requests.load(), 2) << "sent again after each deadline";
+  } else if (GetParam() == AppendMode::kRecords) {
+    EXPECT_GE(records_service.calls.load(), 2) << "a new request after each deadline";
   } else {
     EXPECT_GE(streams_service.append_calls.load(), 2) << "a new call after each deadline";
   }
@@ -520,7 +563,7 @@ TEST_P(Silent, AnAppendWithoutAnyAnswerEndsFatalAfterRetryFor) {
   server->Shutdown(std::chrono::system_clock::now() + milliseconds(1000));
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, Silent, ::testing::Values(AppendMode::kBatch, AppendMode::kAppend),
+INSTANTIATE_TEST_SUITE_P(Modes, Silent, ::testing::Values(AppendMode::kBatch, AppendMode::kAppend, AppendMode::kRecords),
                          [](const auto& info) { return std::string(to_string(info.param)); });
 
 }  // namespace

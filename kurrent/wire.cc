@@ -25,6 +25,19 @@ std::optional<int64_t> v2_expected(const ExpectedRevision& e) {
   return ::kingest::wire::v2_expected_value(e);
 }
 
+std::optional<std::string> fill_v2_record(const EventData& e, kurrentdb::protocol::v2::streams::AppendRecord* rec) {
+  namespace v2 = kurrentdb::protocol::v2::streams;
+  rec->set_record_id(e.id.to_string());
+  rec->mutable_schema()->set_name(e.type);
+  rec->mutable_schema()->set_format(e.content_type == "application/json" ? v2::SCHEMA_FORMAT_JSON
+                                                                         : v2::SCHEMA_FORMAT_BYTES);
+  rec->set_data(e.data);
+  if (!e.metadata.empty() && !::kingest::wire::properties_from_json(e.metadata, rec->mutable_properties())) {
+    return "metadata of event " + e.id.to_string() + " is not a JSON object (v2 properties)";
+  }
+  return std::nullopt;
+}
+
 std::vector<std::unique_ptr<streams::BatchAppendReq>> batch_append_messages(const Uuid& correlation,
                                                                            const std::string& stream,
                                                                            const ExpectedRevision& expected,

@@ -21,6 +21,7 @@
 #include "proto/kurrentdb/shared.pb.h"
 #include "proto/kurrentdb/status.pb.h"
 #include "proto/kurrentdb/streams.pb.h"
+#include "proto/kurrentdb/v2/streams.pb.h"
 
 namespace kingest::kurrent::wire {
 
@@ -35,6 +36,10 @@ using ::kingest::wire::to_proto;
 
 // v2: absent = any; NO_STREAM -1, EXISTS -4, else the exact revision.
 std::optional<int64_t> v2_expected(const ExpectedRevision& e);
+// An event as a v2 record (AppendSession, AppendRecords): the id as a UUID string, the type as
+// schema.name, JSON or bytes by content type, the metadata's JSON object as properties. The
+// record's stream is left to the caller. An error message when the metadata is not a JSON object.
+std::optional<std::string> fill_v2_record(const EventData& e, kurrentdb::protocol::v2::streams::AppendRecord* rec);
 
 // The BatchAppend messages of one correlation id: the options (with the deadline) in the first,
 // the events in messages of about `chunk_bytes` at most, is_final on the last.

@@ -1,9 +1,7 @@
-// v2 StreamsService.AppendSession: a multi-stream append, checked and written atomically with
-// respect to other sessions (one worker thread runs them in turn).
+// v2 StreamsService: AppendSession, a multi-stream append checked and written atomically with
+// respect to other sessions (one worker thread runs them in turn), and the service that also
+// serves AppendRecords (append_records.cc); the v2 conversions both share.
 #include "server/internal/server.h"
-
-#include <google/protobuf/struct.pb.h>
-#include <google/protobuf/util/json_util.h>
 
 #include <utility>
 #include <vector>
@@ -14,12 +12,6 @@
 
 namespace kingest::server::internal {
 namespace {
-
-absl::StatusOr<ExpectedRevision> v2_expected(const v2::AppendRequest& r) {
-  return wire::expected_of_v2(r.has_expected_revision() ? std::optional<int64_t>(r.expected_revision()) : std::nullopt);
-}
-
-using wire::v2_expected_value;
 
 const char* schema_format_name(v2::SchemaFormat f) {
   switch (f) {
@@ -36,27 +28,45 @@ const char* schema_format_name(v2::SchemaFormat f) {
   }
 }
 
+}  // namespace
+
 // A record as a v1 event: the properties become the JSON metadata (what v1 readers see), with
 // KurrentDB's "$schema.format" and "$schema.name" added.
 absl::StatusOr<store::ProposedEvent> v2_event(const v2::AppendRecord& rec) {
   auto id = Uuid::parse(rec.record_id());
   if (!id) return absl::InvalidArgumentError(absl::StrCat("record_id '", rec.record_id(), "' is not a UUID"));
   if (rec.schema().name().empty()) return absl::InvalidArgumentError("record without schema.name (event type)");
-  google::protobuf::Struct props;
-  for (const auto& [k, v] : rec.properties()) (*props.mutable_fields())[k] = v;
-  (*props.mutable_fields())["$schema.format"].set_string_value(schema_format_name(rec.schema().format()));
-  (*props.mutable_fields())["$schema.name"].set_string_value(rec.schema().name());
-  std::string metadata;
-  if (!google::protobuf::util::MessageToJsonString(props, &metadata).ok()) {
-    return absl::InvalidArgumentError("record properties cannot be written as JSON");
-  }
+  auto metadata = wire::properties_to_json(
+      rec.properties(), {{"$schema.format", schema_format_name(rec.schema().format())}, {"$schema.name", rec.schema().name()}});
+  if (!metadata.ok()) return metadata.status();
   return store::ProposedEvent{
       .id = *id,
       .type = rec.schema().name(),
       .content_type = rec.schema().format() == v2::SCHEMA_FORMAT_JSON ? "application/json" : "application/octet-stream",
       .data = rec.data(),
-      .metadata = std::move(metadata)};
+      .metadata = std::move(*metadata)};
 }
+
+grpc::Status v2_error(grpc::StatusCode code, const std::string& reason, const std::string& message,
+                      const google::protobuf::Message* detail) {
+  google::rpc::Status st;
+  st.set_code(static_cast<google::rpc::Code>(code));
+  st.set_message(message);
+  google::rpc::ErrorInfo info;
+  info.set_reason(reason);
+  info.set_domain("streams");
+  st.add_details()->PackFrom(info);
+  if (detail) st.add_details()->PackFrom(*detail);  // last: the Node client keeps the last detail
+  return {code, message, st.SerializeAsString()};
+}
+
+namespace {
+
+absl::StatusOr<ExpectedRevision> v2_expected(const v2::AppendRequest& r) {
+  return wire::expected_of_v2(r.has_expected_revision() ? std::optional<int64_t>(r.expected_revision()) : std::nullopt);
+}
+
+using wire::v2_expected_value;
 
 // FAILED_PRECONDITION with grpc-status-details-bin = google.rpc.Status{ErrorInfo, details}.
 grpc::Status v2_conflict(const std::string& stream, const ExpectedRevision& expected,
@@ -75,17 +85,6 @@ grpc::Status v2_conflict(const std::string& stream, const ExpectedRevision& expe
   d.set_actual_revision(actual ? static_cast<int64_t>(actual->value()) : int64_t{-1});
   st.add_details()->PackFrom(d);  // last: the Node client keeps the last detail
   return {grpc::StatusCode::FAILED_PRECONDITION, st.message(), st.SerializeAsString()};
-}
-
-grpc::Status v2_error(grpc::StatusCode code, const std::string& reason, const std::string& message) {
-  google::rpc::Status st;
-  st.set_code(static_cast<google::rpc::Code>(code));
-  st.set_message(message);
-  google::rpc::ErrorInfo info;
-  info.set_reason(reason);
-  info.set_domain("streams");
-  st.add_details()->PackFrom(info);
-  return {code, message, st.SerializeAsString()};
 }
 
 class AppendSessionReactor final : public grpc::ServerReadReactor<v2::AppendRequest> {
@@ -241,6 +240,18 @@ class V2StreamsService final : public v2::StreamsService::CallbackService {
     }
     if (shared_.leader) return new RefusedRead<v2::AppendRequest>(not_leader(shared_, ctx), /*after_reads=*/true);
     return new AppendSessionReactor(shared_, worker_, resp);
+  }
+  grpc::ServerUnaryReactor* AppendRecords(grpc::CallbackServerContext* ctx, const v2::AppendRecordsRequest* req,
+                                          v2::AppendRecordsResponse* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    if (auto refused = refuse_access(shared_, ctx, Access::kStreams)) {
+      reactor->Finish(*refused);
+    } else if (shared_.leader) {
+      reactor->Finish(not_leader(shared_, ctx));
+    } else {
+      append_records(shared_, *req, resp, [reactor](const grpc::Status& s) { reactor->Finish(s); });
+    }
+    return reactor;
   }
 
  private:

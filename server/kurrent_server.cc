@@ -67,6 +67,7 @@ class FeaturesService final : public features::ServerFeatures::CallbackService {
     if (!o.hide_batch_append) add("batchappend", kStreams, {"deadline_duration"});
     add("getsupportedmethods", "event_store.client.server_features.serverfeatures", {});
     add("appendsession", "kurrentdb.protocol.v2.streams.streamsservice", {});
+    if (!o.hide_append_records) add("appendrecords", "kurrentdb.protocol.v2.streams.streamsservice", {});
     methods_.set_event_store_server_version(o.server_version);
   }
 

@@ -1,6 +1,7 @@
 // KurrentServer: a KurrentDB wire-compatible gRPC server (v1 Streams.Read/Append/BatchAppend,
-// ServerFeatures, Gossip.Read and the v2 AppendSession) in front of the embedded event store, with
-// optional TLS, Basic authentication and a follower mode that answers writes with not-leader.
+// ServerFeatures, Gossip.Read, the v2 AppendSession and AppendRecords) in front of the embedded
+// event store, with optional TLS, Basic authentication and a follower mode that answers writes with
+// not-leader.
 //
 // Owner: whoever owns the store (`serve-store`, tests); the store must outlive the server. Threads:
 // gRPC's callback API (reactors; no thread is blocked per call); append answers arrive on the
@@ -49,6 +50,7 @@ struct Endpoint {
 struct ServerOptions {
   std::string listen = "127.0.0.1:2113";   // HOST:PORT; port 0 picks a free port (see port())
   bool hide_batch_append = false;          // ServerFeatures omits batchappend, so clients use Append
+  bool hide_append_records = false;        // ServerFeatures omits appendrecords (a pre-26.1 server)
   std::string server_version = "24.10.0";  // digits and dots (clients reject anything else)
   // KurrentDB's MaxAppendSize before 25.1 (1 MiB); one event at most 16 MiB.
   size_t max_append_size = size_t{1} << 20;

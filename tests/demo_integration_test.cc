@@ -67,9 +67,10 @@ TEST_F(DemoTest, IngestsAndVerifiesSixtyThousandEventsInMemory) {
   auto r = run("--events 60000 --mem-db --no-raw-consume");
   ASSERT_EQ(r.exit_code, 0) << output();
   EXPECT_EQ(std::string_view(r.report["schema"]), "kurrent-ingest/run-report/v1");
-  // The default path is the production one: the gRPC client against the embedded server.
+  // The default path is the production one: the gRPC client against the embedded server, which
+  // offers AppendRecords (the default mode `auto` picks it).
   EXPECT_EQ(std::string_view(r.report["sink"]), "kurrentdb-grpc");
-  EXPECT_EQ(std::string_view(r.report["append_mode"]), "batch");
+  EXPECT_EQ(std::string_view(r.report["append_mode"]), "records");
   EXPECT_EQ(uint64_t(r.report["events_produced"]), 60000u);
   EXPECT_EQ(uint64_t(r.report["events_read"]), 60000u);
   EXPECT_EQ(uint64_t(r.report["events_appended"]), 60000u);
@@ -91,7 +92,7 @@ TEST_F(DemoTest, VerifiesAMixOfJsonProtobufAndFlatBuffersMessages) {
 }
 
 TEST_F(DemoTest, EveryAppendModeAndTheInProcessSinkVerify) {
-  for (const std::string mode : {"append", "session"}) {
+  for (const std::string mode : {"batch", "append", "session"}) {
     auto r = run("--events 10000 --mem-db --no-raw-consume --append-mode " + mode);
     ASSERT_EQ(r.exit_code, 0) << mode << ": " << output();
     EXPECT_EQ(std::string_view(r.report["append_mode"]), mode);

@@ -53,7 +53,13 @@ bool BatchCall::send(const OpPtr& op, milliseconds deadline) {
 
 void BatchCall::write_next_locked() {
   writing_ = true;
-  StartWrite(writes_.front().get());
+  // The groups handed over together queue up behind the write in progress: each but the last of
+  // the queue goes with the buffer hint, so the transport may send them in one HTTP/2 write with
+  // the next instead of flushing each. A call has one write in flight at a time, so this only
+  // merges what queued meanwhile.
+  grpc::WriteOptions options;
+  if (writes_.size() > 1) options.set_buffer_hint();
+  StartWrite(writes_.front().get(), options);
 }
 
 void BatchCall::sweep() {

@@ -70,13 +70,20 @@ void Core::dispatch(const OpPtr& op) {
     case AppendMode::kAppend:
       return send_append(op);
     case AppendMode::kSession:
+    case AppendMode::kRecords:
       return enqueue_session(op);
+    case AppendMode::kAuto:  // resolved by connect; never in effect
+      return send_batch(op);
   }
 }
 
 // A part's answer: the next part goes out, or the op is answered.
 void Core::part_done(const OpPtr& op, AppendOutcome out) {
-  if (out.code == AppendCode::kTooLarge && op->end() - op->begin() > 1) {
+  // A group the client sent whole goes back to the caller as too large: nothing of it is written, so
+  // the caller can split it with exact revisions (and count what a re-append finds as duplicates
+  // only when it really was there). A group already in parts continues in smaller parts, as its
+  // first parts may be written.
+  if (out.code == AppendCode::kTooLarge && op->end() - op->begin() > 1 && op->part_ends.size() > 1) {
     // The server counts sizes its own way (v2 adds schema properties): halve the part.
     op->part_ends.insert(op->part_ends.begin() + long(op->part), op->begin() + (op->end() - op->begin()) / 2);
     splits_++;
@@ -190,8 +197,13 @@ void Core::call_ended() {
 
 ClientStats Core::stats() {
   std::lock_guard lock(mu_);
-  return ClientStats{
-      .appends = appends_, .retries = retries_, .reconnects = reconnects_, .redirects = redirects_, .splits = splits_};
+  return ClientStats{.appends = appends_,
+                     .retries = retries_,
+                     .reconnects = reconnects_,
+                     .redirects = redirects_,
+                     .splits = splits_,
+                     .v2_requests = v2_requests_,
+                     .v2_request_streams = v2_request_streams_};
 }
 
 }  // namespace kingest::kurrent::internal

@@ -2,7 +2,7 @@
 // (ClientImpl) and every call in flight (each holds a shared_ptr, so the core outlives its last
 // callback). One file per job holds the methods: channel.cc (channels, credentials, redirects),
 // core.cc (admission, retries, answers, lifecycle), batch_call.cc, append_call.cc,
-// session_call.cc (the three append paths) and reads.cc. Threads: the pipeline's threads call
+// session_call.cc, records_call.cc (the append paths) and reads.cc. Threads: the pipeline's threads call
 // submit/read; gRPC's callback threads and the timer thread run the rest; `mu_` guards the
 // fields below it.
 #pragma once
@@ -46,7 +46,7 @@ struct Op {
   size_t bytes = 0;           // of the whole request
   int attempts = 0;           // consecutive failed attempts
   Clock::time_point failing_since{};
-  Clock::time_point queued_at{};  // session mode: when it joined the queue
+  Clock::time_point queued_at{};  // records and session modes: when it joined the queue
   std::atomic<bool> finished{false};
 
   [[nodiscard]] size_t begin() const { return part == 0 ? 0 : part_ends[part - 1]; }
@@ -131,6 +131,11 @@ class Core : public std::enable_shared_from_this<Core> {
                     const v2::AppendSessionResponse& resp, const std::shared_ptr<Node>& from);
   void requeue_front(std::vector<OpPtr> ops);
 
+  // ---- records mode (records_call.cc; queued and paced by the session mode's pump) ----
+  void start_records(std::vector<OpPtr> ops);
+  void records_done(std::vector<OpPtr> ops, const grpc::Status& status, const wire::Trailers& trailers,
+                    const v2::AppendRecordsResponse& resp, const std::shared_ptr<Node>& from);
+
   // ---- reads (reads.cc) ----
   struct ReadResult {
     std::vector<RecordedEventData> events;
@@ -165,7 +170,7 @@ class Core : public std::enable_shared_from_this<Core> {
   std::shared_ptr<Node> node_;
   std::shared_ptr<BatchCall> batch_;
   std::deque<OpPtr> waiting_;
-  std::deque<OpPtr> session_queue_;
+  std::deque<OpPtr> session_queue_;  // records and session modes
   size_t sessions_in_flight_ = 0;
   bool linger_armed_ = false;
   size_t in_flight_ = 0;
@@ -173,6 +178,7 @@ class Core : public std::enable_shared_from_this<Core> {
   size_t calls_ = 0;  // append and session calls not yet done
   std::atomic<bool> closed_{false};
   std::atomic<uint64_t> appends_{0}, retries_{0}, reconnects_{0}, redirects_{0}, splits_{0};
+  std::atomic<uint64_t> v2_requests_{0}, v2_request_streams_{0};
   // The reads' outage (see read_failed); guarded by mu_. No outage: outage_since_ is unset.
   std::optional<Clock::time_point> outage_since_;
   Clock::time_point outage_last_failure_{};

@@ -1,7 +1,11 @@
-// Session mode: appends gathered into v2 AppendSession calls (several streams, all or nothing).
+// Session mode: appends gathered into v2 AppendSession calls (several streams, all or nothing). The
+// queue and its pump serve the records mode too (records_call.cc).
 #include "kurrent/internal/core.h"
 
 #include <spdlog/spdlog.h>
+
+#include <set>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "kurrent/internal/request_writer.h"
@@ -25,20 +29,7 @@ class SessionCall final : public RequestWriter<v2::AppendRequest> {
       r.set_stream(op->req.stream);
       if (auto e = wire::v2_expected(op->expected)) r.set_expected_revision(*e);
       for (size_t i = op->begin(); i < op->end(); ++i) {
-        const EventData& e = op->req.events[i];
-        auto* rec = r.add_records();
-        rec->set_record_id(e.id.to_string());
-        rec->mutable_schema()->set_name(e.type);
-        rec->mutable_schema()->set_format(e.content_type == "application/json" ? v2::SCHEMA_FORMAT_JSON
-                                                                               : v2::SCHEMA_FORMAT_BYTES);
-        rec->set_data(e.data);
-        if (!e.metadata.empty()) {
-          google::protobuf::Struct props;
-          if (!google::protobuf::util::JsonStringToMessage(e.metadata, &props).ok()) {
-            return "metadata of event " + e.id.to_string() + " is not a JSON object (v2 properties)";
-          }
-          for (auto& [k, v] : *props.mutable_fields()) (*rec->mutable_properties())[k] = std::move(v);
-        }
+        if (auto bad = wire::fill_v2_record(op->req.events[i], r.add_records())) return bad;
       }
     }
     return std::nullopt;
@@ -121,17 +112,33 @@ void Core::pump_sessions() {
         }
         return;
       }
+      // In queue order, at most one group per stream (a second one waits for the next request: its
+      // expected revision follows from the first's answer), up to the count and size limits.
       size_t bytes = 0;
+      std::set<std::string_view> streams;
+      std::vector<OpPtr> skipped;
       while (!session_queue_.empty() && ops.size() < options_.max_session_streams) {
-        size_t b = session_queue_.front()->part_bytes();
+        const OpPtr& next = session_queue_.front();
+        size_t b = next->part_bytes();
         if (!ops.empty() && bytes + b > options_.max_append_size) break;
-        bytes += b;
-        ops.push_back(std::move(session_queue_.front()));
+        if (streams.insert(next->req.stream).second) {
+          bytes += b;
+          ops.push_back(next);
+        } else {
+          skipped.push_back(next);
+        }
         session_queue_.pop_front();
       }
+      for (auto it = skipped.rbegin(); it != skipped.rend(); ++it) session_queue_.push_front(std::move(*it));
       sessions_in_flight_++;
+      v2_requests_++;
+      v2_request_streams_ += ops.size();
     }
-    start_session(std::move(ops));
+    if (effective_mode_ == AppendMode::kRecords) {
+      start_records(std::move(ops));
+    } else {
+      start_session(std::move(ops));
+    }
   }
 }
 

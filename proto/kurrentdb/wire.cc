@@ -1,8 +1,13 @@
 #include "proto/kurrentdb/wire.h"
 
+#include <simdjson.h>
+
+#include <charconv>
+#include <cmath>
 #include <variant>
 
 #include "absl/strings/str_cat.h"
+#include "core/json_writer.h"
 
 namespace kingest::wire {
 namespace {
@@ -23,7 +28,143 @@ void set_expected_impl(const ExpectedRevision& e, Options* o, void (Options::*se
   }
 }
 
+bool value_of(simdjson::dom::element e, google::protobuf::Value* out);
+
+bool fields_of(simdjson::dom::object o, Properties* out) {
+  for (auto field : o) {
+    if (!value_of(field.value, &(*out)[std::string(field.key)])) return false;
+  }
+  return true;
+}
+
+bool value_of(simdjson::dom::element e, google::protobuf::Value* out) {
+  using T = simdjson::dom::element_type;
+  switch (e.type()) {
+    case T::OBJECT: {
+      simdjson::dom::object o;
+      return e.get(o) == simdjson::SUCCESS && fields_of(o, out->mutable_struct_value()->mutable_fields());
+    }
+    case T::ARRAY: {
+      simdjson::dom::array a;
+      if (e.get(a) != simdjson::SUCCESS) return false;
+      auto* list = out->mutable_list_value();
+      for (simdjson::dom::element item : a) {
+        if (!value_of(item, list->add_values())) return false;
+      }
+      return true;
+    }
+    case T::STRING: {
+      std::string_view text;
+      if (e.get(text) != simdjson::SUCCESS) return false;
+      out->set_string_value(std::string(text));
+      return true;
+    }
+    case T::INT64: {
+      int64_t n = 0;
+      if (e.get(n) != simdjson::SUCCESS) return false;
+      out->set_number_value(static_cast<double>(n));
+      return true;
+    }
+    case T::UINT64: {
+      uint64_t n = 0;
+      if (e.get(n) != simdjson::SUCCESS) return false;
+      out->set_number_value(static_cast<double>(n));
+      return true;
+    }
+    case T::DOUBLE: {
+      double d = 0;
+      if (e.get(d) != simdjson::SUCCESS) return false;
+      out->set_number_value(d);
+      return true;
+    }
+    case T::BOOL: {
+      bool b = false;
+      if (e.get(b) != simdjson::SUCCESS) return false;
+      out->set_bool_value(b);
+      return true;
+    }
+    case T::NULL_VALUE:
+      out->set_null_value(google::protobuf::NULL_VALUE);
+      return true;
+  }
+  return false;
+}
+
+bool write_value(const google::protobuf::Value& v, JsonWriter& w);
+
+bool write_fields(const Properties& fields, JsonWriter& w) {
+  w.begin_object();
+  for (const auto& [k, v] : fields) {
+    w.key(k);
+    if (!write_value(v, w)) return false;
+  }
+  w.end_object();
+  return true;
+}
+
+bool write_value(const google::protobuf::Value& v, JsonWriter& w) {
+  switch (v.kind_case()) {
+    case google::protobuf::Value::kNumberValue: {
+      const double d = v.number_value();
+      if (!std::isfinite(d)) return false;
+      char buf[32];
+      std::to_chars_result r;
+      // Integral values print as integers (2^53 and below are exact), the rest shortest round-trip.
+      if (std::abs(d) <= 9007199254740992.0 && d == std::trunc(d)) {
+        r = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(d));
+      } else {
+        r = std::to_chars(buf, buf + sizeof buf, d);
+      }
+      w.raw(std::string_view(buf, size_t(r.ptr - buf)));
+      return true;
+    }
+    case google::protobuf::Value::kStringValue:
+      w.value(std::string_view(v.string_value()));
+      return true;
+    case google::protobuf::Value::kBoolValue:
+      w.value(v.bool_value());
+      return true;
+    case google::protobuf::Value::kStructValue:
+      return write_fields(v.struct_value().fields(), w);
+    case google::protobuf::Value::kListValue:
+      w.begin_array();
+      for (const auto& item : v.list_value().values()) {
+        if (!write_value(item, w)) return false;
+      }
+      w.end_array();
+      return true;
+    default:  // null, or no kind set (protobuf's mapping prints null too)
+      w.null();
+      return true;
+  }
+}
+
 }  // namespace
+
+bool properties_from_json(std::string_view json, Properties* out) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(json.data(), json.size()).get(root) != simdjson::SUCCESS) return false;
+  simdjson::dom::object o;
+  if (root.get_object().get(o) != simdjson::SUCCESS) return false;
+  return fields_of(o, out);
+}
+
+absl::StatusOr<std::string> properties_to_json(
+    const Properties& props, std::initializer_list<std::pair<std::string_view, std::string_view>> extra) {
+  JsonWriter w;
+  w.begin_object();
+  for (const auto& [k, v] : props) {
+    bool replaced = false;
+    for (const auto& e : extra) replaced |= e.first == k;
+    if (replaced) continue;
+    w.key(k);
+    if (!write_value(v, w)) return absl::InvalidArgumentError("record properties cannot be written as JSON");
+  }
+  for (const auto& [k, v] : extra) w.key(k).value(v);
+  w.end_object();
+  return w.take();
+}
 
 void to_proto(const Uuid& id, pb::UUID* out, bool as_string) {
   if (as_string) {

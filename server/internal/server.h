@@ -228,7 +228,23 @@ class SessionWorker {
   std::thread thread_;
 };
 
-// v2 StreamsService with AppendSession (append_session.cc); `worker` runs the sessions.
+// ---- v2 (append_session.cc) ----
+
+// A v2 record as the store's event: the properties become the JSON metadata with KurrentDB's
+// "$schema.format" and "$schema.name" added.
+absl::StatusOr<store::ProposedEvent> v2_event(const v2::AppendRecord& rec);
+// `code` with grpc-status-details-bin = google.rpc.Status{ErrorInfo{reason, domain "streams"},
+// `detail` when given}.
+grpc::Status v2_error(grpc::StatusCode code, const std::string& reason, const std::string& message,
+                      const google::protobuf::Message* detail = nullptr);
+
+// AppendRecords (append_records.cc): checks and converts the request on the caller's thread, then
+// writes it as one store transaction; `done` gets the call's status once `resp` is filled (on the
+// store's writer thread, or at once for a refused request).
+void append_records(Shared& shared, const v2::AppendRecordsRequest& req, v2::AppendRecordsResponse* resp,
+                    std::function<void(const grpc::Status&)> done);
+
+// v2 StreamsService with AppendSession (run by `worker`, one session at a time) and AppendRecords.
 std::unique_ptr<v2::StreamsService::CallbackService> new_v2_streams_service(Shared& shared, SessionWorker& worker);
 
 }  // namespace kingest::server::internal

@@ -1,0 +1,233 @@
+// Records mode: the groups waiting at one moment go out in one v2 AppendRecords request (unary,
+// records of many streams, one revision check per stream, all or nothing). The queue, its limits
+// and pacing are the session mode's (session_call.cc).
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "kurrent/internal/core.h"
+#include "proto/kurrentdb/status.pb.h"
+#include "proto/kurrentdb/v2/errors.pb.h"
+
+namespace kingest::kurrent::internal {
+
+namespace v2err = kurrentdb::protocol::v2::streams::errors;
+namespace {
+
+// KurrentDB's actual_state of a deleted stream: -10 soft-deleted, -100 tombstoned.
+constexpr int64_t kActualNoStream = -1;
+
+class RecordsCall {
+ public:
+  RecordsCall(std::shared_ptr<Core> core, std::shared_ptr<Node> node, std::vector<OpPtr> ops)
+      : core_(std::move(core)), node_(std::move(node)), ops_(std::move(ops)) {}
+
+  // An error message (and nothing started) when an event's metadata cannot be sent as properties.
+  std::optional<std::string> build() {
+    for (const auto& op : ops_) {
+      // ANY checks nothing: no check, as KurrentDB writes a stream without one with ANY.
+      if (auto e = wire::v2_expected(op->expected)) {
+        auto* check = req_.add_checks()->mutable_stream_state();
+        check->set_stream(op->req.stream);
+        check->set_expected_state(*e);
+      }
+      for (size_t i = op->begin(); i < op->end(); ++i) {
+        auto* rec = req_.add_records();
+        if (auto bad = wire::fill_v2_record(op->req.events[i], rec)) return bad;
+        rec->set_stream(op->req.stream);
+      }
+    }
+    return std::nullopt;
+  }
+
+  void start() {
+    core_->prepare(ctx_, core_->deadline());
+    core_->call_started();
+    node_->v2->async()->AppendRecords(&ctx_, &req_, &resp_, [this](const grpc::Status& status) {
+      core_->records_done(std::move(ops_), status, ctx_.GetServerTrailingMetadata(), resp_, node_);
+      auto core = std::move(core_);
+      delete this;
+      core->call_ended();
+    });
+  }
+
+ private:
+  std::shared_ptr<Core> core_;
+  std::shared_ptr<Node> node_;
+  std::vector<OpPtr> ops_;
+  grpc::ClientContext ctx_;
+  v2::AppendRecordsRequest req_;
+  v2::AppendRecordsResponse resp_;
+};
+
+// The v2 error detail: google.rpc.Status{ErrorInfo, the reason's details}.
+struct V2Error {
+  std::string reason;
+  std::optional<v2err::AppendConsistencyViolationErrorDetails> violations;
+  std::optional<v2err::AppendRecordSizeExceededErrorDetails> record_too_big;
+};
+
+V2Error v2_error_of(const grpc::Status& status) {
+  V2Error out;
+  google::rpc::Status detail;
+  if (status.error_details().empty() || !detail.ParseFromString(status.error_details())) return out;
+  for (const auto& any : detail.details()) {
+    google::rpc::ErrorInfo info;
+    v2err::AppendConsistencyViolationErrorDetails v;
+    v2err::AppendRecordSizeExceededErrorDetails r;
+    if (any.Is<google::rpc::ErrorInfo>() && any.UnpackTo(&info)) out.reason = info.reason();
+    if (any.Is<v2err::AppendConsistencyViolationErrorDetails>() && any.UnpackTo(&v)) out.violations = v;
+    if (any.Is<v2err::AppendRecordSizeExceededErrorDetails>() && any.UnpackTo(&r)) out.record_too_big = r;
+  }
+  return out;
+}
+
+// A violating stream's answer from its actual state.
+AppendOutcome violation_outcome(int64_t actual) {
+  if (actual >= 0) {
+    return {.code = AppendCode::kWrongExpectedVersion,
+            .current_revision = StreamRevision{uint64_t(actual)},
+            .position = 0,
+            .message = "wrong expected version"};
+  }
+  if (actual == kActualNoStream) {
+    return {.code = AppendCode::kWrongExpectedVersion,
+            .current_revision = {},
+            .position = 0,
+            .message = "wrong expected version"};
+  }
+  return {.code = AppendCode::kStreamDeleted,
+          .current_revision = {},
+          .position = 0,
+          .message = absl::StrCat("stream deleted (actual state ", actual, ")")};
+}
+
+}  // namespace
+
+void Core::start_records(std::vector<OpPtr> ops) {
+  auto* call = new RecordsCall(shared_from_this(), node(), ops);
+  if (auto bad = call->build()) {
+    delete call;
+    {
+      std::lock_guard lock(mu_);
+      sessions_in_flight_--;
+    }
+    for (auto& op : ops) {
+      part_done(op, {.code = AppendCode::kRejected, .current_revision = {}, .position = 0, .message = *bad});
+    }
+    pump_sessions();
+    return;
+  }
+  call->start();
+}
+
+void Core::records_done(std::vector<OpPtr> ops, const grpc::Status& status, const wire::Trailers& trailers,
+                        const v2::AppendRecordsResponse& resp, const std::shared_ptr<Node>& from) {
+  {
+    std::lock_guard lock(mu_);
+    sessions_in_flight_--;
+  }
+  if (status.ok()) {
+    std::map<std::string, int64_t, std::less<>> by_stream;
+    for (const auto& r : resp.revisions()) by_stream[r.stream()] = r.revision();
+    for (auto& op : ops) {
+      auto it = by_stream.find(op->req.stream);
+      if (it == by_stream.end() || it->second < 0) {
+        part_done(op, {.code = AppendCode::kRejected,
+                       .current_revision = {},
+                       .position = 0,
+                       .message = "the AppendRecords answer does not give the stream's revision"});
+        continue;
+      }
+      // The request's position (its last record's) stands for each stream's.
+      part_done(op, {.code = AppendCode::kSuccess,
+                     .current_revision = StreamRevision{uint64_t(it->second)},
+                     .position = uint64_t(std::max<int64_t>(resp.position(), 0)),
+                     .message = {}});
+    }
+    pump_sessions();
+    return;
+  }
+  V2Error err = v2_error_of(status);
+  if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION && err.violations) {
+    // Every failing check at once: answer those streams, send the others again at once.
+    std::map<std::string, int64_t, std::less<>> actual;
+    for (const auto& v : err.violations->violations()) {
+      if (v.has_stream_state()) actual[v.stream_state().stream()] = v.stream_state().actual_state();
+    }
+    std::vector<OpPtr> others;
+    for (auto& op : ops) {
+      auto it = actual.find(op->req.stream);
+      if (it != actual.end()) {
+        part_done(op, violation_outcome(it->second));
+      } else {
+        others.push_back(op);
+      }
+    }
+    if (others.size() == ops.size()) {
+      for (auto& op : ops) {
+        part_done(op, {.code = AppendCode::kRejected,
+                       .current_revision = {},
+                       .position = 0,
+                       .message = "consistency violation on no stream of the request: " + status.error_message()});
+      }
+      others.clear();
+    }
+    requeue_front(std::move(others));
+    return;
+  }
+  if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT && err.reason == "APPEND_RECORD_SIZE_EXCEEDED" &&
+      err.record_too_big) {
+    // One event over the server's limit: that stream's answer; the others go again.
+    std::vector<OpPtr> others;
+    bool found = false;
+    for (auto& op : ops) {
+      if (!found && op->req.stream == err.record_too_big->stream()) {
+        found = true;
+        part_done(op, {.code = AppendCode::kTooLarge,
+                       .current_revision = {},
+                       .position = 0,
+                       .message = absl::StrCat("event ", err.record_too_big->record_id(), " is ",
+                                               err.record_too_big->size(), " bytes, over the server's ",
+                                               err.record_too_big->max_size(), ": ", status.error_message())});
+      } else {
+        others.push_back(op);
+      }
+    }
+    if (found) {
+      requeue_front(std::move(others));
+      return;
+    }
+  }
+  if (status.error_code() == grpc::StatusCode::ABORTED && err.reason == "APPEND_TRANSACTION_SIZE_EXCEEDED") {
+    if (ops.size() == 1) {
+      // part_done halves the group's part (or answers kTooLarge for a single event).
+      part_done(ops[0], {.code = AppendCode::kTooLarge,
+                         .current_revision = {},
+                         .position = 0,
+                         .message = status.error_message()});
+      pump_sessions();
+      return;
+    }
+    // The server counts sizes its own way: halves, each its own request.
+    splits_++;
+    std::vector<OpPtr> second(ops.begin() + long(ops.size() / 2), ops.end());
+    ops.resize(ops.size() / 2);
+    {
+      std::lock_guard lock(mu_);
+      sessions_in_flight_ += 2;
+    }
+    v2_requests_ += 2;
+    v2_request_streams_ += ops.size() + second.size();
+    start_records(std::move(ops));
+    start_records(std::move(second));
+    return;
+  }
+  wire::Verdict v = wire::classify(status, trailers);
+  for (auto& op : ops) act(op, v, from);
+  pump_sessions();
+}
+
+}  // namespace kingest::kurrent::internal
