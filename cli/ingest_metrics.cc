@@ -141,6 +141,16 @@ void add_ingest_metrics(metrics::Registry& registry, IngestMetricsSources src) {
       e.counter("kurrent_ingest_kurrent_reconnects_total", "BatchAppend calls opened after the first", cs.reconnects);
       e.counter("kurrent_ingest_kurrent_redirects_total", "Not-leader answers followed", cs.redirects);
       e.counter("kurrent_ingest_kurrent_splits_total", "Stream groups sent in several parts", cs.splits);
+      e.gauge("kurrent_ingest_kurrent_connections", "gRPC channels to the node (the connection pool)",
+              double(cs.channels));
+      e.gauge("kurrent_ingest_kurrent_connections_ready", "gRPC channels connected and ready now",
+              double(cs.channels_connected));
+      e.gauge("kurrent_ingest_kurrent_calls_open", "Append calls open on the channel (a BatchAppend call counts once)",
+              double(cs.calls_open));
+      e.counter("kurrent_ingest_kurrent_v2_requests_total", "AppendRecords / AppendSession requests sent",
+                cs.v2_requests);
+      e.counter("kurrent_ingest_kurrent_v2_request_streams_total", "Stream groups those requests carried",
+                cs.v2_request_streams);
     }
     if (src.dead_letters != nullptr) {
       e.declare("kurrent_ingest_dead_letters_total", "counter", "Dead letters written, by reason");

@@ -83,6 +83,11 @@ struct ClientStats {
   // the streams per request).
   uint64_t v2_requests = 0;
   uint64_t v2_request_streams = 0;
+  // The connection pool, as far as there is one: the node's channels (one; a not-leader answer
+  // replaces it), how many are connected now, and the append calls open on them.
+  uint64_t channels = 0;
+  uint64_t channels_connected = 0;
+  uint64_t calls_open = 0;
 };
 
 // One page of a stream read for inspection (`read`, `audit`).

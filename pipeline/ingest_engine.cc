@@ -104,6 +104,7 @@ struct IngestEngine::Impl {
   // The sink's answers check a stream's state themselves (Sink::exact_answers): a stream whose first
   // event seen is its first version is presumed new instead of read.
   const bool presume_new_streams;
+  const bool exact_answers;
   std::mutex gaps_mu;                            // one gap check at a time
   bool warned_held_budget = false;               // under gaps_mu
 
@@ -127,7 +128,8 @@ struct IngestEngine::Impl {
         arena(thread_count(options.threads), /*reserved_for_masters=*/0),
         table(rules.revisions(), options.max_append_bytes),
         slots(options.max_appends_in_flight),
-        presume_new_streams(s.exact_answers() && rules.revisions()) {
+        presume_new_streams(s.exact_answers() && rules.revisions()),
+        exact_answers(s.exact_answers()) {
     // The worker pool must hold the arena's threads (by default it holds one less than the cores).
     auto workers = size_t(thread_count(options.threads)) + 1;
     if (oneapi::tbb::global_control::active_value(oneapi::tbb::global_control::max_allowed_parallelism) < workers) {
@@ -399,6 +401,11 @@ struct IngestEngine::Impl {
         if (auto finished = skip_written_prefix(g, st)) return *finished;
       }
       if (g.items.empty()) return Dispatched::kDone;
+      if (st.last_id_unknown) {
+        // The revision came from an answer; the append needs the last event's id.
+        if (!read_tail_into(g.stream, st)) return Dispatched::kFailed;
+        if (g.first_revision != st.next_revision) return dispatch(g);  // the stream moved meanwhile
+      }
     }
     std::vector<Uuid> ids;
     AppendRequest req = build_append(g, st, rules, &ids);
@@ -418,13 +425,18 @@ struct IngestEngine::Impl {
   // Re-reads the stream state once for this group.
   void refresh(Group& g, StreamState& st) {
     g.refreshed = true;
+    read_tail_into(g.stream, st);
+  }
+
+  bool read_tail_into(const std::string& stream, StreamState& st) {
     stream_reads.fetch_add(1, std::memory_order_relaxed);
-    auto tail = sink.read_tail(g.stream);
+    auto tail = sink.read_tail(stream);
     if (!tail.ok()) {
-      set_fatal(absl::UnavailableError("reading stream " + g.stream + ": " + std::string(tail.status().message())));
-      return;
+      set_fatal(absl::UnavailableError("reading stream " + stream + ": " + std::string(tail.status().message())));
+      return false;
     }
     StreamTable::apply_tail(st, *tail);
+    return true;
   }
 
   // The group starts below the stream's next revision: compare ids with what is written there.
@@ -437,6 +449,10 @@ struct IngestEngine::Impl {
     if (!written.ok()) {
       set_fatal(absl::UnavailableError("reading stream " + g.stream + ": " + std::string(written.status().message())));
       return Dispatched::kFailed;
+    }
+    if (st.last_id_unknown && !written->empty() && written->back().revision.value() + 1 == st.next_revision) {
+      st.last_id = written->back().id;  // the read reached the stream's last event
+      st.last_id_unknown = false;
     }
     const auto proposed = proposed_ids(g, overlap);
     const PrefixVerdict v = compare_written(proposed, g.first_revision, *written);
@@ -506,6 +522,7 @@ struct IngestEngine::Impl {
         st.next_revision = g->first_revision + ids.size();
         st.last_id = ids.back();
         st.presumed_new = false;
+        st.last_id_unknown = false;
         // Written by an earlier run (or another writer) with the same ids: duplicates.
         const auto kind = out.already_written ? MessageOutcome::Kind::kDuplicate : MessageOutcome::Kind::kAppended;
         (out.already_written ? duplicates : events_appended).fetch_add(ids.size(), std::memory_order_relaxed);
@@ -515,9 +532,19 @@ struct IngestEngine::Impl {
       case AppendCode::kWrongExpectedVersion:
         // The state was stale (or only presumed): learn it and classify again (duplicates vs
         // conflict vs gap). "No stream" says all there is to know; anything else is read once.
-        if (!out.current_revision && !g->refreshed) {
+        if (!g->refreshed && (!out.current_revision || exact_answers)) {
+          // "No stream" is the whole state. An exact sink's revision is the stream's as of the
+          // check, so the group is classified against it without a tail read: a written prefix
+          // is read anyway (its ids), and the last id only when an append needs it.
           g->refreshed = true;
-          StreamTable::apply_tail(st, StreamTail{});
+          if (out.current_revision) {
+            st.presumed_new = false;
+            st.next_revision = out.current_revision->value() + 1;
+            st.last_id.reset();
+            st.last_id_unknown = true;
+          } else {
+            StreamTable::apply_tail(st, StreamTail{});
+          }
           run_stream(std::move(g));
           return;
         }

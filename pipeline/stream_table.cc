@@ -264,6 +264,7 @@ size_t StreamTable::evict(size_t budget_bytes) {
 
 void StreamTable::apply_tail(StreamState& st, const StreamTail& t) {
   st.presumed_new = false;
+  st.last_id_unknown = false;
   if (t.exists) {
     st.next_revision = t.last_revision.value() + 1;
     st.last_id = t.last_id;

@@ -101,6 +101,9 @@ struct StreamState {
   // version. The first append (no_stream) checks the presumption; a wrong-expected-version answer
   // (or a success that wrote nothing) corrects it.
   bool presumed_new = false;
+  // `next_revision` came from a wrong-expected-version answer, `last_id` is not known yet: read
+  // (the tail, or with a written prefix) before an append needs it for `$causationId`.
+  bool last_id_unknown = false;
   bool dead = false;            // a dead letter happened: later events cannot keep their revisions
   bool claimed = false;
   bool several_partitions = false;

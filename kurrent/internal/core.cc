@@ -197,13 +197,18 @@ void Core::call_ended() {
 
 ClientStats Core::stats() {
   std::lock_guard lock(mu_);
+  const bool has_channel = node_ != nullptr && node_->channel != nullptr;
+  const bool connected = has_channel && node_->channel->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY;
   return ClientStats{.appends = appends_,
                      .retries = retries_,
                      .reconnects = reconnects_,
                      .redirects = redirects_,
                      .splits = splits_,
                      .v2_requests = v2_requests_,
-                     .v2_request_streams = v2_request_streams_};
+                     .v2_request_streams = v2_request_streams_,
+                     .channels = has_channel ? 1u : 0u,
+                     .channels_connected = connected ? 1u : 0u,
+                     .calls_open = calls_ + (batch_ != nullptr ? 1u : 0u)};
 }
 
 }  // namespace kingest::kurrent::internal
