@@ -1,7 +1,7 @@
 // `kurrent-ingest-bench`: how fast the pipeline is, against the ceilings around it, in one run.
 //
-// Each shape's data set is produced once into a standalone embedded broker (a process of its own, with
-// enough partitions for the mock's retention). Then, round after round (so that drift on a shared
+// Each shape's data set is produced once into a standalone embedded broker (a process of its own,
+// with enough partitions for the mock's retention). Then, round after round (so that drift on a shared
 // machine hits every case alike), each case runs in a process of its own, against a fresh
 // `kurrent-ingest serve-store` process where it writes (the product binary runs the broker, the
 // generator, the store and the replays; this binary runs the ceilings as `probe kafka|sink|store`):
@@ -649,7 +649,8 @@ void print_shape(const ShapeResult& shape) {
     const Measurement* b = r.best();
     if (b == nullptr) continue;
     const double per_m = b->events ? 1e6 / double(b->events) : 0;
-    std::cout << fmt::format("{:<6} {:<17} {:>9} {:>10.0f} {:>7.1f} {:>10.2f} {:>8.0f} {:>8} {:>8} {:>8} {:>7} {:>9} {:>10}\n",
+    std::cout << fmt::format("{:<6} {:<17} {:>9} {:>10.0f} {:>7.1f} {:>10.2f} {:>8.0f} {:>8} {:>8} {:>8} {:>7} {:>9} "
+                             "{:>10}\n",
                              r.info.id, r.info.name, b->events, b->rate(), b->rate() * shape.bytes_per_event / 1e6,
                              b->cpu_s * per_m, r.max_rss(), ms(b->p50_ms), ms(b->p99_ms),
                              b->events_per_append ? fmt::format("{:.1f}", *b->events_per_append) : "-", "|",

@@ -284,7 +284,8 @@ int run_store_probe(const ProbeOptions& o) {
       std::vector<store::ProposedEvent> events;
       events.reserve(req.events.size());
       for (EventData& e : req.events) {
-        events.push_back({e.id, std::move(e.type), std::move(e.content_type), std::move(e.data), std::move(e.metadata)});
+        events.push_back(
+            {e.id, std::move(e.type), std::move(e.content_type), std::move(e.data), std::move(e.metadata)});
       }
       batch.emplace_back(std::move(req.stream), req.expected, std::move(events));
     }
@@ -299,7 +300,9 @@ int run_store_probe(const ProbeOptions& o) {
           appended += n;
         } else {
           failed += n;
-          if (first_failure.empty()) first_failure = r.message.empty() ? "status " + std::to_string(int(r.status)) : r.message;
+          if (first_failure.empty()) {
+            first_failure = r.message.empty() ? "status " + std::to_string(int(r.status)) : r.message;
+          }
         }
         if (++answered == target) cv.notify_one();
       });
@@ -316,7 +319,8 @@ int run_store_probe(const ProbeOptions& o) {
   if (!s.ok()) return fatal_error(s);
   if (interrupted()) return cli::kExitInterrupted;
   if (failed > 0) {
-    return fatal_error(absl::InternalError(std::to_string(failed) + " events were not written, first: " + first_failure));
+    return fatal_error(
+        absl::InternalError(std::to_string(failed) + " events were not written, first: " + first_failure));
   }
   JsonWriter w;
   w.begin_object();
@@ -327,7 +331,8 @@ int run_store_probe(const ProbeOptions& o) {
   w.key("appends").value(appends);
   w.key("events_per_append").value(double(appended) / double(std::max<uint64_t>(1, appends)));
   w.key("transactions").value(stats.transactions);
-  w.key("events_per_transaction").value(double(stats.events_written) / double(std::max<uint64_t>(1, stats.transactions)));
+  w.key("events_per_transaction")
+      .value(double(stats.events_written) / double(std::max<uint64_t>(1, stats.transactions)));
   w.end_object();
   return write_result(o.result, w);
 }
