@@ -64,6 +64,7 @@ using namespace std::chrono_literals;
 struct BenchOptions {
   cli::WorkloadFlags workload;
   std::string shape = "both";
+  std::string store_api = "multi";
   int runs = 3;
   std::string cases = "a,b,s,s-file,c,d,d-file,e,f";
   std::string json;
@@ -423,9 +424,10 @@ absl::StatusOr<Measurement> Bench::measure(const std::string& id, int round) {
   }
 
   if (id == "s" || id == "s-file") {
-    std::vector<std::string> argv{self_, "--log-level", "warn", "probe", "store", "--result", result,
-                                  "--events", std::to_string(w_.events), "--streams", std::to_string(w_.streams),
-                                  "--payload-bytes", w_.payload_bytes, "--seed", std::to_string(w_.seed)};
+    std::vector<std::string> argv{self_, "--log-level", "warn", "probe", "store", "--api", o_.store_api,
+                                  "--result", result, "--events", std::to_string(w_.events), "--streams",
+                                  std::to_string(w_.streams), "--payload-bytes", w_.payload_bytes, "--seed",
+                                  std::to_string(w_.seed)};
     if (!w_.topics.empty()) argv.insert(argv.end(), {"--topics", w_.topics});
     const std::string db = dir_ + "/" + tag + ".db";
     if (id == "s-file") {
@@ -756,6 +758,7 @@ void print_and_write(const BenchOptions& o, const std::vector<ShapeResult>& shap
     w.begin_object();
     w.key("schema").value("kurrent-ingest/bench/v2");
     w.key("runs").value(o.runs);
+    w.key("store_api").value(o.store_api);
     w.key("pipeline_args").begin_array();
     for (const auto& a : o.pipeline_args) w.value(a);
     w.end_array();
@@ -889,6 +892,11 @@ std::function<int()> add_harness_flags(CLI::App& cmd) {
                                       "the other")
       ->capture_default_str()
       ->check(CLI::IsMember({"deep", "wide", "both"}));
+  cmd.add_option("--store-api", o->store_api, "The store API cases s and s-file write through: multi (append_multi, "
+                                             "requests of 1,000 records of many streams) or append (a request per "
+                                             "stream group)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"multi", "append"}));
   cmd.add_option("--runs", o->runs, "Rounds; each case's best run counts")->capture_default_str()->check(CLI::Range(1, 20));
   cmd.add_option("--cases", o->cases, "Cases to run on every shape: a (kafka-raw), b (sink-raw), s (store-raw, "
                                        "mem-db), s-file (store-raw-file), c (pipeline-discard), d (e2e-memdb), "

@@ -7,10 +7,14 @@
 //          times only their appends through the gRPC client: at most one append in flight per
 //          stream, a stream's groups in order, at most --max-appends-in-flight on the wire.
 //   store  the same appends, window by window, handed in-process to the embedded store (mem-db or a
-//          file) and committed by its group-commit writer: serve-store's own ceiling, no gRPC.
+//          file; through its bulk append_multi, or a request per stream group with --api append)
+//          and committed by its group-commit writer: serve-store's own ceiling, no gRPC.
 // Each writes one JSON object to --result: events, bytes, seconds (first event to last; for store,
 // the sum of the timed windows), cpu_s (of the timed part), and for sink and store appends,
-// events_per_append; for sink append_latency_p50_ms / p99_ms, for store events_per_transaction.
+// events_per_append; for sink append_latency_p50_ms / p99_ms, for store api, requests,
+// events_per_request, transactions and events_per_transaction.
+#include <fmt/format.h>
+
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -53,6 +57,8 @@ struct ProbeOptions {
   std::string result;
   std::string db;
   bool mem_db = false;
+  std::string store_api = "multi";
+  size_t request_records = 1000;
   uint64_t window = 65536;
   size_t max_in_flight = 512;
   cli::WorkloadFlags workload;
@@ -255,14 +261,18 @@ int run_sink_probe(const ProbeOptions& o) {
   return write_result(o.result, w);
 }
 
-// The store's own ceiling: each window's appends handed to the embedded store at once (its writer
-// then commits them in group-commit transactions as large as it makes), and waited for. Only the
-// hand-over and the commits are timed; making the appends (as the sink probe does) is not.
+// The store's own ceiling: each window's appends handed to the embedded store at once and waited
+// for; the store's writer commits them in its group-commit transactions. With --api multi (the
+// store's bulk API, as AppendRecords uses it) a request carries the records and revision checks of
+// many streams, --request-records records at most (a stream's group never split); with append,
+// one request per stream group. Only the hand-over and the commits are timed; making the appends
+// (as the sink probe does) and converting them to the store's types is not.
 int run_store_probe(const ProbeOptions& o) {
   install_interrupt_handlers();
   auto gen = o.workload.generator_options();
   if (!gen.ok()) return usage_error(gen.status());
   if (o.db.empty() == !o.mem_db) return usage_error(absl::InvalidArgumentError("give one of --db FILE and --mem-db"));
+  const bool multi = o.store_api == "multi";
   store::StoreOptions options;
   options.in_memory = o.mem_db;
   options.path = o.db;
@@ -272,14 +282,19 @@ int run_store_probe(const ProbeOptions& o) {
 
   std::mutex mu;
   std::condition_variable cv;
-  uint64_t answered = 0, appended = 0, appends = 0, failed = 0, bytes = 0;
+  uint64_t answered = 0, appended = 0, appends = 0, requests = 0, failed = 0, bytes = 0;
   std::string first_failure;
   double seconds = 0, cpu = 0;
+  auto fail = [&](uint64_t n, std::string why) {  // under mu
+    failed += n;
+    if (first_failure.empty()) first_failure = std::move(why);
+  };
   std::vector<std::tuple<std::string, ExpectedRevision, std::vector<store::ProposedEvent>>> batch;
+  std::vector<store::MultiAppend> multis;
   auto s = for_each_window(*gen, o.window, [&](std::vector<AppendRequest>& window, uint64_t window_bytes) {
     if (interrupted()) return;
     batch.clear();
-    batch.reserve(window.size());
+    multis.clear();
     for (AppendRequest& req : window) {
       std::vector<store::ProposedEvent> events;
       events.reserve(req.events.size());
@@ -287,9 +302,18 @@ int run_store_probe(const ProbeOptions& o) {
         events.push_back(
             {e.id, std::move(e.type), std::move(e.content_type), std::move(e.data), std::move(e.metadata)});
       }
-      batch.emplace_back(std::move(req.stream), req.expected, std::move(events));
+      if (!multi) {
+        batch.emplace_back(std::move(req.stream), req.expected, std::move(events));
+        continue;
+      }
+      if (multis.empty() || multis.back().records.size() >= o.request_records) multis.emplace_back();
+      store::MultiAppend& m = multis.back();
+      const auto index = uint32_t(m.streams.size());
+      m.streams.push_back(std::move(req.stream));
+      m.checks.push_back({index, req.expected});
+      for (auto& e : events) m.records.push_back({index, std::move(e)});
     }
-    const uint64_t target = answered + batch.size();
+    const uint64_t target = answered + (multi ? multis.size() : batch.size());
     const auto started = std::chrono::steady_clock::now();
     const double cpu0 = process_cpu_seconds();
     for (auto& [stream, expected, events] : batch) {
@@ -299,10 +323,20 @@ int run_store_probe(const ProbeOptions& o) {
         if (r.status == store::AppendStatus::kSuccess && !r.idempotent) {
           appended += n;
         } else {
-          failed += n;
-          if (first_failure.empty()) {
-            first_failure = r.message.empty() ? "status " + std::to_string(int(r.status)) : r.message;
-          }
+          fail(n, r.message.empty() ? "status " + std::to_string(int(r.status)) : r.message);
+        }
+        if (++answered == target) cv.notify_one();
+      });
+    }
+    for (auto& m : multis) {
+      const size_t n = m.records.size();
+      db.append_multi(std::move(m), [&, n](store::MultiAppendResult r) {
+        std::lock_guard g(mu);
+        if (r.status == store::AppendStatus::kSuccess) {
+          appended += n;
+        } else {
+          fail(n, r.message.empty() ? fmt::format("status {}, {} failing checks", int(r.status), r.violations.size())
+                                    : r.message);
         }
         if (++answered == target) cv.notify_one();
       });
@@ -311,7 +345,8 @@ int run_store_probe(const ProbeOptions& o) {
     cv.wait(lock, [&] { return answered == target; });
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     cpu += process_cpu_seconds() - cpu0;
-    appends += batch.size();
+    appends += window.size();
+    requests += multi ? multis.size() : batch.size();
     bytes += window_bytes;
   });
   const store::StoreStats stats = db.stats();
@@ -328,8 +363,11 @@ int run_store_probe(const ProbeOptions& o) {
   w.key("bytes").value(bytes);
   w.key("seconds").value(seconds);
   w.key("cpu_s").value(cpu);
+  w.key("api").value(o.store_api);
   w.key("appends").value(appends);
   w.key("events_per_append").value(double(appended) / double(std::max<uint64_t>(1, appends)));
+  w.key("requests").value(requests);
+  w.key("events_per_request").value(double(appended) / double(std::max<uint64_t>(1, requests)));
   w.key("transactions").value(stats.transactions);
   w.key("events_per_transaction")
       .value(double(stats.events_written) / double(std::max<uint64_t>(1, stats.transactions)));
@@ -363,6 +401,13 @@ void register_probes(CLI::App& app, cli::ActionSetter set_action) {
   store->add_option("--db", o->db, "SQLite file to write (created; give a fresh path)");
   store->add_flag("--mem-db", o->mem_db, "Write to an in-memory database instead of --db");
   store->add_option("--result", o->result, "Write the JSON result here")->required();
+  store->add_option("--api", o->store_api, "The store API: multi (append_multi, many streams per request) or "
+                                          "append (a request per stream group)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"multi", "append"}));
+  store->add_option("--request-records", o->request_records, "With --api multi: records per request at most")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   store->add_option("--window", o->window, "Events grouped by stream together and handed to the store at once")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 32));

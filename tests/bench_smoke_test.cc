@@ -55,6 +55,7 @@ TEST_F(BenchTest, MeasuresEveryCaseOnBothShapesAndWritesTheTablesTheRatiosAndThe
   auto doc = parser_.load(json);
   ASSERT_FALSE(doc.error()) << out;
   EXPECT_EQ(std::string_view(doc["schema"]), "kurrent-ingest/bench/v2");
+  EXPECT_EQ(std::string_view(doc["store_api"]), "multi");
   std::vector<std::string> shapes_run;
   for (auto s : doc["shapes_run"].get_array()) shapes_run.emplace_back(std::string_view(s));
   EXPECT_EQ(shapes_run, (std::vector<std::string>{"deep", "wide"}));
@@ -133,10 +134,10 @@ TEST_F(BenchTest, MeasuresEveryCaseOnBothShapesAndWritesTheTablesTheRatiosAndThe
   }
 }
 
-TEST_F(BenchTest, OneShapeRunsAloneAndWideFollowsTheEventCount) {
+TEST_F(BenchTest, OneShapeRunsAloneAndWideFollowsTheEventCountAndTheStoreTakesAStreamGroupPerRequest) {
   const std::string json = dir_ + "/bench.json";
-  const int rc = run("--events 2000 --streams 50 --shape wide --runs 1 --cases a,s --json " + json + " --work-dir " +
-                     dir_ + "/work");
+  const int rc = run("--events 2000 --streams 50 --shape wide --runs 1 --cases a,s --store-api append --json " + json +
+                     " --work-dir " + dir_ + "/work");
   ASSERT_EQ(rc, 0) << output();
   auto doc = parser_.load(json);
   ASSERT_FALSE(doc.error()) << output();
@@ -144,6 +145,10 @@ TEST_F(BenchTest, OneShapeRunsAloneAndWideFollowsTheEventCount) {
   EXPECT_TRUE(doc["shapes"]["deep"].error()) << "deep ran though --shape wide";
   EXPECT_EQ(uint64_t(doc["shapes"]["wide"]["streams"]), 500u) << "--streams is the deep shape's only";
   EXPECT_EQ(output().find("shape deep"), std::string::npos) << output();
+  EXPECT_EQ(std::string_view(doc["store_api"]), "append");
+  for (auto c : doc["shapes"]["wide"]["cases"].get_array()) {
+    EXPECT_EQ(uint64_t(c["events"]), 2000u) << std::string_view(c["id"]);
+  }
 }
 
 TEST_F(BenchTest, UnknownShapeIsAUsageError) {
