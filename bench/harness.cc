@@ -111,6 +111,7 @@ struct Measurement {
   std::optional<double> p50_ms, p99_ms, events_per_append, events_per_transaction;
   std::optional<double> store_cpu_s;  // the serve-store process, for the whole case
   double broker_cpu_s = 0;            // the broker process while the case ran
+  std::string append_mode;            // the replay's, from its report
   [[nodiscard]] double rate() const { return seconds > 0 ? double(events) / seconds : 0; }
   [[nodiscard]] double cpu_per_event() const { return events > 0 ? cpu_s / double(events) : 0; }
 };
@@ -515,6 +516,8 @@ absl::StatusOr<Measurement> Bench::measure(const std::string& id, int round) {
     m.p50_ms = number(*doc, "append_latency_p50_ms");
     m.p99_ms = number(*doc, "append_latency_p99_ms");
     m.events_per_append = number(*doc, "events_per_append");
+    std::string_view mode;
+    if ((*doc)["append_mode"].get(mode) == simdjson::SUCCESS) m.append_mode = std::string(mode);
     if (number(*doc, "dead_lettered").value_or(0) > 0 || number(*doc, "duplicates").value_or(0) > 0) {
       return absl::InternalError(tag + ": the run had dead letters or duplicates; see " + result);
     }
@@ -790,6 +793,7 @@ void print_and_write(const BenchOptions& o, const std::vector<ShapeResult>& shap
     report.append_mode = "batch";
     report.outcome = "done";
     if (const CaseResult* d = find_case(first, "d")) {
+      if (!d->best()->append_mode.empty()) report.append_mode = d->best()->append_mode;
       report.stats.events_read = d->best()->events;
       report.stats.events_appended = d->best()->events;
       report.elapsed_s = d->best()->seconds;

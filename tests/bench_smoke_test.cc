@@ -127,6 +127,8 @@ TEST_F(BenchTest, MeasuresEveryCaseOnBothShapesAndWritesTheTablesTheRatiosAndThe
   EXPECT_EQ(std::string_view(r["schema"]), "kurrent-ingest/run-report/v1");
   EXPECT_EQ(std::string_view(r["command"]), "bench");
   EXPECT_EQ(uint64_t(r["events_appended"]), 4000u);
+  const std::string_view mode = r["append_mode"];  // the replay's, as its own report says
+  EXPECT_TRUE(mode == "records" || mode == "batch") << mode;
   for (const char* key : {"deep_ratio_e2e_vs_kafka", "wide_ratio_store_vs_store_raw", "wide_store-raw_events_per_s",
                           "deep_peak_rss_d_mib"}) {
     double v = 0;
