@@ -1,19 +1,23 @@
 // `kurrent-ingest-bench`: how fast the pipeline is, against the ceilings around it, in one run.
 //
-// One data set is produced once into a standalone embedded broker (a process of its own, with
-// enough partitions for the mock's retention). Then, round after round (so that drift on a shared
+// Each shape's data set is produced once into a standalone embedded broker (a process of its own,
+// with enough partitions for the mock's retention). Then, round after round (so that drift on a shared
 // machine hits every case alike), each case runs in a process of its own, against a fresh
 // `kurrent-ingest serve-store` process where it writes (the product binary runs the broker, the
-// generator, the store and the replays; this binary runs the two ceilings as `probe kafka|sink`):
+// generator, the store and the replays; this binary runs the ceilings as `probe kafka|sink|store`):
 //   a kafka-raw         librdkafka consume, nothing else: the Kafka ceiling
 //   b sink-raw          pre-built, pre-grouped appends over gRPC to serve-store --mem-db: the sink ceiling
+//   s store-raw         the same appends in-process into the embedded store, mem-db (s-file: a file):
+//                       serve-store's own ceiling
 //   c pipeline-discard  replay --sink discard: decode, order, group, encode, drop
 //   d e2e-memdb         replay into serve-store --mem-db        (d-file: into a SQLite file)
 //   e unbatched         replay with batches of one event, one append in flight (a sample)
 //   f peer              bench/peers/nestjs-subscriber: the seed's per-message Node.js design (a sample)
-// Rates run from the first event to the last; the best of --runs counts. The table and the JSON
-// (--json) carry events/s, MB/s (Kafka message values), CPU seconds per million events, the peak
-// RSS of the measured process and the append latency p50/p99, then the ratios and the targets.
+// Every case runs per data shape (--shape): deep (few streams, many events each) and wide (a
+// stream per four events), one broker and data set per shape, one after the other. Rates run from
+// the first event to the last; the best of --runs counts. The table and the JSON (--json) carry,
+// per shape, events/s, MB/s (Kafka message values), CPU seconds per million events, the peak RSS of
+// the measured process and the append latency p50/p99, then the ratios and the targets.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -59,8 +63,10 @@ using namespace std::chrono_literals;
 
 struct BenchOptions {
   cli::WorkloadFlags workload;
+  std::string shape = "both";
+  std::string store_api = "multi";
   int runs = 3;
-  std::string cases = "a,b,c,d,d-file,e,f";
+  std::string cases = "a,b,s,s-file,c,d,d-file,e,f";
   std::string json;
   std::string report;
   std::string work_dir;
@@ -85,6 +91,8 @@ const std::vector<CaseInfo>& all_cases() {
   static const std::vector<CaseInfo> cases = {
       {"a", "kafka-raw", "librdkafka consume, no processing"},
       {"b", "sink-raw", "pre-grouped appends over gRPC, serve-store --mem-db"},
+      {"s", "store-raw", "the same appends in-process into the embedded store, mem-db"},
+      {"s-file", "store-raw-file", "the same appends in-process into the embedded store, SQLite file"},
       {"c", "pipeline-discard", "pipeline, appends encoded then discarded"},
       {"d", "e2e-memdb", "pipeline into serve-store --mem-db"},
       {"d-file", "e2e-file", "pipeline into serve-store on a SQLite file"},
@@ -100,10 +108,12 @@ struct Measurement {
   double seconds = 0;
   double cpu_s = 0;
   double peak_rss_mib = 0;
-  std::optional<double> p50_ms, p99_ms, events_per_append;
+  std::optional<double> p50_ms, p99_ms, events_per_append, events_per_transaction;
   std::optional<double> store_cpu_s;  // the serve-store process, for the whole case
   double broker_cpu_s = 0;            // the broker process while the case ran
+  std::string append_mode;            // the replay's, from its report
   [[nodiscard]] double rate() const { return seconds > 0 ? double(events) / seconds : 0; }
+  [[nodiscard]] double cpu_per_event() const { return events > 0 ? cpu_s / double(events) : 0; }
 };
 
 struct CaseResult {
@@ -122,6 +132,27 @@ struct CaseResult {
     return r;
   }
 };
+
+// One data shape's data set and its cases' results.
+struct ShapeResult {
+  std::string name;  // deep | wide
+  uint64_t events = 0;
+  uint64_t streams = 0;
+  double bytes_per_event = 0;
+  std::vector<std::string> topics;
+  int partitions = 0;
+  uint64_t unbatched_events = 0;
+  uint64_t peer_events = 0;
+  std::vector<CaseResult> results;
+};
+
+// The workload of a shape: deep keeps --streams (10,000 by default); wide gives every stream four
+// events, so its stream count follows --events.
+cli::WorkloadFlags shape_workload(const cli::WorkloadFlags& flags, const std::string& shape) {
+  cli::WorkloadFlags w = flags;
+  if (shape == "wide") w.streams = std::max<uint64_t>(1, flags.events / 4);
+  return w;
+}
 
 // CPU seconds (user + system) a running process has used, from /proc/PID/stat; 0 if unreadable.
 double cpu_seconds_of(pid_t pid) {
@@ -151,11 +182,23 @@ std::string ingest_exe(const std::string& flag, const std::string& self) {
   return (fs::path(self).parent_path() / "kurrent-ingest").string();
 }
 
+// One shape's run: its broker and data set, then its cases round after round.
 class Bench {
  public:
-  explicit Bench(const BenchOptions& o) : o_(o), self_(self_exe()), exe_(ingest_exe(o.ingest_binary, self_)) {}
+  Bench(const BenchOptions& o, std::string shape, std::string dir)
+      : o_(o),
+        w_(shape_workload(o.workload, shape)),
+        shape_(std::move(shape)),
+        self_(self_exe()),
+        exe_(ingest_exe(o.ingest_binary, self_)),
+        dir_(std::move(dir)) {}
+  Bench(const Bench&) = delete;
+  Bench& operator=(const Bench&) = delete;
+  ~Bench() {
+    if (broker_) broker_->stop();
+  }
 
-  int run();
+  absl::StatusOr<ShapeResult> run(const std::vector<std::string>& ids);
 
  private:
   absl::Status prepare();
@@ -165,9 +208,10 @@ class Bench {
   absl::StatusOr<ChildExit> run_child(const std::vector<std::string>& argv, const std::string& tag);
   absl::StatusOr<simdjson::dom::element> load_json(const std::string& path);
   std::vector<std::string> replay_args(const std::string& tag, const std::string& kurrent);  // empty: --sink discard
-  void print_and_write(const std::vector<CaseResult>& results);
 
   const BenchOptions& o_;
+  cli::WorkloadFlags w_;  // this shape's
+  std::string shape_;
   std::string self_;  // this binary: the probes
   std::string exe_;   // kurrent-ingest: broker, generate, serve-store, replay
   std::string dir_;
@@ -225,7 +269,7 @@ absl::StatusOr<std::pair<ChildProcess, std::string>> Bench::start_store(const st
 }
 
 absl::Status Bench::prepare() {
-  auto gen = o_.workload.generator_options();
+  auto gen = w_.generator_options();
   if (!gen.ok()) return gen.status();
   // Size the topics from the data itself: the mock keeps about 5 MiB per partition and silently
   // drops older data beyond that. Keys spread unevenly (one partition held 2.5x the even share at
@@ -271,17 +315,17 @@ absl::Status Bench::prepare() {
   auto bootstrap = wait_for_file_line(bootstrap_file, 30s, &*broker_);
   if (!bootstrap.ok()) return bootstrap.status();
   bootstrap_ = *bootstrap;
-  std::cout << "bench: " << events_ << " events of " << gen->aggregates << " streams ("
+  std::cout << "bench " << shape_ << ": " << events_ << " events of " << gen->aggregates << " streams ("
             << fmt::format("{:.0f}", bytes_per_event_) << " bytes each on average) into " << topics_.size()
             << " topics x " << partitions_ << " partitions at " << bootstrap_ << std::endl;
 
   std::vector<std::string> generate{exe_, "--log-level", "warn", "generate", "--brokers", bootstrap_,
-                                    "--events", std::to_string(o_.workload.events),
-                                    "--streams", std::to_string(o_.workload.streams),
-                                    "--payload-bytes", o_.workload.payload_bytes,
-                                    "--seed", std::to_string(o_.workload.seed),
-                                    "--format", o_.workload.format};
-  if (!o_.workload.topics.empty()) generate.insert(generate.end(), {"--topics", o_.workload.topics});
+                                    "--events", std::to_string(w_.events),
+                                    "--streams", std::to_string(w_.streams),
+                                    "--payload-bytes", w_.payload_bytes,
+                                    "--seed", std::to_string(w_.seed),
+                                    "--format", w_.format};
+  if (!w_.topics.empty()) generate.insert(generate.end(), {"--topics", w_.topics});
   if (auto r = run_child(generate, "generate"); !r.ok()) return r.status();
 
   // Every event must still be there: nothing dropped from a partition's head.
@@ -380,6 +424,35 @@ absl::StatusOr<Measurement> Bench::measure(const std::string& id, int round) {
     return m;
   }
 
+  if (id == "s" || id == "s-file") {
+    std::vector<std::string> argv{self_, "--log-level", "warn", "probe", "store", "--api", o_.store_api,
+                                  "--result", result, "--events", std::to_string(w_.events), "--streams",
+                                  std::to_string(w_.streams), "--payload-bytes", w_.payload_bytes, "--seed",
+                                  std::to_string(w_.seed)};
+    if (!w_.topics.empty()) argv.insert(argv.end(), {"--topics", w_.topics});
+    const std::string db = dir_ + "/" + tag + ".db";
+    if (id == "s-file") {
+      argv.insert(argv.end(), {"--db", db});
+    } else {
+      argv.emplace_back("--mem-db");
+    }
+    auto end = run_child(argv, tag);
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(db + suffix);
+    if (!end.ok()) return end.status();
+    auto doc = load_json(result);
+    if (!doc.ok()) return doc.status();
+    m.events = uint64_t(number(*doc, "events").value_or(0));
+    m.seconds = number(*doc, "seconds").value_or(0);
+    m.cpu_s = number(*doc, "cpu_s").value_or(end->cpu_s);
+    m.peak_rss_mib = end->peak_rss_mib;
+    m.events_per_append = number(*doc, "events_per_append");
+    m.events_per_transaction = number(*doc, "events_per_transaction");
+    if (m.events != events_) {
+      return absl::InternalError(fmt::format("{}: wrote {} of {} events; see {}", tag, m.events, events_, result));
+    }
+    return m;
+  }
+
   auto store = start_store(tag, id == "d-file");
   if (!store.ok()) return store.status();
   auto& [store_process, url] = *store;
@@ -387,8 +460,8 @@ absl::StatusOr<Measurement> Bench::measure(const std::string& id, int round) {
   absl::StatusOr<ChildExit> end;
   if (id == "b") {
     end = run_child({self_, "--log-level", "warn", "probe", "sink", "--kurrent", url, "--result", result,
-                     "--events", std::to_string(o_.workload.events), "--streams", std::to_string(o_.workload.streams),
-                     "--payload-bytes", o_.workload.payload_bytes, "--seed", std::to_string(o_.workload.seed)},
+                     "--events", std::to_string(w_.events), "--streams", std::to_string(w_.streams),
+                     "--payload-bytes", w_.payload_bytes, "--seed", std::to_string(w_.seed)},
                     tag);
   } else if (id == "f") {
     expected = std::min(o_.peer_events, events_);
@@ -443,6 +516,8 @@ absl::StatusOr<Measurement> Bench::measure(const std::string& id, int round) {
     m.p50_ms = number(*doc, "append_latency_p50_ms");
     m.p99_ms = number(*doc, "append_latency_p99_ms");
     m.events_per_append = number(*doc, "events_per_append");
+    std::string_view mode;
+    if ((*doc)["append_mode"].get(mode) == simdjson::SUCCESS) m.append_mode = std::string(mode);
     if (number(*doc, "dead_lettered").value_or(0) > 0 || number(*doc, "duplicates").value_or(0) > 0) {
       return absl::InternalError(tag + ": the run had dead letters or duplicates; see " + result);
     }
@@ -453,77 +528,175 @@ absl::StatusOr<Measurement> Bench::measure(const std::string& id, int round) {
   return m;
 }
 
-void Bench::print_and_write(const std::vector<CaseResult>& results) {
-  auto find = [&](const std::string& id) -> const CaseResult* {
-    for (const auto& r : results) {
-      if (r.info.id == id && r.best() != nullptr) return &r;
+absl::StatusOr<ShapeResult> Bench::run(const std::vector<std::string>& ids) {
+  if (auto s = prepare(); !s.ok()) return s;
+  ShapeResult shape;
+  shape.name = shape_;
+  shape.events = events_;
+  shape.streams = w_.streams;
+  shape.bytes_per_event = bytes_per_event_;
+  shape.topics = topics_;
+  shape.partitions = partitions_;
+  shape.unbatched_events = unbatched_events_;
+  shape.peer_events = std::min(o_.peer_events, events_);
+  for (const auto& id : ids) {
+    for (const auto& c : all_cases()) {
+      if (c.id == id) shape.results.push_back(CaseResult{c, {}});
     }
-    return nullptr;
-  };
-  auto rate = [&](const std::string& id) -> std::optional<double> {
-    const CaseResult* r = find(id);
-    if (r == nullptr) return std::nullopt;
-    return r->best()->rate();
-  };
-  auto ms = [](std::optional<double> v) { return v ? fmt::format("{:.2f}", *v) : std::string("-"); };
+  }
+  for (int round = 1; round <= o_.runs; ++round) {
+    for (auto& r : shape.results) {
+      auto m = run_case(r.info.id, round);
+      if (!m.ok()) return m.status();
+      std::cout << fmt::format("{} round {}/{}  {:<6} {:<17} {:>9} events  {:>10.0f} events/s", shape_, round, o_.runs,
+                               r.info.id, r.info.name, m->events, m->rate())
+                << std::endl;
+      r.runs.push_back(*m);
+    }
+  }
+  broker_->stop();
+  broker_.reset();
+  return shape;
+}
 
+// A ratio of two cases of one shape: their rates, their own CPU per event, or the serve-store
+// CPU per event of the first against the second's own (the store's ceiling runs in-process).
+enum class Compare { kRate, kCpu, kStoreCpu };
+
+struct Ratio {
+  const char* key;
+  const char* num;
+  const char* den;
+  Compare compare;
+  double target;  // 0: reported only
+  bool at_most;   // the target is an upper bound (a cost), else a lower one (a speed)
+  const char* label;
+};
+
+const std::vector<Ratio>& all_ratios() {
+  static const std::vector<Ratio> ratios = {
+      {"e2e_vs_kafka", "d", "a", Compare::kRate, 0.35, false, "d/a"},
+      {"e2e_vs_sink", "d", "b", Compare::kRate, 0.7, false, "d/b"},
+      {"pipeline_vs_kafka", "c", "a", Compare::kRate, 0.6, false, "c/a"},
+      {"batched_vs_unbatched", "d", "e", Compare::kRate, 20, false, "d/e"},
+      {"vs_per_message_peer", "d", "f", Compare::kRate, 200, false, "d/f"},
+      {"e2e_file_vs_kafka", "d-file", "a", Compare::kRate, 0, false, "d-file/a"},
+      {"cpu_pipeline_vs_kafka", "d", "a", Compare::kCpu, 4, true, "CPU/ev d/a"},
+      {"store_vs_store_raw", "d", "s", Compare::kStoreCpu, 2, true, "CPU/ev d-store/s"},
+      {"store_file_vs_store_raw_file", "d-file", "s-file", Compare::kStoreCpu, 0, true, "CPU/ev d-file-store/s-file"},
+  };
+  return ratios;
+}
+
+const CaseResult* find_case(const ShapeResult& shape, const std::string& id) {
+  for (const auto& r : shape.results) {
+    if (r.info.id == id && r.best() != nullptr) return &r;
+  }
+  return nullptr;
+}
+
+std::optional<double> ratio_value(const ShapeResult& shape, const Ratio& ratio) {
+  const CaseResult* n = find_case(shape, ratio.num);
+  const CaseResult* d = find_case(shape, ratio.den);
+  if (n == nullptr || d == nullptr) return std::nullopt;
+  const Measurement& a = *n->best();
+  const Measurement& b = *d->best();
+  double num = 0, den = 0;
+  switch (ratio.compare) {
+    case Compare::kRate:
+      num = a.rate(), den = b.rate();
+      break;
+    case Compare::kCpu:
+      num = a.cpu_per_event(), den = b.cpu_per_event();
+      break;
+    case Compare::kStoreCpu:
+      if (!a.store_cpu_s || a.events == 0) return std::nullopt;
+      num = *a.store_cpu_s / double(a.events), den = b.cpu_per_event();
+      break;
+  }
+  if (den <= 0) return std::nullopt;
+  return num / den;
+}
+
+// The memory bounds: the largest pipeline process of the shape, and the end-to-end one alone.
+struct RssBound {
+  const char* key;
+  std::vector<std::string> cases;
+  double at_most;
+  const char* label;
+};
+
+const std::vector<RssBound>& rss_bounds() {
+  static const std::vector<RssBound> bounds = {
+      {"peak_rss_mib", {"c", "d", "d-file", "e"}, 512, "c,d,d-file,e"},
+      {"peak_rss_d_mib", {"d"}, 256, "d"},
+  };
+  return bounds;
+}
+
+std::optional<double> rss_value(const ShapeResult& shape, const RssBound& bound) {
+  std::optional<double> v;
+  for (const auto& id : bound.cases) {
+    if (const CaseResult* r = find_case(shape, id)) v = std::max(v.value_or(0), r->max_rss());
+  }
+  return v;
+}
+
+void print_shape(const ShapeResult& shape) {
+  auto ms = [](std::optional<double> v) { return v ? fmt::format("{:.2f}", *v) : std::string("-"); };
   std::cout << "\n"
+            << fmt::format("shape {}: {} events, {} streams ({:.0f} events per stream)\n", shape.name, shape.events,
+                           shape.streams, shape.streams ? double(shape.events) / double(shape.streams) : 0.0)
             << fmt::format("{:<6} {:<17} {:>9} {:>10} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>10}\n", "",
                            "case", "events", "events/s", "MB/s", "CPU s/M", "RSS MiB", "p50 ms", "p99 ms", "ev/app",
                            "|", "store s/M", "broker s/M");
-  for (const auto& r : results) {
+  for (const auto& r : shape.results) {
     const Measurement* b = r.best();
     if (b == nullptr) continue;
     const double per_m = b->events ? 1e6 / double(b->events) : 0;
-    std::cout << fmt::format("{:<6} {:<17} {:>9} {:>10.0f} {:>7.1f} {:>10.2f} {:>8.0f} {:>8} {:>8} {:>8} {:>7} {:>9} {:>10.2f}\n",
-                             r.info.id, r.info.name, b->events, b->rate(), b->rate() * bytes_per_event_ / 1e6,
+    std::cout << fmt::format("{:<6} {:<17} {:>9} {:>10.0f} {:>7.1f} {:>10.2f} {:>8.0f} {:>8} {:>8} {:>8} {:>7} {:>9} "
+                             "{:>10}\n",
+                             r.info.id, r.info.name, b->events, b->rate(), b->rate() * shape.bytes_per_event / 1e6,
                              b->cpu_s * per_m, r.max_rss(), ms(b->p50_ms), ms(b->p99_ms),
                              b->events_per_append ? fmt::format("{:.1f}", *b->events_per_append) : "-", "|",
                              b->store_cpu_s ? fmt::format("{:.2f}", *b->store_cpu_s * per_m) : "-",
-                             b->broker_cpu_s * per_m);
+                             r.info.id[0] == 's' ? std::string("-") : fmt::format("{:.2f}", b->broker_cpu_s * per_m));
   }
-
-  struct Ratio {
-    const char* key;
-    const char* num;
-    const char* den;
-    double target;  // 0: reported only
-    const char* label;
-  };
-  const std::vector<Ratio> ratios = {
-      {"e2e_vs_kafka", "d", "a", 0, "d/a"},
-      {"e2e_vs_sink", "d", "b", 0.7, "d/b"},
-      {"pipeline_vs_kafka", "c", "a", 0.6, "c/a"},
-      {"batched_vs_unbatched", "d", "e", 20, "d/e"},
-      {"vs_per_message_peer", "d", "f", 50, "d/f"},
-      {"e2e_file_vs_kafka", "d-file", "a", 0, "d-file/a"},
-  };
-  double peak_rss = 0;
-  for (const auto& r : results) {
-    if (r.info.id == "c" || r.info.id == "d" || r.info.id == "d-file" || r.info.id == "e") {
-      peak_rss = std::max(peak_rss, r.max_rss());
+  std::cout << "\nratios of shape " << shape.name << " (best runs of this invocation):\n";
+  for (const auto& ratio : all_ratios()) {
+    auto v = ratio_value(shape, ratio);
+    if (!v) continue;
+    std::string line = fmt::format("  {:<29} {:<26} {:>9.3f}", ratio.key, ratio.label, *v);
+    if (ratio.target > 0) {
+      const bool met = ratio.at_most ? *v <= ratio.target : *v >= ratio.target;
+      line += fmt::format("   target {} {:<5} {}", ratio.at_most ? "<=" : ">=", ratio.target, met ? "met" : "NOT met");
     }
+    std::cout << line << "\n";
   }
-  std::cout << "\nratios (best runs of this invocation):\n";
-  JsonWriter w;
+  for (const auto& bound : rss_bounds()) {
+    auto v = rss_value(shape, bound);
+    if (!v) continue;
+    std::cout << fmt::format("  {:<29} {:<26} {:>9.0f}   target <= {} MiB {}\n", bound.key, bound.label, *v,
+                             bound.at_most, *v <= bound.at_most ? "met" : "NOT met");
+  }
+}
+
+void write_shape_json(JsonWriter& w, const ShapeResult& shape, const BenchOptions& o) {
   w.begin_object();
-  w.key("schema").value("kurrent-ingest/bench/v1");
-  w.key("events").value(events_);
-  w.key("streams").value(o_.workload.streams);
-  w.key("payload_bytes").value(o_.workload.payload_bytes);
-  w.key("bytes_per_event").value(bytes_per_event_);
+  w.key("shape").value(shape.name);
+  w.key("events").value(shape.events);
+  w.key("streams").value(shape.streams);
+  w.key("events_per_stream").value(shape.streams ? double(shape.events) / double(shape.streams) : 0.0);
+  w.key("payload_bytes").value(o.workload.payload_bytes);
+  w.key("bytes_per_event").value(shape.bytes_per_event);
   w.key("topics").begin_array();
-  for (const auto& t : topics_) w.value(t);
+  for (const auto& t : shape.topics) w.value(t);
   w.end_array();
-  w.key("partitions_per_topic").value(partitions_);
-  w.key("runs").value(o_.runs);
-  w.key("unbatched_sample_events").value(unbatched_events_);
-  w.key("peer_sample_events").value(std::min(o_.peer_events, events_));
-  w.key("pipeline_args").begin_array();
-  for (const auto& a : o_.pipeline_args) w.value(a);
-  w.end_array();
+  w.key("partitions_per_topic").value(shape.partitions);
+  w.key("unbatched_sample_events").value(shape.unbatched_events);
+  w.key("peer_sample_events").value(shape.peer_events);
   w.key("cases").begin_array();
-  for (const auto& r : results) {
+  for (const auto& r : shape.results) {
     const Measurement* b = r.best();
     if (b == nullptr) continue;
     w.begin_object();
@@ -532,12 +705,13 @@ void Bench::print_and_write(const std::vector<CaseResult>& results) {
     w.key("what").value(r.info.what);
     w.key("events").value(b->events);
     w.key("events_per_s").value(b->rate());
-    w.key("mb_per_s").value(b->rate() * bytes_per_event_ / 1e6);
-    w.key("cpu_s_per_m_events").value(b->events ? b->cpu_s * 1e6 / double(b->events) : 0.0);
+    w.key("mb_per_s").value(b->rate() * shape.bytes_per_event / 1e6);
+    w.key("cpu_s_per_m_events").value(b->cpu_per_event() * 1e6);
     w.key("peak_rss_mib").value(r.max_rss());
     if (b->p50_ms) w.key("append_latency_p50_ms").value(*b->p50_ms);
     if (b->p99_ms) w.key("append_latency_p99_ms").value(*b->p99_ms);
     if (b->events_per_append) w.key("events_per_append").value(*b->events_per_append);
+    if (b->events_per_transaction) w.key("events_per_transaction").value(*b->events_per_transaction);
     // The other processes of the case: where the rest of the machine's CPU went.
     if (b->store_cpu_s && b->events) w.key("store_cpu_s_per_m_events").value(*b->store_cpu_s * 1e6 / double(b->events));
     if (b->events) w.key("broker_cpu_s_per_m_events").value(b->broker_cpu_s * 1e6 / double(b->events));
@@ -548,141 +722,161 @@ void Bench::print_and_write(const std::vector<CaseResult>& results) {
   }
   w.end_array();
   w.key("ratios").begin_object();
-  for (const auto& ratio : ratios) {
-    auto n = rate(ratio.num);
-    auto d = rate(ratio.den);
-    if (n && d && *d > 0) w.key(ratio.key).value(*n / *d);
+  for (const auto& ratio : all_ratios()) {
+    if (auto v = ratio_value(shape, ratio)) w.key(ratio.key).value(*v);
   }
   w.end_object();
-  w.key("peak_rss_mib").value(peak_rss);
-  w.key("targets").begin_array();
-  for (const auto& ratio : ratios) {
-    auto n = rate(ratio.num);
-    auto d = rate(ratio.den);
-    if (!n || !d || *d <= 0) continue;
-    const double v = *n / *d;
-    std::string line = fmt::format("  {:<22} {:<9} {:>9.3f}", ratio.key, ratio.label, v);
-    if (ratio.target > 0) {
-      const bool met = v >= ratio.target;
-      line += fmt::format("   target >= {:<5} {}", ratio.target, met ? "met" : "NOT met");
-      w.begin_object();
-      w.key("name").value(ratio.key);
-      w.key("value").value(v);
-      w.key("at_least").value(ratio.target);
-      w.key("met").value(met);
-      w.end_object();
-    }
-    std::cout << line << "\n";
+  for (const auto& bound : rss_bounds()) {
+    if (auto v = rss_value(shape, bound)) w.key(bound.key).value(*v);
   }
-  if (peak_rss > 0) {
-    const bool met = peak_rss <= 512;
-    std::cout << fmt::format("  {:<22} {:<9} {:>9.0f}   target <= 512 MiB {}\n", "peak_rss_mib", "c,d,e", peak_rss,
-                             met ? "met" : "NOT met");
+  w.key("targets").begin_array();
+  for (const auto& ratio : all_ratios()) {
+    auto v = ratio_value(shape, ratio);
+    if (!v || ratio.target <= 0) continue;
     w.begin_object();
-    w.key("name").value("peak_rss_mib");
-    w.key("value").value(peak_rss);
-    w.key("at_most").value(512.0);
-    w.key("met").value(met);
+    w.key("name").value(ratio.key);
+    w.key("value").value(*v);
+    w.key(ratio.at_most ? "at_most" : "at_least").value(ratio.target);
+    w.key("met").value(ratio.at_most ? *v <= ratio.target : *v >= ratio.target);
+    w.end_object();
+  }
+  for (const auto& bound : rss_bounds()) {
+    auto v = rss_value(shape, bound);
+    if (!v) continue;
+    w.begin_object();
+    w.key("name").value(bound.key);
+    w.key("value").value(*v);
+    w.key("at_most").value(bound.at_most);
+    w.key("met").value(*v <= bound.at_most);
     w.end_object();
   }
   w.end_array();
   w.end_object();
-  if (!o_.json.empty()) {
-    std::ofstream out(o_.json, std::ios::trunc);
+}
+
+void print_and_write(const BenchOptions& o, const std::vector<ShapeResult>& shapes) {
+  for (const auto& shape : shapes) print_shape(shape);
+  if (!o.json.empty()) {
+    JsonWriter w;
+    w.begin_object();
+    w.key("schema").value("kurrent-ingest/bench/v2");
+    w.key("runs").value(o.runs);
+    w.key("store_api").value(o.store_api);
+    w.key("pipeline_args").begin_array();
+    for (const auto& a : o.pipeline_args) w.value(a);
+    w.end_array();
+    w.key("shapes_run").begin_array();
+    for (const auto& shape : shapes) w.value(shape.name);
+    w.end_array();
+    w.key("shapes").begin_object();
+    for (const auto& shape : shapes) {
+      w.key(shape.name);
+      write_shape_json(w, shape, o);
+    }
+    w.end_object();
+    w.end_object();
+    std::ofstream out(o.json, std::ios::trunc);
     out << w.str() << "\n";
     if (!out.flush()) {
-      std::cerr << "error: cannot write --json " << o_.json << "\n";
+      std::cerr << "error: cannot write --json " << o.json << "\n";
     } else {
-      std::cout << "\nwrote " << o_.json << "\n";
+      std::cout << "\nwrote " << o.json << "\n";
     }
   }
-  if (!o_.report.empty()) {
-    // The shared run report, of the best end-to-end run on mem-db (or the best case there is).
+  if (!o.report.empty() && !shapes.empty()) {
+    // The shared run report, of the first shape's best end-to-end run on mem-db; the numbers of
+    // every shape, prefixed with its name.
+    const ShapeResult& first = shapes.front();
     pipeline::RunReport report;
     report.command = "bench";
     report.sink = "kurrentdb-grpc";
     report.append_mode = "batch";
     report.outcome = "done";
-    if (const CaseResult* d = find("d")) {
+    if (const CaseResult* d = find_case(first, "d")) {
+      if (!d->best()->append_mode.empty()) report.append_mode = d->best()->append_mode;
       report.stats.events_read = d->best()->events;
       report.stats.events_appended = d->best()->events;
       report.elapsed_s = d->best()->seconds;
     }
-    report.stats.streams = o_.workload.streams;
-    for (const auto& r : results) {
-      if (r.best() != nullptr) report.numbers[r.info.name + "_events_per_s"] = r.best()->rate();
+    report.stats.streams = first.streams;
+    for (const auto& shape : shapes) {
+      for (const auto& r : shape.results) {
+        if (r.best() != nullptr) report.numbers[shape.name + "_" + r.info.name + "_events_per_s"] = r.best()->rate();
+      }
+      for (const auto& ratio : all_ratios()) {
+        if (auto v = ratio_value(shape, ratio)) report.numbers[shape.name + "_ratio_" + ratio.key] = *v;
+      }
+      for (const auto& bound : rss_bounds()) {
+        if (auto v = rss_value(shape, bound)) report.numbers[shape.name + "_" + bound.key] = *v;
+      }
     }
-    for (const auto& ratio : ratios) {
-      auto n = rate(ratio.num);
-      auto d = rate(ratio.den);
-      if (n && d && *d > 0) report.numbers[std::string("ratio_") + ratio.key] = *n / *d;
-    }
-    report.numbers["peak_rss_mib"] = peak_rss;
-    if (auto s = pipeline::write_report(report, o_.report); !s.ok()) std::cerr << "error: " << s.message() << "\n";
+    if (auto s = pipeline::write_report(report, o.report); !s.ok()) std::cerr << "error: " << s.message() << "\n";
   }
 }
 
-int Bench::run() {
+int run_bench(const BenchOptions& o) {
   install_interrupt_handlers();
   std::vector<std::string> ids;
-  for (auto part : absl::StrSplit(o_.cases, ',', absl::SkipEmpty())) {
+  for (auto part : absl::StrSplit(o.cases, ',', absl::SkipEmpty())) {
     const std::string id(part);
     if (std::none_of(all_cases().begin(), all_cases().end(), [&](const CaseInfo& c) { return c.id == id; })) {
-      return usage_error(absl::InvalidArgumentError("--cases: unknown case '" + id + "' (use a, b, c, d, d-file, e, f)"));
+      return usage_error(
+          absl::InvalidArgumentError("--cases: unknown case '" + id + "' (use a, b, s, s-file, c, d, d-file, e, f)"));
     }
     ids.push_back(id);
   }
   if (ids.empty()) return usage_error(absl::InvalidArgumentError("--cases: name at least one case"));
-  if (access(exe_.c_str(), X_OK) != 0) {
-    return usage_error(absl::InvalidArgumentError("no kurrent-ingest binary at " + exe_ +
+  std::vector<std::string> shapes;
+  if (o.shape == "both") {
+    shapes = {"deep", "wide"};
+  } else {
+    shapes = {o.shape};
+  }
+  if (o.workload.events < 4 && std::find(shapes.begin(), shapes.end(), "wide") != shapes.end()) {
+    return usage_error(absl::InvalidArgumentError("--events: the wide shape needs at least 4 events (4 per stream)"));
+  }
+  const std::string exe = ingest_exe(o.ingest_binary, self_exe());
+  if (access(exe.c_str(), X_OK) != 0) {
+    return usage_error(absl::InvalidArgumentError("no kurrent-ingest binary at " + exe +
                                                   ": build it (scripts/build) or give --ingest-binary"));
   }
-  if (std::find(ids.begin(), ids.end(), "f") != ids.end() && !fs::exists(o_.peer_dir + "/node_modules")) {
+  if (std::find(ids.begin(), ids.end(), "f") != ids.end() && !fs::exists(o.peer_dir + "/node_modules")) {
     return usage_error(absl::InvalidArgumentError(
-        "the Node.js peer has no node_modules in " + o_.peer_dir +
+        "the Node.js peer has no node_modules in " + o.peer_dir +
         ": run `npm ci` there (scripts/bench does), give --peer-dir, or leave case f out of --cases"));
   }
-  if (o_.work_dir.empty()) {
+  std::string dir;
+  if (o.work_dir.empty()) {
     std::string tmpl = (fs::temp_directory_path() / "kurrent-ingest-bench-XXXXXX").string();
     if (mkdtemp(tmpl.data()) == nullptr) return fatal_error(absl::InternalError("cannot create a temp directory"));
-    dir_ = tmpl;
+    dir = tmpl;
   } else {
-    dir_ = o_.work_dir;
-    std::error_code ec;
-    fs::create_directories(dir_, ec);
-    if (ec) return usage_error(absl::InvalidArgumentError("--work-dir " + dir_ + ": " + ec.message()));
+    dir = o.work_dir;
   }
   int code = cli::kExitDone;
-  if (auto s = prepare(); !s.ok()) {
-    code = interrupted() ? cli::kExitInterrupted : fatal_error(s);
-  } else {
-    std::vector<CaseResult> results;
-    for (const auto& id : ids) {
-      for (const auto& c : all_cases()) {
-        if (c.id == id) results.push_back(CaseResult{c, {}});
-      }
-    }
-    for (int round = 1; round <= o_.runs && code == cli::kExitDone; ++round) {
-      for (auto& r : results) {
-        auto m = run_case(r.info.id, round);
-        if (!m.ok()) {
-          code = interrupted() ? cli::kExitInterrupted : fatal_error(m.status());
-          break;
-        }
-        std::cout << fmt::format("round {}/{}  {:<6} {:<17} {:>9} events  {:>10.0f} events/s", round, o_.runs,
-                                 r.info.id, r.info.name, m->events, m->rate())
-                  << std::endl;
-        r.runs.push_back(*m);
-      }
-    }
-    if (code == cli::kExitDone) print_and_write(results);
-  }
-  if (broker_) broker_->stop();
-  if (!o_.keep && o_.work_dir.empty() && code == cli::kExitDone) {
+  std::vector<ShapeResult> results;
+  for (const auto& shape : shapes) {
+    const std::string shape_dir = dir + "/" + shape;
     std::error_code ec;
-    fs::remove_all(dir_, ec);
+    fs::create_directories(shape_dir, ec);
+    if (ec) {
+      code = usage_error(absl::InvalidArgumentError("--work-dir " + shape_dir + ": " + ec.message()));
+      break;
+    }
+    Bench bench(o, shape, shape_dir);
+    auto r = bench.run(ids);
+    if (!r.ok()) {
+      code = interrupted() ? cli::kExitInterrupted : fatal_error(r.status());
+      break;
+    }
+    results.push_back(std::move(*r));
+  }
+  if (code == cli::kExitDone) print_and_write(o, results);
+  if (!o.keep && o.work_dir.empty() && code == cli::kExitDone) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
   } else {
-    std::cout << "logs and results kept in " << dir_ << "\n";
+    std::cout << "logs and results kept in " << dir << "\n";
   }
   return code;
 }
@@ -694,8 +888,22 @@ std::function<int()> add_harness_flags(CLI::App& cmd) {
   o->workload.events = 1000000;
   o->workload.streams = 10000;
   cli::add_workload_flags(cmd, o->workload);
+  cmd.get_option("--streams")
+      ->description("Streams (aggregates) of the deep shape (0 = events / 20); the wide shape always has one "
+                    "stream per 4 events (--events / 4), whatever this says");
+  cmd.add_option("--shape", o->shape, "Data shapes to run every case on: deep (--streams streams, 100 events each "
+                                      "at the defaults), wide (--events / 4 streams of 4 events) or both, one after "
+                                      "the other")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"deep", "wide", "both"}));
+  cmd.add_option("--store-api", o->store_api, "The store API cases s and s-file write through: multi (append_multi, "
+                                             "requests of 1,000 records of many streams) or append (a request per "
+                                             "stream group)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"multi", "append"}));
   cmd.add_option("--runs", o->runs, "Rounds; each case's best run counts")->capture_default_str()->check(CLI::Range(1, 20));
-  cmd.add_option("--cases", o->cases, "Cases to run: a (kafka-raw), b (sink-raw), c (pipeline-discard), d (e2e-memdb), "
+  cmd.add_option("--cases", o->cases, "Cases to run on every shape: a (kafka-raw), b (sink-raw), s (store-raw, "
+                                       "mem-db), s-file (store-raw-file), c (pipeline-discard), d (e2e-memdb), "
                                        "d-file (e2e-file), e (unbatched), f (peer)")
       ->capture_default_str();
   cmd.add_option("--json", o->json, "Write the table, ratios and targets as JSON to FILE");
@@ -722,7 +930,7 @@ std::function<int()> add_harness_flags(CLI::App& cmd) {
   cmd.add_option("--ingest-binary", o->ingest_binary,
                  "The kurrent-ingest binary that runs the broker, the store and the pipeline (default: the one "
                  "beside this binary)");
-  return [o] { return Bench(*o).run(); };
+  return [o] { return run_bench(*o); };
 }
 
 }  // namespace kingest::bench

@@ -1,5 +1,5 @@
-// `kurrent-ingest-bench`: the end-to-end harness (harness.cc) and the two ceilings it measures in
-// processes of their own (`probe kafka|sink`, probes.cc). The product binary `kurrent-ingest` runs
+// `kurrent-ingest-bench`: the end-to-end harness (harness.cc) and the three ceilings it measures in
+// processes of their own (`probe kafka|sink|store`, probes.cc). The product binary `kurrent-ingest` runs
 // the broker, the generator, the store and the pipeline; this binary only starts and measures them.
 //
 //   kurrent-ingest-bench --events 200000 --json bench.json   (scripts/bench passes --peer-dir)
@@ -15,7 +15,7 @@ namespace kingest::bench {
 // Adds the harness's flags to `cmd` (the binary's top level); the returned action runs it with them.
 std::function<int()> add_harness_flags(CLI::App& cmd);
 
-// `probe kafka|sink`, which the harness starts itself.
+// `probe kafka|sink|store`, which the harness starts itself.
 void register_probes(CLI::App& app, cli::ActionSetter set_action);
 
 }  // namespace kingest::bench

@@ -8,8 +8,9 @@
 
 int main(int argc, char** argv) {
   pthread_setname_np(pthread_self(), "ki-bench");
-  CLI::App app{"kurrent-ingest-bench: measure the pipeline against the raw Kafka and sink ceilings, unbatched "
-               "appends and the per-message Node.js peer, in one run; print the table and the ratios",
+  CLI::App app{"kurrent-ingest-bench: measure the pipeline against the raw Kafka, sink and store ceilings, "
+               "unbatched appends and the per-message Node.js peer, in one run, on a deep and a wide data shape; "
+               "print the tables and the ratios",
                "kurrent-ingest-bench"};
   app.require_subcommand(0, 1);
   std::string log_level = "info";

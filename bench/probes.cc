@@ -1,19 +1,28 @@
-// `kurrent-ingest-bench probe kafka|sink`: the two ceilings that the harness measures in processes of
-// their own (so that each has its own CPU time and peak RSS).
+// `kurrent-ingest-bench probe kafka|sink|store`: the three ceilings that the harness measures in
+// processes of their own (so that each has its own CPU time and peak RSS).
 //
 //   kafka  reads the topics from the beginning with librdkafka and does nothing else.
 //   sink   builds the appends first (decoded, named, grouped by stream in windows of the pipeline's
 //          in-flight size, metadata and ids as the pipeline makes them; none of that is timed), then
 //          times only their appends through the gRPC client: at most one append in flight per
 //          stream, a stream's groups in order, at most --max-appends-in-flight on the wire.
-// Each writes one JSON object to --result: events, bytes, seconds (first event to last), cpu_s (of
-// the timed part), and for sink appends, events_per_append, append_latency_p50_ms / p99_ms.
+//   store  the same appends, window by window, handed in-process to the embedded store (mem-db or a
+//          file; through its bulk append_multi, or a request per stream group with --api append)
+//          and committed by its group-commit writer: serve-store's own ceiling, no gRPC.
+// Each writes one JSON object to --result: events, bytes, seconds (first event to last; for store,
+// the sum of the timed windows), cpu_s (of the timed part), and for sink and store appends,
+// events_per_append; for sink append_latency_p50_ms / p99_ms, for store api, requests,
+// events_per_request, transactions and events_per_transaction.
+#include <fmt/format.h>
+
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <fstream>
+#include <functional>
 #include <mutex>
+#include <tuple>
 #include <unordered_map>
 
 #include "absl/strings/str_split.h"
@@ -28,6 +37,7 @@
 #include "pipeline/naming.h"
 #include "cli/exit_codes.h"
 #include "pipeline/timed_sink.h"
+#include "store/event_store.h"
 #include "workload/generator.h"
 
 namespace kingest::bench {
@@ -45,6 +55,10 @@ struct ProbeOptions {
   std::string topics;
   std::string kurrent;
   std::string result;
+  std::string db;
+  bool mem_db = false;
+  std::string store_api = "multi";
+  size_t request_records = 1000;
   uint64_t window = 65536;
   size_t max_in_flight = 512;
   cli::WorkloadFlags workload;
@@ -75,41 +89,33 @@ int run_kafka_probe(const ProbeOptions& o) {
   return write_result(o.result, w);
 }
 
-// The appends of the data set: each window of `window` events grouped by stream as the engine's
-// serial stage groups a batch (pipeline::BatchGroups), one append per stream and window, in order.
-struct PreparedAppends {
-  std::vector<std::string> streams;                       // index → name
-  std::vector<std::deque<AppendRequest>> groups;          // per stream index, in order
-  std::vector<size_t> order;                              // stream indexes in order of first group
-  uint64_t events = 0;
-  uint64_t bytes = 0;
-  uint64_t appends = 0;
-};
-
-absl::StatusOr<PreparedAppends> prepare_appends(const workload::GeneratorOptions& gen, uint64_t window) {
+// The appends of the data set, window by window: each window of `window` events grouped by stream
+// as the engine's serial stage groups a batch (pipeline::BatchGroups), one append per stream and
+// window, with the exact expected revision its first version implies; `emit(appends, bytes)` gets
+// each window's appends in order of their stream's first event in it, and the window's value bytes.
+absl::Status for_each_window(const workload::GeneratorOptions& gen, uint64_t window,
+                             const std::function<void(std::vector<AppendRequest>&, uint64_t)>& emit) {
   auto names = pipeline::StreamNameTemplate::parse("{AggregateType}-{AggregateId}");
   if (!names.ok()) return names.status();
   pipeline::VersionBase base;
   workload::Generator g(gen);
   workload::GeneratedEvent ge;
-  PreparedAppends out;
   std::unordered_map<std::string, size_t> index;
-  std::vector<std::optional<Uuid>> previous;
+  std::vector<std::optional<Uuid>> previous;  // per stream index: the id of its last event
   // This window's events (decoded already: the generator's own, whatever --format encoded them
   // as), with their topics, and their grouping.
   std::vector<DomainEvent> events;
   std::vector<std::string> topics;
   pipeline::BatchGroups grouped;
+  std::vector<AppendRequest> appends;
+  uint64_t seen = 0;
+  uint64_t bytes = 0;
   auto close_window = [&] {
-    const uint64_t first_offset = out.events - events.size();
+    if (events.empty()) return;
+    const uint64_t first_offset = seen - events.size();
     for (const std::string& stream : grouped.order) {
-      auto [it, fresh] = index.try_emplace(stream, out.streams.size());
-      if (fresh) {
-        out.streams.push_back(stream);
-        out.groups.emplace_back();
-        out.order.push_back(it->second);
-        previous.emplace_back();
-      }
+      auto [it, fresh] = index.try_emplace(stream, previous.size());
+      if (fresh) previous.emplace_back();
       const size_t s = it->second;
       AppendRequest req;
       req.stream = stream;
@@ -133,22 +139,53 @@ absl::StatusOr<PreparedAppends> prepare_appends(const workload::GeneratorOptions
         previous[s] = ev.id;
         req.events.push_back(std::move(ev));
       }
-      out.groups[s].push_back(std::move(req));
+      appends.push_back(std::move(req));
     }
-    out.appends += grouped.order.size();
+    emit(appends, bytes);
+    appends.clear();
     events.clear();
     topics.clear();
     grouped = {};
+    bytes = 0;
   };
   while (g.next(ge)) {
     grouped.add(names->render(ge.event), uint32_t(events.size()));
     events.push_back(std::move(ge.event));
     topics.push_back(ge.topic);
-    out.bytes += ge.value.size();
-    ++out.events;
+    bytes += ge.value.size();
+    ++seen;
     if (events.size() == window) close_window();
   }
   close_window();
+  return absl::OkStatus();
+}
+
+// The appends of the whole data set, held per stream in order (none of it timed).
+struct PreparedAppends {
+  std::vector<std::deque<AppendRequest>> groups;  // per stream index, in order
+  std::vector<size_t> order;                      // stream indexes in order of first group
+  uint64_t events = 0;
+  uint64_t bytes = 0;
+  uint64_t appends = 0;
+};
+
+absl::StatusOr<PreparedAppends> prepare_appends(const workload::GeneratorOptions& gen, uint64_t window) {
+  PreparedAppends out;
+  std::unordered_map<std::string, size_t> index;
+  auto s = for_each_window(gen, window, [&](std::vector<AppendRequest>& appends, uint64_t bytes) {
+    for (AppendRequest& req : appends) {
+      auto [it, fresh] = index.try_emplace(req.stream, out.groups.size());
+      if (fresh) {
+        out.groups.emplace_back();
+        out.order.push_back(it->second);
+      }
+      out.events += req.events.size();
+      out.groups[it->second].push_back(std::move(req));
+    }
+    out.appends += appends.size();
+    out.bytes += bytes;
+  });
+  if (!s.ok()) return s;
   return out;
 }
 
@@ -224,6 +261,120 @@ int run_sink_probe(const ProbeOptions& o) {
   return write_result(o.result, w);
 }
 
+// The store's own ceiling: each window's appends handed to the embedded store at once and waited
+// for; the store's writer commits them in its group-commit transactions. With --api multi (the
+// store's bulk API, as AppendRecords uses it) a request carries the records and revision checks of
+// many streams, --request-records records at most (a stream's group never split); with append,
+// one request per stream group. Only the hand-over and the commits are timed; making the appends
+// (as the sink probe does) and converting them to the store's types is not.
+int run_store_probe(const ProbeOptions& o) {
+  install_interrupt_handlers();
+  auto gen = o.workload.generator_options();
+  if (!gen.ok()) return usage_error(gen.status());
+  if (o.db.empty() == !o.mem_db) return usage_error(absl::InvalidArgumentError("give one of --db FILE and --mem-db"));
+  const bool multi = o.store_api == "multi";
+  store::StoreOptions options;
+  options.in_memory = o.mem_db;
+  options.path = o.db;
+  auto opened = store::EventStore::open(options);
+  if (!opened.ok()) return fatal_error(opened.status());
+  store::EventStore& db = **opened;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t answered = 0, appended = 0, appends = 0, requests = 0, failed = 0, bytes = 0;
+  std::string first_failure;
+  double seconds = 0, cpu = 0;
+  auto fail = [&](uint64_t n, std::string why) {  // under mu
+    failed += n;
+    if (first_failure.empty()) first_failure = std::move(why);
+  };
+  std::vector<std::tuple<std::string, ExpectedRevision, std::vector<store::ProposedEvent>>> batch;
+  std::vector<store::MultiAppend> multis;
+  auto s = for_each_window(*gen, o.window, [&](std::vector<AppendRequest>& window, uint64_t window_bytes) {
+    if (interrupted()) return;
+    batch.clear();
+    multis.clear();
+    for (AppendRequest& req : window) {
+      std::vector<store::ProposedEvent> events;
+      events.reserve(req.events.size());
+      for (EventData& e : req.events) {
+        events.push_back(
+            {e.id, std::move(e.type), std::move(e.content_type), std::move(e.data), std::move(e.metadata)});
+      }
+      if (!multi) {
+        batch.emplace_back(std::move(req.stream), req.expected, std::move(events));
+        continue;
+      }
+      if (multis.empty() || multis.back().records.size() >= o.request_records) multis.emplace_back();
+      store::MultiAppend& m = multis.back();
+      const auto index = uint32_t(m.streams.size());
+      m.streams.push_back(std::move(req.stream));
+      m.checks.push_back({index, req.expected});
+      for (auto& e : events) m.records.push_back({index, std::move(e)});
+    }
+    const uint64_t target = answered + (multi ? multis.size() : batch.size());
+    const auto started = std::chrono::steady_clock::now();
+    const double cpu0 = process_cpu_seconds();
+    for (auto& [stream, expected, events] : batch) {
+      const size_t n = events.size();
+      db.append(std::move(stream), expected, std::move(events), [&, n](store::AppendResult r) {
+        std::lock_guard g(mu);
+        if (r.status == store::AppendStatus::kSuccess && !r.idempotent) {
+          appended += n;
+        } else {
+          fail(n, r.message.empty() ? "status " + std::to_string(int(r.status)) : r.message);
+        }
+        if (++answered == target) cv.notify_one();
+      });
+    }
+    for (auto& m : multis) {
+      const size_t n = m.records.size();
+      db.append_multi(std::move(m), [&, n](store::MultiAppendResult r) {
+        std::lock_guard g(mu);
+        if (r.status == store::AppendStatus::kSuccess) {
+          appended += n;
+        } else {
+          fail(n, r.message.empty() ? fmt::format("status {}, {} failing checks", int(r.status), r.violations.size())
+                                    : r.message);
+        }
+        if (++answered == target) cv.notify_one();
+      });
+    }
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return answered == target; });
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    cpu += process_cpu_seconds() - cpu0;
+    appends += window.size();
+    requests += multi ? multis.size() : batch.size();
+    bytes += window_bytes;
+  });
+  const store::StoreStats stats = db.stats();
+  db.close();
+  if (!s.ok()) return fatal_error(s);
+  if (interrupted()) return cli::kExitInterrupted;
+  if (failed > 0) {
+    return fatal_error(
+        absl::InternalError(std::to_string(failed) + " events were not written, first: " + first_failure));
+  }
+  JsonWriter w;
+  w.begin_object();
+  w.key("events").value(appended);
+  w.key("bytes").value(bytes);
+  w.key("seconds").value(seconds);
+  w.key("cpu_s").value(cpu);
+  w.key("api").value(o.store_api);
+  w.key("appends").value(appends);
+  w.key("events_per_append").value(double(appended) / double(std::max<uint64_t>(1, appends)));
+  w.key("requests").value(requests);
+  w.key("events_per_request").value(double(appended) / double(std::max<uint64_t>(1, requests)));
+  w.key("transactions").value(stats.transactions);
+  w.key("events_per_transaction")
+      .value(double(stats.events_written) / double(std::max<uint64_t>(1, stats.transactions)));
+  w.end_object();
+  return write_result(o.result, w);
+}
+
 }  // namespace
 
 void register_probes(CLI::App& app, cli::ActionSetter set_action) {
@@ -245,6 +396,23 @@ void register_probes(CLI::App& app, cli::ActionSetter set_action) {
   sink->add_option("--max-appends-in-flight", o->max_in_flight, "Appends on the wire at once")->capture_default_str();
   cli::add_workload_flags(*sink, o->workload);
   sink->callback([o, set_action] { set_action([o] { return run_sink_probe(*o); }); });
+  auto* store = cmd->add_subcommand("store", "Raw in-process appends of the generated events, grouped as the sink "
+                                             "probe groups them, into the embedded store");
+  store->add_option("--db", o->db, "SQLite file to write (created; give a fresh path)");
+  store->add_flag("--mem-db", o->mem_db, "Write to an in-memory database instead of --db");
+  store->add_option("--result", o->result, "Write the JSON result here")->required();
+  store->add_option("--api", o->store_api, "The store API: multi (append_multi, many streams per request) or "
+                                          "append (a request per stream group)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"multi", "append"}));
+  store->add_option("--request-records", o->request_records, "With --api multi: records per request at most")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 24));
+  store->add_option("--window", o->window, "Events grouped by stream together and handed to the store at once")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 32));
+  cli::add_workload_flags(*store, o->workload);
+  store->callback([o, set_action] { set_action([o] { return run_store_probe(*o); }); });
 }
 
 }  // namespace kingest::bench

@@ -1,6 +1,6 @@
-// `kurrent-ingest-bench` end to end on a small data set: every case runs in its own process (the
-// broker, serve-store, replay, the probes and the Node.js peer), and the table, the JSON with its
-// ratios and targets, and the shared run report come out. No figure is asserted beyond being
+// `kurrent-ingest-bench` end to end on a small data set of both shapes: every case runs in its own
+// process (the broker, serve-store, replay, the probes and the Node.js peer), and the tables, the
+// JSON with each shape's ratios and targets, and the shared run report come out. No figure is asserted beyond being
 // measured (> 0): speed targets are read from the JSON by people, not by tests.
 #include <gtest/gtest.h>
 #include <simdjson.h>
@@ -12,6 +12,8 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -35,7 +37,7 @@ class BenchTest : public ::testing::Test {
   }
 };
 
-TEST_F(BenchTest, MeasuresEveryCaseAndWritesTheTableTheRatiosAndTheReport) {
+TEST_F(BenchTest, MeasuresEveryCaseOnBothShapesAndWritesTheTablesTheRatiosAndTheReport) {
   const std::string json = dir_ + "/bench.json";
   const std::string report = dir_ + "/report.json";
   const int rc = run("--events 4000 --streams 200 --runs 1 --unbatched-events 300 --peer-events 200 --peer-dir " +
@@ -43,52 +45,117 @@ TEST_F(BenchTest, MeasuresEveryCaseAndWritesTheTableTheRatiosAndTheReport) {
                      report + " --work-dir " + dir_ + "/work");
   ASSERT_EQ(rc, 0) << output();
   const std::string out = output();
-  for (const char* name : {"kafka-raw", "sink-raw", "pipeline-discard", "e2e-memdb", "e2e-file", "unbatched", "peer",
-                           "pipeline_vs_kafka", "e2e_vs_sink", "batched_vs_unbatched", "vs_per_message_peer"}) {
-    EXPECT_NE(out.find(name), std::string::npos) << name << " missing from the table:\n" << out;
+  for (const char* name : {"shape deep: 4000 events, 200 streams", "shape wide: 4000 events, 1000 streams",
+                           "kafka-raw", "sink-raw", "store-raw", "store-raw-file", "pipeline-discard", "e2e-memdb",
+                           "e2e-file", "unbatched", "peer", "pipeline_vs_kafka", "e2e_vs_sink", "batched_vs_unbatched",
+                           "vs_per_message_peer", "cpu_pipeline_vs_kafka", "store_vs_store_raw", "peak_rss_d_mib"}) {
+    EXPECT_NE(out.find(name), std::string::npos) << name << " missing from the tables:\n" << out;
   }
 
   auto doc = parser_.load(json);
   ASSERT_FALSE(doc.error()) << out;
-  EXPECT_EQ(std::string_view(doc["schema"]), "kurrent-ingest/bench/v1");
-  EXPECT_EQ(uint64_t(doc["events"]), 4000u);
-  std::set<std::string> ids;
-  for (auto c : doc["cases"].get_array()) {
-    const std::string id{std::string_view(c["id"])};
-    ids.insert(id);
-    const uint64_t expected = id == "e" ? uint64_t(doc["unbatched_sample_events"]) : id == "f" ? 200u : 4000u;
-    EXPECT_EQ(uint64_t(c["events"]), expected) << id;
-    EXPECT_GT(double(c["events_per_s"]), 0) << id;
-    EXPECT_GT(double(c["mb_per_s"]), 0) << id;
-    EXPECT_GT(double(c["cpu_s_per_m_events"]), 0) << id;
-    EXPECT_GT(double(c["peak_rss_mib"]), 0) << id;
-    if (id != "a") {
-      EXPECT_GT(double(c["append_latency_p50_ms"]), 0) << id;
-      EXPECT_GE(double(c["append_latency_p99_ms"]), double(c["append_latency_p50_ms"])) << id;
+  EXPECT_EQ(std::string_view(doc["schema"]), "kurrent-ingest/bench/v2");
+  EXPECT_EQ(std::string_view(doc["store_api"]), "multi");
+  std::vector<std::string> shapes_run;
+  for (auto s : doc["shapes_run"].get_array()) shapes_run.emplace_back(std::string_view(s));
+  EXPECT_EQ(shapes_run, (std::vector<std::string>{"deep", "wide"}));
+  for (const auto& [name, streams] : {std::pair{"deep", 200u}, std::pair{"wide", 1000u}}) {
+    SCOPED_TRACE(name);
+    auto shape = doc["shapes"][name];
+    ASSERT_FALSE(shape.error()) << name << " missing from the JSON";
+    EXPECT_EQ(std::string_view(shape["shape"]), name);
+    EXPECT_EQ(uint64_t(shape["events"]), 4000u);
+    EXPECT_EQ(uint64_t(shape["streams"]), streams);
+    EXPECT_DOUBLE_EQ(double(shape["events_per_stream"]), 4000.0 / streams);
+    EXPECT_GT(double(shape["bytes_per_event"]), 0);
+    EXPECT_GT(uint64_t(shape["partitions_per_topic"]), 0u);
+    std::set<std::string> ids;
+    for (auto c : shape["cases"].get_array()) {
+      const std::string id{std::string_view(c["id"])};
+      ids.insert(id);
+      const uint64_t expected = id == "e" ? uint64_t(shape["unbatched_sample_events"]) : id == "f" ? 200u : 4000u;
+      EXPECT_EQ(uint64_t(c["events"]), expected) << id;
+      EXPECT_GT(double(c["events_per_s"]), 0) << id;
+      EXPECT_GT(double(c["mb_per_s"]), 0) << id;
+      EXPECT_GT(double(c["cpu_s_per_m_events"]), 0) << id;
+      EXPECT_GT(double(c["peak_rss_mib"]), 0) << id;
+      if (id != "a") {
+        EXPECT_GT(double(c["events_per_append"]), 0) << id;
+      }
+      if (id == "s" || id == "s-file") {
+        // Every event written once, in transactions of many appends each.
+        EXPECT_GE(double(c["events_per_transaction"]), double(c["events_per_append"])) << id;
+      } else if (id != "a") {
+        EXPECT_GT(double(c["append_latency_p50_ms"]), 0) << id;
+        EXPECT_GE(double(c["append_latency_p99_ms"]), double(c["append_latency_p50_ms"])) << id;
+      }
+      if (id == "d" || id == "d-file") {
+        EXPECT_GT(double(c["store_cpu_s_per_m_events"]), 0) << id;
+      }
     }
+    EXPECT_EQ(ids, (std::set<std::string>{"a", "b", "s", "s-file", "c", "d", "d-file", "e", "f"}));
+    EXPECT_GE(uint64_t(shape["unbatched_sample_events"]), 300u);
+    for (const char* ratio : {"e2e_vs_kafka", "e2e_vs_sink", "pipeline_vs_kafka", "batched_vs_unbatched",
+                              "vs_per_message_peer", "e2e_file_vs_kafka", "cpu_pipeline_vs_kafka",
+                              "store_vs_store_raw", "store_file_vs_store_raw_file"}) {
+      double v = 0;
+      EXPECT_EQ(shape["ratios"][ratio].get_double().get(v), simdjson::SUCCESS) << ratio;
+      EXPECT_GT(v, 0) << ratio;
+    }
+    EXPECT_GT(double(shape["peak_rss_mib"]), 0);
+    EXPECT_GT(double(shape["peak_rss_d_mib"]), 0);
+    EXPECT_LE(double(shape["peak_rss_d_mib"]), double(shape["peak_rss_mib"]));
+    std::set<std::string> targets;
+    for (auto t : shape["targets"].get_array()) {
+      const std::string target{std::string_view(t["name"])};
+      targets.insert(target);
+      bool met = false;
+      EXPECT_EQ(t["met"].get_bool().get(met), simdjson::SUCCESS) << target;
+      double bound = 0;
+      const bool upper = t["at_most"].get_double().get(bound) == simdjson::SUCCESS;
+      const bool lower = t["at_least"].get_double().get(bound) == simdjson::SUCCESS;
+      EXPECT_NE(upper, lower) << target << " needs exactly one of at_most and at_least";
+      EXPECT_EQ(met, upper ? double(t["value"]) <= bound : double(t["value"]) >= bound) << target;
+    }
+    EXPECT_EQ(targets, (std::set<std::string>{"e2e_vs_kafka", "e2e_vs_sink", "pipeline_vs_kafka",
+                                              "batched_vs_unbatched", "vs_per_message_peer", "cpu_pipeline_vs_kafka",
+                                              "store_vs_store_raw", "peak_rss_mib", "peak_rss_d_mib"}));
   }
-  EXPECT_EQ(ids, (std::set<std::string>{"a", "b", "c", "d", "d-file", "e", "f"}));
-  EXPECT_GE(uint64_t(doc["unbatched_sample_events"]), 300u);
-  for (const char* ratio : {"e2e_vs_kafka", "e2e_vs_sink", "pipeline_vs_kafka", "batched_vs_unbatched",
-                            "vs_per_message_peer"}) {
-    double v = 0;
-    EXPECT_EQ(doc["ratios"][ratio].get_double().get(v), simdjson::SUCCESS) << ratio;
-    EXPECT_GT(v, 0) << ratio;
-  }
-  EXPECT_GT(double(doc["peak_rss_mib"]), 0);
-  size_t targets = 0;
-  for (auto t : doc["targets"].get_array()) {
-    bool met = false;
-    EXPECT_EQ(t["met"].get_bool().get(met), simdjson::SUCCESS);
-    ++targets;
-  }
-  EXPECT_EQ(targets, 5u) << "c/a, d/b, d/e, d/f and peak RSS";
 
   auto r = parser_.load(report);
   ASSERT_FALSE(r.error());
   EXPECT_EQ(std::string_view(r["schema"]), "kurrent-ingest/run-report/v1");
   EXPECT_EQ(std::string_view(r["command"]), "bench");
   EXPECT_EQ(uint64_t(r["events_appended"]), 4000u);
+  const std::string_view mode = r["append_mode"];  // the replay's, as its own report says
+  EXPECT_TRUE(mode == "records" || mode == "batch") << mode;
+  for (const char* key : {"deep_ratio_e2e_vs_kafka", "wide_ratio_store_vs_store_raw", "wide_store-raw_events_per_s",
+                          "deep_peak_rss_d_mib"}) {
+    double v = 0;
+    EXPECT_EQ(r[key].get_double().get(v), simdjson::SUCCESS) << key;
+  }
+}
+
+TEST_F(BenchTest, OneShapeRunsAloneAndWideFollowsTheEventCountAndTheStoreTakesAStreamGroupPerRequest) {
+  const std::string json = dir_ + "/bench.json";
+  const int rc = run("--events 2000 --streams 50 --shape wide --runs 1 --cases a,s --store-api append --json " + json +
+                     " --work-dir " + dir_ + "/work");
+  ASSERT_EQ(rc, 0) << output();
+  auto doc = parser_.load(json);
+  ASSERT_FALSE(doc.error()) << output();
+  EXPECT_EQ(doc["shapes_run"].get_array().size(), 1u);
+  EXPECT_TRUE(doc["shapes"]["deep"].error()) << "deep ran though --shape wide";
+  EXPECT_EQ(uint64_t(doc["shapes"]["wide"]["streams"]), 500u) << "--streams is the deep shape's only";
+  EXPECT_EQ(output().find("shape deep"), std::string::npos) << output();
+  EXPECT_EQ(std::string_view(doc["store_api"]), "append");
+  for (auto c : doc["shapes"]["wide"]["cases"].get_array()) {
+    EXPECT_EQ(uint64_t(c["events"]), 2000u) << std::string_view(c["id"]);
+  }
+}
+
+TEST_F(BenchTest, UnknownShapeIsAUsageError) {
+  EXPECT_EQ(run("--shape tall"), 2);
+  EXPECT_NE(output().find("--shape"), std::string::npos) << output();
 }
 
 TEST_F(BenchTest, UnknownCaseIsAUsageErrorThatNamesTheCases) {
