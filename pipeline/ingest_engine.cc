@@ -444,23 +444,47 @@ struct IngestEngine::Impl {
   // revision-conflict (the group is finished here).
   std::optional<Dispatched> skip_written_prefix(Group& g, StreamState& st) {
     const uint64_t overlap = std::min<uint64_t>(g.items.size(), st.next_revision - g.first_revision);
-    stream_reads.fetch_add(1, std::memory_order_relaxed);
-    auto written = sink.read_forwards(g.stream, StreamRevision{g.first_revision}, overlap);
-    if (!written.ok()) {
-      set_fatal(absl::UnavailableError("reading stream " + g.stream + ": " + std::string(written.status().message())));
-      return Dispatched::kFailed;
-    }
-    if (st.last_id_unknown && !written->empty() && written->back().revision.value() + 1 == st.next_revision) {
-      st.last_id = written->back().id;  // the read reached the stream's last event
-      st.last_id_unknown = false;
+    std::vector<RecordedEventData> written;
+    const bool cached = !st.written_ids.empty() && st.written_from <= g.first_revision &&
+                        g.first_revision + overlap <= st.written_from + st.written_ids.size();
+    if (cached) {
+      // Read ahead with an earlier group of this stream.
+      for (uint64_t r = g.first_revision; r < g.first_revision + overlap; ++r) {
+        RecordedEventData e;
+        e.id = st.written_ids[r - st.written_from];
+        e.revision = StreamRevision{r};
+        written.push_back(std::move(e));
+      }
+    } else {
+      // The whole written range ahead (up to a bound), so the stream's next groups need no read.
+      constexpr uint64_t kReadAhead = 64;
+      const uint64_t ahead = std::max(overlap, std::min(kReadAhead, st.next_revision - g.first_revision));
+      stream_reads.fetch_add(1, std::memory_order_relaxed);
+      auto read = sink.read_forwards(g.stream, StreamRevision{g.first_revision}, ahead);
+      if (!read.ok()) {
+        set_fatal(absl::UnavailableError("reading stream " + g.stream + ": " + std::string(read.status().message())));
+        return Dispatched::kFailed;
+      }
+      written = std::move(*read);
+      if (st.last_id_unknown && !written.empty() && written.back().revision.value() + 1 == st.next_revision) {
+        st.last_id = written.back().id;  // the read reached the stream's last event
+        st.last_id_unknown = false;
+      }
+      st.written_ids.clear();
+      st.written_from = g.first_revision;
+      for (size_t k = 0; k < written.size() && written[k].revision.value() == g.first_revision + k; ++k) {
+        st.written_ids.push_back(written[k].id);
+      }
+      if (written.size() > overlap) written.resize(overlap);
     }
     const auto proposed = proposed_ids(g, overlap);
-    const PrefixVerdict v = compare_written(proposed, g.first_revision, *written);
+    const PrefixVerdict v = compare_written(proposed, g.first_revision, written);
     duplicates.fetch_add(v.duplicates, std::memory_order_relaxed);
     for (size_t k = 0; k < v.duplicates; ++k) report(g.items[k].message(), MessageOutcome::Kind::kDuplicate, proposed[k], g.stream);
     if (v.conflict) return dead_letter_group(g, st, v.duplicates, reason::kRevisionConflict, v.detail);
     finish_items(g, v.duplicates);
     g.first_revision += v.duplicates;
+    if (g.first_revision >= st.written_from + st.written_ids.size()) st.written_ids = {};  // past them
     return std::nullopt;
   }
 

@@ -104,6 +104,11 @@ struct StreamState {
   // `next_revision` came from a wrong-expected-version answer, `last_id` is not known yet: read
   // (the tail, or with a written prefix) before an append needs it for `$causationId`.
   bool last_id_unknown = false;
+  // Ids already written at revisions written_from... (read ahead with a written prefix, up to the
+  // stream's end): the stream's next groups below `next_revision` are classified against them
+  // without another read. Dropped once the stream is past them.
+  uint64_t written_from = 0;
+  std::vector<Uuid> written_ids;
   bool dead = false;            // a dead letter happened: later events cannot keep their revisions
   bool claimed = false;
   bool several_partitions = false;
