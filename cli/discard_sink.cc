@@ -53,6 +53,11 @@ void DiscardSink::run() {
       } else if (std::holds_alternative<ExpectNoStream>(req.expected) && !req.events.empty()) {
         reached = StreamRevision{req.events.size() - 1};
       }
+      if (reached && !req.events.empty()) {
+        // Before the answer: the answer may lead to a read of this stream.
+        std::lock_guard lock(mu_);
+        tails_[absl::HashOf(req.stream)] = Tail{reached->value(), req.events.back().id};
+      }
       done(AppendOutcome{.code = AppendCode::kSuccess, .current_revision = reached, .position = 0, .message = {}});
     }
     std::lock_guard lock(mu_);
@@ -60,7 +65,16 @@ void DiscardSink::run() {
   }
 }
 
-absl::StatusOr<StreamTail> DiscardSink::read_tail(const std::string&) { return StreamTail{}; }
+absl::StatusOr<StreamTail> DiscardSink::read_tail(const std::string& stream) {
+  std::lock_guard lock(mu_);
+  StreamTail t;
+  if (auto it = tails_.find(absl::HashOf(stream)); it != tails_.end()) {
+    t.exists = true;
+    t.last_revision = StreamRevision{it->second.revision};
+    t.last_id = it->second.last_id;
+  }
+  return t;
+}
 
 absl::StatusOr<std::vector<RecordedEventData>> DiscardSink::read_forwards(const std::string&, StreamRevision, uint64_t) {
   return std::vector<RecordedEventData>{};

@@ -2,7 +2,9 @@
 // of the group, serialized) and then drops it, answering success. It measures the pipeline's own
 // cost (decode, order, group, encode) without a server: `demo --sink discard`.
 //
-// Every stream starts empty; the answers carry the revisions the appends would have reached.
+// Every stream starts empty; the answers carry the revisions the appends would have reached, and
+// reads answer each stream's tail (its last revision and id, kept per stream by a 64-bit hash of
+// its name), so an engine that drops a stream's state and reads it again finds it where it was.
 // Threads: `append` queues; one thread ("ki-discard") encodes and answers, so `done` never runs on
 // the caller's stack. Lifecycle: answers everything queued before the destructor returns.
 #pragma once
@@ -13,6 +15,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "absl/container/flat_hash_map.h"
 #include "core/sink.h"
 
 namespace kingest::cli {
@@ -28,6 +31,7 @@ class DiscardSink final : public Sink {
   [[nodiscard]] std::string append_mode() const override { return "batch"; }
   // Every stream starts empty and every append succeeds: nothing to read first.
   [[nodiscard]] bool exact_answers() const override { return true; }
+  // The tail; the events themselves are not kept (read_forwards answers nothing).
   void append(AppendRequest request, AppendDone done) override;
   absl::StatusOr<StreamTail> read_tail(const std::string& stream) override;
   absl::StatusOr<std::vector<RecordedEventData>> read_forwards(const std::string& stream, StreamRevision from,
@@ -43,6 +47,11 @@ class DiscardSink final : public Sink {
   std::deque<std::pair<AppendRequest, AppendDone>> queue_;
   uint64_t encoded_bytes_ = 0;
   bool stopping_ = false;
+  struct Tail {
+    uint64_t revision = 0;
+    Uuid last_id;
+  };
+  absl::flat_hash_map<uint64_t, Tail> tails_;  // by hash of the stream name, under mu_
   std::thread worker_;
 };
 

@@ -37,6 +37,8 @@ constexpr EngineField kEngineFields[] = {
     {&pipeline::EngineStats::cached_streams, "kurrent_ingest_stream_cache_streams", false, "Per-stream states held in the cache"},
     {&pipeline::EngineStats::stream_cache_bytes, "kurrent_ingest_stream_cache_bytes", false, "Estimated memory of the per-stream states"},
     {&pipeline::EngineStats::stream_cache_evictions, "kurrent_ingest_stream_cache_evictions_total", true, "Per-stream states dropped to stay under --stream-cache-bytes"},
+    {&pipeline::EngineStats::stream_cache_hits, "kurrent_ingest_stream_cache_hits_total", true, "A batch's streams found in the stream-state cache"},
+    {&pipeline::EngineStats::stream_cache_misses, "kurrent_ingest_stream_cache_misses_total", true, "A batch's streams not in the cache (loaded: presumed new or read); hits / (hits + misses) is the hit ratio"},
     {&pipeline::EngineStats::open_gaps, "kurrent_ingest_open_gaps", false, "Streams waiting for a missing version"},
     {&pipeline::EngineStats::pending_groups, "kurrent_ingest_pending_groups", false, "Stream groups waiting in the engine (behind an append, for a slot, or held)"},
 };

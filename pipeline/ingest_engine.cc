@@ -110,7 +110,7 @@ struct IngestEngine::Impl {
 
   // Counters.
   std::atomic<uint64_t> events_read{0}, events_appended{0}, duplicates{0}, conflicts{0}, dead_lettered{0},
-      streams_touched{0}, batches_done{0}, appends{0}, messages_done{0}, stream_reads{0};
+      streams_touched{0}, batches_done{0}, appends{0}, messages_done{0}, stream_reads{0}, cache_hits{0}, cache_misses{0};
 
   mutable std::mutex fatal_mu;
   absl::Status fatal_status;
@@ -270,6 +270,7 @@ struct IngestEngine::Impl {
       const auto& members = grouped.members(s);
       auto [st, fresh] = table.find_or_add(s, b.messages[members.front()].tp);
       states.push_back(st);
+      (fresh ? cache_misses : cache_hits).fetch_add(1, std::memory_order_relaxed);
       if (!fresh) continue;
       if (seen_streams.insert(absl::HashOf(s)).second) streams_touched.fetch_add(1, std::memory_order_relaxed);
       if (presume_new_streams && starts_at_first_version(b, members)) {
@@ -826,6 +827,8 @@ EngineStats IngestEngine::stats() const {
   s.cached_streams = t.cached_streams;
   s.stream_cache_bytes = t.cache_bytes;
   s.stream_cache_evictions = t.evictions;
+  s.stream_cache_hits = i.cache_hits.load();
+  s.stream_cache_misses = i.cache_misses.load();
   return s;
 }
 

@@ -83,7 +83,7 @@ struct EngineOptions {
   // The per-stream states (next revision, last id) kept between batches, at most about this many
   // bytes; the least recently used free ones are dropped above it. A dropped stream is loaded again
   // when it comes back (presumed new, or read): slower, never a wrong revision.
-  size_t stream_cache_bytes = 32u << 20;
+  size_t stream_cache_bytes = 64u << 20;
   // Stream names starting with `$` are KurrentDB's system and metadata streams: dead-lettered
   // `system-stream` unless allowed.
   bool allow_system_streams = false;
@@ -115,6 +115,8 @@ struct EngineStats {
   uint64_t cached_streams = 0;       // stream states held now
   uint64_t stream_cache_bytes = 0;   // their estimated memory
   uint64_t stream_cache_evictions = 0;  // states dropped to stay under stream_cache_bytes
+  uint64_t stream_cache_hits = 0;    // a batch's stream found in the cache
+  uint64_t stream_cache_misses = 0;  // not found: loaded (presumed new or read)
 };
 
 class IngestEngine {
