@@ -20,7 +20,7 @@ template <typename Pred>
   for (;;) {
     if (pred()) return ::testing::AssertionSuccess();
     if (std::chrono::steady_clock::now() >= deadline) {
-      return ::testing::AssertionFailure() << what << " did not hold within " << timeout.count() << " ms";
+      return ::testing::AssertionFailure() << "gave up after " << timeout.count() << " ms waiting for " << what;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
