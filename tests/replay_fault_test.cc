@@ -420,7 +420,7 @@ TEST_F(ReplayFaultTest, TimeBoundsAreJudgedOnMessageTimestamps) {
   const std::string t = std::string(buf) + "." +
                         std::to_string(1000 + std::chrono::duration_cast<std::chrono::milliseconds>(
                                                   now.time_since_epoch()).count() % 1000).substr(1) + "Z";
-  std::this_thread::sleep_for(1200ms);
+  std::this_thread::sleep_for(1200ms);  // and between the bound and the second production
   ASSERT_EQ(run("generate --brokers " + bootstrap_ + " --events 2000 --seed 22"), 0) << slurp(dir_ + "/run.out");
 
   ASSERT_EQ(run(replay_args("until-time") + " --until-time " + t), 0) << slurp(dir_ + "/run.out");
