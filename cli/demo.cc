@@ -107,7 +107,7 @@ int run_demo(const DemoOptions& o) {
 
   {
     // Produced up front, the whole data set must fit the embedded broker's retention.
-    const double per_partition = double(o.events) * double((payload->first + payload->second) / 2 + 350) /
+    const double per_partition = double(o.events) * (double(payload->first + payload->second) / 2 + 350) /
                                  (double(o.partitions) * double(workload::seed_domain().size()));
     if (o.produce_first && per_partition > 4.0 * (1 << 20)) {
       return usage_error(absl::InvalidArgumentError(fmt::format(

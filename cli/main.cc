@@ -19,6 +19,7 @@ extern "C" {
 const char* malloc_conf = "dirty_decay_ms:1000,muzzy_decay_ms:0";
 }
 
+// NOLINTNEXTLINE(bugprone-exception-escape): the commands are run inside a catch; what else throws is allocation.
 int main(int argc, char** argv) {
   pthread_setname_np(pthread_self(), "ki-main");
   CLI::App app{"kurrent-ingest: batch ingestion of domain events from Kafka into KurrentDB (EventStoreDB)",

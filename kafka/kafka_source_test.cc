@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/testing/eventually.h"
 #include "kafka/embedded_broker.h"
 #include "kafka/producer.h"
 
@@ -18,16 +19,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Polls `done` until it holds or `timeout` passes; returns whether it held. The source's work runs
-// on its own polling thread, so a test waits for a condition, never for a fixed time.
+// The source's work runs on its own polling thread, so a test waits for a condition, never for a
+// fixed time.
 template <typename Pred>
-bool wait_until(Pred done, std::chrono::milliseconds timeout = 15s) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= until) return false;
-    std::this_thread::sleep_for(1ms);  // the poll interval, not a guess at how long the work takes
-  }
-  return true;
+::testing::AssertionResult wait_until(Pred done, std::chrono::milliseconds timeout = 15s) {
+  return kingest::testing::eventually(std::move(done), timeout);
 }
 
 std::map<TopicPartition, int64_t> committed(const std::string& brokers, const std::string& group,

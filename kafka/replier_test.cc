@@ -10,6 +10,7 @@
 #include <optional>
 #include <thread>
 
+#include "core/testing/eventually.h"
 #include "kafka/embedded_broker.h"
 #include "kafka/kafka_source.h"
 #include "kafka/producer.h"
@@ -168,14 +169,12 @@ TEST(KafkaSource, KeepsReplyHeadersAndCallsBeforeCommitAfterTheMessagesAreDone) 
   o.commit_interval = 50ms;
   auto source = KafkaSource::create(o, cb).value();
   ASSERT_TRUE(source->start().ok());
-  const auto deadline = Clock::now() + 30s;
-  for (;;) {
-    {
-      std::lock_guard lock(mu);
-      if (got.size() == 3 || Clock::now() > deadline) break;
-    }
-    std::this_thread::sleep_for(20ms);
-  }
+  ASSERT_TRUE(kingest::testing::eventually(
+      [&] {
+        std::lock_guard lock(mu);
+        return got.size() == 3;
+      },
+      30s, "three requests read"));
   std::vector<OffsetRef> done;
   {
     std::lock_guard lock(mu);
@@ -191,9 +190,7 @@ TEST(KafkaSource, KeepsReplyHeadersAndCallsBeforeCommitAfterTheMessagesAreDone) 
   }
   EXPECT_EQ(before_commit.load(), 0) << "nothing was done, so nothing was committed";
   EXPECT_EQ(source->tracker().done(done), 3u);
-  const auto commit_deadline = Clock::now() + 10s;
-  while (source->commits() == 0 && Clock::now() < commit_deadline) std::this_thread::sleep_for(10ms);
-  EXPECT_GT(source->commits(), 0u);
+  EXPECT_TRUE(kingest::testing::eventually([&] { return source->commits() > 0; }, 10s, "a commit"));
   EXPECT_GE(before_commit.load(), 1);
   ASSERT_TRUE(source->close().ok());
 }

@@ -91,7 +91,8 @@ std::string base64_decode(std::string_view in) {
 TEST(NdjsonDeadLetterFile, TheOriginalBytesAreRecoverableExactlyAndANullKeyStaysNull) {
   const auto path = temp_file("lossless.ndjson");
   const std::string protobuf("\x0a\x03\x61\x62\x63\x10\xb3\x01\x1a\x00", 10);  // not UTF-8
-  const std::string text = "{\"name\":\"caf\xc3\xa9\",\"nul\":\"\x00\x01\"}" + std::string("\n\t\"\\", 4);
+  constexpr char kWithNul[] = "{\"name\":\"caf\xc3\xa9\",\"nul\":\"\x00\x01\"}";
+  const std::string text = std::string(kWithNul, sizeof kWithNul - 1) + std::string("\n\t\"\\", 4);
   {
     auto f = NdjsonDeadLetterFile::open(path).value();
     DeadLetter binary{reason::kDecodeError, "protobuf", "t", 0, 1, -1, std::string("\xfe\xff", 2), protobuf, ""};

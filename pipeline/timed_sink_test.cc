@@ -5,6 +5,8 @@
 
 #include <thread>
 
+#include "core/testing/eventually.h"
+
 namespace kingest::pipeline {
 namespace {
 
@@ -96,7 +98,7 @@ TEST(TimedSink, ForwardsAndTimesEachAppend) {
       answered.fetch_add(1);
     });
   }
-  while (answered.load() < 4) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(kingest::testing::eventually([&] { return answered.load() == 4; }, 10s, "four answers"));
   EXPECT_EQ(slow.last_stream, "s-3");
   EXPECT_EQ(timed.latency().count(), 4u);
   EXPECT_GE(timed.latency().quantile_ms(0.5), 30.0 * 0.97);

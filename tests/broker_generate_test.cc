@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "core/testing/eventually.h"
 #include "kafka/raw_consume.h"
 
 namespace {
@@ -27,9 +28,12 @@ class BrokerProcess {
       ::execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), nullptr);
       ::_exit(127);
     }
-    for (int i = 0; i < 200 && !std::filesystem::exists(file_); ++i) std::this_thread::sleep_for(50ms);
-    std::ifstream in(file_);
-    std::getline(in, bootstrap_);
+    EXPECT_TRUE(kingest::testing::eventually(
+        [&] {
+          std::ifstream in(file_);
+          return std::getline(in, bootstrap_) && !bootstrap_.empty();
+        },
+        10s, "a line in the broker's bootstrap file " + file_));
   }
   ~BrokerProcess() {
     if (pid_ > 0) stop();

@@ -21,6 +21,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "kafka/producer.h"
+#include "tests/process_fixture.h"
 
 namespace {
 
@@ -56,7 +57,7 @@ class Process {
         break;
       }
       if (Clock::now() >= end) return -1;
-      std::this_thread::sleep_for(20ms);
+      std::this_thread::sleep_for(20ms);  // polling a child's exit, not waiting for a result
     }
     return code_;
   }
@@ -74,39 +75,10 @@ class Process {
   int code_ = -1;
 };
 
-std::string slurp(const std::string& file) {
-  std::ifstream in(file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string read_line(const std::string& file, std::chrono::milliseconds timeout) {
-  auto end = Clock::now() + timeout;
-  while (Clock::now() < end) {
-    std::ifstream in(file);
-    std::string line;
-    if (std::getline(in, line) && !line.empty()) return line;
-    std::this_thread::sleep_for(20ms);
-  }
-  return {};
-}
-
-bool wait_for_text(const std::string& file, const std::string& text, std::chrono::milliseconds timeout) {
-  auto end = Clock::now() + timeout;
-  while (Clock::now() < end) {
-    if (slurp(file).find(text) != std::string::npos) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return false;
-}
-
-// "key": value from the report.
-uint64_t field(const std::string& report, const std::string& key) {
-  auto at = report.find("\"" + key + "\":");
-  if (at == std::string::npos) return ~uint64_t{0};
-  return std::stoull(report.substr(at + key.size() + 3));
-}
+using kingest::testing::field;
+using kingest::testing::read_line;
+using kingest::testing::slurp;
+using kingest::testing::wait_for_text;
 
 class HostileTest : public ::testing::Test {
  protected:
@@ -239,8 +211,8 @@ TEST_F(HostileTest, TheBrokerKilledMidReplayStopsTheRunWithinTheKafkaTimeout) {
       << output();
   std::filesystem::remove(dir_ + "/run.out");
   Process replay(replay_args("task-events,system-events", "broker-gone") + " --kafka-timeout-s 5", dir_ + "/run.out");
-  ASSERT_TRUE(wait_for_text(dir_ + "/run.out", "assigned ", 60s)) << output();
-  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(kingest::testing::wait_for_first_commit(bootstrap_, "broker-gone", "task-events,system-events", 60s))
+      << output();
   broker_->kill(SIGKILL);
   const auto killed = Clock::now();
   const int code = replay.wait(5s + 10s);
@@ -258,8 +230,12 @@ TEST_F(HostileTest, SigtermTakesEffectWithinSecondsWhileAppendsAreRetried) {
   std::filesystem::remove(dir_ + "/run.out");
   Process replay(replay_args("task-events", "sigterm") + " --retry-for-s 600", dir_ + "/run.out");
   ASSERT_TRUE(wait_for_text(dir_ + "/run.out", "assigned ", 60s)) << output();
+  const size_t reports = kingest::testing::count(output(), "progress: ");
   store_->kill(SIGKILL);  // appends now fail and are retried for up to 10 minutes
-  std::this_thread::sleep_for(2s);
+  // The run goes on reporting (every second) without its store: the signal comes while it waits.
+  ASSERT_TRUE(kingest::testing::eventually([&] { return kingest::testing::count(output(), "progress: ") >= reports + 2; },
+                                           60s, "two progress reports after the store went away"))
+      << output();
   replay.signal(SIGTERM);
   const auto signalled = Clock::now();
   const int code = replay.wait(5s);

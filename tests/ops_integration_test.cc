@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/testing/eventually.h"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -64,7 +66,7 @@ class Process {
         break;
       }
       if (Clock::now() >= end) return -1;
-      std::this_thread::sleep_for(10ms);
+      std::this_thread::sleep_for(10ms);  // polling a child's exit, not waiting for a result
     }
     return code_;
   }
@@ -75,15 +77,20 @@ class Process {
 };
 
 std::string wait_line(const std::string& file, const std::string& prefix, std::chrono::milliseconds timeout) {
-  auto end = Clock::now() + timeout;
-  while (Clock::now() < end) {
-    std::istringstream in(slurp(file));
-    for (std::string line; std::getline(in, line);) {
-      if (line.starts_with(prefix)) return line.substr(prefix.size());
-    }
-    std::this_thread::sleep_for(10ms);
-  }
-  return {};
+  std::string found;
+  const bool seen = kingest::testing::eventually(
+      [&] {
+        std::istringstream in(slurp(file));
+        for (std::string line; std::getline(in, line);) {
+          if (line.starts_with(prefix)) {
+            found = line.substr(prefix.size());
+            return true;
+          }
+        }
+        return false;
+      },
+      timeout);
+  return seen ? found : std::string();
 }
 
 // "key": number from a JSON report.
@@ -187,7 +194,7 @@ TEST_F(OpsTest, MetricsMoveDuringAReplayAndEndEqualToTheReportWithNoLag) {
       ASSERT_EQ(t.back(), '\n');
       ASSERT_NE(t.find("\nprocess_virtual_memory_bytes "), std::string::npos) << "textfile read part-way:\n" << t;
     }
-    std::this_thread::sleep_for(10ms);
+    std::this_thread::sleep_for(10ms);  // the sampling interval while the replay runs, not a wait for its end
   }
   ASSERT_EQ(code, 0) << slurp(dir_ + "/metrics.out");
   ASSERT_FALSE(mid_run_scrape.empty()) << "no scrape caught the replay part-way; values seen: " << appended.size();
@@ -389,11 +396,9 @@ TEST_F(OpsTest, AssignIsRefusedWhileTheGroupHasMembers) {
                  dir_ + "/busy.out");
   ASSERT_FALSE(wait_line(dir_ + "/busy.out", "", 30s).empty());
   // The member holds its partitions once "assigned" is logged.
-  const auto deadline = Clock::now() + 30s;
-  while (slurp(dir_ + "/busy.out").find("assigned ") == std::string::npos && Clock::now() < deadline) {
-    std::this_thread::sleep_for(20ms);
-  }
-  ASSERT_NE(slurp(dir_ + "/busy.out").find("assigned "), std::string::npos) << slurp(dir_ + "/busy.out");
+  ASSERT_TRUE(kingest::testing::eventually(
+      [&] { return slurp(dir_ + "/busy.out").find("assigned ") != std::string::npos; }, 30s, "the member's assignment"))
+      << slurp(dir_ + "/busy.out");
   auto [rc, out] = shell(std::string(KI_BINARY) + " replay --brokers " + bootstrap_ + " --topics " + kTopics +
                          " --group ops-busy --sink discard --assign --progress none --dlq-file " + dir_ +
                          "/busy2.ndjson");

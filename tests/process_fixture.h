@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,10 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include "core/testing/eventually.h"
+#include "kafka/group_progress.h"
 
 namespace kingest::testing {
 
@@ -79,14 +84,46 @@ inline std::string slurp(const std::string& file) {
 
 // The first line of `file` once it has one, or "" after `timeout`.
 inline std::string read_line(const std::string& file, std::chrono::milliseconds timeout) {
-  auto end = Clock::now() + timeout;
-  while (Clock::now() < end) {
-    std::ifstream in(file);
-    std::string line;
-    if (std::getline(in, line) && !line.empty()) return line;
-    std::this_thread::sleep_for(20ms);
+  std::string line;
+  const bool found = eventually(
+      [&] {
+        std::ifstream in(file);
+        return std::getline(in, line) && !line.empty();
+      },
+      timeout);
+  return found ? line : std::string();
+}
+
+// Waits until `file` holds `text`.
+inline ::testing::AssertionResult wait_for_text(const std::string& file, const std::string& text,
+                                                std::chrono::milliseconds timeout) {
+  return eventually([&] { return slurp(file).find(text) != std::string::npos; }, timeout,
+                    "\"" + text + "\" in " + file);
+}
+
+// Waits until consumer group `group` has committed an offset past the start of a partition of
+// `topics` (comma-separated): its run has read, written and acknowledged events, and is under way.
+inline ::testing::AssertionResult wait_for_first_commit(const std::string& brokers, const std::string& group,
+                                                        const std::string& topics, std::chrono::milliseconds timeout) {
+  auto progress = kafka::GroupProgress::open(brokers, group, {});
+  if (!progress.ok()) return ::testing::AssertionFailure() << progress.status();
+  std::vector<std::string> names;
+  for (size_t start = 0, end; start <= topics.size(); start = end + 1) {
+    end = std::min(topics.find(',', start), topics.size());
+    names.push_back(topics.substr(start, end - start));
   }
-  return {};
+  auto ends = (*progress)->end_offsets(names);
+  if (!ends.ok()) return ::testing::AssertionFailure() << ends.status();
+  return eventually(
+      [&] {
+        auto committed = (*progress)->committed(*ends);
+        if (!committed.ok()) return false;
+        for (const auto& [tp, offset] : *committed) {
+          if (offset > 0) return true;
+        }
+        return false;
+      },
+      timeout, "a commit by consumer group " + group);
 }
 
 // Occurrences of `what` in `text`.

@@ -30,10 +30,13 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 using kingest::testing::count;
+using kingest::testing::eventually;
 using kingest::testing::field;
 using kingest::testing::Process;
 using kingest::testing::read_line;
 using kingest::testing::slurp;
+using kingest::testing::wait_for_first_commit;
+using kingest::testing::wait_for_text;
 const std::string& kTopics = kingest::testing::kSeedTopics;
 
 class ReplayFaultTest : public kingest::testing::ProcessFixture {
@@ -132,10 +135,11 @@ TEST_F(ReplayFaultTest, TheStoreServerKilledAndRestartedDuringAReplay) {
       << slurp(dir_ + "/run.out");
   start_store();
   const std::string listen = address_;
-  Process replay(replay_args("fault-store"), dir_ + "/run.out");
-  std::this_thread::sleep_for(3500ms);  // past the group join, into the ingest
-  store_->kill(SIGKILL);                // acknowledged writes are durable (synchronous=FULL)
-  std::this_thread::sleep_for(1500ms);
+  // Debug logging shows each retry of an append.
+  Process replay("--log-level debug " + replay_args("fault-store"), dir_ + "/run.out");
+  ASSERT_TRUE(wait_for_first_commit(bootstrap_, "fault-store", kTopics, 120s)) << slurp(dir_ + "/run.out");
+  store_->kill(SIGKILL);  // acknowledged writes are durable (synchronous=FULL)
+  ASSERT_TRUE(wait_for_text(dir_ + "/run.out", "kurrentdb: retrying", 60s)) << "the replay met the outage";
   start_store(listen);
   int code = replay.wait(240s);
   ASSERT_EQ(code, 0) << slurp(dir_ + "/run.out") << slurp(dir_ + "/store.out");
@@ -160,9 +164,10 @@ TEST_F(ReplayFaultTest, ThreeInstancesInOneGroupOneKilledTheSurvivorsFinish) {
   Process b(args(1), dir_ + "/run.out");
   Process c(args(2), dir_ + "/run.out");
   // Killed once the group has handed out partitions (the three share them) and work has begun.
-  auto until = Clock::now() + 60s;
-  while (count(slurp(dir_ + "/run.out"), "assigned ") < 3 && Clock::now() < until) std::this_thread::sleep_for(50ms);
-  std::this_thread::sleep_for(800ms);
+  ASSERT_TRUE(eventually([&] { return count(slurp(dir_ + "/run.out"), "assigned ") >= 3; }, 60s,
+                         "the three instances' assignments"))
+      << slurp(dir_ + "/run.out");
+  ASSERT_TRUE(wait_for_first_commit(bootstrap_, "fault-three", kTopics, 60s)) << slurp(dir_ + "/run.out");
   EXPECT_EQ(c.kill(SIGKILL), 128 + SIGKILL) << "the third instance was still running when killed";
   EXPECT_EQ(a.wait(240s), 0) << slurp(dir_ + "/run.out");
   EXPECT_EQ(b.wait(240s), 0) << slurp(dir_ + "/run.out");
@@ -406,6 +411,7 @@ TEST_F(ReplayFaultTest, RetentionDeletedUnconsumedMessagesTheLossIsReportedAsThe
 TEST_F(ReplayFaultTest, TimeBoundsAreJudgedOnMessageTimestamps) {
   start_store();
   ASSERT_EQ(run("generate --brokers " + bootstrap_ + " --events 3000 --seed 21"), 0) << slurp(dir_ + "/run.out");
+  // Time passes between the two productions so that a bound falls between their timestamps.
   std::this_thread::sleep_for(1200ms);
   auto now = std::chrono::system_clock::now();
   std::time_t secs = std::chrono::system_clock::to_time_t(now);
@@ -414,7 +420,7 @@ TEST_F(ReplayFaultTest, TimeBoundsAreJudgedOnMessageTimestamps) {
   const std::string t = std::string(buf) + "." +
                         std::to_string(1000 + std::chrono::duration_cast<std::chrono::milliseconds>(
                                                   now.time_since_epoch()).count() % 1000).substr(1) + "Z";
-  std::this_thread::sleep_for(1200ms);
+  std::this_thread::sleep_for(1200ms);  // and between the bound and the second production
   ASSERT_EQ(run("generate --brokers " + bootstrap_ + " --events 2000 --seed 22"), 0) << slurp(dir_ + "/run.out");
 
   ASSERT_EQ(run(replay_args("until-time") + " --until-time " + t), 0) << slurp(dir_ + "/run.out");

@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/testing/eventually.h"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -278,14 +280,14 @@ class Background {
 };
 
 std::string read_line(const std::string& file, std::chrono::seconds timeout) {
-  const auto end = Clock::now() + timeout;
-  while (Clock::now() < end) {
-    std::ifstream in(file);
-    std::string line;
-    if (std::getline(in, line) && !line.empty()) return line;
-    std::this_thread::sleep_for(20ms);
-  }
-  return {};
+  std::string line;
+  const bool found = kingest::testing::eventually(
+      [&] {
+        std::ifstream in(file);
+        return std::getline(in, line) && !line.empty();
+      },
+      timeout);
+  return found ? line : std::string();
 }
 
 class ReportSchemaTest : public ::testing::Test {

@@ -18,6 +18,8 @@
 #include <string>
 #include <thread>
 
+#include "core/testing/eventually.h"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -52,7 +54,7 @@ class Process {
         break;
       }
       if (Clock::now() >= end) return -1;
-      std::this_thread::sleep_for(20ms);
+      std::this_thread::sleep_for(20ms);  // polling a child's exit, not waiting for a result
     }
     return code_;
   }
@@ -75,14 +77,14 @@ std::string slurp(const std::string& file) {
 }
 
 std::string read_line(const std::string& file, std::chrono::milliseconds timeout) {
-  auto end = Clock::now() + timeout;
-  while (Clock::now() < end) {
-    std::ifstream in(file);
-    std::string line;
-    if (std::getline(in, line) && !line.empty()) return line;
-    std::this_thread::sleep_for(20ms);
-  }
-  return {};
+  std::string line;
+  const bool found = kingest::testing::eventually(
+      [&] {
+        std::ifstream in(file);
+        return std::getline(in, line) && !line.empty();
+      },
+      timeout);
+  return found ? line : std::string();
 }
 
 size_t count(const std::string& text, const std::string& what) {

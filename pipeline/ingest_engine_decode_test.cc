@@ -1,0 +1,61 @@
+// How the engine picks a message's decoder (content-type header, then the topic's codec, then JSON)
+// and how it stores payloads that are not JSON.
+#include "pipeline/testing/engine_harness.h"
+
+namespace kingest::pipeline::engine_testing {
+namespace {
+
+TEST_P(IngestEngineTest, AppendsNonJsonPayloadsAsBytesAndKeepsTheirTypeInMetadata) {
+  Harness h(/*slow_decoder=*/false);
+  auto e = domain_event("agg-b", 1);
+  e.payload = std::string("\x01\x02\xff", 3);
+  e.content_type = "application/x-avro";
+  auto msg = message({"task-events", 0}, 0, codecs::encode_protobuf(e));
+  msg.content_type = "application/x-protobuf";
+  std::vector<SourceMessage> b;
+  b.push_back(std::move(msg));
+  h.engine->submit(std::move(b), 10);
+  h.engine->wait_idle();
+  auto events = h.sink.streams()["Task-agg-b"];
+  ASSERT_EQ(events.size(), 1u) << (h.dlq.letters().empty() ? "" : h.dlq.letters()[0].detail);
+  EXPECT_EQ(events[0].content_type, "application/octet-stream");
+  EXPECT_EQ(events[0].data, std::string("\x01\x02\xff", 3));
+  EXPECT_NE(events[0].metadata.find("\"payloadContentType\":\"application/x-avro\""), std::string::npos)
+      << events[0].metadata;
+}
+
+TEST_P(IngestEngineTest, RoutesByContentTypeHeaderThenTopicCodecThenJson) {
+  Harness h(/*slow_decoder=*/false, 1u << 20, {{"binary-topic", codecs::Codec::kFlatBuffers}});
+  std::vector<SourceMessage> b;
+  TopicPartition json_tp{"task-events", 0}, bin_tp{"binary-topic", 0};
+  auto with_header = [](SourceMessage m, std::string ct) {
+    m.content_type = std::move(ct);
+    return m;
+  };
+  auto pb = codecs::encode_protobuf(domain_event("agg-r", 2));
+  auto fb = codecs::encode_flatbuffers(domain_event("agg-r", 3));
+  b.push_back(message(json_tp, 0, envelope({"agg-r", 1, ""})));  // no header, JSON topic
+  b.push_back(with_header(message(json_tp, 1, pb), "application/x-protobuf"));
+  b.push_back(message(bin_tp, 0, fb));  // no header: the topic's codec
+  b.push_back(with_header(message(json_tp, 2, envelope({"agg-r", 4, ""})), "application/json; charset=utf-8"));
+  b.push_back(with_header(message(json_tp, 3, envelope({"agg-q", 1, ""})), "text/plain"));
+  b.push_back(message(bin_tp, 1, envelope({"agg-q", 1, ""})));  // JSON bytes on a FlatBuffers topic
+  h.engine->submit(std::move(b), 10);
+  h.engine->wait_idle();
+  auto events = h.sink.streams()["Task-agg-r"];
+  ASSERT_EQ(events.size(), 4u);
+  for (size_t r = 0; r < 4; ++r) {
+    EXPECT_NE(events[r].data.find("\"v\":" + std::to_string(r + 1)), std::string::npos) << events[r].data;
+    EXPECT_EQ(events[r].content_type, "application/json");
+  }
+  auto letters = h.dlq.letters();
+  ASSERT_EQ(letters.size(), 2u);
+  EXPECT_EQ(letters[0].reason, "decode-error");
+  EXPECT_NE(letters[0].detail.find("text/plain"), std::string::npos) << letters[0].detail;
+  EXPECT_EQ(letters[1].reason, "decode-error");
+  EXPECT_EQ(letters[1].topic, "binary-topic");
+  EXPECT_EQ(h.done_count(), 6u);
+}
+
+}  // namespace
+}  // namespace kingest::pipeline::engine_testing
