@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 #include <variant>
 
 #include "codecs/codec.h"
@@ -26,6 +27,22 @@ inline bool same(const DomainEvent& a, const DomainEvent& b) {
          a.aggregate_type == b.aggregate_type && a.aggregate_version == b.aggregate_version &&
          a.correlation_id == b.correlation_id && a.causation_id == b.causation_id &&
          a.occurred_at == b.occurred_at && a.payload == b.payload && a.content_type == b.content_type;
+}
+
+// Through the JSON envelope a JSON payload is a JSON value: whitespace around it (which a protobuf
+// or FlatBuffers envelope carries byte for byte) is not part of it.
+inline bool same_through_json(const DomainEvent& a, const DomainEvent& b) {
+  auto trimmed = [](std::string_view s) {
+    const auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+    while (!s.empty() && ws(s.front())) s.remove_prefix(1);
+    while (!s.empty() && ws(s.back())) s.remove_suffix(1);
+    return s;
+  };
+  DomainEvent x = a;
+  DomainEvent y = b;
+  x.payload = std::string(trimmed(a.payload));
+  y.payload = std::string(trimmed(b.payload));
+  return same(x, y);
 }
 
 inline bool same(const codecs::DecodeResult& a, const codecs::DecodeResult& b) {
@@ -52,7 +69,7 @@ inline void check_event(const DomainEvent& e) {
     const codecs::DecodeResult via_json = codecs::decode_json(codecs::encode_json(e, codecs::JsonShape::kNested), codecs::JsonShape::kNested);
     FUZZ_CHECK(std::holds_alternative<DomainEvent>(via_json), "JSON round trip failed: %s",
                std::get<DecodeError>(via_json).reason.c_str());
-    FUZZ_CHECK(same(std::get<DomainEvent>(via_json), e), "JSON round trip changed the event");
+    FUZZ_CHECK(same_through_json(std::get<DomainEvent>(via_json), e), "JSON round trip changed the event");
   }
   const codecs::DecodeResult via_pb = codecs::decode_protobuf(codecs::encode_protobuf(e));
   FUZZ_CHECK(std::holds_alternative<DomainEvent>(via_pb), "protobuf round trip failed: %s",

@@ -156,7 +156,6 @@ void expect_round_trip(KurrentClient& c, const std::string& stream) {
 
 using server::testing::make_self_signed;
 using server::testing::SelfSigned;
-using server::testing::slurp;
 
 class TlsTest : public ::testing::Test {
  protected:

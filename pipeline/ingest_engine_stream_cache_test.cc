@@ -35,6 +35,10 @@ TEST_P(IngestEngineTest, ASmallStreamCacheDropsStatesWithoutAWrongRevision) {
   EXPECT_EQ(st.dead_lettered, 0u);
   EXPECT_EQ(st.streams, 200u) << "distinct streams, however often a state was dropped";
   EXPECT_GT(st.stream_cache_evictions, 0u);
+  EXPECT_GE(st.stream_cache_misses, 200u) << "each stream loaded at least once";
+  EXPECT_LE(st.stream_cache_misses, st.cached_streams + st.stream_cache_evictions)
+      << "a miss adds a state, which is either still there or was dropped";
+  EXPECT_GT(st.stream_cache_hits, 0u);
   EXPECT_LE(st.cached_streams, 200u);
   auto streams = h.sink.streams();
   ASSERT_EQ(streams.size(), 200u);

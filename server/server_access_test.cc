@@ -454,7 +454,6 @@ TEST_F(ServerTest, ServerFeaturesDoesNotListGossip) {
 
 using server::testing::make_self_signed;
 using server::testing::SelfSigned;
-using server::testing::slurp;
 
 class TlsTest : public ServerTest {
  protected:

@@ -118,7 +118,7 @@ TEST_F(ReplayWideFaultTest, KilledAndRerunEndsWithExactlyTheProducedEvents) {
                                " --seed 14";
   ASSERT_EQ(run("generate --brokers " + bootstrap_ + workload), 0) << slurp(dir_ + "/run.out");
   start_store();
-  const auto [runs, kills] = replay_killed_until_done("fault-wide", 2);
+  const auto [runs, kills] = replay_killed_until_done("fault-wide", 1);
   if (HasFatalFailure()) return;
   ASSERT_EQ(run("verify --kurrent " + url() + workload), 0) << slurp(dir_ + "/run.out");
   // The last run counted exactly: what earlier runs wrote as duplicates, the rest as appended.
