@@ -130,6 +130,25 @@ class Core : public std::enable_shared_from_this<Core> {
   void session_done(std::vector<OpPtr> ops, const grpc::Status& status, const wire::Trailers& trailers,
                     const v2::AppendSessionResponse& resp, const std::shared_ptr<Node>& from);
   void requeue_front(std::vector<OpPtr> ops);
+  // Builds and starts one v2 call (`Call`: the session or the records call) for `ops`; a request
+  // that cannot be built answers each op kRejected and frees its session slot.
+  template <typename Call>
+  void start_v2_call(std::vector<OpPtr> ops) {
+    auto* call = new Call(shared_from_this(), node(), ops);
+    if (auto bad = call->build()) {
+      delete call;
+      {
+        std::lock_guard lock(mu_);
+        sessions_in_flight_--;
+      }
+      for (auto& op : ops) {
+        part_done(op, {.code = AppendCode::kRejected, .current_revision = {}, .position = 0, .message = *bad});
+      }
+      pump_sessions();
+      return;
+    }
+    call->start();
+  }
 
   // ---- records mode (records_call.cc; queued and paced by the session mode's pump) ----
   void start_records(std::vector<OpPtr> ops);

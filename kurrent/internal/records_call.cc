@@ -106,22 +106,7 @@ AppendOutcome violation_outcome(int64_t actual) {
 
 }  // namespace
 
-void Core::start_records(std::vector<OpPtr> ops) {
-  auto* call = new RecordsCall(shared_from_this(), node(), ops);
-  if (auto bad = call->build()) {
-    delete call;
-    {
-      std::lock_guard lock(mu_);
-      sessions_in_flight_--;
-    }
-    for (auto& op : ops) {
-      part_done(op, {.code = AppendCode::kRejected, .current_revision = {}, .position = 0, .message = *bad});
-    }
-    pump_sessions();
-    return;
-  }
-  call->start();
-}
+void Core::start_records(std::vector<OpPtr> ops) { start_v2_call<RecordsCall>(std::move(ops)); }
 
 void Core::records_done(std::vector<OpPtr> ops, const grpc::Status& status, const wire::Trailers& trailers,
                         const v2::AppendRecordsResponse& resp, const std::shared_ptr<Node>& from) {

@@ -60,22 +60,7 @@ class SessionCall final : public RequestWriter<v2::AppendRequest> {
 
 }  // namespace
 
-void Core::start_session(std::vector<OpPtr> ops) {
-  auto* call = new SessionCall(shared_from_this(), node(), ops);
-  if (auto bad = call->build()) {
-    delete call;
-    {
-      std::lock_guard lock(mu_);
-      sessions_in_flight_--;
-    }
-    for (auto& op : ops) {
-      part_done(op, {.code = AppendCode::kRejected, .current_revision = {}, .position = 0, .message = *bad});
-    }
-    pump_sessions();
-    return;
-  }
-  call->start();
-}
+void Core::start_session(std::vector<OpPtr> ops) { start_v2_call<SessionCall>(std::move(ops)); }
 
 void Core::enqueue_session(const OpPtr& op) {
   {
