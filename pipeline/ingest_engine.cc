@@ -554,34 +554,36 @@ struct IngestEngine::Impl {
         for (size_t k = 0; k < ids.size(); ++k) report(g->items[k].message(), kind, ids[k], g->stream);
         break;
       }
-      case AppendCode::kWrongExpectedVersion:
+      case AppendCode::kWrongExpectedVersion: {
         // The state was stale (or only presumed): learn it and classify again (duplicates vs
-        // conflict vs gap). "No stream" says all there is to know; anything else is read once.
-        if (!g->refreshed && (!out.current_revision || exact_answers)) {
-          // "No stream" is the whole state. An exact sink's revision is the stream's as of the
-          // check, so the group is classified against it without a tail read: a written prefix
-          // is read anyway (its ids), and the last id only when an append needs it.
-          g->refreshed = true;
-          if (out.current_revision) {
-            st.presumed_new = false;
-            st.next_revision = out.current_revision->value() + 1;
-            st.last_id.reset();
-            st.last_id_unknown = true;
-          } else {
-            StreamTable::apply_tail(st, StreamTail{});
-          }
-          run_stream(std::move(g));
-          return;
+        // conflict vs gap). A stream that moved past the group's start (another writer, maybe a
+        // concurrent replay of the same events) is classified again however often it happens: each
+        // time the written prefix is compared by id, so a real conflict is found there, and each
+        // time the stream is further on, so it ends.
+        const bool moved_past = out.current_revision && out.current_revision->value() >= g->first_revision;
+        if (g->refreshed && !moved_past) {
+          d = dead_letter_group(*g, st, 0, reason::kRevisionConflict,
+                                "wrong expected version: stream is at " +
+                                    (out.current_revision ? std::to_string(out.current_revision->value()) : "no stream"));
+          break;
         }
-        if (!g->refreshed) {
+        const bool first = !g->refreshed;
+        g->refreshed = true;
+        if (!out.current_revision) {
+          StreamTable::apply_tail(st, StreamTail{});  // "no stream" is the whole state
+        } else if (exact_answers || !first) {
+          // The answer's revision is the stream's as of the check: a written prefix is read anyway
+          // (its ids), and the last id only when an append needs it.
+          st.presumed_new = false;
+          st.next_revision = out.current_revision->value() + 1;
+          st.last_id.reset();
+          st.last_id_unknown = true;
+        } else {
           refresh(*g, st);
-          run_stream(std::move(g));
-          return;
         }
-        d = dead_letter_group(*g, st, 0, reason::kRevisionConflict,
-                              "wrong expected version: stream is at " +
-                                  (out.current_revision ? std::to_string(out.current_revision->value()) : "no stream"));
-        break;
+        run_stream(std::move(g));
+        return;
+      }
       case AppendCode::kTooLarge:
         if (g->items.size() > 1) {
           // Split in half; the second half waits first in line among the stream's pending groups.

@@ -249,6 +249,62 @@ TEST_F(HostileTest, SigtermTakesEffectWithinSecondsWhileAppendsAreRetried) {
   ASSERT_EQ(run("verify --kurrent " + url() + " --events 20000 --topics task-events --seed 43"), 0) << output();
 }
 
+TEST_F(HostileTest, TheStoreKilledAndNotRestartedStopsTheRunWithinRetryForPlusTenSeconds) {
+  start_broker();
+  start_store();
+  ASSERT_EQ(run("generate --brokers " + bootstrap_ + " --events 100000 --topics task-events,system-events --seed 44"),
+            0)
+      << output();
+  std::filesystem::remove(dir_ + "/run.out");
+  Process replay(replay_args("task-events,system-events", "store-gone") + " --retry-for-s 5", dir_ + "/run.out");
+  ASSERT_TRUE(kingest::testing::wait_for_first_commit(bootstrap_, "store-gone", "task-events,system-events", 60s))
+      << output();
+  store_->kill(SIGKILL);  // appends (and any reads) in flight now fail, and nothing comes back
+  const auto killed = Clock::now();
+  const int code = replay.wait(5s + 10s);
+  const double took = std::chrono::duration<double>(Clock::now() - killed).count();
+  ASSERT_EQ(code, 4) << "stopped (exit 4) within --retry-for-s + 10 s, took " << took << " s\n" << output();
+  EXPECT_NE(report().find("\"outcome\":\"fatal\""), std::string::npos) << report();
+  std::cout << "store killed: replay exited 4 after " << took << " s (--retry-for-s 5)\n";
+}
+
+TEST_F(HostileTest, TwoConcurrentReplaysOfTheSameEventsNeitherConflictNorDoubleAnything) {
+  start_broker("task-events", 8);
+  start_store();
+  constexpr int kEvents = 40000;
+  ASSERT_EQ(run("generate --brokers " + bootstrap_ + " --events " + std::to_string(kEvents) +
+                " --streams 4000 --topics task-events --seed 45"),
+            0)
+      << output();
+  // Two groups over the same topic into the same store, at the same time: each event is written by
+  // one of them; the other finds it written, however often a stream moves under it (no
+  // revision-conflict for identical events).
+  auto args = [&](const std::string& group) {
+    return "replay --brokers " + bootstrap_ + " --topics task-events --group " + group + " --kurrent " + url() +
+           " --dlq-file " + dir_ + "/" + group + ".ndjson --report " + dir_ + "/" + group + ".json --progress-s 1" +
+           " -X session.timeout.ms=4000 -X heartbeat.interval.ms=500";
+  };
+  Process first(args("one"), dir_ + "/one.out");
+  Process second(args("two"), dir_ + "/two.out");
+  ASSERT_EQ(first.wait(180s), 0) << slurp(dir_ + "/one.out");
+  ASSERT_EQ(second.wait(180s), 0) << slurp(dir_ + "/two.out");
+  const std::string a = slurp(dir_ + "/one.json");
+  const std::string b = slurp(dir_ + "/two.json");
+  // Every event is stored once, so together they cannot have appended more than that. (Exactly that
+  // many only when no append was retried: an append sent again after a deadline whose first try was
+  // written finds its own events, which it cannot tell from the other run's.)
+  EXPECT_LE(field(a, "events_appended") + field(b, "events_appended"), uint64_t(kEvents)) << a << "\n" << b;
+  EXPECT_EQ(field(a, "events_appended") + field(a, "duplicates"), uint64_t(kEvents)) << a;
+  EXPECT_EQ(field(b, "events_appended") + field(b, "duplicates"), uint64_t(kEvents)) << b;
+  EXPECT_EQ(field(a, "dead_lettered") + field(b, "dead_lettered"), 0u) << a << "\n" << b;
+  ASSERT_EQ(run("verify --kurrent " + url() + " --events " + std::to_string(kEvents) +
+                " --streams 4000 --topics task-events --seed 45"),
+            0)
+      << output();
+  std::cout << "two concurrent replays: " << field(a, "events_appended") << " + " << field(b, "events_appended")
+            << " appended = " << kEvents << " stored\n";
+}
+
 // -------- dead letters -----------------------------------------------------------------------------
 
 TEST_F(HostileTest, ProtobufLettersThroughDlqReplayAreIngestedByteIdentical) {
