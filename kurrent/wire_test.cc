@@ -7,6 +7,8 @@
 #include <limits>
 #include <string>
 
+#include "kurrent/wire.h"
+#include "proto/kurrentdb/records_wire.h"
 #include "proto/kurrentdb/wire.h"
 
 namespace kingest::wire {
@@ -63,6 +65,66 @@ TEST(V2Properties, PrintReadsBackAsTheSameStruct) {
   google::protobuf::Struct bad;
   (*bad.mutable_fields())["x"].set_number_value(std::numeric_limits<double>::infinity());
   EXPECT_FALSE(properties_to_json(bad.fields(), {}).ok());
+}
+
+
+// The AppendRecords fragments, concatenated, parse into the request that protobuf builds from the
+// same events with `fill_v2_record`.
+TEST(RecordsWire, FragmentsParseAsTheRequestProtobufBuilds) {
+  namespace v2 = kurrentdb::protocol::v2::streams;
+  auto event = [](std::string type, std::string content_type, std::string data, std::string metadata) {
+    return EventData{.id = Uuid::v4(),
+                     .type = std::move(type),
+                     .content_type = std::move(content_type),
+                     .data = std::move(data),
+                     .metadata = std::move(metadata)};
+  };
+  const std::vector<EventData> a = {
+      event("Created", "application/json", R"({"n":1})",
+            R"({"$correlationId":"9bf3210d-1742-4dcf-8660-6fd4380079f4","aggregateVersion":1,"x":[1,"y",[],{"z":null}],)"
+            R"("o":{},"s":"","b":true,"f":-2.5e-3,"big":18446744073709551615,"neg":-9223372036854775808})"),
+      event("Changed", "application/json", std::string(20000, 'x'), R"({"k":")" + std::string(300, 'v') + R"("})"),
+  };
+  const std::vector<EventData> b = {event("", "application/octet-stream", "", ""),
+                                    event("Bin", "application/octet-stream", std::string("\0\xb3\xff", 3), "{}")};
+  const std::vector<EventData> c = {event("T", "application/json", "{}", R"({"a":{"b":{"c":[{"d":1}]}}})")};
+  const std::string long_stream = "Long-" + std::string(200, 's');
+  struct Part {
+    std::string stream;
+    std::optional<int64_t> expected;
+    const std::vector<EventData>* events;
+  };
+  const std::vector<Part> parts = {{"A-1", -1, &a}, {"B-2", std::nullopt, &b}, {long_stream, 5000000000, &c}, {"D", -4, &c}};
+
+  v2::AppendRecordsRequest want;
+  std::string ours;
+  for (const Part& p : parts) {
+    if (p.expected) {
+      auto* check = want.add_checks()->mutable_stream_state();
+      check->set_stream(p.stream);
+      check->set_expected_state(*p.expected);
+    }
+    for (const EventData& e : *p.events) {
+      auto* rec = want.add_records();
+      ASSERT_FALSE(kurrent::wire::fill_v2_record(e, rec).has_value());
+      rec->set_stream(p.stream);
+    }
+    ASSERT_FALSE(append_records_fragment(p.stream, p.expected, *p.events, &ours).has_value());
+  }
+  v2::AppendRecordsRequest got;
+  ASSERT_TRUE(got.ParseFromString(ours));
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(got, want))
+      << "ours: " << got.ShortDebugString().substr(0, 2000) << "\nprotobuf: " << want.ShortDebugString().substr(0, 2000);
+  EXPECT_EQ(got.records_size(), 6);
+  EXPECT_EQ(got.checks_size(), 3);
+
+  // Metadata that is not a JSON object: an error naming the event, and nothing appended.
+  const std::string before = ours;
+  const std::vector<EventData> bad = {event("T", "application/json", "{}", "[1]")};
+  auto err = append_records_fragment("S", -1, bad, &ours);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_NE(err->find(bad[0].id.to_string()), std::string::npos) << *err;
+  EXPECT_EQ(ours, before);
 }
 
 }  // namespace

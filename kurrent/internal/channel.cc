@@ -126,6 +126,7 @@ absl::StatusOr<std::shared_ptr<Node>> Core::make_node(const std::string& endpoin
   node->channel = grpc::CreateCustomChannel(endpoint, *creds, args);
   node->streams = streams::Streams::NewStub(node->channel);
   node->v2 = v2::StreamsService::NewStub(node->channel);
+  node->generic = std::make_unique<grpc::GenericStub>(node->channel);
   return node;
 }
 

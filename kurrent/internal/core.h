@@ -7,6 +7,7 @@
 // fields below it.
 #pragma once
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -48,6 +49,12 @@ struct Op {
   Clock::time_point failing_since{};
   Clock::time_point queued_at{};  // records and session modes: when it joined the queue
   std::atomic<bool> finished{false};
+  // Records mode: the current part as an AppendRecords fragment, encoded once per part (its
+  // events, which a split changes) and expected revision on the thread that queues it, and sent as
+  // is again on a retry.
+  std::shared_ptr<const std::string> v2_fragment;
+  size_t v2_fragment_begin = 0, v2_fragment_end = 0;
+  std::optional<int64_t> v2_fragment_expected;
 
   [[nodiscard]] size_t begin() const { return part == 0 ? 0 : part_ends[part - 1]; }
   [[nodiscard]] size_t end() const { return part_ends[part]; }
@@ -65,6 +72,7 @@ struct Node {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<streams::Streams::Stub> streams;
   std::unique_ptr<v2::StreamsService::Stub> v2;
+  std::unique_ptr<grpc::GenericStub> generic;  // AppendRecords with a request encoded by records_wire.h
 };
 
 // ---- credentials and errors (channel.cc) ----------------------------------------------------------
@@ -152,6 +160,9 @@ class Core : public std::enable_shared_from_this<Core> {
 
   // ---- records mode (records_call.cc; queued and paced by the session mode's pump) ----
   void start_records(std::vector<OpPtr> ops);
+  // The op's current part as an AppendRecords fragment (kept until its part or expected revision
+  // changes); an error message when an event cannot be sent as a record.
+  static std::optional<std::string> encode_records_part(Op& op);
   void records_done(std::vector<OpPtr> ops, const grpc::Status& status, const wire::Trailers& trailers,
                     const v2::AppendRecordsResponse& resp, const std::shared_ptr<Node>& from);
 

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kurrent/internal/core.h"
+#include "proto/kurrentdb/records_wire.h"
 #include "proto/kurrentdb/status.pb.h"
 #include "proto/kurrentdb/v2/errors.pb.h"
 
@@ -19,38 +20,49 @@ namespace {
 // KurrentDB's actual_state of a deleted stream: -10 soft-deleted, -100 tombstoned.
 constexpr int64_t kActualNoStream = -1;
 
+const std::string kAppendRecordsMethod = "/kurrentdb.protocol.v2.streams.StreamsService/AppendRecords";
+
 class RecordsCall {
  public:
   RecordsCall(std::shared_ptr<Core> core, std::shared_ptr<Node> node, std::vector<OpPtr> ops)
       : core_(std::move(core)), node_(std::move(node)), ops_(std::move(ops)) {}
 
-  // An error message (and nothing started) when an event's metadata cannot be sent as properties.
+  // The request: the ops' fragments side by side, each a slice that keeps its fragment alive (no
+  // copy). An error message (and nothing started) when an event cannot be sent as a record.
   std::optional<std::string> build() {
+    std::vector<grpc::Slice> slices;
+    slices.reserve(ops_.size());
     for (const auto& op : ops_) {
-      // ANY checks nothing: no check, as KurrentDB writes a stream without one with ANY.
-      if (auto e = wire::v2_expected(op->expected)) {
-        auto* check = req_.add_checks()->mutable_stream_state();
-        check->set_stream(op->req.stream);
-        check->set_expected_state(*e);
-      }
-      for (size_t i = op->begin(); i < op->end(); ++i) {
-        auto* rec = req_.add_records();
-        if (auto bad = wire::fill_v2_record(op->req.events[i], rec)) return bad;
-        rec->set_stream(op->req.stream);
-      }
+      if (auto bad = Core::encode_records_part(*op)) return bad;
+      auto* keep = new std::shared_ptr<const std::string>(op->v2_fragment);
+      slices.emplace_back(const_cast<char*>((*keep)->data()), (*keep)->size(),
+                          [](void* p) { delete static_cast<std::shared_ptr<const std::string>*>(p); }, keep);
     }
+    req_ = grpc::ByteBuffer(slices.data(), slices.size());
     return std::nullopt;
   }
 
   void start() {
     core_->prepare(ctx_, core_->deadline());
     core_->call_started();
-    node_->v2->async()->AppendRecords(&ctx_, &req_, &resp_, [this](const grpc::Status& status) {
-      core_->records_done(std::move(ops_), status, ctx_.GetServerTrailingMetadata(), resp_, node_);
-      auto core = std::move(core_);
-      delete this;
-      core->call_ended();
-    });
+    node_->generic->UnaryCall(&ctx_, kAppendRecordsMethod, grpc::StubOptions(), &req_, &resp_buf_,
+                              [this](grpc::Status status) {
+                                v2::AppendRecordsResponse resp;
+                                if (status.ok()) {
+                                  auto parsed =
+                                      grpc::SerializationTraits<v2::AppendRecordsResponse>::Deserialize(&resp_buf_, &resp);
+                                  if (!parsed.ok()) {
+                                    status = grpc::Status(grpc::StatusCode::INTERNAL,
+                                                          "the AppendRecords answer cannot be parsed: " +
+                                                              parsed.error_message());
+                                  }
+                                }
+                                core_->records_done(std::move(ops_), status, ctx_.GetServerTrailingMetadata(), resp,
+                                                    node_);
+                                auto core = std::move(core_);
+                                delete this;
+                                core->call_ended();
+                              });
   }
 
  private:
@@ -58,8 +70,8 @@ class RecordsCall {
   std::shared_ptr<Node> node_;
   std::vector<OpPtr> ops_;
   grpc::ClientContext ctx_;
-  v2::AppendRecordsRequest req_;
-  v2::AppendRecordsResponse resp_;
+  grpc::ByteBuffer req_;
+  grpc::ByteBuffer resp_buf_;
 };
 
 // The v2 error detail: google.rpc.Status{ErrorInfo, the reason's details}.
@@ -107,6 +119,22 @@ AppendOutcome violation_outcome(int64_t actual) {
 }  // namespace
 
 void Core::start_records(std::vector<OpPtr> ops) { start_v2_call<RecordsCall>(std::move(ops)); }
+
+std::optional<std::string> Core::encode_records_part(Op& op) {
+  const std::optional<int64_t> expected = wire::v2_expected(op.expected);
+  if (op.v2_fragment && op.v2_fragment_begin == op.begin() && op.v2_fragment_end == op.end() &&
+      op.v2_fragment_expected == expected) {
+    return std::nullopt;
+  }
+  auto fragment = std::make_shared<std::string>();
+  const std::span<const EventData> events(op.req.events.data() + op.begin(), op.end() - op.begin());
+  if (auto bad = ::kingest::wire::append_records_fragment(op.req.stream, expected, events, fragment.get())) return bad;
+  op.v2_fragment = std::move(fragment);
+  op.v2_fragment_begin = op.begin();
+  op.v2_fragment_end = op.end();
+  op.v2_fragment_expected = expected;
+  return std::nullopt;
+}
 
 void Core::records_done(std::vector<OpPtr> ops, const grpc::Status& status, const wire::Trailers& trailers,
                         const v2::AppendRecordsResponse& resp, const std::shared_ptr<Node>& from) {
