@@ -49,6 +49,10 @@ size_t varint_size(uint64_t v) { return v < 0x80 ? 1 : size_t(std::bit_width(v) 
 size_t len_field(size_t body) { return 1 + varint_size(body) + body; }
 
 void put_varint(std::string& out, uint64_t v) {
+  if (v < 0x80) {
+    out.push_back(char(v));
+    return;
+  }
   char buf[10];
   size_t n = 0;
   while (v >= 0x80) {
