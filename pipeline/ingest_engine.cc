@@ -105,6 +105,9 @@ struct IngestEngine::Impl {
   // event seen is its first version is presumed new instead of read.
   const bool presume_new_streams;
   const bool exact_answers;
+  // This run, named in the metadata of each append's first event (ingestRunId): events of an append
+  // whose answer was lost, found written when it is sent again, count as this run's.
+  const Uuid run_id = Uuid::v4();
   std::mutex gaps_mu;                            // one gap check at a time
   bool warned_held_budget = false;               // under gaps_mu
 
@@ -409,7 +412,8 @@ struct IngestEngine::Impl {
       }
     }
     std::vector<Uuid> ids;
-    AppendRequest req = build_append(g, st, rules, &ids);
+    AppendRequest req = build_append(g, st, rules, &ids, &run_id);
+    g.sent = true;
     appends.fetch_add(1, std::memory_order_relaxed);
     Group* raw = &g;
     callbacks_pending.fetch_add(1);
@@ -446,6 +450,7 @@ struct IngestEngine::Impl {
   std::optional<Dispatched> skip_written_prefix(Group& g, StreamState& st) {
     const uint64_t overlap = std::min<uint64_t>(g.items.size(), st.next_revision - g.first_revision);
     std::vector<RecordedEventData> written;
+    std::vector<bool> ours;  // written by this run (an append sent again after its answer was lost)
     const bool cached = !st.written_ids.empty() && st.written_from <= g.first_revision &&
                         g.first_revision + overlap <= st.written_from + st.written_ids.size();
     if (cached) {
@@ -477,11 +482,20 @@ struct IngestEngine::Impl {
         st.written_ids.push_back(written[k].id);
       }
       if (written.size() > overlap) written.resize(overlap);
+      // Only a group this run sent can find its own events (an answer lost, the append sent again),
+      // read from its first revision, where that append starts. The same events on another message
+      // are duplicates: their group is never sent over a stream that holds them. (The cached ids lie
+      // past appends this run sent, so none of them is this run's.)
+      if (g.sent) ours = written_by_run(written, run_id);
     }
     const auto proposed = proposed_ids(g, overlap);
     const PrefixVerdict v = compare_written(proposed, g.first_revision, written);
-    duplicates.fetch_add(v.duplicates, std::memory_order_relaxed);
-    for (size_t k = 0; k < v.duplicates; ++k) report(g.items[k].message(), MessageOutcome::Kind::kDuplicate, proposed[k], g.stream);
+    for (size_t k = 0; k < v.duplicates; ++k) {
+      const bool mine = k < ours.size() && ours[k];
+      (mine ? events_appended : duplicates).fetch_add(1, std::memory_order_relaxed);
+      report(g.items[k].message(), mine ? MessageOutcome::Kind::kAppended : MessageOutcome::Kind::kDuplicate,
+             proposed[k], g.stream);
+    }
     if (v.conflict) return dead_letter_group(g, st, v.duplicates, reason::kRevisionConflict, v.detail);
     finish_items(g, v.duplicates);
     g.first_revision += v.duplicates;

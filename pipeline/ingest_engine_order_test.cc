@@ -77,6 +77,25 @@ TEST_P(IngestEngineTest, ResumesAfterAPartialEarlierRun) {
   EXPECT_EQ(h.sink.streams()["Task-agg-0"].size(), 10u);
 }
 
+TEST_P(IngestEngineTest, EventsItWroteOnAnAppendWhoseAnswerWasLostCountAsAppended) {
+  // The first try of agg-0's first append is written, its answer lost; sent again, it finds the
+  // stream past it. The events are this run's (ingestRunId on the append's first event): appended,
+  // not duplicates, so two runs' counts add up to what the store holds.
+  std::vector<Spec> specs;
+  for (int v = 1; v <= 6; ++v) specs.push_back({"agg-0", v, ""});
+  for (int v = 1; v <= 3; ++v) specs.push_back({"agg-1", v, ""});
+  Harness h(/*slow_decoder=*/false);
+  h.sink.lost_answer_stream = "Task-agg-0";
+  h.run(specs, 1);
+  auto st = h.engine->stats();
+  EXPECT_EQ(st.events_appended, specs.size());
+  EXPECT_EQ(st.duplicates, 0u);
+  EXPECT_EQ(st.dead_lettered, 0u);
+  auto stored = h.sink.streams()["Task-agg-0"];
+  ASSERT_EQ(stored.size(), 6u);
+  EXPECT_NE(stored[0].metadata.find("\"ingestRunId\":\""), std::string::npos) << stored[0].metadata;
+}
+
 TEST_P(IngestEngineTest, ReportsWhatBecameOfEachMessage) {
   EngineOptions o;
   std::mutex mu;

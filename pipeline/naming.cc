@@ -91,7 +91,7 @@ Uuid derive_event_id(const DomainEvent& e, std::string_view stream, uint64_t rev
 }
 
 std::string build_metadata(const DomainEvent& e, const Uuid& id, const std::optional<Uuid>& previous_id,
-                           const SourceRef& source) {
+                           const SourceRef& source, const Uuid* run) {
   // Written directly (not through JsonWriter): it runs once per event on the engine's hot path.
   // UUIDs and the constant keys need no escaping; everything from the envelope goes through
   // append_json_string. The text is byte for byte what JsonWriter would write.
@@ -140,7 +140,14 @@ std::string build_metadata(const DomainEvent& e, const Uuid& id, const std::opti
   out += std::to_string(source.partition);
   out += R"(,"offset":)";
   out += std::to_string(source.offset);
-  out += "}}";
+  out += '}';
+  if (run != nullptr) {
+    out += ",\"";
+    out += kRunIdKey;
+    out += "\":";
+    quoted_id(*run);
+  }
+  out += '}';
   return out;
 }
 

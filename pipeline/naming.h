@@ -63,9 +63,15 @@ inline constexpr std::string_view kBytesContentType = "application/octet-stream"
 // The event's metadata JSON: $correlationId (missing → the event's own id), $causationId
 // (missing → `previous_id`, the previous event of the stream, or the correlation id for a stream's
 // first event), occurredAt, the original non-UUID eventId, the payload's content type when it is
-// neither JSON nor plain bytes (payloadContentType), and the Kafka source.
+// neither JSON nor plain bytes (payloadContentType), the Kafka source, and `run` as ingestRunId
+// when given (the first event of each append carries the run that wrote it).
 std::string build_metadata(const DomainEvent& e, const Uuid& id, const std::optional<Uuid>& previous_id,
-                           const SourceRef& source);
+                           const SourceRef& source, const Uuid* run = nullptr);
+
+// The metadata key of the run that wrote an append (on its first event): a run that finds its own
+// events written after an append whose answer was lost (sent again, the first try written) counts
+// them as appended, not as duplicates.
+inline constexpr std::string_view kRunIdKey = "ingestRunId";
 
 // True when KurrentDB's $by_category projection would split this aggregate type (it contains '-').
 bool breaks_category_projection(std::string_view aggregate_type);

@@ -1,4 +1,5 @@
 #include "pipeline/naming.h"
+#include "pipeline/revision_rules.h"
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
@@ -97,6 +98,37 @@ TEST(Metadata, DefaultsCorrelationToOwnIdAndFirstCausationToCorrelation) {
   e.causation_id = "explicit";
   auto doc2 = p.parse(build_metadata(e, id, Uuid::v4(), SourceRef{"t", 0, 0}));
   EXPECT_EQ(std::string_view(doc2["$causationId"]), "explicit") << "an envelope's causation id wins";
+}
+
+TEST(Metadata, NamesTheRunWhenGiven) {
+  auto e = event();
+  const Uuid id = Uuid::v4();
+  const Uuid run = Uuid::v4();
+  simdjson::dom::parser p;
+  auto doc = p.parse(build_metadata(e, id, std::nullopt, SourceRef{"t", 1, 2}, &run));
+  ASSERT_FALSE(doc.error());
+  EXPECT_EQ(std::string_view(doc["ingestRunId"]), run.to_string());
+  EXPECT_EQ(int64_t(doc["source"]["offset"]), 2);
+  auto without = p.parse(build_metadata(e, id, std::nullopt, SourceRef{"t", 1, 2}));
+  ASSERT_FALSE(without.error());
+  EXPECT_TRUE(without["ingestRunId"].error()) << "only an append's first event names the run";
+}
+
+TEST(WrittenByRun, AnEventNamingARunStartsThatRunsAppend) {
+  const Uuid ours = Uuid::v4();
+  const Uuid theirs = Uuid::v4();
+  const SourceRef src{"t", 0, 0};
+  auto recorded = [&](const Uuid* run) {
+    RecordedEventData r;
+    r.metadata = build_metadata(event(), Uuid::v4(), std::nullopt, src, run);
+    return r;
+  };
+  // Before any marker: not ours; ours, and the events after it; another run's, and after it.
+  const std::vector<RecordedEventData> written = {recorded(nullptr), recorded(&ours),  recorded(nullptr),
+                                                  recorded(&theirs), recorded(nullptr), recorded(&ours)};
+  EXPECT_EQ(written_by_run(written, ours), (std::vector<bool>{false, true, true, false, false, true}));
+  EXPECT_EQ(written_by_run(written, theirs), (std::vector<bool>{false, false, false, true, true, false}));
+  EXPECT_TRUE(written_by_run({}, ours).empty());
 }
 
 TEST(Naming, FlagsAggregateTypesThatBreakCategoryProjection) {

@@ -34,7 +34,8 @@ ExpectedRevision expected_for(const RevisionRules& rules, uint64_t first_revisio
   return StreamRevision{first_revision - 1};
 }
 
-AppendRequest build_append(const Group& g, const StreamState& st, const RevisionRules& rules, std::vector<Uuid>* ids) {
+AppendRequest build_append(const Group& g, const StreamState& st, const RevisionRules& rules, std::vector<Uuid>* ids,
+                           const Uuid* run) {
   const bool revisions = rules.revisions();
   AppendRequest req;
   req.stream = g.stream;
@@ -55,7 +56,8 @@ AppendRequest build_append(const Group& g, const StreamState& st, const Revision
     // metadata as payloadContentType).
     ev.content_type = e.content_type == kJsonContentType ? kJsonContentType : kBytesContentType;
     ev.data = e.payload;
-    ev.metadata = build_metadata(e, id, previous, SourceRef{m.tp.topic, m.tp.partition, m.offset.value()});
+    ev.metadata = build_metadata(e, id, previous, SourceRef{m.tp.topic, m.tp.partition, m.offset.value()},
+                                 req.events.empty() ? run : nullptr);
     req.events.push_back(std::move(ev));
     if (ids) ids->push_back(id);
     previous = id;
@@ -88,6 +90,23 @@ PrefixVerdict compare_written(const std::vector<Uuid>& proposed, uint64_t first_
     }
   }
   return v;
+}
+
+std::vector<bool> written_by_run(const std::vector<RecordedEventData>& written, const Uuid& run) {
+  std::string key = "\"";
+  key.append(kRunIdKey).append("\":\"");
+  const auto ours = run.text();
+  std::vector<bool> out;
+  out.reserve(written.size());
+  bool current = false;
+  for (const RecordedEventData& e : written) {
+    if (auto at = e.metadata.find(key); at != std::string::npos) {
+      const std::string_view id = std::string_view(e.metadata).substr(at + key.size(), ours.size());
+      current = id == std::string_view(ours.data(), ours.size());
+    }
+    out.push_back(current);
+  }
+  return out;
 }
 
 }  // namespace kingest::pipeline

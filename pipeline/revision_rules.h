@@ -38,9 +38,10 @@ std::vector<GroupPtr> cut_groups(const BatchPtr& b, const std::string& stream, c
 ExpectedRevision expected_for(const RevisionRules& rules, uint64_t first_revision);
 
 // The append for a group on top of the stream's state: derived ids, metadata with causation from
-// the previous event. `ids` (optional) receives each event's id.
+// the previous event, `run` (optional) as the first event's ingestRunId. `ids` (optional)
+// receives each event's id.
 AppendRequest build_append(const Group& g, const StreamState& st, const RevisionRules& rules,
-                           std::vector<Uuid>* ids = nullptr);
+                           std::vector<Uuid>* ids = nullptr, const Uuid* run = nullptr);
 
 // The ids a group's events get at their revisions.
 std::vector<Uuid> proposed_ids(const Group& g, size_t count);
@@ -55,5 +56,11 @@ struct PrefixVerdict {
 };
 PrefixVerdict compare_written(const std::vector<Uuid>& proposed, uint64_t first_revision,
                               const std::vector<RecordedEventData>& written);
+
+// Which of `written` (read from the first revision of an append this run sent) this run wrote:
+// an event whose metadata names a run (ingestRunId) starts an append of that run, and the events
+// after it belong to the same append until another names a run; events before the first that
+// names one are not this run's.
+std::vector<bool> written_by_run(const std::vector<RecordedEventData>& written, const Uuid& run);
 
 }  // namespace kingest::pipeline

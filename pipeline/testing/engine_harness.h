@@ -110,6 +110,9 @@ class FakeSink final : public Sink {
   std::string fatal_stream;  // appends to this stream answer kFatal
   size_t max_events_per_append = 0;  // > 0: larger appends answer kTooLarge
   std::string too_large_stream;      // every append to this stream answers kTooLarge
+  // The first append to this stream is written, then answered as its retry after a lost answer
+  // would be: wrong expected version at the revision it wrote (AppendRecords' answer to a retry).
+  std::string lost_answer_stream;
 
   // While held, appends queue up without being answered.
   void hold() {
@@ -191,6 +194,10 @@ class FakeSink final : public Sink {
     }
     if (start != s.size()) return {AppendCode::kWrongExpectedVersion, current, 0, ""};
     for (const auto& e : req.events) s.push_back({e.id, StreamRevision{s.size()}, e.type, e.content_type, e.data, e.metadata});
+    if (req.stream == lost_answer_stream && !lost_answer_given_) {
+      lost_answer_given_ = true;
+      return {AppendCode::kWrongExpectedVersion, StreamRevision{s.size() - 1}, 0, ""};
+    }
     return {AppendCode::kSuccess, StreamRevision{s.size() - 1}, 0, ""};
   }
 
@@ -204,6 +211,7 @@ class FakeSink final : public Sink {
   int max_total_in_flight_ = 0;
   bool stop_ = false;
   bool held_ = false;
+  bool lost_answer_given_ = false;
   std::vector<size_t> sizes_;
   size_t reads_ = 0;
   std::mt19937 rng_;
