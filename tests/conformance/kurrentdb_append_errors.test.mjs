@@ -1,8 +1,9 @@
 // serve-store's append errors as @kurrent/kurrentdb-client sees them: a full disk (every file the
-// store writes capped by a file size limit) fails appendToStream (BatchAppend), appendRecords and
-// multiStreamAppend with the client's typed errors carrying the cause, while serve-store keeps
-// serving what was written before; and BatchAppend's request errors (a first chunk without options,
-// an empty stream name, too many bytes in unfinished appends) decode to typed errors with a message.
+// store writes capped by a file size limit) fails appendToStream (BatchAppend, or Append on a server
+// without it), appendRecords and multiStreamAppend with the client's typed errors carrying the
+// cause, while serve-store keeps serving what was written before; and BatchAppend's request errors
+// (a first chunk without options, an empty stream name, too many bytes in unfinished appends)
+// decode to typed errors with a message.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -58,57 +59,89 @@ async function expectStreamMissing(client, streamName, what) {
   assert.ok(error instanceof StreamNotFoundError, `${what}: ${streamName} must not exist, got ${describeError(error)}`);
 }
 
+// Counts the v1 Streams rpcs the client opens, to tell BatchAppend from Append.
+const rpcCounts = { append: 0, batchAppend: 0 };
+for (const name of Object.keys(rpcCounts)) {
+  const original = StreamsClient.prototype[name];
+  StreamsClient.prototype[name] = function (...args) {
+    rpcCounts[name] += 1;
+    return original.apply(this, args);
+  };
+}
+
+// A serve-store on `--db FILE` under the file size limit, and a client that filled its disk with
+// 48 KiB appends through appendToStream, one at a time until one failed: far fewer than 200 fill
+// 1 MiB (or 2 MiB, should the shell count the limit in KiB). `written` holds the ids each stream
+// acknowledged, `fill` the append that failed.
+async function startFullDisk(prefix, { hideBatchAppend = false } = {}) {
+  const dir = makeTempDir(prefix);
+  const db = join(dir, "store.db");
+  const ctx = { dir, db, written: new Map(), fill: null };
+  ctx.server = await startServeStore({ dir, db, hideBatchAppend, fileSizeLimitBytes: FILE_SIZE_LIMIT });
+  ctx.client = KurrentDBClient.connectionString(ctx.server.kurrentdb);
+  const streams = [stream("Fill"), stream("Fill"), stream("Fill")];
+  for (const s of streams) ctx.written.set(s, []);
+  for (let i = 0; i < 200 && !ctx.fill; i++) {
+    const streamName = streams[i % streams.length];
+    const e = event("Filled");
+    try {
+      await ctx.client.appendToStream(streamName, [e], { streamState: ANY });
+      ctx.written.get(streamName).push(e.id);
+    } catch (error) {
+      ctx.fill = { streamName, id: e.id, error, appended: i };
+    }
+  }
+  return ctx;
+}
+
+async function stopFullDisk(ctx) {
+  if (!ctx) return;
+  try {
+    if (ctx.client) await ctx.client.dispose();
+  } finally {
+    if (ctx.server) {
+      const exit = await ctx.server.stop();
+      removeTempDir(ctx.dir);
+      assert.ok(exit, `serve-store did not stop within 10 s of SIGTERM:\n${ctx.server.output()}`);
+      assert.equal(exit.code, 0, `serve-store exit code after SIGTERM:\n${ctx.server.output()}`);
+    }
+  }
+}
+
+function checkFilled(ctx) {
+  const { fill, db } = ctx;
+  assert.ok(fill, `200 appends of 48 KiB all succeeded under a ${FILE_SIZE_LIMIT}-byte file size limit`);
+  assert.ok(fill.appended >= 3, `at least one append per stream before the disk was full (got ${fill.appended})`);
+  for (const suffix of ["", "-wal"]) {
+    const size = statSync(db + suffix).size;
+    assert.ok(size <= 2 * FILE_SIZE_LIMIT, `${db}${suffix} is ${size} bytes, over the limit: the limit was not applied`);
+  }
+}
+
+async function checkServesWhatWasWritten(ctx) {
+  const { server, client, written, fill } = ctx;
+  assert.equal(server.child.exit, null, `serve-store exited on the full disk:\n${server.output()}`);
+  for (const [streamName, ids] of written) {
+    assert.deepEqual(await readIds(client, streamName), ids, `${streamName}: the acknowledged events, in order`);
+  }
+  assert.ok(!written.get(fill.streamName).includes(fill.id));
+}
+
 describe("@kurrent/kurrentdb-client against serve-store on a full disk", () => {
-  let dir;
-  let db;
-  let server;
+  let ctx;
   let client;
-  // Filled by `before`: the events each stream acknowledged, and the append that hit the limit.
-  const written = new Map();
   let fill;
 
   before(async () => {
-    dir = makeTempDir("full-disk");
-    db = join(dir, "store.db");
-    server = await startServeStore({ dir, db, fileSizeLimitBytes: FILE_SIZE_LIMIT });
-    client = KurrentDBClient.connectionString(server.kurrentdb);
-    const streams = [stream("Fill"), stream("Fill"), stream("Fill")];
-    for (const s of streams) written.set(s, []);
-    // 48 KiB events one append at a time until one fails: far fewer than 200 fill 1 MiB (or 2 MiB,
-    // should the shell count the limit in KiB).
-    for (let i = 0; i < 200 && !fill; i++) {
-      const streamName = streams[i % streams.length];
-      const e = event("Filled");
-      try {
-        await client.appendToStream(streamName, [e], { streamState: ANY });
-        written.get(streamName).push(e.id);
-      } catch (error) {
-        fill = { streamName, id: e.id, error, appended: i };
-      }
-    }
+    const before = rpcCounts.batchAppend;
+    ctx = await startFullDisk("full-disk");
+    ({ client, fill } = ctx);
+    assert.ok(rpcCounts.batchAppend > before, "appendToStream used BatchAppend");
   });
 
-  after(async () => {
-    try {
-      if (client) await client.dispose();
-    } finally {
-      if (server) {
-        const exit = await server.stop();
-        removeTempDir(dir);
-        assert.ok(exit, `serve-store did not stop within 10 s of SIGTERM:\n${server.output()}`);
-        assert.equal(exit.code, 0, `serve-store exit code after SIGTERM:\n${server.output()}`);
-      }
-    }
-  });
+  after(() => stopFullDisk(ctx));
 
-  it("fills the disk: some appends succeed, then one fails at the file size limit", () => {
-    assert.ok(fill, `200 appends of 48 KiB all succeeded under a ${FILE_SIZE_LIMIT}-byte file size limit`);
-    assert.ok(fill.appended >= 3, `at least one append per stream before the disk was full (got ${fill.appended})`);
-    for (const suffix of ["", "-wal"]) {
-      const size = statSync(db + suffix).size;
-      assert.ok(size <= 2 * FILE_SIZE_LIMIT, `${db}${suffix} is ${size} bytes, over the limit: the limit was not applied`);
-    }
-  });
+  it("fills the disk: some appends succeed, then one fails at the file size limit", () => checkFilled(ctx));
 
   it("appendToStream (BatchAppend) throws UnknownError with the stream and the cause, not a crash", async () => {
     const { error, streamName } = fill;
@@ -163,13 +196,33 @@ describe("@kurrent/kurrentdb-client against serve-store on a full disk", () => {
     await expectStreamMissing(client, b, "after the refused multiStreamAppend");
   });
 
-  it("keeps running and serves every acknowledged event, and none of the refused ones", async () => {
-    assert.equal(server.child.exit, null, `serve-store exited on the full disk:\n${server.output()}`);
-    for (const [streamName, ids] of written) {
-      assert.deepEqual(await readIds(client, streamName), ids, `${streamName}: the acknowledged events, in order`);
-    }
-    assert.ok(!written.get(fill.streamName).includes(fill.id));
+  it("keeps running and serves every acknowledged event, and none of the refused ones", () =>
+    checkServesWhatWasWritten(ctx));
+});
+
+describe("@kurrent/kurrentdb-client against serve-store on a full disk, without BatchAppend", () => {
+  let ctx;
+
+  before(async () => {
+    const before = { ...rpcCounts };
+    ctx = await startFullDisk("full-disk-append", { hideBatchAppend: true });
+    assert.ok(rpcCounts.append > before.append, "appendToStream used Append");
+    assert.equal(rpcCounts.batchAppend, before.batchAppend, "appendToStream did not use BatchAppend");
   });
+
+  after(() => stopFullDisk(ctx));
+
+  it("fills the disk: some appends succeed, then one fails at the file size limit", () => checkFilled(ctx));
+
+  it("appendToStream (Append) throws UnavailableError with the cause", () => {
+    const { error } = ctx.fill;
+    assert.ok(error instanceof UnavailableError, `expected UnavailableError, got ${describeError(error)}`);
+    assert.equal(error.code, grpc.status.UNAVAILABLE, "error.code");
+    assert.match(error.message, /errno \d+: (File too large|No space left on device)/, describeError(error));
+  });
+
+  it("keeps running and serves every acknowledged event, and none of the refused ones", () =>
+    checkServesWhatWasWritten(ctx));
 });
 
 // One raw BatchAppend call over the client's generated stub; each response is decoded the way the
