@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/empty.pb.h"
 #include "proto/kurrentdb/status.pb.h"
 
 namespace kingest::server::internal {
@@ -169,7 +170,7 @@ class BatchAppendReactor final : public grpc::ServerBidiReactor<streams::BatchAp
         break;
       }
       if (!hold(p, size)) {
-        pb::Unknown detail;
+        const google::protobuf::Empty detail = message_detail();
         answer_error(req.correlation_id(), &p.options, google::rpc::RESOURCE_EXHAUSTED,
                      absl::StrCat("batch append: too many bytes in unfinished correlation ids (at most ",
                                   shared_.options.max_pending_batch_bytes_per_call, " per call and ",
@@ -202,6 +203,13 @@ class BatchAppendReactor final : public grpc::ServerBidiReactor<streams::BatchAp
                            answer(*correlation, *options, expected, r);
                          });
   }
+
+  // The detail of an error whose message is what the caller needs (a storage failure, a full
+  // budget). The official clients turn the marker details (Unknown, Timeout, ...) into errors with
+  // an empty message and keep the message only for a detail type they do not know; KurrentDB itself
+  // answers google.protobuf.Empty with a message for its server-side conditions (not ready, busy,
+  // internal error).
+  static google::protobuf::Empty message_detail() { return {}; }
 
   static void echo_options(const streams::BatchAppendReq::Options& o, streams::BatchAppendResp* resp) {
     *resp->mutable_stream_identifier() = o.stream_identifier();
@@ -275,8 +283,9 @@ class BatchAppendReactor final : public grpc::ServerBidiReactor<streams::BatchAp
       case store::AppendStatus::kError: {
         auto* err = resp.mutable_error();
         err->set_code(google::rpc::UNAVAILABLE);
-        err->set_message(r.message);
-        err->add_details()->PackFrom(pb::Unknown());
+        err->set_message(absl::StrCat("batch append to ", options.stream_identifier().stream_name(),
+                                      ": the store could not write it: ", r.message));
+        err->add_details()->PackFrom(message_detail());
         break;
       }
     }

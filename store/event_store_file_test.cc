@@ -1,5 +1,13 @@
-// The store's files: reopening, converting an old schema and refusing a newer one, a storage failure
-// the store recovers from, the in-memory store's private directory, and paths that cannot be opened.
+// The store's files: reopening, converting an old schema and refusing a newer one, storage failures
+// the store recovers from (one a full disk), the in-memory store's private directory, and paths that
+// cannot be opened.
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
 #include "store/testing/event_store_fixture.h"
 
 namespace kingest::store::store_testing {
@@ -152,6 +160,41 @@ TEST_P(FileEventStoreTest, StorageFailureFailsTheWholeGroupAndTheStoreRecovers) 
   auto b = store_->append_sync("b", ExpectNoStream{}, make_events(1));
   EXPECT_EQ(b.status, AppendStatus::kSuccess) << b.message;
   EXPECT_EQ(rev(b), 0u);
+}
+
+// A write past a file size limit fails the way a full disk does (EFBIG instead of ENOSPC): the
+// message says which, not only SQLite's "disk I/O error", and the store writes again once it can.
+TEST_P(FileEventStoreTest, AFullDiskIsNamedInTheMessageAndTheStoreRecovers) {
+  ASSERT_EQ(store_->append_sync("kept", ExpectNoStream{}, make_events(1)).status, AppendStatus::kSuccess);
+  uintmax_t largest = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) largest = std::max(largest, entry.file_size());
+  struct sigaction ignore {}, old {};
+  ignore.sa_handler = SIG_IGN;
+  sigaction(SIGXFSZ, &ignore, &old);
+  rlimit saved{};
+  getrlimit(RLIMIT_FSIZE, &saved);
+  rlimit limited = saved;
+  limited.rlim_cur = largest + 256 * 1024;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &limited), 0);
+  AppendResult failed;
+  int appended = 0;
+  for (; appended < 40; ++appended) {
+    std::vector<ProposedEvent> big{make_event(R"({"pad":")" + std::string(64 * 1024, 'x') + R"("})")};
+    failed = store_->append_sync("filler", ExpectAny{}, big);
+    if (failed.status != AppendStatus::kSuccess) break;
+  }
+  setrlimit(RLIMIT_FSIZE, &saved);
+  sigaction(SIGXFSZ, &old, nullptr);
+  ASSERT_EQ(failed.status, AppendStatus::kError) << "40 appends of 64 KiB fit in 256 KiB more";
+  EXPECT_NE(failed.message.find("disk I/O error"), std::string::npos) << failed.message;
+  EXPECT_NE(failed.message.find("errno " + std::to_string(EFBIG) + ": " + std::strerror(EFBIG)), std::string::npos)
+      << failed.message;
+
+  EXPECT_EQ(read_stream("filler").events.size(), static_cast<size_t>(appended));
+  EXPECT_EQ(read_stream("kept").events.size(), 1u);
+  auto again = store_->append_sync("filler", ExpectAny{}, make_events(1));
+  ASSERT_EQ(again.status, AppendStatus::kSuccess) << again.message;
+  EXPECT_EQ(rev(again), static_cast<uint64_t>(appended));
 }
 
 TEST(MemoryEventStore, PrivateDirectoryIsRemovedOnCloseAndNothingPersists) {

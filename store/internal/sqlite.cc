@@ -1,6 +1,8 @@
 #include "store/internal/sqlite.h"
 
+#include <cerrno>
 #include <string>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 
@@ -12,10 +14,17 @@ absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.
 
 }  // namespace
 
-absl::Status sqlite_status(int rc, std::string_view what, sqlite3* db) {
+absl::Status sqlite_status(int rc, std::string_view what, sqlite3* db, int os_error) {
   // The connection's message is only meaningful when it describes this code.
   const char* msg = (db != nullptr && sqlite3_errcode(db) == rc) ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  std::string text = absl::StrCat(av(what), ": ", msg, " (sqlite ", rc, ")");
+  std::string text = absl::StrCat(av(what), ": ", msg, " (sqlite ", rc);
+  // SQLite says "disk I/O error" for every failed write: the system's error tells a full disk
+  // (ENOSPC), a file size limit (EFBIG) and a failing device (EIO) apart.
+  const int primary = rc & 0xff;
+  if (os_error != 0 && (primary == SQLITE_IOERR || primary == SQLITE_FULL)) {
+    absl::StrAppend(&text, ", errno ", os_error, ": ", std::error_code(os_error, std::generic_category()).message());
+  }
+  absl::StrAppend(&text, ")");
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -83,8 +92,13 @@ void Connection::close() {
 }
 
 absl::Status step_done(Statement& st, std::string_view what) {
+  // sqlite3_system_errno() does not keep a failed WAL write's errno (SQLite 3.40 reads errno again
+  // after the rollback); errno right after the step still holds it.
+  errno = 0;
   const int rc = st.step();
-  absl::Status status = rc == SQLITE_DONE ? absl::OkStatus() : sqlite_status(rc, what, sqlite3_db_handle(st.get()));
+  const int os_error = errno;
+  absl::Status status =
+      rc == SQLITE_DONE ? absl::OkStatus() : sqlite_status(rc, what, sqlite3_db_handle(st.get()), os_error);
   st.reset();
   return status;
 }

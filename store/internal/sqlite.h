@@ -24,7 +24,8 @@ namespace kingest::store::internal {
 
 // Maps a SQLite result code to a Status code chosen by the retry rule (busy → Unavailable,
 // unusable file → FailedPrecondition, anything else → Internal).
-absl::Status sqlite_status(int rc, std::string_view what, sqlite3* db);
+// `os_error`: errno as the failed call left it (0 when unknown), named in the text of an I/O error.
+absl::Status sqlite_status(int rc, std::string_view what, sqlite3* db, int os_error = 0);
 
 class Statement {
  public:

@@ -24,14 +24,24 @@ export function removeTempDir(dir) {
   if (dir) rmSync(dir, { recursive: true, force: true });
 }
 
-// A child process whose output is kept (the last 64 KiB) for failure messages.
+// A child process whose output is kept (the last 64 KiB) for failure messages. With
+// `fileSizeLimitBytes`, it runs under that limit on the size of every file it writes (a full disk
+// without privileges): `sh` sets it (POSIX `ulimit -f` counts 512-byte blocks) and ignores SIGXFSZ,
+// which the exec keeps, so a write past the limit fails with EFBIG instead of killing the process.
 class Child {
-  constructor(name, args) {
+  constructor(name, args, { fileSizeLimitBytes } = {}) {
     this.name = name;
     this.args = args;
     this.output = "";
     this.exit = null; // { code, signal } once exited
-    this.proc = spawn(binaryPath(), args, { stdio: ["ignore", "pipe", "pipe"] });
+    if (fileSizeLimitBytes === undefined) {
+      this.proc = spawn(binaryPath(), args, { stdio: ["ignore", "pipe", "pipe"] });
+    } else {
+      const blocks = Math.floor(fileSizeLimitBytes / 512);
+      if (!(blocks > 0)) throw new Error(`fileSizeLimitBytes must be at least 512 (got ${fileSizeLimitBytes})`);
+      const script = `ulimit -f ${blocks} && trap '' XFSZ && exec "$0" "$@"`;
+      this.proc = spawn("sh", ["-c", script, binaryPath(), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    }
     const keep = (chunk) => {
       this.output += chunk.toString("utf8");
       if (this.output.length > 65536) this.output = this.output.slice(-65536);
@@ -93,13 +103,14 @@ async function waitForAddressFile(child, file, timeoutMs) {
   }
 }
 
-// `kurrent-ingest serve-store --listen 127.0.0.1:0 --mem-db --address-file F [--hide-batch-append]`.
+// `kurrent-ingest serve-store --listen 127.0.0.1:0 --mem-db --address-file F [--hide-batch-append]`,
+// or `--db FILE` instead of `--mem-db` with `db`; `fileSizeLimitBytes` caps every file it writes.
 // Returns { address, kurrentdb, esdb, stop(), output() }.
-export async function startServeStore({ hideBatchAppend = false, dir } = {}) {
+export async function startServeStore({ hideBatchAppend = false, dir, db, fileSizeLimitBytes } = {}) {
   const addressFile = join(dir, `serve-store-${hideBatchAppend ? "append" : "batch"}-${process.pid}-${Date.now()}.addr`);
-  const args = ["serve-store", "--listen", "127.0.0.1:0", "--mem-db", "--address-file", addressFile];
+  const args = ["serve-store", "--listen", "127.0.0.1:0", ...(db ? ["--db", db] : ["--mem-db"]), "--address-file", addressFile];
   if (hideBatchAppend) args.push("--hide-batch-append");
-  const child = new Child("serve-store", args);
+  const child = new Child("serve-store", args, { fileSizeLimitBytes });
   const address = await waitForAddressFile(child, addressFile, 15000);
   return {
     address,
