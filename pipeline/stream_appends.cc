@@ -31,8 +31,8 @@ void IngestEngine::Impl::run_stream(GroupPtr first, bool has_slot) {
       if (!slot && !take_slot_or_park(g)) break;
       slot = false;
       Dispatched d = dispatch(*g);
-      if (d == Dispatched::kSent) {
-        (void)g.release();  // the sink's callback owns the group (and its slot) now
+      if (d == Dispatched::kSent || d == Dispatched::kReading) {
+        (void)g.release();  // the sink's callback (or the read) owns the group and its slot now
         break;
       }
       if (GroupPtr unparked = give_slot()) work.emplace_back(std::move(unparked), true);
@@ -131,8 +131,25 @@ std::optional<Dispatched> IngestEngine::Impl::skip_written_prefix(Group& g, Stre
     // The whole written range ahead (up to a bound), so the stream's next groups need no read.
     constexpr uint64_t kReadAhead = 64;
     const uint64_t ahead = std::max(overlap, std::min(kReadAhead, st.next_revision - g.first_revision));
-    stream_reads.fetch_add(1, std::memory_order_relaxed);
-    auto read = sink.read_forwards(g.stream, StreamRevision{g.first_revision}, ahead);
+    const bool have_read = g.prefetched && g.prefetched_from == g.first_revision;
+    if (!have_read) {
+      // On the read pool: many streams' reads overlap, and the workers go on meanwhile.
+      g.prefetched.reset();
+      stream_reads.fetch_add(1, std::memory_order_relaxed);
+      callbacks_pending.fetch_add(1);
+      Group* raw = &g;
+      readers.post([this, raw, from = g.first_revision, ahead] {
+        raw->prefetched = sink.read_forwards(raw->stream, StreamRevision{from}, ahead);
+        raw->prefetched_from = from;
+        arena.enqueue([this, raw] {
+          run_stream(GroupPtr(raw), /*has_slot=*/true);
+          callbacks_pending.fetch_sub(1);
+        });
+      });
+      return Dispatched::kReading;
+    }
+    auto read = std::move(*g.prefetched);
+    g.prefetched.reset();
     if (!read.ok()) {
       set_fatal(absl::UnavailableError("reading stream " + g.stream + ": " + std::string(read.status().message())));
       return Dispatched::kFailed;

@@ -31,6 +31,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "codecs/codec.h"
 #include "core/domain_event.h"
 #include "core/sink.h"
@@ -90,6 +91,9 @@ struct Group {
   std::optional<Clock::time_point> held_since;  // when its events began to wait for a gap
   size_t held_bytes = 0;          // message bytes detached into this group while held
   bool reordered = false;         // counted in events_reordered: it waited for an earlier version
+  // The stream read from `prefetched_from` on a read-pool thread, for the group's next dispatch.
+  std::optional<absl::StatusOr<std::vector<RecordedEventData>>> prefetched;
+  uint64_t prefetched_from = 0;
 
   [[nodiscard]] uint64_t end_revision() const { return first_revision + items.size(); }
 };

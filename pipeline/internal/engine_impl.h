@@ -22,6 +22,7 @@
 #include "pipeline/append_slots.h"
 #include "pipeline/grouping.h"
 #include "pipeline/ingest_engine.h"
+#include "pipeline/read_pool.h"
 #include "pipeline/revision_rules.h"
 #include "pipeline/stream_table.h"
 
@@ -33,7 +34,8 @@ namespace flow = oneapi::tbb::flow;
 DeadLetter letter_for(const SourceMessage& m, std::string reason, std::string detail, std::string stream = {});
 
 // What became of a group handed to `dispatch`.
-enum class Dispatched { kSent, kDone, kFailed, kHold };
+// kReading: the group waits for a read of its stream on the read pool, which runs it again.
+enum class Dispatched { kSent, kReading, kDone, kFailed, kHold };
 
 struct IngestEngine::Impl {
   using AsyncNode = flow::async_node<BatchPtr, BatchPtr>;
@@ -197,6 +199,10 @@ struct IngestEngine::Impl {
 
   // --- completion (serial) -------------------------------------------------------------------
   void complete_batch(const BatchPtr& b);
+
+  // Last, so it is stopped first: its jobs hand results to the arena.
+  static constexpr size_t kReadThreads = 16;
+  ReadPool readers{kReadThreads};
 };
 
 }  // namespace kingest::pipeline
