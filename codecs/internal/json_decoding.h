@@ -1,0 +1,93 @@
+// What the JSON codec's files share (private to codecs/). Decoding is one pass over the top-level
+// object (json_decode.cc) that recognises envelope fields by name (here), reads their values
+// (json_fields.cc), walks every other member to validate it (json_walk.cc) and explains what it
+// refuses (json_reasons.cc); json_encode.cc writes events. The text helpers defined here are
+// inline because the pass and the walk call them for every member.
+#pragma once
+
+#include <simdjson.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/domain_event.h"
+
+namespace kingest::codecs::json_internal {
+
+namespace od = simdjson::ondemand;
+using simdjson::error_code;
+
+// Deepest payload nesting accepted (simdjson's DOM default); also bounds the walk's recursion.
+inline constexpr size_t kMaxDepth = 1024;
+
+enum class Field : uint8_t {
+  kPayload,  // not an envelope field
+  kEventId,
+  kEventType,
+  kAggregateId,
+  kAggregateType,
+  kAggregateVersion,
+  kCorrelationId,
+  kCausationId,
+  kOccurredOn,
+  kOccurredAt,
+  kTimestamp,
+  kData,      // payload in the flat shape, the payload's container in the nested one
+  kMetadata,  // payload in the flat shape, beside the container in the nested one (not kept)
+};
+
+inline constexpr std::array<std::string_view, 13> kFieldNames = {
+    "",           "eventId",     "eventType",  "aggregateId", "aggregateType", "aggregateVersion", "correlationId",
+    "causationId", "occurredOn", "occurredAt", "timestamp",   "data",          "metadata"};
+
+inline std::string_view name_of(Field f) { return kFieldNames[static_cast<size_t>(f)]; }
+
+inline bool is_ws(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+inline std::string_view trim_right(std::string_view s) {
+  while (!s.empty() && is_ws(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+std::string_view trim(std::string_view s);
+
+inline bool has_backslash(std::string_view s) { return std::memchr(s.data(), '\\', s.size()) != nullptr; }
+
+// Whether a member or element ending at `end` is followed by a comma or the container's `closer`
+// (a second line of defence: On-Demand checks this too for the values it consumes).
+inline bool followed_by(const char* end, char closer) {
+  while (is_ws(*end)) ++end;
+  return *end == ',' || *end == closer;
+}
+
+// json_walk.cc: tokens, and the walk that validates a whole value.
+std::string_view raw_key(const char* key_raw, const char* value_begin);
+error_code string_value(od::value& v, std::string_view token, std::string_view& out);
+enum class NumberKind { kInvalid, kInteger, kFloat };
+NumberKind classify_number(std::string_view s);
+error_code walk(od::value& v, size_t depth, const char*& end);
+
+// json_reasons.cc: the one-line reasons of DecodeError.
+std::string_view type_name(od::json_type t);
+std::string excerpt(std::string_view token);
+void append_key_for_reason(std::string& out, std::string_view key);
+DecodeError invalid_json(error_code e, std::string_view where = {});
+std::string quote_text(std::string_view s);
+DecodeError invalid_json_text(error_code e, std::string_view input);
+DecodeError field_error(std::string_view field, std::string_view what);
+DecodeError type_error(std::string_view field, std::string_view expected, std::string_view got);
+
+// json_fields.cc: the envelope fields' values.
+std::optional<DecodeError> read_optional_string(od::value& v, Field f, std::string& out);
+std::optional<DecodeError> read_required_string(od::value& v, Field f, std::string& out);
+std::optional<DecodeError> read_aggregate_id(od::value& v, std::string& out);
+std::optional<DecodeError> read_aggregate_version(od::value& v, int64_t& out);
+void read_time(od::value& v, Field f, std::string& out, bool& present, std::optional<DecodeError>& json_error,
+               std::optional<DecodeError>& time_error);
+
+}  // namespace kingest::codecs::json_internal

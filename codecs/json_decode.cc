@@ -1,0 +1,311 @@
+// JSON envelope decoding on simdjson's On-Demand API (error codes only, never exceptions).
+//
+// One pass over the top-level object: envelope fields are converted as they come; every other
+// member is walked (fully validated: On-Demand skips values lazily, so the walk is what makes the
+// payload guaranteed-valid JSON) and remembered as a span of the input text. At the end the shape
+// is chosen and the payload is assembled from those spans, byte for byte.
+//
+// Here: the per-thread parser and buffers, the recognition of envelope field names, the pass, the
+// choice of shape and the payload's assembly; the parts the pass calls are declared in
+// internal/json_decoding.h. `classify` and `Member` stay private to this file: only then does the
+// compiler inline the one into the pass, and the members vector's push_back, specialised for the
+// thread's own vector, into the pass.
+#include "codecs/json_codec.h"
+
+#include "codecs/decode_guard.h"
+#include "codecs/internal/json_decoding.h"
+
+#include <simdjson.h>
+
+#include <array>
+#include <cstdint>
+#include <exception>
+#include <new>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace kingest::codecs {
+using namespace json_internal;  // the codec's own parts (internal/json_decoding.h)
+namespace {
+
+static_assert(kValuePadding >= simdjson::SIMDJSON_PADDING,
+              "SourceMessage::assign_value must reserve at least simdjson's padding");
+
+// Thread-local buffers larger than this are released at the thread's next call.
+constexpr size_t kKeepBytes = size_t{4} << 20;
+
+Field classify(std::string_view k) {
+  switch (k.size()) {
+    case 4:
+      if (k == "data") return Field::kData;
+      break;
+    case 7:
+      if (k == "eventId") return Field::kEventId;
+      break;
+    case 8:
+      if (k == "metadata") return Field::kMetadata;
+      break;
+    case 9:
+      if (k == "eventType") return Field::kEventType;
+      if (k == "timestamp") return Field::kTimestamp;
+      break;
+    case 10:
+      if (k == "occurredOn") return Field::kOccurredOn;
+      if (k == "occurredAt") return Field::kOccurredAt;
+      break;
+    case 11:
+      if (k == "aggregateId") return Field::kAggregateId;
+      if (k == "causationId") return Field::kCausationId;
+      break;
+    case 13:
+      if (k == "aggregateType") return Field::kAggregateType;
+      if (k == "correlationId") return Field::kCorrelationId;
+      break;
+    case 16:
+      if (k == "aggregateVersion") return Field::kAggregateVersion;
+      break;
+    default:
+      break;
+  }
+  return Field::kPayload;
+}
+
+// One non-envelope member of the top-level object, as spans of the input text.
+struct Member {
+  Field kind;
+  const char* key_begin;    // the key's opening quote
+  const char* value_begin;  // first byte of the value
+  const char* value_end;    // one past the value's last byte
+};
+
+struct ThreadState {
+  od::parser parser;
+  std::string copy;              // padded copy of inputs that lack padding capacity
+  std::vector<Member> members;   // scratch, reused
+};
+
+ThreadState& thread_state() {
+  thread_local ThreadState state;
+  return state;
+}
+
+DecodeResult decode_padded(ThreadState& ts, simdjson::padded_string_view json, JsonShape shape) {
+  const std::string_view input(json.data(), json.size());
+  od::document doc;
+  if (auto e = ts.parser.iterate(json).get(doc)) return invalid_json_text(e, input);
+  od::json_type top;
+  if (auto e = doc.type().get(top)) return invalid_json_text(e, input);
+  if (top != od::json_type::object && top != od::json_type::array) {
+    return type_error("top level", "a JSON object",
+                      std::string(type_name(top)) + " \"" + quote_text(trim(input)) + "\"");
+  }
+  if (top == od::json_type::array) {
+    // Valid JSON of another type, or text that merely starts like it ("[object Object]").
+    od::value v;
+    const char* end = nullptr;
+    if (auto e = doc.get_value().get(v)) return invalid_json_text(e, input);
+    if (auto e = walk(v, 1, end)) return invalid_json_text(e, input);
+    if (!doc.current_location().error()) return invalid_json_text(simdjson::TRAILING_CONTENT, input);
+    return type_error("top level", "a JSON object",
+                      std::string(type_name(top)) + " \"" + quote_text(trim(input)) + "\"");
+  }
+  od::object obj;
+  if (auto e = doc.get_object().get(obj)) return invalid_json_text(e, input);
+
+  DomainEvent event;
+  std::array<std::string, 3> times;  // occurredOn, occurredAt, timestamp
+  std::array<bool, 3> time_present{};  // with a value (not null or "")
+  std::array<bool, 3> time_seen{};     // present at all
+  std::array<std::optional<DecodeError>, 3> time_errors;
+  std::array<size_t, 3> time_member{};  // index in `members`
+  uint32_t seen = 0;                 // bit per envelope Field
+  auto& members = ts.members;
+  members.clear();
+
+  for (auto field_result : obj) {
+    od::field field;
+    if (auto e = std::move(field_result).get(field)) return invalid_json_text(e, input);
+    const char* key_raw = field.key().raw();
+    od::value& v = field.value();
+    std::string_view key = raw_key(key_raw, v.raw_json_token().data());
+    if (has_backslash(key)) {
+      if (auto e = field.unescaped_key().get(key)) return invalid_json(e);
+    }
+    const Field kind = classify(key);
+    const char* key_begin = key_raw - 1;
+
+    if (kind == Field::kPayload || kind == Field::kData || kind == Field::kMetadata) {
+      Member m{kind, key_begin, v.raw_json_token().data(), nullptr};
+      if (auto e = walk(v, 1, m.value_end)) return invalid_json(e, key);
+      if (!followed_by(m.value_end, '}')) return invalid_json(simdjson::TAPE_ERROR, key);
+      members.push_back(m);
+      continue;
+    }
+
+    const uint32_t bit = 1u << static_cast<unsigned>(kind);
+    if (seen & bit) return field_error(name_of(kind), "duplicate field");
+    seen |= bit;
+
+    std::optional<DecodeError> err;
+    switch (kind) {
+      case Field::kEventId: err = read_optional_string(v, kind, event.event_id); break;
+      case Field::kEventType: err = read_required_string(v, kind, event.event_type); break;
+      case Field::kAggregateId: err = read_aggregate_id(v, event.aggregate_id); break;
+      case Field::kAggregateType: err = read_required_string(v, kind, event.aggregate_type); break;
+      case Field::kAggregateVersion: err = read_aggregate_version(v, event.aggregate_version); break;
+      case Field::kCorrelationId: err = read_optional_string(v, kind, event.correlation_id); break;
+      case Field::kCausationId: err = read_optional_string(v, kind, event.causation_id); break;
+      case Field::kOccurredOn:
+      case Field::kOccurredAt:
+      case Field::kTimestamp: {
+        // Every time-named member is kept as a payload candidate: only the first present one is
+        // the envelope's time, the others stay in the payload.
+        const size_t i = static_cast<size_t>(kind) - static_cast<size_t>(Field::kOccurredOn);
+        Member m{kind, key_begin, v.raw_json_token().data(), nullptr};
+        od::json_type t;
+        if (auto e = v.type().get(t)) return invalid_json(e, key);
+        if (t == od::json_type::object || t == od::json_type::array) {
+          if (auto e = walk(v, 1, m.value_end)) return invalid_json(e, key);
+          time_present[i] = true;
+          time_errors[i] = type_error(name_of(kind), "a string or epoch milliseconds", type_name(t));
+        } else {
+          const std::string_view token = trim_right(v.raw_json_token());
+          m.value_end = token.data() + token.size();
+          read_time(v, kind, times[i], time_present[i], err, time_errors[i]);
+        }
+        if (!err && !followed_by(m.value_end, '}')) return invalid_json(simdjson::TAPE_ERROR, key);
+        time_seen[i] = true;
+        time_member[i] = members.size();
+        members.push_back(m);
+        break;
+      }
+      default: break;
+    }
+    if (err) return std::move(*err);
+  }
+
+  // Anything after the top-level object's closing brace.
+  if (!doc.current_location().error()) return invalid_json_text(simdjson::TRAILING_CONTENT, input);
+
+  for (Field f : {Field::kEventType, Field::kAggregateId, Field::kAggregateType, Field::kAggregateVersion}) {
+    if (!(seen & (1u << static_cast<unsigned>(f)))) {
+      std::string reason = "missing required field ";
+      reason += name_of(f);
+      return DecodeError{std::move(reason)};
+    }
+  }
+  // The envelope's time: the first time-named member with a value; when none has one, the first
+  // present (null or "", i.e. no time). Every other time-named member is payload.
+  const Member* time_used = nullptr;
+  for (size_t i = 0; i < times.size(); ++i) {
+    if (time_present[i]) {
+      if (time_errors[i]) return std::move(*time_errors[i]);
+      event.occurred_at = std::move(times[i]);
+      time_used = &members[time_member[i]];
+      break;
+    }
+  }
+  for (size_t i = 0; time_used == nullptr && i < times.size(); ++i) {
+    if (time_seen[i]) time_used = &members[time_member[i]];
+  }
+
+  if (shape == JsonShape::kNested) {
+    // The payload is the `data` object; besides it only `metadata` (the producer's own, not kept)
+    // may sit next to the envelope, so that nothing else is silently dropped.
+    const Member* data = nullptr;
+    for (const Member& m : members) {
+      if (&m == time_used) continue;
+      if (m.kind == Field::kData && data == nullptr) {
+        if (*m.value_begin != '{') return DecodeError{"nested shape: \"data\" is not a JSON object"};
+        data = &m;
+      } else if (m.kind != Field::kMetadata) {
+        std::string reason = "nested shape: unexpected top-level field \"";
+        append_key_for_reason(reason, raw_key(m.key_begin + 1, m.value_begin));
+        reason += "\" (the payload goes under \"data\"; the json codec takes the flat shape)";
+        return DecodeError{std::move(reason)};
+      }
+    }
+    if (data == nullptr) return DecodeError{"nested shape: missing \"data\" object"};
+    event.payload.assign(data->value_begin, data->value_end);
+    return event;
+  }
+
+  // Flat: every member that is not the envelope's, in input order, text verbatim.
+  size_t payload_size = 2;
+  for (const Member& m : members) payload_size += static_cast<size_t>(m.value_end - m.key_begin) + 1;
+  event.payload.reserve(payload_size);
+  event.payload.push_back('{');
+  bool first = true;
+  for (const Member& m : members) {
+    if (&m == time_used) continue;
+    if (!first) event.payload.push_back(',');
+    first = false;
+    event.payload.append(m.key_begin, m.value_end);
+  }
+  event.payload.push_back('}');
+  return event;
+}
+
+// Frees thread-local buffers that a rare huge message grew (they would otherwise stay with the
+// thread for its lifetime).
+void trim_thread_state(ThreadState& ts) {
+  if (ts.parser.capacity() > kKeepBytes) ts.parser = od::parser{};
+  if (ts.copy.capacity() > kKeepBytes) std::string().swap(ts.copy);
+  if (ts.members.capacity() > 4096) std::vector<Member>().swap(ts.members);
+}
+
+DecodeResult decode_guarded(const char* data, size_t size, size_t capacity, bool needs_copy, JsonShape shape) {
+  return detail::guard_decode([&]() -> DecodeResult {
+    ThreadState& ts = thread_state();
+    // Buffers grown by a previous huge message are released here rather than after the decode,
+    // so that the result can be returned without a move.
+    trim_thread_state(ts);
+    if (needs_copy) {
+      ts.copy.reserve(size + simdjson::SIMDJSON_PADDING);
+      ts.copy.assign(data, size);
+      return decode_padded(ts, simdjson::padded_string_view(ts.copy.data(), size, ts.copy.capacity()), shape);
+    }
+    return decode_padded(ts, simdjson::padded_string_view(data, size, capacity), shape);
+  });
+}
+
+}  // namespace
+
+DecodeResult decode_json(const std::string& bytes, JsonShape shape) {
+  const bool padded = bytes.capacity() >= bytes.size() + simdjson::SIMDJSON_PADDING;
+  return decode_guarded(bytes.data(), bytes.size(), bytes.capacity(), !padded, shape);
+}
+
+DecodeResult decode_json(std::string_view bytes, JsonShape shape) {
+  return decode_guarded(bytes.data(), bytes.size(), 0, true, shape);
+}
+
+std::optional<std::string> check_json_object(std::string_view text) {
+  try {
+    ThreadState& ts = thread_state();
+    trim_thread_state(ts);
+    ts.copy.reserve(text.size() + simdjson::SIMDJSON_PADDING);
+    ts.copy.assign(text);
+    const simdjson::padded_string_view json(ts.copy.data(), text.size(), ts.copy.capacity());
+    od::document doc;
+    if (auto e = ts.parser.iterate(json).get(doc)) return std::string(simdjson::error_message(e));
+    od::json_type top;
+    if (auto e = doc.type().get(top)) return std::string(simdjson::error_message(e));
+    if (top != od::json_type::object) return "expected a JSON object, got " + std::string(type_name(top));
+    od::value v;
+    if (auto e = doc.get_value().get(v)) return std::string(simdjson::error_message(e));
+    const char* end = nullptr;
+    if (auto e = walk(v, 1, end)) return std::string(simdjson::error_message(e));
+    if (!doc.current_location().error()) return std::string(simdjson::error_message(simdjson::TRAILING_CONTENT));
+    return std::nullopt;
+  } catch (const std::bad_alloc&) {
+    return std::string("out of memory while validating JSON");
+  } catch (...) {
+    return std::string("internal error while validating JSON");
+  }
+}
+
+}  // namespace kingest::codecs
