@@ -51,6 +51,22 @@ std::string_view finding_name(Finding f) {
   return "?";
 }
 
+std::string_view to_string(StoreRead r) {
+  switch (r) {
+    case StoreRead::kAuto: return "auto";
+    case StoreRead::kStreams: return "streams";
+    case StoreRead::kAll: return "all";
+  }
+  return "?";
+}
+
+absl::StatusOr<StoreRead> parse_store_read(std::string_view text) {
+  for (StoreRead r : {StoreRead::kAuto, StoreRead::kStreams, StoreRead::kAll}) {
+    if (text == to_string(r)) return r;
+  }
+  return absl::InvalidArgumentError("--store-read '" + std::string(text) + "': expected auto, streams or all");
+}
+
 bool AuditReport::accounted() const {
   return count(Finding::kMissing) == 0 && count(Finding::kExtra) == 0 && count(Finding::kMisordered) == 0 &&
          count(Finding::kMismatched) == 0 && count(Finding::kUndecodable) == 0;
@@ -63,6 +79,8 @@ std::string AuditReport::to_json() const {
   w.key("messages").value(messages);
   w.key("streams").value(streams);
   w.key("store_events_read").value(store_events_read);
+  w.key("store_read").value(store_read);
+  if (!store_read_note.empty()) w.key("store_read_note").value(store_read_note);
   for (size_t i = 0; i < kFindingCount; ++i) w.key(finding_name(Finding(i))).value(counts[i]);
   w.key("kafka_s").value(kafka_s);
   w.key("store_s").value(store_s);
@@ -92,9 +110,11 @@ std::string AuditReport::to_json() const {
 std::string AuditReport::to_text() const {
   std::ostringstream out;
   out << "audit: " << messages << " message(s), " << streams << " stream(s), " << store_events_read
-      << " store event(s) read in " << seconds << " s";
+      << " store event(s) read (" << (store_read == "all" ? "$all" : "stream by stream") << ") in " << seconds
+      << " s";
   if (seconds > 0) out << " (" << uint64_t(double(messages) / seconds) << " messages/s)";
   out << "\n";
+  if (!store_read_note.empty()) out << store_read_note << "\n";
   for (size_t i = 0; i < kFindingCount; ++i) out << (i ? ", " : "") << finding_name(Finding(i)) << ": " << counts[i];
   out << "\n";
   for (size_t i = 0; i < kFindingCount; ++i) {
@@ -168,6 +188,125 @@ Auditor::~Auditor() {
   }
   prefetch_cv_.notify_all();
   for (auto& t : prefetch_threads_) t.join();
+  {
+    std::lock_guard lock(all_mu_);
+    all_closing_ = true;
+  }
+  all_cv_.notify_all();
+  if (all_thread_.joinable()) all_thread_.join();
+}
+
+void Auditor::read_all_from(AllReader reader, const CheckOptions& options) {
+  all_reader_ = std::move(reader);
+  all_options_ = options;
+  all_state_ = AllState::kReading;
+  all_thread_ = std::thread([this] { all_loop(); });
+}
+
+void Auditor::all_loop() {
+  const bool bounded = all_options_.store_read != StoreRead::kAll;
+  const uint64_t page = std::max<uint64_t>(1, all_options_.all_page_size);
+  // Pages resume at the last event's commit position, inclusive: KurrentDB gives the events of one
+  // write the same commit position, so the ids already read there are skipped, not the position.
+  uint64_t from = 0;
+  bool resumed = false;  // `from` is the last page's last position (0 can be one)
+  std::vector<Uuid> at_from;
+  uint64_t widen = 1;  // a page that ends inside the write it began in (a write larger than a page) is widened
+  bool audited_known = false;
+  auto give_up = [&](uint64_t allowed) {
+    std::lock_guard lock(all_mu_);
+    all_state_ = AllState::kGaveUp;
+    all_status_ = absl::ResourceExhaustedError(
+        absl::StrCat("$all holds more than ", allowed, " events (the messages plus ", kAllEventsPerStream,
+                     " per audited stream): read stream by stream instead (--store-read all reads it whole)"));
+  };
+  for (;;) {
+    uint64_t count = page * widen;
+    std::optional<uint64_t> final_budget;  // set once Kafka is read, in kAuto
+    {
+      std::unique_lock lock(all_mu_);
+      auto allowed = [&] { return added_messages_ + kAllEventsPerStream * added_streams_; };
+      if (bounded) {
+        // Ahead of Kafka the budget is not final yet: wait for it to grow rather than give up.
+        all_cv_.wait(lock, [&] { return all_closing_ || adding_done_ || all_read_ + count <= allowed(); });
+      }
+      if (all_closing_) return;
+      if (adding_done_ && !audited_known) {
+        audited_known = true;
+        // `streams_` is final: only the audited streams' events are kept from here on.
+        std::erase_if(all_events_, [&](const auto& kv) { return !streams_.contains(kv.first); });
+      }
+      if (bounded && adding_done_) {
+        final_budget = allowed();
+        // One more than the budget tells a store that holds more from one that holds just that.
+        if (all_read_ <= *final_budget) count = std::min(count, *final_budget - all_read_ + 1);
+      }
+    }
+    if (final_budget && all_read_ > *final_budget) {
+      give_up(*final_budget);
+      break;
+    }
+    auto got = all_reader_(from, count);
+    if (!got.ok()) {
+      std::lock_guard lock(all_mu_);
+      all_state_ = AllState::kFailed;
+      all_status_ = absl::Status(got.status().code(), absl::StrCat("reading $all: ", got.status().message()));
+      break;
+    }
+    const auto& events = *got;
+    size_t skip = 0;
+    if (resumed) {
+      while (skip < events.size() && events[skip].position == from &&
+             std::find(at_from.begin(), at_from.end(), events[skip].id) != at_from.end()) {
+        ++skip;
+      }
+    }
+    keep_all_events(events, skip, audited_known);
+    if (events.size() < count) {
+      std::lock_guard lock(all_mu_);
+      all_state_ = AllState::kComplete;
+      break;
+    }
+    if (final_budget && skip == events.size() && count < page * widen) {
+      // Inside one write larger than what the budget leaves: reading on would not stay within it.
+      give_up(*final_budget);
+      break;
+    }
+    // A page from a position starts at the first event of the write there: the ids of the last
+    // write read so far are all in this page.
+    widen = resumed && events.back().position == from ? widen * 2 : 1;
+    from = events.back().position;
+    resumed = true;
+    at_from.clear();
+    for (size_t i = events.size(); i-- > 0 && events[i].position == from;) at_from.push_back(events[i].id);
+  }
+  if (all_state_ != AllState::kComplete) {
+    all_events_.clear();
+    reread_.clear();
+  }
+}
+
+void Auditor::keep_all_events(const std::vector<RecordedEventData>& page, size_t skip_to, bool audited_known) {
+  uint64_t kept = 0;
+  for (size_t i = skip_to; i < page.size(); ++i) {
+    const RecordedEventData& e = page[i];
+    ++kept;
+    // What a stream read would not show: metadata ($$S: truncation, max age or count, a soft
+    // delete) or a tombstone. Such streams are read on their own.
+    if (e.stream.starts_with("$$")) {
+      reread_.insert(e.stream.substr(2));
+      continue;
+    }
+    if (e.type == "$streamDeleted") {
+      reread_.insert(e.stream);
+      continue;
+    }
+    if (e.stream.starts_with('$') && !rules_.allow_system_streams) continue;
+    if (audited_known && !streams_.contains(e.stream)) continue;
+    all_events_[e.stream].push_back({e.revision.value(), e.id, content_hash(e.type, e.content_type, e.data)});
+  }
+  std::lock_guard lock(all_mu_);
+  all_read_ += kept;
 }
 
 void Auditor::prefetch_from(Sink& store, const CheckOptions& options) {
@@ -267,6 +406,14 @@ void Auditor::add(std::vector<SourceMessage> batch) {
     sources_.push_back(SourcePosition{m.tp.topic, m.tp.partition, m.offset.value()});
     record(std::move(d.stream), d.e);
   }
+  if (all_thread_.joinable()) {
+    {
+      std::lock_guard lock(all_mu_);
+      added_messages_ = messages_;
+      added_streams_ = streams_.size();
+    }
+    all_cv_.notify_all();
+  }
 }
 
 absl::StatusOr<AuditReport> Auditor::check(Sink& store, const CheckOptions& options) {
@@ -292,6 +439,26 @@ absl::StatusOr<AuditReport> Auditor::check(Sink& store, const CheckOptions& opti
   prefetch_cv_.notify_all();
   for (auto& t : prefetch_threads_) t.join();
   prefetch_threads_.clear();
+
+  // The $all read ends (or gives up) once it knows every audited stream.
+  if (all_thread_.joinable()) {
+    {
+      std::lock_guard lock(all_mu_);
+      adding_done_ = true;
+      added_messages_ = messages_;
+      added_streams_ = streams_.size();
+    }
+    all_cv_.notify_all();
+    all_thread_.join();
+  }
+  const bool from_all = all_state_ == AllState::kComplete;
+  if (all_state_ == AllState::kFailed && all_options_.store_read == StoreRead::kAll) return all_status_;
+  total.store_read = from_all ? "all" : "streams";
+  if (all_state_ == AllState::kFailed || all_state_ == AllState::kGaveUp) {
+    total.store_read_note = std::string(all_status_.message());
+    if (all_state_ == AllState::kFailed) total.store_read_note += " (read stream by stream instead)";
+  }
+  if (from_all) total.store_events_read = all_read_;
 
   auto worker = [&] {
     std::array<uint64_t, kFindingCount> counts{};
@@ -321,9 +488,19 @@ absl::StatusOr<AuditReport> Auditor::check(Sink& store, const CheckOptions& opti
         from = UINT64_MAX;
         for (const auto& e : expected) from = std::min(from, e.revision);
       }
-      // A prefetched read serves when it started at or below every expected revision.
       std::optional<absl::StatusOr<std::vector<StoreEvent>>> got;
-      {
+      bool counted = false;
+      if (from_all && !reread_.contains(name)) {
+        // $all kept the stream's events in revision order; the read is counted already. Workers
+        // take different streams and nothing is inserted any more: no lock needed.
+        std::vector<StoreEvent> kept;
+        if (auto it = all_events_.find(name); it != all_events_.end()) kept = std::move(it->second);
+        std::erase_if(kept, [&](const StoreEvent& s) { return s.revision < from; });
+        counted = true;
+        got = std::move(kept);
+      }
+      // A prefetched read serves when it started at or below every expected revision.
+      if (!got) {
         std::lock_guard lock(prefetch_mu_);
         auto it = fetched_.find(name);
         if (it != fetched_.end() && it->second.from <= from) {
@@ -343,7 +520,7 @@ absl::StatusOr<AuditReport> Auditor::check(Sink& store, const CheckOptions& opti
         return;
       }
       stored = std::move(**got);
-      read_events += stored.size();
+      if (!counted) read_events += stored.size();
       std::unordered_map<Uuid, size_t, UuidHash> by_id;  // id → index into stored
       by_id.reserve(stored.size());
       for (size_t i = 0; i < stored.size(); ++i) by_id.emplace(stored[i].id, i);
@@ -422,7 +599,10 @@ absl::StatusOr<AuditReport> Auditor::check(Sink& store, const CheckOptions& opti
   };
 
   std::vector<std::thread> threads;
-  size_t n = std::max<size_t>(1, std::min(options.read_threads, work.size()));
+  // From $all the comparison is in memory (a stream re-read aside): one thread per core.
+  const size_t threads_wanted =
+      from_all ? std::max<size_t>(1, std::thread::hardware_concurrency()) : options.read_threads;
+  size_t n = std::max<size_t>(1, std::min(threads_wanted, work.size()));
   for (size_t i = 0; i < n; ++i) threads.emplace_back(worker);
   for (auto& t : threads) t.join();
   if (!failure.ok()) return failure;

@@ -2,8 +2,15 @@
 // the ingest's codec routing and naming rules, checked against what the store holds (present at its
 // revision with the same id, type, content type and data) or against the dead-letter file.
 //
+// The store is read one of two ways: each audited stream on its own (`read_threads` reads at once,
+// pages of `page_size`), or `$all` forwards once in pages of `all_page_size`, keeping the events of
+// the audited streams. Per-stream reads cost one call per stream; `$all` costs every event of the
+// store, audited or not. With `StoreRead::kAuto` the `$all` read gives way to per-stream reads once
+// it has read more than the messages added plus `kAllEventsPerStream` per audited stream (their
+// break-even: the store holds much more than the audited streams).
+//
 // Threads: `Auditor::add` from one thread (the Kafka reader); it decodes in parallel itself.
-// `check` reads the store from `read_threads` threads at once through the Sink's blocking reads.
+// `check` compares on several threads (and reads streams through the Sink's blocking reads).
 // Lifecycle: add messages and dead letters, then `check` once.
 //
 //   Auditor a(rules);
@@ -25,6 +32,7 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -58,6 +66,8 @@ struct AuditReport {
   uint64_t messages = 0;
   uint64_t streams = 0;
   uint64_t store_events_read = 0;
+  std::string store_read;  // "streams" or "all": how the store was read
+  std::string store_read_note;  // why $all was not used, when it was tried
   double kafka_s = 0;  // reading and decoding the topics
   double store_s = 0;  // reading and comparing the store
   double seconds = 0;  // the whole audit
@@ -91,11 +101,27 @@ struct SourcePosition {
 absl::StatusOr<std::set<SourcePosition>> read_dead_letter_file(const std::string& path);
 
 
+// How the store is read: "auto", "streams" (each audited stream on its own) or "all" ($all once).
+enum class StoreRead { kAuto, kStreams, kAll };
+std::string_view to_string(StoreRead r);
+// "auto" | "streams" | "all"; anything else is InvalidArgument naming the choices.
+absl::StatusOr<StoreRead> parse_store_read(std::string_view text);
+
+// `$all` events worth one per-stream read: a per-stream read costs about as much (a call on both
+// sides) as reading and comparing 16 events of `$all`.
+inline constexpr uint64_t kAllEventsPerStream = 16;
+
 struct CheckOptions {
   size_t read_threads = 32;  // streams read at once
-  size_t page_size = 4096;   // events per read
+  size_t page_size = 4096;   // events per stream read
   size_t examples = 10;      // first examples kept per finding
+  StoreRead store_read = StoreRead::kAuto;
+  size_t all_page_size = 16384;  // events per $all read
 };
+
+// Up to `count` events of $all forwards from commit position `from` (inclusive; 0: the start), each
+// with its stream name and position: `KurrentClient::read_all`.
+using AllReader = std::function<absl::StatusOr<std::vector<RecordedEventData>>(uint64_t from, uint64_t count)>;
 
 class Auditor {
  public:
@@ -108,6 +134,14 @@ class Auditor {
   // threads, while Kafka is still being read (the store must not change during the audit, which
   // it must not anyway). Without it, `check` reads every stream itself.
   void prefetch_from(Sink& store, const CheckOptions& options);
+
+  // Reads $all forwards on one thread while Kafka is still being read, keeping the events of the
+  // streams the messages name (and noting streams whose metadata changed or that were deleted:
+  // `check` reads those on their own, as a reader sees them). With `options.store_read` kAuto, the
+  // read waits while it is past the budget above and Kafka is still read, and gives up (`check`
+  // reads every stream instead) when it is past it at the end; with kAll it reads to the end.
+  // A failed read fails `check` with kAll, and makes `check` read every stream with kAuto.
+  void read_all_from(AllReader reader, const CheckOptions& options);
 
   void add_dead_letters(const std::set<SourcePosition>& positions) { dead_letters_.insert(positions.begin(), positions.end()); }
   // Messages in partition order (decoded in parallel here).
@@ -139,6 +173,9 @@ class Auditor {
   static absl::StatusOr<std::vector<StoreEvent>> fetch(Sink& store, const std::string& stream, uint64_t from,
                                                        size_t page_size);
   void prefetch_loop();
+  void all_loop();
+  // The events of `page` from $all, as kept (`audited_known`: `streams_` is complete).
+  void keep_all_events(const std::vector<RecordedEventData>& page, size_t skip_to, bool audited_known);
 
   void record(std::string stream, Expected e);
   void note(Finding f, Example ex);
@@ -160,6 +197,23 @@ class Auditor {
   std::unordered_map<std::string, Fetched> fetched_;
   bool prefetch_closing_ = false;
   std::vector<std::thread> prefetch_threads_;
+
+  // The $all read: the thread owns `all_events_`, `reread_` and `all_read_` until `check` joins it.
+  enum class AllState { kNone, kReading, kComplete, kGaveUp, kFailed };
+  AllReader all_reader_;
+  CheckOptions all_options_;
+  std::thread all_thread_;
+  std::mutex all_mu_;
+  std::condition_variable all_cv_;
+  bool adding_done_ = false;  // `check` began: `streams_` and the budget are final
+  bool all_closing_ = false;
+  AllState all_state_ = AllState::kNone;
+  absl::Status all_status_;
+  uint64_t added_streams_ = 0;  // `streams_.size()` as the $all thread may read it (under all_mu_)
+  uint64_t added_messages_ = 0;
+  uint64_t all_read_ = 0;       // events read from $all (the boundary's re-reads not counted)
+  std::unordered_map<std::string, std::vector<StoreEvent>> all_events_;
+  std::unordered_set<std::string> reread_;
 };
 
 // Reads every partition of `ends` from `starts` (absent: its low watermark) up to its end

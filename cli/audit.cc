@@ -34,6 +34,7 @@ struct AuditOptions {
   size_t examples = 10;
   size_t read_threads = 32;
   size_t page_size = 4096;
+  std::string store_read = "auto";
   KurrentFlags kurrent;
   IngestFlags ingest;
 };
@@ -71,6 +72,8 @@ int run_audit(const AuditOptions& o) {
   if (!engine.ok()) return usage_error(engine.status());
   auto props = parse_properties(o.ingest.kafka_properties);
   if (!props.ok()) return usage_error(props.status());
+  auto store_read = audit::parse_store_read(o.store_read);
+  if (!store_read.ok()) return usage_error(store_read.status());
   audit::Rules rules{.stream_names = engine->stream_names,
                      .version_base = engine->version_base,
                      .topic_codecs = engine->topic_codecs,
@@ -122,12 +125,18 @@ int run_audit(const AuditOptions& o) {
             << " against " << (*client)->endpoint() << (o.dlq_file.empty() ? "" : ", dead letters from " + o.dlq_file)
             << std::endl;
 
-  const audit::CheckOptions check{.read_threads = o.read_threads, .page_size = o.page_size, .examples = o.examples};
+  const audit::CheckOptions check{
+      .read_threads = o.read_threads, .page_size = o.page_size, .examples = o.examples, .store_read = *store_read};
   audit::Auditor auditor(rules);
   auditor.add_dead_letters(dead_letters);
-  // Streams are read from the store while Kafka is still being read: the audit takes about as long
-  // as the longer of the two, not their sum.
-  auditor.prefetch_from(**client, check);
+  // The store is read while Kafka is still being read: the audit takes about as long as the longer
+  // of the two, not their sum.
+  if (*store_read == audit::StoreRead::kStreams) {
+    auditor.prefetch_from(**client, check);
+  } else {
+    kurrent::KurrentClient* c = client->get();
+    auditor.read_all_from([c](uint64_t from, uint64_t count) { return c->read_all(from, count); }, check);
+  }
   // Kafka is read on its own thread while this one decodes the previous batches (a few batches
   // queued at most, to bound memory).
   std::mutex mu;
@@ -197,7 +206,12 @@ void register_audit(CLI::App& app, ActionSetter set_action) {
   cmd->add_option("--read-threads", o->read_threads, "Streams read from the store at once")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{1024}));
-  cmd->add_option("--page-size", o->page_size, "Events per store read")
+  cmd->add_option("--store-read", o->store_read,
+                  "How the store is read: streams (each audited stream on its own), all ($all once, in large "
+                  "pages, keeping the audited streams' events) or auto ($all unless the store holds much more than "
+                  "the audited streams)")
+      ->capture_default_str();
+  cmd->add_option("--page-size", o->page_size, "Events per stream read")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{1000000}));
   cmd->add_option("--kurrent", o->kurrent.url,
