@@ -2,8 +2,8 @@
 // (`broker`), `replay` ingests into serve-store (with two dead letters: an undecodable message and a
 // revision conflict), then `audit` must account for every message (exit 0); a stray append by the
 // official @kurrent/kurrentdb-client and a dead-letter file missing a line must each make `audit`
-// exit 4 naming the stream and revision. `read` and `streams` output is checked against what was
-// written.
+// exit 4 naming the stream and revision, whether it reads $all or each stream. `read` and `streams`
+// output is checked against what was written.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -98,6 +98,16 @@ describe("kurrent-ingest audit, read and streams against serve-store", () => {
     assert.equal(report.ok, GENERATED + 2);
     assert.equal(report.dead_lettered, 2);
     for (const k of ["missing", "extra", "misordered", "mismatched", "undecodable"]) assert.equal(report[k], 0, k);
+    // The store holds just the replay: $all is read rather than each stream.
+    assert.equal(report.store_read, "all");
+    const byStream = join(dir, "audit-streams.json");
+    const s = await run([...auditArgs, "--dlq-file", dlqFile, "--report", byStream, "--store-read", "streams"]);
+    assert.equal(s.code, 0, s.output);
+    const streamsReport = JSON.parse(readFileSync(byStream, "utf8"));
+    assert.equal(streamsReport.store_read, "streams");
+    for (const k of ["ok", "dead_lettered", "missing", "extra", "misordered", "mismatched", "undecodable"]) {
+      assert.equal(streamsReport[k], report[k], k);
+    }
   });
 
   it("read prints the events as written; streams lists the stream with its count", async () => {
@@ -130,10 +140,12 @@ describe("kurrent-ingest audit, read and streams against serve-store", () => {
     const kept = lines.filter((l) => JSON.parse(l).reason !== "revision-conflict");
     const partial = join(dir, "dlq-partial.ndjson");
     writeFileSync(partial, kept.join("\n") + "\n");
-    const r = await run([...auditArgs, "--dlq-file", partial]);
-    assert.equal(r.code, 4, r.output);
-    assert.match(r.output, new RegExp(`mismatched: stream ${stream} revision 1 \\(${TOPIC}\\[0\\]@\\d+\\)`));
-    assert.match(r.output, /mismatched: 1,/);
+    for (const how of ["auto", "streams", "all"]) {
+      const r = await run([...auditArgs, "--dlq-file", partial, "--store-read", how]);
+      assert.equal(r.code, 4, r.output);
+      assert.match(r.output, new RegExp(`mismatched: stream ${stream} revision 1 \\(${TOPIC}\\[0\\]@\\d+\\)`));
+      assert.match(r.output, /mismatched: 1,/);
+    }
   });
 
   it("exits 4 naming the undecodable message when the dead-letter file is not given", async () => {
@@ -144,9 +156,12 @@ describe("kurrent-ingest audit, read and streams against serve-store", () => {
 
   it("exits 4 naming the stream and revision after a stray append by the official client", async () => {
     await client.appendToStream(stream, jsonEvent({ type: "StrayEvent", data: { stray: true } }));
-    const r = await run([...auditArgs, "--dlq-file", dlqFile]);
-    assert.equal(r.code, 4, r.output);
-    assert.match(r.output, new RegExp(`extra: stream ${stream} revision 2: event [0-9a-f-]{36} is in the store`));
+    for (const how of ["auto", "streams", "all"]) {
+      const r = await run([...auditArgs, "--dlq-file", dlqFile, "--store-read", how]);
+      assert.equal(r.code, 4, r.output);
+      assert.match(r.output, new RegExp(`extra: stream ${stream} revision 2: event [0-9a-f-]{36} is in the store`));
+      assert.match(r.output, /extra: 1,/);
+    }
     const read = await run(["read", stream, "--kurrent", server.kurrentdb, "--format", "ndjson", "--from", "2"]);
     assert.deepEqual(jsonLines(read.output).map((e) => [e.revision, e.type, e.data]), [[2, "StrayEvent", { stray: true }]]);
   });
