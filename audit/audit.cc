@@ -225,7 +225,11 @@ void Auditor::all_loop() {
     std::optional<uint64_t> final_budget;  // set once Kafka is read, in kAuto
     {
       std::unique_lock lock(all_mu_);
-      auto allowed = [&] { return added_messages_ + kAllEventsPerStream * added_streams_; };
+      auto allowed = [&] {
+        const uint64_t messages =
+            adding_done_ ? added_messages_ : std::max<uint64_t>(added_messages_, all_options_.planned_messages);
+        return messages + kAllEventsPerStream * added_streams_;
+      };
       if (bounded) {
         // Ahead of Kafka the budget is not final yet: wait for it to grow rather than give up.
         all_cv_.wait(lock, [&] { return all_closing_ || adding_done_ || all_read_ + count <= allowed(); });

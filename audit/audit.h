@@ -117,6 +117,9 @@ struct CheckOptions {
   size_t examples = 10;      // first examples kept per finding
   StoreRead store_read = StoreRead::kAuto;
   size_t all_page_size = 16384;  // events per $all read
+  // The messages the range holds, when known: while Kafka is still read, the $all budget counts
+  // them all rather than those added so far, so the read need not wait for the decoding.
+  uint64_t planned_messages = 0;
 };
 
 // Up to `count` events of $all forwards from commit position `from` (inclusive; 0: the start), each

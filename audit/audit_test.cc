@@ -103,9 +103,10 @@ class AuditTest : public ::testing::Test {
   static constexpr How kEveryWay[] = {How::kStreams, How::kPrefetch, How::kAll, How::kAuto};
 
   AuditReport audit(std::vector<SourceMessage> messages, const std::set<SourcePosition>& dead = {},
-                    How how = How::kStreams, AllReader reader = {}) {
+                    How how = How::kStreams, AllReader reader = {}, uint64_t planned = 0) {
     // Small pages: every read takes several.
-    CheckOptions options{.read_threads = 4, .page_size = 2, .examples = 5, .all_page_size = 3};
+    CheckOptions options{
+        .read_threads = 4, .page_size = 2, .examples = 5, .all_page_size = 3, .planned_messages = planned};
     options.store_read = how == How::kAll ? StoreRead::kAll : how == How::kAuto ? StoreRead::kAuto : StoreRead::kStreams;
     Auditor a(rules_);
     a.add_dead_letters(dead);
@@ -266,6 +267,10 @@ TEST_F(AuditTest, AutoReadsStreamByStreamWhenTheStoreHoldsMuchMore) {
   EXPECT_EQ(r.store_read, "streams");
   EXPECT_NE(r.store_read_note.find("$all holds more than 18 events"), std::string::npos) << r.store_read_note;
   EXPECT_NE(r.to_text().find("$all holds more than 18 events"), std::string::npos) << r.to_text();
+  // A larger plan lets the read run ahead while Kafka is read; the budget at the end is what came.
+  auto planned = audit(ms, {}, How::kAuto, {}, 1000);
+  EXPECT_EQ(findings(planned), expected);
+  EXPECT_EQ(planned.store_read, "streams");
   auto all = audit(ms, {}, How::kAll);
   EXPECT_EQ(findings(all), expected);
   EXPECT_EQ(all.store_read, "all");
