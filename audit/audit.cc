@@ -110,8 +110,7 @@ std::string AuditReport::to_json() const {
 std::string AuditReport::to_text() const {
   std::ostringstream out;
   out << "audit: " << messages << " message(s), " << streams << " stream(s), " << store_events_read
-      << " store event(s) read (" << (store_read == "all" ? "$all" : "stream by stream") << ") in " << seconds
-      << " s";
+      << " store event(s) read (" << (store_read == "all" ? "$all" : "stream by stream") << ") in " << seconds << " s";
   if (seconds > 0) out << " (" << uint64_t(double(messages) / seconds) << " messages/s)";
   out << "\n";
   if (!store_read_note.empty()) out << store_read_note << "\n";

@@ -66,7 +66,7 @@ struct AuditReport {
   uint64_t messages = 0;
   uint64_t streams = 0;
   uint64_t store_events_read = 0;
-  std::string store_read;  // "streams" or "all": how the store was read
+  std::string store_read;       // "streams" or "all": how the store was read
   std::string store_read_note;  // why $all was not used, when it was tried
   double kafka_s = 0;  // reading and decoding the topics
   double store_s = 0;  // reading and comparing the store
@@ -99,7 +99,6 @@ struct SourcePosition {
 // The messages a dead-letter NDJSON file (as the ingest writes it) accounts for. Errors name the
 // file and line.
 absl::StatusOr<std::set<SourcePosition>> read_dead_letter_file(const std::string& path);
-
 
 // How the store is read: "auto", "streams" (each audited stream on its own) or "all" ($all once).
 enum class StoreRead { kAuto, kStreams, kAll };
@@ -214,7 +213,7 @@ class Auditor {
   absl::Status all_status_;
   uint64_t added_streams_ = 0;  // `streams_.size()` as the $all thread may read it (under all_mu_)
   uint64_t added_messages_ = 0;
-  uint64_t all_read_ = 0;       // events read from $all (the boundary's re-reads not counted)
+  uint64_t all_read_ = 0;  // events read from $all (the boundary's re-reads not counted)
   std::unordered_map<std::string, std::vector<StoreEvent>> all_events_;
   std::unordered_set<std::string> reread_;
 };

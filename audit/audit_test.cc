@@ -60,10 +60,14 @@ class AuditTest : public ::testing::Test {
       stream = rules_.stream_names.render(ev);
       uint64_t rev = *rules_.version_base.revision_of(ev.aggregate_version);
       if (events.empty()) first = rev;
-      events.push_back({.id = pipeline::derive_event_id(ev, stream, rev), .type = ev.event_type,
-                        .content_type = "application/json", .data = ev.payload, .metadata = "{}"});
+      events.push_back({.id = pipeline::derive_event_id(ev, stream, rev),
+                        .type = ev.event_type,
+                        .content_type = "application/json",
+                        .data = ev.payload,
+                        .metadata = "{}"});
     }
-    ExpectedRevision expected = first == 0 ? ExpectedRevision{ExpectNoStream{}} : ExpectedRevision{StreamRevision{first - 1}};
+    ExpectedRevision expected =
+        first == 0 ? ExpectedRevision{ExpectNoStream{}} : ExpectedRevision{StreamRevision{first - 1}};
     auto r = store_->append_sync(stream, expected, std::move(events));
     ASSERT_EQ(r.status, store::AppendStatus::kSuccess) << r.message;
   }
@@ -71,8 +75,10 @@ class AuditTest : public ::testing::Test {
   void other(const std::string& stream, const std::string& type = "Other") {
     auto r = store_->append_sync(stream, ExpectAny{},
                                  {store::ProposedEvent{.id = Uuid::v5(Uuid::nil(), stream + std::to_string(++others_)),
-                                                       .type = type, .content_type = "application/json",
-                                                       .data = "{}", .metadata = "{}"}});
+                                                       .type = type,
+                                                       .content_type = "application/json",
+                                                       .data = "{}",
+                                                       .metadata = "{}"}});
     ASSERT_EQ(r.status, store::AppendStatus::kSuccess) << r.message;
   }
 
@@ -107,7 +113,9 @@ class AuditTest : public ::testing::Test {
     // Small pages: every read takes several.
     CheckOptions options{
         .read_threads = 4, .page_size = 2, .examples = 5, .all_page_size = 3, .planned_messages = planned};
-    options.store_read = how == How::kAll ? StoreRead::kAll : how == How::kAuto ? StoreRead::kAuto : StoreRead::kStreams;
+    options.store_read = how == How::kAll    ? StoreRead::kAll
+                         : how == How::kAuto ? StoreRead::kAuto
+                                             : StoreRead::kStreams;
     Auditor a(rules_);
     a.add_dead_letters(dead);
     if (how == How::kPrefetch) a.prefetch_from(*sink_, options);

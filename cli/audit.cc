@@ -125,9 +125,11 @@ int run_audit(const AuditOptions& o) {
             << " against " << (*client)->endpoint() << (o.dlq_file.empty() ? "" : ", dead letters from " + o.dlq_file)
             << std::endl;
 
-  const audit::CheckOptions check{
-      .read_threads = o.read_threads, .page_size = o.page_size, .examples = o.examples, .store_read = *store_read,
-      .planned_messages = planned};
+  const audit::CheckOptions check{.read_threads = o.read_threads,
+                                  .page_size = o.page_size,
+                                  .examples = o.examples,
+                                  .store_read = *store_read,
+                                  .planned_messages = planned};
   audit::Auditor auditor(rules);
   auditor.add_dead_letters(dead_letters);
   // The store is read while Kafka is still being read: the audit takes about as long as the longer
