@@ -358,7 +358,8 @@ void Auditor::add(std::vector<SourceMessage> batch) {
   std::vector<Decoded> out(batch.size());
   const bool revisions = rules_.version_base.kind != pipeline::VersionBase::Kind::kNone;
   auto decode_one = [&](const SourceMessage& m, Decoded& d) {
-    if (dead_letters_.contains(SourcePosition{m.tp.topic, m.tp.partition, m.offset.value()})) {
+    if (!dead_letters_.empty() &&
+        dead_letters_.contains(SourcePosition{m.tp.topic, m.tp.partition, m.offset.value()})) {
       d.dead_lettered = true;
       return;
     }
@@ -392,6 +393,7 @@ void Auditor::add(std::vector<SourceMessage> batch) {
   oneapi::tbb::parallel_for(oneapi::tbb::blocked_range<size_t>(0, batch.size(), 256), [&](const auto& range) {
     for (size_t i = range.begin(); i < range.end(); ++i) decode_one(batch[i], out[i]);
   });
+  uint32_t topic = 0;  // the last message's, into topics_
   for (size_t i = 0; i < batch.size(); ++i) {
     const SourceMessage& m = batch[i];
     ++messages_;
@@ -405,8 +407,13 @@ void Auditor::add(std::vector<SourceMessage> batch) {
                                           .detail = *d.error + "; not in the dead-letter file"});
       continue;
     }
+    if (topics_.empty() || topics_[topic] != m.tp.topic) {
+      auto it = std::find(topics_.begin(), topics_.end(), m.tp.topic);
+      topic = uint32_t(it - topics_.begin());
+      if (it == topics_.end()) topics_.push_back(m.tp.topic);
+    }
     d.e.source = uint32_t(sources_.size());
-    sources_.push_back(SourcePosition{m.tp.topic, m.tp.partition, m.offset.value()});
+    sources_.push_back(Source{topic, m.tp.partition, m.offset.value()});
     record(std::move(d.stream), d.e);
   }
   if (all_thread_.joinable()) {
@@ -479,7 +486,7 @@ absl::StatusOr<AuditReport> Auditor::check(Sink& store, const CheckOptions& opti
         Example ex{.stream = name, .revision = rev, .detail = std::move(detail)};
         if (e != nullptr) {
           const auto& src = sources_[e->source];
-          ex.topic = src.topic;
+          ex.topic = topics_[src.topic];
           ex.partition = src.partition;
           ex.offset = src.offset;
         }

@@ -185,7 +185,14 @@ class Auditor {
   Rules rules_;
   std::set<SourcePosition> dead_letters_;
   std::unordered_map<std::string, StreamExpectations> streams_;
-  std::vector<SourcePosition> sources_;
+  // Where each recorded message came from; topics by index, as few and long names repeat.
+  struct Source {
+    uint32_t topic = 0;  // index into topics_
+    int32_t partition = 0;
+    int64_t offset = 0;
+  };
+  std::vector<Source> sources_;
+  std::vector<std::string> topics_;
   AuditReport pending_;  // counts found while adding (dead letters, undecodable)
   size_t max_examples_ = 1000;
   uint64_t messages_ = 0;
