@@ -291,6 +291,8 @@ void Auditor::all_loop() {
 
 void Auditor::keep_all_events(const std::vector<RecordedEventData>& page, size_t skip_to, bool audited_known) {
   uint64_t kept = 0;
+  std::vector<StoreEvent>* last = nullptr;  // the events of `last_stream`
+  std::string_view last_stream;
   for (size_t i = skip_to; i < page.size(); ++i) {
     const RecordedEventData& e = page[i];
     ++kept;
@@ -305,8 +307,14 @@ void Auditor::keep_all_events(const std::vector<RecordedEventData>& page, size_t
       continue;
     }
     if (e.stream.starts_with('$') && !rules_.allow_system_streams) continue;
-    if (audited_known && !streams_.contains(e.stream)) continue;
-    all_events_[e.stream].push_back({e.revision.value(), e.id, content_hash(e.type, e.content_type, e.data)});
+    // One write's events are consecutive in $all: the stream is looked up once for them.
+    if (last == nullptr || e.stream != last_stream) {
+      last = nullptr;
+      if (audited_known && !streams_.contains(e.stream)) continue;
+      last = &all_events_[e.stream];
+      last_stream = e.stream;
+    }
+    last->push_back({e.revision.value(), e.id, content_hash(e.type, e.content_type, e.data)});
   }
   std::lock_guard lock(all_mu_);
   all_read_ += kept;
