@@ -45,7 +45,8 @@ class AuditTest : public ::testing::Test {
                            .data = data.empty() ? ev.payload : data,
                            .metadata = "{}"};
     uint64_t target = at.value_or(rev);
-    ExpectedRevision expected = target == 0 ? ExpectedRevision{ExpectNoStream{}} : ExpectedRevision{StreamRevision{target - 1}};
+    ExpectedRevision expected =
+        target == 0 ? ExpectedRevision{ExpectNoStream{}} : ExpectedRevision{StreamRevision{target - 1}};
     auto r = store_->append_sync(stream, expected, {p});
     ASSERT_EQ(r.status, store::AppendStatus::kSuccess) << r.message;
   }
@@ -84,8 +85,11 @@ class AuditTest : public ::testing::Test {
 
   void stray(const std::string& stream, uint64_t expected) {
     auto r = store_->append_sync(stream, StreamRevision{expected},
-                                 {store::ProposedEvent{.id = Uuid::v5(Uuid::nil(), "stray"), .type = "Stray",
-                                                       .content_type = "application/json", .data = "{}", .metadata = "{}"}});
+                                 {store::ProposedEvent{.id = Uuid::v5(Uuid::nil(), "stray"),
+                                                       .type = "Stray",
+                                                       .content_type = "application/json",
+                                                       .data = "{}",
+                                                       .metadata = "{}"}});
     ASSERT_EQ(r.status, store::AppendStatus::kSuccess) << r.message;
   }
 
@@ -175,9 +179,9 @@ TEST_F(AuditTest, StrayEventIsExtraWithStreamAndRevision) {
 }
 
 TEST_F(AuditTest, MissingMismatchedAndMisordered) {
-  std::vector<SourceMessage> ms = {message("a", 1, "{}", 0), message("a", 2, R"({"x":1})", 1),
-                                   message("b", 1, "{}", 2), message("b", 2, R"({"y":1})", 3),
-                                   message("c", 1, "{}", 4), message("c", 2, "{}", 5),
+  std::vector<SourceMessage> ms = {message("a", 1, "{}", 0),        message("a", 2, R"({"x":1})", 1),
+                                   message("b", 1, "{}", 2),        message("b", 2, R"({"y":1})", 3),
+                                   message("c", 1, "{}", 4),        message("c", 2, "{}", 5),
                                    message("d", 1, R"({"d":1})", 6)};
   write(ms[0]);  // a: revision 1 never written
   write(ms[2]);
