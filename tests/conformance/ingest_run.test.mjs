@@ -138,6 +138,9 @@ function isoOf(envelope) {
   return typeof envelope.occurredOn === "number" ? new Date(envelope.occurredOn).toISOString() : envelope.occurredOn;
 }
 
+// The run ids the events name (ingestRunId on the first event of each append): one run, one id.
+const runIds = new Set();
+
 function checkStream(agg, got) {
   const where = `stream ${agg.stream}`;
   assert.equal(got.length, agg.events.length, `${where}: events read back`);
@@ -171,7 +174,10 @@ function checkStream(agg, got) {
       "$schema.name": envelope.eventType,
       "$schema.format": "Json",
     };
-    assert.deepEqual(e.metadata, expected, `${at}: metadata`);
+    const { ingestRunId, ...metadata } = e.metadata;
+    if (i === 0) assert.match(ingestRunId ?? "", UUID, `${at}: a stream's first event starts an append: it names the run`);
+    if (ingestRunId !== undefined) runIds.add(ingestRunId);
+    assert.deepEqual(metadata, expected, `${at}: metadata`);
     assert.ok(
       e.created instanceof Date && e.created.getTime() >= started - 5000 && e.created.getTime() <= Date.now() + 5000,
       `${at}: created ${e.created?.toISOString?.()} should be a recent Date`,
@@ -227,6 +233,7 @@ describe("kurrent-ingest run: Kafka (kafkajs producer) → serve-store, read bac
     await waitForStreams(client, aggregates, VERSIONS, runProc, `all ${STREAMS * VERSIONS} events`);
 
     for (const agg of aggregates) checkStream(agg, await readStreamOrEmpty(client, agg.stream));
+    assert.equal(runIds.size, 1, `one run wrote every append: ${[...runIds].join(", ")}`);
 
     const exit = await runProc.stop("SIGINT", EXIT_TIMEOUT_MS);
     assert.ok(exit, `run did not exit within ${EXIT_TIMEOUT_MS / 1000} s of SIGINT (killed). Its output:\n${runProc.output}`);
