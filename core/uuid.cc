@@ -1,17 +1,23 @@
 #include "core/uuid.h"
 
+#include <array>
 #include <cstring>
 #include <random>
 
 namespace kingest {
 namespace {
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+// A table, not comparisons: the server parses every record id it is sent.
+constexpr std::array<int8_t, 256> kHexValues = [] {
+  std::array<int8_t, 256> t{};
+  for (auto& v : t) v = -1;
+  for (int c = '0'; c <= '9'; ++c) t[size_t(c)] = int8_t(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c) t[size_t(c)] = int8_t(c - 'a' + 10);
+  for (int c = 'A'; c <= 'F'; ++c) t[size_t(c)] = int8_t(c - 'A' + 10);
+  return t;
+}();
+
+int hex_value(char c) { return kHexValues[static_cast<uint8_t>(c)]; }
 
 uint32_t rotl(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
 
@@ -81,20 +87,17 @@ std::array<uint8_t, 20> sha1(std::string_view data) {
 
 std::optional<Uuid> Uuid::parse(std::string_view text) {
   if (text.size() == 38 && text.front() == '{' && text.back() == '}') text = text.substr(1, 36);
-  if (text.size() != 36) return std::nullopt;
+  if (text.size() != 36 || text[8] != '-' || text[13] != '-' || text[18] != '-' || text[23] != '-') return std::nullopt;
+  // Where each byte's two hex digits start (the dashes skipped).
+  static constexpr std::array<uint8_t, 16> kAt{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
   Bytes b{};
-  size_t bi = 0;
-  for (size_t i = 0; i < 36;) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (text[i] != '-') return std::nullopt;
-      ++i;
-      continue;
-    }
-    int hi = hex_value(text[i]), lo = hex_value(text[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    b[bi++] = uint8_t(hi << 4 | lo);
-    i += 2;
+  int bad = 0;  // any digit's -1 makes it negative
+  for (size_t k = 0; k < 16; ++k) {
+    const int hi = hex_value(text[kAt[k]]), lo = hex_value(text[kAt[k] + 1]);
+    bad |= hi | lo;
+    b[k] = uint8_t((hi << 4) | (lo & 0xF));
   }
+  if (bad < 0) return std::nullopt;
   return Uuid{b};
 }
 

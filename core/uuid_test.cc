@@ -36,6 +36,18 @@ TEST(Uuid, RejectsMalformedText) {
   EXPECT_FALSE(Uuid::parse("550e8400-e29b-41d4-a716-44665544000g"));
   EXPECT_FALSE(Uuid::parse("550e8400-e29b-41d4-a716_446655440000"));
   EXPECT_FALSE(Uuid::parse("evt-1"));
+  // A wrong character anywhere, digit or dash, is refused; upper case and braces are read.
+  const std::string good = "550e8400-e29b-41d4-a716-446655440000";
+  for (size_t i = 0; i < good.size(); ++i) {
+    for (char c : {'x', 'G', '-', ' ', '\xc3'}) {
+      std::string bad = good;
+      if (bad[i] == c) continue;
+      bad[i] = c;
+      EXPECT_FALSE(Uuid::parse(bad)) << bad;
+    }
+  }
+  EXPECT_EQ(Uuid::parse("550E8400-E29B-41D4-A716-446655440000"), Uuid::parse(good));
+  EXPECT_EQ(Uuid::parse("{" + good + "}"), Uuid::parse(good));
 }
 
 TEST(Uuid, V5MatchesRfcNamespaceExample) {

@@ -1,16 +1,18 @@
 // v2 StreamsService.AppendRecords (KurrentDB 26.1): records of many streams interleaved in one
 // unary request, revision checks kept apart from the records, all or nothing; every failing check
-// is reported at once. The request is checked and converted on gRPC's thread, then written as one
-// store transaction (`EventStore::append_multi`), which evaluates the checks with the write; the
-// answer is sent from the store's writer thread.
+// is reported at once. The request is read from its bytes (records_wire.h), checked and converted
+// on gRPC's thread, then written as one store transaction (`EventStore::append_multi`), which
+// evaluates the checks with the write; the answer is sent from the store's writer thread.
 #include <algorithm>
-#include <unordered_map>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "proto/kurrentdb/status.pb.h"
 #include "proto/kurrentdb/v2/errors.pb.h"
+#include "server/internal/records_wire.h"
 #include "server/internal/server.h"
 
 namespace kingest::server::internal {
@@ -20,13 +22,16 @@ namespace v2err = ::kurrentdb::protocol::v2::streams::errors;
 
 grpc::Status invalid(const std::string& message) { return {grpc::StatusCode::INVALID_ARGUMENT, message}; }
 
+// This absl's string_view is its own type, not std::string_view.
+absl::string_view av(std::string_view s) { return {s.data(), s.size()}; }
+
 int32_t clamp32(size_t n) { return static_cast<int32_t>(std::min<size_t>(n, INT32_MAX)); }
 
 int32_t check_index(uint32_t index) {
   return index == store::CheckViolation::kNoCheck ? -1 : static_cast<int32_t>(index);
 }
 
-grpc::Status violation_status(const std::vector<std::string>& streams,
+grpc::Status violation_status(const std::vector<std::string_view>& streams,
                               const std::vector<store::CheckViolation>& violations) {
   v2err::AppendConsistencyViolationErrorDetails details;
   std::string message = absl::StrCat("append consistency violation: ", violations.size(), " failing check",
@@ -36,11 +41,11 @@ grpc::Status violation_status(const std::vector<std::string>& streams,
     auto* out = details.add_violations();
     out->set_check_index(check_index(v.check_index));
     auto* state = out->mutable_stream_state();
-    state->set_stream(streams[v.stream]);
+    state->set_stream(std::string(streams[v.stream]));
     state->set_expected_state(wire::v2_expected_value(v.expected));
     state->set_actual_state(v.actual);
     if (i < 8) {
-      absl::StrAppend(&message, i == 0 ? ": " : "; ", "stream '", streams[v.stream], "' expected ",
+      absl::StrAppend(&message, i == 0 ? ": " : "; ", "stream '", av(streams[v.stream]), "' expected ",
                       wire::v2_expected_value(v.expected), ", actual ", v.actual);
     } else if (i == 8) {
       absl::StrAppend(&message, "; ...");
@@ -51,36 +56,63 @@ grpc::Status violation_status(const std::vector<std::string>& streams,
 
 }  // namespace
 
-void append_records(Shared& shared, const v2::AppendRecordsRequest& req, v2::AppendRecordsResponse* resp,
+void append_records(Shared& shared, const grpc::ByteBuffer& request, grpc::ByteBuffer* response,
                     std::function<void(const grpc::Status&)> done) {
-  if (req.records().empty()) return done(invalid("append records: the request holds no records"));
+  // One contiguous copy of the bytes when gRPC holds them in several slices; the records are views
+  // into it while the store's request is built.
+  grpc::Slice bytes;
+  if (!request.TrySingleSlice(&bytes).ok() && !request.DumpToSingleSlice(&bytes).ok()) {
+    return done(invalid("append records: the request's bytes cannot be read"));
+  }
+  thread_local std::vector<WireRecord> records;
+  thread_local std::vector<WireCheck> checks;
+  if (auto s = read_append_records(std::string_view(reinterpret_cast<const char*>(bytes.begin()), bytes.size()),
+                                   &records, &checks);
+      !s.ok()) {
+    return done(to_grpc(s));
+  }
+  if (records.empty()) return done(invalid("append records: the request holds no records"));
   store::MultiAppend plan;
-  std::unordered_map<std::string, uint32_t> index;
-  auto stream_index = [&](const std::string& name) {
-    auto [it, fresh] = index.try_emplace(name, static_cast<uint32_t>(plan.streams.size()));
-    if (fresh) plan.streams.push_back(name);
+  // The names as views into the request: the slice is kept until the answer is written.
+  std::vector<std::string_view> names;
+  absl::flat_hash_map<std::string_view, uint32_t> index;
+  auto stream_index = [&](std::string_view name) {
+    auto [it, fresh] = index.try_emplace(name, static_cast<uint32_t>(names.size()));
+    if (fresh) names.push_back(name);
     return it->second;
   };
   size_t total = 0;
-  plan.records.reserve(size_t(req.records_size()));
-  for (const auto& rec : req.records()) {
-    if (rec.stream().empty()) return done(invalid("append records: a record without a stream"));
-    auto ev = v2_event(rec);
-    if (!ev.ok()) return done(to_grpc(ev.status()));
-    const size_t size = event_size(*ev);
+  plan.records.reserve(records.size());
+  for (const WireRecord& rec : records) {
+    if (rec.stream.empty()) return done(invalid("append records: a record without a stream"));
+    auto id = Uuid::parse(rec.record_id);
+    if (!id) return done(invalid(absl::StrCat("record_id '", av(rec.record_id), "' is not a UUID")));
+    if (rec.schema_name.empty()) return done(invalid("record without schema.name (event type)"));
+    const auto format = static_cast<v2::SchemaFormat>(rec.schema_format);
+    store::ProposedEvent ev{
+        .id = *id,
+        .type = std::string(rec.schema_name),
+        .content_type = format == v2::SCHEMA_FORMAT_JSON ? "application/json" : "application/octet-stream",
+        .data = std::string(rec.data),
+        .metadata = {}};
+    ev.metadata.reserve(rec.message.size() - rec.data.size() + 64);
+    if (auto s = append_properties_json(rec, schema_format_name(format), &ev.metadata); !s.ok()) {
+      return done(to_grpc(s));
+    }
+    const size_t size = event_size(ev);
     if (size > shared.options.max_event_size) {
       v2err::AppendRecordSizeExceededErrorDetails d;
-      d.set_stream(rec.stream());
-      d.set_record_id(rec.record_id());
+      d.set_stream(std::string(rec.stream));
+      d.set_record_id(std::string(rec.record_id));
       d.set_size(clamp32(size));
       d.set_max_size(clamp32(shared.options.max_event_size));
       return done(v2_error(grpc::StatusCode::INVALID_ARGUMENT, "APPEND_RECORD_SIZE_EXCEEDED",
-                           absl::StrCat("record ", rec.record_id(), " of stream '", rec.stream(), "' is ", size,
+                           absl::StrCat("record ", av(rec.record_id), " of stream '", av(rec.stream), "' is ", size,
                                         " bytes, over the ", shared.options.max_event_size, " bytes allowed"),
                            &d));
     }
     total += size;
-    plan.records.push_back({.stream = stream_index(rec.stream()), .event = std::move(*ev)});
+    plan.records.push_back({.stream = stream_index(rec.stream), .event = std::move(ev)});
   }
   if (total > shared.options.max_append_size) {
     v2err::AppendTransactionSizeExceededErrorDetails d;
@@ -91,38 +123,43 @@ void append_records(Shared& shared, const v2::AppendRecordsRequest& req, v2::App
                                       " bytes of one append"),
                          &d));
   }
-  for (const auto& c : req.checks()) {
-    if (!c.has_stream_state()) return done(invalid("append records: a consistency check without a type"));
-    const auto& s = c.stream_state();
-    if (s.stream().empty()) return done(invalid("append records: a consistency check without a stream"));
-    auto expected = wire::expected_of_v2(s.expected_state());
+  for (const WireCheck& c : checks) {
+    if (!c.has_stream_state) return done(invalid("append records: a consistency check without a type"));
+    if (c.stream.empty()) return done(invalid("append records: a consistency check without a stream"));
+    auto expected = wire::expected_of_v2(c.expected_state);
     if (!expected.ok()) {
-      return done(invalid(absl::StrCat("append records: check of stream '", s.stream(), "': ",
+      return done(invalid(absl::StrCat("append records: check of stream '", av(c.stream), "': ",
                                        expected.status().message())));
     }
-    plan.checks.push_back({.stream = stream_index(s.stream()), .expected = *expected});
+    plan.checks.push_back({.stream = stream_index(c.stream), .expected = *expected});
   }
-  // The names outlive the request the store takes: the answer is written with them.
-  auto streams = std::make_shared<const std::vector<std::string>>(plan.streams);
-  shared.store.append_multi(std::move(plan), [streams, resp, done = std::move(done)](store::MultiAppendResult r) {
-    switch (r.status) {
-      case store::AppendStatus::kSuccess:
-        // One revision per stream written, in the order of the streams' first records.
-        std::sort(r.revisions.begin(), r.revisions.end());
-        for (const auto& [s, rev] : r.revisions) {
-          auto* out = resp->add_revisions();
-          out->set_stream((*streams)[s]);
-          out->set_revision(static_cast<int64_t>(rev.value()));
+  plan.streams.reserve(names.size());
+  for (auto name : names) plan.streams.emplace_back(name);
+  shared.store.append_multi(
+      std::move(plan), [bytes = std::move(bytes), names = std::move(names), response,
+                        done = std::move(done)](store::MultiAppendResult r) {
+        switch (r.status) {
+          case store::AppendStatus::kSuccess: {
+            v2::AppendRecordsResponse resp;
+            // One revision per stream written, in the order of the streams' first records.
+            std::sort(r.revisions.begin(), r.revisions.end());
+            for (const auto& [s, rev] : r.revisions) {
+              auto* out = resp.add_revisions();
+              out->set_stream(std::string(names[s]));
+              out->set_revision(static_cast<int64_t>(rev.value()));
+            }
+            resp.set_position(static_cast<int64_t>(r.position));
+            grpc::Slice encoded(resp.SerializeAsString());
+            *response = grpc::ByteBuffer(&encoded, 1);
+            return done(grpc::Status::OK);
+          }
+          case store::AppendStatus::kWrongExpectedVersion:
+          case store::AppendStatus::kStreamDeleted:
+            return done(violation_status(names, r.violations));
+          case store::AppendStatus::kError:
+            return done({grpc::StatusCode::UNAVAILABLE, "append records: " + r.message});
         }
-        resp->set_position(static_cast<int64_t>(r.position));
-        return done(grpc::Status::OK);
-      case store::AppendStatus::kWrongExpectedVersion:
-      case store::AppendStatus::kStreamDeleted:
-        return done(violation_status(*streams, r.violations));
-      case store::AppendStatus::kError:
-        return done({grpc::StatusCode::UNAVAILABLE, "append records: " + r.message});
-    }
-  });
+      });
 }
 
 }  // namespace kingest::server::internal

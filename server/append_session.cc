@@ -11,7 +11,6 @@
 #include "proto/kurrentdb/v2/errors.pb.h"
 
 namespace kingest::server::internal {
-namespace {
 
 const char* schema_format_name(v2::SchemaFormat f) {
   switch (f) {
@@ -27,8 +26,6 @@ const char* schema_format_name(v2::SchemaFormat f) {
       return "Unspecified";
   }
 }
-
-}  // namespace
 
 // A record as a v1 event: the properties become the JSON metadata (what v1 readers see), with
 // KurrentDB's "$schema.format" and "$schema.name" added.
@@ -230,7 +227,12 @@ class AppendSessionReactor final : public grpc::ServerReadReactor<v2::AppendRequ
   size_t total_size_ = 0;
 };
 
-class V2StreamsService final : public v2::StreamsService::CallbackService {
+// AppendRecords is served raw: its request is read from the bytes (records_wire.h), never built as
+// the generated message.
+using V2Base = v2::StreamsService::WithCallbackMethod_AppendSession<
+    v2::StreamsService::WithRawCallbackMethod_AppendRecords<v2::StreamsService::Service>>;
+
+class V2StreamsService final : public V2Base {
  public:
   V2StreamsService(Shared& shared, SessionWorker& worker) : shared_(shared), worker_(worker) {}
   grpc::ServerReadReactor<v2::AppendRequest>* AppendSession(grpc::CallbackServerContext* ctx,
@@ -241,8 +243,8 @@ class V2StreamsService final : public v2::StreamsService::CallbackService {
     if (shared_.leader) return new RefusedRead<v2::AppendRequest>(not_leader(shared_, ctx), /*after_reads=*/true);
     return new AppendSessionReactor(shared_, worker_, resp);
   }
-  grpc::ServerUnaryReactor* AppendRecords(grpc::CallbackServerContext* ctx, const v2::AppendRecordsRequest* req,
-                                          v2::AppendRecordsResponse* resp) override {
+  grpc::ServerUnaryReactor* AppendRecords(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                          grpc::ByteBuffer* resp) override {
     auto* reactor = ctx->DefaultReactor();
     if (auto refused = refuse_access(shared_, ctx, Access::kStreams)) {
       reactor->Finish(*refused);
@@ -261,7 +263,7 @@ class V2StreamsService final : public v2::StreamsService::CallbackService {
 
 }  // namespace
 
-std::unique_ptr<v2::StreamsService::CallbackService> new_v2_streams_service(Shared& shared, SessionWorker& worker) {
+std::unique_ptr<grpc::Service> new_v2_streams_service(Shared& shared, SessionWorker& worker) {
   return std::make_unique<V2StreamsService>(shared, worker);
 }
 

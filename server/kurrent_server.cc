@@ -247,7 +247,7 @@ class ServerImpl final : public KurrentServer {
   FeaturesService features_;
   GossipService gossip_;
   SessionWorker worker_;
-  std::unique_ptr<v2::StreamsService::CallbackService> v2_streams_;
+  std::unique_ptr<grpc::Service> v2_streams_;
   std::unique_ptr<grpc::Server> server_;
   std::string host_;
   int port_ = 0;

@@ -230,6 +230,8 @@ class SessionWorker {
 
 // ---- v2 (append_session.cc) ----
 
+// KurrentDB's name of a schema format in "$schema.format" ("Json", "Bytes", ...).
+const char* schema_format_name(v2::SchemaFormat f);
 // A v2 record as the store's event: the properties become the JSON metadata with KurrentDB's
 // "$schema.format" and "$schema.name" added.
 absl::StatusOr<store::ProposedEvent> v2_event(const v2::AppendRecord& rec);
@@ -238,13 +240,14 @@ absl::StatusOr<store::ProposedEvent> v2_event(const v2::AppendRecord& rec);
 grpc::Status v2_error(grpc::StatusCode code, const std::string& reason, const std::string& message,
                       const google::protobuf::Message* detail = nullptr);
 
-// AppendRecords (append_records.cc): checks and converts the request on the caller's thread, then
-// writes it as one store transaction; `done` gets the call's status once `resp` is filled (on the
-// store's writer thread, or at once for a refused request).
-void append_records(Shared& shared, const v2::AppendRecordsRequest& req, v2::AppendRecordsResponse* resp,
+// AppendRecords (append_records.cc): reads the encoded AppendRecordsRequest (records_wire.h),
+// checks and converts it on the caller's thread, then writes it as one store transaction; `done`
+// gets the call's status once `response` holds the encoded AppendRecordsResponse (on the store's
+// writer thread, or at once for a refused request).
+void append_records(Shared& shared, const grpc::ByteBuffer& request, grpc::ByteBuffer* response,
                     std::function<void(const grpc::Status&)> done);
 
 // v2 StreamsService with AppendSession (run by `worker`, one session at a time) and AppendRecords.
-std::unique_ptr<v2::StreamsService::CallbackService> new_v2_streams_service(Shared& shared, SessionWorker& worker);
+std::unique_ptr<grpc::Service> new_v2_streams_service(Shared& shared, SessionWorker& worker);
 
 }  // namespace kingest::server::internal

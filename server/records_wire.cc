@@ -1,0 +1,382 @@
+#include "server/internal/records_wire.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+
+#include "absl/container/inlined_vector.h"
+#include "core/json_writer.h"
+
+namespace kingest::server::internal {
+namespace {
+
+enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLen = 2, kFixed32 = 5 };
+
+// Protobuf's default recursion limit: a Value nests a Struct or a list in a Value in ...
+constexpr int kMaxDepth = 100;
+
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
+
+  [[nodiscard]] bool done() const { return p_ == end_; }
+
+  bool varint(uint64_t* out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && p_ != end_; shift += 7) {
+      const auto c = static_cast<uint8_t>(*p_++);
+      v |= uint64_t{c & 0x7Fu} << shift;
+      if ((c & 0x80) == 0) {
+        *out = v;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // The next field's number and wire type; false at a malformed tag.
+  bool tag(uint32_t* number, uint32_t* type) {
+    uint64_t t = 0;
+    if (!varint(&t) || t > UINT32_MAX || (t >> 3) == 0) return false;
+    *number = static_cast<uint32_t>(t >> 3);
+    *type = static_cast<uint32_t>(t & 7);
+    return true;
+  }
+
+  bool len(std::string_view* out) {
+    uint64_t n = 0;
+    if (!varint(&n) || n > static_cast<uint64_t>(end_ - p_)) return false;
+    *out = std::string_view(p_, static_cast<size_t>(n));
+    p_ += n;
+    return true;
+  }
+
+  bool fixed64(uint64_t* out) {
+    if (end_ - p_ < 8) return false;
+    std::memcpy(out, p_, 8);  // little endian on every platform this builds for
+    p_ += 8;
+    return true;
+  }
+
+  bool skip(uint32_t type) {
+    uint64_t ignored = 0;
+    std::string_view view;
+    switch (type) {
+      case kVarint:
+        return varint(&ignored);
+      case kFixed64:
+        return fixed64(&ignored);
+      case kLen:
+        return len(&view);
+      case kFixed32:
+        if (end_ - p_ < 4) return false;
+        p_ += 4;
+        return true;
+      default:  // groups (3, 4) are not in these messages' schemas; 6 and 7 do not exist
+        return false;
+    }
+  }
+
+ private:
+  const char* p_;
+  const char* end_;
+};
+
+int64_t zigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
+
+// is_valid_utf8 with a fast path for ASCII, which names and ids nearly always are.
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t word = 0;
+    std::memcpy(&word, s.data() + i, 8);
+    if ((word & 0x8080808080808080ull) != 0) return is_valid_utf8(s);
+  }
+  for (; i < s.size(); ++i) {
+    if ((static_cast<uint8_t>(s[i]) & 0x80) != 0) return is_valid_utf8(s);
+  }
+  return true;
+}
+
+absl::Status malformed(std::string_view what) {
+  return absl::InvalidArgumentError(std::string("append records: malformed request (") + std::string(what) + ")");
+}
+
+absl::Status read_schema(std::string_view bytes, WireRecord* rec) {
+  Reader r(bytes);
+  while (!r.done()) {
+    uint32_t number = 0, type = 0;
+    if (!r.tag(&number, &type)) return malformed("schema");
+    bool ok = true;
+    if (number == 1 && type == kVarint) {
+      uint64_t v = 0;
+      ok = r.varint(&v);
+      rec->schema_format = static_cast<int32_t>(v);  // an enum is an int32 on the wire
+    } else if (number == 2 && type == kLen) {
+      ok = r.len(&rec->schema_name);
+    } else {
+      ok = r.skip(type);
+    }
+    if (!ok) return malformed("schema");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status read_record(std::string_view bytes, WireRecord* rec) {
+  rec->message = bytes;
+  Reader r(bytes);
+  while (!r.done()) {
+    uint32_t number = 0, type = 0;
+    if (!r.tag(&number, &type)) return malformed("record");
+    bool ok = true;
+    if (type == kLen && number == 1) {
+      ok = r.len(&rec->record_id);
+    } else if (type == kLen && number == 3) {
+      std::string_view schema;
+      ok = r.len(&schema);
+      if (ok) {
+        if (auto s = read_schema(schema, rec); !s.ok()) return s;
+      }
+    } else if (type == kLen && number == 4) {
+      ok = r.len(&rec->data);
+    } else if (type == kLen && number == 5) {
+      ok = r.len(&rec->stream);
+    } else {
+      ok = r.skip(type);  // properties (2) are read when the metadata is written
+    }
+    if (!ok) return malformed("record");
+  }
+  if (!valid_utf8(rec->stream) || !valid_utf8(rec->schema_name) || !valid_utf8(rec->record_id)) {
+    return absl::InvalidArgumentError("append records: a stream name, record_id or schema.name is not valid UTF-8");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status read_check(std::string_view bytes, WireCheck* check) {
+  Reader r(bytes);
+  while (!r.done()) {
+    uint32_t number = 0, type = 0;
+    if (!r.tag(&number, &type)) return malformed("consistency check");
+    bool ok = true;
+    if (number == 1 && type == kLen) {
+      std::string_view state;
+      ok = r.len(&state);
+      check->has_stream_state = true;
+      Reader s(state);
+      while (ok && !s.done()) {
+        uint32_t n = 0, t = 0;
+        if (!s.tag(&n, &t)) {
+          ok = false;
+        } else if (n == 1 && t == kLen) {
+          ok = s.len(&check->stream);
+        } else if (n == 2 && t == kVarint) {
+          uint64_t v = 0;
+          ok = s.varint(&v);
+          check->expected_state = zigzag(v);
+        } else {
+          ok = s.skip(t);
+        }
+      }
+    } else {
+      ok = r.skip(type);
+    }
+    if (!ok) return malformed("consistency check");
+  }
+  if (!valid_utf8(check->stream)) {
+    return absl::InvalidArgumentError("append records: a consistency check's stream name is not valid UTF-8");
+  }
+  return absl::OkStatus();
+}
+
+// ---- google.protobuf.Value as JSON ----
+
+bool write_value(std::string_view value, int depth, std::string* out);
+
+// A map entry of Struct.fields or AppendRecord.properties: key = 1, value = 2 (missing: "" and a
+// Value with no kind, which prints as null).
+bool read_entry(std::string_view bytes, std::string_view* key, std::string_view* value) {
+  Reader r(bytes);
+  *key = {};
+  *value = {};
+  while (!r.done()) {
+    uint32_t number = 0, type = 0;
+    if (!r.tag(&number, &type)) return false;
+    bool ok = true;
+    if (number == 1 && type == kLen) {
+      ok = r.len(key);
+    } else if (number == 2 && type == kLen) {
+      ok = r.len(value);  // a second value would be merged into the first: last kind wins below
+    } else {
+      ok = r.skip(type);
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+using Entries = absl::InlinedVector<std::pair<std::string_view, std::string_view>, 16>;
+
+// The map entries with field number `field` in `message`, each key once (its last entry, at its
+// last place), leaving out the keys in `skip`.
+bool map_entries(std::string_view message, uint32_t field, std::initializer_list<std::string_view> skip,
+                 Entries* entries) {
+  Reader r(message);
+  while (!r.done()) {
+    uint32_t number = 0, type = 0;
+    if (!r.tag(&number, &type)) return false;
+    if (number != field || type != kLen) {
+      if (!r.skip(type)) return false;
+      continue;
+    }
+    std::string_view entry, key, value;
+    if (!r.len(&entry) || !read_entry(entry, &key, &value)) return false;
+    bool skipped = false;
+    for (auto s : skip) skipped |= s == key;
+    if (skipped) continue;
+    for (auto it = entries->begin(); it != entries->end(); ++it) {
+      if (it->first == key) {
+        entries->erase(it);
+        break;
+      }
+    }
+    entries->emplace_back(key, value);
+  }
+  return true;
+}
+
+bool write_object(std::string_view message, uint32_t field, std::initializer_list<std::string_view> skip, int depth,
+                  std::string* out, bool close) {
+  if (depth > kMaxDepth) return false;
+  Entries entries;
+  if (!map_entries(message, field, skip, &entries)) return false;
+  out->push_back('{');
+  bool first = true;
+  for (const auto& [key, value] : entries) {
+    if (!first) out->push_back(',');
+    first = false;
+    append_json_string(*out, key);
+    out->push_back(':');
+    if (!write_value(value, depth + 1, out)) return false;
+  }
+  if (close) out->push_back('}');
+  return true;
+}
+
+bool write_number(double d, std::string* out) {
+  if (!std::isfinite(d)) return false;
+  char buf[32];
+  std::to_chars_result r;
+  // Integral values print as integers (2^53 and below are exact), the rest shortest round-trip.
+  if (std::abs(d) <= 9007199254740992.0 && d == std::trunc(d)) {
+    r = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(d));
+  } else {
+    r = std::to_chars(buf, buf + sizeof buf, d);
+  }
+  out->append(buf, static_cast<size_t>(r.ptr - buf));
+  return true;
+}
+
+bool write_value(std::string_view value, int depth, std::string* out) {
+  if (depth > kMaxDepth) return false;
+  // The oneof `kind`: its last member on the wire.
+  uint32_t kind = 0;
+  uint64_t scalar = 0;
+  std::string_view payload;
+  Reader r(value);
+  while (!r.done()) {
+    uint32_t number = 0, type = 0;
+    if (!r.tag(&number, &type)) return false;
+    bool ok = true;
+    if ((number == 1 || number == 4) && type == kVarint) {  // null_value, bool_value
+      ok = r.varint(&scalar);
+      kind = number;
+    } else if (number == 2 && type == kFixed64) {  // number_value
+      ok = r.fixed64(&scalar);
+      kind = number;
+    } else if (number >= 3 && number <= 6 && number != 4 && type == kLen) {  // string, struct, list
+      ok = r.len(&payload);
+      kind = number;
+    } else {
+      ok = r.skip(type);
+    }
+    if (!ok) return false;
+  }
+  switch (kind) {
+    case 2: {
+      double d = 0;
+      std::memcpy(&d, &scalar, sizeof d);
+      return write_number(d, out);
+    }
+    case 3:
+      append_json_string(*out, payload);
+      return true;
+    case 4:
+      out->append(scalar != 0 ? "true" : "false");
+      return true;
+    case 5:
+      return write_object(payload, 1, {}, depth + 1, out, true);
+    case 6: {
+      out->push_back('[');
+      Reader items(payload);
+      bool first = true;
+      while (!items.done()) {
+        uint32_t number = 0, type = 0;
+        if (!items.tag(&number, &type)) return false;
+        if (number != 1 || type != kLen) {
+          if (!items.skip(type)) return false;
+          continue;
+        }
+        std::string_view item;
+        if (!items.len(&item)) return false;
+        if (!first) out->push_back(',');
+        first = false;
+        if (!write_value(item, depth + 1, out)) return false;
+      }
+      out->push_back(']');
+      return true;
+    }
+    default:  // null, or no kind set (protobuf's JSON mapping prints null too)
+      out->append("null");
+      return true;
+  }
+}
+
+}  // namespace
+
+absl::Status read_append_records(std::string_view request, std::vector<WireRecord>* records,
+                                 std::vector<WireCheck>* checks) {
+  records->clear();
+  checks->clear();
+  Reader r(request);
+  while (!r.done()) {
+    uint32_t number = 0, type = 0;
+    if (!r.tag(&number, &type)) return malformed("request");
+    std::string_view message;
+    if ((number == 1 || number == 2) && type == kLen) {
+      if (!r.len(&message)) return malformed("request");
+      if (number == 1) {
+        if (auto s = read_record(message, &records->emplace_back()); !s.ok()) return s;
+      } else {
+        if (auto s = read_check(message, &checks->emplace_back()); !s.ok()) return s;
+      }
+    } else if (!r.skip(type)) {
+      return malformed("request");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status append_properties_json(const WireRecord& record, std::string_view schema_format_name, std::string* out) {
+  if (!write_object(record.message, 2, {"$schema.format", "$schema.name"}, 0, out, false)) {
+    return absl::InvalidArgumentError("record properties cannot be written as JSON");
+  }
+  if (out->back() != '{') out->push_back(',');
+  out->append(R"("$schema.format":)");
+  append_json_string(*out, schema_format_name);
+  out->append(R"(,"$schema.name":)");
+  append_json_string(*out, record.schema_name);
+  out->push_back('}');
+  return absl::OkStatus();
+}
+
+}  // namespace kingest::server::internal
