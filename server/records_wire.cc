@@ -6,6 +6,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "core/json_writer.h"
+#include "proto/kurrentdb/wire.h"
 
 namespace kingest::server::internal {
 namespace {
@@ -262,20 +263,6 @@ bool write_object(std::string_view message, uint32_t field, std::initializer_lis
   return true;
 }
 
-bool write_number(double d, std::string* out) {
-  if (!std::isfinite(d)) return false;
-  char buf[32];
-  std::to_chars_result r;
-  // Integral values print as integers (2^53 and below are exact), the rest shortest round-trip.
-  if (std::abs(d) <= 9007199254740992.0 && d == std::trunc(d)) {
-    r = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(d));
-  } else {
-    r = std::to_chars(buf, buf + sizeof buf, d);
-  }
-  out->append(buf, static_cast<size_t>(r.ptr - buf));
-  return true;
-}
-
 bool write_value(std::string_view value, int depth, std::string* out) {
   if (depth > kMaxDepth) return false;
   // The oneof `kind`: its last member on the wire.
@@ -305,7 +292,7 @@ bool write_value(std::string_view value, int depth, std::string* out) {
     case 2: {
       double d = 0;
       std::memcpy(&d, &scalar, sizeof d);
-      return write_number(d, out);
+      return ::kingest::wire::append_json_number(d, out);
     }
     case 3:
       append_json_string(*out, payload);

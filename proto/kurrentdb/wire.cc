@@ -105,17 +105,9 @@ bool write_fields(const Properties& fields, JsonWriter& w) {
 bool write_value(const google::protobuf::Value& v, JsonWriter& w) {
   switch (v.kind_case()) {
     case google::protobuf::Value::kNumberValue: {
-      const double d = v.number_value();
-      if (!std::isfinite(d)) return false;
-      char buf[32];
-      std::to_chars_result r;
-      // Integral values print as integers (2^53 and below are exact), the rest shortest round-trip.
-      if (std::abs(d) <= 9007199254740992.0 && d == std::trunc(d)) {
-        r = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(d));
-      } else {
-        r = std::to_chars(buf, buf + sizeof buf, d);
-      }
-      w.raw(std::string_view(buf, size_t(r.ptr - buf)));
+      std::string text;
+      if (!append_json_number(v.number_value(), &text)) return false;
+      w.raw(text);
       return true;
     }
     case google::protobuf::Value::kStringValue:
@@ -148,6 +140,20 @@ bool properties_from_json(std::string_view json, Properties* out) {
   simdjson::dom::object o;
   if (root.get_object().get(o) != simdjson::SUCCESS) return false;
   return fields_of(o, out);
+}
+
+bool append_json_number(double d, std::string* out) {
+  if (!std::isfinite(d)) return false;
+  char buf[32];
+  std::to_chars_result r;
+  // Integral values print as integers (2^53 and below are exact), the rest shortest round-trip.
+  if (std::abs(d) <= 9007199254740992.0 && d == std::trunc(d)) {
+    r = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(d));
+  } else {
+    r = std::to_chars(buf, buf + sizeof buf, d);
+  }
+  out->append(buf, size_t(r.ptr - buf));
+  return true;
 }
 
 absl::StatusOr<std::string> properties_to_json(

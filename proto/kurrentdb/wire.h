@@ -90,5 +90,8 @@ bool properties_from_json(std::string_view json, Properties* out);
 // of the same name; InvalidArgument for a number that JSON cannot hold (NaN, infinity).
 absl::StatusOr<std::string> properties_to_json(const Properties& props,
                                                std::initializer_list<std::pair<std::string_view, std::string_view>> extra);
+// A property's number as JSON text, as the mapping prints it (integral values up to 2^53 without a
+// fraction, the rest shortest round-trip); false for NaN and infinity, which JSON cannot hold.
+bool append_json_number(double d, std::string* out);
 
 }  // namespace kingest::wire
