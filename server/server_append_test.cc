@@ -1,5 +1,6 @@
 // Append and BatchAppend through the generated stubs: every expected-revision kind, errors and their
 // details, size and pending limits, concurrency, shutdown and keepalive.
+#include "core/testing/eventually.h"
 #include "server/testing/server_fixture.h"
 
 namespace kingest::server::test {
@@ -451,7 +452,9 @@ TEST_F(ServerTest, ShutdownUnderLoadAnswersEveryAppend) {
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Shut down under load: once appends are being answered, with more on the way.
+  EXPECT_TRUE(kingest::testing::eventually([&] { return answered.load() >= 30; }, std::chrono::seconds(30),
+                                           "thirty answered appends"));
   server_->shutdown();
   stop = true;
   for (auto& th : threads) th.join();
@@ -485,7 +488,9 @@ TEST_F(ServerTest, FrequentKeepalivePingsDoNotKillIdleCalls) {
   ASSERT_TRUE(stream->Write(batch_chunk(Uuid::v4(), &s, kAny, {Ev{}}, true)));
   streams::BatchAppendResp resp;
   ASSERT_TRUE(stream->Read(&resp));
-  std::this_thread::sleep_for(std::chrono::milliseconds(3500));  // ~7 pings, no data
+  // A gap in time on purpose: the call must sit idle while the pings go by (~7 of them, no data),
+  // and nothing observable marks them.
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));
   ASSERT_TRUE(stream->Write(batch_chunk(Uuid::v4(), &s, kAny, {Ev{}}, true)));
   ASSERT_TRUE(stream->Read(&resp));
   EXPECT_TRUE(resp.has_success());
