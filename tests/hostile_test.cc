@@ -28,53 +28,7 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// A child process running `SHELL_PREFIX exec kurrent-ingest ARGS` (through sh, output to a file).
-class Process {
- public:
-  Process(const std::string& args, const std::string& out, const std::string& shell_prefix = "") {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::string cmd = shell_prefix + " exec " + std::string(KI_BINARY) + " " + args + " >> " + out + " 2>&1";
-      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
-      ::_exit(127);
-    }
-  }
-  ~Process() {
-    if (pid_ > 0) kill(SIGKILL);
-  }
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  // Exit code (or 128 + signal), waiting up to `timeout`; -1 when still running.
-  int wait(std::chrono::milliseconds timeout) {
-    auto end = Clock::now() + timeout;
-    while (pid_ > 0) {
-      int status = 0;
-      pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        break;
-      }
-      if (Clock::now() >= end) return -1;
-      std::this_thread::sleep_for(20ms);  // polling a child's exit, not waiting for a result
-    }
-    return code_;
-  }
-  int kill(int sig) {
-    if (pid_ <= 0) return code_;
-    ::kill(pid_, sig);
-    return wait(60s);
-  }
-  void signal(int sig) const {
-    if (pid_ > 0) ::kill(pid_, sig);
-  }
-
- private:
-  pid_t pid_ = -1;
-  int code_ = -1;
-};
-
+using kingest::testing::Process;
 using kingest::testing::field;
 using kingest::testing::read_line;
 using kingest::testing::slurp;
