@@ -23,15 +23,12 @@
 #include "server/kurrent_server.h"
 #include "store/event_store.h"
 
-namespace kingest::kurrent {
+// In the helpers' namespace (testing/served.h, testing/fake_services.h).
+namespace kingest::kurrent::testing {
 namespace {
 
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
-using testing::append_sync;
-using testing::connect_to;
-using testing::event;
-using testing::Served;
 
 // An outage has one retry budget, however many reads meet it: reads one after another, or many at
 // once, all give up within `retry_for` of the first failure (plus a backoff step), not each after
@@ -225,8 +222,6 @@ class DroppingStreams final : public streams::Streams::CallbackService {
   }
 };
 
-using testing::BatchFeatures;
-
 TEST(KurrentClient, ResendsACorrelationIdThatGotNoAnswerWithinTheDeadline) {
   DroppingStreams streams_service;
   BatchFeatures features_service;
@@ -247,4 +242,4 @@ TEST(KurrentClient, ResendsACorrelationIdThatGotNoAnswerWithinTheDeadline) {
 }
 
 }  // namespace
-}  // namespace kingest::kurrent
+}  // namespace kingest::kurrent::testing

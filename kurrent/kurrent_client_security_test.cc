@@ -30,18 +30,15 @@
 #include "server/testing/self_signed.h"
 #include "store/event_store.h"
 
-namespace kingest::kurrent {
+// In the helpers' namespace (testing/served.h, testing/fake_services.h).
+namespace kingest::kurrent::testing {
 namespace {
 
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-using testing::append_sync;
-using testing::connect_to;
-using testing::event;
-using testing::try_connect;
 // One node of a cluster, or a lone server.
-using Node = testing::Served;
+using Node = Served;
 
 bool contains(absl::string_view text, absl::string_view part) { return absl::StrContains(text, part); }
 
@@ -432,8 +429,6 @@ class RecordsFeatures final : public features::ServerFeatures::CallbackService {
   }
 };
 
-using testing::BatchFeatures;
-
 class Silent : public ::testing::TestWithParam<AppendMode> {};
 
 TEST_P(Silent, AnAppendWithoutAnyAnswerEndsFatalAfterRetryFor) {
@@ -477,4 +472,4 @@ INSTANTIATE_TEST_SUITE_P(Modes, Silent, ::testing::Values(AppendMode::kBatch, Ap
                          [](const auto& info) { return std::string(to_string(info.param)); });
 
 }  // namespace
-}  // namespace kingest::kurrent
+}  // namespace kingest::kurrent::testing

@@ -11,14 +11,11 @@
 
 #include "kurrent/testing/served.h"
 
-namespace kingest::kurrent {
+// In the helpers' namespace (testing/served.h, testing/fake_services.h).
+namespace kingest::kurrent::testing {
 namespace {
 
 using std::chrono::milliseconds;
-using testing::append_sync;
-using testing::connect_to;
-using testing::event;
-using testing::Served;
 
 class EveryMode : public ::testing::TestWithParam<AppendMode> {};
 
@@ -223,4 +220,4 @@ TEST(KurrentClient, ReadsManyTailsAtOnce) {
 }
 
 }  // namespace
-}  // namespace kingest::kurrent
+}  // namespace kingest::kurrent::testing
