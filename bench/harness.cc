@@ -108,6 +108,15 @@ std::string ingest_exe(const std::string& flag, const std::string& self) {
   return (fs::path(self).parent_path() / "kurrent-ingest").string();
 }
 
+// A number of a result document, whether written as an integer or not.
+std::optional<double> number(simdjson::dom::element doc, const char* key) {
+  double v = 0;
+  if (doc[key].get_double().get(v) == simdjson::SUCCESS) return v;
+  uint64_t u = 0;
+  if (doc[key].get_uint64().get(u) == simdjson::SUCCESS) return double(u);
+  return std::nullopt;
+}
+
 // One shape's run: its broker and data set, then its cases round after round.
 class Bench {
  public:
@@ -133,6 +142,10 @@ class Bench {
   absl::StatusOr<std::pair<ChildProcess, std::string>> start_store(const std::string& tag, bool file);
   absl::StatusOr<ChildExit> run_child(const std::vector<std::string>& argv, const std::string& tag);
   absl::StatusOr<simdjson::dom::element> load_json(const std::string& path);
+  // A probe's result file, with its events, seconds and CPU (else the process's) and the process's
+  // peak RSS put in `m`.
+  absl::StatusOr<simdjson::dom::element> load_probe_result(const std::string& path, const ChildExit& end,
+                                                           Measurement& m);
   std::vector<std::string> replay_args(const std::string& tag, const std::string& kurrent);  // empty: --sink discard
 
   const BenchOptions& o_;
@@ -175,6 +188,17 @@ absl::StatusOr<simdjson::dom::element> Bench::load_json(const std::string& path)
   if (auto err = parser_.load(path).get(doc); err) {
     return absl::InternalError("cannot read " + path + ": " + simdjson::error_message(err));
   }
+  return doc;
+}
+
+absl::StatusOr<simdjson::dom::element> Bench::load_probe_result(const std::string& path, const ChildExit& end,
+                                                                Measurement& m) {
+  auto doc = load_json(path);
+  if (!doc.ok()) return doc.status();
+  m.events = uint64_t(number(*doc, "events").value_or(0));
+  m.seconds = number(*doc, "seconds").value_or(0);
+  m.cpu_s = number(*doc, "cpu_s").value_or(end.cpu_s);
+  m.peak_rss_mib = end.peak_rss_mib;
   return doc;
 }
 
@@ -325,25 +349,14 @@ absl::StatusOr<Measurement> Bench::measure(const std::string& id, int round) {
   const std::string tag = fmt::format("{}-{}", id, round);
   const std::string result = dir_ + "/" + tag + ".json";
   Measurement m;
-  auto number = [](simdjson::dom::element doc, const char* key) -> std::optional<double> {
-    double v = 0;
-    if (doc[key].get_double().get(v) == simdjson::SUCCESS) return v;
-    uint64_t u = 0;
-    if (doc[key].get_uint64().get(u) == simdjson::SUCCESS) return double(u);
-    return std::nullopt;
-  };
 
   if (id == "a") {
     auto end = run_child({self_, "--log-level", "warn", "probe", "kafka", "--brokers", bootstrap_, "--topics",
                           absl::StrJoin(topics_, ","), "--events", std::to_string(events_), "--result", result},
                          tag);
     if (!end.ok()) return end.status();
-    auto doc = load_json(result);
+    auto doc = load_probe_result(result, *end, m);
     if (!doc.ok()) return doc.status();
-    m.events = uint64_t(number(*doc, "events").value_or(0));
-    m.seconds = number(*doc, "seconds").value_or(0);
-    m.cpu_s = number(*doc, "cpu_s").value_or(end->cpu_s);
-    m.peak_rss_mib = end->peak_rss_mib;
     if (m.events != events_) {
       return absl::InternalError(fmt::format("{}: read {} of {} events", tag, m.events, events_));
     }
@@ -365,12 +378,8 @@ absl::StatusOr<Measurement> Bench::measure(const std::string& id, int round) {
     auto end = run_child(argv, tag);
     for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(db + suffix);
     if (!end.ok()) return end.status();
-    auto doc = load_json(result);
+    auto doc = load_probe_result(result, *end, m);
     if (!doc.ok()) return doc.status();
-    m.events = uint64_t(number(*doc, "events").value_or(0));
-    m.seconds = number(*doc, "seconds").value_or(0);
-    m.cpu_s = number(*doc, "cpu_s").value_or(end->cpu_s);
-    m.peak_rss_mib = end->peak_rss_mib;
     m.events_per_append = number(*doc, "events_per_append");
     m.events_per_transaction = number(*doc, "events_per_transaction");
     if (m.events != events_) {
@@ -412,13 +421,11 @@ absl::StatusOr<Measurement> Bench::measure(const std::string& id, int round) {
     for (const char* suffix : {".db", ".db-wal", ".db-shm"}) fs::remove(dir_ + "/" + tag + suffix);
   }
   if (!end.ok()) return end.status();
-  auto doc = load_json(result);
+  // The sink ceiling is a probe; the pipeline runs and the peer write results of their own.
+  auto doc = id == "b" ? load_probe_result(result, *end, m) : load_json(result);
   if (!doc.ok()) return doc.status();
   m.peak_rss_mib = end->peak_rss_mib;
   if (id == "b") {
-    m.events = uint64_t(number(*doc, "events").value_or(0));
-    m.seconds = number(*doc, "seconds").value_or(0);
-    m.cpu_s = number(*doc, "cpu_s").value_or(end->cpu_s);
     m.p50_ms = number(*doc, "append_latency_p50_ms");
     m.p99_ms = number(*doc, "append_latency_p99_ms");
     m.events_per_append = number(*doc, "events_per_append");
