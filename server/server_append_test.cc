@@ -434,16 +434,7 @@ TEST_F(ServerTest, ShutdownUnderLoadAnswersEveryAppend) {
         grpc::ClientContext ctx;
         ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
         streams::AppendResp resp;
-        auto writer = streams_->Append(&ctx, &resp);
-        streams::AppendReq req;
-        req.mutable_options()->mutable_stream_identifier()->set_stream_name(s);
-        req.mutable_options()->mutable_any();
-        writer->Write(req);
-        streams::AppendReq m;
-        fill(Ev{}, m.mutable_proposed_message());
-        writer->Write(m);
-        writer->WritesDone();
-        auto st = writer->Finish();
+        auto st = append_one(*streams_, ctx, s, &resp);
         if (st.ok() && resp.has_success()) {
           ++answered;
         } else if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {

@@ -103,6 +103,22 @@ inline void set_expected(Options* o, Expected expected, SetExact set_exact) {
   }
 }
 
+// One Append call on `stub` with `ctx`: to `stream`, expected any, one event. Its status; the
+// answer goes to `*resp`.
+inline grpc::Status append_one(streams::Streams::Stub& stub, grpc::ClientContext& ctx, const std::string& stream,
+                               streams::AppendResp* resp) {
+  auto writer = stub.Append(&ctx, resp);
+  streams::AppendReq req;
+  req.mutable_options()->mutable_stream_identifier()->set_stream_name(stream);
+  req.mutable_options()->mutable_any();
+  writer->Write(req);
+  streams::AppendReq m;
+  fill(Ev{}, m.mutable_proposed_message());
+  writer->Write(m);
+  writer->WritesDone();
+  return writer->Finish();
+}
+
 struct AppendCall {
   grpc::Status status;
   streams::AppendResp resp;
