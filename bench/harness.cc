@@ -17,7 +17,8 @@
 // stream per four events), one broker and data set per shape, one after the other. Rates run from
 // the first event to the last; the best of --runs counts. The table and the JSON (--json) carry,
 // per shape, events/s, MB/s (Kafka message values), CPU seconds per million events, the peak RSS of
-// the measured process and the append latency p50/p99, then the ratios and the targets.
+// the measured process and the append latency p50/p99, then the ratios and the targets: this file
+// runs the cases, report.cc prints and writes what they measured.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -37,17 +38,12 @@
 #include "absl/strings/str_split.h"
 #include "bench/child_process.h"
 #include "bench/harness.h"
+#include "bench/results.h"
 #include "cli/commands.h"
 #include "cli/signals.h"
-#include "core/json_writer.h"
 #include "kafka/group_progress.h"
 #include "cli/exit_codes.h"
-#include "pipeline/run_report.h"
 #include "workload/generator.h"
-
-#ifndef KI_SOURCE_DIR
-#define KI_SOURCE_DIR "."
-#endif
 
 namespace kingest::bench {
 
@@ -60,32 +56,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-struct BenchOptions {
-  cli::WorkloadFlags workload;
-  std::string shape = "both";
-  std::string store_api = "multi";
-  int runs = 3;
-  std::string cases = "a,b,s,s-file,c,d,d-file,e,f";
-  std::string json;
-  std::string report;
-  std::string work_dir;
-  bool keep = false;
-  int partitions = 0;  // 0: enough for the data
-  uint64_t unbatched_events = 20000;
-  uint64_t peer_events = 5000;
-  std::string peer_dir = std::string(KI_SOURCE_DIR) + "/bench/peers/nestjs-subscriber";
-  std::string node = "node";
-  std::string ingest_binary;  // empty: kurrent-ingest beside this binary
-  std::vector<std::string> pipeline_args;
-  int64_t case_timeout_s = 3600;
-};
-
-struct CaseInfo {
-  std::string id;
-  std::string name;
-  std::string what;
-};
 
 const std::vector<CaseInfo>& all_cases() {
   static const std::vector<CaseInfo> cases = {
@@ -101,50 +71,6 @@ const std::vector<CaseInfo>& all_cases() {
   };
   return cases;
 }
-
-// One run of one case.
-struct Measurement {
-  uint64_t events = 0;
-  double seconds = 0;
-  double cpu_s = 0;
-  double peak_rss_mib = 0;
-  std::optional<double> p50_ms, p99_ms, events_per_append, events_per_transaction;
-  std::optional<double> store_cpu_s;  // the serve-store process, for the whole case
-  double broker_cpu_s = 0;            // the broker process while the case ran
-  std::string append_mode;            // the replay's, from its report
-  [[nodiscard]] double rate() const { return seconds > 0 ? double(events) / seconds : 0; }
-  [[nodiscard]] double cpu_per_event() const { return events > 0 ? cpu_s / double(events) : 0; }
-};
-
-struct CaseResult {
-  CaseInfo info;
-  std::vector<Measurement> runs;
-  [[nodiscard]] const Measurement* best() const {
-    const Measurement* b = nullptr;
-    for (const auto& m : runs) {
-      if (b == nullptr || m.rate() > b->rate()) b = &m;
-    }
-    return b;
-  }
-  [[nodiscard]] double max_rss() const {
-    double r = 0;
-    for (const auto& m : runs) r = std::max(r, m.peak_rss_mib);
-    return r;
-  }
-};
-
-// One data shape's data set and its cases' results.
-struct ShapeResult {
-  std::string name;  // deep | wide
-  uint64_t events = 0;
-  uint64_t streams = 0;
-  double bytes_per_event = 0;
-  std::vector<std::string> topics;
-  int partitions = 0;
-  uint64_t unbatched_events = 0;
-  uint64_t peer_events = 0;
-  std::vector<CaseResult> results;
-};
 
 // The workload of a shape: deep keeps --streams (10,000 by default); wide gives every stream four
 // events, so its stream count follows --events.
@@ -182,6 +108,15 @@ std::string ingest_exe(const std::string& flag, const std::string& self) {
   return (fs::path(self).parent_path() / "kurrent-ingest").string();
 }
 
+// A number of a result document, whether written as an integer or not.
+std::optional<double> number(simdjson::dom::element doc, const char* key) {
+  double v = 0;
+  if (doc[key].get_double().get(v) == simdjson::SUCCESS) return v;
+  uint64_t u = 0;
+  if (doc[key].get_uint64().get(u) == simdjson::SUCCESS) return double(u);
+  return std::nullopt;
+}
+
 // One shape's run: its broker and data set, then its cases round after round.
 class Bench {
  public:
@@ -207,6 +142,10 @@ class Bench {
   absl::StatusOr<std::pair<ChildProcess, std::string>> start_store(const std::string& tag, bool file);
   absl::StatusOr<ChildExit> run_child(const std::vector<std::string>& argv, const std::string& tag);
   absl::StatusOr<simdjson::dom::element> load_json(const std::string& path);
+  // A probe's result file, with its events, seconds and CPU (else the process's) and the process's
+  // peak RSS put in `m`.
+  absl::StatusOr<simdjson::dom::element> load_probe_result(const std::string& path, const ChildExit& end,
+                                                           Measurement& m);
   std::vector<std::string> replay_args(const std::string& tag, const std::string& kurrent);  // empty: --sink discard
 
   const BenchOptions& o_;
@@ -249,6 +188,17 @@ absl::StatusOr<simdjson::dom::element> Bench::load_json(const std::string& path)
   if (auto err = parser_.load(path).get(doc); err) {
     return absl::InternalError("cannot read " + path + ": " + simdjson::error_message(err));
   }
+  return doc;
+}
+
+absl::StatusOr<simdjson::dom::element> Bench::load_probe_result(const std::string& path, const ChildExit& end,
+                                                                Measurement& m) {
+  auto doc = load_json(path);
+  if (!doc.ok()) return doc.status();
+  m.events = uint64_t(number(*doc, "events").value_or(0));
+  m.seconds = number(*doc, "seconds").value_or(0);
+  m.cpu_s = number(*doc, "cpu_s").value_or(end.cpu_s);
+  m.peak_rss_mib = end.peak_rss_mib;
   return doc;
 }
 
@@ -399,25 +349,14 @@ absl::StatusOr<Measurement> Bench::measure(const std::string& id, int round) {
   const std::string tag = fmt::format("{}-{}", id, round);
   const std::string result = dir_ + "/" + tag + ".json";
   Measurement m;
-  auto number = [](simdjson::dom::element doc, const char* key) -> std::optional<double> {
-    double v = 0;
-    if (doc[key].get_double().get(v) == simdjson::SUCCESS) return v;
-    uint64_t u = 0;
-    if (doc[key].get_uint64().get(u) == simdjson::SUCCESS) return double(u);
-    return std::nullopt;
-  };
 
   if (id == "a") {
     auto end = run_child({self_, "--log-level", "warn", "probe", "kafka", "--brokers", bootstrap_, "--topics",
                           absl::StrJoin(topics_, ","), "--events", std::to_string(events_), "--result", result},
                          tag);
     if (!end.ok()) return end.status();
-    auto doc = load_json(result);
+    auto doc = load_probe_result(result, *end, m);
     if (!doc.ok()) return doc.status();
-    m.events = uint64_t(number(*doc, "events").value_or(0));
-    m.seconds = number(*doc, "seconds").value_or(0);
-    m.cpu_s = number(*doc, "cpu_s").value_or(end->cpu_s);
-    m.peak_rss_mib = end->peak_rss_mib;
     if (m.events != events_) {
       return absl::InternalError(fmt::format("{}: read {} of {} events", tag, m.events, events_));
     }
@@ -439,12 +378,8 @@ absl::StatusOr<Measurement> Bench::measure(const std::string& id, int round) {
     auto end = run_child(argv, tag);
     for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(db + suffix);
     if (!end.ok()) return end.status();
-    auto doc = load_json(result);
+    auto doc = load_probe_result(result, *end, m);
     if (!doc.ok()) return doc.status();
-    m.events = uint64_t(number(*doc, "events").value_or(0));
-    m.seconds = number(*doc, "seconds").value_or(0);
-    m.cpu_s = number(*doc, "cpu_s").value_or(end->cpu_s);
-    m.peak_rss_mib = end->peak_rss_mib;
     m.events_per_append = number(*doc, "events_per_append");
     m.events_per_transaction = number(*doc, "events_per_transaction");
     if (m.events != events_) {
@@ -486,13 +421,11 @@ absl::StatusOr<Measurement> Bench::measure(const std::string& id, int round) {
     for (const char* suffix : {".db", ".db-wal", ".db-shm"}) fs::remove(dir_ + "/" + tag + suffix);
   }
   if (!end.ok()) return end.status();
-  auto doc = load_json(result);
+  // The sink ceiling is a probe; the pipeline runs and the peer write results of their own.
+  auto doc = id == "b" ? load_probe_result(result, *end, m) : load_json(result);
   if (!doc.ok()) return doc.status();
   m.peak_rss_mib = end->peak_rss_mib;
   if (id == "b") {
-    m.events = uint64_t(number(*doc, "events").value_or(0));
-    m.seconds = number(*doc, "seconds").value_or(0);
-    m.cpu_s = number(*doc, "cpu_s").value_or(end->cpu_s);
     m.p50_ms = number(*doc, "append_latency_p50_ms");
     m.p99_ms = number(*doc, "append_latency_p99_ms");
     m.events_per_append = number(*doc, "events_per_append");
@@ -557,261 +490,6 @@ absl::StatusOr<ShapeResult> Bench::run(const std::vector<std::string>& ids) {
   broker_->stop();
   broker_.reset();
   return shape;
-}
-
-// A ratio of two cases of one shape: their rates, their own CPU per event, or the serve-store
-// CPU per event of the first against the second's own (the store's ceiling runs in-process).
-enum class Compare { kRate, kCpu, kStoreCpu };
-
-struct Ratio {
-  const char* key;
-  const char* num;
-  const char* den;
-  Compare compare;
-  double target;  // 0: reported only
-  bool at_most;   // the target is an upper bound (a cost), else a lower one (a speed)
-  const char* label;
-};
-
-const std::vector<Ratio>& all_ratios() {
-  static const std::vector<Ratio> ratios = {
-      {"e2e_vs_kafka", "d", "a", Compare::kRate, 0.35, false, "d/a"},
-      {"e2e_vs_sink", "d", "b", Compare::kRate, 0.7, false, "d/b"},
-      {"pipeline_vs_kafka", "c", "a", Compare::kRate, 0.6, false, "c/a"},
-      {"batched_vs_unbatched", "d", "e", Compare::kRate, 20, false, "d/e"},
-      {"vs_per_message_peer", "d", "f", Compare::kRate, 200, false, "d/f"},
-      {"e2e_file_vs_kafka", "d-file", "a", Compare::kRate, 0, false, "d-file/a"},
-      {"cpu_pipeline_vs_kafka", "d", "a", Compare::kCpu, 4, true, "CPU/ev d/a"},
-      {"store_vs_store_raw", "d", "s", Compare::kStoreCpu, 2, true, "CPU/ev d-store/s"},
-      {"store_file_vs_store_raw_file", "d-file", "s-file", Compare::kStoreCpu, 0, true, "CPU/ev d-file-store/s-file"},
-  };
-  return ratios;
-}
-
-const CaseResult* find_case(const ShapeResult& shape, const std::string& id) {
-  for (const auto& r : shape.results) {
-    if (r.info.id == id && r.best() != nullptr) return &r;
-  }
-  return nullptr;
-}
-
-std::optional<double> ratio_value(const ShapeResult& shape, const Ratio& ratio) {
-  const CaseResult* n = find_case(shape, ratio.num);
-  const CaseResult* d = find_case(shape, ratio.den);
-  if (n == nullptr || d == nullptr) return std::nullopt;
-  const Measurement& a = *n->best();
-  const Measurement& b = *d->best();
-  double num = 0, den = 0;
-  switch (ratio.compare) {
-    case Compare::kRate:
-      num = a.rate(), den = b.rate();
-      break;
-    case Compare::kCpu:
-      num = a.cpu_per_event(), den = b.cpu_per_event();
-      break;
-    case Compare::kStoreCpu:
-      if (!a.store_cpu_s || a.events == 0) return std::nullopt;
-      num = *a.store_cpu_s / double(a.events), den = b.cpu_per_event();
-      break;
-  }
-  if (den <= 0) return std::nullopt;
-  return num / den;
-}
-
-// The memory bounds: the largest pipeline process of the shape, and the end-to-end one alone.
-struct RssBound {
-  const char* key;
-  std::vector<std::string> cases;
-  double at_most;
-  const char* label;
-};
-
-const std::vector<RssBound>& rss_bounds() {
-  static const std::vector<RssBound> bounds = {
-      {"peak_rss_mib", {"c", "d", "d-file", "e"}, 512, "c,d,d-file,e"},
-      {"peak_rss_d_mib", {"d"}, 256, "d"},
-  };
-  return bounds;
-}
-
-std::optional<double> rss_value(const ShapeResult& shape, const RssBound& bound) {
-  std::optional<double> v;
-  for (const auto& id : bound.cases) {
-    if (const CaseResult* r = find_case(shape, id)) v = std::max(v.value_or(0), r->max_rss());
-  }
-  return v;
-}
-
-void print_shape(const ShapeResult& shape) {
-  auto ms = [](std::optional<double> v) { return v ? fmt::format("{:.2f}", *v) : std::string("-"); };
-  std::cout << "\n"
-            << fmt::format("shape {}: {} events, {} streams ({:.0f} events per stream)\n", shape.name, shape.events,
-                           shape.streams, shape.streams ? double(shape.events) / double(shape.streams) : 0.0)
-            << fmt::format("{:<6} {:<17} {:>9} {:>10} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>10}\n", "",
-                           "case", "events", "events/s", "MB/s", "CPU s/M", "RSS MiB", "p50 ms", "p99 ms", "ev/app",
-                           "|", "store s/M", "broker s/M");
-  for (const auto& r : shape.results) {
-    const Measurement* b = r.best();
-    if (b == nullptr) continue;
-    const double per_m = b->events ? 1e6 / double(b->events) : 0;
-    std::cout << fmt::format("{:<6} {:<17} {:>9} {:>10.0f} {:>7.1f} {:>10.2f} {:>8.0f} {:>8} {:>8} {:>8} {:>7} {:>9} "
-                             "{:>10}\n",
-                             r.info.id, r.info.name, b->events, b->rate(), b->rate() * shape.bytes_per_event / 1e6,
-                             b->cpu_s * per_m, r.max_rss(), ms(b->p50_ms), ms(b->p99_ms),
-                             b->events_per_append ? fmt::format("{:.1f}", *b->events_per_append) : "-", "|",
-                             b->store_cpu_s ? fmt::format("{:.2f}", *b->store_cpu_s * per_m) : "-",
-                             r.info.id[0] == 's' ? std::string("-") : fmt::format("{:.2f}", b->broker_cpu_s * per_m));
-  }
-  std::cout << "\nratios of shape " << shape.name << " (best runs of this invocation):\n";
-  for (const auto& ratio : all_ratios()) {
-    auto v = ratio_value(shape, ratio);
-    if (!v) continue;
-    std::string line = fmt::format("  {:<29} {:<26} {:>9.3f}", ratio.key, ratio.label, *v);
-    if (ratio.target > 0) {
-      const bool met = ratio.at_most ? *v <= ratio.target : *v >= ratio.target;
-      line += fmt::format("   target {} {:<5} {}", ratio.at_most ? "<=" : ">=", ratio.target, met ? "met" : "NOT met");
-    }
-    std::cout << line << "\n";
-  }
-  for (const auto& bound : rss_bounds()) {
-    auto v = rss_value(shape, bound);
-    if (!v) continue;
-    std::cout << fmt::format("  {:<29} {:<26} {:>9.0f}   target <= {} MiB {}\n", bound.key, bound.label, *v,
-                             bound.at_most, *v <= bound.at_most ? "met" : "NOT met");
-  }
-}
-
-void write_shape_json(JsonWriter& w, const ShapeResult& shape, const BenchOptions& o) {
-  w.begin_object();
-  w.key("shape").value(shape.name);
-  w.key("events").value(shape.events);
-  w.key("streams").value(shape.streams);
-  w.key("events_per_stream").value(shape.streams ? double(shape.events) / double(shape.streams) : 0.0);
-  w.key("payload_bytes").value(o.workload.payload_bytes);
-  w.key("bytes_per_event").value(shape.bytes_per_event);
-  w.key("topics").begin_array();
-  for (const auto& t : shape.topics) w.value(t);
-  w.end_array();
-  w.key("partitions_per_topic").value(shape.partitions);
-  w.key("unbatched_sample_events").value(shape.unbatched_events);
-  w.key("peer_sample_events").value(shape.peer_events);
-  w.key("cases").begin_array();
-  for (const auto& r : shape.results) {
-    const Measurement* b = r.best();
-    if (b == nullptr) continue;
-    w.begin_object();
-    w.key("id").value(r.info.id);
-    w.key("name").value(r.info.name);
-    w.key("what").value(r.info.what);
-    w.key("events").value(b->events);
-    w.key("events_per_s").value(b->rate());
-    w.key("mb_per_s").value(b->rate() * shape.bytes_per_event / 1e6);
-    w.key("cpu_s_per_m_events").value(b->cpu_per_event() * 1e6);
-    w.key("peak_rss_mib").value(r.max_rss());
-    if (b->p50_ms) w.key("append_latency_p50_ms").value(*b->p50_ms);
-    if (b->p99_ms) w.key("append_latency_p99_ms").value(*b->p99_ms);
-    if (b->events_per_append) w.key("events_per_append").value(*b->events_per_append);
-    if (b->events_per_transaction) w.key("events_per_transaction").value(*b->events_per_transaction);
-    // The other processes of the case: where the rest of the machine's CPU went.
-    if (b->store_cpu_s && b->events) w.key("store_cpu_s_per_m_events").value(*b->store_cpu_s * 1e6 / double(b->events));
-    if (b->events) w.key("broker_cpu_s_per_m_events").value(b->broker_cpu_s * 1e6 / double(b->events));
-    w.key("runs_events_per_s").begin_array();
-    for (const auto& m : r.runs) w.value(m.rate());
-    w.end_array();
-    w.end_object();
-  }
-  w.end_array();
-  w.key("ratios").begin_object();
-  for (const auto& ratio : all_ratios()) {
-    if (auto v = ratio_value(shape, ratio)) w.key(ratio.key).value(*v);
-  }
-  w.end_object();
-  for (const auto& bound : rss_bounds()) {
-    if (auto v = rss_value(shape, bound)) w.key(bound.key).value(*v);
-  }
-  w.key("targets").begin_array();
-  for (const auto& ratio : all_ratios()) {
-    auto v = ratio_value(shape, ratio);
-    if (!v || ratio.target <= 0) continue;
-    w.begin_object();
-    w.key("name").value(ratio.key);
-    w.key("value").value(*v);
-    w.key(ratio.at_most ? "at_most" : "at_least").value(ratio.target);
-    w.key("met").value(ratio.at_most ? *v <= ratio.target : *v >= ratio.target);
-    w.end_object();
-  }
-  for (const auto& bound : rss_bounds()) {
-    auto v = rss_value(shape, bound);
-    if (!v) continue;
-    w.begin_object();
-    w.key("name").value(bound.key);
-    w.key("value").value(*v);
-    w.key("at_most").value(bound.at_most);
-    w.key("met").value(*v <= bound.at_most);
-    w.end_object();
-  }
-  w.end_array();
-  w.end_object();
-}
-
-void print_and_write(const BenchOptions& o, const std::vector<ShapeResult>& shapes) {
-  for (const auto& shape : shapes) print_shape(shape);
-  if (!o.json.empty()) {
-    JsonWriter w;
-    w.begin_object();
-    w.key("schema").value("kurrent-ingest/bench/v2");
-    w.key("runs").value(o.runs);
-    w.key("store_api").value(o.store_api);
-    w.key("pipeline_args").begin_array();
-    for (const auto& a : o.pipeline_args) w.value(a);
-    w.end_array();
-    w.key("shapes_run").begin_array();
-    for (const auto& shape : shapes) w.value(shape.name);
-    w.end_array();
-    w.key("shapes").begin_object();
-    for (const auto& shape : shapes) {
-      w.key(shape.name);
-      write_shape_json(w, shape, o);
-    }
-    w.end_object();
-    w.end_object();
-    std::ofstream out(o.json, std::ios::trunc);
-    out << w.str() << "\n";
-    if (!out.flush()) {
-      std::cerr << "error: cannot write --json " << o.json << "\n";
-    } else {
-      std::cout << "\nwrote " << o.json << "\n";
-    }
-  }
-  if (!o.report.empty() && !shapes.empty()) {
-    // The shared run report, of the first shape's best end-to-end run on mem-db; the numbers of
-    // every shape, prefixed with its name.
-    const ShapeResult& first = shapes.front();
-    pipeline::RunReport report;
-    report.command = "bench";
-    report.sink = "kurrentdb-grpc";
-    report.append_mode = "batch";
-    report.outcome = "done";
-    if (const CaseResult* d = find_case(first, "d")) {
-      if (!d->best()->append_mode.empty()) report.append_mode = d->best()->append_mode;
-      report.stats.events_read = d->best()->events;
-      report.stats.events_appended = d->best()->events;
-      report.elapsed_s = d->best()->seconds;
-    }
-    report.stats.streams = first.streams;
-    for (const auto& shape : shapes) {
-      for (const auto& r : shape.results) {
-        if (r.best() != nullptr) report.numbers[shape.name + "_" + r.info.name + "_events_per_s"] = r.best()->rate();
-      }
-      for (const auto& ratio : all_ratios()) {
-        if (auto v = ratio_value(shape, ratio)) report.numbers[shape.name + "_ratio_" + ratio.key] = *v;
-      }
-      for (const auto& bound : rss_bounds()) {
-        if (auto v = rss_value(shape, bound)) report.numbers[shape.name + "_" + bound.key] = *v;
-      }
-    }
-    if (auto s = pipeline::write_report(report, o.report); !s.ok()) std::cerr << "error: " << s.message() << "\n";
-  }
 }
 
 int run_bench(const BenchOptions& o) {

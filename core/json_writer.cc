@@ -38,6 +38,24 @@ size_t utf8_length(std::string_view s, size_t i) {
   return n;
 }
 
+template <typename Int>
+void append_integer(std::string& out, Int n) {
+  char buf[24];  // 20 digits and a sign at the most
+  auto r = std::to_chars(buf, buf + sizeof buf, n);
+  out.append(buf, r.ptr);
+}
+
+// Appends the `n` bytes of the character at s[i], or U+FFFD for an invalid sequence (`n` 0, as
+// utf8_length says); the index after it.
+inline size_t append_utf8(std::string& out, std::string_view s, size_t i, size_t n) {
+  if (n == 0) {
+    out.append("\xEF\xBF\xBD");
+    return i + 1;
+  }
+  out.append(s.data() + i, n);
+  return i + n;
+}
+
 }  // namespace
 
 bool is_valid_utf8(std::string_view s) {
@@ -57,14 +75,7 @@ std::string replace_invalid_utf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
-    size_t n = static_cast<unsigned char>(s[i]) < 0x80 ? 1 : utf8_length(s, i);
-    if (n == 0) {
-      out.append("\xEF\xBF\xBD");
-      ++i;
-    } else {
-      out.append(s.data() + i, n);
-      i += n;
-    }
+    i = append_utf8(out, s, i, static_cast<unsigned char>(s[i]) < 0x80 ? 1 : utf8_length(s, i));
   }
   return out;
 }
@@ -86,14 +97,7 @@ void append_json_string(std::string& out, std::string_view s) {
     if (i == s.size()) break;
     auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
-      size_t n = utf8_length(s, i);
-      if (n == 0) {
-        out.append("\xEF\xBF\xBD");
-        ++i;
-      } else {
-        out.append(s.data() + i, n);
-        i += n;
-      }
+      i = append_utf8(out, s, i, utf8_length(s, i));
       continue;
     }
     switch (c) {
@@ -120,28 +124,21 @@ void JsonWriter::separate() {
   need_comma_ = true;
 }
 
-JsonWriter& JsonWriter::begin_object() {
+JsonWriter& JsonWriter::open(char bracket) {
   separate();
-  out_.push_back('{');
+  out_.push_back(bracket);
   need_comma_ = false;
   return *this;
 }
-JsonWriter& JsonWriter::end_object() {
-  out_.push_back('}');
+JsonWriter& JsonWriter::close(char bracket) {
+  out_.push_back(bracket);
   need_comma_ = true;
   return *this;
 }
-JsonWriter& JsonWriter::begin_array() {
-  separate();
-  out_.push_back('[');
-  need_comma_ = false;
-  return *this;
-}
-JsonWriter& JsonWriter::end_array() {
-  out_.push_back(']');
-  need_comma_ = true;
-  return *this;
-}
+JsonWriter& JsonWriter::begin_object() { return open('{'); }
+JsonWriter& JsonWriter::end_object() { return close('}'); }
+JsonWriter& JsonWriter::begin_array() { return open('['); }
+JsonWriter& JsonWriter::end_array() { return close(']'); }
 JsonWriter& JsonWriter::key(std::string_view k) {
   separate();
   append_json_string(out_, k);
@@ -156,16 +153,12 @@ JsonWriter& JsonWriter::value(std::string_view s) {
 }
 JsonWriter& JsonWriter::value(int64_t n) {
   separate();
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, n);
-  out_.append(buf, r.ptr);
+  append_integer(out_, n);
   return *this;
 }
 JsonWriter& JsonWriter::value(uint64_t n) {
   separate();
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, n);
-  out_.append(buf, r.ptr);
+  append_integer(out_, n);
   return *this;
 }
 JsonWriter& JsonWriter::value(double d) {

@@ -1,54 +1,12 @@
 #include "kafka/dead_letter_topic.h"
 
 #include <gtest/gtest.h>
-#include <librdkafka/rdkafka.h>
-
-#include <map>
 
 #include "kafka/embedded_broker.h"
+#include "kafka/testing/read_topic.h"
 
 namespace kingest::kafka {
 namespace {
-
-// Reads every message of a one-partition topic with its headers.
-std::vector<std::pair<std::string, std::map<std::string, std::string>>> read_topic(const std::string& brokers,
-                                                                                  const std::string& topic) {
-  char err[256];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err);
-  rd_kafka_conf_set(conf, "group.id", "dlq-test-reader", err, sizeof err);
-  rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof err);
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-  rd_kafka_poll_set_consumer(rk);
-  auto* parts = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(parts, topic.c_str(), 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-  rd_kafka_assign(rk, parts);
-  rd_kafka_topic_partition_list_destroy(parts);
-  std::vector<std::pair<std::string, std::map<std::string, std::string>>> out;
-  for (int i = 0; i < 100; ++i) {
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
-    if (m == nullptr) continue;
-    bool eof = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      std::map<std::string, std::string> headers;
-      rd_kafka_headers_t* hdrs = nullptr;
-      if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        const char* name;
-        const void* value;
-        size_t size;
-        for (size_t h = 0; rd_kafka_header_get_all(hdrs, h, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++h) {
-          headers[name] = std::string(static_cast<const char*>(value), size);
-        }
-      }
-      out.emplace_back(std::string(static_cast<const char*>(m->payload), m->len), headers);
-    }
-    rd_kafka_message_destroy(m);
-    if (eof) break;
-  }
-  rd_kafka_consumer_close(rk);
-  rd_kafka_destroy(rk);
-  return out;
-}
 
 TEST(KafkaDeadLetterTopic, WritesTheOriginalBytesWithReasonAndSourceInHeaders) {
   auto broker = EmbeddedBroker::start().value();
@@ -59,18 +17,18 @@ TEST(KafkaDeadLetterTopic, WritesTheOriginalBytesWithReasonAndSourceInHeaders) {
   DeadLetter b{"revision-conflict", "revision 0 holds another event", "task-events", 3, 42, -1, "k2",
                std::string("\x00\x01", 2), "Task-k2"};
   ASSERT_TRUE((*topic)->write({a, b}).ok());
-  auto got = read_topic(broker->bootstrap(), "ingest-dlq");
+  auto got = testing::read_topic(broker->bootstrap(), "ingest-dlq", 1, 2);
   ASSERT_EQ(got.size(), 2u);
-  EXPECT_EQ(got[0].first, "{bad");
-  EXPECT_EQ(got[0].second["dlq-reason"], "decode-error");
-  EXPECT_EQ(got[0].second["dlq-detail"], "aggregateId: missing");
-  EXPECT_EQ(got[0].second["dlq-source-topic"], "task-events");
-  EXPECT_EQ(got[0].second["dlq-source-partition"], "3");
-  EXPECT_EQ(got[0].second["dlq-source-offset"], "41");
-  EXPECT_EQ(got[0].second.count("dlq-stream"), 0u);
-  EXPECT_EQ(got[1].first, std::string("\x00\x01", 2));
-  EXPECT_EQ(got[1].second["dlq-reason"], "revision-conflict");
-  EXPECT_EQ(got[1].second["dlq-stream"], "Task-k2");
+  EXPECT_EQ(got[0].value, "{bad");
+  EXPECT_EQ(got[0].header("dlq-reason"), "decode-error");
+  EXPECT_EQ(got[0].header("dlq-detail"), "aggregateId: missing");
+  EXPECT_EQ(got[0].header("dlq-source-topic"), "task-events");
+  EXPECT_EQ(got[0].header("dlq-source-partition"), "3");
+  EXPECT_EQ(got[0].header("dlq-source-offset"), "41");
+  EXPECT_EQ(got[0].header("dlq-stream"), std::nullopt);
+  EXPECT_EQ(got[1].value, std::string("\x00\x01", 2));
+  EXPECT_EQ(got[1].header("dlq-reason"), "revision-conflict");
+  EXPECT_EQ(got[1].header("dlq-stream"), "Task-k2");
   EXPECT_EQ((*topic)->describe(), "kafka topic ingest-dlq");
 }
 

@@ -14,6 +14,7 @@
 #include "kafka/embedded_broker.h"
 #include "kafka/kafka_source.h"
 #include "kafka/producer.h"
+#include "kafka/testing/read_topic.h"
 
 namespace kingest::kafka {
 namespace {
@@ -21,53 +22,8 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-struct Received {
-  int32_t partition = -1;
-  bool key_null = false;
-  std::optional<std::string> value;  // nullopt: a null value
-  std::vector<std::pair<std::string, std::string>> headers;
-};
-
-// Every message of `topic` (partitions 0..n-1), waiting until `want` arrived or 20 s passed.
-std::vector<Received> read_topic(const std::string& brokers, const std::string& topic, int partitions, size_t want) {
-  char err[256];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err);
-  rd_kafka_conf_set(conf, "group.id", "replier-test-reader", err, sizeof err);
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-  auto* list = rd_kafka_topic_partition_list_new(partitions);
-  for (int p = 0; p < partitions; ++p) {
-    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-  }
-  rd_kafka_assign(rk, list);
-  rd_kafka_topic_partition_list_destroy(list);
-  std::vector<Received> out;
-  const auto deadline = Clock::now() + 20s;
-  while (out.size() < want && Clock::now() < deadline) {
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
-    if (m == nullptr) continue;
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      Received r;
-      r.partition = m->partition;
-      r.key_null = m->key == nullptr;
-      if (m->payload != nullptr) r.value = std::string(static_cast<const char*>(m->payload), m->len);
-      rd_kafka_headers_t* hdrs = nullptr;
-      if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        const char* name = nullptr;
-        const void* v = nullptr;
-        size_t n = 0;
-        for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
-          r.headers.emplace_back(name, v != nullptr ? std::string(static_cast<const char*>(v), n) : std::string());
-        }
-      }
-      out.push_back(std::move(r));
-    }
-    rd_kafka_message_destroy(m);
-  }
-  rd_kafka_consumer_close(rk);
-  rd_kafka_destroy(rk);
-  return out;
-}
+using testing::read_topic;
+using Received = testing::ReadBack;
 
 SourceMessage request(const std::string& reply_topic, const std::string& correlation_id, int32_t partition) {
   SourceMessage m;

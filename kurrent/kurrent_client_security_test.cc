@@ -22,6 +22,7 @@
 #include "absl/strings/match.h"
 #include "kurrent/kurrent_client.h"
 #include "kurrent/testing/fake_services.h"
+#include "kurrent/testing/served.h"
 #include "proto/kurrentdb/serverfeatures.grpc.pb.h"
 #include "proto/kurrentdb/streams.grpc.pb.h"
 #include "proto/kurrentdb/v2/streams.grpc.pb.h"
@@ -29,110 +30,17 @@
 #include "server/testing/self_signed.h"
 #include "store/event_store.h"
 
-namespace kingest::kurrent {
+// In the helpers' namespace (testing/served.h, testing/fake_services.h).
+namespace kingest::kurrent::testing {
 namespace {
 
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-EventData event(const std::string& tag) {
-  return EventData{.id = Uuid::v4(),
-                   .type = "TestEvent",
-                   .content_type = "application/json",
-                   .data = "{\"tag\":\"" + tag + "\"}",
-                   .metadata = "{\"source\":\"test\"}"};
-}
-
-AppendOutcome append_sync(Sink& sink, const std::string& stream, ExpectedRevision expected,
-                          std::vector<EventData> events) {
-  std::promise<AppendOutcome> p;
-  auto f = p.get_future();
-  sink.append(AppendRequest{.stream = stream, .expected = expected, .events = std::move(events)},
-              [&p](AppendOutcome o) { p.set_value(std::move(o)); });
-  return f.get();
-}
+// One node of a cluster, or a lone server.
+using Node = Served;
 
 bool contains(absl::string_view text, absl::string_view part) { return absl::StrContains(text, part); }
-
-// One server over its own in-memory store. `restart` brings a server back on the same port with
-// other options (a leader that became a follower) and a fresh store.
-class Node {
- public:
-  explicit Node(server::ServerOptions o = {}) { start(std::move(o), 0); }
-  ~Node() { stop(); }
-  Node(const Node&) = delete;
-  Node& operator=(const Node&) = delete;
-
-  void stop() {
-    if (server_) server_->shutdown();
-    server_.reset();
-    if (store_) store_->close();
-    store_.reset();
-  }
-  void restart(server::ServerOptions o) {
-    stop();
-    start(std::move(o), port_);
-  }
-
-  [[nodiscard]] int port() const { return port_; }
-  [[nodiscard]] std::string address() const { return server_->address(); }
-  [[nodiscard]] std::string advertised() const { return server_->advertised_address(); }
-  [[nodiscard]] std::string url(const std::string& extra = "") const {
-    return "kurrentdb://127.0.0.1:" + std::to_string(port_) + "?tls=false" + extra;
-  }
-  store::EventStore& store() { return *store_; }
-
-  // The ids in `stream` as this node's store holds them (empty: no such stream).
-  std::vector<Uuid> ids(const std::string& stream) {
-    std::vector<Uuid> out;
-    auto page = store_->read(stream, store::ReadFrom::start(), 1000, store::ReadDirection::kForwards);
-    EXPECT_TRUE(page.ok()) << page.status();
-    if (page.ok()) {
-      for (const auto& e : page->events) out.push_back(e.id);
-    }
-    return out;
-  }
-  void put(const std::string& stream, int count) {
-    std::vector<store::ProposedEvent> evs;
-    for (int i = 0; i < count; ++i) {
-      evs.push_back({.id = Uuid::v4(), .type = "Seeded", .content_type = "application/json", .data = "{}"});
-    }
-    ASSERT_EQ(store_->append_sync(stream, ExpectAny{}, evs).status, store::AppendStatus::kSuccess);
-  }
-
- private:
-  void start(server::ServerOptions o, int port) {
-    store_ = store::EventStore::open({.path = {}, .in_memory = true}).value();
-    o.listen = "127.0.0.1:" + std::to_string(port);
-    // The port was just given up: another listener may take a moment to let go of it.
-    for (int i = 0; i < 100 && !server_; ++i) {
-      auto s = server::KurrentServer::start(*store_, o);
-      if (s.ok()) {
-        server_ = std::move(*s);
-      } else {
-        std::this_thread::sleep_for(milliseconds(20));
-      }
-    }
-    ASSERT_TRUE(server_) << "could not listen on " << o.listen;
-    port_ = server_->port();
-  }
-
-  std::unique_ptr<store::EventStore> store_;
-  std::unique_ptr<server::KurrentServer> server_;
-  int port_ = 0;
-};
-
-absl::StatusOr<std::unique_ptr<KurrentClient>> try_connect(const std::string& url, ClientOptions o = {}) {
-  auto settings = parse_connection_string(url);
-  if (!settings.ok()) return settings.status();
-  return KurrentClient::connect(*settings, o);
-}
-
-std::unique_ptr<KurrentClient> connect_to(const std::string& url, ClientOptions o = {}) {
-  auto c = try_connect(url, o);
-  EXPECT_TRUE(c.ok()) << url << ": " << c.status();
-  return c.ok() ? std::move(*c) : nullptr;
-}
 
 // An append of two events to a new stream, answered with success, and read back by the client.
 void expect_round_trip(KurrentClient& c, const std::string& stream) {
@@ -521,8 +429,6 @@ class RecordsFeatures final : public features::ServerFeatures::CallbackService {
   }
 };
 
-using testing::BatchFeatures;
-
 class Silent : public ::testing::TestWithParam<AppendMode> {};
 
 TEST_P(Silent, AnAppendWithoutAnyAnswerEndsFatalAfterRetryFor) {
@@ -566,4 +472,4 @@ INSTANTIATE_TEST_SUITE_P(Modes, Silent, ::testing::Values(AppendMode::kBatch, Ap
                          [](const auto& info) { return std::string(to_string(info.param)); });
 
 }  // namespace
-}  // namespace kingest::kurrent
+}  // namespace kingest::kurrent::testing

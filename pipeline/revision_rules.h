@@ -1,7 +1,7 @@
 // The revision rules of one stream group, without threads or I/O: how a batch's events of one
 // stream are cut into groups, which expected revision a group is appended with, how an append
 // request is built, and how a group that starts below the stream's next revision is classified
-// against what the store holds there (docs/design.md, "Replay outcomes").
+// against what the store holds there (docs/design.md, "Revisions and stream state").
 //
 //   auto groups = cut_groups(batch, "Task-1", indexes, rules);
 //   AppendRequest req = build_append(*groups[0], state, rules, &ids);

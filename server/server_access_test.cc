@@ -39,16 +39,7 @@ Outcome rpc_append(const std::shared_ptr<grpc::Channel>& ch, const Metadata& md,
   grpc::ClientContext ctx;
   prepare(ctx, md);
   streams::AppendResp resp;
-  auto writer = stub->Append(&ctx, &resp);
-  streams::AppendReq req;
-  req.mutable_options()->mutable_stream_identifier()->set_stream_name(stream);
-  req.mutable_options()->mutable_any();
-  writer->Write(req);
-  streams::AppendReq m;
-  fill(Ev{}, m.mutable_proposed_message());
-  writer->Write(m);
-  writer->WritesDone();
-  out.status = writer->Finish();
+  out.status = append_one(*stub, ctx, stream, &resp);
   out.success = out.status.ok() && resp.has_success();
   collect(ctx, out);
   return out;

@@ -1,5 +1,6 @@
 // Append and BatchAppend through the generated stubs: every expected-revision kind, errors and their
 // details, size and pending limits, concurrency, shutdown and keepalive.
+#include "core/testing/eventually.h"
 #include "server/testing/server_fixture.h"
 
 namespace kingest::server::test {
@@ -433,16 +434,7 @@ TEST_F(ServerTest, ShutdownUnderLoadAnswersEveryAppend) {
         grpc::ClientContext ctx;
         ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
         streams::AppendResp resp;
-        auto writer = streams_->Append(&ctx, &resp);
-        streams::AppendReq req;
-        req.mutable_options()->mutable_stream_identifier()->set_stream_name(s);
-        req.mutable_options()->mutable_any();
-        writer->Write(req);
-        streams::AppendReq m;
-        fill(Ev{}, m.mutable_proposed_message());
-        writer->Write(m);
-        writer->WritesDone();
-        auto st = writer->Finish();
+        auto st = append_one(*streams_, ctx, s, &resp);
         if (st.ok() && resp.has_success()) {
           ++answered;
         } else if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
@@ -451,7 +443,9 @@ TEST_F(ServerTest, ShutdownUnderLoadAnswersEveryAppend) {
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Shut down under load: once appends are being answered, with more on the way.
+  EXPECT_TRUE(kingest::testing::eventually([&] { return answered.load() >= 30; }, std::chrono::seconds(30),
+                                           "thirty answered appends"));
   server_->shutdown();
   stop = true;
   for (auto& th : threads) th.join();
@@ -485,7 +479,9 @@ TEST_F(ServerTest, FrequentKeepalivePingsDoNotKillIdleCalls) {
   ASSERT_TRUE(stream->Write(batch_chunk(Uuid::v4(), &s, kAny, {Ev{}}, true)));
   streams::BatchAppendResp resp;
   ASSERT_TRUE(stream->Read(&resp));
-  std::this_thread::sleep_for(std::chrono::milliseconds(3500));  // ~7 pings, no data
+  // A gap in time on purpose: the call must sit idle while the pings go by (~7 of them, no data),
+  // and nothing observable marks them.
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));
   ASSERT_TRUE(stream->Write(batch_chunk(Uuid::v4(), &s, kAny, {Ev{}}, true)));
   ASSERT_TRUE(stream->Read(&resp));
   EXPECT_TRUE(resp.has_success());

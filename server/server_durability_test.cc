@@ -1,4 +1,7 @@
 // What SIGINT/SIGTERM do in serve-store keeps every acknowledged append.
+#include <algorithm>
+
+#include "core/testing/eventually.h"
 #include "server/testing/server_fixture.h"
 
 namespace kingest::server::test {
@@ -82,7 +85,14 @@ TEST(ServerDurabilityTest, EveryAcknowledgedAppendSurvivesShutdownAndReopen) {
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  // Shut down under load: once every caller has had appends acknowledged, with more on the way.
+  EXPECT_TRUE(kingest::testing::eventually(
+      [&] {
+        std::lock_guard lock(mu);
+        return acked.size() == threads.size() &&
+               std::all_of(acked.begin(), acked.end(), [](const auto& a) { return a.second.size() >= 20; });
+      },
+      std::chrono::seconds(30), "twenty acknowledged events from each caller"));
   server->shutdown();
   store->close();
   stop = true;

@@ -104,18 +104,7 @@ class ReadAllTest : public ServerTest {
     o->mutable_no_filter();
     o->mutable_uuid_option()->mutable_string();
     o->mutable_control_option()->set_compatibility(1);
-    grpc::ClientContext ctx;
-    auto reader = streams_->Read(&ctx, req);
-    std::vector<streams::ReadResp> out;
-    streams::ReadResp resp;
-    while (reader->Read(&resp)) out.push_back(resp);
-    auto s = reader->Finish();
-    if (status) {
-      *status = s;
-    } else {
-      EXPECT_TRUE(s.ok()) << s.error_message();
-    }
-    return out;
+    return read_request(req, status);
   }
 
   static std::vector<uint64_t> positions(const std::vector<streams::ReadResp>& msgs) {

@@ -22,11 +22,13 @@
 #include <filesystem>
 #include <fstream>
 #include <latch>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <sys/resource.h>
@@ -72,13 +74,8 @@ double process_cpu_seconds() {
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
-int run_waves(int argc, char** argv) {
-  const bool in_memory = argc < 3 || std::string(argv[2]) != "file";
-  const int total = argc > 3 ? std::atoi(argv[3]) : 100000;
-  const int streams = argc > 4 ? std::atoi(argv[4]) : 20000;
-  const int wave = std::min(argc > 5 ? std::atoi(argv[5]) : 4000, streams);
-  const int read_interval_us = argc > 6 ? std::atoi(argv[6]) : 200;
-  const std::string path = argc > 7 ? argv[7] : "/tmp/ki-store-bench-waves.db";
+// Opens the store the benchmark writes to (a file starts empty); null after printing why not.
+std::unique_ptr<EventStore> open_store(bool in_memory, const std::string& path) {
   if (!in_memory) {
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
   }
@@ -88,11 +85,67 @@ int run_waves(int argc, char** argv) {
   auto opened = EventStore::open(options);
   if (!opened.ok()) {
     std::fprintf(stderr, "open: %s\n", std::string(opened.status().message()).c_str());
-    return 1;
+    return nullptr;
   }
-  auto& store = *opened;
+  return std::move(*opened);
+}
 
-  // Every request is prepared first, so the timing measures the store, not the generator.
+// One append, prepared before the clock starts so that the timing measures the store, not the
+// generator.
+struct Request {
+  std::string stream;
+  ExpectedRevision expected;
+  std::vector<ProposedEvent> events;
+};
+
+// Wall time, the writer thread's CPU and the whole process's CPU from construction to `stop`.
+class Measure {
+ public:
+  Measure()
+      : writer_before_(thread_cpu_seconds("ki-store-write")),
+        process_before_(process_cpu_seconds()),
+        start_(std::chrono::steady_clock::now()) {}
+  void stop() {
+    secs_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    writer_cpu_ = thread_cpu_seconds("ki-store-write") - writer_before_;
+    process_cpu_ = process_cpu_seconds() - process_before_;
+  }
+  // Seconds of wall time, of the writer's CPU and of the process's CPU.
+  [[nodiscard]] std::tuple<double, double, double> result() const { return {secs_, writer_cpu_, process_cpu_}; }
+
+ private:
+  double writer_before_;
+  double process_before_;
+  std::chrono::steady_clock::time_point start_;
+  double secs_ = 0;
+  double writer_cpu_ = 0;
+  double process_cpu_ = 0;
+};
+
+// Submits every request at once and waits for every answer; the number that failed.
+int append_all(EventStore& store, std::vector<Request>& requests) {
+  std::latch done(static_cast<std::ptrdiff_t>(requests.size()));
+  std::atomic<int> failures{0};
+  for (auto& r : requests) {
+    store.append(std::move(r.stream), r.expected, std::move(r.events), [&](AppendResult res) {
+      if (res.status != AppendStatus::kSuccess) failures.fetch_add(1);
+      done.count_down();
+    });
+  }
+  done.wait();
+  return failures.load();
+}
+
+int run_waves(int argc, char** argv) {
+  const bool in_memory = argc < 3 || std::string(argv[2]) != "file";
+  const int total = argc > 3 ? std::atoi(argv[3]) : 100000;
+  const int streams = argc > 4 ? std::atoi(argv[4]) : 20000;
+  const int wave = std::min(argc > 5 ? std::atoi(argv[5]) : 4000, streams);
+  const int read_interval_us = argc > 6 ? std::atoi(argv[6]) : 200;
+  const std::string path = argc > 7 ? argv[7] : "/tmp/ki-store-bench-waves.db";
+  auto store = open_store(in_memory, path);
+  if (!store) return 1;
+
   std::mt19937_64 rng(42);
   std::string pool(1 << 20, ' ');
   for (char& c : pool) c = "abcdefghijklmnopqrstuvwxyz0123456789"[rng() % 36];
@@ -101,11 +154,6 @@ int run_waves(int argc, char** argv) {
     s.append(pool, rng() % (pool.size() - n), n - s.size() - 2);
     s += "\"}";
     return s;
-  };
-  struct Request {
-    std::string stream;
-    ExpectedRevision expected;
-    std::vector<ProposedEvent> events;
   };
   std::vector<std::vector<Request>> waves;
   std::vector<int64_t> last(streams, -1);
@@ -152,23 +200,11 @@ int run_waves(int argc, char** argv) {
     }
   });
 
-  std::atomic<int> failures{0};
-  const double cpu_before = thread_cpu_seconds("ki-store-write");
-  const double process_before = process_cpu_seconds();
-  const auto start = std::chrono::steady_clock::now();
-  for (auto& w : waves) {
-    std::latch done(static_cast<std::ptrdiff_t>(w.size()));
-    for (auto& r : w) {
-      store->append(std::move(r.stream), r.expected, std::move(r.events), [&](AppendResult res) {
-        if (res.status != AppendStatus::kSuccess) failures.fetch_add(1);
-        done.count_down();
-      });
-    }
-    done.wait();
-  }
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const double writer_cpu = thread_cpu_seconds("ki-store-write") - cpu_before;
-  const double process_cpu = process_cpu_seconds() - process_before;
+  int failures = 0;
+  Measure measure;
+  for (auto& w : waves) failures += append_all(*store, w);
+  measure.stop();
+  const auto [secs, writer_cpu, process_cpu] = measure.result();
   running = false;
   reader.join();
   std::sort(latencies.begin(), latencies.end());
@@ -180,10 +216,10 @@ int run_waves(int argc, char** argv) {
               "p99 %.0f us, max %.0f us\n",
               in_memory ? "memory" : "file", total, static_cast<unsigned long long>(events_total), streams, wave,
               total / secs, events_total / secs, secs * 1e6 / total, writer_cpu * 1e6 / total, process_cpu * 1e6 / total,
-              static_cast<unsigned long long>(store->stats().transactions), failures.load(), latencies.size(), pct(0.5),
+              static_cast<unsigned long long>(store->stats().transactions), failures, latencies.size(), pct(0.5),
               pct(0.99), latencies.empty() ? 0.0 : latencies.back());
   store->close();
-  return failures.load() == 0 ? 0 : 1;
+  return failures == 0 ? 0 : 1;
 }
 
 // ~250-byte JSON payload and ~60 bytes of metadata, like the seed's domain events.
@@ -203,18 +239,8 @@ int run_multi(int argc, char** argv) {
   const int streams = argc > 4 ? std::atoi(argv[4]) : 250000;
   const int per_request = std::max(argc > 5 ? std::atoi(argv[5]) : 1000, 1);
   const std::string path = argc > 6 ? argv[6] : "/tmp/ki-store-bench-multi.db";
-  if (!in_memory) {
-    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
-  }
-  StoreOptions options;
-  options.in_memory = in_memory;
-  options.path = path;
-  auto opened = EventStore::open(options);
-  if (!opened.ok()) {
-    std::fprintf(stderr, "open: %s\n", std::string(opened.status().message()).c_str());
-    return 1;
-  }
-  auto& store = *opened;
+  auto store = open_store(in_memory, path);
+  if (!store) return 1;
   const std::string payload = bench_payload();
   std::vector<MultiAppend> requests;
   for (int i = 0; i < events;) {
@@ -239,9 +265,7 @@ int run_multi(int argc, char** argv) {
   }
   std::latch done(static_cast<std::ptrdiff_t>(requests.size()));
   std::atomic<int> failures{0};
-  const double cpu_before = thread_cpu_seconds("ki-store-write");
-  const double process_before = process_cpu_seconds();
-  const auto start = std::chrono::steady_clock::now();
+  Measure measure;
   for (auto& m : requests) {
     store->append_multi(std::move(m), [&](MultiAppendResult res) {
       if (res.status != AppendStatus::kSuccess) failures.fetch_add(1);
@@ -249,9 +273,8 @@ int run_multi(int argc, char** argv) {
     });
   }
   done.wait();
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const double writer_cpu = thread_cpu_seconds("ki-store-write") - cpu_before;
-  const double process_cpu = process_cpu_seconds() - process_before;
+  measure.stop();
+  const auto [secs, writer_cpu, process_cpu] = measure.result();
   std::printf("%s multi: %d events (%d streams, %d records/request): %.0f events/s, writer CPU %.2f us/event, "
               "process CPU %.2f us/event, %llu transactions, %d failures, %.3f s\n",
               in_memory ? "memory" : "file", events, streams, per_request, events / secs, writer_cpu * 1e6 / events,
@@ -271,29 +294,12 @@ int main(int argc, char** argv) {
   const int appends = argc > 3 ? std::atoi(argv[3]) : 4000;
   const int streams = argc > 4 ? std::atoi(argv[4]) : 1000;
   const std::string path = argc > 5 ? argv[5] : "/tmp/ki-store-bench.db";
-  if (!in_memory) {
-    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
-  }
-
-  StoreOptions options;
-  options.in_memory = in_memory;
-  options.path = path;
-  auto opened = EventStore::open(options);
-  if (!opened.ok()) {
-    std::fprintf(stderr, "open: %s\n", std::string(opened.status().message()).c_str());
-    return 1;
-  }
-  auto& store = *opened;
+  auto store = open_store(in_memory, path);
+  if (!store) return 1;
 
   const std::string payload = bench_payload();
   const std::string metadata = kBenchMetadata;
 
-  // Prepare every request first so the timing measures the store, not the generator.
-  struct Request {
-    std::string stream;
-    ExpectedRevision expected;
-    std::vector<ProposedEvent> events;
-  };
   std::vector<Request> requests;
   requests.reserve(appends);
   std::vector<int64_t> last(streams, -1);
@@ -309,27 +315,16 @@ int main(int argc, char** argv) {
     requests.push_back(std::move(r));
   }
 
-  std::latch done(appends);
-  std::atomic<int> failures{0};
-  const double cpu_before = thread_cpu_seconds("ki-store-write");
-  const double process_before = process_cpu_seconds();
-  const auto start = std::chrono::steady_clock::now();
-  for (auto& r : requests) {
-    store->append(std::move(r.stream), r.expected, std::move(r.events), [&](AppendResult res) {
-      if (res.status != AppendStatus::kSuccess) failures.fetch_add(1);
-      done.count_down();
-    });
-  }
-  done.wait();
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const double writer_cpu = thread_cpu_seconds("ki-store-write") - cpu_before;
-  const double process_cpu = process_cpu_seconds() - process_before;
+  Measure measure;
+  const int failures = append_all(*store, requests);
+  measure.stop();
+  const auto [secs, writer_cpu, process_cpu] = measure.result();
   const auto stats = store->stats();
   const double events = double(appends) * per_append;
   std::printf("%s: %d appends x %d events (%d streams): %.0f events/s, %.0f appends/s, writer CPU %.2f us/event, "
               "process CPU %.2f us/event, %llu transactions, %d failures, %.3f s\n",
               in_memory ? "memory" : "file", appends, per_append, streams, events / secs, appends / secs,
-              writer_cpu * 1e6 / events, process_cpu * 1e6 / events, static_cast<unsigned long long>(stats.transactions), failures.load(), secs);
+              writer_cpu * 1e6 / events, process_cpu * 1e6 / events, static_cast<unsigned long long>(stats.transactions), failures, secs);
   store->close();
-  return failures.load() == 0 ? 0 : 1;
+  return failures == 0 ? 0 : 1;
 }

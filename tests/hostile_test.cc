@@ -18,9 +18,8 @@
 #include <thread>
 #include <vector>
 
-#include <librdkafka/rdkafka.h>
-
 #include "kafka/producer.h"
+#include "kafka/testing/read_topic.h"
 #include "tests/process_fixture.h"
 
 namespace {
@@ -28,53 +27,7 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// A child process running `SHELL_PREFIX exec kurrent-ingest ARGS` (through sh, output to a file).
-class Process {
- public:
-  Process(const std::string& args, const std::string& out, const std::string& shell_prefix = "") {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::string cmd = shell_prefix + " exec " + std::string(KI_BINARY) + " " + args + " >> " + out + " 2>&1";
-      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
-      ::_exit(127);
-    }
-  }
-  ~Process() {
-    if (pid_ > 0) kill(SIGKILL);
-  }
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  // Exit code (or 128 + signal), waiting up to `timeout`; -1 when still running.
-  int wait(std::chrono::milliseconds timeout) {
-    auto end = Clock::now() + timeout;
-    while (pid_ > 0) {
-      int status = 0;
-      pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        break;
-      }
-      if (Clock::now() >= end) return -1;
-      std::this_thread::sleep_for(20ms);  // polling a child's exit, not waiting for a result
-    }
-    return code_;
-  }
-  int kill(int sig) {
-    if (pid_ <= 0) return code_;
-    ::kill(pid_, sig);
-    return wait(60s);
-  }
-  void signal(int sig) const {
-    if (pid_ > 0) ::kill(pid_, sig);
-  }
-
- private:
-  pid_t pid_ = -1;
-  int code_ = -1;
-};
-
+using kingest::testing::Process;
 using kingest::testing::field;
 using kingest::testing::read_line;
 using kingest::testing::slurp;
@@ -362,49 +315,6 @@ TEST_F(HostileTest, DlqReplaySkipsAMalformedLineAndDeliversTheRest) {
   EXPECT_EQ(field(report(), "events_appended"), 4u) << "every good letter was delivered\n" << report();
 }
 
-struct Message {
-  bool key_null = false;
-  std::string key, value, content_type;
-};
-
-// Every message of partition 0 of `topic`, from the beginning to its end.
-std::vector<Message> read_partition(const std::string& brokers, const std::string& topic, size_t expected) {
-  char err[256];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err);
-  rd_kafka_conf_set(conf, "group.id", "hostile-test-reader", err, sizeof err);
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-  rd_kafka_poll_set_consumer(rk);
-  auto* parts = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(parts, topic.c_str(), 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-  rd_kafka_assign(rk, parts);
-  rd_kafka_topic_partition_list_destroy(parts);
-  std::vector<Message> out;
-  const auto deadline = Clock::now() + 30s;
-  while (out.size() < expected && Clock::now() < deadline) {
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
-    if (m == nullptr) continue;
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      Message msg;
-      msg.key_null = m->key == nullptr;
-      if (m->key != nullptr) msg.key.assign(static_cast<const char*>(m->key), m->key_len);
-      msg.value.assign(static_cast<const char*>(m->payload), m->len);
-      rd_kafka_headers_t* hdrs = nullptr;
-      const void* v = nullptr;
-      size_t n = 0;
-      if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-          rd_kafka_header_get_last(hdrs, "content-type", &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        msg.content_type.assign(static_cast<const char*>(v), n);
-      }
-      out.push_back(std::move(msg));
-    }
-    rd_kafka_message_destroy(m);
-  }
-  rd_kafka_consumer_close(rk);
-  rd_kafka_destroy(rk);
-  return out;
-}
-
 TEST_F(HostileTest, DlqReplayKeepsNullKeysBinaryBytesAndTheContentType) {
   start_broker("task-events,check", 1);
   {
@@ -419,15 +329,15 @@ TEST_F(HostileTest, DlqReplayKeepsNullKeysBinaryBytesAndTheContentType) {
         << "\n";
   }
   ASSERT_EQ(run("dlq replay --topic check --file " + dir_ + "/letters.ndjson --brokers " + bootstrap_), 0) << output();
-  auto got = read_partition(bootstrap_, "check", 4);
+  auto got = kingest::kafka::testing::read_topic(bootstrap_, "check", 1, 4);
   ASSERT_EQ(got.size(), 4u);
   EXPECT_TRUE(got[0].key_null) << "a null key stays null";
   EXPECT_EQ(got[0].value, std::string("\xff\x00\x10", 3));
-  EXPECT_EQ(got[0].content_type, "application/x-protobuf");
+  EXPECT_EQ(got[0].header("content-type").value_or(""), "application/x-protobuf");
   EXPECT_FALSE(got[1].key_null) << "an empty key stays an empty key";
   EXPECT_EQ(got[1].key, "");
   EXPECT_EQ(got[1].value, "caf\xc3\xa9");
-  EXPECT_EQ(got[1].content_type, "");
+  EXPECT_EQ(got[1].header("content-type").value_or(""), "");
   EXPECT_EQ(got[2].key, "\xfe\xff");
   EXPECT_EQ(got[3].value, std::string("\xff\x00\x10", 3)) << "the original bytes, not the lossy text";
 }

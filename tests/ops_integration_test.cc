@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/testing/eventually.h"
+#include "tests/processes.h"
 
 namespace {
 
@@ -28,52 +29,20 @@ using Clock = std::chrono::steady_clock;
 
 const std::string kTopics = "system-events,vulnerability-events,task-events,relationship-events";
 
-std::string slurp(const std::string& file) {
-  std::ifstream in(file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using kingest::testing::slurp;
 
-// A child process running `kurrent-ingest ARGS` through sh, output to a file.
-class Process {
+// `kurrent-ingest ARGS` behind ENV. Its output file starts empty: the suite's tests share a folder,
+// and what a test reads there is its own.
+class Process : public kingest::testing::Process {
  public:
-  Process(const std::string& args, const std::string& out, const std::string& env = "") {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::string cmd = env + " exec " + std::string(KI_BINARY) + " " + args + " > " + out + " 2>&1";
-      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
-      ::_exit(127);
-    }
-  }
-  ~Process() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      wait(60s);
-    }
-  }
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  // Exit code, waiting up to `timeout`; -1 while still running.
-  int wait(std::chrono::milliseconds timeout) {
-    auto end = Clock::now() + timeout;
-    while (pid_ > 0) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        break;
-      }
-      if (Clock::now() >= end) return -1;
-      std::this_thread::sleep_for(10ms);  // polling a child's exit, not waiting for a result
-    }
-    return code_;
-  }
+  Process(const std::string& args, const std::string& out, const std::string& env = "")
+      : kingest::testing::Process(args, fresh(out), env) {}
 
  private:
-  pid_t pid_ = -1;
-  int code_ = -1;
+  static const std::string& fresh(const std::string& out) {
+    std::filesystem::remove(out);
+    return out;
+  }
 };
 
 std::string wait_line(const std::string& file, const std::string& prefix, std::chrono::milliseconds timeout) {

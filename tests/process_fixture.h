@@ -3,7 +3,7 @@
 // the commands under test, each writing to a file in the test's own temporary folder (removed when
 // the test passes).
 //
-// Threads: the test's thread only. KI_BINARY names the binary (set by tests/CMakeLists.txt).
+// Threads: the test's thread only. The processes are tests/processes.h's.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -23,6 +23,7 @@
 
 #include "core/testing/eventually.h"
 #include "kafka/group_progress.h"
+#include "tests/processes.h"
 
 namespace kingest::testing {
 
@@ -30,69 +31,6 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 inline const std::string kSeedTopics = "system-events,vulnerability-events,task-events,relationship-events";
-
-// A child process running `kurrent-ingest ARGS` (through sh, output appended to a file).
-class Process {
- public:
-  Process(const std::string& args, const std::string& out) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::string cmd = "exec " + std::string(KI_BINARY) + " " + args + " >> " + out + " 2>&1";
-      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
-      ::_exit(127);
-    }
-  }
-  ~Process() {
-    if (pid_ > 0) kill(SIGKILL);
-  }
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  // Exit code (or 128 + signal), waiting up to `timeout`; -1 when still running.
-  int wait(std::chrono::milliseconds timeout) {
-    auto end = Clock::now() + timeout;
-    while (pid_ > 0) {
-      int status = 0;
-      pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        break;
-      }
-      if (Clock::now() >= end) return -1;
-      std::this_thread::sleep_for(20ms);  // polling a child's exit, not waiting for a result
-    }
-    return code_;
-  }
-  int kill(int sig) {
-    if (pid_ <= 0) return code_;
-    ::kill(pid_, sig);
-    return wait(60s);
-  }
-
- private:
-  pid_t pid_ = -1;
-  int code_ = -1;
-};
-
-inline std::string slurp(const std::string& file) {
-  std::ifstream in(file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// The first line of `file` once it has one, or "" after `timeout`.
-inline std::string read_line(const std::string& file, std::chrono::milliseconds timeout) {
-  std::string line;
-  const bool found = eventually(
-      [&] {
-        std::ifstream in(file);
-        return std::getline(in, line) && !line.empty();
-      },
-      timeout);
-  return found ? line : std::string();
-}
 
 // Waits until `file` holds `text`.
 inline ::testing::AssertionResult wait_for_text(const std::string& file, const std::string& text,
@@ -124,13 +62,6 @@ inline ::testing::AssertionResult wait_for_first_commit(const std::string& broke
         return false;
       },
       timeout, "a commit by consumer group " + group);
-}
-
-// Occurrences of `what` in `text`.
-inline size_t count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
 }
 
 // A number `"key": value` of a JSON report; ~0 when absent.

@@ -411,7 +411,8 @@ TEST_F(ReplayFaultTest, RetentionDeletedUnconsumedMessagesTheLossIsReportedAsThe
 TEST_F(ReplayFaultTest, TimeBoundsAreJudgedOnMessageTimestamps) {
   start_store();
   ASSERT_EQ(run("generate --brokers " + bootstrap_ + " --events 3000 --seed 21"), 0) << slurp(dir_ + "/run.out");
-  // Time passes between the two productions so that a bound falls between their timestamps.
+  // Time passes between the two productions so that a bound falls between their timestamps: a gap
+  // in time on purpose, with nothing to wait on but the clock.
   std::this_thread::sleep_for(1200ms);
   auto now = std::chrono::system_clock::now();
   std::time_t secs = std::chrono::system_clock::to_time_t(now);

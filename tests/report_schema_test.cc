@@ -19,18 +19,15 @@
 #include <vector>
 
 #include "core/testing/eventually.h"
+#include "tests/processes.h"
 
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-std::string slurp(const std::string& file) {
-  std::ifstream in(file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using kingest::testing::read_line;
+using kingest::testing::slurp;
 
 // ---- A strict JSON reader: one object, scalar or nested values, no key twice in any object. ----
 
@@ -278,17 +275,6 @@ class Background {
  private:
   pid_t pid_ = -1;
 };
-
-std::string read_line(const std::string& file, std::chrono::seconds timeout) {
-  std::string line;
-  const bool found = kingest::testing::eventually(
-      [&] {
-        std::ifstream in(file);
-        return std::getline(in, line) && !line.empty();
-      },
-      timeout);
-  return found ? line : std::string();
-}
 
 class ReportSchemaTest : public ::testing::Test {
  protected:

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "core/testing/eventually.h"
+#include "tests/processes.h"
 
 namespace {
 
@@ -29,70 +30,11 @@ using Clock = std::chrono::steady_clock;
 constexpr int kEvents = 400;  // 20 streams of 20 events
 const std::string kTopics = "system-events,vulnerability-events,task-events,relationship-events";
 
-// A child process running a shell command line (output appended to a file).
-class Process {
- public:
-  Process(const std::string& cmdline, const std::string& out) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::string cmd = "exec " + cmdline + " >> " + out + " 2>&1";
-      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
-      ::_exit(127);
-    }
-  }
-  ~Process() { stop(SIGKILL); }
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  // Exit code (or 128 + signal), waiting up to `timeout`; -1 when still running.
-  int wait(std::chrono::milliseconds timeout) {
-    auto end = Clock::now() + timeout;
-    while (pid_ > 0) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        break;
-      }
-      if (Clock::now() >= end) return -1;
-      std::this_thread::sleep_for(20ms);  // polling a child's exit, not waiting for a result
-    }
-    return code_;
-  }
-  int stop(int sig) {
-    if (pid_ <= 0) return code_;
-    ::kill(pid_, sig);
-    return wait(60s);
-  }
-
- private:
-  pid_t pid_ = -1;
-  int code_ = -1;
-};
-
-std::string slurp(const std::string& file) {
-  std::ifstream in(file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string read_line(const std::string& file, std::chrono::milliseconds timeout) {
-  std::string line;
-  const bool found = kingest::testing::eventually(
-      [&] {
-        std::ifstream in(file);
-        return std::getline(in, line) && !line.empty();
-      },
-      timeout);
-  return found ? line : std::string();
-}
-
-size_t count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
-  return n;
-}
+using kingest::testing::count;
+using kingest::testing::Process;
+using kingest::testing::read_line;
+using kingest::testing::ShellProcess;
+using kingest::testing::slurp;
 
 class StreamBrowserTest : public ::testing::Test {
  protected:
@@ -102,7 +44,7 @@ class StreamBrowserTest : public ::testing::Test {
   void SetUp() override {
     std::filesystem::create_directories(dir_);
     std::filesystem::create_directories(artifacts_);
-    broker_ = std::make_unique<Process>(std::string(KI_BINARY) + " broker --partitions 2 --bootstrap-file " + dir_ + "/bootstrap",
+    broker_ = std::make_unique<Process>("broker --partitions 2 --bootstrap-file " + dir_ + "/bootstrap",
                                         dir_ + "/broker.out");
     bootstrap_ = read_line(dir_ + "/bootstrap", 20s);
     ASSERT_FALSE(bootstrap_.empty()) << slurp(dir_ + "/broker.out");
@@ -117,7 +59,7 @@ class StreamBrowserTest : public ::testing::Test {
   void start_store() {
     std::filesystem::remove(dir_ + "/address");
     std::filesystem::remove(dir_ + "/http");
-    store_ = std::make_unique<Process>(std::string(KI_BINARY) + " serve-store --db " + dir_ + "/events.db --listen 127.0.0.1:0 --address-file " +
+    store_ = std::make_unique<Process>("serve-store --db " + dir_ + "/events.db --listen 127.0.0.1:0 --address-file " +
                                            dir_ + "/address --http 127.0.0.1:0 --http-address-file " + dir_ + "/http",
                                        dir_ + "/store.out");
     address_ = read_line(dir_ + "/address", 20s);
@@ -129,7 +71,7 @@ class StreamBrowserTest : public ::testing::Test {
 
   // `kurrent-ingest ARGS` to its end: the exit code; the output goes to OUT (appended).
   int run(const std::string& args, const std::string& out) {
-    Process p(std::string(KI_BINARY) + " " + args, out);
+    Process p(args, out);
     return p.wait(120s);
   }
 
@@ -140,11 +82,11 @@ class StreamBrowserTest : public ::testing::Test {
     const std::string target = "http://" + http_ + page;
     std::string dom = dir_ + "/dom.html";
     std::filesystem::remove(dom);
-    Process dump(chrome + "--dump-dom '" + target + "' > " + dom + " 2>/dev/null; true", "/dev/null");
+    ShellProcess dump("exec " + chrome + "--dump-dom '" + target + "' > " + dom + " 2>/dev/null; true", "/dev/null");
     EXPECT_EQ(dump.wait(90s), 0) << "chromium --dump-dom " << target;
     std::string png = artifacts_ + "/" + shot;
     std::filesystem::remove(png);
-    Process snap(chrome + "--screenshot=" + png + " '" + target + "'", dir_ + "/chromium.out");
+    ShellProcess snap("exec " + chrome + "--screenshot=" + png + " '" + target + "'", dir_ + "/chromium.out");
     EXPECT_EQ(snap.wait(90s), 0) << slurp(dir_ + "/chromium.out");
     EXPECT_GT(std::filesystem::exists(png) ? std::filesystem::file_size(png) : 0, 10000u) << png;
     return slurp(dom);
@@ -195,7 +137,7 @@ TEST_F(StreamBrowserTest, ChromiumShowsStreamsEventsAndStatsAndAuditSeesAChanged
   EXPECT_NE(stats.find("MiB</dd>"), std::string::npos);
 
   // An event's id changed behind the store's back: audit names the stream and the revision.
-  ASSERT_EQ(store_->stop(SIGTERM), 0) << slurp(dir_ + "/store.out");
+  ASSERT_EQ(store_->kill(SIGTERM), 0) << slurp(dir_ + "/store.out");
   {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open((dir_ + "/events.db").c_str(), &db), SQLITE_OK);

@@ -28,6 +28,23 @@ void set_expected_impl(const ExpectedRevision& e, Options* o, void (Options::*se
   }
 }
 
+// The expected revision an Append or a BatchAppend request's options carry (`which`); the exact
+// one is `exact_case` with value `exact` (the two requests name that field differently).
+template <typename Options, typename Case>
+absl::StatusOr<ExpectedRevision> expected_of_impl(Case which, Case exact_case, uint64_t exact, const char* missing) {
+  if (which == exact_case) return ExpectedRevision{StreamRevision{exact}};
+  switch (which) {
+    case Options::kNoStream:
+      return ExpectedRevision{ExpectNoStream{}};
+    case Options::kAny:
+      return ExpectedRevision{ExpectAny{}};
+    case Options::kStreamExists:
+      return ExpectedRevision{ExpectStreamExists{}};
+    default:
+      return absl::InvalidArgumentError(missing);
+  }
+}
+
 bool value_of(simdjson::dom::element e, google::protobuf::Value* out);
 
 bool fields_of(simdjson::dom::object o, Properties* out) {
@@ -202,34 +219,14 @@ void set_expected(const ExpectedRevision& e, streams::BatchAppendReq::Options* o
 
 absl::StatusOr<ExpectedRevision> expected_of(const streams::AppendReq::Options& o) {
   using O = streams::AppendReq::Options;
-  switch (o.expected_stream_revision_case()) {
-    case O::kRevision:
-      return ExpectedRevision{StreamRevision{o.revision()}};
-    case O::kNoStream:
-      return ExpectedRevision{ExpectNoStream{}};
-    case O::kAny:
-      return ExpectedRevision{ExpectAny{}};
-    case O::kStreamExists:
-      return ExpectedRevision{ExpectStreamExists{}};
-    default:
-      return absl::InvalidArgumentError("append options: no expected stream revision");
-  }
+  return expected_of_impl<O>(o.expected_stream_revision_case(), O::kRevision, o.revision(),
+                             "append options: no expected stream revision");
 }
 
 absl::StatusOr<ExpectedRevision> expected_of(const streams::BatchAppendReq::Options& o) {
   using O = streams::BatchAppendReq::Options;
-  switch (o.expected_stream_position_case()) {
-    case O::kStreamPosition:
-      return ExpectedRevision{StreamRevision{o.stream_position()}};
-    case O::kNoStream:
-      return ExpectedRevision{ExpectNoStream{}};
-    case O::kAny:
-      return ExpectedRevision{ExpectAny{}};
-    case O::kStreamExists:
-      return ExpectedRevision{ExpectStreamExists{}};
-    default:
-      return absl::InvalidArgumentError("batch append options: no expected stream position");
-  }
+  return expected_of_impl<O>(o.expected_stream_position_case(), O::kStreamPosition, o.stream_position(),
+                             "batch append options: no expected stream position");
 }
 
 pb::WrongExpectedVersion wrong_expected_version(const ExpectedRevision& expected,

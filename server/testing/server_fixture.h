@@ -83,6 +83,42 @@ inline int64_t now_ticks() {
          100;
 }
 
+// Sets `expected` on the options of an Append or a BatchAppend request; `set_exact` sets an exact
+// revision (the two requests name that field differently).
+template <typename Options, typename SetExact>
+inline void set_expected(Options* o, Expected expected, SetExact set_exact) {
+  switch (expected.kind) {
+    case Exp::kNoStream:
+      o->mutable_no_stream();
+      break;
+    case Exp::kAny:
+      o->mutable_any();
+      break;
+    case Exp::kExists:
+      o->mutable_stream_exists();
+      break;
+    case Exp::kExact:
+      set_exact(expected.revision);
+      break;
+  }
+}
+
+// One Append call on `stub` with `ctx`: to `stream`, expected any, one event. Its status; the
+// answer goes to `*resp`.
+inline grpc::Status append_one(streams::Streams::Stub& stub, grpc::ClientContext& ctx, const std::string& stream,
+                               streams::AppendResp* resp) {
+  auto writer = stub.Append(&ctx, resp);
+  streams::AppendReq req;
+  req.mutable_options()->mutable_stream_identifier()->set_stream_name(stream);
+  req.mutable_options()->mutable_any();
+  writer->Write(req);
+  streams::AppendReq m;
+  fill(Ev{}, m.mutable_proposed_message());
+  writer->Write(m);
+  writer->WritesDone();
+  return writer->Finish();
+}
+
 struct AppendCall {
   grpc::Status status;
   streams::AppendResp resp;
@@ -119,20 +155,7 @@ class ServerTest : public ::testing::Test {
     streams::AppendReq req;
     auto* o = req.mutable_options();
     o->mutable_stream_identifier()->set_stream_name(stream);
-    switch (expected.kind) {
-      case Exp::kNoStream:
-        o->mutable_no_stream();
-        break;
-      case Exp::kAny:
-        o->mutable_any();
-        break;
-      case Exp::kExists:
-        o->mutable_stream_exists();
-        break;
-      case Exp::kExact:
-        o->set_revision(expected.revision);
-        break;
-    }
+    set_expected(o, expected, [o](uint64_t r) { o->set_revision(r); });
     writer->Write(req);
     bool string_id = false;
     for (const auto& e : events) {
@@ -156,20 +179,7 @@ class ServerTest : public ::testing::Test {
     if (stream) {
       auto* o = req.mutable_options();
       o->mutable_stream_identifier()->set_stream_name(*stream);
-      switch (expected.kind) {
-        case Exp::kNoStream:
-          o->mutable_no_stream();
-          break;
-        case Exp::kAny:
-          o->mutable_any();
-          break;
-        case Exp::kExists:
-          o->mutable_stream_exists();
-          break;
-        case Exp::kExact:
-          o->set_stream_position(expected.revision);
-          break;
-      }
+      set_expected(o, expected, [o](uint64_t r) { o->set_stream_position(r); });
       o->mutable_deadline()->set_seconds(10);
     }
     for (const auto& e : events) fill(e, req.add_proposed_messages());
@@ -199,6 +209,11 @@ class ServerTest : public ::testing::Test {
       o->mutable_uuid_option()->mutable_structured();
     }
     o->mutable_control_option()->set_compatibility(compatibility);
+    return read_request(req, status);
+  }
+
+  // Every message of the Read call `req`; its status goes to `*status`, or must be OK.
+  std::vector<streams::ReadResp> read_request(const streams::ReadReq& req, grpc::Status* status = nullptr) {
     grpc::ClientContext ctx;
     auto reader = streams_->Read(&ctx, req);
     std::vector<streams::ReadResp> out;

@@ -1,6 +1,7 @@
 // The store's life: the schema and its migration, opening the database (file or a private
 // memory-mode directory), the writer's and readers' connections, statistics and close. The write
-// path is in sqlite_writer.cc, the read path in sqlite_reads.cc, the run index in stream_runs.h.
+// path is in sqlite_writer.cc (queue, writer and checkpointer threads) and sqlite_appends.cc (each
+// request inside the transaction), the read path in sqlite_reads.cc, the run index in stream_runs.h.
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/file.h>

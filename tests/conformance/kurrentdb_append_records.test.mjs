@@ -2,21 +2,17 @@
 // streams interleaved in one request, checks kept apart from the records (a check may name a stream
 // the request does not write), every failing check reported at once, nothing written on a failure,
 // and the request size limit.
-import { describe, it, before, after } from "node:test";
+import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
-import { startServeStore, makeTempDir, removeTempDir } from "./lib/processes.mjs";
+import { withServeStore, stream, readAll, expectRejects, expectStreamMissing } from "./lib/store_client.mjs";
 
 const require = createRequire(import.meta.url);
 const lib = require("@kurrent/kurrentdb-client");
 const { KurrentDBClient, jsonEvent, NO_STREAM, STREAM_EXISTS, AppendConsistencyViolationError, StreamNotFoundError } =
   lib;
 const STREAM_STATE = "stream_state";
-
-function stream(prefix) {
-  return `${prefix}-${randomUUID()}`;
-}
 
 // appendRecords takes metadata with string values only.
 function record(streamName, tag, pad = "") {
@@ -35,51 +31,14 @@ function check(streamName, expectedState) {
   return { type: STREAM_STATE, streamName, expectedState };
 }
 
-async function readAll(client, streamName) {
-  const out = [];
-  for await (const resolved of client.readStream(streamName)) out.push(resolved.event);
-  return out;
-}
-
-async function expectRejects(promise, what) {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail(`${what}: expected an error, but the call succeeded`);
-}
-
-async function expectStreamMissing(client, streamName, what) {
-  const error = await expectRejects(readAll(client, streamName), `${what}: reading ${streamName}`);
-  assert.ok(
-    error instanceof StreamNotFoundError,
-    `${what}: ${streamName} must not exist, expected StreamNotFoundError, got ${error?.constructor?.name}: ${error?.message}`,
-  );
-}
-
 describe("@kurrent/kurrentdb-client appendRecords against serve-store (AppendRecords)", () => {
-  let dir;
-  let server;
-  let client;
-
-  before(async () => {
-    dir = makeTempDir("records");
-    server = await startServeStore({ dir });
-    client = KurrentDBClient.connectionString(server.kurrentdb);
+  const served = withServeStore({
+    prefix: "records",
+    connect: (server) => KurrentDBClient.connectionString(server.kurrentdb),
   });
-
-  after(async () => {
-    try {
-      if (client) await client.dispose();
-    } finally {
-      if (server) {
-        const exit = await server.stop();
-        removeTempDir(dir);
-        assert.ok(exit, `serve-store did not stop within 10 s of SIGTERM:\n${server.output()}`);
-        assert.equal(exit.code, 0, `serve-store exit code after SIGTERM:\n${server.output()}`);
-      }
-    }
+  let client;
+  before(() => {
+    client = served.client;
   });
 
   it("writes interleaved records of several streams, in the request's order, with their checks", async () => {
@@ -164,7 +123,7 @@ describe("@kurrent/kurrentdb-client appendRecords against serve-store (AppendRec
       ],
       "every failing check: its index, stream, expected and actual state",
     );
-    await expectStreamMissing(client, fresh, "after the violation (its own check held)");
+    await expectStreamMissing(client, fresh, "after the violation (its own check held)", StreamNotFoundError);
     assert.equal((await readAll(client, stale)).length, 2, `${stale}: only its 2 earlier events`);
     assert.equal((await readAll(client, existing)).length, 1, `${existing}: only its earlier event`);
   });
@@ -180,7 +139,7 @@ describe("@kurrent/kurrentdb-client appendRecords against serve-store (AppendRec
     assert.equal(error?.constructor?.name, "TransactionMaxSizeExceededError", `${error?.constructor?.name}: ${error?.message}`);
     assert.equal(error.maxSize, 1024 * 1024, "error.maxSize");
     assert.ok(error.size > 1024 * 1024, `error.size ${error.size} over the limit`);
-    await expectStreamMissing(client, a, "after the refused request");
-    await expectStreamMissing(client, b, "after the refused request");
+    await expectStreamMissing(client, a, "after the refused request", StreamNotFoundError);
+    await expectStreamMissing(client, b, "after the refused request", StreamNotFoundError);
   });
 });

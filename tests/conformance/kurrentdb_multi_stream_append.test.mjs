@@ -1,21 +1,17 @@
 // serve-store's v2 AppendSession against @kurrent/kurrentdb-client's multiStreamAppend (the
 // @eventstore/db-client 6.x has no multi-stream append): a session across several streams with
 // every kind of expected state, read back through v1 reads, and conflicts that write nothing.
-import { describe, it, before, after } from "node:test";
+import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
-import { startServeStore, makeTempDir, removeTempDir } from "./lib/processes.mjs";
+import { withServeStore, stream, readAll, expectRejects, expectStreamMissing } from "./lib/store_client.mjs";
 
 const require = createRequire(import.meta.url);
 const lib = require("@kurrent/kurrentdb-client");
 const { KurrentDBClient, jsonEvent, ANY, NO_STREAM, STREAM_EXISTS, WrongExpectedVersionError, StreamNotFoundError } = lib;
 
 const started = Date.now();
-
-function stream(prefix) {
-  return `${prefix}-${randomUUID()}`;
-}
 
 // multiStreamAppend takes metadata with string values only.
 function makeEvents(count, tag) {
@@ -26,29 +22,6 @@ function makeEvents(count, tag) {
       data: { tag, i, items: [i, `${i}`, { deep: [true, null] }], text: "ünïcødé – 日本語" },
       metadata: { $correlationId: randomUUID(), origin: "multi-stream", index: String(i) },
     }),
-  );
-}
-
-async function readAll(client, streamName) {
-  const out = [];
-  for await (const resolved of client.readStream(streamName)) out.push(resolved.event);
-  return out;
-}
-
-async function expectRejects(promise, what) {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail(`${what}: expected an error, but the call succeeded`);
-}
-
-async function expectStreamMissing(client, streamName, what) {
-  const error = await expectRejects(readAll(client, streamName), `${what}: reading ${streamName}`);
-  assert.ok(
-    error instanceof StreamNotFoundError,
-    `${what}: ${streamName} must not exist, expected StreamNotFoundError, got ${error?.constructor?.name}: ${error?.message}`,
   );
 }
 
@@ -80,27 +53,13 @@ function checkStream(got, appended, streamName, firstRevision, where) {
 }
 
 describe("@kurrent/kurrentdb-client multiStreamAppend against serve-store (AppendSession)", () => {
-  let dir;
-  let server;
-  let client;
-
-  before(async () => {
-    dir = makeTempDir("multi");
-    server = await startServeStore({ dir });
-    client = KurrentDBClient.connectionString(server.kurrentdb);
+  const served = withServeStore({
+    prefix: "multi",
+    connect: (server) => KurrentDBClient.connectionString(server.kurrentdb),
   });
-
-  after(async () => {
-    try {
-      if (client) await client.dispose();
-    } finally {
-      if (server) {
-        const exit = await server.stop();
-        removeTempDir(dir);
-        assert.ok(exit, `serve-store did not stop within 10 s of SIGTERM:\n${server.output()}`);
-        assert.equal(exit.code, 0, `serve-store exit code after SIGTERM:\n${server.output()}`);
-      }
-    }
+  let client;
+  before(() => {
+    client = served.client;
   });
 
   it("writes every stream of a session (NO_STREAM, exact revision, STREAM_EXISTS, ANY)", async () => {
@@ -165,8 +124,8 @@ describe("@kurrent/kurrentdb-client multiStreamAppend against serve-store (Appen
     assert.equal(error.expectedState, 5n, "error.expectedState");
     assert.equal(error.actualState, 1n, "error.actualState: the stream's current revision");
 
-    await expectStreamMissing(client, first, "after the conflict (stream before the conflicting one)");
-    await expectStreamMissing(client, last, "after the conflict (stream after the conflicting one)");
+    await expectStreamMissing(client, first, "after the conflict (stream before the conflicting one)", StreamNotFoundError);
+    await expectStreamMissing(client, last, "after the conflict (stream after the conflicting one)", StreamNotFoundError);
     const unchanged = await readAll(client, conflicting);
     assert.deepEqual(unchanged.map((e) => e.id), seed.map((e) => e.id), `${conflicting}: only its 2 earlier events`);
   });
@@ -192,7 +151,7 @@ describe("@kurrent/kurrentdb-client multiStreamAppend against serve-store (Appen
     assert.equal(error.expectedState, STREAM_EXISTS, "error.expectedState");
     assert.equal(error.actualState, NO_STREAM, "error.actualState (a missing stream)");
 
-    await expectStreamMissing(client, missing, "after the conflict");
+    await expectStreamMissing(client, missing, "after the conflict", StreamNotFoundError);
     const unchanged = await readAll(client, existing);
     assert.deepEqual(unchanged.map((e) => e.id), seed.map((e) => e.id), `${existing}: the valid part of the session was not written`);
   });
@@ -213,6 +172,6 @@ describe("@kurrent/kurrentdb-client multiStreamAppend against serve-store (Appen
     assert.equal(error.streamName, existing, "error.streamName");
     assert.equal(error.expectedState, NO_STREAM, "error.expectedState");
     assert.equal(error.actualState, 2n, "error.actualState");
-    await expectStreamMissing(client, fresh, "after the conflict");
+    await expectStreamMissing(client, fresh, "after the conflict", StreamNotFoundError);
   });
 });

@@ -4,11 +4,11 @@
 //     streamsGrpcModule }
 // and calls defineStreamSuite(adapter). Each case runs twice: against a normal serve-store (the
 // clients use BatchAppend) and against one started with --hide-batch-append (they use Append).
-import { describe, it, before, after } from "node:test";
+import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
-import { startServeStore, makeTempDir, removeTempDir } from "./processes.mjs";
+import { withServeStore, stream, readAll, expectRejects } from "./store_client.mjs";
 
 const require = createRequire(import.meta.url);
 
@@ -32,10 +32,6 @@ function spyOnStreamsRpcs(modulePath) {
   return counts;
 }
 
-function stream(prefix) {
-  return `${prefix}-${randomUUID()}`;
-}
-
 // `count` distinct JSON events numbered from `first`, with nested data and metadata.
 function makeEvents(lib, count, first = 0) {
   const events = [];
@@ -55,24 +51,6 @@ function makeEvents(lib, count, first = 0) {
     );
   }
   return events;
-}
-
-async function readAll(client, streamName, options = {}) {
-  const out = [];
-  for await (const resolved of client.readStream(streamName, options)) {
-    assert.ok(resolved.event, `read of ${streamName}: every resolved event has an 'event' (got ${JSON.stringify(Object.keys(resolved))})`);
-    out.push(resolved.event);
-  }
-  return out;
-}
-
-async function expectRejects(promise, what) {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail(`${what}: expected an error, but the call succeeded`);
 }
 
 export function defineStreamSuite(adapter) {
@@ -125,29 +103,13 @@ export function defineStreamSuite(adapter) {
     { name: "Append (--hide-batch-append)", hideBatchAppend: true, rpc: "append", otherRpc: "batchAppend" },
   ]) {
     describe(`${label} against serve-store, appends through ${mode.name}`, () => {
-      let dir;
-      let server;
+      const served = withServeStore({ prefix: "streams", connect: adapter.connect, hideBatchAppend: mode.hideBatchAppend });
       let client;
 
       const append = (streamName, events, state) => client.appendToStream(streamName, events, adapter.appendOptions(state));
 
-      before(async () => {
-        dir = makeTempDir("streams");
-        server = await startServeStore({ hideBatchAppend: mode.hideBatchAppend, dir });
-        client = adapter.connect(server);
-      });
-
-      after(async () => {
-        try {
-          if (client) await client.dispose();
-        } finally {
-          if (server) {
-            const exit = await server.stop();
-            removeTempDir(dir);
-            assert.ok(exit, `serve-store did not stop within 10 s of SIGTERM:\n${server.output()}`);
-            assert.equal(exit.code, 0, `serve-store exit code after SIGTERM (signal ${exit.signal}):\n${server.output()}`);
-          }
-        }
+      before(() => {
+        client = served.client;
       });
 
       it(`sends appends through ${mode.name}`, async () => {
