@@ -192,6 +192,10 @@ std::vector<StreamState*> IngestEngine::Impl::load_streams(const Batch& b, const
     (fresh ? cache_misses : cache_hits).fetch_add(1, std::memory_order_relaxed);
     if (!fresh) continue;
     if (seen_streams.insert(absl::HashOf(s)).second) streams_touched.fetch_add(1, std::memory_order_relaxed);
+    if (st->from_brief) {  // the state the cache dropped, resumed from its brief: no read
+      st->from_brief = false;
+      continue;
+    }
     if (presume_new_streams && starts_at_first_version(b, members)) {
       st->presumed_new = true;
     } else {

@@ -61,5 +61,34 @@ TEST_P(IngestEngineTest, ASmallStreamCacheDropsStatesWithoutAWrongRevision) {
   EXPECT_EQ(st2.dead_lettered, 0u);
 }
 
+// A cache that holds some states and the briefs of the others: a dropped stream resumes from its
+// brief, so no stream is read again (and, with exact answers, none at all), with causation and
+// revisions as if its state had stayed.
+TEST_P(IngestEngineTest, ADroppedStreamResumesFromItsBriefWithoutARead) {
+  auto specs = interleaved(200, 12, 26, /*with_ids=*/false);
+  Harness h(true, 1u << 20, {}, 512, GetParam(), /*stream_cache_bytes=*/32 * 1024);
+  h.run(specs, 27);
+  auto st = h.engine->stats();
+  EXPECT_TRUE(h.engine->fatal().ok());
+  EXPECT_EQ(st.events_appended, specs.size());
+  EXPECT_EQ(st.dead_lettered, 0u);
+  EXPECT_GT(st.stream_cache_evictions, 0u) << "the cache holds fewer than the 200 states";
+  EXPECT_GT(st.stream_cache_misses, 200u) << "dropped streams came back";
+  if (GetParam()) {
+    EXPECT_EQ(h.sink.reads(), 0u) << "new streams presumed new, dropped ones resumed from their briefs";
+  } else {
+    EXPECT_EQ(h.sink.reads(), 200u) << "one tail read per stream on first touch, none when it comes back";
+  }
+  auto streams = h.sink.streams();
+  ASSERT_EQ(streams.size(), 200u);
+  for (const auto& [name, events] : streams) {
+    ASSERT_EQ(events.size(), 12u) << name;
+    for (size_t r = 1; r < events.size(); ++r) {
+      EXPECT_NE(events[r].metadata.find("\"$causationId\":\"" + events[r - 1].id.to_string() + "\""), std::string::npos)
+          << name << ": causation = the previous event's id, also across a dropped state";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kingest::pipeline::engine_testing

@@ -1,5 +1,7 @@
 #include "pipeline/stream_table.h"
 
+#include "absl/hash/hash.h"
+
 #include <algorithm>
 #include <set>
 
@@ -12,6 +14,8 @@ constexpr uint64_t kFirstArrival = uint64_t{1} << 62;
 
 // What one cached stream state is estimated to cost: its name, the map and list nodes, the state.
 size_t entry_bytes(const std::string& stream) { return stream.size() + sizeof(StreamState) + 96; }
+// A brief's share of its hash map (slot, control byte, free slots at the map's load).
+constexpr size_t kBriefBytes = 48;
 
 // Moves an attached item's message and event out of its batch.
 size_t detach_item(Item& it) {
@@ -254,6 +258,15 @@ size_t StreamTable::evict(size_t budget_bytes) {
       lru_.splice(lru_.end(), lru_, st.lru);
       continue;
     }
+    if (revisions_ && !st.presumed_new && !st.last_id_unknown && st.gap_since == std::nullopt) {
+      if ((briefs_.size() + 1) * kBriefBytes > budget_bytes / 2) {
+        cache_bytes_.fetch_sub(briefs_.size() * kBriefBytes, std::memory_order_relaxed);
+        briefs_.clear();
+      }
+      auto [b, added] = briefs_.try_emplace(absl::HashOf(it->first));
+      b->second = Brief{st.next_revision, st.last_id.value_or(Uuid{}), st.last_id.has_value()};
+      if (added) cache_bytes_.fetch_add(kBriefBytes, std::memory_order_relaxed);
+    }
     erase_locked(it);
     ++dropped;
   }
@@ -279,9 +292,19 @@ std::pair<StreamState*, bool> StreamTable::find_or_add(const std::string& stream
   std::lock_guard lock(mu_);
   auto [it, fresh] = streams_.try_emplace(stream);
   if (fresh) {
-    it->second.lru = lru_.insert(lru_.end(), &it->first);
+    StreamState& st = it->second;
+    st.lru = lru_.insert(lru_.end(), &it->first);
     cache_bytes_.fetch_add(entry_bytes(stream), std::memory_order_relaxed);
-    it->second.tp = partition_index_locked(tp);
+    st.tp = partition_index_locked(tp);
+    if (!briefs_.empty()) {
+      if (auto b = briefs_.find(absl::HashOf(stream)); b != briefs_.end()) {
+        st.next_revision = b->second.next_revision;
+        if (b->second.has_last_id) st.last_id = b->second.last_id;
+        st.from_brief = true;
+        briefs_.erase(b);
+        cache_bytes_.fetch_sub(kBriefBytes, std::memory_order_relaxed);
+      }
+    }
   }
   return {&it->second, fresh};
 }
@@ -344,6 +367,12 @@ size_t StreamTable::revoke(const std::vector<TopicPartition>& tps, bool forget_s
     } else {
       ++it;
     }
+  }
+  if (forget_streams) {
+    // Briefs do not say which partition their stream was seen on: forget them all (a stream met
+    // again is read, as the partitions' next owner may have written it meanwhile).
+    cache_bytes_.fetch_sub(briefs_.size() * kBriefBytes, std::memory_order_relaxed);
+    briefs_.clear();
   }
   return dropped;
 }

@@ -31,6 +31,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "codecs/codec.h"
 #include "core/domain_event.h"
@@ -115,6 +116,8 @@ struct StreamState {
   uint64_t written_from = 0;
   std::vector<Uuid> written_ids;
   bool dead = false;            // a dead letter happened: later events cannot keep their revisions
+  // Loaded from the brief the cache kept when it dropped this stream's state: known, not read.
+  bool from_brief = false;
   bool claimed = false;
   bool several_partitions = false;
   uint32_t tp = 0;              // the first partition it was seen on (StreamTable's partition index)
@@ -176,9 +179,14 @@ class StreamTable {
   static void apply_tail(StreamState& st, const StreamTail& tail);
 
   // The stream states are a cache: drops the least recently used free states (no group waiting or
-  // running, no dead letter) until the estimate is under `budget_bytes`. A dropped stream is loaded
-  // again when it comes back, which is correct, only slower. Only the grouping stage may call it
-  // (it must not run between a batch's loads and its offers). Returns how many were dropped.
+  // running, no dead letter) until the estimate is under `budget_bytes`. Of a dropped state whose
+  // revision and last id are known, a brief is kept (its name's hash, next revision and last id,
+  // about a seventh of a state; briefs count against the budget, and are all dropped when they
+  // would fill half of it): a stream met again resumes from its brief (`from_brief`) without a read.
+  // A brief can only be stale the way any state can (another writer moved the stream, or two names
+  // share a 64-bit hash): the append's exact expected revision catches it. A stream with neither is
+  // loaded again, correct, only slower. Only the grouping stage may call it (it must not run
+  // between a batch's loads and its offers). Returns how many were dropped.
   size_t evict(size_t budget_bytes);
   [[nodiscard]] size_t cache_bytes() const { return cache_bytes_.load(std::memory_order_relaxed); }
 
@@ -213,6 +221,12 @@ class StreamTable {
   mutable std::mutex mu_;
   std::unordered_map<std::string, StreamState> streams_;
   std::list<const std::string*> lru_;  // least recently offered first
+  struct Brief {
+    uint64_t next_revision = 0;
+    Uuid last_id;
+    bool has_last_id = false;
+  };
+  absl::flat_hash_map<uint64_t, Brief> briefs_;  // by the stream name's hash
   std::atomic<uint64_t> cache_bytes_{0};
   uint64_t evictions_ = 0;
   std::vector<TopicPartition> partitions_;  // index → partition (StreamState::tp)
