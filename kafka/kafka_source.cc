@@ -39,9 +39,11 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::create(SourceOptions o
       // A bounded run learns that a partition was read to its end from the end-of-partition event.
       {"enable.partition.eof", s->options_.end_at.empty() ? "false" : "true"},
       {"queued.min.messages", "200000"},
-      // Fetch responses of at most 8 MiB: with librdkafka's 64 MiB prefetch queue that bounds what
-      // Kafka holds in this process while the pipeline is the slower side (docs/performance.md, "Memory").
+      // Fetch responses of at most 8 MiB and a prefetch queue of 32 MiB (librdkafka's default is
+      // 64): that bounds what Kafka holds in this process while the pipeline is the slower side
+      // (docs/performance.md, "Memory").
       {"fetch.max.bytes", "8388608"},
+      {"queued.max.messages.kbytes", "32768"},
       {"log_level", "4"},
   };
   for (const auto& [k, v] : s->options_.properties) props[k] = v;
