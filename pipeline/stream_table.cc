@@ -16,6 +16,7 @@ constexpr uint64_t kFirstArrival = uint64_t{1} << 62;
 size_t entry_bytes(const std::string& stream) { return stream.size() + sizeof(StreamState) + 96; }
 // A brief's share of its hash map (slot, control byte, free slots at the map's load).
 constexpr size_t kBriefBytes = 48;
+constexpr uint64_t kBriefHasLastId = uint64_t{1} << 63;
 
 // Moves an attached item's message and event out of its batch.
 size_t detach_item(Item& it) {
@@ -259,12 +260,12 @@ size_t StreamTable::evict(size_t budget_bytes) {
       continue;
     }
     if (revisions_ && !st.presumed_new && !st.last_id_unknown && st.gap_since == std::nullopt) {
-      if ((briefs_.size() + 1) * kBriefBytes > budget_bytes / 2) {
+      if ((briefs_.size() + 1) * kBriefBytes > budget_bytes / 4 * 3) {
         cache_bytes_.fetch_sub(briefs_.size() * kBriefBytes, std::memory_order_relaxed);
         briefs_.clear();
       }
       auto [b, added] = briefs_.try_emplace(absl::HashOf(it->first));
-      b->second = Brief{st.next_revision, st.last_id.value_or(Uuid{}), st.last_id.has_value()};
+      b->second = Brief{st.next_revision | (st.last_id ? kBriefHasLastId : 0), st.last_id.value_or(Uuid{})};
       if (added) cache_bytes_.fetch_add(kBriefBytes, std::memory_order_relaxed);
     }
     erase_locked(it);
@@ -298,8 +299,8 @@ std::pair<StreamState*, bool> StreamTable::find_or_add(const std::string& stream
     st.tp = partition_index_locked(tp);
     if (!briefs_.empty()) {
       if (auto b = briefs_.find(absl::HashOf(stream)); b != briefs_.end()) {
-        st.next_revision = b->second.next_revision;
-        if (b->second.has_last_id) st.last_id = b->second.last_id;
+        st.next_revision = b->second.next_revision & ~kBriefHasLastId;
+        if ((b->second.next_revision & kBriefHasLastId) != 0) st.last_id = b->second.last_id;
         st.from_brief = true;
         briefs_.erase(b);
         cache_bytes_.fetch_sub(kBriefBytes, std::memory_order_relaxed);

@@ -182,7 +182,7 @@ class StreamTable {
   // running, no dead letter) until the estimate is under `budget_bytes`. Of a dropped state whose
   // revision and last id are known, a brief is kept (its name's hash, next revision and last id,
   // about a seventh of a state; briefs count against the budget, and are all dropped when they
-  // would fill half of it): a stream met again resumes from its brief (`from_brief`) without a read.
+  // would fill three quarters of it): a stream met again resumes from its brief (`from_brief`) without a read.
   // A brief can only be stale the way any state can (another writer moved the stream, or two names
   // share a 64-bit hash): the append's exact expected revision catches it. A stream with neither is
   // loaded again, correct, only slower. Only the grouping stage may call it (it must not run
@@ -222,9 +222,8 @@ class StreamTable {
   std::unordered_map<std::string, StreamState> streams_;
   std::list<const std::string*> lru_;  // least recently offered first
   struct Brief {
-    uint64_t next_revision = 0;
+    uint64_t next_revision = 0;  // its top bit: `last_id` is known (revisions stay below 2^63)
     Uuid last_id;
-    bool has_last_id = false;
   };
   absl::flat_hash_map<uint64_t, Brief> briefs_;  // by the stream name's hash
   std::atomic<uint64_t> cache_bytes_{0};
