@@ -1,0 +1,202 @@
+// The engine's rules on their own, without TBB, a sink or threads: the per-stream scheduler
+// (StreamTable: one claim per stream, order by version, gaps held, merging, the cache and its
+// briefs), the revision rules (groups, expected revisions, appends, written prefixes) and the
+// append slots.
+#include <gtest/gtest.h>
+
+#include "pipeline/append_slots.h"
+#include "pipeline/revision_rules.h"
+#include "pipeline/stream_table.h"
+
+namespace kingest::pipeline {
+namespace {
+
+const TopicPartition kTp{"task-events", 0};
+
+// A batch of one stream's events with the given aggregate versions (1-based), in this order.
+BatchPtr batch_of(const std::string& aggregate, const std::vector<int64_t>& versions, int64_t first_offset = 0) {
+  auto b = std::make_shared<Batch>();
+  for (size_t i = 0; i < versions.size(); ++i) {
+    SourceMessage m;
+    m.tp = kTp;
+    m.offset = KafkaOffset{first_offset + int64_t(i)};
+    b->messages.push_back(std::move(m));
+    DomainEvent e;
+    e.event_id = Uuid::v5(kEventIdNamespace, aggregate + "/" + std::to_string(versions[i])).to_string();
+    e.event_type = "TaskUpdated";
+    e.aggregate_id = aggregate;
+    e.aggregate_type = "Task";
+    e.aggregate_version = versions[i];
+    e.payload = R"({"v":)" + std::to_string(versions[i]) + "}";
+    e.content_type = std::string(kJsonContentType);
+    b->decoded.emplace_back(std::move(e));
+  }
+  b->detached.assign(versions.size(), 0);
+  return b;
+}
+
+std::vector<uint32_t> all_of(const Batch& b) {
+  std::vector<uint32_t> out(b.messages.size());
+  for (uint32_t i = 0; i < out.size(); ++i) out[i] = i;
+  return out;
+}
+
+const RevisionRules kRules{VersionBase{VersionBase::Kind::kOneBased}, 1u << 20};
+
+// One group per call (the versions must be contiguous).
+GroupPtr group_of(const BatchPtr& b, const std::string& stream) {
+  auto groups = cut_groups(b, stream, all_of(*b), kRules);
+  EXPECT_EQ(groups.size(), 1u);
+  return std::move(groups.front());
+}
+
+std::vector<int64_t> versions_of(const Group& g) {
+  std::vector<int64_t> out;
+  for (const auto& it : g.items) out.push_back(it.event().aggregate_version);
+  return out;
+}
+
+TEST(RevisionRules, CutsRunsOfContiguousVersionsUnderTheSizeLimit) {
+  auto b = batch_of("a", {1, 2, 3, 5, 6});
+  auto groups = cut_groups(b, "Task-a", all_of(*b), kRules);
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0]->first_revision, 0u);
+  EXPECT_EQ(versions_of(*groups[0]), (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_EQ(groups[1]->first_revision, 4u);
+  RevisionRules small = kRules;
+  small.max_append_bytes = 2 * estimated_size(std::get<DomainEvent>(b->decoded[0]));
+  EXPECT_EQ(cut_groups(b, "Task-a", all_of(*b), small).size(), 3u) << "{1,2} {3} {5,6}";
+}
+
+TEST(RevisionRules, ExpectedRevisionFollowsTheFirstVersion) {
+  EXPECT_TRUE(std::holds_alternative<ExpectNoStream>(expected_for(kRules, 0)));
+  EXPECT_EQ(std::get<StreamRevision>(expected_for(kRules, 7)).value(), 6u);
+  RevisionRules none{VersionBase{VersionBase::Kind::kNone}, 1u << 20};
+  EXPECT_TRUE(std::holds_alternative<ExpectAny>(expected_for(none, 7)));
+}
+
+TEST(RevisionRules, AnAppendCarriesIdsAndCausationFromTheStreamsLastEvent) {
+  auto b = batch_of("a", {4, 5});
+  auto g = group_of(b, "Task-a");
+  StreamState st;
+  st.next_revision = 3;
+  st.last_id = Uuid::v4();
+  std::vector<Uuid> ids;
+  const Uuid run = Uuid::v4();
+  AppendRequest req = build_append(*g, st, kRules, &ids, &run);
+  EXPECT_EQ(req.stream, "Task-a");
+  EXPECT_EQ(std::get<StreamRevision>(req.expected).value(), 2u);
+  ASSERT_EQ(req.events.size(), 2u);
+  EXPECT_EQ(ids, proposed_ids(*g, 2));
+  EXPECT_EQ(req.events[0].id.to_string(), std::get<DomainEvent>(b->decoded[0]).event_id);
+  EXPECT_NE(req.events[0].metadata.find("\"$causationId\":\"" + st.last_id->to_string() + "\""), std::string::npos);
+  EXPECT_NE(req.events[1].metadata.find("\"$causationId\":\"" + ids[0].to_string() + "\""), std::string::npos);
+  EXPECT_NE(req.events[0].metadata.find("\"ingestRunId\":\"" + run.to_string() + "\""), std::string::npos);
+  EXPECT_EQ(req.events[1].metadata.find("ingestRunId"), std::string::npos) << "only the append's first event";
+  EXPECT_EQ(req.events[0].data, R"({"v":4})");
+}
+
+TEST(RevisionRules, AWrittenPrefixIsDuplicatesUpToTheFirstDifferentId) {
+  const std::vector<Uuid> proposed = {Uuid::v4(), Uuid::v4(), Uuid::v4()};
+  std::vector<RecordedEventData> written(3);
+  for (size_t k = 0; k < 3; ++k) {
+    written[k].id = proposed[k];
+    written[k].revision = StreamRevision{10 + k};
+  }
+  auto v = compare_written(proposed, 10, written);
+  EXPECT_EQ(v.duplicates, 3u);
+  EXPECT_FALSE(v.conflict);
+  written[2].id = Uuid::v4();
+  v = compare_written(proposed, 10, written);
+  EXPECT_EQ(v.duplicates, 2u);
+  EXPECT_TRUE(v.conflict);
+  EXPECT_NE(v.detail.find("revision 12 holds event " + written[2].id.to_string()), std::string::npos) << v.detail;
+  written.resize(1);
+  v = compare_written(proposed, 10, written);
+  EXPECT_EQ(v.duplicates, 1u);
+  EXPECT_TRUE(v.conflict) << "the stream claims revision 11 but the read has nothing there";
+}
+
+TEST(StreamTable, OneGroupPerStreamRunsAtATimeAndTheNextFollowsItsRelease) {
+  StreamTable table(true, 1u << 20);
+  auto [st, fresh] = table.find_or_add("Task-a", kTp);
+  ASSERT_TRUE(fresh);
+  const auto now = Clock::now();
+  auto first = table.offer(group_of(batch_of("a", {1}), "Task-a"), now);
+  ASSERT_TRUE(first.run) << "revision 0 fits a new stream";
+  EXPECT_TRUE(st->claimed);
+  EXPECT_FALSE(table.offer(group_of(batch_of("a", {2}, 1), "Task-a"), now).run) << "the stream is claimed";
+  EXPECT_FALSE(table.offer(group_of(batch_of("a", {3}, 2), "Task-a"), now).run);
+  st->next_revision = 1;  // the claim holder's append answered
+  auto next = table.release(*st, now);
+  ASSERT_TRUE(next.run);
+  EXPECT_EQ(versions_of(*next.run), (std::vector<int64_t>{2, 3})) << "waiting contiguous groups merge into one append";
+}
+
+TEST(StreamTable, ALaterVersionWaitsForTheMissingOneFromAnyPartition) {
+  StreamTable table(true, 1u << 20);
+  auto [st, fresh] = table.find_or_add("Task-a", kTp);
+  const auto now = Clock::now();
+  auto held = table.offer(group_of(batch_of("a", {3, 4}), "Task-a"), now);
+  EXPECT_FALSE(held.run) << "revision 2 cannot go before 0 and 1";
+  EXPECT_EQ(held.release.size(), 1u) << "its batch is released: the held events are detached from it";
+  auto stats = table.stats();
+  EXPECT_EQ(stats.held_events, 2u);
+  EXPECT_EQ(stats.gaps, 1u);
+  auto first = table.offer(group_of(batch_of("a", {1, 2}, 10), "Task-a"), now);
+  ASSERT_TRUE(first.run);
+  EXPECT_EQ(versions_of(*first.run), (std::vector<int64_t>{1, 2, 3, 4})) << "the held versions follow in one append";
+  EXPECT_EQ(table.stats().events_reordered, 2u);
+  EXPECT_EQ(table.stats().gaps, 0u);
+  st->next_revision = 4;
+  EXPECT_FALSE(table.release(*st, now).run) << "nothing left";
+}
+
+TEST(StreamTable, ADroppedStateResumesFromItsBriefAndADeadOneIsKept) {
+  StreamTable table(true, 1u << 20);
+  auto [a, fresh_a] = table.find_or_add("Task-a", kTp);
+  a->next_revision = 7;
+  a->last_id = Uuid::v4();
+  const Uuid last = *a->last_id;
+  auto [d, fresh_d] = table.find_or_add("Task-dead", kTp);
+  d->dead = true;
+  EXPECT_EQ(table.evict(0), 1u) << "the dead stream stays: later events must not take its revisions";
+  EXPECT_EQ(table.stats().cached_streams, 1u);
+  auto [again, fresh] = table.find_or_add("Task-a", kTp);
+  EXPECT_TRUE(fresh);
+  EXPECT_TRUE(again->from_brief);
+  EXPECT_EQ(again->next_revision, 7u);
+  ASSERT_TRUE(again->last_id.has_value());
+  EXPECT_EQ(*again->last_id, last);
+  auto [other, other_fresh] = table.find_or_add("Task-b", kTp);
+  EXPECT_TRUE(other_fresh);
+  EXPECT_FALSE(other->from_brief) << "never seen: nothing to resume from";
+  // A revoke that forgets streams forgets the briefs too (another member may write them meanwhile).
+  again->from_brief = false;
+  EXPECT_EQ(table.evict(0), 2u);
+  (void)table.revoke({kTp}, /*forget_streams=*/true);
+  EXPECT_FALSE(table.find_or_add("Task-a", kTp).first->from_brief);
+}
+
+TEST(AppendSlots, AParkedStreamGetsTheNextFreeSlotFirstComeFirstServed) {
+  AppendSlots<int> slots(1);
+  std::vector<int> parked;
+  EXPECT_TRUE(slots.take_or_park(1, [] {}));
+  EXPECT_FALSE(slots.take_or_park(2, [&] { parked.push_back(2); }));
+  EXPECT_FALSE(slots.take_or_park(3, [&] { parked.push_back(3); }));
+  EXPECT_EQ(parked, (std::vector<int>{2, 3}));
+  std::vector<int> taken;
+  auto take = [&](int key) -> std::unique_ptr<int> {
+    taken.push_back(key);
+    return key == 2 ? nullptr : std::make_unique<int>(key);  // stream 2 has nothing any more
+  };
+  auto next = slots.give(take);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(*next, 3) << "2 had nothing left, so 3 got the slot";
+  EXPECT_EQ(taken, (std::vector<int>{2, 3}));
+  EXPECT_FALSE(slots.give(take)) << "nobody parked: the slot is free again";
+  EXPECT_TRUE(slots.take_or_park(4, [] {}));
+}
+
+}  // namespace
+}  // namespace kingest::pipeline
