@@ -10,7 +10,7 @@
 // from any thread; sink callbacks arrive on the sink's threads. Lifecycle: construct → submit... →
 // wait_idle (after the source stopped emitting) → destroy.
 //
-// Per stream (docs/design.md, "Per stream"): the aggregate's version is the order. Groups go out in
+// Per stream (docs/design.md, "Data flow", **Per stream**): the aggregate's version is the order. Groups go out in
 // version order whatever partition they came from, at most one append in flight per stream
 // (`StreamTable`); an event ahead of its stream's next version waits, held and not done, until the
 // missing versions arrive; a gap still open after `reorder_window` is re-checked against the store
