@@ -35,10 +35,10 @@ void BM_GroupByStream(benchmark::State& state) {
   const auto names = pipeline::StreamNameTemplate::parse("{AggregateType}-{AggregateId}").value();
   size_t streams = 0;
   for (auto _ : state) {
-    pipeline::BatchGroups grouped;
+    pipeline::BatchGroups grouped(batch.size());
     for (uint32_t i = 0; i < batch.size(); ++i) grouped.add(names.render(batch[i]), i);
-    streams = grouped.order.size();
-    benchmark::DoNotOptimize(grouped.by_stream.size());
+    streams = grouped.streams.size();
+    benchmark::DoNotOptimize(grouped.streams.data());
   }
   state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(batch.size()));
   state.counters["streams_per_batch"] = double(streams);

@@ -106,20 +106,20 @@ absl::Status for_each_window(const workload::GeneratorOptions& gen, uint64_t win
   // as), with their topics, and their grouping.
   std::vector<DomainEvent> events;
   std::vector<std::string> topics;
-  pipeline::BatchGroups grouped;
+  pipeline::BatchGroups grouped(window);
   std::vector<AppendRequest> appends;
   uint64_t seen = 0;
   uint64_t bytes = 0;
   auto close_window = [&] {
     if (events.empty()) return;
     const uint64_t first_offset = seen - events.size();
-    for (const std::string& stream : grouped.order) {
+    for (const auto& [stream, members] : grouped.streams) {
       auto [it, fresh] = index.try_emplace(stream, previous.size());
       if (fresh) previous.emplace_back();
       const size_t s = it->second;
       AppendRequest req;
       req.stream = stream;
-      for (uint32_t i : grouped.members(stream)) {
+      for (uint32_t i : members) {
         const DomainEvent& e = events[i];
         const uint64_t rev = base.revision_of(e.aggregate_version).value_or(0);
         if (req.events.empty()) {
@@ -145,7 +145,7 @@ absl::Status for_each_window(const workload::GeneratorOptions& gen, uint64_t win
     appends.clear();
     events.clear();
     topics.clear();
-    grouped = {};
+    grouped = pipeline::BatchGroups(window);
     bytes = 0;
   };
   while (g.next(ge)) {

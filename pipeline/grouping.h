@@ -2,27 +2,61 @@
 // the order they were first seen, events in delivery order. The engine's serial stage runs this
 // for every batch (bench/grouping_benchmark measures it).
 //
-// Threads: one owner. Memory: one list entry per event, one key per stream of the batch.
+// Threads: one owner. Memory: one entry per stream of the batch (its name, moved in, and its first
+// few indexes inline) and one index slot; nothing per event in the common case of a few events per
+// stream.
 #pragma once
 
 #include <cstdint>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 #include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 
 namespace kingest::pipeline {
 
 struct BatchGroups {
-  std::vector<std::string> order;                                   // streams in first-seen order
-  std::unordered_map<std::string, std::vector<uint32_t>> by_stream;  // stream → event indexes
+  struct Stream {
+    std::string name;
+    absl::InlinedVector<uint32_t, 4> members;  // event indexes, in delivery order
+  };
+  std::vector<Stream> streams;  // in first-seen order
+
+  // `events`: how many events the batch holds at most (the streams never outnumber them).
+  explicit BatchGroups(size_t events = 0) {
+    streams.reserve(events);
+    index_.reserve(events);
+  }
+
+  // The index views the names where they are: moving keeps them in place, a copy would not.
+  BatchGroups(const BatchGroups&) = delete;
+  BatchGroups& operator=(const BatchGroups&) = delete;
+  BatchGroups(BatchGroups&&) = default;
+  BatchGroups& operator=(BatchGroups&&) = default;
 
   // Adds the event at `index` (indexes arrive in delivery order) to `stream`'s group.
   void add(std::string&& stream, uint32_t index) {
-    auto [it, fresh] = by_stream.try_emplace(std::move(stream));
-    if (fresh) order.push_back(it->first);
-    it->second.push_back(index);
+    if (auto it = index_.find(stream); it != index_.end()) {
+      streams[it->second].members.push_back(index);
+      return;
+    }
+    if (streams.size() == streams.capacity()) grow();
+    streams.push_back(Stream{std::move(stream), {index}});
+    index_.emplace(streams.back().name, uint32_t(streams.size() - 1));
   }
-  [[nodiscard]] const std::vector<uint32_t>& members(const std::string& stream) const { return by_stream.at(stream); }
+
+ private:
+  // The index's keys view the names in `streams`: a short name lives inside its string, so the
+  // vector may not move under them. Reserved up front; growing past that rebuilds the index.
+  void grow() {
+    streams.reserve(streams.empty() ? 16 : streams.size() * 2);
+    index_.clear();
+    for (uint32_t k = 0; k < streams.size(); ++k) index_.emplace(streams[k].name, k);
+  }
+
+  absl::flat_hash_map<std::string_view, uint32_t> index_;
 };
 
 }  // namespace kingest::pipeline

@@ -133,7 +133,7 @@ void IngestEngine::Impl::group_and_append(const BatchPtr& b, AsyncNode::gateway_
     bad.push_back(letter_for(b->messages[i], why, std::move(detail), std::move(stream)));
     bad_messages.push_back(&b->messages[i]);
   };
-  BatchGroups grouped;
+  BatchGroups grouped(b->messages.size());
   for (uint32_t i = 0; i < b->messages.size(); ++i) {
     if (auto* err = std::get_if<DecodeError>(&b->decoded[i])) {
       reject(i, reason::kDecodeError, err->reason);
@@ -167,9 +167,10 @@ void IngestEngine::Impl::group_and_append(const BatchPtr& b, AsyncNode::gateway_
   const std::vector<StreamState*> states = load_streams(*b, grouped);
 
   std::vector<GroupPtr> groups;
-  for (size_t k = 0; k < grouped.order.size(); ++k) {
-    const std::string& stream = grouped.order[k];
-    for (auto& g : cut_groups(b, stream, grouped.members(stream), rules)) {
+  groups.reserve(grouped.streams.size());
+  for (size_t k = 0; k < grouped.streams.size(); ++k) {
+    auto& [stream, members] = grouped.streams[k];
+    for (auto& g : cut_groups(b, std::move(stream), members, rules)) {
       g->state = states[k];
       groups.push_back(std::move(g));
     }
@@ -183,10 +184,9 @@ void IngestEngine::Impl::group_and_append(const BatchPtr& b, AsyncNode::gateway_
 std::vector<StreamState*> IngestEngine::Impl::load_streams(const Batch& b, const BatchGroups& grouped) {
   table.evict(options.stream_cache_bytes);
   std::vector<StreamState*> states;
-  states.reserve(grouped.order.size());
+  states.reserve(grouped.streams.size());
   std::vector<std::pair<std::string, StreamState*>> unknown;
-  for (const auto& s : grouped.order) {
-    const auto& members = grouped.members(s);
+  for (const auto& [s, members] : grouped.streams) {
     auto [st, fresh] = table.find_or_add(s, b.messages[members.front()].tp);
     states.push_back(st);
     (fresh ? cache_misses : cache_hits).fetch_add(1, std::memory_order_relaxed);
@@ -217,7 +217,7 @@ std::vector<StreamState*> IngestEngine::Impl::load_streams(const Batch& b, const
   return states;
 }
 
-bool IngestEngine::Impl::starts_at_first_version(const Batch& b, const std::vector<uint32_t>& members) const {
+bool IngestEngine::Impl::starts_at_first_version(const Batch& b, absl::Span<const uint32_t> members) const {
   for (uint32_t i : members) {
     if (options.version_base.revision_of(std::get<DomainEvent>(b.decoded[i]).aggregate_version) == 0u) return true;
   }

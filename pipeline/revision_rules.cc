@@ -2,7 +2,7 @@
 
 namespace kingest::pipeline {
 
-std::vector<GroupPtr> cut_groups(const BatchPtr& b, const std::string& stream, const std::vector<uint32_t>& indexes,
+std::vector<GroupPtr> cut_groups(const BatchPtr& b, std::string stream, absl::Span<const uint32_t> indexes,
                                  const RevisionRules& rules) {
   std::vector<GroupPtr> out;
   const bool revisions = rules.revisions();
@@ -17,7 +17,6 @@ std::vector<GroupPtr> cut_groups(const BatchPtr& b, const std::string& stream, c
       if (g) out.push_back(std::move(g));
       g = std::make_unique<Group>();
       g->batches.push_back(b);
-      g->stream = stream;
       g->first_revision = rev;
     }
     g->items.push_back(Item{b.get(), i, nullptr});
@@ -25,6 +24,8 @@ std::vector<GroupPtr> cut_groups(const BatchPtr& b, const std::string& stream, c
     next = rev + 1;
   }
   if (g) out.push_back(std::move(g));
+  for (size_t k = 0; k + 1 < out.size(); ++k) out[k]->stream = stream;
+  if (!out.empty()) out.back()->stream = std::move(stream);
   return out;
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/types/span.h"
 #include "core/sink.h"
 #include "pipeline/naming.h"
 #include "pipeline/stream_table.h"
@@ -30,7 +31,7 @@ inline size_t estimated_size(const DomainEvent& e) { return e.payload.size() + 2
 
 // Cuts one stream's events of one batch (indexes in delivery order) into runs of contiguous
 // revisions under the append size limit. Each group holds the batch once.
-std::vector<GroupPtr> cut_groups(const BatchPtr& b, const std::string& stream, const std::vector<uint32_t>& indexes,
+std::vector<GroupPtr> cut_groups(const BatchPtr& b, std::string stream, absl::Span<const uint32_t> indexes,
                                  const RevisionRules& rules);
 
 // The expected revision for a group starting at `first_revision`: any (version base none),

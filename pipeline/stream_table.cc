@@ -129,11 +129,10 @@ StreamTable::Step StreamTable::next_locked(StreamState& st, Clock::time_point no
 
 StreamTable::Step StreamTable::offer(GroupPtr g, Clock::time_point now) {
   std::lock_guard lock(mu_);
-  const std::string stream = g->stream;
   StreamState* found = g->state;
   if (found == nullptr) {
-    const bool loaded = streams_.find(stream) != streams_.end();
-    found = &insert_locked(stream);
+    const bool loaded = streams_.contains(g->stream);
+    found = &insert_locked(g->stream);
     // Not loaded would be a caller's error; such a state is only presumed new, which the first
     // append checks, so it is still correct.
     if (!loaded) {
@@ -235,7 +234,7 @@ StreamState& StreamTable::insert_locked(const std::string& stream) {
   return it->second;
 }
 
-void StreamTable::erase_locked(std::unordered_map<std::string, StreamState>::iterator it) {
+void StreamTable::erase_locked(Streams::iterator it) {
   close_gap_locked(it->second);
   lru_.erase(it->second.lru);
   cache_bytes_.fetch_sub(entry_bytes(it->first), std::memory_order_relaxed);

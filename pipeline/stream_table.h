@@ -27,11 +27,11 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <unordered_map>
 #include <variant>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "codecs/codec.h"
 #include "core/domain_event.h"
@@ -214,12 +214,13 @@ class StreamTable {
   bool runnable_locked(const StreamState& st) const;
   uint32_t partition_index_locked(const TopicPartition& tp);
   StreamState& insert_locked(const std::string& stream);
-  void erase_locked(std::unordered_map<std::string, StreamState>::iterator it);
+  using Streams = absl::node_hash_map<std::string, StreamState>;  // node-based: states stay put
+  void erase_locked(Streams::iterator it);
 
   const bool revisions_;
   const size_t max_append_bytes_;
   mutable std::mutex mu_;
-  std::unordered_map<std::string, StreamState> streams_;
+  Streams streams_;
   std::list<const std::string*> lru_;  // least recently offered first
   struct Brief {
     uint64_t next_revision = 0;  // its top bit: `last_id` is known (revisions stay below 2^63)

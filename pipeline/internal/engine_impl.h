@@ -126,11 +126,11 @@ struct IngestEngine::Impl {
 
   // Finds each stream's state (one lookup per stream and batch). A stream the cache does not hold
   // is presumed new when the batch holds its first version and the sink's answers check it, else
-  // read: one backwards read each, in parallel. Returns the states in `grouped.order`.
+  // read: one backwards read each, in parallel. Returns the states in the order of `grouped.streams`.
   std::vector<StreamState*> load_streams(const Batch& b, const BatchGroups& grouped);
 
   // Whether the batch holds the stream's revision 0 (its members' lowest revision).
-  bool starts_at_first_version(const Batch& b, const std::vector<uint32_t>& members) const;
+  bool starts_at_first_version(const Batch& b, absl::Span<const uint32_t> members) const;
 
   // In chunks, in parallel: an in-process sink reads each chunk on one worker, a remote one
   // overlaps a chunk's reads on the wire.
