@@ -4,7 +4,9 @@
 #include <spdlog/spdlog.h>
 
 #include <map>
-#include <set>
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
 
 #include "absl/strings/str_cat.h"
 #include "kurrent/internal/core.h"
@@ -47,7 +49,9 @@ class RecordsCall {
     core_->call_started();
     node_->generic->UnaryCall(&ctx_, kAppendRecordsMethod, grpc::StubOptions(), &req_, &resp_buf_,
                               [this](grpc::Status status) {
-                                v2::AppendRecordsResponse resp;
+                                // On an arena: the answer holds a message and a string per stream.
+                                google::protobuf::Arena arena;
+                                auto& resp = *google::protobuf::Arena::CreateMessage<v2::AppendRecordsResponse>(&arena);
                                 if (status.ok()) {
                                   auto parsed =
                                       grpc::SerializationTraits<v2::AppendRecordsResponse>::Deserialize(&resp_buf_, &resp);
@@ -143,7 +147,8 @@ void Core::records_done(std::vector<OpPtr> ops, const grpc::Status& status, cons
     sessions_in_flight_--;
   }
   if (status.ok()) {
-    std::map<std::string, int64_t, std::less<>> by_stream;
+    absl::flat_hash_map<std::string_view, int64_t> by_stream;
+    by_stream.reserve(size_t(resp.revisions_size()));
     for (const auto& r : resp.revisions()) by_stream[r.stream()] = r.revision();
     for (auto& op : ops) {
       auto it = by_stream.find(op->req.stream);

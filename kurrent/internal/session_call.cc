@@ -4,9 +4,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include <set>
+#include <algorithm>
 #include <string_view>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "kurrent/internal/request_writer.h"
 #include "proto/kurrentdb/status.pb.h"
@@ -106,7 +107,8 @@ void Core::pump_sessions() {
       // In queue order, at most one group per stream (a second one waits for the next request: its
       // expected revision follows from the first's answer), up to the count and size limits.
       size_t bytes = 0;
-      std::set<std::string_view> streams;
+      absl::flat_hash_set<std::string_view> streams;
+      streams.reserve(std::min(options_.max_session_streams, session_queue_.size()));
       std::vector<OpPtr> skipped;
       while (!session_queue_.empty() && ops.size() < options_.max_session_streams) {
         const OpPtr& next = session_queue_.front();
