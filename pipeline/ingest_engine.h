@@ -28,6 +28,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -42,14 +43,15 @@
 
 namespace kingest::pipeline {
 
-// What became of one message.
+// What became of one message. The texts are views, valid during the hook's call (it runs once per
+// message: copy what you keep).
 struct MessageOutcome {
   enum class Kind { kAppended, kDuplicate, kDeadLettered };
   Kind kind = Kind::kAppended;
-  Uuid event_id;        // the stored event's id (kAppended, kDuplicate)
-  std::string stream;
-  std::string reason;   // dead-letter reason (kDeadLettered)
-  std::string detail;
+  Uuid event_id;             // the stored event's id (kAppended, kDuplicate)
+  std::string_view stream;
+  std::string_view reason;   // dead-letter reason (kDeadLettered)
+  std::string_view detail;
 };
 
 struct EngineOptions {

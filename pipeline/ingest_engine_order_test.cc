@@ -99,10 +99,15 @@ TEST_P(IngestEngineTest, EventsItWroteOnAnAppendWhoseAnswerWasLostCountAsAppende
 TEST_P(IngestEngineTest, ReportsWhatBecameOfEachMessage) {
   EngineOptions o;
   std::mutex mu;
-  std::map<int64_t, MessageOutcome> outcomes;
+  struct Kept {
+    MessageOutcome::Kind kind;
+    Uuid event_id;
+    std::string stream, reason;
+  };
+  std::map<int64_t, Kept> outcomes;
   o.on_outcome = [&](const SourceMessage& m, const MessageOutcome& out) {
     std::lock_guard lock(mu);
-    outcomes[m.offset.value()] = out;
+    outcomes[m.offset.value()] = Kept{out.kind, out.event_id, std::string(out.stream), std::string(out.reason)};
   };
   FakeSink sink(6);
   MemoryDeadLetters dlq;
