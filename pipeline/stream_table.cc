@@ -14,8 +14,6 @@ constexpr uint64_t kFirstArrival = uint64_t{1} << 62;
 
 // What one cached stream state is estimated to cost: its name, the map and list nodes, the state.
 size_t entry_bytes(const std::string& stream) { return stream.size() + sizeof(StreamState) + 96; }
-// A brief's share of its hash map (slot, control byte, free slots at the map's load).
-constexpr size_t kBriefBytes = 48;
 constexpr uint64_t kBriefHasLastId = uint64_t{1} << 63;
 
 // Moves an attached item's message and event out of its batch.
@@ -247,9 +245,28 @@ uint32_t StreamTable::partition_index_locked(const TopicPartition& tp) {
   return it->second;
 }
 
+size_t StreamTable::max_brief_capacity(size_t budget_bytes) {
+  const size_t slots = budget_bytes / 4 * 3 / sizeof(BriefTable::Entry);
+  if (slots < BriefTable::kMinCapacity) return 0;
+  size_t capacity = BriefTable::kMinCapacity;
+  while (capacity * 2 <= slots) capacity *= 2;
+  return capacity;
+}
+
+void StreamTable::count_briefs_locked() {
+  const size_t now = briefs_.bytes();
+  if (now >= brief_bytes_) {
+    cache_bytes_.fetch_add(now - brief_bytes_, std::memory_order_relaxed);
+  } else {
+    cache_bytes_.fetch_sub(brief_bytes_ - now, std::memory_order_relaxed);
+  }
+  brief_bytes_ = now;
+}
+
 size_t StreamTable::evict(size_t budget_bytes) {
   std::lock_guard lock(mu_);
   size_t dropped = 0;
+  const size_t brief_capacity = max_brief_capacity(budget_bytes);
   // Each state is looked at once at most: busy ones move to the back.
   for (size_t n = lru_.size(); n > 0 && cache_bytes_.load(std::memory_order_relaxed) > budget_bytes; --n) {
     auto it = streams_.find(*lru_.front());
@@ -258,14 +275,18 @@ size_t StreamTable::evict(size_t budget_bytes) {
       lru_.splice(lru_.end(), lru_, st.lru);
       continue;
     }
-    if (revisions_ && !st.presumed_new && !st.last_id_unknown && st.gap_since == std::nullopt) {
-      if ((briefs_.size() + 1) * kBriefBytes > budget_bytes / 4 * 3) {
-        cache_bytes_.fetch_sub(briefs_.size() * kBriefBytes, std::memory_order_relaxed);
-        briefs_.clear();
+    const uint64_t hash = absl::HashOf(it->first);
+    if (brief_capacity > 0 && revisions_ && !st.presumed_new && !st.last_id_unknown && st.gap_since == std::nullopt) {
+      if (briefs_.capacity_after_insert() > brief_capacity && !briefs_.contains(hash)) {
+        // Full: an eighth of the briefs goes (by their hash's top bits, a different eighth each
+        // time); those streams are loaded again if they come back.
+        const uint64_t eighth = brief_drops_++ % 8;
+        briefs_.erase_if([eighth](uint64_t key) { return key >> 61 == eighth; });
       }
-      auto [b, added] = briefs_.try_emplace(absl::HashOf(it->first));
-      b->second = Brief{st.next_revision | (st.last_id ? kBriefHasLastId : 0), st.last_id.value_or(Uuid{})};
-      if (added) cache_bytes_.fetch_add(kBriefBytes, std::memory_order_relaxed);
+      briefs_.insert_or_assign(hash, st.next_revision | (st.last_id ? kBriefHasLastId : 0), st.last_id.value_or(Uuid{}));
+      count_briefs_locked();
+    } else {
+      briefs_.erase(hash);  // a brief from an earlier drop is older than this state
     }
     erase_locked(it);
     ++dropped;
@@ -297,12 +318,12 @@ std::pair<StreamState*, bool> StreamTable::find_or_add(const std::string& stream
     cache_bytes_.fetch_add(entry_bytes(stream), std::memory_order_relaxed);
     st.tp = partition_index_locked(tp);
     if (!briefs_.empty()) {
-      if (auto b = briefs_.find(absl::HashOf(stream)); b != briefs_.end()) {
-        st.next_revision = b->second.next_revision & ~kBriefHasLastId;
-        if ((b->second.next_revision & kBriefHasLastId) != 0) st.last_id = b->second.last_id;
+      const uint64_t hash = absl::HashOf(stream);
+      if (const BriefTable::Entry* b = briefs_.find(hash)) {
+        st.next_revision = b->value & ~kBriefHasLastId;
+        if ((b->value & kBriefHasLastId) != 0) st.last_id = b->id;
         st.from_brief = true;
-        briefs_.erase(b);
-        cache_bytes_.fetch_sub(kBriefBytes, std::memory_order_relaxed);
+        briefs_.erase(hash);  // its slot stays counted: the table does not shrink
       }
     }
   }
@@ -371,8 +392,8 @@ size_t StreamTable::revoke(const std::vector<TopicPartition>& tps, bool forget_s
   if (forget_streams) {
     // Briefs do not say which partition their stream was seen on: forget them all (a stream met
     // again is read, as the partitions' next owner may have written it meanwhile).
-    cache_bytes_.fetch_sub(briefs_.size() * kBriefBytes, std::memory_order_relaxed);
     briefs_.clear();
+    count_briefs_locked();
   }
   return dropped;
 }

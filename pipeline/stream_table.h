@@ -30,10 +30,10 @@
 #include <variant>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "codecs/codec.h"
+#include "pipeline/brief_table.h"
 #include "core/domain_event.h"
 #include "core/sink.h"
 #include "core/uuid.h"
@@ -180,15 +180,27 @@ class StreamTable {
 
   // The stream states are a cache: drops the least recently used free states (no group waiting or
   // running, no dead letter) until the estimate is under `budget_bytes`. Of a dropped state whose
-  // revision and last id are known, a brief is kept (its name's hash, next revision and last id,
-  // about a seventh of a state; briefs count against the budget, and are all dropped when they
-  // would fill three quarters of it): a stream met again resumes from its brief (`from_brief`) without a read.
+  // revision and last id are known, a brief is kept (its name's hash, next revision and last id:
+  // 32 bytes, about a tenth of a state): a stream met again resumes from its brief (`from_brief`)
+  // without a read. The briefs' table counts against the budget at its real size (free slots
+  // included) and never grows past three quarters of it (`max_brief_capacity`): when full, an
+  // eighth of the briefs is dropped.
   // A brief can only be stale the way any state can (another writer moved the stream, or two names
   // share a 64-bit hash): the append's exact expected revision catches it. A stream with neither is
   // loaded again, correct, only slower. Only the grouping stage may call it (it must not run
   // between a batch's loads and its offers). Returns how many were dropped.
   size_t evict(size_t budget_bytes);
   [[nodiscard]] size_t cache_bytes() const { return cache_bytes_.load(std::memory_order_relaxed); }
+  // The largest briefs' table (in slots) within three quarters of `budget_bytes`; 0: no briefs.
+  [[nodiscard]] static size_t max_brief_capacity(size_t budget_bytes);
+  [[nodiscard]] size_t briefs() const {
+    std::lock_guard lock(mu_);
+    return briefs_.size();
+  }
+  [[nodiscard]] size_t brief_table_bytes() const {
+    std::lock_guard lock(mu_);
+    return briefs_.bytes();
+  }
 
   // A group taken to run without any batch (all its events detached) is counted until `finished`,
   // so the engine can wait for written-but-unanswered held events.
@@ -222,11 +234,12 @@ class StreamTable {
   mutable std::mutex mu_;
   Streams streams_;
   std::list<const std::string*> lru_;  // least recently offered first
-  struct Brief {
-    uint64_t next_revision = 0;  // its top bit: `last_id` is known (revisions stay below 2^63)
-    Uuid last_id;
-  };
-  absl::flat_hash_map<uint64_t, Brief> briefs_;  // by the stream name's hash
+  // By the stream name's hash: the next revision (its top bit: the last id is known; revisions stay
+  // below 2^63) and the last id.
+  BriefTable briefs_;
+  size_t brief_bytes_ = 0;    // the briefs' table as counted in cache_bytes_
+  uint64_t brief_drops_ = 0;  // which eighth of the briefs goes next when they are full
+  void count_briefs_locked();
   std::atomic<uint64_t> cache_bytes_{0};
   uint64_t evictions_ = 0;
   std::vector<TopicPartition> partitions_;  // index → partition (StreamState::tp)

@@ -160,7 +160,9 @@ TEST(StreamTable, ADroppedStateResumesFromItsBriefAndADeadOneIsKept) {
   const Uuid last = *a->last_id;
   auto [d, fresh_d] = table.find_or_add("Task-dead", kTp);
   d->dead = true;
-  EXPECT_EQ(table.evict(0), 1u) << "the dead stream stays: later events must not take its revisions";
+  // A budget just under the two states: one must go, and its brief fits in the rest.
+  const size_t budget = table.cache_bytes() - 1;
+  EXPECT_EQ(table.evict(budget), 1u) << "the dead stream stays: later events must not take its revisions";
   EXPECT_EQ(table.stats().cached_streams, 1u);
   auto [again, fresh] = table.find_or_add("Task-a", kTp);
   EXPECT_TRUE(fresh);
@@ -173,9 +175,87 @@ TEST(StreamTable, ADroppedStateResumesFromItsBriefAndADeadOneIsKept) {
   EXPECT_FALSE(other->from_brief) << "never seen: nothing to resume from";
   // A revoke that forgets streams forgets the briefs too (another member may write them meanwhile).
   again->from_brief = false;
-  EXPECT_EQ(table.evict(0), 2u);
+  EXPECT_EQ(table.evict(budget), 2u);
   (void)table.revoke({kTp}, /*forget_streams=*/true);
   EXPECT_FALSE(table.find_or_add("Task-a", kTp).first->from_brief);
+}
+
+// The briefs' table is counted at its real size (free slots included) and never grows past three
+// quarters of the budget: when it is full an eighth of the briefs goes, the oldest ones long gone.
+TEST(StreamTable, BriefsStayWithinThreeQuartersOfTheBudgetAtTheirTablesRealSize) {
+  constexpr size_t kBudget = 256 * 1024;
+  const size_t capacity = StreamTable::max_brief_capacity(kBudget);
+  ASSERT_EQ(capacity, 4096u) << "the largest power of two of 32-byte slots within 192 KiB";
+  StreamTable table(true, 1u << 20);
+  const size_t streams = capacity * 4;
+  for (size_t i = 0; i < streams; ++i) {
+    auto [st, fresh] = table.find_or_add("Task-" + std::to_string(i), kTp);
+    ASSERT_TRUE(fresh);
+    st->next_revision = i + 1;
+    st->last_id = Uuid::v4();
+    (void)table.evict(kBudget);
+    ASSERT_LE(table.brief_table_bytes(), kBudget / 4 * 3);
+    ASSERT_LE(table.cache_bytes(), kBudget) << "states dropped to make room for the briefs' table";
+  }
+  EXPECT_EQ(table.brief_table_bytes(), capacity * 32) << "the table grew to its share";
+  EXPECT_GT(table.briefs(), capacity / 2);
+  size_t early = 0, recent = 0;
+  for (size_t i = 0; i < 100; ++i) {
+    if (table.find_or_add("Task-" + std::to_string(i), kTp).first->from_brief) ++early;
+  }
+  for (size_t i = streams - 100; i < streams; ++i) {
+    auto [st, fresh] = table.find_or_add("Task-" + std::to_string(i), kTp);
+    if (!fresh || st->from_brief) ++recent;
+    if (st->from_brief) {
+      EXPECT_EQ(st->next_revision, i + 1);
+    }
+  }
+  EXPECT_EQ(early, 0u) << "every eighth was dropped since the first streams";
+  EXPECT_GE(recent, 70u) << "the latest streams are cached or briefed (at most an eighth dropped since)";
+}
+
+TEST(BriefTable, FindsWhatItHoldsAfterGrowingAndErasingWithoutTombstones) {
+  BriefTable t;
+  std::map<uint64_t, uint64_t> model;
+  uint64_t x = 88172645463325252ULL;
+  auto next = [&x] {  // xorshift: keys spread like hashes, some colliding in their home slots
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  for (int round = 0; round < 20000; ++round) {
+    // (0 and 1 are one key to the table: a hash of 0 is stored as 1.)
+    const uint64_t key = 2 + next() % 5000 + (round % 3 == 0 ? 0 : (uint64_t{1} << 62));
+    if (next() % 3 == 0) {
+      EXPECT_EQ(t.erase(key), model.erase(key) == 1);
+    } else {
+      t.insert_or_assign(key, uint64_t(round), Uuid{});
+      model[key] = uint64_t(round);
+    }
+    ASSERT_EQ(t.size(), model.size());
+    ASSERT_LE(t.size(), BriefTable::max_load(t.capacity()));
+  }
+  for (const auto& [key, value] : model) {
+    const auto* e = t.find(key);
+    ASSERT_NE(e, nullptr) << key;
+    EXPECT_EQ(e->value, value);
+  }
+  const size_t capacity = t.capacity();
+  // Churn at a steady size: erasing shifts entries back instead of leaving tombstones, so the
+  // table never grows for it.
+  std::vector<uint64_t> keys;
+  for (const auto& [key, value] : model) keys.push_back(key);
+  for (size_t k = 0; k < keys.size(); ++k) {
+    ASSERT_TRUE(t.erase(keys[k]));
+    t.insert_or_assign(keys[k] + 7919, 1, Uuid{});
+    ASSERT_TRUE(t.contains(keys[k] + 7919));
+  }
+  EXPECT_EQ(t.capacity(), capacity);
+  EXPECT_EQ(t.size(), keys.size());
+  EXPECT_EQ(t.erase_if([](uint64_t) { return true; }), keys.size());
+  EXPECT_TRUE(t.empty());
+  EXPECT_EQ(t.find(keys.front() + 7919), nullptr);
 }
 
 TEST(AppendSlots, AParkedStreamGetsTheNextFreeSlotFirstComeFirstServed) {
