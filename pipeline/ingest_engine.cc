@@ -191,7 +191,10 @@ std::vector<StreamState*> IngestEngine::Impl::load_streams(const Batch& b, const
     states.push_back(st);
     (fresh ? cache_misses : cache_hits).fetch_add(1, std::memory_order_relaxed);
     if (!fresh) continue;
-    if (seen_streams.insert(absl::HashOf(s)).second) streams_touched.fetch_add(1, std::memory_order_relaxed);
+    if (st->first_seen) {
+      st->first_seen = false;
+      streams_touched.fetch_add(1, std::memory_order_relaxed);
+    }
     if (st->from_brief) {  // the state the cache dropped, resumed from its brief: no read
       st->from_brief = false;
       continue;

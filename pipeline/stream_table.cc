@@ -232,7 +232,8 @@ StreamState& StreamTable::insert_locked(const std::string& stream) {
   return it->second;
 }
 
-void StreamTable::erase_locked(Streams::iterator it) {
+void StreamTable::erase_locked(Streams::iterator it, bool briefed) {
+  if (!briefed) forgotten_.insert(absl::HashOf(it->first));
   close_gap_locked(it->second);
   lru_.erase(it->second.lru);
   cache_bytes_.fetch_sub(entry_bytes(it->first), std::memory_order_relaxed);
@@ -276,19 +277,25 @@ size_t StreamTable::evict(size_t budget_bytes) {
       continue;
     }
     const uint64_t hash = absl::HashOf(it->first);
-    if (brief_capacity > 0 && revisions_ && !st.presumed_new && !st.last_id_unknown && st.gap_since == std::nullopt) {
+    const bool briefed =
+        brief_capacity > 0 && revisions_ && !st.presumed_new && !st.last_id_unknown && st.gap_since == std::nullopt;
+    if (briefed) {
       if (briefs_.capacity_after_insert() > brief_capacity && !briefs_.contains(hash)) {
         // Full: an eighth of the briefs goes (by their hash's top bits, a different eighth each
         // time); those streams are loaded again if they come back.
         const uint64_t eighth = brief_drops_++ % 8;
-        briefs_.erase_if([eighth](uint64_t key) { return key >> 61 == eighth; });
+        briefs_.erase_if([this, eighth](uint64_t key) {
+          if (key >> 61 != eighth) return false;
+          forgotten_.insert(key);
+          return true;
+        });
       }
       briefs_.insert_or_assign(hash, st.next_revision | (st.last_id ? kBriefHasLastId : 0), st.last_id.value_or(Uuid{}));
       count_briefs_locked();
     } else {
       briefs_.erase(hash);  // a brief from an earlier drop is older than this state
     }
-    erase_locked(it);
+    erase_locked(it, briefed);
     ++dropped;
   }
   evictions_ += dropped;
@@ -317,14 +324,14 @@ std::pair<StreamState*, bool> StreamTable::find_or_add(const std::string& stream
     st.lru = lru_.insert(lru_.end(), &it->first);
     cache_bytes_.fetch_add(entry_bytes(stream), std::memory_order_relaxed);
     st.tp = partition_index_locked(tp);
-    if (!briefs_.empty()) {
-      const uint64_t hash = absl::HashOf(stream);
-      if (const BriefTable::Entry* b = briefs_.find(hash)) {
-        st.next_revision = b->value & ~kBriefHasLastId;
-        if ((b->value & kBriefHasLastId) != 0) st.last_id = b->id;
-        st.from_brief = true;
-        briefs_.erase(hash);  // its slot stays counted: the table does not shrink
-      }
+    const uint64_t hash = absl::HashOf(stream);
+    if (const BriefTable::Entry* b = briefs_.find(hash)) {
+      st.next_revision = b->value & ~kBriefHasLastId;
+      if ((b->value & kBriefHasLastId) != 0) st.last_id = b->id;
+      st.from_brief = true;
+      briefs_.erase(hash);  // its slot stays counted: the table does not shrink
+    } else {
+      st.first_seen = forgotten_.empty() || forgotten_.erase(hash) == 0;
     }
   }
   return {&it->second, fresh};
@@ -384,7 +391,7 @@ size_t StreamTable::revoke(const std::vector<TopicPartition>& tps, bool forget_s
     if (st.pending.empty()) close_gap_locked(st);
     if (forget_streams && st.pending.empty() && revoked_index[st.tp]) {
       auto gone = it++;
-      erase_locked(gone);
+      erase_locked(gone, /*briefed=*/false);
     } else {
       ++it;
     }
@@ -392,6 +399,10 @@ size_t StreamTable::revoke(const std::vector<TopicPartition>& tps, bool forget_s
   if (forget_streams) {
     // Briefs do not say which partition their stream was seen on: forget them all (a stream met
     // again is read, as the partitions' next owner may have written it meanwhile).
+    briefs_.erase_if([this](uint64_t key) {
+      forgotten_.insert(key);
+      return true;
+    });
     briefs_.clear();
     count_briefs_locked();
   }

@@ -30,6 +30,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "codecs/codec.h"
@@ -118,6 +119,9 @@ struct StreamState {
   bool dead = false;            // a dead letter happened: later events cannot keep their revisions
   // Loaded from the brief the cache kept when it dropped this stream's state: known, not read.
   bool from_brief = false;
+  // Met for the first time in this run (no state, brief or memory of it before): the engine counts
+  // it in `streams` and clears the flag.
+  bool first_seen = false;
   bool claimed = false;
   bool several_partitions = false;
   uint32_t tp = 0;              // the first partition it was seen on (StreamTable's partition index)
@@ -227,7 +231,8 @@ class StreamTable {
   uint32_t partition_index_locked(const TopicPartition& tp);
   StreamState& insert_locked(const std::string& stream);
   using Streams = absl::node_hash_map<std::string, StreamState>;  // node-based: states stay put
-  void erase_locked(Streams::iterator it);
+  // `briefed`: the state left a brief; else its stream is remembered in `forgotten_`.
+  void erase_locked(Streams::iterator it, bool briefed);
 
   const bool revisions_;
   const size_t max_append_bytes_;
@@ -239,6 +244,10 @@ class StreamTable {
   BriefTable briefs_;
   size_t brief_bytes_ = 0;    // the briefs' table as counted in cache_bytes_
   uint64_t brief_drops_ = 0;  // which eighth of the briefs goes next when they are full
+  // Name hashes of streams met in this run whose state went without a brief (or whose brief was
+  // dropped): met again, they are not met for the first time. Empty while every dropped state
+  // leaves a brief, so the distinct streams are counted without a set of every stream.
+  absl::flat_hash_set<uint64_t> forgotten_;
   void count_briefs_locked();
   std::atomic<uint64_t> cache_bytes_{0};
   uint64_t evictions_ = 0;

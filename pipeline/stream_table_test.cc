@@ -214,6 +214,31 @@ TEST(StreamTable, BriefsStayWithinThreeQuartersOfTheBudgetAtTheirTablesRealSize)
   EXPECT_GE(recent, 70u) << "the latest streams are cached or briefed (at most an eighth dropped since)";
 }
 
+// `first_seen` marks a stream met for the first time in the run, however its state was dropped
+// since (with a brief, without one, or its brief dropped when the briefs were full).
+TEST(StreamTable, AStreamIsFirstSeenOnceHoweverItsStateWasDropped) {
+  constexpr size_t kBudget = 16 * 1024;
+  StreamTable table(true, 1u << 20);
+  size_t first = 0;
+  auto meet = [&](size_t i, bool known) {
+    auto [st, fresh] = table.find_or_add("Task-" + std::to_string(i), kTp);
+    if (st->first_seen) ++first;
+    st->first_seen = false;
+    // Known streams leave a brief when dropped; presumed-new ones (no answer yet) do not.
+    st->presumed_new = !known;
+    if (known) {
+      st->next_revision = 1;
+      st->last_id = Uuid::v4();
+    }
+    (void)table.evict(kBudget);
+  };
+  const size_t streams = StreamTable::max_brief_capacity(kBudget) * 3;  // past what the briefs hold
+  for (int pass = 0; pass < 3; ++pass) {
+    for (size_t i = 0; i < streams; ++i) meet(i, i % 5 != 0);
+  }
+  EXPECT_EQ(first, streams) << "each stream counted once in three passes";
+}
+
 TEST(BriefTable, FindsWhatItHoldsAfterGrowingAndErasingWithoutTombstones) {
   BriefTable t;
   std::map<uint64_t, uint64_t> model;

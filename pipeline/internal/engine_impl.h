@@ -18,7 +18,6 @@
 #include <unordered_set>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "pipeline/append_slots.h"
 #include "pipeline/grouping.h"
 #include "pipeline/ingest_engine.h"
@@ -81,9 +80,6 @@ struct IngestEngine::Impl {
   std::condition_variable idle_cv;
 
   std::unordered_set<std::string> warned_types;  // append node only
-  // Hashes of every stream name loaded (append node only): `streams` stays a count of distinct
-  // streams however often the cache drops and reloads one.
-  absl::flat_hash_set<uint64_t> seen_streams;
   // The sink's answers check a stream's state themselves (Sink::exact_answers): a stream whose first
   // event seen is its first version is presumed new instead of read.
   const bool presume_new_streams;
