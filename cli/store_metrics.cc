@@ -35,7 +35,7 @@ void MeteredEventStore::append_multi(store::MultiAppend request,
                                      std::function<void(store::MultiAppendResult)> done) {
   const auto start = std::chrono::steady_clock::now();
   appends_.fetch_add(1, std::memory_order_relaxed);
-  events_proposed_.fetch_add(request.records.size(), std::memory_order_relaxed);
+  events_proposed_.fetch_add(request.record_count(), std::memory_order_relaxed);
   appends_in_flight_.fetch_add(1, std::memory_order_relaxed);
   inner_.append_multi(std::move(request), [this, start, done = std::move(done)](store::MultiAppendResult r) {
     append_latency_.record(std::chrono::steady_clock::now() - start);

@@ -4,6 +4,7 @@
 // on gRPC's thread, then written as one store transaction (`EventStore::append_multi`), which
 // evaluates the checks with the write; the answer is sent from the store's writer thread.
 #include <algorithm>
+#include <memory>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -24,6 +25,9 @@ grpc::Status invalid(const std::string& message) { return {grpc::StatusCode::INV
 
 // This absl's string_view is its own type, not std::string_view.
 absl::string_view av(std::string_view s) { return {s.data(), s.size()}; }
+
+constexpr std::string_view kJsonContentType = "application/json";
+constexpr std::string_view kBinaryContentType = "application/octet-stream";
 
 int32_t clamp32(size_t n) { return static_cast<int32_t>(std::min<size_t>(n, INT32_MAX)); }
 
@@ -81,25 +85,29 @@ void append_records(Shared& shared, const grpc::ByteBuffer& request, grpc::ByteB
     if (fresh) names.push_back(name);
     return it->second;
   };
+  // The store borrows the records' bytes: type and data from the request, the metadata JSON from
+  // one text for the whole request (both owned by the callback below, so they outlive the write).
+  // The text grows while it is written, so the views into it are made once it is complete.
+  auto metadata = std::make_shared<std::string>();
+  size_t metadata_bytes = 0;
+  for (const WireRecord& rec : records) metadata_bytes += rec.message.size() - rec.data.size() + 64;
+  metadata->reserve(metadata_bytes);
+  thread_local std::vector<size_t> metadata_ends;
+  metadata_ends.clear();
   size_t total = 0;
-  plan.records.reserve(records.size());
+  plan.record_views.reserve(records.size());
   for (const WireRecord& rec : records) {
     if (rec.stream.empty()) return done(invalid("append records: a record without a stream"));
     auto id = Uuid::parse(rec.record_id);
     if (!id) return done(invalid(absl::StrCat("record_id '", av(rec.record_id), "' is not a UUID")));
     if (rec.schema_name.empty()) return done(invalid("record without schema.name (event type)"));
     const auto format = static_cast<v2::SchemaFormat>(rec.schema_format);
-    store::ProposedEvent ev{
-        .id = *id,
-        .type = std::string(rec.schema_name),
-        .content_type = format == v2::SCHEMA_FORMAT_JSON ? "application/json" : "application/octet-stream",
-        .data = std::string(rec.data),
-        .metadata = {}};
-    ev.metadata.reserve(rec.message.size() - rec.data.size() + 64);
-    if (auto s = append_properties_json(rec, schema_format_name(format), &ev.metadata); !s.ok()) {
+    const size_t metadata_start = metadata->size();
+    if (auto s = append_properties_json(rec, schema_format_name(format), metadata.get()); !s.ok()) {
       return done(to_grpc(s));
     }
-    const size_t size = event_size(ev);
+    metadata_ends.push_back(metadata->size());
+    const size_t size = rec.data.size() + (metadata->size() - metadata_start) + 2 * rec.schema_name.size();
     if (size > shared.options.max_event_size) {
       v2err::AppendRecordSizeExceededErrorDetails d;
       d.set_stream(std::string(rec.stream));
@@ -112,7 +120,16 @@ void append_records(Shared& shared, const grpc::ByteBuffer& request, grpc::ByteB
                            &d));
     }
     total += size;
-    plan.records.push_back({.stream = stream_index(rec.stream), .event = std::move(ev)});
+    const std::string_view content_type = format == v2::SCHEMA_FORMAT_JSON ? kJsonContentType : kBinaryContentType;
+    plan.record_views.push_back({.stream = stream_index(rec.stream),
+                                 .id = *id,
+                                 .type = rec.schema_name,
+                                 .content_type = content_type,
+                                 .data = rec.data,
+                                 .metadata = {}});
+  }
+  for (size_t i = 0, start = 0; i < plan.record_views.size(); start = metadata_ends[i++]) {
+    plan.record_views[i].metadata = std::string_view(*metadata).substr(start, metadata_ends[i] - start);
   }
   if (total > shared.options.max_append_size) {
     v2err::AppendTransactionSizeExceededErrorDetails d;
@@ -136,7 +153,7 @@ void append_records(Shared& shared, const grpc::ByteBuffer& request, grpc::ByteB
   plan.streams.reserve(names.size());
   for (auto name : names) plan.streams.emplace_back(name);
   shared.store.append_multi(
-      std::move(plan), [bytes = std::move(bytes), names = std::move(names), response,
+      std::move(plan), [bytes = std::move(bytes), metadata = std::move(metadata), names = std::move(names), response,
                         done = std::move(done)](store::MultiAppendResult r) {
         switch (r.status) {
           case store::AppendStatus::kSuccess: {

@@ -99,6 +99,38 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
+// True when one of the eight bytes in `w` is below 0x20, '"', '\\' or 0x80 and up: a byte JSON
+// escapes or that may be part of invalid UTF-8. (The zero-byte test: exact as a whole, though a byte
+// above a true hit may be flagged too.)
+inline bool needs_care(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHigh = 0x8080808080808080ull;
+  const uint64_t quote = w ^ (kOnes * '"');
+  const uint64_t backslash = w ^ (kOnes * '\\');
+  const uint64_t below_space = (w - kOnes * 0x20) & ~w;
+  const uint64_t is_quote = (quote - kOnes) & ~quote;
+  const uint64_t is_backslash = (backslash - kOnes) & ~backslash;
+  return ((below_space | is_quote | is_backslash | w) & kHigh) != 0;
+}
+
+// append_json_string with a fast path for what property keys, ids and most values are: printable
+// ASCII without quotes or backslashes, checked eight bytes at a time and copied whole.
+void append_json_text(std::string& out, std::string_view s) {
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w = 0;
+    std::memcpy(&w, s.data() + i, 8);
+    if (needs_care(w)) return append_json_string(out, s);
+  }
+  for (; i < s.size(); ++i) {
+    const auto c = static_cast<uint8_t>(s[i]);
+    if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) return append_json_string(out, s);
+  }
+  out.push_back('"');
+  out.append(s);
+  out.push_back('"');
+}
+
 absl::Status malformed(std::string_view what) {
   return absl::InvalidArgumentError(std::string("append records: malformed request (") + std::string(what) + ")");
 }
@@ -255,7 +287,7 @@ bool write_object(std::string_view message, uint32_t field, std::initializer_lis
   for (const auto& [key, value] : entries) {
     if (!first) out->push_back(',');
     first = false;
-    append_json_string(*out, key);
+    append_json_text(*out, key);
     out->push_back(':');
     if (!write_value(value, depth + 1, out)) return false;
   }
@@ -295,7 +327,7 @@ bool write_value(std::string_view value, int depth, std::string* out) {
       return ::kingest::wire::append_json_number(d, out);
     }
     case 3:
-      append_json_string(*out, payload);
+      append_json_text(*out, payload);
       return true;
     case 4:
       out->append(scalar != 0 ? "true" : "false");
@@ -359,9 +391,9 @@ absl::Status append_properties_json(const WireRecord& record, std::string_view s
   }
   if (out->back() != '{') out->push_back(',');
   out->append(R"("$schema.format":)");
-  append_json_string(*out, schema_format_name);
+  append_json_text(*out, schema_format_name);
   out->append(R"(,"$schema.name":)");
-  append_json_string(*out, record.schema_name);
+  append_json_text(*out, record.schema_name);
   out->push_back('}');
   return absl::OkStatus();
 }

@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -102,10 +103,24 @@ struct RecordWrite {
   uint32_t stream;  // index into MultiAppend::streams
   ProposedEvent event;
 };
+// A record whose bytes belong to the caller: they must stay valid until the request's callback has
+// run (e.g. owned by the callback). Saves a copy of every string when the caller already holds the
+// bytes, as a server does in the request it received.
+struct RecordView {
+  uint32_t stream;  // index into MultiAppend::streams
+  Uuid id;
+  std::string_view type;
+  std::string_view content_type;
+  std::string_view data;
+  std::string_view metadata;
+};
 struct MultiAppend {
   std::vector<std::string> streams;
-  std::vector<RecordWrite> records;  // in log order
+  // The records, in log order: either `records` (owned) or `record_views` (borrowed), not both.
+  std::vector<RecordWrite> records;
+  std::vector<RecordView> record_views;
   std::vector<StreamCheck> checks;
+  [[nodiscard]] size_t record_count() const { return records.size() + record_views.size(); }
 };
 struct CheckViolation {
   static constexpr uint32_t kNoCheck = UINT32_MAX;  // check_index of a record to a tombstoned stream
@@ -119,7 +134,8 @@ struct CheckViolation {
 struct MultiAppendResult {
   // kSuccess; kWrongExpectedVersion (violations); kStreamDeleted (a record to a tombstoned stream,
   // in violations too, with any other failing check); kError (storage failure or an invalid
-  // request: a stream index out of range or an empty stream name; `message` says which).
+  // request: a stream index out of range, an empty stream name, or both `records` and
+  // `record_views` given; `message` says which).
   AppendStatus status = AppendStatus::kError;
   std::vector<CheckViolation> violations;  // every failing check; nothing written
   // Success: (stream index, revision of its last record) for every stream index with records.

@@ -12,8 +12,10 @@
 #include <future>
 #include <latch>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -281,6 +283,77 @@ TEST_P(MultiAppendTest, InvalidRequestsAreAnsweredAtOnce) {
   r = store_->append_multi_sync(request({"a", ""}, {0}));
   EXPECT_EQ(r.status, AppendStatus::kError);
   EXPECT_NE(r.message.find("empty name"), std::string::npos) << r.message;
+  EXPECT_EQ(store_->stats().events_written, 0u);
+}
+
+// Records may borrow their bytes from the caller (a server's request buffer) instead of owning
+// them: written the same way, read back byte for byte, the buffer owned by the callback.
+TEST_P(MultiAppendTest, BorrowedRecordsAreWrittenLikeOwnedOnes) {
+  auto before = store_->append_sync("b", ExpectNoStream{}, make_events(1, "b:old"));
+  ASSERT_EQ(before.status, AppendStatus::kSuccess) << before.message;
+  auto buffer = std::make_shared<std::string>();
+  struct Span {
+    size_t start, size;
+  };
+  std::vector<std::pair<Span, Span>> spans;  // data, metadata
+  for (int i = 0; i < 5; ++i) {
+    const std::string data = "{\"n\":" + std::to_string(i) + "}";
+    const std::string metadata = "{\"k\":\"" + std::string(static_cast<size_t>(i) * 40, 'x') + "\"}";
+    const Span d{buffer->size(), data.size()};
+    buffer->append(data);
+    const Span m{buffer->size(), metadata.size()};
+    buffer->append(metadata);
+    spans.emplace_back(d, m);
+  }
+  const std::string_view bytes(*buffer);
+  MultiAppend m;
+  m.streams = {"a", "b"};
+  std::vector<Uuid> ids;
+  const uint32_t order[] = {0, 1, 1, 0, 0};
+  for (size_t i = 0; i < spans.size(); ++i) {
+    ids.push_back(Uuid::v4());
+    m.record_views.push_back(RecordView{order[i], ids.back(), i % 2 == 0 ? "Even" : "Odd",
+                                        i % 2 == 0 ? "application/json" : "application/octet-stream",
+                                        bytes.substr(spans[i].first.start, spans[i].first.size),
+                                        bytes.substr(spans[i].second.start, spans[i].second.size)});
+  }
+  m.checks = {{0, ExpectNoStream{}}, {1, StreamRevision{0}}};
+  std::promise<MultiAppendResult> answered;
+  store_->append_multi(std::move(m), [buffer = std::move(buffer), &answered](MultiAppendResult r) {
+    answered.set_value(std::move(r));
+  });
+  const MultiAppendResult r = answered.get_future().get();
+  ASSERT_EQ(r.status, AppendStatus::kSuccess) << r.message;
+  EXPECT_EQ(revision_of(r, 0), 2u);
+  EXPECT_EQ(revision_of(r, 1), 2u);
+
+  const auto log = all();
+  ASSERT_EQ(log.size(), 6u);
+  for (size_t i = 0; i < spans.size(); ++i) {
+    const RecordedEvent& e = log[i + 1];
+    EXPECT_EQ(e.stream, order[i] == 0 ? "a" : "b");
+    EXPECT_EQ(e.id, ids[i]);
+    EXPECT_EQ(e.type, i % 2 == 0 ? "Even" : "Odd");
+    EXPECT_EQ(e.content_type, i % 2 == 0 ? "application/json" : "application/octet-stream");
+    EXPECT_EQ(e.data, "{\"n\":" + std::to_string(i) + "}");
+    EXPECT_EQ(e.metadata, "{\"k\":\"" + std::string(i * 40, 'x') + "\"}");
+  }
+  EXPECT_EQ(datas(read_stream("a").events), (std::vector<std::string>{R"({"n":0})", R"({"n":3})", R"({"n":4})"}));
+  EXPECT_EQ(datas(read_stream("b").events), (std::vector<std::string>{"b:old0", R"({"n":1})", R"({"n":2})"}));
+}
+
+TEST_P(MultiAppendTest, BorrowedRecordsAreCheckedLikeOwnedOnes) {
+  MultiAppend both = request({"a"}, {0});
+  both.record_views.push_back(RecordView{0, Uuid::v4(), "T", "application/json", "{}", "{}"});
+  auto r = store_->append_multi_sync(std::move(both));
+  EXPECT_EQ(r.status, AppendStatus::kError);
+  EXPECT_NE(r.message.find("both records and record views"), std::string::npos) << r.message;
+  MultiAppend out_of_range;
+  out_of_range.streams = {"a"};
+  out_of_range.record_views.push_back(RecordView{1, Uuid::v4(), "T", "application/json", "{}", "{}"});
+  r = store_->append_multi_sync(std::move(out_of_range));
+  EXPECT_EQ(r.status, AppendStatus::kError);
+  EXPECT_NE(r.message.find("record 0 names stream 1 of 1"), std::string::npos) << r.message;
   EXPECT_EQ(store_->stats().events_written, 0u);
 }
 

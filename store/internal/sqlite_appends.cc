@@ -228,16 +228,15 @@ absl::Status SqliteEventStore::insert_rows(const Row* rows, size_t n) {
   Statement& st = insert_events_[n - 1];
   for (size_t row = 0; row < n; ++row) {
     const Row& r = rows[row];
-    const ProposedEvent& ev = *r.event;
     const int b = static_cast<int>(row * kInsertColumns);
     st.bind_int64(b + 1, r.position);
     st.bind_int64(b + 2, r.stream_id);
     st.bind_int64(b + 3, r.revision);
-    st.bind_blob(b + 4, ev.id.bytes().data(), ev.id.bytes().size());
-    st.bind_text(b + 5, ev.type);
-    st.bind_text(b + 6, ev.content_type);
-    st.bind_blob(b + 7, ev.data.data(), ev.data.size());
-    st.bind_blob(b + 8, ev.metadata.data(), ev.metadata.size());
+    st.bind_blob(b + 4, r.id->bytes().data(), r.id->bytes().size());
+    st.bind_text(b + 5, r.type);
+    st.bind_text(b + 6, r.content_type);
+    st.bind_blob(b + 7, r.data.data(), r.data.size());
+    st.bind_blob(b + 8, r.metadata.data(), r.metadata.size());
     st.bind_int64(b + 9, group_created_);
     if (r.run != 0) {
       st.bind_int64(b + 10, r.run);
@@ -255,8 +254,16 @@ absl::Status SqliteEventStore::insert_events(const std::string& name, StreamStat
   }
   const uint64_t first_revision = s.last_revision ? *s.last_revision + 1 : 0;
   for (size_t i = 0; i < events.size(); ++i) {
-    const Row row{next_position_ + static_cast<int64_t>(i), s.id, clamp_to_int64(first_revision + i), &events[i],
-                  i == 0 ? static_cast<int64_t>(events.size()) : 0};
+    const ProposedEvent& e = events[i];
+    const Row row{next_position_ + static_cast<int64_t>(i),
+                  s.id,
+                  clamp_to_int64(first_revision + i),
+                  i == 0 ? static_cast<int64_t>(events.size()) : 0,
+                  &e.id,
+                  e.type,
+                  e.content_type,
+                  e.data,
+                  e.metadata};
     if (absl::Status status = add_row(row); !status.ok()) return status;
   }
   for (size_t i = 0; i < events.size(); ++i) remember_id(events[i].id, s.id, first_revision + i);
@@ -269,7 +276,8 @@ absl::Status SqliteEventStore::insert_events(const std::string& name, StreamStat
 }
 
 absl::StatusOr<MultiAppendResult> SqliteEventStore::apply_multi(MultiAppend& request) {
-  const std::vector<RecordWrite>& records = request.records;
+  // Owned records were given views of their own when the request was queued.
+  const std::vector<RecordView>& records = request.record_views;
   multi_states_.clear();
   for (const std::string& name : request.streams) {
     auto entry = lookup_stream(name);
@@ -287,7 +295,7 @@ absl::StatusOr<MultiAppendResult> SqliteEventStore::apply_multi(MultiAppend& req
       }
     }
   } clear_scratch{multi_states_};
-  for (const RecordWrite& w : records) ++multi_states_[w.stream]->multi_records;
+  for (const RecordView& w : records) ++multi_states_[w.stream]->multi_records;
 
   MultiAppendResult r;
   auto actual_of = [](const StreamState& s) -> int64_t {
@@ -348,8 +356,17 @@ absl::StatusOr<MultiAppendResult> SqliteEventStore::apply_multi(MultiAppend& req
     }
     const uint64_t revision = s.last_revision ? *s.last_revision + 1 : 0;
     s.last_revision = revision;
-    remember_id(records[i].event.id, s.id, revision);
-    const Row row{next_position_ + static_cast<int64_t>(i), s.id, clamp_to_int64(revision), &records[i].event, run};
+    const RecordView& rec = records[i];
+    remember_id(rec.id, s.id, revision);
+    const Row row{next_position_ + static_cast<int64_t>(i),
+                  s.id,
+                  clamp_to_int64(revision),
+                  run,
+                  &rec.id,
+                  rec.type,
+                  rec.content_type,
+                  rec.data,
+                  rec.metadata};
     if (absl::Status status = add_row(row); !status.ok()) return status;
   }
   next_position_ += static_cast<int64_t>(records.size());
@@ -358,7 +375,7 @@ absl::StatusOr<MultiAppendResult> SqliteEventStore::apply_multi(MultiAppend& req
   r.position = records.empty() ? 0 : static_cast<uint64_t>(next_position_ - 1);
   // Every index with records of its own (a name under several indexes is reported under each).
   multi_index_written_.assign(multi_states_.size(), 0);
-  for (const RecordWrite& w : records) multi_index_written_[w.stream] = 1;
+  for (const RecordView& w : records) multi_index_written_[w.stream] = 1;
   for (size_t i = 0; i < multi_states_.size(); ++i) {
     if (multi_index_written_[i] != 0) {
       r.revisions.emplace_back(static_cast<uint32_t>(i), StreamRevision{*multi_states_[i]->last_revision});

@@ -22,6 +22,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -96,13 +97,17 @@ class SqliteEventStore final : public EventStore {
     uint32_t multi_records = 0;
   };
 
-  // One row of a multi-row INSERT.
+  // One row of a multi-row INSERT; the bytes belong to the group's requests.
   struct Row {
     int64_t position;
     int64_t stream_id;
     int64_t revision;
-    const ProposedEvent* event;
     int64_t run;  // the run's length on its first row, 0 (NULL) on the others
+    const Uuid* id;
+    std::string_view type;
+    std::string_view content_type;
+    std::string_view data;
+    std::string_view metadata;
   };
 
   // Statements of a pooled read-only connection.

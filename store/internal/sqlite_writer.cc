@@ -45,9 +45,17 @@ std::string invalid_multi(const MultiAppend& request) {
   for (size_t i = 0; i < n; ++i) {
     if (request.streams[i].empty()) return absl::StrCat("invalid request: stream ", i, " has an empty name");
   }
+  if (!request.records.empty() && !request.record_views.empty()) {
+    return "invalid request: both records and record views given";
+  }
   for (size_t i = 0; i < request.records.size(); ++i) {
     if (request.records[i].stream >= n) {
       return absl::StrCat("invalid request: record ", i, " names stream ", request.records[i].stream, " of ", n);
+    }
+  }
+  for (size_t i = 0; i < request.record_views.size(); ++i) {
+    if (request.record_views[i].stream >= n) {
+      return absl::StrCat("invalid request: record ", i, " names stream ", request.record_views[i].stream, " of ", n);
     }
   }
   for (size_t i = 0; i < request.checks.size(); ++i) {
@@ -79,6 +87,16 @@ void SqliteEventStore::append_multi(MultiAppend request, std::function<void(Mult
   op.multi = std::make_unique<MultiOp>();
   op.multi->request = std::move(request);
   op.multi->done = std::move(done);
+  // The writer reads records through views only: owned records get views into themselves (they
+  // stay where they are, in the queued request, until it is answered).
+  MultiAppend& queued = op.multi->request;
+  if (!queued.records.empty()) {
+    queued.record_views.reserve(queued.records.size());
+    for (const RecordWrite& w : queued.records) {
+      queued.record_views.push_back(
+          {w.stream, w.event.id, w.event.type, w.event.content_type, w.event.data, w.event.metadata});
+    }
+  }
   enqueue(std::move(op));
 }
 
@@ -96,14 +114,14 @@ AppendResult SqliteEventStore::tombstone(const std::string& stream, ExpectedRevi
 
 void SqliteEventStore::enqueue(Op op) {
   op.enqueued = std::chrono::steady_clock::now();
-  auto event_bytes = [](const ProposedEvent& e) {
+  auto event_bytes = [](const auto& e) {
     return e.data.size() + e.metadata.size() + e.type.size() + e.content_type.size() + sizeof(Uuid);
   };
   op.bytes = op.stream.size();
   for (const ProposedEvent& e : op.events) op.bytes += event_bytes(e);
   if (op.multi) {
     for (const std::string& name : op.multi->request.streams) op.bytes += name.size();
-    for (const RecordWrite& w : op.multi->request.records) op.bytes += event_bytes(w.event);
+    for (const RecordView& w : op.multi->request.record_views) op.bytes += event_bytes(w);
   }
   const size_t max = std::max<size_t>(options_.group_commit_max, 1);
   Payload dead;  // freed on return, outside the lock
