@@ -53,6 +53,8 @@ class Batcher {
   }
 
   [[nodiscard]] bool empty() const { return current_.items.empty(); }
+  [[nodiscard]] size_t size() const { return current_.items.size(); }
+  [[nodiscard]] size_t bytes() const { return current_.bytes; }
   [[nodiscard]] const BatchLimits& limits() const { return limits_; }
 
  private:

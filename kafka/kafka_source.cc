@@ -56,7 +56,7 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::create(SourceOptions o
   rd_kafka_conf_set_opaque(conf, s.get());
   rd_kafka_conf_set_rebalance_cb(
       conf, [](rd_kafka_t*, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t* parts, void* opaque) {
-        static_cast<KafkaSource*>(opaque)->handle_rebalance(int(e), parts);
+        static_cast<KafkaSource*>(opaque)->on_rebalance_event(int(e), parts);
       });
   s->rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
   if (s->rk_ == nullptr) return absl::InvalidArgumentError(std::string("kafka consumer: ") + err);

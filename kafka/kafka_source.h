@@ -31,6 +31,10 @@
 #include "kafka/offset_tracker.h"
 
 struct rd_kafka_s;
+struct rd_kafka_message_s;
+struct rd_kafka_topic_s;
+struct rd_kafka_topic_partition_list_s;
+struct rd_kafka_queue_s;
 
 namespace kingest::kafka {
 
@@ -127,6 +131,33 @@ class KafkaSource {
   void poll_loop();
   void emit(Batcher<SourceMessage>::Closed&& batch);
   void handle_rebalance(int err, void* partitions);
+  // The rebalance callback: handled at once, or after the take when one is running (see `take`).
+  void on_rebalance_event(int err, void* partitions);
+  // Takes up to `want` messages and events from the consumer queue into `taken_` (waiting up to
+  // `timeout_ms` for the first). A rebalance that arrives meanwhile is deferred to `deferred_`:
+  // every message taken with it is of the assignment before it.
+  void take(size_t want, int timeout_ms);
+  // Hands taken messages to the batcher in order until they run out or a batch was emitted (the
+  // caller then asks the budget again before handing over more). Returns true when it emitted.
+  bool hand_over(bool stopped_fetching);
+  // Handles one taken message or event; returns true when it emitted a batch.
+  bool handle_taken(rd_kafka_message_s* m, bool stopped_fetching);
+  // Runs the deferred rebalances: the taken messages first, as far as the budget has room, then
+  // those of revoked partitions that are left are dropped (not delivered, so never committed:
+  // the partition's next owner reads them), then the rebalance itself.
+  void run_deferred_rebalances(bool can_hand_over, bool stopped_fetching);
+  void release_taken();
+  // What the loop knows of one partition, found by librdkafka's topic handle and partition
+  // (pointer compares instead of building a TopicPartition and looking it up per message).
+  struct Cursor {
+    const rd_kafka_topic_s* rkt = nullptr;
+    int32_t partition = -1;
+    TopicPartition tp;
+    AssignmentEpoch epoch{0};
+    int64_t end = INT64_MAX;           // a bounded run's end, else INT64_MAX
+    int64_t* last_timestamp = nullptr;  // its last_timestamp_ entry (a std::map node: stable), or null
+  };
+  Cursor& cursor(const rd_kafka_message_s* m);
   // assign_all: checks that the group has no active member, then assigns every partition.
   absl::Status assign_statically();
   void commit(const std::vector<CommitPosition>& positions, bool sync);
@@ -169,6 +200,20 @@ class KafkaSource {
   bool abandoned_ = false;
   uint64_t next_epoch_ = 1;
   std::map<TopicPartition, AssignmentEpoch> epochs_;  // polling thread only
+  // Polling thread only: the consumer queue, messages taken from it and not yet handed over (from
+  // `taken_head_` on), rebalances deferred during a take, and the partitions' cursors (cleared at
+  // every rebalance, so an epoch is never read from before one).
+  rd_kafka_queue_s* queue_ = nullptr;
+  std::vector<rd_kafka_message_s*> taken_;
+  size_t taken_head_ = 0;
+  bool in_take_ = false;
+  std::vector<std::pair<int, rd_kafka_topic_partition_list_s*>> deferred_;
+  std::vector<Cursor> cursors_;
+  size_t last_cursor_ = 0;
+  // The largest message handed over since the last take, and the one that sized the last take
+  // (SourceMessage::byte_size).
+  size_t largest_since_take_ = 0;
+  size_t largest_message_ = 0;
 };
 
 }  // namespace kingest::kafka

@@ -139,6 +139,8 @@ void KafkaSource::update_read_to_ends() {
 
 void KafkaSource::handle_rebalance(int err, void* opaque_list) {
   auto* parts = static_cast<rd_kafka_topic_partition_list_t*>(opaque_list);
+  // The polling thread's cursors carry epochs: none survives a rebalance.
+  cursors_.clear();
   // A static assignment is no group member: "NONE" (or no answer) means plain assign.
   const char* protocol = options_.assign_all ? nullptr : rd_kafka_rebalance_protocol(rk_);
   const bool cooperative = protocol != nullptr && std::strcmp(protocol, "COOPERATIVE") == 0;

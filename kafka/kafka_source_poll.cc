@@ -1,43 +1,65 @@
-// KafkaSource's polling thread: reads messages into SourceMessages, closes batches on count, bytes
-// or age, and between polls pauses, aligns and commits when due.
+// KafkaSource's polling thread: takes messages from the consumer queue a batch at a time, copies
+// them into SourceMessages, closes batches on count, bytes or age, and between takes pauses, aligns
+// and commits when due.
 #include "kafka/kafka_source.h"
 
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
+
+#include <sys/types.h>
 
 #include <spdlog/spdlog.h>
 
 namespace kingest::kafka {
 namespace {
 
-// NestJS ClientKafka's request headers; a reply is awaited only when both topic and id are set.
-void read_reply_headers(rd_kafka_headers_t* hdrs, SourceMessage& msg) {
-  const void* topic = nullptr;
-  const void* id = nullptr;
-  size_t topic_n = 0, id_n = 0;
-  if (rd_kafka_header_get_last(hdrs, "kafka_replyTopic", &topic, &topic_n) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-      topic == nullptr || topic_n == 0 ||
-      rd_kafka_header_get_last(hdrs, "kafka_correlationId", &id, &id_n) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-      id == nullptr || id_n == 0) {
-    return;
+// The headers the source keeps, in one walk over the message's headers (the last of a name wins,
+// as with rd_kafka_header_get_last): `content-type`, and NestJS ClientKafka's request headers, of
+// which a reply is awaited only when both topic and id are set.
+void read_headers(rd_kafka_headers_t* hdrs, SourceMessage& msg) {
+  std::string_view content_type, reply_topic, correlation_id, reply_partition;
+  bool has_content_type = false, has_reply_partition = false;
+  const char* name = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+    const std::string_view n(name);
+    const std::string_view v = value != nullptr ? std::string_view(static_cast<const char*>(value), size) : std::string_view();
+    if (n == "content-type") {
+      // A header without a value counts as absent, as before.
+      has_content_type = value != nullptr;
+      content_type = v;
+    } else if (n.starts_with("kafka_")) {
+      if (n == "kafka_replyTopic") {
+        reply_topic = value != nullptr ? v : std::string_view();
+      } else if (n == "kafka_correlationId") {
+        correlation_id = value != nullptr ? v : std::string_view();
+      } else if (n == "kafka_replyPartition") {
+        has_reply_partition = value != nullptr;
+        reply_partition = v;
+      }
+    }
   }
-  msg.reply_topic.assign(static_cast<const char*>(topic), topic_n);
-  msg.reply_correlation_id.assign(static_cast<const char*>(id), id_n);
-  const void* p = nullptr;
-  size_t p_n = 0;
-  if (rd_kafka_header_get_last(hdrs, "kafka_replyPartition", &p, &p_n) == RD_KAFKA_RESP_ERR_NO_ERROR && p != nullptr) {
+  if (has_content_type) msg.content_type.assign(content_type);
+  if (reply_topic.empty() || correlation_id.empty()) return;
+  msg.reply_topic.assign(reply_topic);
+  msg.reply_correlation_id.assign(correlation_id);
+  if (has_reply_partition) {
     // Sent as decimal text; anything else leaves the partition to the partitioner.
     int32_t partition = 0;
-    const char* text = static_cast<const char*>(p);
-    auto [end, ec] = std::from_chars(text, text + p_n, partition);
-    if (ec == std::errc() && end == text + p_n && partition >= 0) msg.reply_partition = partition;
+    const char* text = reply_partition.data();
+    auto [end, ec] = std::from_chars(text, text + reply_partition.size(), partition);
+    if (ec == std::errc() && end == text + reply_partition.size() && partition >= 0) msg.reply_partition = partition;
   }
 }
 
@@ -63,24 +85,177 @@ void KafkaSource::emit(Batcher<SourceMessage>::Closed&& batch) {
   callbacks_.on_batch(std::move(batch.items), batch.bytes);
 }
 
+void KafkaSource::on_rebalance_event(int err, void* partitions) {
+  if (!in_take_) {
+    handle_rebalance(err, partitions);
+    return;
+  }
+  // Inside a take the messages taken before this event are not handed over yet: handling it now
+  // would revoke their partitions before they are delivered (and librdkafka would go on filling
+  // the take behind it). Assigning later, from this thread, is what librdkafka's rebalance event
+  // API does too; the group waits for it.
+  deferred_.emplace_back(err, rd_kafka_topic_partition_list_copy(static_cast<rd_kafka_topic_partition_list_t*>(partitions)));
+}
+
+void KafkaSource::take(size_t want, int timeout_ms) {
+  if (taken_head_ == taken_.size()) {
+    taken_.clear();
+    taken_head_ = 0;
+  }
+  const size_t before = taken_.size();
+  taken_.resize(before + want);
+  in_take_ = true;
+  // What is queued now, without waiting; when nothing is, wait up to the timeout for one message
+  // (as one poll would) and then take whatever came with it.
+  ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, taken_.data() + before, want);
+  if (n == 0) {
+    n = rd_kafka_consume_batch_queue(queue_, timeout_ms, taken_.data() + before, 1);
+    if (n == 1 && want > 1) {
+      const ssize_t more = rd_kafka_consume_batch_queue(queue_, 0, taken_.data() + before + 1, want - 1);
+      if (more > 0) n += more;
+    }
+  }
+  in_take_ = false;
+  taken_.resize(before + size_t(std::max<ssize_t>(n, 0)));
+}
+
+void KafkaSource::release_taken() {
+  for (size_t i = taken_head_; i < taken_.size(); ++i) rd_kafka_message_destroy(taken_[i]);
+  taken_.clear();
+  taken_head_ = 0;
+}
+
+KafkaSource::Cursor& KafkaSource::cursor(const rd_kafka_message_t* m) {
+  if (last_cursor_ < cursors_.size()) {
+    Cursor& c = cursors_[last_cursor_];
+    if (c.rkt == m->rkt && c.partition == m->partition) return c;
+  }
+  for (size_t i = 0; i < cursors_.size(); ++i) {
+    if (cursors_[i].rkt == m->rkt && cursors_[i].partition == m->partition) {
+      last_cursor_ = i;
+      return cursors_[i];
+    }
+  }
+  Cursor c;
+  c.rkt = m->rkt;
+  c.partition = m->partition;
+  c.tp = TopicPartition{rd_kafka_topic_name(m->rkt), m->partition};
+  auto it = epochs_.find(c.tp);
+  c.epoch = it == epochs_.end() ? AssignmentEpoch{0} : it->second;
+  auto end = options_.end_at.find(c.tp);
+  c.end = end == options_.end_at.end() ? INT64_MAX : end->second;
+  if (callbacks_.behind_first) c.last_timestamp = &last_timestamp_[c.tp];
+  cursors_.push_back(std::move(c));
+  last_cursor_ = cursors_.size() - 1;
+  return cursors_.back();
+}
+
+bool KafkaSource::handle_taken(rd_kafka_message_t* m, bool stopped_fetching) {
+  bool emitted = false;
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && !stopped_fetching) {
+    Cursor& c = cursor(m);
+    if (m->offset >= c.end) {
+      pause_at_end(c.tp);  // past the end of a bounded run: not delivered
+      rd_kafka_message_destroy(m);
+      return false;
+    }
+    SourceMessage msg;
+    msg.tp = c.tp;
+    msg.offset = KafkaOffset{m->offset};
+    msg.epoch = c.epoch;
+    rd_kafka_timestamp_type_t tst;
+    msg.timestamp_ms = rd_kafka_message_timestamp(m, &tst);
+    if (c.last_timestamp != nullptr) *c.last_timestamp = msg.timestamp_ms;
+    if (m->key != nullptr) msg.key.assign(static_cast<const char*>(m->key), m->key_len);
+    msg.key_null = m->key == nullptr;
+    msg.assign_value(m->payload != nullptr ? m->payload : "", m->payload != nullptr ? m->len : 0);
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) read_headers(hdrs, msg);
+    messages_read_.fetch_add(1, std::memory_order_relaxed);
+    const size_t bytes = msg.byte_size();
+    largest_since_take_ = std::max(largest_since_take_, bytes);
+    if (auto b = batcher_.add(std::move(msg), bytes, std::chrono::steady_clock::now())) {
+      emit(std::move(*b));
+      emitted = true;
+    }
+  } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    if (m->rkt != nullptr) {
+      TopicPartition tp{rd_kafka_topic_name(m->rkt), m->partition};
+      if (auto end = options_.end_at.find(tp); end != options_.end_at.end() && m->offset >= end->second) {
+        mark_read_to_end(tp);
+      }
+    }
+  } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    std::string what = rd_kafka_message_errstr(m);
+    if (m->rkt != nullptr) what = std::string(rd_kafka_topic_name(m->rkt)) + "[" + std::to_string(m->partition) + "]: " + what;
+    if (is_fatal(m->err)) {
+      spdlog::error("kafka: {}", what);
+      if (callbacks_.on_fatal) callbacks_.on_fatal(absl::FailedPreconditionError("kafka: " + what));
+    } else {
+      spdlog::warn("kafka: {}", what);
+    }
+  }
+  rd_kafka_message_destroy(m);
+  return emitted;
+}
+
+bool KafkaSource::hand_over(bool stopped_fetching) {
+  while (taken_head_ < taken_.size()) {
+    rd_kafka_message_t* m = taken_[taken_head_++];
+    if (handle_taken(m, stopped_fetching)) return true;
+  }
+  return false;
+}
+
+void KafkaSource::run_deferred_rebalances(bool can_hand_over, bool stopped_fetching) {
+  auto deferred = std::move(deferred_);
+  deferred_.clear();
+  for (auto& [err, parts] : deferred) {
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      // What was taken before the revocation is delivered first, as long as the budget has room;
+      // one poll at a time would have delivered it before the rebalance too.
+      while (can_hand_over && taken_head_ < taken_.size()) {
+        if (!hand_over(stopped_fetching) || (callbacks_.has_room && !callbacks_.has_room())) break;
+      }
+      std::vector<rd_kafka_message_t*> kept;
+      for (size_t i = taken_head_; i < taken_.size(); ++i) {
+        rd_kafka_message_t* m = taken_[i];
+        bool revoked = false;
+        for (int j = 0; j < parts->cnt && m->rkt != nullptr; ++j) {
+          revoked = revoked || (m->partition == parts->elems[j].partition &&
+                                std::strcmp(rd_kafka_topic_name(m->rkt), parts->elems[j].topic) == 0);
+        }
+        if (revoked) {
+          rd_kafka_message_destroy(m);
+        } else {
+          kept.push_back(m);
+        }
+      }
+      taken_ = std::move(kept);
+      taken_head_ = 0;
+    }
+    handle_rebalance(err, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+  }
+}
+
 void KafkaSource::poll_loop() {
   using Clock = std::chrono::steady_clock;
   auto next_commit = Clock::now() + options_.commit_interval;
   auto next_recommit = Clock::now() + options_.recommit_interval;
-  const rd_kafka_topic_t* cached_topic = nullptr;
-  int32_t cached_partition = -1;
-  TopicPartition cached_tp;
-  AssignmentEpoch cached_epoch{0};
-  int64_t cached_end = INT64_MAX;
   bool stopped_fetching = false;
   Clock::time_point full_since{};  // when the pipeline became full (epoch: not full)
-  int64_t* cached_last_ts = nullptr;  // last_timestamp_ of cached_tp (a std::map node: stable)
   auto next_align = Clock::now();
+  queue_ = rd_kafka_queue_get_consumer(rk_);
+  const BatchLimits& limits = batcher_.limits();
+  taken_.reserve(std::max<size_t>(limits.max_events, 1));
 
   while (!closing_.load()) {
     if (!fetching_.load() && !stopped_fetching) {
       stopped_fetching = true;
       if (auto b = batcher_.flush()) emit(std::move(*b));
+      // Taken but not handed over: never delivered, so never committed; the next run reads them.
+      release_taken();
       set_paused(true);
       std::lock_guard lock(stop_mu_);
       fetch_stopped_ = true;
@@ -110,75 +285,35 @@ void KafkaSource::poll_loop() {
       if (over || aligning_) align(over);
     }
 
-    // While paused (or stopped) poll briefly: the group protocol still needs us, and commits go on.
-    int timeout_ms = (paused_ || stopped_fetching) ? 20 : 5;
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, batcher_.empty() ? timeout_ms : 1);
-    auto now = Clock::now();
-    if (m != nullptr) {
-      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && !stopped_fetching) {
-        if (m->rkt != cached_topic || m->partition != cached_partition) {
-          cached_tp = TopicPartition{rd_kafka_topic_name(m->rkt), m->partition};
-          auto it = epochs_.find(cached_tp);
-          cached_epoch = it == epochs_.end() ? AssignmentEpoch{0} : it->second;
-          cached_topic = m->rkt;
-          cached_partition = m->partition;
-          cached_last_ts = nullptr;
-          auto end = options_.end_at.find(cached_tp);
-          cached_end = end == options_.end_at.end() ? INT64_MAX : end->second;
-        }
-        if (m->offset >= cached_end) {
-          pause_at_end(cached_tp);  // past the end of a bounded run: not delivered
-          rd_kafka_message_destroy(m);
-          continue;
-        }
-        SourceMessage msg;
-        msg.tp = cached_tp;
-        msg.offset = KafkaOffset{m->offset};
-        msg.epoch = cached_epoch;
-        rd_kafka_timestamp_type_t tst;
-        msg.timestamp_ms = rd_kafka_message_timestamp(m, &tst);
-        if (callbacks_.behind_first) {
-          if (cached_last_ts == nullptr) cached_last_ts = &last_timestamp_[cached_tp];
-          *cached_last_ts = msg.timestamp_ms;
-        }
-        if (m->key != nullptr) msg.key.assign(static_cast<const char*>(m->key), m->key_len);
-        msg.key_null = m->key == nullptr;
-        msg.assign_value(m->payload != nullptr ? m->payload : "", m->payload != nullptr ? m->len : 0);
-        rd_kafka_headers_t* hdrs = nullptr;
-        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-          const void* v = nullptr;
-          size_t n = 0;
-          if (rd_kafka_header_get_last(hdrs, "content-type", &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR && v != nullptr) {
-            msg.content_type.assign(static_cast<const char*>(v), n);
-          }
-          read_reply_headers(hdrs, msg);
-        }
-        messages_read_.fetch_add(1, std::memory_order_relaxed);
-        size_t bytes = msg.byte_size();
-        if (auto b = batcher_.add(std::move(msg), bytes, now)) emit(std::move(*b));
-      } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        if (m->rkt != nullptr) {
-          TopicPartition tp{rd_kafka_topic_name(m->rkt), m->partition};
-          if (auto end = options_.end_at.find(tp); end != options_.end_at.end() && m->offset >= end->second) {
-            mark_read_to_end(tp);
-          }
-        }
-      } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        std::string what = rd_kafka_message_errstr(m);
-        if (m->rkt != nullptr) what = std::string(rd_kafka_topic_name(m->rkt)) + "[" + std::to_string(m->partition) + "]: " + what;
-        if (is_fatal(m->err)) {
-          spdlog::error("kafka: {}", what);
-          if (callbacks_.on_fatal) callbacks_.on_fatal(absl::FailedPreconditionError("kafka: " + what));
-        } else {
-          spdlog::warn("kafka: {}", what);
-        }
+    const bool can_hand_over = !stopped_fetching && !paused_;
+    if (!can_hand_over || taken_head_ == taken_.size()) {
+      // Up to what the open batch can still take: by count, and by bytes at the largest message
+      // of the last take, so that a batch closes on the last message taken and the budget is
+      // asked again before more are taken. (A larger message can still close it earlier; the
+      // rest then waits in `taken_` until the budget has room.)
+      size_t want = limits.max_events > batcher_.size() ? limits.max_events - batcher_.size() : 1;
+      if (largest_since_take_ > 0) largest_message_ = largest_since_take_;
+      largest_since_take_ = 0;
+      if (largest_message_ > 0) {
+        const size_t bytes_left = limits.max_bytes > batcher_.bytes() ? limits.max_bytes - batcher_.bytes() : 0;
+        want = std::min(want, std::max<size_t>(1, bytes_left / largest_message_));
       }
-      rd_kafka_message_destroy(m);
+      // While paused (or stopped) wait longer: the group protocol still needs us, and commits go on.
+      const int timeout_ms = (paused_ || stopped_fetching) ? 20 : 5;
+      take(want, batcher_.empty() ? timeout_ms : 1);
+      if (!deferred_.empty()) run_deferred_rebalances(can_hand_over, stopped_fetching);
     }
+    if (can_hand_over || stopped_fetching) (void)hand_over(stopped_fetching);
+    const auto now = Clock::now();
     if (auto b = batcher_.flush_if_aged(now)) emit(std::move(*b));
     if (now >= next_commit) commit_due(now, next_commit, next_recommit);
   }
   if (auto b = batcher_.flush()) emit(std::move(*b));
+  release_taken();
+  for (auto& [err, parts] : deferred_) rd_kafka_topic_partition_list_destroy(parts);
+  deferred_.clear();
+  rd_kafka_queue_destroy(queue_);
+  queue_ = nullptr;
   std::lock_guard lock(stop_mu_);
   fetch_stopped_ = true;
   stop_cv_.notify_all();

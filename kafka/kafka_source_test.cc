@@ -167,6 +167,127 @@ TEST(KafkaSource, PausesWhileTheBudgetIsFullAndResumesAfter) {
   ASSERT_TRUE(source->close().ok());
 }
 
+// One partition of `count` messages whose values grow by `growth` bytes each (offset i has
+// 20 + i * growth bytes), so a batch's bytes limit falls inside what one take holds.
+struct OnePartition {
+  std::unique_ptr<EmbeddedBroker> broker;
+  explicit OnePartition(int count, int growth) {
+    broker = EmbeddedBroker::start().value();
+    EXPECT_TRUE(broker->create_topic("c", 1).ok());
+    auto p = Producer::create(broker->bootstrap()).value();
+    for (int i = 0; i < count; ++i) {
+      EXPECT_TRUE(p->produce("c", "k" + std::to_string(i), std::string(size_t(20 + i * growth), 'x'), {}).ok());
+    }
+    EXPECT_TRUE(p->flush(30s).ok());
+  }
+  SourceOptions options(const std::string& group) const {
+    SourceOptions o;
+    o.brokers = broker->bootstrap();
+    o.group_id = group;
+    o.topics = {"c"};
+    o.properties = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
+    o.commit_interval = 50ms;
+    o.pause_after = 100ms;
+    return o;
+  }
+};
+
+// The budget has room for one batch only. Messages are taken from librdkafka many at a time, but
+// what the budget has no room for is neither handed over nor counted as read: exactly one batch,
+// then nothing until there is room, then every message once, in order.
+void expect_one_batch_until_room(SourceOptions options, size_t total) {
+  std::mutex mu;
+  std::vector<size_t> batch_sizes;
+  std::vector<int64_t> offsets;
+  std::atomic<bool> room{false};
+  using Clock = std::chrono::steady_clock;
+  std::atomic<Clock::rep> first_full_ask{0};
+  std::atomic<Clock::rep> last_full_ask{0};
+  std::atomic<size_t> batches{0};
+  SourceCallbacks cb;
+  cb.has_room = [&] {
+    if (room.load() || batches.load() == 0) return true;
+    const auto now = Clock::now().time_since_epoch().count();
+    Clock::rep zero = 0;
+    first_full_ask.compare_exchange_strong(zero, now);
+    last_full_ask = now;
+    return false;
+  };
+  cb.on_batch = [&](std::vector<SourceMessage>&& msgs, size_t) {
+    std::lock_guard lock(mu);
+    batch_sizes.push_back(msgs.size());
+    for (const auto& m : msgs) offsets.push_back(m.offset.value());
+    batches.fetch_add(1);
+  };
+  auto source = KafkaSource::create(options, cb).value();
+  ASSERT_TRUE(source->start().ok());
+  // Past `pause_after` the source has paused and gone on polling: long enough to see it take more.
+  ASSERT_TRUE(wait_until([&] {
+    return first_full_ask.load() != 0 &&
+           Clock::duration(last_full_ask.load() - first_full_ask.load()) >= options.pause_after * 5;
+  })) << "the source never asked for room after its first batch";
+  size_t first = 0;
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(batch_sizes.size(), 1u) << "a batch was handed over while the budget was full";
+    first = batch_sizes[0];
+  }
+  EXPECT_LE(first, options.batch.max_events);
+  EXPECT_EQ(source->messages_read(), first) << "messages beyond the budget's room were read into batches";
+  room = true;
+  ASSERT_TRUE(wait_until([&] {
+    std::lock_guard lock(mu);
+    return offsets.size() >= total;
+  }));
+  ASSERT_TRUE(source->close().ok());
+  std::lock_guard lock(mu);
+  ASSERT_EQ(offsets.size(), total);
+  for (size_t i = 0; i < total; ++i) ASSERT_EQ(offsets[i], int64_t(i)) << "lost, repeated or out of order";
+}
+
+TEST(KafkaSource, TakesNoMoreThanTheOpenBatchCanHoldWhileTheBudgetIsFull) {
+  OnePartition data(1000, 0);
+  SourceOptions o = data.options("g-count");
+  o.batch = {.max_events = 100, .max_bytes = 1 << 20, .max_age = 5ms};
+  expect_one_batch_until_room(o, 1000);
+}
+
+TEST(KafkaSource, ABatchClosedByBytesInsideATakeKeepsTheRestUntilTheBudgetHasRoom) {
+  // Growing messages: a take sized by the messages before it overshoots the bytes limit, so the
+  // batch closes inside the take and the rest must wait for room.
+  OnePartition data(400, 8);
+  SourceOptions o = data.options("g-bytes");
+  o.batch = {.max_events = 1000, .max_bytes = 16 << 10, .max_age = 50ms};
+  expect_one_batch_until_room(o, 400);
+}
+
+TEST(KafkaSource, ABoundedRunDeliversNothingAtOrPastTheEndOfATake) {
+  OnePartition data(300, 0);
+  std::mutex mu;
+  std::vector<int64_t> offsets;
+  SourceCallbacks cb;
+  cb.has_room = [] { return true; };
+  cb.on_batch = [&](std::vector<SourceMessage>&& msgs, size_t) {
+    std::lock_guard lock(mu);
+    for (const auto& m : msgs) offsets.push_back(m.offset.value());
+  };
+  SourceOptions o = data.options("g-end");
+  // One take holds more than the end: the end falls inside it.
+  o.batch = {.max_events = 1000, .max_bytes = 1 << 20, .max_age = 5ms};
+  o.end_at = {{TopicPartition{"c", 0}, 150}};
+  auto source = KafkaSource::create(o, cb).value();
+  ASSERT_TRUE(source->start().ok());
+  ASSERT_TRUE(wait_until([&] {
+    std::lock_guard lock(mu);
+    return source->read_to_ends() && offsets.size() >= 150;
+  }));
+  ASSERT_TRUE(source->close().ok());
+  std::lock_guard lock(mu);
+  ASSERT_EQ(offsets.size(), 150u);
+  for (size_t i = 0; i < offsets.size(); ++i) ASSERT_EQ(offsets[i], int64_t(i));
+  EXPECT_EQ(source->messages_read(), 150u);
+}
+
 TEST(KafkaSource, RejectsMissingConfiguration) {
   SourceOptions o;
   auto s = KafkaSource::create(o, {});
