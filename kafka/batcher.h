@@ -6,6 +6,7 @@
 //   Batcher<SourceMessage> b({.max_events = 2000, .max_bytes = 4 << 20, .max_age = 50ms});
 //   if (auto full = b.add(std::move(msg), msg_bytes, now)) emit(std::move(*full));
 //   if (auto aged = b.flush_if_aged(now)) emit(std::move(*aged));
+//   fill(b.next(now)); if (auto full = b.added(msg_bytes)) emit(std::move(*full));  // built in place
 #pragma once
 
 #include <chrono>
@@ -35,6 +36,18 @@ class Batcher {
   std::optional<Closed> add(T item, size_t bytes, Clock::time_point now) {
     if (current_.items.empty()) opened_ = now;
     current_.items.push_back(std::move(item));
+    current_.bytes += bytes;
+    if (current_.items.size() >= limits_.max_events || current_.bytes >= limits_.max_bytes) return take();
+    return std::nullopt;
+  }
+
+  // The same in two steps, for items built in place: `next` appends an empty item to fill, and
+  // `added` counts its bytes and returns the batch when it filled it.
+  T& next(Clock::time_point now) {
+    if (current_.items.empty()) opened_ = now;
+    return current_.items.emplace_back();
+  }
+  std::optional<Closed> added(size_t bytes) {
     current_.bytes += bytes;
     if (current_.items.size() >= limits_.max_events || current_.bytes >= limits_.max_bytes) return take();
     return std::nullopt;

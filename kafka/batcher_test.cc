@@ -29,6 +29,26 @@ TEST(Batcher, ClosesOnMaxBytes) {
   EXPECT_EQ(full->items.size(), 2u);
 }
 
+TEST(Batcher, ItemsBuiltInPlaceCloseLikeAddedOnes) {
+  Batcher<int> b({.max_events = 3, .max_bytes = 10, .max_age = 50ms});
+  auto t0 = Clock::time_point{} + 1h;
+  b.next(t0) = 1;
+  EXPECT_FALSE(b.added(4));
+  b.next(t0 + 40ms) = 2;
+  EXPECT_FALSE(b.added(4));
+  EXPECT_FALSE(b.flush_if_aged(t0 + 49ms)) << "the age counts from the first item";
+  b.next(t0 + 45ms) = 3;
+  auto full = b.added(4);
+  ASSERT_TRUE(full) << "12 bytes of at most 10";
+  EXPECT_EQ(full->items, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(full->bytes, 12u);
+  EXPECT_TRUE(b.empty());
+  b.next(t0 + 2h) = 4;
+  EXPECT_FALSE(b.added(1));
+  EXPECT_FALSE(b.flush_if_aged(t0 + 2h + 49ms));
+  EXPECT_TRUE(b.flush_if_aged(t0 + 2h + 50ms));
+}
+
 TEST(Batcher, ClosesOnAgeMeasuredFromFirstItem) {
   Batcher<int> b({.max_events = 100, .max_bytes = 1000, .max_age = 50ms});
   auto t0 = Clock::time_point{} + 1h;

@@ -1,6 +1,7 @@
 // The Kafka source: a consumer-group member whose dedicated polling thread (outside the TBB arena)
-// reads messages, closes batches on count / bytes / age, pauses and resumes partitions against
-// the pipeline's in-flight budget, and commits offsets the OffsetTracker says are done.
+// takes messages from librdkafka's consumer queue many at a time (at most what the open batch can
+// still hold), closes batches on count / bytes / age, pauses and resumes partitions against the
+// pipeline's in-flight budget, and commits offsets the OffsetTracker says are done.
 //
 // Owner: the ingest engine. Threads: `start`, `stop_fetching`, `close` from the owner's thread;
 // every callback runs on the polling thread (so rebalances, commits and batching never race).
@@ -141,7 +142,7 @@ class KafkaSource {
   // caller then asks the budget again before handing over more). Returns true when it emitted.
   bool hand_over(bool stopped_fetching);
   // Handles one taken message or event; returns true when it emitted a batch.
-  bool handle_taken(rd_kafka_message_s* m, bool stopped_fetching);
+  bool handle_taken(rd_kafka_message_s* m, bool stopped_fetching, std::chrono::steady_clock::time_point now);
   // Runs the deferred rebalances: the taken messages first, as far as the budget has room, then
   // those of revoked partitions that are left are dropped (not delivered, so never committed:
   // the partition's next owner reads them), then the rebalance itself.

@@ -150,7 +150,7 @@ KafkaSource::Cursor& KafkaSource::cursor(const rd_kafka_message_t* m) {
   return cursors_.back();
 }
 
-bool KafkaSource::handle_taken(rd_kafka_message_t* m, bool stopped_fetching) {
+bool KafkaSource::handle_taken(rd_kafka_message_t* m, bool stopped_fetching, std::chrono::steady_clock::time_point now) {
   bool emitted = false;
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && !stopped_fetching) {
     Cursor& c = cursor(m);
@@ -159,7 +159,9 @@ bool KafkaSource::handle_taken(rd_kafka_message_t* m, bool stopped_fetching) {
       rd_kafka_message_destroy(m);
       return false;
     }
-    SourceMessage msg;
+    // Built in its place in the open batch (a SourceMessage is seven strings: moving it twice
+    // per message showed in the profile).
+    SourceMessage& msg = batcher_.next(now);
     msg.tp = c.tp;
     msg.offset = KafkaOffset{m->offset};
     msg.epoch = c.epoch;
@@ -174,7 +176,7 @@ bool KafkaSource::handle_taken(rd_kafka_message_t* m, bool stopped_fetching) {
     messages_read_.fetch_add(1, std::memory_order_relaxed);
     const size_t bytes = msg.byte_size();
     largest_since_take_ = std::max(largest_since_take_, bytes);
-    if (auto b = batcher_.add(std::move(msg), bytes, std::chrono::steady_clock::now())) {
+    if (auto b = batcher_.added(bytes)) {
       emit(std::move(*b));
       emitted = true;
     }
@@ -200,9 +202,10 @@ bool KafkaSource::handle_taken(rd_kafka_message_t* m, bool stopped_fetching) {
 }
 
 bool KafkaSource::hand_over(bool stopped_fetching) {
+  const auto now = std::chrono::steady_clock::now();
   while (taken_head_ < taken_.size()) {
     rd_kafka_message_t* m = taken_[taken_head_++];
-    if (handle_taken(m, stopped_fetching)) return true;
+    if (handle_taken(m, stopped_fetching, now)) return true;
   }
   return false;
 }
