@@ -214,6 +214,12 @@ class KafkaSource {
   // The largest message handed over since the last take, and the one that sized the last take
   // (SourceMessage::byte_size).
   size_t largest_since_take_ = 0;
+  // The open batch's runs of consecutive messages of one partition and epoch (OffsetTracker::
+  // delivered_runs), and the partition of the last run.
+  std::vector<uint32_t> runs_;
+  const rd_kafka_topic_s* run_rkt_ = nullptr;
+  int32_t run_partition_ = -1;
+  AssignmentEpoch run_epoch_{0};
   size_t largest_message_ = 0;
 };
 

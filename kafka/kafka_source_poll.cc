@@ -81,7 +81,8 @@ bool is_fatal(rd_kafka_resp_err_t e) {
 
 void KafkaSource::emit(Batcher<SourceMessage>::Closed&& batch) {
   // Recorded per batch (one lock), before the batch can complete.
-  tracker_.delivered_messages(batch.items);
+  tracker_.delivered_runs(batch.items, runs_);
+  runs_.clear();
   callbacks_.on_batch(std::move(batch.items), batch.bytes);
 }
 
@@ -174,6 +175,14 @@ bool KafkaSource::handle_taken(rd_kafka_message_t* m, bool stopped_fetching, std
     rd_kafka_headers_t* hdrs = nullptr;
     if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) read_headers(hdrs, msg);
     messages_read_.fetch_add(1, std::memory_order_relaxed);
+    // The open batch's runs of one partition and epoch, for the tracker.
+    if (runs_.empty() || run_rkt_ != c.rkt || run_partition_ != c.partition || run_epoch_ != c.epoch) {
+      runs_.push_back(0);
+      run_rkt_ = c.rkt;
+      run_partition_ = c.partition;
+      run_epoch_ = c.epoch;
+    }
+    ++runs_.back();
     const size_t bytes = msg.byte_size();
     largest_since_take_ = std::max(largest_since_take_, bytes);
     if (auto b = batcher_.added(bytes)) {

@@ -50,6 +50,27 @@ void OffsetTracker::delivered_messages(const std::vector<SourceMessage>& message
   }
 }
 
+void OffsetTracker::delivered_runs(const std::vector<SourceMessage>& messages, const std::vector<uint32_t>& runs) {
+  size_t total = 0;
+  for (uint32_t n : runs) total += n;
+  if (total != messages.size()) {
+    delivered_messages(messages);
+    return;
+  }
+  std::lock_guard lock(mu_);
+  size_t i = 0;
+  for (uint32_t n : runs) {
+    if (n == 0) continue;
+    const SourceMessage& first = messages[i];
+    auto it = partitions_.find(first.tp);
+    if (it != partitions_.end() && it->second.epoch == first.epoch) {
+      auto& pending = it->second.pending;
+      for (size_t k = i; k < i + n; ++k) pending.push_back({messages[k].offset, false});
+    }
+    i += n;
+  }
+}
+
 size_t OffsetTracker::mark_done(const TopicPartition& tp, KafkaOffset offset, AssignmentEpoch epoch,
                                 const TopicPartition*& last_tp, Partition*& last) {
   if (last_tp == nullptr || !(*last_tp == tp)) {

@@ -16,6 +16,7 @@
 //   tracker.take_commits();   // → {tp, 8}
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -49,6 +50,11 @@ class OffsetTracker {
   void delivered(const TopicPartition& tp, KafkaOffset offset, AssignmentEpoch epoch);
   // The same for a batch of messages in delivery order (one lock).
   void delivered_messages(const std::vector<SourceMessage>& messages);
+  // The same when the caller knows the batch's runs: `runs` are the lengths of its stretches of
+  // consecutive messages of one partition and epoch, in order. One lookup per run and no topic
+  // name compared per message (each name is a heap string of its own, mostly out of cache by the
+  // time the batch closes). Runs that do not add up to the batch are not trusted: then as above.
+  void delivered_runs(const std::vector<SourceMessage>& messages, const std::vector<uint32_t>& runs);
   // Marks messages done (appended, proven written, or durably dead-lettered), in any order.
   // Returns how many were accepted (an old epoch's or an unknown message's completion is not).
   size_t done(const std::vector<OffsetRef>& refs);

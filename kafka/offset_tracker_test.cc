@@ -111,5 +111,39 @@ TEST(OffsetTracker, TakesAWholeBatchOfMessages) {
   EXPECT_EQ(positions[other], 13);
 }
 
+TEST(OffsetTracker, RunsOfABatchRecordTheSameAsItsMessages) {
+  const TopicPartition a{"a", 0}, b{"b", 0}, a1{"a", 1};
+  std::vector<SourceMessage> batch;
+  auto add = [&](const TopicPartition& tp, int64_t o, AssignmentEpoch e) {
+    SourceMessage m;
+    m.tp = tp;
+    m.offset = KafkaOffset{o};
+    m.epoch = e;
+    batch.push_back(m);
+  };
+  // Runs of a, b, a (again), a[1] of an old epoch (not recorded), then a.
+  add(a, 0, kE1);
+  add(a, 1, kE1);
+  add(b, 5, kE1);
+  add(a, 2, kE1);
+  add(a1, 7, AssignmentEpoch{9});
+  add(a, 3, kE1);
+  auto positions = [&](OffsetTracker& t) {
+    EXPECT_EQ(t.done_messages(batch), 5u) << "a[1]'s old epoch is not recorded";
+    std::map<TopicPartition, int64_t> out;
+    for (const auto& c : t.take_commits()) out[c.tp] = c.next_offset.value();
+    return out;
+  };
+  OffsetTracker by_runs, by_messages, bad_runs;
+  for (auto* t : {&by_runs, &by_messages, &bad_runs}) t->assign({a, b, a1}, kE1);
+  by_runs.delivered_runs(batch, {2, 1, 1, 1, 1});
+  by_messages.delivered_messages(batch);
+  bad_runs.delivered_runs(batch, {2, 1});  // short of the batch: recorded message by message
+  const std::map<TopicPartition, int64_t> want = {{a, 4}, {b, 6}};
+  EXPECT_EQ(positions(by_runs), want);
+  EXPECT_EQ(positions(by_messages), want);
+  EXPECT_EQ(positions(bad_runs), want);
+}
+
 }  // namespace
 }  // namespace kingest::kafka
