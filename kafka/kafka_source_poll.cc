@@ -107,7 +107,10 @@ void KafkaSource::take(size_t want, int timeout_ms) {
   taken_.resize(before + want);
   in_take_ = true;
   // What is queued now, without waiting; when nothing is, wait up to the timeout for one message
-  // (as one poll would) and then take whatever came with it.
+  // (as one poll would) and then take whatever came with it. (librdkafka before 2.1 advances a
+  // partition's position past messages that a take then drops at a version barrier, which a
+  // pause, resume, seek or (un)assign made during the take puts in the queue: every such call
+  // here is made on this thread between takes, the rebalance's included, so none falls inside.)
   ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, taken_.data() + before, want);
   if (n == 0) {
     n = rd_kafka_consume_batch_queue(queue_, timeout_ms, taken_.data() + before, 1);
