@@ -148,6 +148,8 @@ class KafkaSource {
   // the partition's next owner reads them), then the rebalance itself.
   void run_deferred_rebalances(bool can_hand_over, bool stopped_fetching);
   void release_taken();
+  // While paused: handles the taken error events now, keeping the rest in order.
+  void handle_errors_now();
   // What the loop knows of one partition, found by librdkafka's topic handle and partition
   // (pointer compares instead of building a TopicPartition and looking it up per message).
   struct Cursor {

@@ -222,6 +222,19 @@ bool KafkaSource::hand_over(bool stopped_fetching) {
   return false;
 }
 
+void KafkaSource::handle_errors_now() {
+  size_t kept = taken_head_;
+  for (size_t i = taken_head_; i < taken_.size(); ++i) {
+    rd_kafka_message_t* m = taken_[i];
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      (void)handle_taken(m, /*stopped_fetching=*/false, std::chrono::steady_clock::now());
+    } else {
+      taken_[kept++] = m;
+    }
+  }
+  taken_.resize(kept);
+}
+
 void KafkaSource::run_deferred_rebalances(bool can_hand_over, bool stopped_fetching) {
   auto deferred = std::move(deferred_);
   deferred_.clear();
@@ -318,7 +331,14 @@ void KafkaSource::poll_loop() {
       take(want, batcher_.empty() ? timeout_ms : 1);
       if (!deferred_.empty()) run_deferred_rebalances(can_hand_over, stopped_fetching);
     }
-    if (can_hand_over || stopped_fetching) (void)hand_over(stopped_fetching);
+    if (can_hand_over || stopped_fetching) {
+      (void)hand_over(stopped_fetching);
+    } else {
+      // Paused with messages waiting for room: errors are not held back behind them (a fatal one
+      // must stop the run now, not once the pipeline has drained); end-of-partition events stay
+      // in order behind the messages before them.
+      handle_errors_now();
+    }
     const auto now = Clock::now();
     if (auto b = batcher_.flush_if_aged(now)) emit(std::move(*b));
     if (now >= next_commit) commit_due(now, next_commit, next_recommit);
