@@ -8,6 +8,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "core/testing/eventually.h"
@@ -286,6 +287,64 @@ TEST(KafkaSource, ABoundedRunDeliversNothingAtOrPastTheEndOfATake) {
   ASSERT_EQ(offsets.size(), 150u);
   for (size_t i = 0; i < offsets.size(); ++i) ASSERT_EQ(offsets[i], int64_t(i));
   EXPECT_EQ(source->messages_read(), 150u);
+}
+
+// A second member joins while the first is paused on a full budget: the first's partitions are
+// rebalanced away in the middle of its takes. Every message reaches one of them and every
+// partition's commit ends at its end.
+TEST(KafkaSource, ARebalanceInTheMiddleOfTakesLosesNothing) {
+  Fixture f(2000);
+  std::mutex mu;
+  std::set<std::pair<TopicPartition, int64_t>> seen;
+  std::map<TopicPartition, int64_t> ends;
+  std::atomic<size_t> seen_by_first{0};
+  std::unique_ptr<KafkaSource> first, second;
+  std::atomic<bool> second_assigned{false};
+  auto callbacks = [&](std::unique_ptr<KafkaSource>& self, bool is_first) {
+    SourceCallbacks cb;
+    cb.has_room = [&, is_first] { return !is_first || seen_by_first.load() < 500 || second_assigned.load(); };
+    cb.on_batch = [&, is_first](std::vector<SourceMessage>&& msgs, size_t) {
+      {
+        std::lock_guard lock(mu);
+        for (const auto& m : msgs) seen.insert({m.tp, m.offset.value()});
+      }
+      if (is_first) seen_by_first += msgs.size();
+      self->tracker().done_messages(msgs);
+    };
+    if (!is_first) cb.on_assign = [&](const std::vector<TopicPartition>&) { second_assigned = true; };
+    return cb;
+  };
+  SourceOptions o = f.options("g-two");
+  o.batch = {.max_events = 50, .max_bytes = 1 << 20, .max_age = 5ms};
+  o.pause_after = 50ms;
+  first = KafkaSource::create(o, callbacks(first, true)).value();
+  ASSERT_TRUE(first->start().ok());
+  ASSERT_TRUE(wait_until([&] { return seen_by_first.load() >= 500; }));
+  second = KafkaSource::create(o, callbacks(second, false)).value();
+  ASSERT_TRUE(second->start().ok());
+  ASSERT_TRUE(wait_until([&] { return second_assigned.load(); }, 30s)) << "the second member was never assigned";
+  ASSERT_TRUE(wait_until([&] {
+    std::lock_guard lock(mu);
+    return seen.size() >= 4000;
+  }, 30s)) << seen.size() << " of 4000 messages";
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(seen.size(), 4000u);
+    for (const auto& [tp, offset] : seen) ends[tp] = std::max(ends[tp], offset + 1);
+  }
+  // Before either member leaves: a member leaving starts another rebalance, in which the other's
+  // final commit is refused.
+  std::map<TopicPartition, int64_t> c;
+  EXPECT_TRUE(wait_until([&] {
+    c = committed(f.broker->bootstrap(), "g-two", all_tps());
+    for (const auto& tp : all_tps()) {
+      if (c[tp] != ends[tp]) return false;
+    }
+    return true;
+  }, 30s));
+  for (const auto& tp : all_tps()) EXPECT_EQ(c[tp], ends[tp]) << to_string(tp);
+  ASSERT_TRUE(first->close().ok());
+  ASSERT_TRUE(second->close().ok());
 }
 
 TEST(KafkaSource, RejectsMissingConfiguration) {
