@@ -157,7 +157,7 @@ class KafkaSource {
     int32_t partition = -1;
     TopicPartition tp;
     AssignmentEpoch epoch{0};
-    int64_t end = INT64_MAX;           // a bounded run's end, else INT64_MAX
+    int64_t end = INT64_MAX;            // a bounded run's end, else INT64_MAX
     int64_t* last_timestamp = nullptr;  // its last_timestamp_ entry (a std::map node: stable), or null
   };
   Cursor& cursor(const rd_kafka_message_s* m);

@@ -34,7 +34,8 @@ void read_headers(rd_kafka_headers_t* hdrs, SourceMessage& msg) {
   size_t size = 0;
   for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
     const std::string_view n(name);
-    const std::string_view v = value != nullptr ? std::string_view(static_cast<const char*>(value), size) : std::string_view();
+    const std::string_view v =
+        value != nullptr ? std::string_view(static_cast<const char*>(value), size) : std::string_view();
     if (n == "content-type") {
       // A header without a value counts as absent, as before.
       has_content_type = value != nullptr;
@@ -95,7 +96,8 @@ void KafkaSource::on_rebalance_event(int err, void* partitions) {
   // would revoke their partitions before they are delivered (and librdkafka would go on filling
   // the take behind it). Assigning later, from this thread, is what librdkafka's rebalance event
   // API does too; the group waits for it.
-  deferred_.emplace_back(err, rd_kafka_topic_partition_list_copy(static_cast<rd_kafka_topic_partition_list_t*>(partitions)));
+  deferred_.emplace_back(err,
+                         rd_kafka_topic_partition_list_copy(static_cast<rd_kafka_topic_partition_list_t*>(partitions)));
 }
 
 void KafkaSource::take(size_t want, int timeout_ms) {
@@ -154,7 +156,8 @@ KafkaSource::Cursor& KafkaSource::cursor(const rd_kafka_message_t* m) {
   return cursors_.back();
 }
 
-bool KafkaSource::handle_taken(rd_kafka_message_t* m, bool stopped_fetching, std::chrono::steady_clock::time_point now) {
+bool KafkaSource::handle_taken(rd_kafka_message_t* m, bool stopped_fetching,
+                               std::chrono::steady_clock::time_point now) {
   bool emitted = false;
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && !stopped_fetching) {
     Cursor& c = cursor(m);
@@ -201,7 +204,8 @@ bool KafkaSource::handle_taken(rd_kafka_message_t* m, bool stopped_fetching, std
     }
   } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     std::string what = rd_kafka_message_errstr(m);
-    if (m->rkt != nullptr) what = std::string(rd_kafka_topic_name(m->rkt)) + "[" + std::to_string(m->partition) + "]: " + what;
+    if (m->rkt != nullptr)
+      what = std::string(rd_kafka_topic_name(m->rkt)) + "[" + std::to_string(m->partition) + "]: " + what;
     if (is_fatal(m->err)) {
       spdlog::error("kafka: {}", what);
       if (callbacks_.on_fatal) callbacks_.on_fatal(absl::FailedPreconditionError("kafka: " + what));

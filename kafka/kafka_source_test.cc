@@ -323,10 +323,13 @@ TEST(KafkaSource, ARebalanceInTheMiddleOfTakesLosesNothing) {
   second = KafkaSource::create(o, callbacks(second, false)).value();
   ASSERT_TRUE(second->start().ok());
   ASSERT_TRUE(wait_until([&] { return second_assigned.load(); }, 30s)) << "the second member was never assigned";
-  ASSERT_TRUE(wait_until([&] {
-    std::lock_guard lock(mu);
-    return seen.size() >= 4000;
-  }, 30s)) << seen.size() << " of 4000 messages";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        std::lock_guard lock(mu);
+        return seen.size() >= 4000;
+      },
+      30s))
+      << seen.size() << " of 4000 messages";
   {
     std::lock_guard lock(mu);
     EXPECT_EQ(seen.size(), 4000u);
@@ -335,13 +338,15 @@ TEST(KafkaSource, ARebalanceInTheMiddleOfTakesLosesNothing) {
   // Before either member leaves: a member leaving starts another rebalance, in which the other's
   // final commit is refused.
   std::map<TopicPartition, int64_t> c;
-  EXPECT_TRUE(wait_until([&] {
-    c = committed(f.broker->bootstrap(), "g-two", all_tps());
-    for (const auto& tp : all_tps()) {
-      if (c[tp] != ends[tp]) return false;
-    }
-    return true;
-  }, 30s));
+  EXPECT_TRUE(wait_until(
+      [&] {
+        c = committed(f.broker->bootstrap(), "g-two", all_tps());
+        for (const auto& tp : all_tps()) {
+          if (c[tp] != ends[tp]) return false;
+        }
+        return true;
+      },
+      30s));
   for (const auto& tp : all_tps()) EXPECT_EQ(c[tp], ends[tp]) << to_string(tp);
   ASSERT_TRUE(first->close().ok());
   ASSERT_TRUE(second->close().ok());
