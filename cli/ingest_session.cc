@@ -79,6 +79,7 @@ absl::Status IngestSession::start() {
     engine_->submit(std::move(msgs), bytes);
   };
   cb.has_room = [this] { return engine_->has_room(); };
+  cb.wait_for_room = [this](std::chrono::microseconds timeout) { return engine_->wait_for_room(timeout); };
   // A bounded run reads the partitions furthest behind first while held events are over budget
   // (the partitions' ends tell it which are done; a live run gives gaps up after the window instead).
   if (!source_options_.end_at.empty()) cb.behind_first = [this] { return engine_->held_over_soft_limit(); };

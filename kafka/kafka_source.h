@@ -79,6 +79,9 @@ struct SourceCallbacks {
   std::function<void(std::vector<SourceMessage>&& messages, size_t bytes)> on_batch;
   // The in-flight budget; false pauses every assigned partition until it turns true.
   std::function<bool()> has_room;
+  // Optional: `has_room`, waiting up to the given time for room while there is none. Without it a
+  // short stall sleeps 200 µs between looks.
+  std::function<bool(std::chrono::microseconds)> wait_for_room;
   // Newly assigned partitions (after their start offsets are set).
   std::function<void(const std::vector<TopicPartition>&)> on_assign;
   // True while events waiting for missing versions of their streams are over their budget: the

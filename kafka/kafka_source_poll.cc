@@ -302,8 +302,13 @@ void KafkaSource::poll_loop() {
         const auto now = Clock::now();
         if (full_since == Clock::time_point{}) full_since = now;
         if (now - full_since < options_.pause_after) {
-          // A short stall: leave the messages in librdkafka's queue and look again shortly.
-          std::this_thread::sleep_for(std::chrono::microseconds(200));
+          // A short stall: leave the messages in librdkafka's queue and look again when a batch
+          // completes (or shortly, so commits stay on time).
+          if (callbacks_.wait_for_room) {
+            (void)callbacks_.wait_for_room(std::chrono::milliseconds(5));
+          } else {
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+          }
           if (now >= next_commit) commit_due(now, next_commit, next_recommit);
           continue;
         }

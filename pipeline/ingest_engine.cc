@@ -335,6 +335,12 @@ bool IngestEngine::has_room() const {
   return !impl_->budget_full;
 }
 
+bool IngestEngine::wait_for_room(std::chrono::microseconds timeout) {
+  // complete_batch changes the count under idle_mu before it notifies: no completion is missed.
+  std::unique_lock lock(impl_->idle_mu);
+  return impl_->idle_cv.wait_for(lock, timeout, [&] { return has_room(); });
+}
+
 bool IngestEngine::held_over_soft_limit() const {
   return impl_->table.held_bytes() > impl_->options.max_held_bytes / 2;
 }

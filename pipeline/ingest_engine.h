@@ -140,6 +140,9 @@ class IngestEngine {
   // The in-flight budget (batches and bytes), with hysteresis: false from the high mark until the
   // engine drained to half of it. The source pauses while false. Called by one thread.
   [[nodiscard]] bool has_room() const;
+  // `has_room`, waiting up to `timeout` for a batch to complete while there is none (the source
+  // sleeps here instead of polling the budget). Called by the thread that calls `has_room`.
+  bool wait_for_room(std::chrono::microseconds timeout);
   // Held events are over half their budget: the source should read the partitions furthest behind.
   [[nodiscard]] bool held_over_soft_limit() const;
   // Waits (bounded) for in-flight work, then drops the state of streams seen on these partitions.
