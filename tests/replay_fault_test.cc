@@ -43,8 +43,8 @@ class ReplayFaultTest : public kingest::testing::ProcessFixture {
  protected:
   ReplayFaultTest() : ProcessFixture("ki-replay-fault") {}
 
-  // Runs `replay` (group `group`) and kills it with SIGKILL at a random point within the first
-  // second after it got its partitions, `max_kills` times, then lets it finish. Returns the runs and
+  // Runs `replay` (group `group`) and kills it with SIGKILL at a random point within the first two
+  // seconds after it got its partitions, `max_kills` times, then lets it finish at full speed. Returns the runs and
   // kills; a last replay that does not end done is a fatal test failure.
   std::pair<int, int> replay_killed_until_done(const std::string& group, int max_kills) {
     std::mt19937 rng(std::random_device{}());
@@ -55,13 +55,13 @@ class ReplayFaultTest : public kingest::testing::ProcessFixture {
     while (Clock::now() < deadline) {
       ++runs;
       const size_t joins_before = count(slurp(dir_ + "/run.out"), "assigned ");
-      Process p(replay_args(group), dir_ + "/run.out");
+      // The runs to be killed keep at most 8 appends on the wire (about 10,000 events/s here, so a
+      // replay takes several seconds however fast the machine); a kill then lands mid-ingest.
+      Process p(replay_args(group) + (kills < max_kills ? " --max-appends-in-flight 8" : ""), dir_ + "/run.out");
       if (kills < max_kills) {
-        // A random point after the group gave this run its partitions, within the first second of a
-        // replay that takes a few: mid-ingest.
         int code = -1;
         while (code < 0 && count(slurp(dir_ + "/run.out"), "assigned ") == joins_before) code = p.wait(50ms);
-        if (code < 0) code = p.wait(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 1000)(rng)));
+        if (code < 0) code = p.wait(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 2000)(rng)));
         if (code < 0) {
           p.kill(SIGKILL);
           ++kills;
@@ -154,9 +154,10 @@ TEST_F(ReplayFaultTest, ThreeInstancesInOneGroupOneKilledTheSurvivorsFinish) {
   ASSERT_EQ(run("generate --brokers " + bootstrap_ + " --events " + std::to_string(kEvents) + " --seed 13"), 0)
       << slurp(dir_ + "/run.out");
   start_store();
-  // Each instance writes its own report; the killed one writes none.
+  // Each instance writes its own report; the killed one writes none. At most 8 appends on the wire
+  // each, so that the replay outlasts its first commit by seconds however fast the machine.
   auto args = [&](int i) {
-    std::string a = replay_args("fault-three");
+    std::string a = replay_args("fault-three") + " --max-appends-in-flight 8";
     return a.replace(a.find(dir_ + "/report.json"), (dir_ + "/report.json").size(),
                      dir_ + "/report-" + std::to_string(i) + ".json");
   };
