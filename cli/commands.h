@@ -34,7 +34,7 @@ struct IngestFlags {
   std::string reorder_window = "30s";         // how long a gap waits before it is re-checked
   size_t max_held_bytes = 32u << 20;          // message bytes of held events before the oldest gaps are given up
   bool allow_system_streams = false;          // write stream names starting with `$`
-  size_t stream_cache_bytes = 64u << 20;      // per-stream states kept between batches
+  size_t stream_cache_bytes = 48u << 20;      // per-stream states kept between batches
 
   [[nodiscard]] absl::StatusOr<pipeline::EngineOptions> engine_options() const;
   [[nodiscard]] absl::StatusOr<kafka::SourceOptions> source_options() const;

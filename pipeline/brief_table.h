@@ -1,18 +1,21 @@
 // The stream cache's briefs (stream_table.h): a dropped stream's next revision and last event id,
 // by its name's 64-bit hash, 32 bytes each. An open-addressing table with linear probing whose
 // erasures shift the entries behind them back (no tombstones), so a full table that keeps
-// churning (streams dropped, met again, dropped again) never has to grow for erased slots. Its
-// capacity is a power of two, grown when it would be more than 7/8 full; `bytes()` is what it
-// holds in memory, free slots included.
+// churning (streams dropped, met again, dropped again) never has to grow for erased slots. It
+// doubles when it would be more than 7/8 full, up to a limit its owner may give (any number of
+// slots, not only a power of two: a key's home slot is its hash scaled to the capacity);
+// `bytes()` is what it holds in memory, free slots included.
 //
 // Threads: one owner (the stream table's mutex).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
+#include "absl/numeric/int128.h"
 #include "core/uuid.h"
 
 namespace kingest::pipeline {
@@ -35,10 +38,13 @@ class BriefTable {
   [[nodiscard]] bool empty() const { return size_ == 0; }
   [[nodiscard]] size_t capacity() const { return capacity_; }
   [[nodiscard]] size_t bytes() const { return capacity_ * sizeof(Entry); }
-  // The capacity after inserting a key it does not hold (a table that would pass 7/8 doubles).
-  [[nodiscard]] size_t capacity_after_insert() const {
-    if (capacity_ == 0) return kMinCapacity;
-    return size_ + 1 > max_load(capacity_) ? capacity_ * 2 : capacity_;
+  // The capacity after inserting a key it does not hold: a table that would pass 7/8 doubles, but
+  // not past `limit` (at least kMinCapacity) while it is below it; a table that is at `limit`
+  // already and full answers twice that (over the limit: the owner makes room first).
+  [[nodiscard]] size_t capacity_after_insert(size_t limit = SIZE_MAX) const {
+    if (capacity_ == 0) return std::min(kMinCapacity, std::max(limit, kMinCapacity));
+    if (size_ + 1 <= max_load(capacity_)) return capacity_;
+    return capacity_ >= limit ? capacity_ * 2 : std::min(capacity_ * 2, limit);
   }
 
   [[nodiscard]] const Entry* find(uint64_t key) const {
@@ -49,15 +55,15 @@ class BriefTable {
   [[nodiscard]] bool contains(uint64_t key) const { return find(key) != nullptr; }
 
   // Grows first when a new key would fill the table past 7/8 (see `capacity_after_insert`).
-  void insert_or_assign(uint64_t key, uint64_t value, const Uuid& id) {
+  void insert_or_assign(uint64_t key, uint64_t value, const Uuid& id, size_t limit = SIZE_MAX) {
     if (const size_t i = index_of(key); i != kNone) {
       slots_[i].value = value;
       slots_[i].id = id;
       return;
     }
-    if (capacity_after_insert() != capacity_) rehash(capacity_after_insert());
+    if (const size_t c = capacity_after_insert(limit); c != capacity_) rehash(c);
     key = stored(key);
-    for (size_t i = home(key);; i = (i + 1) & mask_) {
+    for (size_t i = home(key);; i = next(i)) {
       if (slots_[i].key == 0) {
         slots_[i] = Entry{key, value, id};
         ++size_;
@@ -88,7 +94,6 @@ class BriefTable {
   void clear() {
     slots_.reset();
     capacity_ = 0;
-    mask_ = 0;
     size_ = 0;
   }
 
@@ -100,21 +105,23 @@ class BriefTable {
   [[nodiscard]] size_t index_of(uint64_t key) const {
     if (size_ == 0) return kNone;
     key = stored(key);
-    for (size_t i = home(key);; i = (i + 1) & mask_) {
+    for (size_t i = home(key);; i = next(i)) {
       if (slots_[i].key == key) return i;
       if (slots_[i].key == 0) return kNone;
     }
   }
   [[nodiscard]] size_t home(uint64_t key) const {
-    // The keys are hashes already; the multiply spreads them over the table's high bits.
-    return size_t((key * 0x9E3779B97F4A7C15ULL) >> shift_);
+    // The keys are hashes already; the multiply spreads them over the high bits, and the high
+    // bits scaled to the capacity pick the slot.
+    return size_t(absl::Uint128High64(absl::uint128(key * 0x9E3779B97F4A7C15ULL) * capacity_));
   }
+  [[nodiscard]] size_t next(size_t i) const { return i + 1 == capacity_ ? 0 : i + 1; }
 
   // Empties slot `i` and shifts back each following entry that probing would no longer find.
   void erase_at(size_t i) {
     slots_[i].key = 0;
     --size_;
-    for (size_t j = (i + 1) & mask_; slots_[j].key != 0; j = (j + 1) & mask_) {
+    for (size_t j = next(i); slots_[j].key != 0; j = next(j)) {
       const size_t h = home(slots_[j].key);
       // The entry at j stays when its home lies cyclically in (i, j].
       const bool stays = i <= j ? (i < h && h <= j) : (i < h || h <= j);
@@ -130,13 +137,10 @@ class BriefTable {
     const size_t old_capacity = capacity_;
     slots_ = std::make_unique<Entry[]>(capacity);
     capacity_ = capacity;
-    mask_ = capacity - 1;
-    shift_ = 64;
-    for (size_t c = capacity; c > 1; c >>= 1) --shift_;
     size_ = 0;
     for (size_t i = 0; i < old_capacity; ++i) {
       if (old[i].key == 0) continue;
-      for (size_t j = home(old[i].key);; j = (j + 1) & mask_) {
+      for (size_t j = home(old[i].key);; j = next(j)) {
         if (slots_[j].key == 0) {
           slots_[j] = old[i];
           ++size_;
@@ -148,8 +152,6 @@ class BriefTable {
 
   std::unique_ptr<Entry[]> slots_;
   size_t capacity_ = 0;
-  size_t mask_ = 0;
-  unsigned shift_ = 64;
   size_t size_ = 0;
 };
 

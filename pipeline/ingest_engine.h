@@ -85,7 +85,7 @@ struct EngineOptions {
   // The per-stream states (next revision, last id) kept between batches, at most about this many
   // bytes; the least recently used free ones are dropped above it. A dropped stream is loaded again
   // when it comes back (presumed new, or read): slower, never a wrong revision.
-  size_t stream_cache_bytes = 64u << 20;
+  size_t stream_cache_bytes = 48u << 20;
   // Stream names starting with `$` are KurrentDB's system and metadata streams: dead-lettered
   // `system-stream` unless allowed.
   bool allow_system_streams = false;

@@ -248,10 +248,7 @@ uint32_t StreamTable::partition_index_locked(const TopicPartition& tp) {
 
 size_t StreamTable::max_brief_capacity(size_t budget_bytes) {
   const size_t slots = budget_bytes / 4 * 3 / sizeof(BriefTable::Entry);
-  if (slots < BriefTable::kMinCapacity) return 0;
-  size_t capacity = BriefTable::kMinCapacity;
-  while (capacity * 2 <= slots) capacity *= 2;
-  return capacity;
+  return slots < BriefTable::kMinCapacity ? 0 : slots;
 }
 
 void StreamTable::count_briefs_locked() {
@@ -280,7 +277,7 @@ size_t StreamTable::evict(size_t budget_bytes) {
     const bool briefed =
         brief_capacity > 0 && revisions_ && !st.presumed_new && !st.last_id_unknown && st.gap_since == std::nullopt;
     if (briefed) {
-      if (briefs_.capacity_after_insert() > brief_capacity && !briefs_.contains(hash)) {
+      if (briefs_.capacity_after_insert(brief_capacity) > brief_capacity && !briefs_.contains(hash)) {
         // Full: an eighth of the briefs goes (by their hash's top bits, a different eighth each
         // time); those streams are loaded again if they come back.
         const uint64_t eighth = brief_drops_++ % 8;
@@ -290,7 +287,8 @@ size_t StreamTable::evict(size_t budget_bytes) {
           return true;
         });
       }
-      briefs_.insert_or_assign(hash, st.next_revision | (st.last_id ? kBriefHasLastId : 0), st.last_id.value_or(Uuid{}));
+      briefs_.insert_or_assign(hash, st.next_revision | (st.last_id ? kBriefHasLastId : 0), st.last_id.value_or(Uuid{}),
+                               brief_capacity);
       count_briefs_locked();
     } else {
       briefs_.erase(hash);  // a brief from an earlier drop is older than this state

@@ -185,7 +185,7 @@ TEST(StreamTable, ADroppedStateResumesFromItsBriefAndADeadOneIsKept) {
 TEST(StreamTable, BriefsStayWithinThreeQuartersOfTheBudgetAtTheirTablesRealSize) {
   constexpr size_t kBudget = 256 * 1024;
   const size_t capacity = StreamTable::max_brief_capacity(kBudget);
-  ASSERT_EQ(capacity, 4096u) << "the largest power of two of 32-byte slots within 192 KiB";
+  ASSERT_EQ(capacity, 6144u) << "the 32-byte slots within 192 KiB";
   StreamTable table(true, 1u << 20);
   const size_t streams = capacity * 4;
   for (size_t i = 0; i < streams; ++i) {
@@ -281,6 +281,45 @@ TEST(BriefTable, FindsWhatItHoldsAfterGrowingAndErasingWithoutTombstones) {
   EXPECT_EQ(t.erase_if([](uint64_t) { return true; }), keys.size());
   EXPECT_TRUE(t.empty());
   EXPECT_EQ(t.find(keys.front() + 7919), nullptr);
+}
+
+// A limit that is not a power of two: the table doubles up to it, then stays there while the
+// same number of keys churns, every key found where probing wraps around its end.
+TEST(BriefTable, GrowsToALimitThatIsNotAPowerOfTwoAndChurnsThere) {
+  constexpr size_t kLimit = 1000;
+  BriefTable t;
+  std::map<uint64_t, uint64_t> model;
+  uint64_t x = 2463534242ULL;
+  auto next = [&x] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  while (t.capacity_after_insert(kLimit) <= kLimit) {
+    const uint64_t key = next();
+    if (!model.contains(key)) t.insert_or_assign(key, key / 3, Uuid{}, kLimit);
+    model[key] = key / 3;
+  }
+  EXPECT_EQ(t.capacity(), kLimit) << "8, 16, ..., 512, then the limit";
+  EXPECT_EQ(t.size(), BriefTable::max_load(kLimit));
+  EXPECT_EQ(t.capacity_after_insert(kLimit), 2 * kLimit) << "full at its limit";
+  for (int round = 0; round < 20000; ++round) {
+    auto victim = model.begin();
+    std::advance(victim, long(next() % model.size()));
+    ASSERT_TRUE(t.erase(victim->first));
+    model.erase(victim);
+    const uint64_t key = next();
+    t.insert_or_assign(key, uint64_t(round), Uuid{}, kLimit);
+    model[key] = uint64_t(round);
+    ASSERT_EQ(t.capacity(), kLimit);
+  }
+  for (const auto& [key, value] : model) {
+    const auto* e = t.find(key);
+    ASSERT_NE(e, nullptr) << key;
+    EXPECT_EQ(e->value, value);
+  }
+  EXPECT_EQ(t.size(), model.size());
 }
 
 TEST(AppendSlots, AParkedStreamGetsTheNextFreeSlotFirstComeFirstServed) {
