@@ -161,8 +161,12 @@ TEST_F(ReplayFaultTest, ThreeInstancesInOneGroupOneKilledTheSurvivorsFinish) {
     return a.replace(a.find(dir_ + "/report.json"), (dir_ + "/report.json").size(),
                      dir_ + "/report-" + std::to_string(i) + ".json");
   };
+  // Started a second apart, as instances of a deployment come up: three members joining librdkafka's
+  // mock coordinator at once, on a loaded machine, can keep failing its SyncGroups for minutes.
   Process a(args(0), dir_ + "/run.out");
+  std::this_thread::sleep_for(1s);
   Process b(args(1), dir_ + "/run.out");
+  std::this_thread::sleep_for(1s);
   Process c(args(2), dir_ + "/run.out");
   // Killed once the group has handed out partitions (the three share them) and work has begun.
   ASSERT_TRUE(eventually([&] { return count(slurp(dir_ + "/run.out"), "assigned ") >= 3; }, 60s,
