@@ -5,6 +5,8 @@
 // kafka_source_pause.cc (pausing against the budget, reading the furthest-behind partitions first).
 #include "kafka/kafka_source.h"
 
+#include "absl/strings/numbers.h"
+
 #include "kafka/properties.h"
 
 #include <librdkafka/rdkafka.h>
@@ -39,11 +41,12 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::create(SourceOptions o
       // A bounded run learns that a partition was read to its end from the end-of-partition event.
       {"enable.partition.eof", s->options_.end_at.empty() ? "false" : "true"},
       {"queued.min.messages", "200000"},
-      // Fetch responses of at most 8 MiB and a prefetch queue of 32 MiB (librdkafka's default is
+      // Fetch responses of at most 8 MiB and a prefetch queue of 16 MiB (librdkafka's default is
       // 64): that bounds what Kafka holds in this process while the pipeline is the slower side
-      // (docs/performance.md, "Memory").
+      // (docs/performance.md, "Memory"). A queue this small suffices because the fetchers are
+      // woken when it drains (fetch_waker.h), not a second later.
       {"fetch.max.bytes", "8388608"},
-      {"queued.max.messages.kbytes", "32768"},
+      {"queued.max.messages.kbytes", "16384"},
       {"log_level", "4"},
   };
   for (const auto& [k, v] : s->options_.properties) props[k] = v;
@@ -76,15 +79,13 @@ void KafkaSource::abandon() {
   fetching_.store(false);
   closing_.store(true);
   if (thread_.joinable()) thread_.join();
+  waker_.reset();
 }
 
 absl::Status KafkaSource::start() {
   if (options_.assign_all) {
     if (auto s = assign_statically(); !s.ok()) return s;
-    thread_ = std::thread([this] {
-      pthread_setname_np(pthread_self(), "ki-kafka-poll");
-      poll_loop();
-    });
+    start_threads();
     return absl::OkStatus();
   }
   auto* subs = rd_kafka_topic_partition_list_new(int(options_.topics.size()));
@@ -92,11 +93,31 @@ absl::Status KafkaSource::start() {
   rd_kafka_resp_err_t e = rd_kafka_subscribe(rk_, subs);
   rd_kafka_topic_partition_list_destroy(subs);
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return absl::InvalidArgumentError(std::string("subscribe: ") + rd_kafka_err2str(e));
+  start_threads();
+  return absl::OkStatus();
+}
+
+void KafkaSource::start_threads() {
+  auto setting = [&](const char* name, size_t fallback) {
+    char value[64];
+    size_t size = sizeof value;
+    size_t n = 0;
+    if (rd_kafka_conf_get(rd_kafka_conf(rk_), name, value, &size) != RD_KAFKA_CONF_OK ||
+        !absl::SimpleAtoi(value, &n)) {
+      return fallback;
+    }
+    return n;
+  };
+  queue_limit_messages_ = setting("queued.min.messages", queue_limit_messages_);
+  queue_limit_bytes_ = setting("queued.max.messages.kbytes", queue_limit_bytes_ / 1024) * 1024;
+  waker_ = std::make_unique<FetchWaker>(rk_, [this] {
+    const std::set<TopicPartition> assigned = assignment();
+    return std::vector<TopicPartition>(assigned.begin(), assigned.end());
+  });
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "ki-kafka-poll");
     poll_loop();
   });
-  return absl::OkStatus();
 }
 
 void KafkaSource::stop_fetching() {
@@ -112,6 +133,7 @@ absl::Status KafkaSource::close() {
   fetching_.store(false);
   closing_.store(true);
   if (thread_.joinable()) thread_.join();
+  waker_.reset();
   if (rk_ == nullptr) return absl::OkStatus();
   commit(tracker_.all_positions(), /*sync=*/true);
   rd_kafka_resp_err_t e = rd_kafka_consumer_close(rk_);

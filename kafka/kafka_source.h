@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "core/domain_event.h"
 #include "kafka/batcher.h"
+#include "kafka/fetch_waker.h"
 #include "kafka/offset_tracker.h"
 
 struct rd_kafka_s;
@@ -226,6 +227,16 @@ class KafkaSource {
   int32_t run_partition_ = -1;
   AssignmentEpoch run_epoch_{0};
   size_t largest_message_ = 0;
+  // librdkafka's queue limits (queued.min.messages, queued.max.messages.kbytes), whether the last
+  // takes saw the queue near them (its fetchers may then wait for the next wake-up), and the
+  // average size of the messages last taken (see fetch_waker.h).
+  size_t queue_limit_messages_ = 100000;
+  size_t queue_limit_bytes_ = size_t{64} << 20;
+  size_t queued_message_bytes_ = 0;
+  bool fetchers_may_wait_ = false;
+  void wake_fetchers_if_draining(size_t took, size_t took_bytes);
+  void start_threads();  // the fetch waker, then the polling thread
+  std::unique_ptr<FetchWaker> waker_;
 };
 
 }  // namespace kingest::kafka

@@ -125,6 +125,23 @@ void KafkaSource::take(size_t want, int timeout_ms) {
   taken_.resize(before + size_t(std::max<ssize_t>(n, 0)));
 }
 
+void KafkaSource::wake_fetchers_if_draining(size_t took, size_t took_bytes) {
+  // librdkafka stops fetching once a fetch leaves its queue at or over either limit; only this
+  // thread takes from the queue, so what it held before this take is what the fetchers last saw.
+  // Once it is under half of both, wake them (a live tail's queue never nears the limits: no
+  // wake-ups). Messages are counted at the size of this take's average.
+  const size_t queued = rd_kafka_queue_length(queue_);
+  if (took > 0) queued_message_bytes_ = took_bytes / took;
+  const size_t before = took + queued;
+  const size_t before_bytes = took_bytes + queued * queued_message_bytes_;
+  if (before * 4 >= queue_limit_messages_ * 3 || before_bytes * 4 >= queue_limit_bytes_ * 3) fetchers_may_wait_ = true;
+  if (!fetchers_may_wait_ || queued * 2 > queue_limit_messages_ || queued * queued_message_bytes_ * 2 > queue_limit_bytes_) {
+    return;
+  }
+  fetchers_may_wait_ = false;
+  if (waker_) waker_->wake();
+}
+
 void KafkaSource::release_taken() {
   for (size_t i = taken_head_; i < taken_.size(); ++i) rd_kafka_message_destroy(taken_[i]);
   taken_.clear();
@@ -337,7 +354,13 @@ void KafkaSource::poll_loop() {
       }
       // While paused (or stopped) wait longer: the group protocol still needs us, and commits go on.
       const int timeout_ms = (paused_ || stopped_fetching) ? 20 : 5;
+      const size_t before = taken_.size();
       take(want, batcher_.empty() ? timeout_ms : 1);
+      if (can_hand_over) {
+        size_t bytes = 0;
+        for (size_t i = before; i < taken_.size(); ++i) bytes += taken_[i]->len + taken_[i]->key_len;
+        wake_fetchers_if_draining(taken_.size() - before, bytes);
+      }
       if (!deferred_.empty()) run_deferred_rebalances(can_hand_over, stopped_fetching);
     }
     if (can_hand_over || stopped_fetching) {

@@ -131,6 +131,41 @@ TEST(KafkaSource, ReadsEveryMessageInPartitionOrderAndCommitsDonePositions) {
   }
 }
 
+// librdkafka (before 2.3) stops fetching while its consumer queue is over queued.max.messages.kbytes
+// and looks again only when its broker thread next wakes, at the latest a second later. Here every
+// fetch returns one record batch of ten messages and fills the 1 KiB queue: 200 batches are 200
+// such stalls (over a minute on this broker, measured) unless the source wakes the fetchers as it
+// drains the queue (a few seconds).
+TEST(KafkaSource, KeepsFetchingWhenEachFetchFillsLibrdkafkasQueue) {
+  auto broker = EmbeddedBroker::start().value();
+  ASSERT_TRUE(broker->create_topic("a", 1).ok());
+  auto p = Producer::create(broker->bootstrap(), {{"batch.num.messages", "10"}, {"linger.ms", "0"}}).value();
+  constexpr int kMessages = 2000;
+  for (int i = 0; i < kMessages; ++i) {
+    ASSERT_TRUE(p->produce("a", "key-" + std::to_string(i % 7), std::string(100, 'x'), {}).ok());
+    if (i % 10 == 9) {
+      ASSERT_TRUE(p->flush(30s).ok());  // one record batch per ten messages
+    }
+  }
+  std::atomic<size_t> got{0};
+  SourceCallbacks cb;
+  cb.has_room = [] { return true; };
+  cb.on_batch = [&](std::vector<SourceMessage>&& msgs, size_t) { got += msgs.size(); };
+  SourceOptions o;
+  o.brokers = broker->bootstrap();
+  o.group_id = "g-small-queue";
+  o.topics = {"a"};
+  o.properties = {{"queued.max.messages.kbytes", "1"}, {"fetch.max.bytes", "1000"},
+                  {"max.partition.fetch.bytes", "1000"}, {"message.max.bytes", "1000"}};
+  o.batch = {.max_events = 100, .max_bytes = 1 << 20, .max_age = 5ms};
+  auto source = KafkaSource::create(o, cb).value();
+  ASSERT_TRUE(source->start().ok());
+  EXPECT_TRUE(wait_until([&] { return got.load() >= size_t(kMessages); }, 45s))
+      << got.load() << " of " << kMessages << " messages read in 45 s";
+  EXPECT_EQ(got.load(), size_t(kMessages));
+  ASSERT_TRUE(source->close().ok());
+}
+
 TEST(KafkaSource, PausesWhileTheBudgetIsFullAndResumesAfter) {
   Fixture f(200);
   std::atomic<bool> room{false};
