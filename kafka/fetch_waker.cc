@@ -6,6 +6,8 @@
 
 #include <utility>
 
+#include <spdlog/spdlog.h>
+
 namespace kingest::kafka {
 
 FetchWaker::FetchWaker(rd_kafka_s* rk, std::function<std::vector<TopicPartition>()> partitions,
@@ -24,6 +26,7 @@ FetchWaker::~FetchWaker() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  spdlog::debug("kafka: {} fetch wake-up(s) sent", wakes_);
 }
 
 void FetchWaker::wake() {
