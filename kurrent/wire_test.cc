@@ -127,5 +127,56 @@ TEST(RecordsWire, FragmentsParseAsTheRequestProtobufBuilds) {
   EXPECT_EQ(ours, before);
 }
 
+// Metadata of every shape, one event each: the common kind is encoded straight from its text,
+// the rest through the DOM; either way the record parses as the one protobuf builds, and what is
+// not a JSON object is refused whole.
+TEST(RecordsWire, EveryMetadataShapeParsesAsProtobufBuildsIt) {
+  namespace v2 = kurrentdb::protocol::v2::streams;
+  std::string deep = R"({"d":)";
+  for (int i = 0; i < 20; ++i) deep += R"({"d":)";
+  deep += "1" + std::string(21, '}');
+  const std::vector<std::string> good = {
+      R"({"$correlationId":"9bf3210d-1742-4dcf-8660-6fd4380079f4","$causationId":"9bf3210d-1742-4dcf-8660-6fd4380079f4",)"
+      R"("aggregateVersion":3,"source":{"topic":"task-events","partition":7,"offset":123456},"ingestRunId":"x"})",
+      "{}",
+      " { } ",
+      "{ \"a\" :\t1 ,\n\"b\" : { \"c\" : \"d\" } , \"e\":{} }\r\n",
+      R"({"n":999999999999999,"m":-999999999999999,"z":0,"nz":-0})",
+      R"({"n":1234567890123456,"m":-1234567890123456,"big":18446744073709551615})",
+      R"({"f":1.5,"e":1e3,"E":-2E-2,"i":10})",
+      R"({"s":"caf\u00e9","q":"a\"b","raw":"café ☃","bs":"\\"})",
+      R"({"t":true,"f":false,"z":null,"a":[1,{"b":[]}],"o":{"p":{"q":{}}}})",
+      R"({"dup":1,"dup":"two","":"empty key"})",
+      R"({"long":"0123456789abcdefghijklmnopqrstuvwxyz ÀÉÎÕÜ àéîõü ☃☃☃☃☃☃☃☃ 0123456789abcdef"})",
+      R"({"long":"0123456789abcdefghijklmnopqrstuvwxyz\n0123456789","o":{"k":"0123456789abcdef0123456789\"x"}})",
+      deep,
+  };
+  for (const std::string& metadata : good) {
+    const std::vector<EventData> events = {
+        EventData{.id = Uuid::v4(), .type = "T", .content_type = "application/json", .data = "{}", .metadata = metadata}};
+    v2::AppendRecordsRequest want;
+    auto* rec = want.add_records();
+    ASSERT_FALSE(kurrent::wire::fill_v2_record(events[0], rec).has_value()) << metadata;
+    rec->set_stream("S-1");
+    std::string ours;
+    ASSERT_FALSE(append_records_fragment("S-1", std::nullopt, events, &ours).has_value()) << metadata;
+    v2::AppendRecordsRequest got;
+    ASSERT_TRUE(got.ParseFromString(ours)) << metadata;
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(got, want))
+        << metadata << "\nours: " << got.ShortDebugString() << "\nprotobuf: " << want.ShortDebugString();
+  }
+  const std::vector<std::string> bad = {
+      "[1]", "\"s\"", "1", "{", R"({"a":1)", R"({"a":1}x)", R"({"a":01})", R"({"a":-})", R"({"a":tru})",
+      R"({"a" 1})", R"({a:1})", R"({"a":1,})", "{\"a\":\"\x01\"}", "{\"a\":\"0123456789abcdef0123\x1f\"}", "{\"a\":\"\xff\"}", "{\"\xc3\":1}",
+  };
+  for (const std::string& metadata : bad) {
+    const std::vector<EventData> events = {
+        EventData{.id = Uuid::v4(), .type = "T", .content_type = "application/json", .data = "{}", .metadata = metadata}};
+    std::string ours = "kept";
+    EXPECT_TRUE(append_records_fragment("S-1", -1, events, &ours).has_value()) << metadata;
+    EXPECT_EQ(ours, "kept") << metadata;
+  }
+}
+
 }  // namespace
 }  // namespace kingest::wire
