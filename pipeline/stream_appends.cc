@@ -89,12 +89,39 @@ Dispatched IngestEngine::Impl::dispatch(Group& g) {
   callbacks_pending.fetch_add(1);
   sink.append(std::move(req), [this, raw, ids = std::move(ids)](AppendOutcome out) mutable {
     // Runs on the sink's thread: hand the follow-up work to the arena and return at once.
-    arena.enqueue([this, raw, ids = std::move(ids), out = std::move(out)] {
-      on_append_done(GroupPtr(raw), ids, out);
-      callbacks_pending.fetch_sub(1);
-    });
+    post_answer(Answer{raw, std::move(ids), std::move(out)});
   });
   return Dispatched::kSent;
+}
+
+void IngestEngine::Impl::post_answer(Answer a) {
+  bool start = false;
+  {
+    std::lock_guard lock(answers_mu);
+    answers.push_back(std::move(a));
+    start = !answers_task;
+    answers_task = true;
+  }
+  if (start) arena.enqueue([this] { drain_answers(); });
+}
+
+void IngestEngine::Impl::drain_answers() {
+  std::vector<Answer> taken;
+  for (;;) {
+    {
+      std::lock_guard lock(answers_mu);
+      if (answers.empty()) {
+        answers_task = false;
+        return;
+      }
+      taken.swap(answers);
+    }
+    for (Answer& a : taken) {
+      on_append_done(GroupPtr(a.group), a.ids, std::move(a.out));
+      callbacks_pending.fetch_sub(1);
+    }
+    taken.clear();
+  }
 }
 
 void IngestEngine::Impl::refresh(Group& g, StreamState& st) {

@@ -67,6 +67,17 @@ struct IngestEngine::Impl {
   std::atomic<AsyncNode::gateway_type*> gateway{nullptr};
   std::atomic<size_t> callbacks_pending{0};  // sink answers queued into the arena
 
+  // Sink answers wait here for the one arena task that handles them in turn: a sink answering a
+  // request of many streams costs one task and one wake-up, not one per stream.
+  struct Answer {
+    Group* group;
+    std::vector<Uuid> ids;
+    AppendOutcome out;
+  };
+  std::mutex answers_mu;
+  std::vector<Answer> answers;  // under answers_mu
+  bool answers_task = false;    // under answers_mu: a task to drain `answers` is queued or running
+
   StreamTable table;
   AppendSlots<StreamState*> slots;
 
@@ -176,6 +187,11 @@ struct IngestEngine::Impl {
   Dispatched dead_letter_group(Group& g, StreamState& st, size_t from, const char* why, const std::string& detail);
 
   void on_append_done(GroupPtr g, const std::vector<Uuid>& ids, AppendOutcome out);
+
+  // On the sink's thread: queues the answer, and the task that drains the queue if none is.
+  void post_answer(Answer a);
+  // The arena task: handles queued answers, in their order, until none is left.
+  void drain_answers();
 
   void handle_answer(GroupPtr g, const std::vector<Uuid>& ids, AppendOutcome out);
 
