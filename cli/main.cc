@@ -13,10 +13,12 @@
 // jemalloc's options, read at its first allocation (the MALLOC_CONF environment variable still
 // overrides them): freed pages go back to the system after about a second instead of ten, so a
 // burst of in-flight batches does not stay in the resident set for the rest of the run
-// (docs/performance.md, "Memory").
+// (docs/performance.md, "Memory"). No arena of its own for allocations over 8 MiB
+// (`oversize_threshold:0`): that arena gives pages back as soon as they are freed, and librdkafka's
+// fetch responses (up to fetch.max.bytes, 8 MiB) were faulted in afresh on every fetch.
 extern "C" {
 // NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): jemalloc reads this symbol by name
-const char* malloc_conf = "dirty_decay_ms:1000,muzzy_decay_ms:0";
+const char* malloc_conf = "dirty_decay_ms:1000,muzzy_decay_ms:0,oversize_threshold:0";
 }
 
 // NOLINTNEXTLINE(bugprone-exception-escape): the commands are run inside a catch; what else throws is allocation.
