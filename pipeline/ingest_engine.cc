@@ -177,7 +177,9 @@ void IngestEngine::Impl::group_and_append(const BatchPtr& b, AsyncNode::gateway_
   }
   b->outstanding.fetch_add(groups.size());
   const auto now = Clock::now();
-  for (auto& g : groups) apply(table.offer(std::move(g), now));
+  // Offered under one lock, then run: a group that runs at once is sent after the batch's other
+  // groups are in the table, where a later group of its stream waits behind it as before.
+  for (auto& step : table.offer(std::move(groups), now)) apply(std::move(step));
   finish_one(b);  // the guard
 }
 
@@ -186,8 +188,18 @@ std::vector<StreamState*> IngestEngine::Impl::load_streams(const Batch& b, const
   std::vector<StreamState*> states;
   states.reserve(grouped.streams.size());
   std::vector<std::pair<std::string, StreamState*>> unknown;
+  std::vector<const std::string*> batch_streams;
+  std::vector<const TopicPartition*> first_tps;
+  batch_streams.reserve(grouped.streams.size());
+  first_tps.reserve(grouped.streams.size());
   for (const auto& [s, members] : grouped.streams) {
-    auto [st, fresh] = table.find_or_add(s, b.messages[members.front()].tp);
+    batch_streams.push_back(&s);
+    first_tps.push_back(&b.messages[members.front()].tp);
+  }
+  const auto found = table.find_or_add(batch_streams, first_tps);
+  for (size_t k = 0; k < grouped.streams.size(); ++k) {
+    const auto& [s, members] = grouped.streams[k];
+    auto [st, fresh] = found[k];
     states.push_back(st);
     (fresh ? cache_misses : cache_hits).fetch_add(1, std::memory_order_relaxed);
     if (!fresh) continue;

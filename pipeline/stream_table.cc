@@ -127,6 +127,18 @@ StreamTable::Step StreamTable::next_locked(StreamState& st, Clock::time_point no
 
 StreamTable::Step StreamTable::offer(GroupPtr g, Clock::time_point now) {
   std::lock_guard lock(mu_);
+  return offer_locked(std::move(g), now);
+}
+
+std::vector<StreamTable::Step> StreamTable::offer(std::vector<GroupPtr>&& groups, Clock::time_point now) {
+  std::vector<Step> steps;
+  steps.reserve(groups.size());
+  std::lock_guard lock(mu_);
+  for (auto& g : groups) steps.push_back(offer_locked(std::move(g), now));
+  return steps;
+}
+
+StreamTable::Step StreamTable::offer_locked(GroupPtr g, Clock::time_point now) {
   StreamState* found = g->state;
   if (found == nullptr) {
     const bool loaded = streams_.contains(g->stream);
@@ -241,8 +253,10 @@ void StreamTable::erase_locked(Streams::iterator it, bool briefed) {
 }
 
 uint32_t StreamTable::partition_index_locked(const TopicPartition& tp) {
+  if (last_partition_ < partitions_.size() && partitions_[last_partition_] == tp) return last_partition_;
   auto [it, fresh] = partition_index_.try_emplace(tp, uint32_t(partitions_.size()));
   if (fresh) partitions_.push_back(tp);
+  last_partition_ = it->second;
   return it->second;
 }
 
@@ -316,6 +330,19 @@ void StreamTable::apply_tail(StreamState& st, const StreamTail& t) {
 
 std::pair<StreamState*, bool> StreamTable::find_or_add(const std::string& stream, const TopicPartition& tp) {
   std::lock_guard lock(mu_);
+  return find_or_add_locked(stream, tp);
+}
+
+std::vector<std::pair<StreamState*, bool>> StreamTable::find_or_add(const std::vector<const std::string*>& streams,
+                                                                    const std::vector<const TopicPartition*>& tps) {
+  std::vector<std::pair<StreamState*, bool>> out;
+  out.reserve(streams.size());
+  std::lock_guard lock(mu_);
+  for (size_t k = 0; k < streams.size(); ++k) out.push_back(find_or_add_locked(*streams[k], *tps[k]));
+  return out;
+}
+
+std::pair<StreamState*, bool> StreamTable::find_or_add_locked(const std::string& stream, const TopicPartition& tp) {
   auto [it, fresh] = streams_.try_emplace(stream);
   if (fresh) {
     StreamState& st = it->second;

@@ -158,6 +158,8 @@ class StreamTable {
   // A new group from the grouping stage. The stream's state must be there (`find_or_add`, filled), and
   // `g->state` may already point to it (saves a lookup).
   [[nodiscard]] Step offer(GroupPtr g, Clock::time_point now);
+  // A batch's groups, offered in order under one lock; the steps in the same order.
+  [[nodiscard]] std::vector<Step> offer(std::vector<GroupPtr>&& groups, Clock::time_point now);
   // The claim holder is done with the stream: the next runnable group, or nothing (the stream is free).
   [[nodiscard]] Step release(StreamState& st, Clock::time_point now);
   // The claim holder puts a group back (waiting for an append slot, or the second half of a split);
@@ -180,6 +182,9 @@ class StreamTable {
   // no other thread looks at a state that no group was offered for, except a revoke that forgets
   // streams, which happens only while no batch is in flight).
   std::pair<StreamState*, bool> find_or_add(const std::string& stream, const TopicPartition& tp);
+  // The same for a batch's streams under one lock: `streams[k]` first seen on `tps[k]`.
+  std::vector<std::pair<StreamState*, bool>> find_or_add(const std::vector<const std::string*>& streams,
+                                                         const std::vector<const TopicPartition*>& tps);
   static void apply_tail(StreamState& st, const StreamTail& tail);
 
   // The stream states are a cache: drops the least recently used free states (no group waiting or
@@ -223,6 +228,8 @@ class StreamTable {
  private:
   // Under the mutex: the free stream's next group if it can run (claiming the stream), else holds its pending groups.
   Step next_locked(StreamState& st, Clock::time_point now);
+  Step offer_locked(GroupPtr g, Clock::time_point now);
+  std::pair<StreamState*, bool> find_or_add_locked(const std::string& stream, const TopicPartition& tp);
   void open_gap_locked(StreamState& st, Clock::time_point now);
   void close_gap_locked(StreamState& st);
   GroupPtr pop_merged_locked(StreamState& st, Clock::time_point now);
@@ -253,6 +260,7 @@ class StreamTable {
   uint64_t evictions_ = 0;
   std::vector<TopicPartition> partitions_;  // index → partition (StreamState::tp)
   std::map<TopicPartition, uint32_t> partition_index_;
+  uint32_t last_partition_ = 0;  // the index partition_index_locked found last (streams come in runs of one partition)
   uint64_t arrivals_ = 0;  // pending key when revisions are off
   std::atomic<size_t> running_detached_{0};
   std::atomic<uint64_t> held_bytes_{0};
