@@ -166,6 +166,38 @@ TEST(KafkaSource, KeepsFetchingWhenEachFetchFillsLibrdkafkasQueue) {
   ASSERT_TRUE(source->close().ok());
 }
 
+// Six partitions of one leader: a wake-up names one of them (one partition per leader), and the
+// fetches of all six go on.
+TEST(KafkaSource, KeepsFetchingEveryPartitionWhenAWakeUpNamesOnePerLeader) {
+  auto broker = EmbeddedBroker::start(1).value();
+  ASSERT_TRUE(broker->create_topic("a", 6).ok());
+  auto p = Producer::create(broker->bootstrap(), {{"batch.num.messages", "10"}, {"linger.ms", "0"}}).value();
+  constexpr int kMessages = 3000;
+  for (int i = 0; i < kMessages; ++i) {
+    ASSERT_TRUE(p->produce("a", "key-" + std::to_string(i % 60), std::string(100, 'x'), {}).ok());
+    if (i % 60 == 59) {
+      ASSERT_TRUE(p->flush(30s).ok());  // small record batches on every partition
+    }
+  }
+  std::atomic<size_t> got{0};
+  SourceCallbacks cb;
+  cb.has_room = [] { return true; };
+  cb.on_batch = [&](std::vector<SourceMessage>&& msgs, size_t) { got += msgs.size(); };
+  SourceOptions o;
+  o.brokers = broker->bootstrap();
+  o.group_id = "g-small-queue-3";
+  o.topics = {"a"};
+  o.properties = {{"queued.max.messages.kbytes", "1"}, {"fetch.max.bytes", "1000"},
+                  {"max.partition.fetch.bytes", "1000"}, {"message.max.bytes", "1000"}};
+  o.batch = {.max_events = 100, .max_bytes = 1 << 20, .max_age = 5ms};
+  auto source = KafkaSource::create(o, cb).value();
+  ASSERT_TRUE(source->start().ok());
+  EXPECT_TRUE(wait_until([&] { return got.load() >= size_t(kMessages); }, 45s))
+      << got.load() << " of " << kMessages << " messages read in 45 s";
+  EXPECT_EQ(got.load(), size_t(kMessages));
+  ASSERT_TRUE(source->close().ok());
+}
+
 TEST(KafkaSource, PausesWhileTheBudgetIsFullAndResumesAfter) {
   Fixture f(200);
   std::atomic<bool> room{false};
