@@ -10,6 +10,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstring>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -53,69 +54,61 @@ size_t event_bytes(size_t first, size_t n) {
   return b;
 }
 
-// Build the group's BatchAppend messages and serialize them.
-void BM_BatchAppendEncode(benchmark::State& state) {
+// Runs `encode(group)` over consecutive groups of `state.range(0)` events; it returns false to stop
+// with an error. Items are events, bytes their data and metadata.
+template <typename Encode>
+void over_groups(benchmark::State& state, Encode&& encode) {
   const size_t group = size_t(state.range(0));
-  const auto& all = events();
+  const std::span<const EventData> all(events());
   size_t at = 0, bytes = 0;
-  std::string wire;
   for (auto _ : state) {
     if (at + group > kEvents) at = 0;
-    auto msgs = kurrent::wire::batch_append_messages(Uuid::v4(), "Vulnerability-0b5e2a4c", StreamRevision{41},
-                                                     std::span<const EventData>(all).subspan(at, group),
+    if (!encode(all.subspan(at, group))) {
+      state.SkipWithError("the encoder refused the events");
+      break;
+    }
+    bytes += event_bytes(at, group);
+    at += group;
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(group));
+  state.SetBytesProcessed(int64_t(bytes));
+}
+
+// Build the group's BatchAppend messages and serialize them.
+void BM_BatchAppendEncode(benchmark::State& state) {
+  std::string wire;
+  over_groups(state, [&](std::span<const EventData> group) {
+    auto msgs = kurrent::wire::batch_append_messages(Uuid::v4(), "Vulnerability-0b5e2a4c", StreamRevision{41}, group,
                                                      std::chrono::seconds(10), size_t{1} << 20);
     for (const auto& m : msgs) {
       wire.clear();
       m->SerializeToString(&wire);
       benchmark::DoNotOptimize(wire.data());
     }
-    bytes += event_bytes(at, group);
-    at += group;
-  }
-  state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(group));
-  state.SetBytesProcessed(int64_t(bytes));
+    return true;
+  });
 }
 
 // The group's AppendRecords fragment (its check and records), as the client encodes it once per group.
 void BM_AppendRecordsFragment(benchmark::State& state) {
-  const size_t group = size_t(state.range(0));
-  const auto& all = events();
-  size_t at = 0, bytes = 0;
   std::string wire;
-  for (auto _ : state) {
-    if (at + group > kEvents) at = 0;
+  over_groups(state, [&](std::span<const EventData> group) {
     wire.clear();
-    if (wire::append_records_fragment("Vulnerability-0b5e2a4c", 41, std::span<const EventData>(all).subspan(at, group),
-                                      &wire)) {
-      state.SkipWithError("metadata refused");
-      break;
-    }
+    const bool ok = !wire::append_records_fragment("Vulnerability-0b5e2a4c", 41, group, &wire).has_value();
     benchmark::DoNotOptimize(wire.data());
-    bytes += event_bytes(at, group);
-    at += group;
-  }
-  state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(group));
-  state.SetBytesProcessed(int64_t(bytes));
+    return ok;
+  });
 }
 
 // The baseline: the same bytes copied into one buffer.
 void BM_CopyOnly(benchmark::State& state) {
-  const size_t group = size_t(state.range(0));
-  const auto& all = events();
-  size_t at = 0, bytes = 0;
   std::string buf;
-  for (auto _ : state) {
-    if (at + group > kEvents) at = 0;
+  over_groups(state, [&](std::span<const EventData> group) {
     buf.clear();
-    for (size_t i = at; i < at + group; ++i) {
-      buf.append(all[i].type).append(all[i].data).append(all[i].metadata);
-    }
+    for (const EventData& e : group) buf.append(e.type).append(e.data).append(e.metadata);
     benchmark::DoNotOptimize(buf.data());
-    bytes += event_bytes(at, group);
-    at += group;
-  }
-  state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(group));
-  state.SetBytesProcessed(int64_t(bytes));
+    return true;
+  });
 }
 
 BENCHMARK(BM_BatchAppendEncode)->Arg(1)->Arg(8)->Arg(64);

@@ -132,19 +132,19 @@ TEST(KafkaSource, ReadsEveryMessageInPartitionOrderAndCommitsDonePositions) {
 }
 
 // librdkafka (before 2.3) stops fetching while its consumer queue is over queued.max.messages.kbytes
-// and looks again only when its broker thread next wakes, at the latest a second later. Here every
-// fetch returns one record batch of ten messages and fills the 1 KiB queue: 200 batches are 200
-// such stalls (over a minute on this broker, measured) unless the source wakes the fetchers as it
-// drains the queue (a few seconds).
-TEST(KafkaSource, KeepsFetchingWhenEachFetchFillsLibrdkafkasQueue) {
+// and looks again only when its broker thread next wakes, at the latest a second later. Reads
+// `messages` messages of 100 bytes from topic "a" of `partitions` partitions through a 1 KiB queue;
+// the producer flushes after every `flush_every` messages (`keys` keys spread them over the
+// partitions), so each fetch returns a small record batch that fills the queue: one stall each
+// unless the source wakes the fetchers as it drains the queue.
+void expect_reads_through_a_full_queue(int partitions, int messages, int keys, int flush_every) {
   auto broker = EmbeddedBroker::start().value();
-  ASSERT_TRUE(broker->create_topic("a", 1).ok());
+  ASSERT_TRUE(broker->create_topic("a", partitions).ok());
   auto p = Producer::create(broker->bootstrap(), {{"batch.num.messages", "10"}, {"linger.ms", "0"}}).value();
-  constexpr int kMessages = 2000;
-  for (int i = 0; i < kMessages; ++i) {
-    ASSERT_TRUE(p->produce("a", "key-" + std::to_string(i % 7), std::string(100, 'x'), {}).ok());
-    if (i % 10 == 9) {
-      ASSERT_TRUE(p->flush(30s).ok());  // one record batch per ten messages
+  for (int i = 0; i < messages; ++i) {
+    ASSERT_TRUE(p->produce("a", "key-" + std::to_string(i % keys), std::string(100, 'x'), {}).ok());
+    if (i % flush_every == flush_every - 1) {
+      ASSERT_TRUE(p->flush(30s).ok());
     }
   }
   std::atomic<size_t> got{0};
@@ -160,42 +160,20 @@ TEST(KafkaSource, KeepsFetchingWhenEachFetchFillsLibrdkafkasQueue) {
   o.batch = {.max_events = 100, .max_bytes = 1 << 20, .max_age = 5ms};
   auto source = KafkaSource::create(o, cb).value();
   ASSERT_TRUE(source->start().ok());
-  EXPECT_TRUE(wait_until([&] { return got.load() >= size_t(kMessages); }, 45s))
-      << got.load() << " of " << kMessages << " messages read in 45 s";
-  EXPECT_EQ(got.load(), size_t(kMessages));
+  EXPECT_TRUE(wait_until([&] { return got.load() >= size_t(messages); }, 45s))
+      << got.load() << " of " << messages << " messages read in 45 s";
+  EXPECT_EQ(got.load(), size_t(messages));
   ASSERT_TRUE(source->close().ok());
 }
+
+// One partition, one record batch of ten messages per fetch: 200 stalls (over a minute on this
+// broker, measured) without the wake-ups, a few seconds with them.
+TEST(KafkaSource, KeepsFetchingWhenEachFetchFillsLibrdkafkasQueue) { expect_reads_through_a_full_queue(1, 2000, 7, 10); }
 
 // Six partitions of one leader: a wake-up names one of them (one partition per leader), and the
 // fetches of all six go on.
 TEST(KafkaSource, KeepsFetchingEveryPartitionWhenAWakeUpNamesOnePerLeader) {
-  auto broker = EmbeddedBroker::start(1).value();
-  ASSERT_TRUE(broker->create_topic("a", 6).ok());
-  auto p = Producer::create(broker->bootstrap(), {{"batch.num.messages", "10"}, {"linger.ms", "0"}}).value();
-  constexpr int kMessages = 3000;
-  for (int i = 0; i < kMessages; ++i) {
-    ASSERT_TRUE(p->produce("a", "key-" + std::to_string(i % 60), std::string(100, 'x'), {}).ok());
-    if (i % 60 == 59) {
-      ASSERT_TRUE(p->flush(30s).ok());  // small record batches on every partition
-    }
-  }
-  std::atomic<size_t> got{0};
-  SourceCallbacks cb;
-  cb.has_room = [] { return true; };
-  cb.on_batch = [&](std::vector<SourceMessage>&& msgs, size_t) { got += msgs.size(); };
-  SourceOptions o;
-  o.brokers = broker->bootstrap();
-  o.group_id = "g-small-queue-3";
-  o.topics = {"a"};
-  o.properties = {{"queued.max.messages.kbytes", "1"}, {"fetch.max.bytes", "1000"},
-                  {"max.partition.fetch.bytes", "1000"}, {"message.max.bytes", "1000"}};
-  o.batch = {.max_events = 100, .max_bytes = 1 << 20, .max_age = 5ms};
-  auto source = KafkaSource::create(o, cb).value();
-  ASSERT_TRUE(source->start().ok());
-  EXPECT_TRUE(wait_until([&] { return got.load() >= size_t(kMessages); }, 45s))
-      << got.load() << " of " << kMessages << " messages read in 45 s";
-  EXPECT_EQ(got.load(), size_t(kMessages));
-  ASSERT_TRUE(source->close().ok());
+  expect_reads_through_a_full_queue(6, 3000, 60, 60);
 }
 
 TEST(KafkaSource, PausesWhileTheBudgetIsFullAndResumesAfter) {

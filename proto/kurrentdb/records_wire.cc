@@ -322,20 +322,14 @@ class PlainObject {
           nodes_.push_back(n);
           break;
         case 't':
-          n.kind = Kind::kTrue;
-          if (!parse_word("true")) return false;
-          nodes_.push_back(n);
-          break;
         case 'f':
-          n.kind = Kind::kFalse;
-          if (!parse_word("false")) return false;
+        case 'n': {
+          const char c = *p_;
+          n.kind = c == 't' ? Kind::kTrue : c == 'f' ? Kind::kFalse : Kind::kNull;
+          if (!parse_word(c == 't' ? "true" : c == 'f' ? "false" : "null")) return false;
           nodes_.push_back(n);
           break;
-        case 'n':
-          n.kind = Kind::kNull;
-          if (!parse_word("null")) return false;
-          nodes_.push_back(n);
-          break;
+        }
         default:
           n.kind = Kind::kNumber;
           if (!parse_integer(&n.number)) return false;
