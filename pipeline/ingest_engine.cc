@@ -62,18 +62,20 @@ IngestEngine::Impl::Impl(EngineOptions o, Sink& s, DeadLetterSink* d, DoneHook h
   arena.execute([&] { flow = std::make_unique<Flow>(*this, options.max_batches_in_flight); });
 }
 
+codecs::DecodeResult IngestEngine::Impl::decode_one(const SourceMessage& m) const {
+  try {
+    return options.decoder ? options.decoder(m) : codecs::decode_message(m, options.topic_codecs);
+  } catch (const std::exception& e) {
+    // Every sequence number must reach the sequencer: errors travel as values.
+    return DecodeError{std::string("decoder failed: ") + e.what()};
+  } catch (...) {
+    return DecodeError{"decoder failed"};
+  }
+}
+
 BatchPtr IngestEngine::Impl::decode_batch(BatchPtr b) const {
   b->decoded.reserve(b->messages.size());
-  for (const auto& m : b->messages) {
-    try {
-      b->decoded.push_back(options.decoder ? options.decoder(m) : codecs::decode_message(m, options.topic_codecs));
-    } catch (const std::exception& e) {
-      // Every sequence number must reach the sequencer: errors travel as values.
-      b->decoded.push_back(DecodeError{std::string("decoder failed: ") + e.what()});
-    } catch (...) {
-      b->decoded.push_back(DecodeError{"decoder failed"});
-    }
-  }
+  for (const auto& m : b->messages) b->decoded.push_back(decode_one(m));
   return b;
 }
 

@@ -19,7 +19,7 @@ std::vector<GroupPtr> cut_groups(const BatchPtr& b, std::string stream, absl::Sp
       g->batches.push_back(b);
       g->first_revision = rev;
     }
-    g->items.push_back(Item{b.get(), i, nullptr});
+    g->items.push_back(Item{b.get(), i, false, nullptr});
     g->bytes += sz;
     next = rev + 1;
   }
@@ -35,8 +35,11 @@ ExpectedRevision expected_for(const RevisionRules& rules, uint64_t first_revisio
   return StreamRevision{first_revision - 1};
 }
 
-AppendRequest build_append(const Group& g, const StreamState& st, const RevisionRules& rules, std::vector<Uuid>* ids,
-                           const Uuid* run) {
+namespace {
+
+// build_append's body; with `take`, each payload is moved into the request instead of copied.
+AppendRequest make_append(const Group& g, const StreamState& st, const RevisionRules& rules, std::vector<Uuid>* ids,
+                          const Uuid* run, Group* take) {
   const bool revisions = rules.revisions();
   AppendRequest req;
   req.stream = g.stream;
@@ -56,15 +59,33 @@ AppendRequest build_append(const Group& g, const StreamState& st, const Revision
     // KurrentDB knows two content types: JSON, and bytes (the payload's own type is kept in the
     // metadata as payloadContentType).
     ev.content_type = e.content_type == kJsonContentType ? kJsonContentType : kBytesContentType;
-    ev.data = e.payload;
     ev.metadata = build_metadata(e, id, previous, SourceRef{m.tp.topic, m.tp.partition, m.offset.value()},
                                  req.events.empty() ? run : nullptr);
+    if (take != nullptr) {
+      Item& taken = take->items[req.events.size()];
+      ev.data = std::move(taken.mutable_event().payload);
+      taken.payload_taken = true;
+    } else {
+      ev.data = e.payload;
+    }
     req.events.push_back(std::move(ev));
     if (ids) ids->push_back(id);
     previous = id;
     ++rev;
   }
   return req;
+}
+
+}  // namespace
+
+AppendRequest build_append(const Group& g, const StreamState& st, const RevisionRules& rules, std::vector<Uuid>* ids,
+                           const Uuid* run) {
+  return make_append(g, st, rules, ids, run, nullptr);
+}
+
+AppendRequest take_append(Group& g, const StreamState& st, const RevisionRules& rules, std::vector<Uuid>* ids,
+                          const Uuid* run) {
+  return make_append(g, st, rules, ids, run, &g);
 }
 
 std::vector<Uuid> proposed_ids(const Group& g, size_t count) {

@@ -53,6 +53,9 @@ void IngestEngine::Impl::run_stream(GroupPtr first, bool has_slot) {
 
 Dispatched IngestEngine::Impl::dispatch(Group& g) {
   if (has_fatal()) return Dispatched::kFailed;
+  // Events sent before (a stale state, the halves of a split, a written prefix to compare): the
+  // ids and the next append need the payloads the last append took.
+  if (!restore_payloads(g)) return Dispatched::kFailed;
   StreamState& st = *g.state;
   if (st.dead) {
     std::vector<DeadLetter> letters;
@@ -82,7 +85,7 @@ Dispatched IngestEngine::Impl::dispatch(Group& g) {
     }
   }
   std::vector<Uuid> ids;
-  AppendRequest req = build_append(g, st, rules, &ids, &run_id);
+  AppendRequest req = take_append(g, st, rules, &ids, &run_id);
   g.sent = true;
   appends.fetch_add(1, std::memory_order_relaxed);
   Group* raw = &g;
@@ -122,6 +125,22 @@ void IngestEngine::Impl::drain_answers() {
     }
     taken.clear();
   }
+}
+
+bool IngestEngine::Impl::restore_payloads(Group& g) {
+  for (Item& it : g.items) {
+    if (!it.payload_taken) continue;
+    auto again = decode_one(it.message());
+    auto* e = std::get_if<DomainEvent>(&again);
+    if (e == nullptr) {
+      set_fatal(absl::InternalError("stream " + g.stream + ": a message decoded before no longer decodes: " +
+                                    std::get<DecodeError>(again).reason));
+      return false;
+    }
+    it.mutable_event().payload = std::move(e->payload);
+    it.payload_taken = false;
+  }
+  return true;
 }
 
 void IngestEngine::Impl::refresh(Group& g, StreamState& st) {

@@ -67,11 +67,15 @@ struct DetachedEvent {
 struct Item {
   Batch* batch = nullptr;  // kept alive by the owning group's `batches` while attached
   uint32_t index = 0;
+  // The event's payload was moved into an append (`take_append`) and is empty until
+  // `restore_payloads` decodes the message again.
+  bool payload_taken = false;
   std::unique_ptr<DetachedEvent> own;
 
   [[nodiscard]] const DomainEvent& event() const {
     return own ? own->event : std::get<DomainEvent>(batch->decoded[index]);
   }
+  [[nodiscard]] DomainEvent& mutable_event() { return own ? own->event : std::get<DomainEvent>(batch->decoded[index]); }
   [[nodiscard]] const SourceMessage& message() const { return own ? own->message : batch->messages[index]; }
 };
 

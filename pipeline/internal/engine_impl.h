@@ -117,6 +117,7 @@ struct IngestEngine::Impl {
 
   // --- decode (parallel) ---------------------------------------------------------------------
   BatchPtr decode_batch(BatchPtr b) const;
+  codecs::DecodeResult decode_one(const SourceMessage& m) const;
 
   // --- fatal errors ----------------------------------------------------------------------------
   void set_fatal(absl::Status s);
@@ -162,6 +163,10 @@ struct IngestEngine::Impl {
   // Classifies the group against the stream state, then sends it or finishes it here. The caller
   // holds the stream's claim.
   Dispatched dispatch(Group& g);
+
+  // Gives the group's events whose payload went into an earlier append (`take_append`) their
+  // payload again, decoded anew from their messages; false (and a fatal error) if one no longer decodes.
+  bool restore_payloads(Group& g);
 
   // Re-reads the stream state once for this group.
   void refresh(Group& g, StreamState& st);
