@@ -47,9 +47,7 @@ TEST_P(IngestEngineTest, ReplayCountsAlreadyWrittenEventsAsDuplicates) {
 
   // A second run against the same store state: every event is already there.
   Harness second;
-  for (const auto& [name, events] : first.sink.streams()) {
-    for (const auto& e : events) second.sink.preload(name, EventData{e.id, e.type, e.content_type, e.data, e.metadata});
-  }
+  second.sink.preload_all(first.sink);
   second.run(specs, 5);
   auto st = second.engine->stats();
   EXPECT_EQ(st.events_appended, 0u);
@@ -91,9 +89,7 @@ TEST_P(IngestEngineTest, ResumesStreamsWrittenInPartWithIdsDerivedFromThePayload
   first.run(early, 9);
   ASSERT_EQ(first.engine->stats().events_appended, early.size());
   Harness h;
-  for (const auto& [name, events] : first.sink.streams()) {
-    for (const auto& e : events) h.sink.preload(name, EventData{e.id, e.type, e.content_type, e.data, e.metadata});
-  }
+  h.sink.preload_all(first.sink);
   h.run(specs, 10);
   auto st = h.engine->stats();
   EXPECT_TRUE(h.engine->fatal().ok());

@@ -51,9 +51,7 @@ TEST_P(IngestEngineTest, ASmallStreamCacheDropsStatesWithoutAWrongRevision) {
   }
 
   Harness again(true, 1u << 20, {}, 512, GetParam(), 4096);
-  for (const auto& [name, events] : streams) {
-    for (const auto& e : events) again.sink.preload(name, EventData{e.id, e.type, e.content_type, e.data, e.metadata});
-  }
+  again.sink.preload_all(h.sink);
   again.run(specs, 25);
   auto st2 = again.engine->stats();
   EXPECT_EQ(st2.events_appended, 0u);

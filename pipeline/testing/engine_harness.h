@@ -98,6 +98,13 @@ class FakeSink final : public Sink {
     std::lock_guard lock(mu_);
     return streams_;
   }
+
+  // Preloads everything `earlier` holds, as if this store were the one an earlier run wrote.
+  void preload_all(FakeSink& earlier) {
+    for (const auto& [name, events] : earlier.streams()) {
+      for (const auto& e : events) preload(name, EventData{e.id, e.type, e.content_type, e.data, e.metadata});
+    }
+  }
   int max_in_flight() {
     std::lock_guard lock(mu_);
     return max_in_flight_;
