@@ -11,6 +11,7 @@ import { createRequire } from "node:module";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startBroker, startServeStore, startCommand, makeTempDir, removeTempDir } from "./lib/processes.mjs";
+import { readAll } from "./lib/store_client.mjs";
 
 const require = createRequire(import.meta.url);
 const { KurrentDBClient, jsonEvent } = require("@kurrent/kurrentdb-client");
@@ -119,8 +120,7 @@ describe("kurrent-ingest audit, read and streams against serve-store", () => {
     assert.equal(events[0].metadata.aggregateVersion, 1);
     assert.match(events[0].created, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
     // The same events through the official client: ids agree.
-    const official = [];
-    for await (const resolved of client.readStream(stream)) official.push(resolved.event);
+    const official = await readAll(client, stream);
     assert.deepEqual(events.map((e) => e.id), official.map((e) => e.id));
 
     const back = await run(["read", stream, "--kurrent", server.kurrentdb, "--format", "ndjson", "--backwards", "--count", "1"]);

@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startBroker, startServeStore, startCommand, makeTempDir, removeTempDir } from "./lib/processes.mjs";
+import { readAll } from "./lib/store_client.mjs";
 
 const require = createRequire(import.meta.url);
 const { KurrentDBClient, StreamNotFoundError } = require("@kurrent/kurrentdb-client");
@@ -106,14 +107,12 @@ async function produce(producer, aggregates, from, to) {
 }
 
 async function readStreamOrEmpty(client, stream) {
-  const out = [];
   try {
-    for await (const resolved of client.readStream(stream)) out.push(resolved.event);
+    return await readAll(client, stream);
   } catch (error) {
     if (error instanceof StreamNotFoundError) return [];
     throw error;
   }
-  return out;
 }
 
 // Polls until every aggregate's stream holds `count` events; fails early when `run` exits.

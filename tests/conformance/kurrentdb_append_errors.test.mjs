@@ -11,6 +11,7 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 import { startServeStore, makeTempDir, removeTempDir } from "./lib/processes.mjs";
+import { stream, readAll, expectRejects, expectStreamMissing as expectStreamMissingAs } from "./lib/store_client.mjs";
 
 const require = createRequire(import.meta.url);
 const lib = require("@kurrent/kurrentdb-client");
@@ -27,36 +28,20 @@ const { unpackToCommandError } = require("@kurrent/kurrentdb-client/dist/streams
 const FILE_SIZE_LIMIT = 1024 * 1024;
 const PAD = "x".repeat(48 * 1024);
 
-function stream(prefix) {
-  return `${prefix}-${randomUUID()}`;
-}
-
 function event(tag, pad = PAD) {
   return jsonEvent({ id: randomUUID(), type: `${tag}Happened`, data: { tag, pad }, metadata: { origin: "full-disk" } });
 }
 
 async function readIds(client, streamName) {
-  const ids = [];
-  for await (const resolved of client.readStream(streamName)) ids.push(resolved.event.id);
-  return ids;
-}
-
-async function expectRejects(promise, what) {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail(`${what}: expected an error, but the call succeeded`);
+  return (await readAll(client, streamName)).map((e) => e.id);
 }
 
 function describeError(error) {
   return `${error?.constructor?.name} (type ${error?.type}): ${JSON.stringify(error?.message)}`;
 }
 
-async function expectStreamMissing(client, streamName, what) {
-  const error = await expectRejects(readIds(client, streamName), `${what}: reading ${streamName}`);
-  assert.ok(error instanceof StreamNotFoundError, `${what}: ${streamName} must not exist, got ${describeError(error)}`);
+function expectStreamMissing(client, streamName, what) {
+  return expectStreamMissingAs(client, streamName, what, StreamNotFoundError);
 }
 
 // Counts the v1 Streams rpcs the client opens, to tell BatchAppend from Append.

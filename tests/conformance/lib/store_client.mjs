@@ -1,10 +1,11 @@
 // What the client test files share: a serve-store and a client for the enclosing describe block,
-// unique stream names, reading a whole stream, and the rejections they expect. Loads no KurrentDB
-// client itself: each test file passes its own (two clients in one process clash over
-// google-protobuf's global namespace).
+// unique stream names, reading a whole stream (again when the client reports it unavailable), and
+// the rejections they expect. Loads no KurrentDB client itself: each test file passes its own (two
+// clients in one process clash over google-protobuf's global namespace).
 import { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { startServeStore, makeTempDir, removeTempDir } from "./processes.mjs";
 
 // Registers the enclosing describe block's hooks: before, a serve-store in a temp directory and
@@ -39,13 +40,28 @@ export function stream(prefix) {
 }
 
 // Every event of `streamName` (readStream's options: direction, fromRevision, maxCount).
+//
+// A read the client reports as unavailable is read again from the start, up to three times in all.
+// HTTP/2 lets a server reset a stream with NO_ERROR once its response is complete and the client
+// has not yet half-closed (RFC 9113, section 8.1), and gRPC's server does so when a read finishes
+// first. @kurrent/kurrentdb-client reads through its Rust bridge, which turns that reset into an
+// UnavailableError, the error the client documents as transient, when it arrives before the bridge
+// has taken the response's end. It happens on a busy machine, when the bridge's end of the request
+// goes out later than the read's answer. Any other error, and a third unavailable read, fails.
 export async function readAll(client, streamName, options = {}) {
-  const out = [];
-  for await (const resolved of client.readStream(streamName, options)) {
-    assert.ok(resolved.event, `read of ${streamName}: every resolved event has an 'event' (got ${JSON.stringify(Object.keys(resolved))})`);
-    out.push(resolved.event);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const out = [];
+      for await (const resolved of client.readStream(streamName, options)) {
+        assert.ok(resolved.event, `read of ${streamName}: every resolved event has an 'event' (got ${JSON.stringify(Object.keys(resolved))})`);
+        out.push(resolved.event);
+      }
+      return out;
+    } catch (error) {
+      if (error?.type !== "unavailable" || attempt === 3) throw error;
+      await sleep(50);
+    }
   }
-  return out;
 }
 
 // The error `promise` rejects with; fails the test when it resolves.
