@@ -12,8 +12,8 @@ namespace {
 // the range so a group put back can go in front of every other.
 constexpr uint64_t kFirstArrival = uint64_t{1} << 62;
 
-// What one cached stream state is estimated to cost: its name, the map and list nodes, the state.
-size_t entry_bytes(const std::string& stream) { return stream.size() + sizeof(StreamState) + 96; }
+// What one cached stream state is estimated to cost: its name, the map's node and slot, the state.
+size_t entry_bytes(const std::string& stream) { return stream.size() + sizeof(StreamState) + 64; }
 constexpr uint64_t kBriefHasLastId = uint64_t{1} << 63;
 
 // Moves an attached item's message and event out of its batch.
@@ -152,7 +152,7 @@ StreamTable::Step StreamTable::offer_locked(GroupPtr g, Clock::time_point now) {
     g->state = found;
   }
   StreamState& st = *found;
-  lru_.splice(lru_.end(), lru_, st.lru);
+  lru_touch_locked(st);
   if (!st.several_partitions) {
     const TopicPartition& first = partitions_[st.tp];
     for (const auto& it : g->items) {
@@ -162,6 +162,16 @@ StreamTable::Step StreamTable::offer_locked(GroupPtr g, Clock::time_point now) {
         break;
       }
     }
+  }
+  if (!st.claimed && st.pending.empty() && (!revisions_ || st.dead || g->first_revision <= st.next_revision)) {
+    // The common case, a free stream with nothing waiting: the group runs now, without going
+    // through `pending` (what next_locked and pop_merged_locked would do with it alone).
+    close_gap_locked(st);
+    st.claimed = true;
+    if (g->batches.empty()) running_detached_.fetch_add(1);
+    Step s;
+    s.run = std::move(g);
+    return s;
   }
   const uint64_t key = revisions_ ? g->first_revision : arrivals_++ + kFirstArrival;
   if (revisions_) {
@@ -211,7 +221,7 @@ std::vector<std::string> StreamTable::claim_gaps(Clock::time_point cutoff, size_
     if (st.claimed) continue;
     close_gap_locked(st);
     st.claimed = true;
-    out.push_back(**st.lru);
+    out.push_back(*st.name);
   }
   return out;
 }
@@ -238,16 +248,38 @@ StreamState& StreamTable::state(const std::string& stream) {
 StreamState& StreamTable::insert_locked(const std::string& stream) {
   auto [it, fresh] = streams_.try_emplace(stream);
   if (fresh) {
-    it->second.lru = lru_.insert(lru_.end(), &it->first);
+    it->second.name = &it->first;
+    lru_push_back_locked(it->second);
     cache_bytes_.fetch_add(entry_bytes(stream), std::memory_order_relaxed);
   }
   return it->second;
 }
 
+void StreamTable::lru_push_back_locked(StreamState& st) {
+  st.lru_prev = lru_tail_;
+  st.lru_next = nullptr;
+  (lru_tail_ != nullptr ? lru_tail_->lru_next : lru_head_) = &st;
+  lru_tail_ = &st;
+  ++lru_size_;
+}
+
+void StreamTable::lru_unlink_locked(StreamState& st) {
+  (st.lru_prev != nullptr ? st.lru_prev->lru_next : lru_head_) = st.lru_next;
+  (st.lru_next != nullptr ? st.lru_next->lru_prev : lru_tail_) = st.lru_prev;
+  st.lru_prev = st.lru_next = nullptr;
+  --lru_size_;
+}
+
+void StreamTable::lru_touch_locked(StreamState& st) {
+  if (lru_tail_ == &st) return;
+  lru_unlink_locked(st);
+  lru_push_back_locked(st);
+}
+
 void StreamTable::erase_locked(Streams::iterator it, bool briefed) {
   if (!briefed) forgotten_.insert(absl::HashOf(it->first));
   close_gap_locked(it->second);
-  lru_.erase(it->second.lru);
+  lru_unlink_locked(it->second);
   cache_bytes_.fetch_sub(entry_bytes(it->first), std::memory_order_relaxed);
   streams_.erase(it);
 }
@@ -280,11 +312,11 @@ size_t StreamTable::evict(size_t budget_bytes) {
   size_t dropped = 0;
   const size_t brief_capacity = max_brief_capacity(budget_bytes);
   // Each state is looked at once at most: busy ones move to the back.
-  for (size_t n = lru_.size(); n > 0 && cache_bytes_.load(std::memory_order_relaxed) > budget_bytes; --n) {
-    auto it = streams_.find(*lru_.front());
+  for (size_t n = lru_size_; n > 0 && cache_bytes_.load(std::memory_order_relaxed) > budget_bytes; --n) {
+    auto it = streams_.find(*lru_head_->name);
     StreamState& st = it->second;
     if (st.claimed || st.dead || !st.pending.empty()) {
-      lru_.splice(lru_.end(), lru_, st.lru);
+      lru_touch_locked(st);
       continue;
     }
     const uint64_t hash = absl::HashOf(it->first);
@@ -346,7 +378,8 @@ std::pair<StreamState*, bool> StreamTable::find_or_add_locked(const std::string&
   auto [it, fresh] = streams_.try_emplace(stream);
   if (fresh) {
     StreamState& st = it->second;
-    st.lru = lru_.insert(lru_.end(), &it->first);
+    st.name = &it->first;
+    lru_push_back_locked(st);
     cache_bytes_.fetch_add(entry_bytes(stream), std::memory_order_relaxed);
     st.tp = partition_index_locked(tp);
     const uint64_t hash = absl::HashOf(stream);

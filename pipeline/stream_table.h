@@ -20,7 +20,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -131,7 +130,10 @@ struct StreamState {
   uint32_t tp = 0;              // the first partition it was seen on (StreamTable's partition index)
   std::multimap<uint64_t, GroupPtr> pending;    // by first revision
   std::optional<Clock::time_point> gap_since;   // free with a gap since then
-  std::list<const std::string*>::iterator lru;  // its place in the cache's recency order
+  // Its place in the cache's recency order (a list through the states themselves), and its name.
+  StreamState* lru_prev = nullptr;
+  StreamState* lru_next = nullptr;
+  const std::string* name = nullptr;
 };
 
 struct TableStats {
@@ -249,7 +251,13 @@ class StreamTable {
   const size_t max_append_bytes_;
   mutable std::mutex mu_;
   Streams streams_;
-  std::list<const std::string*> lru_;  // least recently offered first
+  // The states in recency order, least recently offered first.
+  StreamState* lru_head_ = nullptr;
+  StreamState* lru_tail_ = nullptr;
+  size_t lru_size_ = 0;
+  void lru_push_back_locked(StreamState& st);
+  void lru_unlink_locked(StreamState& st);
+  void lru_touch_locked(StreamState& st);
   // By the stream name's hash: the next revision (its top bit: the last id is known; revisions stay
   // below 2^63) and the last id.
   BriefTable briefs_;
