@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "kurrent/internal/timer.h"
 #include "kurrent/kurrent_client.h"
@@ -41,7 +42,7 @@ using std::chrono::milliseconds;
 struct Op {
   AppendRequest req;
   Sink::AppendDone done;
-  std::vector<size_t> part_ends;  // events [part_ends[k-1], part_ends[k]) form part k
+  absl::InlinedVector<size_t, 1> part_ends;  // events [part_ends[k-1], part_ends[k]) form part k
   size_t part = 0;
   ExpectedRevision expected;  // of the current part
   size_t bytes = 0;           // of the whole request
