@@ -5,6 +5,13 @@
 
 #include "bench/harness.h"
 #include "cli/exit_codes.h"
+#include "cli/malloc_options.h"
+
+// The probes allocate as the product does (cli/malloc_options.h).
+extern "C" {
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): jemalloc reads this symbol by name
+const char* malloc_conf = kingest::cli::kMallocConf;
+}
 
 // NOLINTNEXTLINE(bugprone-exception-escape): parse_and_run runs the command inside a catch; what else throws is allocation.
 int main(int argc, char** argv) {

@@ -9,19 +9,12 @@
 #include "cli/config.h"
 #include "cli/progress.h"
 #include "cli/exit_codes.h"
+#include "cli/malloc_options.h"
 
-// jemalloc's options, read at its first allocation (the MALLOC_CONF environment variable still
-// overrides them): freed pages go back to the system after about a second instead of ten, so a
-// burst of in-flight batches does not stay in the resident set for the rest of the run
-// (docs/performance.md, "Memory"). No arena of its own for allocations over 8 MiB
-// (`oversize_threshold:0`): that arena gives pages back as soon as they are freed, and librdkafka's
-// fetch responses (up to fetch.max.bytes, 8 MiB) were faulted in afresh on every fetch. Pages are
-// given back by jemalloc's own background threads (`background_thread:true`), not inline on the
-// threads that free: each return is an madvise whose TLB flush interrupts every core the process
-// runs on, and done inline they came in small pieces on the pipeline's busiest threads.
+// jemalloc's options (cli/malloc_options.h says why each).
 extern "C" {
 // NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): jemalloc reads this symbol by name
-const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,oversize_threshold:0";
+const char* malloc_conf = kingest::cli::kMallocConf;
 }
 
 // NOLINTNEXTLINE(bugprone-exception-escape): the commands are run inside a catch; what else throws is allocation.
