@@ -136,8 +136,8 @@ TEST(RecordsWire, EveryMetadataShapeParsesAsProtobufBuildsIt) {
   for (int i = 0; i < 20; ++i) deep += R"({"d":)";
   deep += "1" + std::string(21, '}');
   const std::vector<std::string> good = {
-      R"({"$correlationId":"9bf3210d-1742-4dcf-8660-6fd4380079f4","$causationId":"9bf3210d-1742-4dcf-8660-6fd4380079f4",)"
-      R"("aggregateVersion":3,"source":{"topic":"task-events","partition":7,"offset":123456},"ingestRunId":"x"})",
+      std::string(R"({"$correlationId":"9bf3210d-1742-4dcf-8660-6fd4380079f4","$causationId":"9bf3210d-1742-4dcf-8660-6fd4380079f4",)") +
+          R"("aggregateVersion":3,"source":{"topic":"task-events","partition":7,"offset":123456},"ingestRunId":"x"})",
       "{}",
       " { } ",
       "{ \"a\" :\t1 ,\n\"b\" : { \"c\" : \"d\" } , \"e\":{} }\r\n",
