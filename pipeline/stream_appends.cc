@@ -84,15 +84,18 @@ Dispatched IngestEngine::Impl::dispatch(Group& g) {
       if (g.first_revision != st.next_revision) return dispatch(g);  // the stream moved meanwhile
     }
   }
-  std::vector<Uuid> ids;
-  AppendRequest req = take_append(g, st, rules, &ids, &run_id);
+  // The ids travel with the group, so that the answer's callback holds two pointers and fits in
+  // std::function's own storage (no allocation per append).
+  g.sent_ids.clear();
+  AppendRequest req = take_append(g, st, rules, &g.sent_ids, &run_id);
   g.sent = true;
   appends.fetch_add(1, std::memory_order_relaxed);
   Group* raw = &g;
   callbacks_pending.fetch_add(1);
-  sink.append(std::move(req), [this, raw, ids = std::move(ids)](AppendOutcome out) mutable {
+  // From here on the group belongs to the callback: nothing below may touch it.
+  sink.append(std::move(req), [this, raw](AppendOutcome out) {
     // Runs on the sink's thread: hand the follow-up work to the arena and return at once.
-    post_answer(Answer{raw, std::move(ids), std::move(out)});
+    post_answer(Answer{raw, std::move(out)});
   });
   return Dispatched::kSent;
 }
@@ -120,7 +123,9 @@ void IngestEngine::Impl::drain_answers() {
       taken.swap(answers);
     }
     for (Answer& a : taken) {
-      on_append_done(GroupPtr(a.group), a.ids, std::move(a.out));
+      // Taken out of the group: handling the answer may send the group again, which sets new ids.
+      const std::vector<Uuid> ids = std::move(a.group->sent_ids);
+      on_append_done(GroupPtr(a.group), ids, std::move(a.out));
       callbacks_pending.fetch_sub(1);
     }
     taken.clear();

@@ -70,8 +70,7 @@ struct IngestEngine::Impl {
   // Sink answers wait here for the one arena task that handles them in turn: a sink answering a
   // request of many streams costs one task and one wake-up, not one per stream.
   struct Answer {
-    Group* group;
-    std::vector<Uuid> ids;
+    Group* group;  // its `sent_ids` are the ids of the append answered
     AppendOutcome out;
   };
   std::mutex answers_mu;
