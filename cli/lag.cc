@@ -23,6 +23,11 @@ absl::StatusOr<std::unique_ptr<LagWatcher>> LagWatcher::start(const std::string&
                                                                std::chrono::milliseconds every) {
   auto gp = kafka::GroupProgress::open(brokers, group, properties);
   if (!gp.ok()) return gp.status();
+  // A measurement on the watcher's thread waits at most one interval: one older than that is not
+  // worth having, and stopping the watcher waits for the measurement in progress. (With no broker
+  // answering, each call waited the default 10 s, and a run that stopped for the lost broker then
+  // waited for that too.)
+  (*gp)->set_timeout(every);
   std::unique_ptr<LagWatcher> w(new LagWatcher(std::move(*gp), std::move(topics), every));
   w->thread_ = std::thread([p = w.get()] {
     pthread_setname_np(pthread_self(), "ki-lag");
@@ -40,6 +45,9 @@ void LagWatcher::stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  // What is measured from now on is measured on the caller's thread, once (the run's remainder at
+  // its end): it may take the default's time.
+  progress_->set_timeout(kafka::GroupProgress::kDefaultTimeout);
 }
 
 LagSnapshot LagWatcher::snapshot() const {

@@ -37,7 +37,8 @@ class GroupProgress {
   absl::StatusOr<std::vector<std::string>> missing_topics(const std::vector<std::string>& topics);
   // One round trip to a broker: OK when one answered within the timeout.
   absl::Status ping();
-  // How long each blocking call may take (10 s by default).
+  // How long each blocking call may take (kDefaultTimeout unless set).
+  static constexpr std::chrono::milliseconds kDefaultTimeout{10000};
   void set_timeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }
   // Every partition of `topics` with its high watermark (the offset after the last message).
   absl::StatusOr<Offsets> end_offsets(const std::vector<std::string>& topics);
@@ -59,7 +60,7 @@ class GroupProgress {
  private:
   explicit GroupProgress(void* rk) : rk_(rk) {}
   void* rk_;  // rd_kafka_t
-  std::chrono::milliseconds timeout_{10000};
+  std::chrono::milliseconds timeout_ = kDefaultTimeout;
 };
 
 }  // namespace kingest::kafka
