@@ -44,7 +44,7 @@ void merge_groups(Group& into, Group&& next) {
 }
 
 bool StreamTable::runnable_locked(const StreamState& st) const {
-  return !revisions_ || st.dead || st.pending.first_key() <= st.next_revision;
+  return !revisions_ || st.dead || st.pending.begin()->first <= st.next_revision;
 }
 
 GroupPtr StreamTable::pop_merged_locked(StreamState& st, Clock::time_point now) {
@@ -58,14 +58,16 @@ GroupPtr StreamTable::pop_merged_locked(StreamState& st, Clock::time_point now) 
     g.held_since.reset();
     g.held_bytes = 0;
   };
-  GroupPtr g = st.pending.pop_front();
+  GroupPtr g = std::move(st.pending.begin()->second);
+  st.pending.erase(st.pending.begin());
   --pending_groups_;
   unhold(*g);
   while (!st.pending.empty()) {
-    Group& next = st.pending.front();
+    Group& next = *st.pending.begin()->second;
     const bool contiguous = !revisions_ || next.first_revision == g->end_revision();
     if (!contiguous || g->bytes + next.bytes > max_append_bytes_) break;
-    GroupPtr n = st.pending.pop_front();
+    GroupPtr n = std::move(st.pending.begin()->second);
+    st.pending.erase(st.pending.begin());
     --pending_groups_;
     unhold(*n);
     merge_groups(*g, std::move(*n));
@@ -139,11 +141,11 @@ std::vector<StreamTable::Step> StreamTable::offer(std::vector<GroupPtr>&& groups
 StreamTable::Step StreamTable::offer_locked(GroupPtr g, Clock::time_point now) {
   StreamState* found = g->state;
   if (found == nullptr) {
-    auto [st, added] = emplace_locked(g->stream, absl::HashOf(std::string_view(g->stream)));
-    found = st;
+    const bool loaded = streams_.contains(g->stream);
+    found = &insert_locked(g->stream);
     // Not loaded would be a caller's error; such a state is only presumed new, which the first
     // append checks, so it is still correct.
-    if (added) {
+    if (!loaded) {
       found->presumed_new = true;
       found->tp = partition_index_locked(g->items.front().message().tp);
     }
@@ -181,7 +183,7 @@ StreamTable::Step StreamTable::offer_locked(GroupPtr g, Clock::time_point now) {
       }
     }
   }
-  st.pending.insert(key, std::move(g));
+  st.pending.emplace(key, std::move(g));
   ++pending_groups_;
   if (st.claimed) return {};
   return next_locked(st, now);
@@ -199,8 +201,8 @@ void StreamTable::put_back(GroupPtr g, bool running) {
   if (g->state == nullptr) g->state = &insert_locked(g->stream);
   StreamState& st = *g->state;
   uint64_t key = g->first_revision;
-  if (!revisions_) key = st.pending.empty() ? arrivals_++ + kFirstArrival : st.pending.first_key() - 1;
-  st.pending.insert(key, std::move(g));
+  if (!revisions_) key = st.pending.empty() ? arrivals_++ + kFirstArrival : st.pending.begin()->first - 1;
+  st.pending.emplace(key, std::move(g));
   ++pending_groups_;
 }
 
@@ -219,7 +221,7 @@ std::vector<std::string> StreamTable::claim_gaps(Clock::time_point cutoff, size_
     if (st.claimed) continue;
     close_gap_locked(st);
     st.claimed = true;
-    out.push_back(st.name);
+    out.push_back(*st.name);
   }
   return out;
 }
@@ -240,29 +242,17 @@ StreamTable::Step StreamTable::resume(const std::string& stream, bool give_up, C
 
 StreamState& StreamTable::state(const std::string& stream) {
   std::lock_guard lock(mu_);
-  return insert_locked(stream);  // pooled: the reference stays valid until the stream is dropped
+  return insert_locked(stream);  // node-based map: the reference stays valid until the stream is dropped
 }
 
 StreamState& StreamTable::insert_locked(const std::string& stream) {
-  return *emplace_locked(stream, absl::HashOf(std::string_view(stream))).first;
-}
-
-std::pair<StreamState*, bool> StreamTable::emplace_locked(std::string_view stream, uint64_t hash) {
-  auto it = streams_.find(NameKey{stream, hash});
-  if (it != streams_.end()) return {*it, false};
-  StreamState* st = nullptr;
-  if (free_.empty()) {
-    st = &pool_.emplace_back();
-  } else {
-    st = free_.back();
-    free_.pop_back();
+  auto [it, fresh] = streams_.try_emplace(stream);
+  if (fresh) {
+    it->second.name = &it->first;
+    lru_push_back_locked(it->second);
+    cache_bytes_.fetch_add(entry_bytes(stream), std::memory_order_relaxed);
   }
-  st->name.assign(stream);
-  st->hash = hash;
-  streams_.insert(st);
-  lru_push_back_locked(*st);
-  cache_bytes_.fetch_add(entry_bytes(st->name), std::memory_order_relaxed);
-  return {st, true};
+  return it->second;
 }
 
 void StreamTable::lru_push_back_locked(StreamState& st) {
@@ -286,26 +276,12 @@ void StreamTable::lru_touch_locked(StreamState& st) {
   lru_push_back_locked(st);
 }
 
-void StreamTable::erase_locked(StreamState& st, bool briefed) {
-  if (!briefed) forgotten_.insert(st.hash);
-  close_gap_locked(st);
-  lru_unlink_locked(st);
-  cache_bytes_.fetch_sub(entry_bytes(st.name), std::memory_order_relaxed);
-  streams_.erase(&st);
-  // Back to the pool as a new state, keeping the memory of its name and pending groups (the
-  // written ids' too, unless a deep stream left many).
-  std::string name = std::move(st.name);
-  PendingGroups pending = std::move(st.pending);
-  std::vector<Uuid> written_ids = std::move(st.written_ids);
-  name.clear();
-  pending.clear();
-  written_ids.clear();
-  if (written_ids.capacity() > 64) written_ids = {};
-  st = StreamState{};
-  st.name = std::move(name);
-  st.pending = std::move(pending);
-  st.written_ids = std::move(written_ids);
-  free_.push_back(&st);
+void StreamTable::erase_locked(Streams::iterator it, bool briefed) {
+  if (!briefed) forgotten_.insert(absl::HashOf(it->first));
+  close_gap_locked(it->second);
+  lru_unlink_locked(it->second);
+  cache_bytes_.fetch_sub(entry_bytes(it->first), std::memory_order_relaxed);
+  streams_.erase(it);
 }
 
 uint32_t StreamTable::partition_index_locked(const TopicPartition& tp) {
@@ -337,12 +313,13 @@ size_t StreamTable::evict(size_t budget_bytes) {
   const size_t brief_capacity = max_brief_capacity(budget_bytes);
   // Each state is looked at once at most: busy ones move to the back.
   for (size_t n = lru_size_; n > 0 && cache_bytes_.load(std::memory_order_relaxed) > budget_bytes; --n) {
-    StreamState& st = *lru_head_;
+    auto it = streams_.find(*lru_head_->name);
+    StreamState& st = it->second;
     if (st.claimed || st.dead || !st.pending.empty()) {
       lru_touch_locked(st);
       continue;
     }
-    const uint64_t hash = st.hash;
+    const uint64_t hash = absl::HashOf(it->first);
     const bool briefed =
         brief_capacity > 0 && revisions_ && !st.presumed_new && !st.last_id_unknown && st.gap_since == std::nullopt;
     if (briefed) {
@@ -362,7 +339,7 @@ size_t StreamTable::evict(size_t budget_bytes) {
     } else {
       briefs_.erase(hash);  // a brief from an earlier drop is older than this state
     }
-    erase_locked(st, briefed);
+    erase_locked(it, briefed);
     ++dropped;
   }
   evictions_ += dropped;
@@ -398,11 +375,14 @@ std::vector<std::pair<StreamState*, bool>> StreamTable::find_or_add(const std::v
 }
 
 std::pair<StreamState*, bool> StreamTable::find_or_add_locked(const std::string& stream, const TopicPartition& tp) {
-  const uint64_t hash = absl::HashOf(std::string_view(stream));
-  auto [found, fresh] = emplace_locked(stream, hash);
+  auto [it, fresh] = streams_.try_emplace(stream);
   if (fresh) {
-    StreamState& st = *found;
+    StreamState& st = it->second;
+    st.name = &it->first;
+    lru_push_back_locked(st);
+    cache_bytes_.fetch_add(entry_bytes(stream), std::memory_order_relaxed);
     st.tp = partition_index_locked(tp);
+    const uint64_t hash = absl::HashOf(stream);
     if (const BriefTable::Entry* b = briefs_.find(hash)) {
       st.next_revision = b->value & ~kBriefHasLastId;
       if ((b->value & kBriefHasLastId) != 0) st.last_id = b->id;
@@ -412,7 +392,7 @@ std::pair<StreamState*, bool> StreamTable::find_or_add_locked(const std::string&
       st.first_seen = forgotten_.empty() || forgotten_.erase(hash) == 0;
     }
   }
-  return {found, fresh};
+  return {&it->second, fresh};
 }
 
 void StreamTable::finished(const Group& g) {
@@ -426,22 +406,20 @@ size_t StreamTable::revoke(const std::vector<TopicPartition>& tps, bool forget_s
   for (size_t i = 0; i < partitions_.size(); ++i) revoked_index[i] = revoked.contains(partitions_[i]) ? 1 : 0;
   size_t dropped = 0;
   for (auto it = streams_.begin(); it != streams_.end();) {
-    StreamState& st = **it;
+    StreamState& st = it->second;
     if (st.claimed) {
       ++it;
       continue;
     }
     // Free streams hold only detached groups: keep the events of partitions still assigned, as
     // contiguous runs.
-    PendingGroups kept;
+    std::multimap<uint64_t, GroupPtr> kept;
     for (auto& entry : st.pending) {
       const uint64_t key = entry.first;
       GroupPtr& g = entry.second;
       GroupPtr run;
       auto flush = [&] {
-        if (!run) return;
-        const uint64_t at = revisions_ ? run->first_revision : key;
-        kept.insert(at, std::move(run));
+        if (run) kept.emplace(revisions_ ? run->first_revision : key, std::move(run));
       };
       uint64_t rev = g->first_revision;
       for (auto& item : g->items) {
@@ -470,8 +448,7 @@ size_t StreamTable::revoke(const std::vector<TopicPartition>& tps, bool forget_s
     st.pending = std::move(kept);
     if (st.pending.empty()) close_gap_locked(st);
     if (forget_streams && st.pending.empty() && revoked_index[st.tp]) {
-      StreamState& gone = st;
-      ++it;
+      auto gone = it++;
       erase_locked(gone, /*briefed=*/false);
     } else {
       ++it;

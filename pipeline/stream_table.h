@@ -20,20 +20,17 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <algorithm>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
-#include <string_view>
-#include <utility>
 #include <variant>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "codecs/codec.h"
 #include "pipeline/brief_table.h"
@@ -108,37 +105,6 @@ struct Group {
 };
 using GroupPtr = std::unique_ptr<Group>;
 
-// A stream's waiting groups, ordered by key (the first revision, or with the version base `none`
-// the arrival order), equal keys in the order they came. A sorted vector: a stream rarely has more
-// than a few waiting, and the vector's capacity stays with the state when the table reuses it.
-class PendingGroups {
- public:
-  using Entry = std::pair<uint64_t, GroupPtr>;
-  using iterator = std::vector<Entry>::iterator;
-
-  [[nodiscard]] bool empty() const { return v_.empty(); }
-  [[nodiscard]] size_t size() const { return v_.size(); }
-  [[nodiscard]] uint64_t first_key() const { return v_.front().first; }
-  [[nodiscard]] Group& front() const { return *v_.front().second; }
-  GroupPtr pop_front() {
-    GroupPtr g = std::move(v_.front().second);
-    v_.erase(v_.begin());
-    return g;
-  }
-  // After every group with the same key.
-  void insert(uint64_t key, GroupPtr g) { v_.emplace(upper_bound(key), key, std::move(g)); }
-  // The first group with a key above `key`.
-  iterator upper_bound(uint64_t key) {
-    return std::upper_bound(v_.begin(), v_.end(), key, [](uint64_t k, const Entry& e) { return k < e.first; });
-  }
-  iterator begin() { return v_.begin(); }
-  iterator end() { return v_.end(); }
-  void clear() { v_.clear(); }
-
- private:
-  std::vector<Entry> v_;
-};
-
 struct StreamState {
   uint64_t next_revision = 0;   // the revision the next event must have
   std::optional<Uuid> last_id;  // the stream's last event id (causation of the next event)
@@ -163,14 +129,12 @@ struct StreamState {
   bool claimed = false;
   bool several_partitions = false;
   uint32_t tp = 0;              // the first partition it was seen on (StreamTable's partition index)
-  PendingGroups pending;
+  std::multimap<uint64_t, GroupPtr> pending;    // by first revision
   std::optional<Clock::time_point> gap_since;   // free with a gap since then
-  // Its place in the cache's recency order (a list through the states themselves), its name and
-  // the name's hash (the table's key, and the brief's).
+  // Its place in the cache's recency order (a list through the states themselves), and its name.
   StreamState* lru_prev = nullptr;
   StreamState* lru_next = nullptr;
-  std::string name;
-  uint64_t hash = 0;
+  const std::string* name = nullptr;
 };
 
 struct TableStats {
@@ -280,37 +244,14 @@ class StreamTable {
   bool runnable_locked(const StreamState& st) const;
   uint32_t partition_index_locked(const TopicPartition& tp);
   StreamState& insert_locked(const std::string& stream);
-  // The state of `stream` (with `hash`, its name's hash), and whether it was made now.
-  std::pair<StreamState*, bool> emplace_locked(std::string_view stream, uint64_t hash);
-  // `briefed`: the state left a brief; else its stream is remembered in `forgotten_`. The state
-  // goes back to the pool.
-  void erase_locked(StreamState& st, bool briefed);
-
-  // The states are kept in a pool (a deque: their addresses stay put) and reused once dropped, with
-  // their name's and pending groups' memory; the index holds pointers to them, by name.
-  struct NameKey {
-    std::string_view name;
-    uint64_t hash;
-  };
-  struct StateHash {
-    using is_transparent = void;
-    size_t operator()(const StreamState* s) const { return s->hash; }
-    size_t operator()(const NameKey& k) const { return k.hash; }
-  };
-  struct StateEq {
-    using is_transparent = void;
-    bool operator()(const StreamState* a, const StreamState* b) const { return a == b; }
-    bool operator()(const StreamState* a, const NameKey& k) const { return a->hash == k.hash && a->name == k.name; }
-    bool operator()(const NameKey& k, const StreamState* a) const { return (*this)(a, k); }
-  };
-  using Streams = absl::flat_hash_set<StreamState*, StateHash, StateEq>;
+  using Streams = absl::node_hash_map<std::string, StreamState>;  // node-based: states stay put
+  // `briefed`: the state left a brief; else its stream is remembered in `forgotten_`.
+  void erase_locked(Streams::iterator it, bool briefed);
 
   const bool revisions_;
   const size_t max_append_bytes_;
   mutable std::mutex mu_;
   Streams streams_;
-  std::deque<StreamState> pool_;
-  std::vector<StreamState*> free_;
   // The states in recency order, least recently offered first.
   StreamState* lru_head_ = nullptr;
   StreamState* lru_tail_ = nullptr;
