@@ -41,9 +41,9 @@ absl::Status sqlite_status(int rc, std::string_view what, sqlite3* db, int os_er
   }
 }
 
-absl::StatusOr<Connection> Connection::open(const std::string& path, int flags) {
+absl::StatusOr<Connection> Connection::open(const std::string& path, int flags, const char* vfs) {
   Connection c;
-  const int rc = sqlite3_open_v2(path.c_str(), &c.db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  const int rc = sqlite3_open_v2(path.c_str(), &c.db_, flags | SQLITE_OPEN_NOMUTEX, vfs);
   if (rc != SQLITE_OK) return sqlite_status(rc, absl::StrCat("open ", path), c.db_);
   sqlite3_extended_result_codes(c.db_, 1);
   return c;

@@ -111,7 +111,8 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  static absl::StatusOr<Connection> open(const std::string& path, int flags);
+  // `vfs`: a registered VFS's name (nullptr: the default one).
+  static absl::StatusOr<Connection> open(const std::string& path, int flags, const char* vfs = nullptr);
 
   // Runs one or more statements that return no rows worth keeping.
   absl::Status exec(const char* sql);

@@ -1,0 +1,530 @@
+#include "store/internal/memory_vfs.h"
+
+#include <sqlite3.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+namespace kingest::store::internal {
+namespace {
+
+constexpr const char* kVfsName = "kingest-memory";
+// Files grow by chunks, never moved once allocated, so a write is one copy and growing a 1 GiB
+// database copies nothing. A chunk is one huge page where the system allows it, its memory
+// populated when mapped: first touches one page at a time would fault once per 4 KiB.
+constexpr uint64_t kChunkBytes = uint64_t{2} << 20;
+
+// One chunk of a file: anonymous memory mapped on its own, returned to the system when dropped.
+class Chunk {
+ public:
+  // nullptr if the system has no memory for it.
+  static std::unique_ptr<Chunk> map() {
+    // Mapped with a chunk's worth to spare, then trimmed to a chunk-aligned chunk (a huge page).
+    void* raw = ::mmap(nullptr, 2 * kChunkBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return nullptr;
+    auto* base = static_cast<char*>(raw);
+    const uint64_t lead = (kChunkBytes - reinterpret_cast<uintptr_t>(base) % kChunkBytes) % kChunkBytes;
+    char* p = base + lead;
+    if (lead > 0) ::munmap(base, lead);
+    ::munmap(p + kChunkBytes, kChunkBytes - lead);
+    (void)::madvise(p, kChunkBytes, MADV_HUGEPAGE);
+    // Older kernels have no MADV_POPULATE_WRITE: the pages then come on first touch.
+    (void)::madvise(p, kChunkBytes, kPopulateWrite);
+    return std::unique_ptr<Chunk>(new Chunk(p));
+  }
+  ~Chunk() { ::munmap(bytes_, kChunkBytes); }
+  Chunk(const Chunk&) = delete;
+  Chunk& operator=(const Chunk&) = delete;
+  [[nodiscard]] char* get() const { return bytes_; }
+
+ private:
+  static constexpr int kPopulateWrite = 23;  // MADV_POPULATE_WRITE (Linux 5.14), absent from older headers
+  explicit Chunk(char* bytes) : bytes_(bytes) {}
+  char* bytes_;
+};
+
+uint64_t half_physical_memory() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return std::numeric_limits<uint64_t>::max();
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 2;
+}
+
+std::atomic<uint64_t> g_bytes{0};
+std::atomic<uint64_t> g_limit{half_physical_memory()};
+
+struct HandleState;
+
+// The WAL index of one database: the regions SQLite maps and its eight locks, shared by every
+// connection of the process that opens the database.
+struct ShmIndex {
+  std::vector<std::unique_ptr<char[]>> regions;
+  int region_bytes = 0;
+  int shared[SQLITE_SHM_NLOCK] = {};
+  const HandleState* exclusive[SQLITE_SHM_NLOCK] = {};
+  int attached = 0;
+};
+
+struct MemFile {
+  std::shared_mutex data_mu;
+  std::vector<std::unique_ptr<Chunk>> chunks;  // under data_mu; bytes [0, size) are the file's
+  uint64_t size = 0;                           // under data_mu
+
+  std::mutex lock_mu;  // guards what follows: SQLite's lock levels and the WAL index
+  int shared_locks = 0;
+  const HandleState* writer = nullptr;  // the handle at RESERVED or above
+  int writer_level = SQLITE_LOCK_NONE;
+  ShmIndex shm;
+
+  MemFile() = default;
+  MemFile(const MemFile&) = delete;
+  MemFile& operator=(const MemFile&) = delete;
+  ~MemFile() { g_bytes.fetch_sub(chunks.size() * kChunkBytes); }
+
+  // Grows the file to `end` bytes if it is shorter, the new bytes zeroed; false if that would pass
+  // the limit or the system has no memory.
+  bool grow(uint64_t end) {
+    if (end <= size) return true;
+    const uint64_t need = (end + kChunkBytes - 1) / kChunkBytes;
+    if (need > chunks.size()) {
+      const uint64_t extra = (need - chunks.size()) * kChunkBytes;
+      if (g_bytes.fetch_add(extra) + extra > g_limit.load()) {
+        g_bytes.fetch_sub(extra);
+        return false;
+      }
+      const size_t before = chunks.size();
+      while (chunks.size() < need) {
+        auto chunk = Chunk::map();
+        if (chunk == nullptr) {
+          chunks.resize(before);
+          g_bytes.fetch_sub(extra);
+          return false;
+        }
+        chunks.push_back(std::move(chunk));
+      }
+    }
+    // A fresh mapping reads as zeros; a truncation leaves old bytes past `size`, up to `dirty_to`.
+    for (uint64_t at = size; at < std::min(end, dirty_to);) {
+      const uint64_t n = std::min(std::min(end, dirty_to) - at, kChunkBytes - at % kChunkBytes);
+      std::memset(chunks[at / kChunkBytes]->get() + at % kChunkBytes, 0, n);
+      at += n;
+    }
+    size = end;
+    dirty_to = std::max(dirty_to, end);
+    return true;
+  }
+  uint64_t dirty_to = 0;  // under data_mu: every byte from here on is zero (never written)
+};
+
+struct Registry {
+  std::mutex mu;
+  std::map<std::string, std::shared_ptr<MemFile>, std::less<>> files;
+};
+
+Registry& registry() {
+  static auto* r = new Registry;  // outlives every static destructor that might close a database
+  return *r;
+}
+
+struct HandleState {
+  std::shared_ptr<MemFile> file;
+  std::string name;
+  bool delete_on_close = false;
+  int level = SQLITE_LOCK_NONE;
+  bool shm_attached = false;
+  uint32_t shm_shared = 0;  // the WAL-index locks this handle holds
+  uint32_t shm_exclusive = 0;
+};
+
+// What SQLite allocates (szOsFile bytes) and hands to every method.
+struct Handle {
+  sqlite3_file base;
+  HandleState* state;
+};
+
+HandleState& state_of(sqlite3_file* f) { return *reinterpret_cast<Handle*>(f)->state; }
+MemFile& file_of(sqlite3_file* f) { return *state_of(f).file; }
+
+// --- file methods -------------------------------------------------------------------------------
+
+int mem_unlock(sqlite3_file* f, int level);
+int mem_shm_unmap(sqlite3_file* f, int delete_flag);
+
+int mem_close(sqlite3_file* f) {
+  HandleState* st = &state_of(f);
+  if (st->shm_attached) mem_shm_unmap(f, 0);
+  mem_unlock(f, SQLITE_LOCK_NONE);
+  if (st->delete_on_close) {
+    Registry& r = registry();
+    std::lock_guard lock(r.mu);
+    auto it = r.files.find(st->name);
+    if (it != r.files.end() && it->second == st->file) r.files.erase(it);
+  }
+  delete st;
+  reinterpret_cast<Handle*>(f)->state = nullptr;
+  return SQLITE_OK;
+}
+
+int mem_read(sqlite3_file* f, void* out, int amount, sqlite3_int64 offset) {
+  MemFile& file = file_of(f);
+  auto* dst = static_cast<char*>(out);
+  std::shared_lock lock(file.data_mu);
+  const uint64_t off = static_cast<uint64_t>(offset);
+  const uint64_t want = static_cast<uint64_t>(amount);
+  const uint64_t have = off >= file.size ? 0 : std::min(want, file.size - off);
+  for (uint64_t done = 0; done < have;) {
+    const uint64_t at = off + done;
+    const uint64_t n = std::min(have - done, kChunkBytes - at % kChunkBytes);
+    std::memcpy(dst + done, file.chunks[at / kChunkBytes]->get() + at % kChunkBytes, n);
+    done += n;
+  }
+  if (have < want) {
+    std::memset(dst + have, 0, want - have);  // SQLite expects the missing part zeroed
+    return SQLITE_IOERR_SHORT_READ;
+  }
+  return SQLITE_OK;
+}
+
+int mem_write(sqlite3_file* f, const void* in, int amount, sqlite3_int64 offset) {
+  MemFile& file = file_of(f);
+  const auto* src = static_cast<const char*>(in);
+  const uint64_t off = static_cast<uint64_t>(offset);
+  const uint64_t n_total = static_cast<uint64_t>(amount);
+  std::unique_lock lock(file.data_mu);
+  if (!file.grow(off + n_total)) return SQLITE_FULL;
+  for (uint64_t done = 0; done < n_total;) {
+    const uint64_t at = off + done;
+    const uint64_t n = std::min(n_total - done, kChunkBytes - at % kChunkBytes);
+    std::memcpy(file.chunks[at / kChunkBytes]->get() + at % kChunkBytes, src + done, n);
+    done += n;
+  }
+  return SQLITE_OK;
+}
+
+int mem_truncate(sqlite3_file* f, sqlite3_int64 size) {
+  MemFile& file = file_of(f);
+  const uint64_t to = static_cast<uint64_t>(size);
+  std::unique_lock lock(file.data_mu);
+  if (to >= file.size) return file.grow(to) ? SQLITE_OK : SQLITE_FULL;
+  const uint64_t keep = (to + kChunkBytes - 1) / kChunkBytes;
+  if (keep < file.chunks.size()) {
+    g_bytes.fetch_sub((file.chunks.size() - keep) * kChunkBytes);
+    file.chunks.resize(keep);
+    file.dirty_to = std::min(file.dirty_to, keep * kChunkBytes);
+  }
+  file.size = to;  // the bytes past it are zeroed if the file grows over them again
+  return SQLITE_OK;
+}
+
+int mem_sync(sqlite3_file*, int) { return SQLITE_OK; }
+
+int mem_file_size(sqlite3_file* f, sqlite3_int64* size) {
+  MemFile& file = file_of(f);
+  std::shared_lock lock(file.data_mu);
+  *size = static_cast<sqlite3_int64>(file.size);
+  return SQLITE_OK;
+}
+
+// SQLite's lock levels between the connections of this process (NONE < SHARED < RESERVED < PENDING
+// < EXCLUSIVE): many SHARED, one handle at RESERVED or above, EXCLUSIVE only once no other handle
+// holds SHARED; a handle at PENDING keeps new SHARED locks out while it waits.
+int mem_lock(sqlite3_file* f, int level) {
+  HandleState& st = state_of(f);
+  MemFile& file = *st.file;
+  std::lock_guard lock(file.lock_mu);
+  if (st.level >= level) return SQLITE_OK;
+  const bool other_writer = file.writer != nullptr && file.writer != &st;
+  if (level == SQLITE_LOCK_SHARED) {
+    if (other_writer && file.writer_level >= SQLITE_LOCK_PENDING) return SQLITE_BUSY;
+    ++file.shared_locks;
+    st.level = SQLITE_LOCK_SHARED;
+    return SQLITE_OK;
+  }
+  if (other_writer) return SQLITE_BUSY;
+  file.writer = &st;
+  if (level == SQLITE_LOCK_RESERVED) {
+    file.writer_level = st.level = SQLITE_LOCK_RESERVED;
+    return SQLITE_OK;
+  }
+  file.writer_level = st.level = SQLITE_LOCK_PENDING;
+  if (level == SQLITE_LOCK_PENDING) return SQLITE_OK;
+  if (file.shared_locks > 1) return SQLITE_BUSY;  // readers besides this handle; PENDING kept
+  file.writer_level = st.level = SQLITE_LOCK_EXCLUSIVE;
+  return SQLITE_OK;
+}
+
+int mem_unlock(sqlite3_file* f, int level) {
+  HandleState& st = state_of(f);
+  MemFile& file = *st.file;
+  std::lock_guard lock(file.lock_mu);
+  if (st.level <= level) return SQLITE_OK;
+  if (st.level >= SQLITE_LOCK_RESERVED && file.writer == &st) {
+    file.writer = nullptr;
+    file.writer_level = SQLITE_LOCK_NONE;
+  }
+  if (level == SQLITE_LOCK_NONE && st.level >= SQLITE_LOCK_SHARED) --file.shared_locks;
+  st.level = level;
+  return SQLITE_OK;
+}
+
+int mem_check_reserved_lock(sqlite3_file* f, int* out) {
+  MemFile& file = file_of(f);
+  std::lock_guard lock(file.lock_mu);
+  *out = file.writer != nullptr && file.writer_level >= SQLITE_LOCK_RESERVED ? 1 : 0;
+  return SQLITE_OK;
+}
+
+int mem_file_control(sqlite3_file*, int, void*) { return SQLITE_NOTFOUND; }
+int mem_sector_size(sqlite3_file*) { return 4096; }
+int mem_device_characteristics(sqlite3_file*) {
+  return SQLITE_IOCAP_POWERSAFE_OVERWRITE | SQLITE_IOCAP_SAFE_APPEND | SQLITE_IOCAP_SEQUENTIAL;
+}
+
+// --- the WAL index ------------------------------------------------------------------------------
+
+int mem_shm_map(sqlite3_file* f, int region, int region_bytes, int extend, void volatile** out) {
+  HandleState& st = state_of(f);
+  ShmIndex& shm = st.file->shm;
+  std::lock_guard lock(st.file->lock_mu);
+  if (!st.shm_attached) {
+    st.shm_attached = true;
+    ++shm.attached;
+  }
+  if (shm.regions.empty()) shm.region_bytes = region_bytes;
+  if (region_bytes != shm.region_bytes) return SQLITE_IOERR_SHMSIZE;
+  *out = nullptr;
+  if (static_cast<size_t>(region) >= shm.regions.size()) {
+    if (extend == 0) return SQLITE_OK;
+    try {
+      while (shm.regions.size() <= static_cast<size_t>(region)) {
+        shm.regions.emplace_back(new char[static_cast<size_t>(region_bytes)]());
+      }
+    } catch (const std::bad_alloc&) {
+      return SQLITE_IOERR_NOMEM;
+    }
+  }
+  *out = shm.regions[static_cast<size_t>(region)].get();
+  return SQLITE_OK;
+}
+
+int mem_shm_lock(sqlite3_file* f, int offset, int n, int flags) {
+  HandleState& st = state_of(f);
+  ShmIndex& shm = st.file->shm;
+  std::lock_guard lock(st.file->lock_mu);
+  const uint32_t mask = ((1u << (offset + n)) - 1) & ~((1u << offset) - 1);
+  const bool exclusive = (flags & SQLITE_SHM_EXCLUSIVE) != 0;
+  if ((flags & SQLITE_SHM_UNLOCK) != 0) {
+    for (int i = offset; i < offset + n; ++i) {
+      const uint32_t bit = 1u << i;
+      if (exclusive && (st.shm_exclusive & bit) != 0) shm.exclusive[i] = nullptr;
+      if (!exclusive && (st.shm_shared & bit) != 0) --shm.shared[i];
+    }
+    (exclusive ? st.shm_exclusive : st.shm_shared) &= ~mask;
+    return SQLITE_OK;
+  }
+  if (!exclusive) {
+    if ((st.shm_shared & mask) == mask) return SQLITE_OK;
+    for (int i = offset; i < offset + n; ++i) {
+      if (shm.exclusive[i] != nullptr && shm.exclusive[i] != &st) return SQLITE_BUSY;
+    }
+    for (int i = offset; i < offset + n; ++i) {
+      if ((st.shm_shared & (1u << i)) == 0) ++shm.shared[i];
+    }
+    st.shm_shared |= mask;
+    return SQLITE_OK;
+  }
+  for (int i = offset; i < offset + n; ++i) {
+    const int own = (st.shm_shared >> i) & 1;
+    if ((shm.exclusive[i] != nullptr && shm.exclusive[i] != &st) || shm.shared[i] - own > 0) return SQLITE_BUSY;
+  }
+  for (int i = offset; i < offset + n; ++i) shm.exclusive[i] = &st;
+  st.shm_exclusive |= mask;
+  return SQLITE_OK;
+}
+
+void mem_shm_barrier(sqlite3_file*) { std::atomic_thread_fence(std::memory_order_seq_cst); }
+
+int mem_shm_unmap(sqlite3_file* f, int /*delete_flag*/) {
+  HandleState& st = state_of(f);
+  ShmIndex& shm = st.file->shm;
+  std::lock_guard lock(st.file->lock_mu);
+  if (!st.shm_attached) return SQLITE_OK;
+  for (int i = 0; i < SQLITE_SHM_NLOCK; ++i) {
+    if ((st.shm_exclusive >> i) & 1) shm.exclusive[i] = nullptr;
+    if ((st.shm_shared >> i) & 1) --shm.shared[i];
+  }
+  st.shm_shared = st.shm_exclusive = 0;
+  st.shm_attached = false;
+  // The last connection gone, the index goes too; the next one rebuilds it from the WAL.
+  if (--shm.attached == 0) {
+    shm.regions.clear();
+    shm.region_bytes = 0;
+  }
+  return SQLITE_OK;
+}
+
+const sqlite3_io_methods kIoMethods = {
+    2,  // iVersion: with the WAL index, without memory-mapped reads
+    mem_close,
+    mem_read,
+    mem_write,
+    mem_truncate,
+    mem_sync,
+    mem_file_size,
+    mem_lock,
+    mem_unlock,
+    mem_check_reserved_lock,
+    mem_file_control,
+    mem_sector_size,
+    mem_device_characteristics,
+    mem_shm_map,
+    mem_shm_lock,
+    mem_shm_barrier,
+    mem_shm_unmap,
+    nullptr,
+    nullptr,
+};
+
+// --- the VFS ------------------------------------------------------------------------------------
+
+sqlite3_vfs* base_vfs() {
+  static sqlite3_vfs* base = sqlite3_vfs_find(nullptr);
+  return base;
+}
+
+int vfs_open(sqlite3_vfs*, const char* name, sqlite3_file* f, int flags, int* out_flags) {
+  auto* h = reinterpret_cast<Handle*>(f);
+  h->base.pMethods = nullptr;  // until opened, SQLite does not call xClose
+  h->state = nullptr;
+  static std::atomic<uint64_t> temp_files{0};
+  std::string path = name != nullptr ? std::string(name) : "temp-" + std::to_string(temp_files.fetch_add(1));
+  std::shared_ptr<MemFile> file;
+  {
+    Registry& r = registry();
+    std::lock_guard lock(r.mu);
+    auto it = r.files.find(path);
+    if (it != r.files.end()) {
+      file = it->second;
+    } else {
+      if ((flags & SQLITE_OPEN_CREATE) == 0) return SQLITE_CANTOPEN;
+      file = std::make_shared<MemFile>();
+      r.files.emplace(path, file);
+    }
+  }
+  auto* st = new HandleState;
+  st->file = std::move(file);
+  st->name = std::move(path);
+  st->delete_on_close = name == nullptr || (flags & SQLITE_OPEN_DELETEONCLOSE) != 0;
+  h->state = st;
+  h->base.pMethods = &kIoMethods;
+  if (out_flags != nullptr) *out_flags = flags;
+  return SQLITE_OK;
+}
+
+int vfs_delete(sqlite3_vfs*, const char* name, int) {
+  Registry& r = registry();
+  std::lock_guard lock(r.mu);
+  r.files.erase(std::string(name));
+  return SQLITE_OK;
+}
+
+int vfs_access(sqlite3_vfs*, const char* name, int flags, int* out) {
+  std::shared_ptr<MemFile> file;
+  {
+    Registry& r = registry();
+    std::lock_guard lock(r.mu);
+    auto it = r.files.find(std::string_view(name));
+    if (it != r.files.end()) file = it->second;
+  }
+  if (file == nullptr) {
+    *out = 0;
+  } else if (flags == SQLITE_ACCESS_EXISTS) {
+    // As the unix VFS: an empty file counts as absent (SQLite probes for a WAL this way).
+    std::shared_lock lock(file->data_mu);
+    *out = file->size > 0 ? 1 : 0;
+  } else {
+    *out = 1;
+  }
+  return SQLITE_OK;
+}
+
+int vfs_full_pathname(sqlite3_vfs*, const char* name, int n_out, char* out) {
+  sqlite3_snprintf(n_out, out, "%s", name);
+  return SQLITE_OK;
+}
+
+void* vfs_dl_open(sqlite3_vfs*, const char* path) { return base_vfs()->xDlOpen(base_vfs(), path); }
+void vfs_dl_error(sqlite3_vfs*, int n, char* out) { base_vfs()->xDlError(base_vfs(), n, out); }
+void (*vfs_dl_sym(sqlite3_vfs*, void* lib, const char* sym))() { return base_vfs()->xDlSym(base_vfs(), lib, sym); }
+void vfs_dl_close(sqlite3_vfs*, void* lib) { base_vfs()->xDlClose(base_vfs(), lib); }
+int vfs_randomness(sqlite3_vfs*, int n, char* out) { return base_vfs()->xRandomness(base_vfs(), n, out); }
+int vfs_sleep(sqlite3_vfs*, int us) { return base_vfs()->xSleep(base_vfs(), us); }
+int vfs_current_time(sqlite3_vfs*, double* t) { return base_vfs()->xCurrentTime(base_vfs(), t); }
+int vfs_last_error(sqlite3_vfs*, int n, char* out) { return base_vfs()->xGetLastError(base_vfs(), n, out); }
+int vfs_current_time_int64(sqlite3_vfs*, sqlite3_int64* t) { return base_vfs()->xCurrentTimeInt64(base_vfs(), t); }
+
+sqlite3_vfs make_vfs() {
+  sqlite3_vfs v{};
+  v.iVersion = 2;
+  v.szOsFile = sizeof(Handle);
+  v.mxPathname = 512;
+  v.zName = kVfsName;
+  v.xOpen = vfs_open;
+  v.xDelete = vfs_delete;
+  v.xAccess = vfs_access;
+  v.xFullPathname = vfs_full_pathname;
+  v.xDlOpen = vfs_dl_open;
+  v.xDlError = vfs_dl_error;
+  v.xDlSym = vfs_dl_sym;
+  v.xDlClose = vfs_dl_close;
+  v.xRandomness = vfs_randomness;
+  v.xSleep = vfs_sleep;
+  v.xCurrentTime = vfs_current_time;
+  v.xGetLastError = vfs_last_error;
+  v.xCurrentTimeInt64 = vfs_current_time_int64;
+  return v;
+}
+
+}  // namespace
+
+const char* memory_vfs() {
+  static sqlite3_vfs vfs = make_vfs();
+  static const bool registered = [] {
+    (void)base_vfs();
+    return sqlite3_vfs_register(&vfs, 0) == SQLITE_OK;
+  }();
+  return registered ? kVfsName : nullptr;
+}
+
+void memory_vfs_remove(std::string_view prefix) {
+  std::vector<std::shared_ptr<MemFile>> dropped;  // freed outside the registry's lock
+  Registry& r = registry();
+  std::lock_guard lock(r.mu);
+  for (auto it = r.files.lower_bound(prefix); it != r.files.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
+    dropped.push_back(std::move(it->second));
+    it = r.files.erase(it);
+  }
+}
+
+uint64_t memory_vfs_bytes() { return g_bytes.load(); }
+
+size_t memory_vfs_files() {
+  Registry& r = registry();
+  std::lock_guard lock(r.mu);
+  return r.files.size();
+}
+
+uint64_t set_memory_vfs_limit(uint64_t bytes) { return g_limit.exchange(bytes); }
+
+}  // namespace kingest::store::internal
