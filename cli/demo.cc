@@ -420,7 +420,7 @@ void register_demo(CLI::App& app, std::function<void(std::function<int()>)> set_
                   "Message format: json (NestJS shape), protobuf, flatbuffers, or mixed (all three, by content-type header)")
       ->capture_default_str();
   auto* db = cmd->add_option("--db", o->db, "SQLite file for the store (default: a fresh file in a temp dir)");
-  cmd->add_flag("--mem-db", o->mem_db, "Keep the store in memory (the same SQLite code, in the process's memory; gone when the run ends)")->excludes(db);
+  cmd->add_flag("--mem-db", o->mem_db, "Keep the store in memory (the same SQLite code, on tmpfs and its WAL in memory; gone when the run ends)")->excludes(db);
   cmd->add_option("--report", o->report, "Write the JSON run report to FILE");
   cmd->add_option("--dlq-file", o->dlq_file, "Dead-letter NDJSON file (default: in the temp dir)");
   cmd->add_option("--dlq-topic", o->dlq_topic, "Also write dead letters to this topic of the embedded broker");

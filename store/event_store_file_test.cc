@@ -1,6 +1,6 @@
 // The store's files: reopening, converting an old schema and refusing a newer one, storage failures
-// the store recovers from (one a full disk), the in-memory store's memory (its own, apart from other
-// stores', gone on close, bounded), and paths that cannot be opened.
+// the store recovers from (one a full disk), the in-memory store's private directory and its WAL in
+// memory (its own, gone on close, bounded), and paths that cannot be opened.
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -198,45 +198,79 @@ TEST_P(FileEventStoreTest, AFullDiskIsNamedInTheMessageAndTheStoreRecovers) {
   EXPECT_EQ(rev(again), static_cast<uint64_t>(appended));
 }
 
-TEST(MemoryEventStore, LivesInProcessMemoryAndNothingPersists) {
-  const size_t files_before = internal::memory_vfs_files();
-  const uint64_t bytes_before = internal::memory_vfs_bytes();
+TEST(MemoryEventStore, PrivateDirectoryIsRemovedOnCloseAndNothingPersists) {
   StoreOptions o;
   o.in_memory = true;
   auto created = internal::SqliteEventStore::create(o);
   ASSERT_TRUE(created.ok()) << created.status();
-  const std::string name = (*created)->memory_name();
-  ASSERT_FALSE(name.empty());
+  const std::string dir = (*created)->memory_dir();
+  ASSERT_FALSE(dir.empty());
+  EXPECT_EQ(dir.rfind(internal::SqliteEventStore::memory_base_dir(), 0), 0u) << dir;
+  EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(dir) / "events.db"));
   ASSERT_EQ((*created)->append_sync("s", ExpectNoStream{}, make_events(3)).status, AppendStatus::kSuccess);
-  EXPECT_GE(internal::memory_vfs_files(), files_before + 2);  // the database and its WAL
-  EXPECT_GT(internal::memory_vfs_bytes(), bytes_before);
   (*created)->close();
-  EXPECT_TRUE((*created)->memory_name().empty());
-  EXPECT_EQ(internal::memory_vfs_files(), files_before);
-  EXPECT_EQ(internal::memory_vfs_bytes(), bytes_before);
+  EXPECT_FALSE(std::filesystem::exists(dir));
 
-  auto again = internal::SqliteEventStore::create(o);
+  auto again = EventStore::open(o);
   ASSERT_TRUE(again.ok());
-  EXPECT_NE((*again)->memory_name(), name);
   auto r = (*again)->read("s", ReadFrom::start(), 10, ReadDirection::kForwards);
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(r->stream_found);
 }
 
-// Two stores of one process are two databases.
-TEST(MemoryEventStore, StoresOfOneProcessAreApart) {
+TEST(MemoryEventStore, OpenRemovesDirectoriesLeftByDeadStores) {
+  namespace fs = std::filesystem;
+  const fs::path base = internal::SqliteEventStore::memory_base_dir();
+  const std::string prefix = std::string(internal::SqliteEventStore::kMemoryDirPrefix) + "test-" +
+                             std::to_string(::getpid()) + "-";
+  const fs::path stale = base / (prefix + "stale");
+  const fs::path live = base / (prefix + "live");
+  const fs::path young = base / (prefix + "young");
+  for (const auto& d : {stale, live, young}) {
+    fs::create_directories(d);
+    std::ofstream(d / "events.db") << "x";
+  }
+  const auto old = fs::file_time_type::clock::now() - std::chrono::minutes(10);
+  fs::last_write_time(stale, old);
+  fs::last_write_time(live, old);
+  const int live_fd = ::open(live.c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(live_fd, 0);
+  ASSERT_EQ(::flock(live_fd, LOCK_EX | LOCK_NB), 0);  // as a running store holds its directory
+
   StoreOptions o;
   o.in_memory = true;
-  auto a = EventStore::open(o);
-  auto b = EventStore::open(o);
+  auto store = EventStore::open(o);
+  ASSERT_TRUE(store.ok());
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(live / "events.db"));
+  EXPECT_TRUE(fs::exists(young / "events.db"));  // might be a store being created right now
+  (*store)->close();
+  ::close(live_fd);
+  std::error_code ec;
+  fs::remove_all(live, ec);
+  fs::remove_all(young, ec);
+}
+
+// The WAL of a memory-mode store is in the process's memory, its own, and gone on close.
+TEST(MemoryEventStore, TheWalIsInProcessMemoryAndGoesOnClose) {
+  const size_t files_before = internal::memory_vfs_files();
+  const uint64_t bytes_before = internal::memory_vfs_bytes();
+  StoreOptions o;
+  o.in_memory = true;
+  auto a = internal::SqliteEventStore::create(o);
+  auto b = internal::SqliteEventStore::create(o);
   ASSERT_TRUE(a.ok() && b.ok());
-  ASSERT_EQ((*a)->append_sync("s", ExpectNoStream{}, make_events(2)).status, AppendStatus::kSuccess);
+  ASSERT_EQ((*a)->append_sync("s", ExpectNoStream{}, make_events(3)).status, AppendStatus::kSuccess);
+  EXPECT_EQ(internal::memory_vfs_files(), files_before + 2);  // one WAL each
+  EXPECT_GT(internal::memory_vfs_bytes(), bytes_before);
+  EXPECT_FALSE(std::filesystem::exists((*a)->memory_dir() + "/events.db-wal"));
   auto in_b = (*b)->read("s", ReadFrom::start(), 10, ReadDirection::kForwards);
   ASSERT_TRUE(in_b.ok());
   EXPECT_FALSE(in_b->stream_found);
-  auto in_a = (*a)->read("s", ReadFrom::start(), 10, ReadDirection::kForwards);
-  ASSERT_TRUE(in_a.ok());
-  EXPECT_EQ(in_a->events.size(), 2u);
+  (*a)->close();
+  (*b)->close();
+  EXPECT_EQ(internal::memory_vfs_files(), files_before);
+  EXPECT_EQ(internal::memory_vfs_bytes(), bytes_before);
 }
 
 // Past the memory limit a group fails as on a full disk, what was written stays readable, and the

@@ -258,7 +258,8 @@ TEST_P(EventStoreTest, ReadsRunConcurrentlyWithAppends) {
 }
 
 // A read never waits for the group the writer is in the middle of, and sees none of it (in memory
-// mode too: the in-memory database is a WAL database in the memory VFS with its own read connections).
+// mode too: the in-memory database is a WAL database on tmpfs, its WAL in memory, with its own read
+// connections).
 TEST_P(EventStoreTest, ReadsDoNotWaitForAnOpenGroupAndSeeOnlyCommittedData) {
   store_.reset();
   auto created = internal::SqliteEventStore::create(options());

@@ -20,9 +20,9 @@ namespace kingest::store::internal {
 namespace {
 
 constexpr const char* kVfsName = "kingest-memory";
-// Files grow by chunks, never moved once allocated, so a write is one copy and growing a 1 GiB
-// database copies nothing. A chunk is one huge page where the system allows it, its memory
-// populated when mapped: first touches one page at a time would fault once per 4 KiB.
+// Files grow by chunks, never moved once allocated, so a write is one copy and a growing WAL copies
+// nothing. A chunk is one huge page where the system allows it, its memory populated when mapped:
+// first touches one page at a time would fault once per 4 KiB.
 constexpr uint64_t kChunkBytes = uint64_t{2} << 20;
 
 // One chunk of a file: anonymous memory mapped on its own, returned to the system when dropped.
@@ -403,12 +403,15 @@ sqlite3_vfs* base_vfs() {
   return base;
 }
 
+bool is_wal(std::string_view name) { return name.size() > 4 && name.substr(name.size() - 4) == "-wal"; }
+
 int vfs_open(sqlite3_vfs*, const char* name, sqlite3_file* f, int flags, int* out_flags) {
+  // The database (with its shared-memory index) and any other file: the default VFS's.
+  if ((flags & SQLITE_OPEN_WAL) == 0) return base_vfs()->xOpen(base_vfs(), name, f, flags, out_flags);
   auto* h = reinterpret_cast<Handle*>(f);
   h->base.pMethods = nullptr;  // until opened, SQLite does not call xClose
   h->state = nullptr;
-  static std::atomic<uint64_t> temp_files{0};
-  std::string path = name != nullptr ? std::string(name) : "temp-" + std::to_string(temp_files.fetch_add(1));
+  std::string path(name);  // SQLite names every WAL
   std::shared_ptr<MemFile> file;
   {
     Registry& r = registry();
@@ -425,14 +428,15 @@ int vfs_open(sqlite3_vfs*, const char* name, sqlite3_file* f, int flags, int* ou
   auto* st = new HandleState;
   st->file = std::move(file);
   st->name = std::move(path);
-  st->delete_on_close = name == nullptr || (flags & SQLITE_OPEN_DELETEONCLOSE) != 0;
+  st->delete_on_close = (flags & SQLITE_OPEN_DELETEONCLOSE) != 0;
   h->state = st;
   h->base.pMethods = &kIoMethods;
   if (out_flags != nullptr) *out_flags = flags;
   return SQLITE_OK;
 }
 
-int vfs_delete(sqlite3_vfs*, const char* name, int) {
+int vfs_delete(sqlite3_vfs*, const char* name, int sync_dir) {
+  if (!is_wal(name)) return base_vfs()->xDelete(base_vfs(), name, sync_dir);
   Registry& r = registry();
   std::lock_guard lock(r.mu);
   r.files.erase(std::string(name));
@@ -440,6 +444,7 @@ int vfs_delete(sqlite3_vfs*, const char* name, int) {
 }
 
 int vfs_access(sqlite3_vfs*, const char* name, int flags, int* out) {
+  if (!is_wal(name)) return base_vfs()->xAccess(base_vfs(), name, flags, out);
   std::shared_ptr<MemFile> file;
   {
     Registry& r = registry();
@@ -460,8 +465,7 @@ int vfs_access(sqlite3_vfs*, const char* name, int flags, int* out) {
 }
 
 int vfs_full_pathname(sqlite3_vfs*, const char* name, int n_out, char* out) {
-  sqlite3_snprintf(n_out, out, "%s", name);
-  return SQLITE_OK;
+  return base_vfs()->xFullPathname(base_vfs(), name, n_out, out);
 }
 
 void* vfs_dl_open(sqlite3_vfs*, const char* path) { return base_vfs()->xDlOpen(base_vfs(), path); }
@@ -477,8 +481,8 @@ int vfs_current_time_int64(sqlite3_vfs*, sqlite3_int64* t) { return base_vfs()->
 sqlite3_vfs make_vfs() {
   sqlite3_vfs v{};
   v.iVersion = 2;
-  v.szOsFile = sizeof(Handle);
-  v.mxPathname = 512;
+  v.szOsFile = std::max(static_cast<int>(sizeof(Handle)), base_vfs()->szOsFile);
+  v.mxPathname = base_vfs()->mxPathname;
   v.zName = kVfsName;
   v.xOpen = vfs_open;
   v.xDelete = vfs_delete;

@@ -1,15 +1,24 @@
-// The store's life: the schema and its migration, opening the database (a file, or in memory mode
-// a database in the memory VFS), the writer's and readers' connections, statistics and close. The write
-// path is in sqlite_writer.cc (queue, writer and checkpointer threads) and sqlite_appends.cc (each
-// request inside the transaction), the read path in sqlite_reads.cc, the run index in stream_runs.h.
+// The store's life: the schema and its migration, opening the database (file or a private
+// memory-mode directory, the WAL then in the process's memory), the writer's and readers'
+// connections, statistics and close. The write path is in sqlite_writer.cc (queue, writer and
+// checkpointer threads) and sqlite_appends.cc (each request inside the transaction), the read path
+// in sqlite_reads.cc, the run index in stream_runs.h.
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "store/internal/sqlite_event_store.h"
 #include "store/internal/memory_vfs.h"
 #include "store/internal/stream_runs.h"
 
 #include <algorithm>
-#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -21,6 +30,13 @@ constexpr int kBusyTimeoutMs = 5000;
 // Page size of new databases. Events are ~1 KiB rows: larger pages mean fewer WAL frames (and
 // syscalls) per commit and a shallower index; 16 KiB measured best for both modes.
 constexpr int kPageSize = 16384;
+// Memory mode: where the private database directory goes, if that file system has this much room
+// (a container's /dev/shm is often 64 MiB); otherwise the temporary directory.
+constexpr const char* kShmDir = "/dev/shm";
+constexpr uint64_t kMinShmBytes = uint64_t{1} << 30;
+// A memory-mode directory nobody holds locked is removed by the next `open` once it is this old
+// (left behind by a crashed process; the age check spares one being created right now).
+constexpr int kStaleMemoryDirSeconds = 60;
 
 // Schema version 2. Every event is a row keyed by its global position. The events of one append
 // have consecutive positions and revisions (a "run"), so the stream index only needs one entry per
@@ -90,14 +106,65 @@ SqliteEventStore::~SqliteEventStore() { close(); }
 SqliteEventStore::ReadConnection::ReadConnection() = default;
 SqliteEventStore::ReadConnection::~ReadConnection() = default;
 
+namespace {
+
+// Removes memory-mode directories left behind by processes that died without closing their store:
+// a live store holds an flock on its directory.
+void remove_stale_memory_dirs(const std::filesystem::path& base) {
+  constexpr const char* kMemoryDirPrefix = SqliteEventStore::kMemoryDirPrefix;
+  std::error_code ec;
+  std::filesystem::directory_iterator it(base, ec);
+  if (ec) return;
+  const time_t now = std::time(nullptr);
+  for (const auto& entry : it) {
+    if (entry.path().filename().string().rfind(kMemoryDirPrefix, 0) != 0) continue;
+    const int fd = ::open(entry.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) continue;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && st.st_uid == ::geteuid() && now - st.st_mtime >= kStaleMemoryDirSeconds &&
+        ::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      std::filesystem::remove_all(entry.path(), ec);
+    }
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+std::string SqliteEventStore::memory_base_dir() {
+  struct statvfs sv {};
+  if (::statvfs(kShmDir, &sv) == 0 && ::access(kShmDir, W_OK | X_OK) == 0 &&
+      static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize >= kMinShmBytes) {
+    return kShmDir;
+  }
+  std::error_code ec;
+  std::filesystem::path tmp = std::filesystem::temp_directory_path(ec);
+  return ec ? std::string("/tmp") : tmp.string();
+}
+
+absl::Status SqliteEventStore::make_memory_dir() {
+  const std::filesystem::path base = memory_base_dir();
+  remove_stale_memory_dirs(base);
+  std::string tmpl = (base / absl::StrCat(kMemoryDirPrefix, ::getpid(), "-XXXXXX")).string();
+  if (::mkdtemp(tmpl.data()) == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("in-memory store: mkdtemp ", tmpl, ": ", std::strerror(errno)));
+  }
+  memory_dir_ = tmpl;
+  memory_dir_lock_ = ::open(memory_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (memory_dir_lock_ < 0 || ::flock(memory_dir_lock_, LOCK_EX | LOCK_NB) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("in-memory store: lock ", memory_dir_, ": ", std::strerror(errno)));
+  }
+  db_path_ = memory_dir_ + "/events.db";
+  return absl::OkStatus();
+}
+
 absl::Status SqliteEventStore::open_database() {
   if (options_.in_memory) {
-    // A name no other store of the process has: the database and its WAL in the memory VFS.
-    static std::atomic<uint64_t> memory_stores{0};
+    if (absl::Status s = make_memory_dir(); !s.ok()) return s;
+    // The WAL in the process's memory, the database file in the directory.
     vfs_ = memory_vfs();
     if (vfs_ == nullptr) return absl::InternalError("in-memory store: cannot register the memory VFS");
-    memory_name_ = absl::StrCat("kingest-store-", memory_stores.fetch_add(1), "/events.db");
-    db_path_ = memory_name_;
   } else {
     db_path_ = options_.path;
   }
@@ -275,10 +342,15 @@ void SqliteEventStore::close() {
   for (Statement& st : insert_events_) st = Statement();
   for (Statement& st : insert_streams_) st = Statement();
   db_.close();
-  if (!memory_name_.empty()) {
-    // The database and its WAL (a reader still open keeps their bytes until it closes).
-    memory_vfs_remove(memory_name_);
-    memory_name_.clear();
+  if (!memory_dir_.empty()) {
+    memory_vfs_remove(memory_dir_ + "/");  // the WAL (a reader still open keeps it until it closes)
+    std::error_code ec;
+    std::filesystem::remove_all(memory_dir_, ec);
+    memory_dir_.clear();
+  }
+  if (memory_dir_lock_ >= 0) {
+    ::close(memory_dir_lock_);
+    memory_dir_lock_ = -1;
   }
 }
 

@@ -7,8 +7,8 @@
 // a checkpointer thread copies the WAL back into the database file when the writer asks.
 // `read` / `read_all` run on the caller's thread on a pooled read-only connection: WAL lets them run
 // beside the writer and see only committed groups, in both modes (an in-memory store is a WAL
-// database in this process's memory, through memory_vfs.h, dropped on close). Lifecycle: `create`
-// → use → `close` (drains, answers, joins, closes).
+// database in a private directory on tmpfs, removed on close, its WAL in the process's memory).
+// Lifecycle: `create` → use → `close` (drains, answers, joins, closes).
 #pragma once
 
 #include <atomic>
@@ -52,9 +52,11 @@ class SqliteEventStore final : public EventStore {
   [[nodiscard]] StoreStats stats() const override;
   void close() override;
 
-  // Memory mode: the name of this store's database in the memory VFS (memory_vfs.h), which its
-  // WAL's name extends; empty in file mode or once closed.
-  [[nodiscard]] const std::string& memory_name() const { return memory_name_; }
+  // Memory mode: where stores put their private directories (/dev/shm when it has room, else the
+  // temporary directory), and this store's directory (empty in file mode or once closed).
+  static constexpr const char* kMemoryDirPrefix = "kingest-store-";
+  static std::string memory_base_dir();
+  [[nodiscard]] const std::string& memory_dir() const { return memory_dir_; }
   // Tests only: runs on the writer thread inside each group's transaction, just before COMMIT. Set
   // it before the appends it is meant for.
   void set_before_commit_hook_for_testing(std::function<void()> hook) { before_commit_hook_ = std::move(hook); }
@@ -140,6 +142,7 @@ class SqliteEventStore final : public EventStore {
   explicit SqliteEventStore(const StoreOptions& options);
 
   absl::Status open_database();
+  absl::Status make_memory_dir();
   absl::Status load_counters();
   absl::StatusOr<std::unique_ptr<ReadConnection>> open_read_connection();
 
@@ -201,9 +204,10 @@ class SqliteEventStore final : public EventStore {
   static absl::StatusOr<RecordedEvent> row_to_event(const Statement& st);
 
   const StoreOptions options_;
-  std::string db_path_;               // the database file (in memory mode: its name in the memory VFS)
-  const char* vfs_ = nullptr;         // memory mode: the memory VFS; file mode: SQLite's default
-  std::string memory_name_;           // memory mode: db_path_, its files dropped on close
+  std::string db_path_;        // the database file (in memory mode: inside memory_dir_)
+  const char* vfs_ = nullptr;  // memory mode: memory_vfs.h's (the WAL in memory); else SQLite's default
+  std::string memory_dir_;     // memory mode: private directory removed on close
+  int memory_dir_lock_ = -1;   // memory mode: flock on memory_dir_ (marks it live)
 
   // Writer connection and its statements; used only by the writer thread once started (and by
   // open / close around it).
