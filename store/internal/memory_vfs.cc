@@ -11,7 +11,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <new>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -64,28 +63,10 @@ uint64_t half_physical_memory() {
 std::atomic<uint64_t> g_bytes{0};
 std::atomic<uint64_t> g_limit{half_physical_memory()};
 
-struct HandleState;
-
-// The WAL index of one database: the regions SQLite maps and its eight locks, shared by every
-// connection of the process that opens the database.
-struct ShmIndex {
-  std::vector<std::unique_ptr<char[]>> regions;
-  int region_bytes = 0;
-  int shared[SQLITE_SHM_NLOCK] = {};
-  const HandleState* exclusive[SQLITE_SHM_NLOCK] = {};
-  int attached = 0;
-};
-
 struct MemFile {
   std::shared_mutex data_mu;
   std::vector<std::unique_ptr<Chunk>> chunks;  // under data_mu; bytes [0, size) are the file's
   uint64_t size = 0;                           // under data_mu
-
-  std::mutex lock_mu;  // guards what follows: SQLite's lock levels and the WAL index
-  int shared_locks = 0;
-  const HandleState* writer = nullptr;  // the handle at RESERVED or above
-  int writer_level = SQLITE_LOCK_NONE;
-  ShmIndex shm;
 
   MemFile() = default;
   MemFile(const MemFile&) = delete;
@@ -141,10 +122,6 @@ struct HandleState {
   std::shared_ptr<MemFile> file;
   std::string name;
   bool delete_on_close = false;
-  int level = SQLITE_LOCK_NONE;
-  bool shm_attached = false;
-  uint32_t shm_shared = 0;  // the WAL-index locks this handle holds
-  uint32_t shm_exclusive = 0;
 };
 
 // What SQLite allocates (szOsFile bytes) and hands to every method.
@@ -158,13 +135,8 @@ MemFile& file_of(sqlite3_file* f) { return *state_of(f).file; }
 
 // --- file methods -------------------------------------------------------------------------------
 
-int mem_unlock(sqlite3_file* f, int level);
-int mem_shm_unmap(sqlite3_file* f, int delete_flag);
-
 int mem_close(sqlite3_file* f) {
   HandleState* st = &state_of(f);
-  if (st->shm_attached) mem_shm_unmap(f, 0);
-  mem_unlock(f, SQLITE_LOCK_NONE);
   if (st->delete_on_close) {
     Registry& r = registry();
     std::lock_guard lock(r.mu);
@@ -236,52 +208,11 @@ int mem_file_size(sqlite3_file* f, sqlite3_int64* size) {
   return SQLITE_OK;
 }
 
-// SQLite's lock levels between the connections of this process (NONE < SHARED < RESERVED < PENDING
-// < EXCLUSIVE): many SHARED, one handle at RESERVED or above, EXCLUSIVE only once no other handle
-// holds SHARED; a handle at PENDING keeps new SHARED locks out while it waits.
-int mem_lock(sqlite3_file* f, int level) {
-  HandleState& st = state_of(f);
-  MemFile& file = *st.file;
-  std::lock_guard lock(file.lock_mu);
-  if (st.level >= level) return SQLITE_OK;
-  const bool other_writer = file.writer != nullptr && file.writer != &st;
-  if (level == SQLITE_LOCK_SHARED) {
-    if (other_writer && file.writer_level >= SQLITE_LOCK_PENDING) return SQLITE_BUSY;
-    ++file.shared_locks;
-    st.level = SQLITE_LOCK_SHARED;
-    return SQLITE_OK;
-  }
-  if (other_writer) return SQLITE_BUSY;
-  file.writer = &st;
-  if (level == SQLITE_LOCK_RESERVED) {
-    file.writer_level = st.level = SQLITE_LOCK_RESERVED;
-    return SQLITE_OK;
-  }
-  file.writer_level = st.level = SQLITE_LOCK_PENDING;
-  if (level == SQLITE_LOCK_PENDING) return SQLITE_OK;
-  if (file.shared_locks > 1) return SQLITE_BUSY;  // readers besides this handle; PENDING kept
-  file.writer_level = st.level = SQLITE_LOCK_EXCLUSIVE;
-  return SQLITE_OK;
-}
-
-int mem_unlock(sqlite3_file* f, int level) {
-  HandleState& st = state_of(f);
-  MemFile& file = *st.file;
-  std::lock_guard lock(file.lock_mu);
-  if (st.level <= level) return SQLITE_OK;
-  if (st.level >= SQLITE_LOCK_RESERVED && file.writer == &st) {
-    file.writer = nullptr;
-    file.writer_level = SQLITE_LOCK_NONE;
-  }
-  if (level == SQLITE_LOCK_NONE && st.level >= SQLITE_LOCK_SHARED) --file.shared_locks;
-  st.level = level;
-  return SQLITE_OK;
-}
-
-int mem_check_reserved_lock(sqlite3_file* f, int* out) {
-  MemFile& file = file_of(f);
-  std::lock_guard lock(file.lock_mu);
-  *out = file.writer != nullptr && file.writer_level >= SQLITE_LOCK_RESERVED ? 1 : 0;
+// SQLite locks the database, never its WAL: the WAL's lock methods have nothing to keep.
+int mem_lock(sqlite3_file*, int) { return SQLITE_OK; }
+int mem_unlock(sqlite3_file*, int) { return SQLITE_OK; }
+int mem_check_reserved_lock(sqlite3_file*, int* out) {
+  *out = 0;
   return SQLITE_OK;
 }
 
@@ -291,91 +222,8 @@ int mem_device_characteristics(sqlite3_file*) {
   return SQLITE_IOCAP_POWERSAFE_OVERWRITE | SQLITE_IOCAP_SAFE_APPEND | SQLITE_IOCAP_SEQUENTIAL;
 }
 
-// --- the WAL index ------------------------------------------------------------------------------
-
-int mem_shm_map(sqlite3_file* f, int region, int region_bytes, int extend, void volatile** out) {
-  HandleState& st = state_of(f);
-  ShmIndex& shm = st.file->shm;
-  std::lock_guard lock(st.file->lock_mu);
-  if (!st.shm_attached) {
-    st.shm_attached = true;
-    ++shm.attached;
-  }
-  if (shm.regions.empty()) shm.region_bytes = region_bytes;
-  if (region_bytes != shm.region_bytes) return SQLITE_IOERR_SHMSIZE;
-  *out = nullptr;
-  if (static_cast<size_t>(region) >= shm.regions.size()) {
-    if (extend == 0) return SQLITE_OK;
-    try {
-      while (shm.regions.size() <= static_cast<size_t>(region)) {
-        shm.regions.emplace_back(new char[static_cast<size_t>(region_bytes)]());
-      }
-    } catch (const std::bad_alloc&) {
-      return SQLITE_IOERR_NOMEM;
-    }
-  }
-  *out = shm.regions[static_cast<size_t>(region)].get();
-  return SQLITE_OK;
-}
-
-int mem_shm_lock(sqlite3_file* f, int offset, int n, int flags) {
-  HandleState& st = state_of(f);
-  ShmIndex& shm = st.file->shm;
-  std::lock_guard lock(st.file->lock_mu);
-  const uint32_t mask = ((1u << (offset + n)) - 1) & ~((1u << offset) - 1);
-  const bool exclusive = (flags & SQLITE_SHM_EXCLUSIVE) != 0;
-  if ((flags & SQLITE_SHM_UNLOCK) != 0) {
-    for (int i = offset; i < offset + n; ++i) {
-      const uint32_t bit = 1u << i;
-      if (exclusive && (st.shm_exclusive & bit) != 0) shm.exclusive[i] = nullptr;
-      if (!exclusive && (st.shm_shared & bit) != 0) --shm.shared[i];
-    }
-    (exclusive ? st.shm_exclusive : st.shm_shared) &= ~mask;
-    return SQLITE_OK;
-  }
-  if (!exclusive) {
-    if ((st.shm_shared & mask) == mask) return SQLITE_OK;
-    for (int i = offset; i < offset + n; ++i) {
-      if (shm.exclusive[i] != nullptr && shm.exclusive[i] != &st) return SQLITE_BUSY;
-    }
-    for (int i = offset; i < offset + n; ++i) {
-      if ((st.shm_shared & (1u << i)) == 0) ++shm.shared[i];
-    }
-    st.shm_shared |= mask;
-    return SQLITE_OK;
-  }
-  for (int i = offset; i < offset + n; ++i) {
-    const int own = (st.shm_shared >> i) & 1;
-    if ((shm.exclusive[i] != nullptr && shm.exclusive[i] != &st) || shm.shared[i] - own > 0) return SQLITE_BUSY;
-  }
-  for (int i = offset; i < offset + n; ++i) shm.exclusive[i] = &st;
-  st.shm_exclusive |= mask;
-  return SQLITE_OK;
-}
-
-void mem_shm_barrier(sqlite3_file*) { std::atomic_thread_fence(std::memory_order_seq_cst); }
-
-int mem_shm_unmap(sqlite3_file* f, int /*delete_flag*/) {
-  HandleState& st = state_of(f);
-  ShmIndex& shm = st.file->shm;
-  std::lock_guard lock(st.file->lock_mu);
-  if (!st.shm_attached) return SQLITE_OK;
-  for (int i = 0; i < SQLITE_SHM_NLOCK; ++i) {
-    if ((st.shm_exclusive >> i) & 1) shm.exclusive[i] = nullptr;
-    if ((st.shm_shared >> i) & 1) --shm.shared[i];
-  }
-  st.shm_shared = st.shm_exclusive = 0;
-  st.shm_attached = false;
-  // The last connection gone, the index goes too; the next one rebuilds it from the WAL.
-  if (--shm.attached == 0) {
-    shm.regions.clear();
-    shm.region_bytes = 0;
-  }
-  return SQLITE_OK;
-}
-
 const sqlite3_io_methods kIoMethods = {
-    2,  // iVersion: with the WAL index, without memory-mapped reads
+    1,  // iVersion: a WAL needs no shared memory and no memory-mapped reads
     mem_close,
     mem_read,
     mem_write,
@@ -388,10 +236,10 @@ const sqlite3_io_methods kIoMethods = {
     mem_file_control,
     mem_sector_size,
     mem_device_characteristics,
-    mem_shm_map,
-    mem_shm_lock,
-    mem_shm_barrier,
-    mem_shm_unmap,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
     nullptr,
     nullptr,
 };
