@@ -67,6 +67,7 @@ struct MemFile {
   std::shared_mutex data_mu;
   std::vector<std::unique_ptr<Chunk>> chunks;  // under data_mu; bytes [0, size) are the file's
   uint64_t size = 0;                           // under data_mu
+  uint64_t dirty_to = 0;  // under data_mu: the chunks' bytes from here on were never written (zeros)
 
   MemFile() = default;
   MemFile(const MemFile&) = delete;
@@ -105,7 +106,6 @@ struct MemFile {
     dirty_to = std::max(dirty_to, end);
     return true;
   }
-  uint64_t dirty_to = 0;  // under data_mu: every byte from here on is zero (never written)
 };
 
 struct Registry {
