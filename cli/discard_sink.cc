@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include "kurrent/wire.h"
+#include "proto/kurrentdb/records_wire.h"
 
 namespace kingest::cli {
 
@@ -38,13 +39,15 @@ void DiscardSink::run() {
     }
     uint64_t bytes = 0;
     for (auto& [req, done] : work) {
-      auto msgs = kurrent::wire::batch_append_messages(Uuid::v4(), req.stream, req.expected, req.events,
-                                              std::chrono::seconds(10), size_t{1} << 20);
-      for (const auto& m : msgs) {
-        wire_bytes.clear();
-        m->SerializeToString(&wire_bytes);
-        bytes += wire_bytes.size();
+      // The stream's records and check as the gRPC sink writes them into an AppendRecords request
+      // (records, the default mode against a server that has it).
+      wire_bytes.clear();
+      if (auto bad = ::kingest::wire::append_records_fragment(req.stream, kurrent::wire::v2_expected(req.expected),
+                                                              req.events, &wire_bytes)) {
+        done(AppendOutcome{.code = AppendCode::kRejected, .current_revision = {}, .position = 0, .message = *bad});
+        continue;
       }
+      bytes += wire_bytes.size();
       // The revision the append reaches, from its expected revision (no per-stream table: its
       // memory would grow with every stream of the run).
       std::optional<StreamRevision> reached;

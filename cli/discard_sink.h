@@ -1,6 +1,8 @@
-// DiscardSink: a sink that encodes each append as the gRPC sink would (the BatchAppend messages
-// of the group, serialized) and then drops it, answering success. It measures the pipeline's own
-// cost (decode, order, group, encode) without a server: `demo --sink discard`.
+// DiscardSink: a sink that encodes each append as the gRPC sink does in its default mode (the
+// group's records and revision check as a fragment of an AppendRecords request) and then drops it,
+// answering success (an append whose metadata is not a JSON object is rejected, as the gRPC sink
+// rejects it). It measures the pipeline's own cost (decode, order, group, encode) without a
+// server: `--sink discard`.
 //
 // Every stream starts empty; the answers carry the revisions the appends would have reached, and
 // reads answer each stream's tail (its last revision and id, kept per stream by a 64-bit hash of
@@ -28,7 +30,7 @@ class DiscardSink final : public Sink {
   DiscardSink& operator=(const DiscardSink&) = delete;
 
   [[nodiscard]] std::string name() const override { return "discard"; }
-  [[nodiscard]] std::string append_mode() const override { return "batch"; }
+  [[nodiscard]] std::string append_mode() const override { return "records"; }
   // Every stream starts empty and every append succeeds: nothing to read first.
   [[nodiscard]] bool exact_answers() const override { return true; }
   // The tail; the events themselves are not kept (read_forwards answers nothing).
