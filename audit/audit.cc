@@ -189,6 +189,15 @@ absl::StatusOr<AuditReport> Auditor::check(Sink& store, const CheckOptions& opti
     }
     all_cv_.notify_all();
     all_thread_.join();
+    // Read ahead on the plan, the whole of $all may be in before the messages are: the budget is
+    // what came, whenever the read ended, so the choice does not depend on which finished first.
+    const uint64_t budget = added_messages_ + kAllEventsPerStream * added_streams_;
+    if (all_state_ == AllState::kComplete && all_options_.store_read != StoreRead::kAll && all_read_ > budget) {
+      all_state_ = AllState::kGaveUp;
+      all_status_ = all_over_budget(budget);
+      all_events_.clear();
+      reread_.clear();
+    }
   }
   const bool from_all = all_state_ == AllState::kComplete;
   if (all_state_ == AllState::kFailed && all_options_.store_read == StoreRead::kAll) return all_status_;

@@ -117,7 +117,8 @@ struct CheckOptions {
   StoreRead store_read = StoreRead::kAuto;
   size_t all_page_size = 16384;  // events per $all read
   // The messages the range holds, when known: while Kafka is still read, the $all budget counts
-  // them all rather than those added so far, so the read need not wait for the decoding.
+  // them all rather than those added so far, so the read need not wait for the decoding. Whether
+  // $all is used is decided on the final budget (the messages that came), however far the read got.
   uint64_t planned_messages = 0;
 };
 
@@ -223,6 +224,9 @@ class Auditor {
   uint64_t all_read_ = 0;  // events read from $all (the boundary's re-reads not counted)
   std::unordered_map<std::string, std::vector<StoreEvent>> all_events_;
   std::unordered_set<std::string> reread_;
+
+  // Why a bounded $all read was given up: the store holds more than `allowed` events.
+  static absl::Status all_over_budget(uint64_t allowed);
 };
 
 // Reads every partition of `ends` from `starts` (absent: its low watermark) up to its end

@@ -11,6 +11,12 @@
 
 namespace kingest::audit {
 
+absl::Status Auditor::all_over_budget(uint64_t allowed) {
+  return absl::ResourceExhaustedError(
+      absl::StrCat("$all holds more than ", allowed, " events (the messages plus ", kAllEventsPerStream,
+                   " per audited stream): read stream by stream instead (--store-read all reads it whole)"));
+}
+
 void Auditor::read_all_from(AllReader reader, const CheckOptions& options) {
   all_reader_ = std::move(reader);
   all_options_ = options;
@@ -31,9 +37,7 @@ void Auditor::all_loop() {
   auto give_up = [&](uint64_t allowed) {
     std::lock_guard lock(all_mu_);
     all_state_ = AllState::kGaveUp;
-    all_status_ = absl::ResourceExhaustedError(
-        absl::StrCat("$all holds more than ", allowed, " events (the messages plus ", kAllEventsPerStream,
-                     " per audited stream): read stream by stream instead (--store-read all reads it whole)"));
+    all_status_ = all_over_budget(allowed);
   };
   for (;;) {
     uint64_t count = page * widen;
