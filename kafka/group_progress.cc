@@ -9,6 +9,43 @@ namespace {
 
 rd_kafka_t* handle(void* p) { return static_cast<rd_kafka_t*>(p); }
 
+// ListOffsets' special timestamps: the log's start (low watermark) and its end (high watermark).
+constexpr int64_t kListEarliest = -2;
+constexpr int64_t kListLatest = -1;
+
+// Every partition's earliest or latest offset in one ListOffsets request per leader
+// (`rd_kafka_offsets_for_times` with the special timestamps), where `rd_kafka_query_watermark_offsets`
+// costs two round trips per partition.
+absl::StatusOr<Offsets> list_offsets(rd_kafka_t* rk, const std::vector<TopicPartition>& partitions, int64_t spec,
+                                     std::chrono::milliseconds timeout) {
+  Offsets out;
+  if (partitions.empty()) return out;
+  auto* list = rd_kafka_topic_partition_list_new(int(partitions.size()));
+  for (const auto& tp : partitions) rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition)->offset = spec;
+  const rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk, list, int(timeout.count()));
+  absl::Status status;
+  for (int i = 0; i < list->cnt && status.ok(); ++i) {
+    const auto& p = list->elems[i];
+    const TopicPartition tp{p.topic, p.partition};
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR || p.err != RD_KAFKA_RESP_ERR_NO_ERROR || p.offset < 0) {
+      status = absl::UnavailableError("Kafka watermarks of " + to_string(tp) + ": " +
+                                      rd_kafka_err2str(e != RD_KAFKA_RESP_ERR_NO_ERROR ? e : p.err));
+      break;
+    }
+    out[tp] = p.offset;
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  if (!status.ok()) return status;
+  return out;
+}
+
+std::vector<TopicPartition> keys_of(const Offsets& offsets) {
+  std::vector<TopicPartition> out;
+  out.reserve(offsets.size());
+  for (const auto& [tp, _] : offsets) out.push_back(tp);
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GroupProgress>> GroupProgress::open(
@@ -59,7 +96,7 @@ absl::Status GroupProgress::ping() {
 }
 
 absl::StatusOr<Offsets> GroupProgress::end_offsets(const std::vector<std::string>& topics) {
-  Offsets ends;
+  std::vector<TopicPartition> all;
   for (const auto& topic : topics) {
     rd_kafka_topic_t* t = rd_kafka_topic_new(handle(rk_), topic.c_str(), nullptr);
     const rd_kafka_metadata_t* md = nullptr;
@@ -79,17 +116,9 @@ absl::StatusOr<Offsets> GroupProgress::end_offsets(const std::vector<std::string
       return absl::NotFoundError("Kafka topic " + topic + ": " +
                                  (topic_err != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(topic_err) : "no partitions"));
     }
-    for (int32_t id : ids) {
-      int64_t low = 0, high = 0;
-      e = rd_kafka_query_watermark_offsets(handle(rk_), topic.c_str(), id, &low, &high, int(timeout_.count()));
-      if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        return absl::UnavailableError("Kafka watermarks of " + topic + "/" + std::to_string(id) + ": " +
-                                      rd_kafka_err2str(e));
-      }
-      ends[TopicPartition{topic, id}] = high;
-    }
+    for (int32_t id : ids) all.push_back(TopicPartition{topic, id});
   }
-  return ends;
+  return list_offsets(handle(rk_), all, kListLatest, timeout_);
 }
 
 absl::StatusOr<Offsets> GroupProgress::committed(const Offsets& partitions) {
@@ -109,17 +138,7 @@ absl::StatusOr<Offsets> GroupProgress::committed(const Offsets& partitions) {
 }
 
 absl::StatusOr<Offsets> GroupProgress::start_offsets(const Offsets& partitions) {
-  Offsets out;
-  for (const auto& [tp, _] : partitions) {
-    int64_t low = 0, high = 0;
-    auto e = rd_kafka_query_watermark_offsets(handle(rk_), tp.topic.c_str(), tp.partition, &low, &high,
-                                              int(timeout_.count()));
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return absl::UnavailableError("Kafka watermarks of " + to_string(tp) + ": " + rd_kafka_err2str(e));
-    }
-    out[tp] = low;
-  }
-  return out;
+  return list_offsets(handle(rk_), keys_of(partitions), kListEarliest, timeout_);
 }
 
 absl::StatusOr<Offsets> GroupProgress::offsets_for_time(const Offsets& partitions, int64_t time_ms) {
@@ -189,9 +208,21 @@ absl::StatusOr<Offsets> GroupProgress::offsets_for_time(const Offsets& partition
 }
 
 absl::StatusOr<bool> GroupProgress::reached(const Offsets& ends) {
-  auto left = remaining(ends);
-  if (!left.ok()) return left.status();
-  return *left == 0;
+  auto done = committed(ends);
+  if (!done.ok()) return done.status();
+  // Only a partition whose commit is short of its end can still be reached by retention (its
+  // start moved past the end); the starts are asked for only then.
+  Offsets short_of_end;
+  for (const auto& [tp, end] : ends) {
+    if ((*done)[tp] < end) short_of_end.emplace(tp, end);
+  }
+  if (short_of_end.empty()) return true;
+  auto starts = start_offsets(short_of_end);
+  if (!starts.ok()) return starts.status();
+  for (const auto& [tp, end] : short_of_end) {
+    if ((*starts)[tp] < end) return false;
+  }
+  return true;
 }
 
 absl::StatusOr<uint64_t> GroupProgress::remaining(const Offsets& ends, const Offsets& from) {
