@@ -93,7 +93,9 @@ int run_kafka_probe(const ProbeOptions& o) {
 // as the engine's serial stage groups a batch (pipeline::BatchGroups), one append per stream and
 // window, with the exact expected revision its first version implies; `emit(appends, bytes)` gets
 // each window's appends in order of their stream's first event in it, and the window's value bytes.
-absl::Status for_each_window(const workload::GeneratorOptions& gen, uint64_t window,
+// With `record_properties`, each event's metadata comes as encoded properties, as the engine hands
+// it to a sink that wants them.
+absl::Status for_each_window(const workload::GeneratorOptions& gen, uint64_t window, bool record_properties,
                              const std::function<void(std::vector<AppendRequest>&, uint64_t)>& emit) {
   auto names = pipeline::StreamNameTemplate::parse("{AggregateType}-{AggregateId}");
   if (!names.ok()) return names.status();
@@ -134,8 +136,10 @@ absl::Status for_each_window(const workload::GeneratorOptions& gen, uint64_t win
         ev.type = e.event_type;
         ev.content_type = std::string(pipeline::kJsonContentType);
         ev.data = e.payload;
-        ev.metadata = pipeline::build_metadata(e, ev.id, previous[s],
-                                               pipeline::SourceRef{topics[i], 0, int64_t(first_offset + i)});
+        const pipeline::SourceRef source{topics[i], 0, int64_t(first_offset + i)};
+        if (!record_properties || !pipeline::build_properties(e, ev.id, previous[s], source, nullptr, &ev.properties)) {
+          ev.metadata = pipeline::build_metadata(e, ev.id, previous[s], source);
+        }
         previous[s] = ev.id;
         req.events.push_back(std::move(ev));
       }
@@ -169,10 +173,11 @@ struct PreparedAppends {
   uint64_t appends = 0;
 };
 
-absl::StatusOr<PreparedAppends> prepare_appends(const workload::GeneratorOptions& gen, uint64_t window) {
+absl::StatusOr<PreparedAppends> prepare_appends(const workload::GeneratorOptions& gen, uint64_t window,
+                                                bool record_properties) {
   PreparedAppends out;
   std::unordered_map<std::string, size_t> index;
-  auto s = for_each_window(gen, window, [&](std::vector<AppendRequest>& appends, uint64_t bytes) {
+  auto s = for_each_window(gen, window, record_properties, [&](std::vector<AppendRequest>& appends, uint64_t bytes) {
     for (AppendRequest& req : appends) {
       auto [it, fresh] = index.try_emplace(req.stream, out.groups.size());
       if (fresh) {
@@ -195,10 +200,10 @@ int run_sink_probe(const ProbeOptions& o) {
   if (!gen.ok()) return usage_error(gen.status());
   auto settings = kurrent::parse_connection_string(o.kurrent);
   if (!settings.ok()) return usage_error(settings.status());
-  auto prepared = prepare_appends(*gen, o.window);
-  if (!prepared.ok()) return fatal_error(prepared.status());
   auto client = kurrent::KurrentClient::connect(*settings, {.max_in_flight_appends = o.max_in_flight});
   if (!client.ok()) return fatal_error(client.status());
+  auto prepared = prepare_appends(*gen, o.window, (*client)->wants_record_properties());
+  if (!prepared.ok()) return fatal_error(prepared.status());
   pipeline::TimedSink sink(**client);
 
   // Streams whose next group may go (none of theirs in flight), in order of first appearance.
@@ -291,7 +296,8 @@ int run_store_probe(const ProbeOptions& o) {
   };
   std::vector<std::tuple<std::string, ExpectedRevision, std::vector<store::ProposedEvent>>> batch;
   std::vector<store::MultiAppend> multis;
-  auto s = for_each_window(*gen, o.window, [&](std::vector<AppendRequest>& window, uint64_t window_bytes) {
+  auto s = for_each_window(*gen, o.window, /*record_properties=*/false,
+                           [&](std::vector<AppendRequest>& window, uint64_t window_bytes) {
     if (interrupted()) return;
     batch.clear();
     multis.clear();

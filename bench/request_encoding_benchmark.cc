@@ -1,6 +1,8 @@
 // Encoding of the gRPC sink's requests: the BatchAppend messages of one stream group, built and
 // serialized as they go on the wire, and its AppendRecords fragment (records mode), beside a
-// copy-only baseline of the same bytes (type, data and metadata copied into one buffer).
+// copy-only baseline of the same bytes (type, data and metadata copied into one buffer); and the
+// metadata's way from an envelope into a one-event fragment, as JSON text that the encoder parses
+// back or as properties written from the values (what the engine hands a records sink).
 // Items/s is events/s; bytes/s is event bytes (data + metadata) per second.
 //
 // Events: the seed-domain generator's payloads (200-600 bytes of JSON) with metadata of the shape
@@ -16,6 +18,7 @@
 
 #include "core/sink.h"
 #include "kurrent/wire.h"
+#include "pipeline/naming.h"
 #include "proto/kurrentdb/records_wire.h"
 #include "workload/generator.h"
 
@@ -111,6 +114,45 @@ void BM_CopyOnly(benchmark::State& state) {
   });
 }
 
+// One event's metadata built and encoded into its fragment: `kProperties` false, JSON text that the
+// encoder parses back; true, properties written from the envelope's values.
+template <bool kProperties>
+void BM_MetadataIntoFragment(benchmark::State& state) {
+  static const std::vector<workload::GeneratedEvent> all = [] {
+    workload::Generator g({.events = 100000, .aggregates = 2000, .seed = 7, .payload_min = 200, .payload_max = 600});
+    std::vector<workload::GeneratedEvent> out(kEvents);
+    for (auto& e : out) g.next(e);
+    return out;
+  }();
+  const Uuid previous = Uuid::v4();
+  std::string wire;
+  size_t at = 0;
+  for (auto _ : state) {
+    const workload::GeneratedEvent& ge = all[at % kEvents];
+    const DomainEvent& e = ge.event;
+    EventData ev{.id = pipeline::derive_event_id(e, "Vulnerability-0b5e2a4c", 41),
+                 .type = e.event_type,
+                 .content_type = "application/json",
+                 .data = e.payload};
+    const pipeline::SourceRef source{ge.topic, 3, int64_t(123456 + at)};
+    if (kProperties) {
+      pipeline::build_properties(e, ev.id, previous, source, nullptr, &ev.properties);
+    } else {
+      ev.metadata = pipeline::build_metadata(e, ev.id, previous, source);
+    }
+    wire.clear();
+    if (wire::append_records_fragment("Vulnerability-0b5e2a4c", 41, std::span(&ev, 1), &wire)) {
+      state.SkipWithError("the encoder refused the event");
+      break;
+    }
+    benchmark::DoNotOptimize(wire.data());
+    ++at;
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()));
+}
+
+BENCHMARK(BM_MetadataIntoFragment<false>)->Name("BM_MetadataIntoFragment/json");
+BENCHMARK(BM_MetadataIntoFragment<true>)->Name("BM_MetadataIntoFragment/properties");
 BENCHMARK(BM_BatchAppendEncode)->Arg(1)->Arg(8)->Arg(64);
 BENCHMARK(BM_AppendRecordsFragment)->Arg(1)->Arg(8)->Arg(64);
 BENCHMARK(BM_CopyOnly)->Arg(1)->Arg(8)->Arg(64);

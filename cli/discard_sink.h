@@ -33,6 +33,8 @@ class DiscardSink final : public Sink {
   [[nodiscard]] std::string append_mode() const override { return "records"; }
   // Every stream starts empty and every append succeeds: nothing to read first.
   [[nodiscard]] bool exact_answers() const override { return true; }
+  // It encodes records, as the gRPC sink's records mode sends them.
+  [[nodiscard]] bool wants_record_properties() const override { return true; }
   // The tail; the events themselves are not kept (read_forwards answers nothing).
   void append(AppendRequest request, AppendDone done) override;
   absl::StatusOr<StreamTail> read_tail(const std::string& stream) override;

@@ -26,6 +26,10 @@ struct EventData {
   std::string content_type;  // "application/json" or "application/octet-stream"
   std::string data;
   std::string metadata;      // JSON object text
+  // The metadata as AppendRecords properties, already encoded (protobuf map entries tagged as
+  // AppendRecord.properties), in place of `metadata`, which is then empty. Only for a sink whose
+  // `wants_record_properties()` is true; empty otherwise.
+  std::string properties;
 };
 
 struct AppendRequest {
@@ -91,6 +95,10 @@ class Sink {
   // reading it first (the append is the check). False (the default): a success may have been an
   // idempotent re-append that wrote nothing, so streams are read on first touch.
   [[nodiscard]] virtual bool exact_answers() const { return false; }
+  // True when the sink sends every append as AppendRecords records: the engine then hands each
+  // event's metadata over as encoded properties (EventData::properties), which the sink sends as
+  // they are, instead of JSON text it would parse back. False (the default): JSON metadata.
+  [[nodiscard]] virtual bool wants_record_properties() const { return false; }
   // The stream's last event (one backwards read of count 1).
   virtual absl::StatusOr<StreamTail> read_tail(const std::string& stream) = 0;
   // The tails of many streams (first touch of a batch's new streams). The default reads them one

@@ -137,6 +137,10 @@ class ClientImpl final : public KurrentClient {
   // AppendRecords' checks are exact (no idempotent re-append): a checked append writes every event
   // or is refused with the stream's state. The other paths may answer success for a re-append.
   [[nodiscard]] bool exact_answers() const override { return core_->effective_mode_.load() == AppendMode::kRecords; }
+  // Records mode is chosen once, at connect: every append is then encoded as records.
+  [[nodiscard]] bool wants_record_properties() const override {
+    return core_->effective_mode_.load() == AppendMode::kRecords;
+  }
   [[nodiscard]] std::string endpoint() const override { return core_->node()->endpoint; }
   [[nodiscard]] std::string server_version() const override { return core_->server_version_; }
   [[nodiscard]] ClientStats stats() const override { return core_->stats(); }

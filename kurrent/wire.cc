@@ -32,7 +32,14 @@ std::optional<std::string> fill_v2_record(const EventData& e, kurrentdb::protoco
   rec->mutable_schema()->set_format(e.content_type == "application/json" ? v2::SCHEMA_FORMAT_JSON
                                                                          : v2::SCHEMA_FORMAT_BYTES);
   rec->set_data(e.data);
-  if (!e.metadata.empty() && !::kingest::wire::properties_from_json(e.metadata, rec->mutable_properties())) {
+  if (!e.properties.empty()) {
+    v2::AppendRecord encoded;
+    if (!encoded.ParseFromString(e.properties)) {
+      return "properties of event " + e.id.to_string() + " are not an encoded properties map";
+    }
+    rec->mutable_properties()->swap(*encoded.mutable_properties());
+  } else if (!e.metadata.empty() &&
+             !::kingest::wire::properties_from_json(e.metadata, rec->mutable_properties())) {
     return "metadata of event " + e.id.to_string() + " is not a JSON object (v2 properties)";
   }
   return std::nullopt;

@@ -178,5 +178,50 @@ TEST(RecordsWire, EveryMetadataShapeParsesAsProtobufBuildsIt) {
   }
 }
 
+// Properties built from values (EventData::properties) are sent as the same JSON object's
+// properties: in the fragment byte for byte, and in the record protobuf builds.
+TEST(RecordsWire, PropertiesFromValuesAreTheJsonObjectsProperties) {
+  namespace v2 = kurrentdb::protocol::v2::streams;
+  const std::string long_text(200, 'l');
+  RecordProperties props;
+  props.add_string("s", "text");
+  props.add_number("n", -2.5);
+  props.open_object("o");
+  props.add_bool("t", true);
+  props.open_object("inner");
+  props.add_string("long", long_text);
+  props.close_object();
+  props.open_object("empty");
+  props.close_object();
+  props.add_null("z");
+  props.close_object();
+  props.add_bool("f", false);
+  EventData from_values{.id = Uuid::v4(), .type = "T", .content_type = "application/json", .data = "{}"};
+  props.append_to(&from_values.properties);
+  EXPECT_EQ(from_values.properties.size(), props.size());
+  EventData from_json = from_values;
+  from_json.properties.clear();
+  from_json.metadata = R"({"s":"text","n":-2.5,"o":{"t":true,"inner":{"long":")" + long_text +
+                       R"("},"empty":{},"z":null},"f":false})";
+
+  std::string a, b;
+  ASSERT_FALSE(append_records_fragment("S-1", 3, std::span(&from_json, 1), &a).has_value());
+  ASSERT_FALSE(append_records_fragment("S-1", 3, std::span(&from_values, 1), &b).has_value());
+  EXPECT_EQ(a, b);
+
+  v2::AppendRecord want, got;
+  ASSERT_FALSE(kurrent::wire::fill_v2_record(from_json, &want).has_value());
+  ASSERT_FALSE(kurrent::wire::fill_v2_record(from_values, &got).has_value());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(got, want)) << got.ShortDebugString();
+  EXPECT_EQ(got.properties().at("o").struct_value().fields().at("inner").struct_value().fields().at("long").string_value(),
+            long_text);
+
+  props.clear();
+  EXPECT_EQ(props.size(), 0u);
+  EventData broken = from_values;
+  broken.properties = "\x12\xff";  // a length past the end
+  EXPECT_TRUE(kurrent::wire::fill_v2_record(broken, &got).has_value());
+}
+
 }  // namespace
 }  // namespace kingest::wire

@@ -44,7 +44,7 @@ IngestEngine::Impl::Flow::Flow(Impl& impl, size_t max_batches)
 
 IngestEngine::Impl::Impl(EngineOptions o, Sink& s, DeadLetterSink* d, DoneHook h)
     : options(std::move(o)),
-      rules{options.version_base, options.max_append_bytes},
+      rules{options.version_base, options.max_append_bytes, s.wants_record_properties()},
       sink(s),
       dead_letters(d),
       on_done(std::move(h)),

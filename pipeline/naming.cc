@@ -1,6 +1,11 @@
 #include "pipeline/naming.h"
 
+#include <array>
+#include <cassert>
+#include <charconv>
+
 #include "core/json_writer.h"
+#include "core/record_properties.h"
 
 namespace kingest::pipeline {
 
@@ -90,65 +95,124 @@ Uuid derive_event_id(const DomainEvent& e, std::string_view stream, uint64_t rev
   return Uuid::v5(kEventIdNamespace, name);
 }
 
-std::string build_metadata(const DomainEvent& e, const Uuid& id, const std::optional<Uuid>& previous_id,
-                           const SourceRef& source, const Uuid* run) {
-  // Written directly (not through JsonWriter): it runs once per event on the engine's hot path.
-  // UUIDs and the constant keys need no escaping; everything from the envelope goes through
-  // append_json_string. The text is byte for byte what JsonWriter would write.
-  std::string out;
-  out.reserve(200 + e.correlation_id.size() + e.causation_id.size() + e.occurred_at.size() + e.event_id.size() +
-              source.topic.size());
-  auto quoted_id = [&out](const Uuid& u) {
+namespace {
+
+// The metadata's fields in order, handed to `out` (JSON text or record properties): text(key, s)
+// for a text from the envelope, id(key, uuid), integer(key, n), open(key) and close() around the
+// source's object.
+template <typename Out>
+void metadata_fields(const DomainEvent& e, const Uuid& id, const std::optional<Uuid>& previous_id,
+                     const SourceRef& source, const Uuid* run, Out& out) {
+  if (e.correlation_id.empty()) {
+    out.id("$correlationId", id);
+  } else {
+    out.text("$correlationId", e.correlation_id);
+  }
+  if (!e.causation_id.empty()) {
+    out.text("$causationId", e.causation_id);
+  } else if (previous_id) {
+    out.id("$causationId", *previous_id);
+  } else if (e.correlation_id.empty()) {
+    out.id("$causationId", id);
+  } else {
+    out.text("$causationId", e.correlation_id);
+  }
+  if (!e.occurred_at.empty()) out.text("occurredAt", e.occurred_at);
+  const auto own_id = id.text();
+  if (!e.event_id.empty() && std::string_view(e.event_id) != std::string_view(own_id.data(), own_id.size())) {
+    out.text("eventId", e.event_id);
+  }
+  out.integer("aggregateVersion", e.aggregate_version);
+  if (!e.content_type.empty() && e.content_type != kJsonContentType && e.content_type != kBytesContentType) {
+    out.text("payloadContentType", e.content_type);
+  }
+  out.open("source");
+  out.text("topic", source.topic);
+  out.integer("partition", source.partition);
+  out.integer("offset", source.offset);
+  out.close();
+  if (run != nullptr) out.id(kRunIdKey, *run);
+}
+
+// JSON text. Written directly (not through JsonWriter): it runs once per event on the engine's
+// hot path. UUIDs and the constant keys need no escaping; everything from the envelope goes
+// through append_json_string. The text is byte for byte what JsonWriter would write.
+struct JsonFields {
+  std::string& out;
+  bool first = true;
+  void key(std::string_view k) {
+    out.push_back(first ? '{' : ',');
+    first = false;
+    out.push_back('"');
+    out.append(k);
+    out.append("\":");
+  }
+  void text(std::string_view k, std::string_view s) {
+    key(k);
+    append_json_string(out, s);
+  }
+  void id(std::string_view k, const Uuid& u) {
+    key(k);
     out.push_back('"');
     u.append_to(out);
     out.push_back('"');
-  };
-  out += R"({"$correlationId":)";
-  if (e.correlation_id.empty()) {
-    quoted_id(id);
-  } else {
-    append_json_string(out, e.correlation_id);
   }
-  out += R"(,"$causationId":)";
-  if (!e.causation_id.empty()) {
-    append_json_string(out, e.causation_id);
-  } else if (previous_id) {
-    quoted_id(*previous_id);
-  } else if (e.correlation_id.empty()) {
-    quoted_id(id);
-  } else {
-    append_json_string(out, e.correlation_id);
+  void integer(std::string_view k, int64_t n) {
+    key(k);
+    char buf[24];
+    out.append(buf, size_t(std::to_chars(buf, buf + sizeof buf, n).ptr - buf));
   }
-  if (!e.occurred_at.empty()) {
-    out += R"(,"occurredAt":)";
-    append_json_string(out, e.occurred_at);
+  void open(std::string_view k) {
+    key(k);
+    first = true;
   }
-  const auto own_id = id.text();
-  if (!e.event_id.empty() && std::string_view(e.event_id) != std::string_view(own_id.data(), own_id.size())) {
-    out += R"(,"eventId":)";
-    append_json_string(out, e.event_id);
+  void close() { out.push_back('}'); }
+};
+
+// Record properties. Texts from the envelope must be valid UTF-8 (protobuf strings); `valid`
+// turns false on one that is not, which only the JSON text carries (its bytes replaced).
+struct PropertyFields {
+  RecordProperties& props;
+  std::array<std::array<char, 36>, 3> ids{};  // the UUIDs' texts, viewed by `props`
+  size_t id_count = 0;
+  bool valid = true;
+  void text(std::string_view k, std::string_view s) {
+    valid = valid && is_valid_utf8(s);
+    props.add_string(k, s);
   }
-  out += R"(,"aggregateVersion":)";
-  out += std::to_string(e.aggregate_version);
-  if (!e.content_type.empty() && e.content_type != kJsonContentType && e.content_type != kBytesContentType) {
-    out += R"(,"payloadContentType":)";
-    append_json_string(out, e.content_type);
+  void id(std::string_view k, const Uuid& u) {
+    assert(id_count < ids.size());
+    ids[id_count] = u.text();
+    props.add_string(k, std::string_view(ids[id_count].data(), ids[id_count].size()));
+    ++id_count;
   }
-  out += R"(,"source":{"topic":)";
-  append_json_string(out, source.topic);
-  out += R"(,"partition":)";
-  out += std::to_string(source.partition);
-  out += R"(,"offset":)";
-  out += std::to_string(source.offset);
-  out += '}';
-  if (run != nullptr) {
-    out += ",\"";
-    out += kRunIdKey;
-    out += "\":";
-    quoted_id(*run);
-  }
-  out += '}';
+  void integer(std::string_view k, int64_t n) { props.add_number(k, double(n)); }
+  void open(std::string_view k) { props.open_object(k); }
+  void close() { props.close_object(); }
+};
+
+}  // namespace
+
+std::string build_metadata(const DomainEvent& e, const Uuid& id, const std::optional<Uuid>& previous_id,
+                           const SourceRef& source, const Uuid* run) {
+  std::string out;
+  out.reserve(200 + e.correlation_id.size() + e.causation_id.size() + e.occurred_at.size() + e.event_id.size() +
+              source.topic.size());
+  JsonFields json{out};
+  metadata_fields(e, id, previous_id, source, run, json);
+  out.push_back('}');
   return out;
+}
+
+bool build_properties(const DomainEvent& e, const Uuid& id, const std::optional<Uuid>& previous_id,
+                      const SourceRef& source, const Uuid* run, std::string* out) {
+  thread_local RecordProperties props;
+  props.clear();
+  PropertyFields fields{props};
+  metadata_fields(e, id, previous_id, source, run, fields);
+  if (!fields.valid) return false;
+  props.append_to(out);
+  return true;
 }
 
 bool breaks_category_projection(std::string_view aggregate_type) {

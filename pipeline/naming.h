@@ -68,6 +68,13 @@ inline constexpr std::string_view kBytesContentType = "application/octet-stream"
 std::string build_metadata(const DomainEvent& e, const Uuid& id, const std::optional<Uuid>& previous_id,
                            const SourceRef& source, const Uuid* run = nullptr);
 
+// The same fields as AppendRecords properties (core/record_properties.h), appended to `out`, for a
+// sink that takes them so (Sink::wants_record_properties): the bytes the records encoder writes for
+// build_metadata's JSON. False (and `out` as it was) when a text from the envelope is not valid
+// UTF-8: only the JSON text can carry it (each invalid byte replaced with U+FFFD).
+bool build_properties(const DomainEvent& e, const Uuid& id, const std::optional<Uuid>& previous_id,
+                      const SourceRef& source, const Uuid* run, std::string* out);
+
 // The metadata key of the run that wrote an append (on its first event): a run that finds its own
 // events written after an append whose answer was lost (sent again, the first try written) counts
 // them as appended, not as duplicates.

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include "core/json_writer.h"
+#include "proto/kurrentdb/records_wire.h"
+
 namespace kingest::pipeline {
 namespace {
 
@@ -112,6 +115,112 @@ TEST(Metadata, NamesTheRunWhenGiven) {
   auto without = p.parse(build_metadata(e, id, std::nullopt, SourceRef{"t", 1, 2}));
   ASSERT_FALSE(without.error());
   EXPECT_TRUE(without["ingestRunId"].error()) << "only an append's first event names the run";
+}
+
+// The cases of the metadata: every optional field, texts that JSON escapes, texts over 127 bytes
+// (two-byte lengths), numbers past 15 digits and negative ones, a run's marker.
+struct MetadataCase {
+  DomainEvent event;
+  std::optional<Uuid> previous;
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  bool with_run = false;
+  [[nodiscard]] SourceRef source() const { return {topic, partition, offset}; }
+};
+
+std::vector<MetadataCase> metadata_cases() {
+  std::vector<MetadataCase> out;
+  out.push_back({event(), std::nullopt, "system-events", 0, 0});
+  auto full = event();
+  full.correlation_id = "corr-1";
+  full.causation_id = "cause-9";
+  full.occurred_at = "2024-01-02T03:04:05.678Z";
+  full.event_id = "evt-17";
+  full.content_type = "application/avro";
+  out.push_back({full, Uuid::v4(), "vulnerability-events", 11, 123456789, true});
+  auto escaped = event();
+  escaped.correlation_id = "quote \" backslash \\ newline \n tab \t control \x01 end";
+  escaped.occurred_at = "日本語の時刻 🕒";
+  escaped.event_id = std::string(300, 'x');
+  out.push_back({escaped, Uuid::v4(), std::string(200, 't'), 2147483647, 10000000000000001, true});
+  auto negative = event();
+  negative.aggregate_version = -5;
+  negative.correlation_id = "c";
+  out.push_back({negative, std::nullopt, "t", 0, 999999999999999});
+  auto own_id = event();
+  own_id.event_id = "550e8400-e29b-41d4-a716-446655440000";
+  out.push_back({own_id, Uuid::v4(), "task-events", 5, 7, true});
+  return out;
+}
+
+TEST(Metadata, TheJsonIsWhatJsonWriterWrites) {
+  for (const auto& c : metadata_cases()) {
+    const Uuid id = derive_event_id(c.event, "S-1", 0);
+    const Uuid run = Uuid::v4();
+    const std::string json = build_metadata(c.event, id, c.previous, c.source(), c.with_run ? &run : nullptr);
+    simdjson::dom::parser p;
+    auto doc = p.parse(json);
+    ASSERT_FALSE(doc.error()) << json;
+    JsonWriter w;
+    w.begin_object();
+    for (auto [key, value] : doc.get_object()) {
+      w.key(key);
+      if (value.is_string()) {
+        w.value(std::string_view(value));
+      } else if (value.is_int64()) {
+        w.value(int64_t(value));
+      } else {
+        w.begin_object();
+        for (auto [k, v] : value.get_object()) {
+          w.key(k);
+          if (v.is_string()) {
+            w.value(std::string_view(v));
+          } else {
+            w.value(int64_t(v));
+          }
+        }
+        w.end_object();
+      }
+    }
+    w.end_object();
+    EXPECT_EQ(json, w.str());
+  }
+}
+
+TEST(Metadata, AsRecordPropertiesIsWhatTheRecordsEncoderWritesForTheJson) {
+  for (const auto& c : metadata_cases()) {
+    const Uuid id = derive_event_id(c.event, "S-1", 0);
+    const Uuid run = Uuid::v4();
+    const Uuid* r = c.with_run ? &run : nullptr;
+    SCOPED_TRACE(c.topic);
+    EventData from_json{.id = id, .type = "T", .content_type = "application/json", .data = "{}"};
+    from_json.metadata = build_metadata(c.event, id, c.previous, c.source(), r);
+    EventData from_values = from_json;
+    from_values.metadata.clear();
+    from_values.properties = "kept";
+    ASSERT_TRUE(build_properties(c.event, id, c.previous, c.source(), r, &from_values.properties));
+    ASSERT_EQ(from_values.properties.substr(0, 4), "kept") << "appended, not replaced";
+    from_values.properties.erase(0, 4);
+    std::string a, b;
+    ASSERT_FALSE(wire::append_records_fragment("S-1", 0, std::span(&from_json, 1), &a).has_value());
+    ASSERT_FALSE(wire::append_records_fragment("S-1", 0, std::span(&from_values, 1), &b).has_value());
+    EXPECT_EQ(a, b) << from_json.metadata;
+    EXPECT_GT(from_values.properties.size(), 100u);
+  }
+}
+
+TEST(Metadata, AsRecordPropertiesRefusesTextThatIsNotUtf8) {
+  auto e = event();
+  e.correlation_id = "bad \xff byte";
+  std::string out = "as it was";
+  EXPECT_FALSE(build_properties(e, Uuid::v4(), std::nullopt, SourceRef{"t", 0, 1}, nullptr, &out));
+  EXPECT_EQ(out, "as it was");
+  e.correlation_id = "c";
+  e.occurred_at = "\xc3";  // a truncated two-byte sequence
+  EXPECT_FALSE(build_properties(e, Uuid::v4(), std::nullopt, SourceRef{"t", 0, 1}, nullptr, &out));
+  EXPECT_FALSE(build_properties(event(), Uuid::v4(), std::nullopt, SourceRef{"\x80", 0, 1}, nullptr, &out));
+  EXPECT_EQ(out, "as it was");
 }
 
 TEST(WrittenByRun, AnEventNamingARunStartsThatRunsAppend) {

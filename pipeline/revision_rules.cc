@@ -59,8 +59,11 @@ AppendRequest make_append(const Group& g, const StreamState& st, const RevisionR
     // KurrentDB knows two content types: JSON, and bytes (the payload's own type is kept in the
     // metadata as payloadContentType).
     ev.content_type = e.content_type == kJsonContentType ? kJsonContentType : kBytesContentType;
-    ev.metadata = build_metadata(e, id, previous, SourceRef{m.tp.topic, m.tp.partition, m.offset.value()},
-                                 req.events.empty() ? run : nullptr);
+    const SourceRef source{m.tp.topic, m.tp.partition, m.offset.value()};
+    const Uuid* event_run = req.events.empty() ? run : nullptr;
+    if (!rules.record_properties || !build_properties(e, id, previous, source, event_run, &ev.properties)) {
+      ev.metadata = build_metadata(e, id, previous, source, event_run);
+    }
     if (take != nullptr) {
       Item& taken = take->items[req.events.size()];
       ev.data = std::move(taken.mutable_event().payload);

@@ -23,6 +23,9 @@ namespace kingest::pipeline {
 struct RevisionRules {
   VersionBase version_base;
   size_t max_append_bytes = 1u << 20;
+  // Each event's metadata as encoded AppendRecords properties instead of JSON text (the sink's
+  // wants_record_properties).
+  bool record_properties = false;
   [[nodiscard]] bool revisions() const { return version_base.kind != VersionBase::Kind::kNone; }
 };
 

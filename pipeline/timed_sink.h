@@ -46,6 +46,7 @@ class TimedSink final : public Sink {
   [[nodiscard]] std::string name() const override { return inner_.name(); }
   [[nodiscard]] std::string append_mode() const override { return inner_.append_mode(); }
   [[nodiscard]] bool exact_answers() const override { return inner_.exact_answers(); }
+  [[nodiscard]] bool wants_record_properties() const override { return inner_.wants_record_properties(); }
   void append(AppendRequest request, AppendDone done) override;
   absl::StatusOr<StreamTail> read_tail(const std::string& stream) override;
   std::vector<absl::StatusOr<StreamTail>> read_tails(const std::vector<std::string>& streams) override;

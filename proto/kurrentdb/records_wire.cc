@@ -14,11 +14,7 @@
 namespace kingest::wire {
 namespace {
 
-// Wire types and the field tags used here (all field numbers < 16: one tag byte).
-constexpr uint8_t kVarint = 0;
-constexpr uint8_t kFixed64 = 1;
-constexpr uint8_t kLen = 2;
-constexpr uint8_t tag(uint32_t field, uint8_t type) { return uint8_t((field << 3) | type); }
+using namespace protowire;
 
 // AppendRecordsRequest
 constexpr uint8_t kRequestRecords = tag(1, kLen);
@@ -27,9 +23,8 @@ constexpr uint8_t kRequestChecks = tag(2, kLen);
 constexpr uint8_t kCheckStreamState = tag(1, kLen);
 constexpr uint8_t kStateStream = tag(1, kLen);
 constexpr uint8_t kStateExpected = tag(2, kVarint);  // sint64: zigzag
-// AppendRecord
+// AppendRecord (properties: core/record_properties.h)
 constexpr uint8_t kRecordId = tag(1, kLen);
-constexpr uint8_t kRecordProperties = tag(2, kLen);  // map<string, Value> entries
 constexpr uint8_t kRecordSchema = tag(3, kLen);
 constexpr uint8_t kRecordData = tag(4, kLen);
 constexpr uint8_t kRecordStream = tag(5, kLen);
@@ -38,56 +33,6 @@ constexpr uint8_t kSchemaFormat = tag(1, kVarint);
 constexpr uint8_t kSchemaName = tag(2, kLen);
 constexpr uint64_t kFormatJson = 1;   // SCHEMA_FORMAT_JSON
 constexpr uint64_t kFormatBytes = 4;  // SCHEMA_FORMAT_BYTES
-// A map entry; google.protobuf.Struct, ListValue and Value
-constexpr uint8_t kEntryKey = tag(1, kLen);
-constexpr uint8_t kEntryValue = tag(2, kLen);
-constexpr uint8_t kStructFields = tag(1, kLen);
-constexpr uint8_t kListValues = tag(1, kLen);
-constexpr uint8_t kValueNull = tag(1, kVarint);
-constexpr uint8_t kValueNumber = tag(2, kFixed64);
-constexpr uint8_t kValueString = tag(3, kLen);
-constexpr uint8_t kValueBool = tag(4, kVarint);
-constexpr uint8_t kValueStruct = tag(5, kLen);
-constexpr uint8_t kValueList = tag(6, kLen);
-
-size_t varint_size(uint64_t v) { return v < 0x80 ? 1 : size_t(std::bit_width(v) + 6) / 7; }
-// A length-delimited field: tag, length, body.
-size_t len_field(size_t body) { return 1 + varint_size(body) + body; }
-
-// Writes into room made beforehand: the sizes are known first (protobuf puts each length before
-// its body), so every byte is stored without a capacity check.
-struct Out {
-  char* p;
-  void push_back(char c) { *p++ = c; }
-  void append(const char* s, size_t n) {
-    std::memcpy(p, s, n);
-    p += n;
-  }
-  void append(std::string_view s) { append(s.data(), s.size()); }
-};
-
-void put_varint(Out& out, uint64_t v) {
-  if (v < 0x80) {
-    out.push_back(char(v));
-    return;
-  }
-  char buf[10];
-  size_t n = 0;
-  while (v >= 0x80) {
-    buf[n++] = char(uint8_t(v) | 0x80);
-    v >>= 7;
-  }
-  buf[n++] = char(v);
-  out.append(buf, n);
-}
-void put_len(Out& out, uint8_t t, size_t body) {
-  out.push_back(char(t));
-  put_varint(out, body);
-}
-void put_bytes(Out& out, uint8_t t, std::string_view bytes) {
-  put_len(out, t, bytes.size());
-  out.append(bytes);
-}
 
 using simdjson::dom::element;
 using simdjson::dom::element_type;
@@ -169,11 +114,7 @@ void put_value(Out& out, element e) {
     case element_type::INT64:
     case element_type::UINT64:
     case element_type::DOUBLE: {
-      out.push_back(char(kValueNumber));
-      const uint64_t bits = std::bit_cast<uint64_t>(number_of(e));
-      char le[8];
-      for (int i = 0; i < 8; ++i) le[i] = char(uint8_t(bits >> (8 * i)));
-      out.append(le, 8);
+      put_double(out, kValueNumber, number_of(e));
       return;
     }
     case element_type::BOOL:
@@ -195,42 +136,21 @@ class PlainObject {
  public:
   // Reads `json` (valid UTF-8, checked by the caller); false when it is not of the plain kind.
   bool parse(std::string_view json) {
-    nodes_.clear();
-    fields_size_ = 0;
+    props_.clear();
     p_ = json.data();
     end_ = json.data() + json.size();
     skip_space();
     if (p_ == end_ || *p_ != '{') return false;
     ++p_;
-    if (!parse_fields(0, &fields_size_)) return false;
+    if (!parse_fields(0)) return false;
     skip_space();
     return p_ == end_;
   }
-  // The size of the properties (every entry, tagged with `t`), and writing them.
-  [[nodiscard]] size_t fields_size() const { return fields_size_; }
-  void put(Out& out, uint8_t t) const { put_fields(out, t, 0, nodes_.size()); }
+  // The properties read (views into the text).
+  [[nodiscard]] const RecordProperties& properties() const { return props_; }
 
  private:
-  enum class Kind : uint8_t { kObject, kString, kNumber, kTrue, kFalse, kNull };
-  struct Node {
-    Kind kind;
-    std::string_view key;
-    std::string_view text;  // a string's value
-    double number = 0;
-    size_t fields = 0;      // an object's fields_size
-    size_t end = 0;         // an object's: the index past its descendants
-  };
   static constexpr int kMaxDepth = 16;
-
-  static size_t value_size(const Node& n) {
-    switch (n.kind) {
-      case Kind::kObject: return len_field(n.fields);
-      case Kind::kString: return len_field(n.text.size());
-      case Kind::kNumber: return 1 + 8;
-      default: return 1 + 1;
-    }
-  }
-  static size_t entry_size(const Node& n) { return len_field(n.key.size()) + len_field(value_size(n)); }
 
   void skip_space() {
     while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\t' || *p_ == '\r')) ++p_;
@@ -284,8 +204,8 @@ class PlainObject {
     p_ += word.size();
     return true;
   }
-  // After an object's '{': its fields up to and past its '}', adding their size to `*size`.
-  bool parse_fields(int depth, size_t* size) {
+  // After an object's '{': its fields up to and past its '}'.
+  bool parse_fields(int depth) {
     if (depth > kMaxDepth) return false;
     skip_space();
     if (p_ != end_ && *p_ == '}') {
@@ -296,47 +216,46 @@ class PlainObject {
       skip_space();
       if (p_ == end_ || *p_ != '"') return false;
       ++p_;
-      Node n{};
-      if (!parse_string(&n.key)) return false;
+      std::string_view key;
+      if (!parse_string(&key)) return false;
       skip_space();
       if (p_ == end_ || *p_ != ':') return false;
       ++p_;
       skip_space();
       if (p_ == end_) return false;
-      const size_t index = nodes_.size();
       switch (*p_) {
-        case '{': {
+        case '{':
           ++p_;
-          n.kind = Kind::kObject;
-          nodes_.push_back(n);
-          size_t fields = 0;
-          if (!parse_fields(depth + 1, &fields)) return false;
-          nodes_[index].fields = fields;
-          nodes_[index].end = nodes_.size();
+          props_.open_object(key);
+          if (!parse_fields(depth + 1)) return false;
+          props_.close_object();
+          break;
+        case '"': {
+          ++p_;
+          std::string_view text;
+          if (!parse_string(&text)) return false;
+          props_.add_string(key, text);
           break;
         }
-        case '"':
-          ++p_;
-          n.kind = Kind::kString;
-          if (!parse_string(&n.text)) return false;
-          nodes_.push_back(n);
-          break;
         case 't':
         case 'f':
         case 'n': {
           const char c = *p_;
-          n.kind = c == 't' ? Kind::kTrue : c == 'f' ? Kind::kFalse : Kind::kNull;
           if (!parse_word(c == 't' ? "true" : c == 'f' ? "false" : "null")) return false;
-          nodes_.push_back(n);
+          if (c == 'n') {
+            props_.add_null(key);
+          } else {
+            props_.add_bool(key, c == 't');
+          }
           break;
         }
-        default:
-          n.kind = Kind::kNumber;
-          if (!parse_integer(&n.number)) return false;
-          nodes_.push_back(n);
+        default: {
+          double number = 0;
+          if (!parse_integer(&number)) return false;
+          props_.add_number(key, number);
           break;
+        }
       }
-      *size += len_field(entry_size(nodes_[index]));
       skip_space();
       if (p_ == end_) return false;
       if (*p_ == '}') {
@@ -348,47 +267,9 @@ class PlainObject {
     }
   }
 
-  void put_fields(Out& out, uint8_t t, size_t from, size_t to) const {
-    for (size_t i = from; i < to;) {
-      const Node& n = nodes_[i];
-      put_len(out, t, entry_size(n));
-      put_bytes(out, kEntryKey, n.key);
-      put_len(out, kEntryValue, value_size(n));
-      switch (n.kind) {
-        case Kind::kObject:
-          put_len(out, kValueStruct, n.fields);
-          put_fields(out, kStructFields, i + 1, n.end);
-          i = n.end;
-          continue;
-        case Kind::kString:
-          put_bytes(out, kValueString, n.text);
-          break;
-        case Kind::kNumber: {
-          out.push_back(char(kValueNumber));
-          const uint64_t bits = std::bit_cast<uint64_t>(n.number);
-          char le[8];
-          for (int k = 0; k < 8; ++k) le[k] = char(uint8_t(bits >> (8 * k)));
-          out.append(le, 8);
-          break;
-        }
-        case Kind::kTrue:
-        case Kind::kFalse:
-          out.push_back(char(kValueBool));
-          out.push_back(n.kind == Kind::kTrue ? 1 : 0);
-          break;
-        case Kind::kNull:
-          out.push_back(char(kValueNull));
-          out.push_back(0);
-          break;
-      }
-      ++i;
-    }
-  }
-
-  std::vector<Node> nodes_;
+  RecordProperties props_;
   const char* p_ = nullptr;
   const char* end_ = nullptr;
-  size_t fields_size_ = 0;
 };
 
 }  // namespace
@@ -397,7 +278,9 @@ std::optional<std::string> append_records_fragment(std::string_view stream, std:
                                                    std::span<const EventData> events, std::string* out) {
   const size_t start = out->size();
   size_t reserve = 0;
-  for (const EventData& e : events) reserve += e.data.size() + e.metadata.size() + e.type.size() + stream.size() + 96;
+  for (const EventData& e : events) {
+    reserve += e.data.size() + e.metadata.size() + e.properties.size() + e.type.size() + stream.size() + 96;
+  }
   out->reserve(start + reserve + stream.size() + 32);
   // Makes room for `n` more bytes at the end of `out`, to be written through the returned writer.
   auto room = [out](size_t n) {
@@ -421,11 +304,13 @@ std::optional<std::string> append_records_fragment(std::string_view stream, std:
     simdjson::dom::object props;
     size_t props_size = 0;
     bool is_plain = false;
-    if (!e.metadata.empty()) {
+    if (!e.properties.empty()) {
+      props_size = e.properties.size();
+    } else if (!e.metadata.empty()) {
       is_plain = simdjson::validate_utf8(e.metadata.data(), e.metadata.size()) && plain.parse(e.metadata);
       element root;
       if (is_plain) {
-        props_size = plain.fields_size();
+        props_size = plain.properties().size();
       } else if (parser.parse(e.metadata.data(), e.metadata.size()).get(root) != simdjson::SUCCESS ||
                  root.get_object().get(props) != simdjson::SUCCESS) {
         out->resize(start);
@@ -442,8 +327,10 @@ std::optional<std::string> append_records_fragment(std::string_view stream, std:
     Out w = room(len_field(record));
     put_len(w, kRequestRecords, record);
     put_bytes(w, kRecordId, id_text);
-    if (is_plain) {
-      plain.put(w, kRecordProperties);
+    if (!e.properties.empty()) {
+      w.append(e.properties);
+    } else if (is_plain) {
+      w.p = plain.properties().write(w.p);
     } else if (!e.metadata.empty()) {
       put_fields(w, kRecordProperties, props);
     }

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/record_properties.h"
 #include "core/sink.h"
 
 namespace kingest::wire {
@@ -19,8 +20,9 @@ namespace kingest::wire {
 // Appends to `out` the check (`expected` as StreamStateCheck.expected_state: -1 no stream, -4
 // exists, else the exact revision; none: no check) and one AppendRecord per event, each as
 // `fill_v2_record` would fill it (the id as a UUID string, the type as schema.name, JSON or bytes by
-// content type, the metadata's JSON object as properties) with its stream. An error message (and
-// `out` as it was) when an event's metadata is not a JSON object.
+// content type, the metadata's JSON object as properties, or `EventData::properties` as they are
+// when given) with its stream. An error message (and `out` as it was) when an event's metadata is
+// not a JSON object.
 std::optional<std::string> append_records_fragment(std::string_view stream, std::optional<int64_t> expected,
                                                    std::span<const EventData> events, std::string* out);
 

@@ -27,10 +27,13 @@ void to_proto(const Uuid& id, event_store::client::UUID* out, bool as_string = f
 // Either form; nullopt when absent or malformed.
 std::optional<Uuid> from_proto(const event_store::client::UUID& id);
 
-// KurrentDB's size of an event: data + metadata + 2 x type length. Any type with those fields.
+// KurrentDB's size of an event: data + metadata + 2 x type length. Any type with those fields;
+// metadata given as encoded properties (EventData::properties) counts at their size.
 template <typename Event>
 size_t event_size(const Event& e) {
-  return e.data.size() + e.metadata.size() + 2 * e.type.size();
+  size_t metadata = e.metadata.size();
+  if constexpr (requires { e.properties; }) metadata += e.properties.size();
+  return e.data.size() + metadata + 2 * e.type.size();
 }
 
 // A proposed message (Append's and BatchAppend's have the same fields) from an event, and back.

@@ -1,0 +1,120 @@
+// EventData::properties's encoding: an AppendRecord's properties (KurrentDB's v2 AppendRecords),
+// written in protobuf's wire format from values, with the few wire-format helpers that the records
+// encoder (proto/kurrentdb/records_wire.h) shares. No protobuf library: plain bytes.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kingest {
+
+namespace protowire {
+
+// Wire types, and a tag of a field number under 16 (one byte).
+inline constexpr uint8_t kVarint = 0;
+inline constexpr uint8_t kFixed64 = 1;
+inline constexpr uint8_t kLen = 2;
+constexpr uint8_t tag(uint32_t field, uint8_t type) { return uint8_t((field << 3) | type); }
+
+inline size_t varint_size(uint64_t v) { return v < 0x80 ? 1 : size_t(std::bit_width(v) + 6) / 7; }
+// A length-delimited field: tag, length, body.
+inline size_t len_field(size_t body) { return 1 + varint_size(body) + body; }
+
+// Writes into room made beforehand: the sizes are known first (protobuf puts each length before
+// its body), so every byte is stored without a capacity check.
+struct Out {
+  char* p;
+  void push_back(char c) { *p++ = c; }
+  void append(const char* s, size_t n) {
+    std::memcpy(p, s, n);
+    p += n;
+  }
+  void append(std::string_view s) { append(s.data(), s.size()); }
+};
+
+inline void put_varint(Out& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(char(uint8_t(v) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(char(v));
+}
+inline void put_len(Out& out, uint8_t t, size_t body) {
+  out.push_back(char(t));
+  put_varint(out, body);
+}
+inline void put_bytes(Out& out, uint8_t t, std::string_view bytes) {
+  put_len(out, t, bytes.size());
+  out.append(bytes);
+}
+// A double as fixed64, little-endian.
+inline void put_double(Out& out, uint8_t t, double d) {
+  out.push_back(char(t));
+  const uint64_t bits = std::bit_cast<uint64_t>(d);
+  for (int k = 0; k < 8; ++k) out.push_back(char(uint8_t(bits >> (8 * k))));
+}
+
+// AppendRecord.properties: map<string, google.protobuf.Value>.
+inline constexpr uint8_t kRecordProperties = tag(2, kLen);
+// A map entry; google.protobuf.Struct, ListValue and Value.
+inline constexpr uint8_t kEntryKey = tag(1, kLen);
+inline constexpr uint8_t kEntryValue = tag(2, kLen);
+inline constexpr uint8_t kStructFields = tag(1, kLen);
+inline constexpr uint8_t kListValues = tag(1, kLen);
+inline constexpr uint8_t kValueNull = tag(1, kVarint);
+inline constexpr uint8_t kValueNumber = tag(2, kFixed64);
+inline constexpr uint8_t kValueString = tag(3, kLen);
+inline constexpr uint8_t kValueBool = tag(4, kVarint);
+inline constexpr uint8_t kValueStruct = tag(5, kLen);
+inline constexpr uint8_t kValueList = tag(6, kLen);
+
+}  // namespace protowire
+
+// An AppendRecord's properties (map<string, google.protobuf.Value>) built from values: entries in
+// the order added, encoded as the JSON object with the same fields in the same order is by the
+// records encoder (proto/kurrentdb/records_wire.h; numbers as doubles, an object as a Struct). Strings are viewed, not copied: they must outlive
+// `append_to`, and must be valid UTF-8 (protobuf strings). Reused across records: `clear` keeps the
+// capacity.
+class RecordProperties {
+ public:
+  void clear();
+  void add_string(std::string_view key, std::string_view text);
+  void add_number(std::string_view key, double number);
+  void add_bool(std::string_view key, bool value);
+  void add_null(std::string_view key);
+  // The fields added until the matching `close_object` are the object's.
+  void open_object(std::string_view key);
+  void close_object();
+  // The encoded size: every entry, tagged as AppendRecord.properties.
+  [[nodiscard]] size_t size() const { return size_; }
+  // Appends the encoded entries (`size()` bytes) to `out`; every object must be closed.
+  void append_to(std::string* out) const;
+  // The same, through a raw pointer to `size()` bytes of room; returns the end.
+  char* write(char* at) const;
+
+ private:
+  enum class Kind : uint8_t { kObject, kString, kNumber, kTrue, kFalse, kNull };
+  struct Node {
+    Kind kind;
+    std::string_view key;
+    std::string_view text;  // a string's value
+    double number = 0;
+    size_t fields = 0;  // an object's: the size of its fields
+    size_t end = 0;     // an object's: the index past its descendants
+  };
+  static size_t value_size(const Node& n);
+  // Adds the entry of `n` to the size of the object that holds it (or to the whole).
+  void counted(const Node& n);
+  void add(Node n);
+  char* write_fields(char* at, uint8_t tag, size_t from, size_t to) const;
+
+  std::vector<Node> nodes_;
+  std::vector<size_t> open_;  // the objects not closed yet
+  size_t size_ = 0;
+};
+
+}  // namespace kingest
