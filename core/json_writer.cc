@@ -2,7 +2,9 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 
 namespace kingest {
 namespace {
@@ -60,6 +62,15 @@ inline size_t append_utf8(std::string& out, std::string_view s, size_t i, size_t
 
 bool is_valid_utf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
+    // ASCII eight bytes at a time: no byte with its high bit set.
+    if (i + 8 <= s.size()) {
+      uint64_t word = 0;
+      std::memcpy(&word, s.data() + i, 8);
+      if ((word & 0x8080808080808080U) == 0) {
+        i += 8;
+        continue;
+      }
+    }
     if (static_cast<unsigned char>(s[i]) < 0x80) {
       ++i;
       continue;

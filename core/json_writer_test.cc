@@ -27,5 +27,18 @@ TEST(JsonWriter, KeepsValidUtf8AndReplacesInvalidBytes) {
   EXPECT_EQ(out, "\"a\xEF\xBF\xBD" "b\xEF\xBF\xBD\"");
 }
 
+TEST(JsonWriter, TellsValidUtf8AtEveryPosition) {
+  // An invalid byte, a truncated sequence and a valid one at every offset of a text longer than
+  // the eight-byte steps that skip ASCII.
+  for (size_t at = 0; at < 20; ++at) {
+    std::string text(20, 'a');
+    EXPECT_TRUE(is_valid_utf8(text.substr(0, at)));
+    EXPECT_FALSE(is_valid_utf8(std::string(text).insert(at, "\xFF"))) << at;
+    EXPECT_FALSE(is_valid_utf8(text.substr(0, at) + "\xC3")) << at;
+    EXPECT_TRUE(is_valid_utf8(std::string(text).insert(at, "\xC3\xA9"))) << at;
+    EXPECT_FALSE(is_valid_utf8(std::string(text).insert(at, "\xED\xA0\x80"))) << at << ": a surrogate";
+  }
+}
+
 }  // namespace
 }  // namespace kingest
