@@ -69,5 +69,19 @@ TEST(Uuid, HalvesRoundTrip) {
   EXPECT_LT(u.most_significant(), 0);
 }
 
+TEST(Uuid, TextOfEveryByteValueReadsBack) {
+  // Every byte value at every position: byte k of id j is (j + 17k) mod 256.
+  for (int j = 0; j < 256; ++j) {
+    Uuid::Bytes b{};
+    for (size_t k = 0; k < b.size(); ++k) b[k] = uint8_t((j + 17 * int(k)) % 256);
+    const Uuid u{b};
+    const std::string text = u.to_string();
+    ASSERT_EQ(text.size(), 36u);
+    for (size_t at : {8, 13, 18, 23}) EXPECT_EQ(text[at], '-') << text;
+    EXPECT_EQ(text.find_first_not_of("0123456789abcdef-"), std::string::npos) << text;
+    EXPECT_EQ(Uuid::parse(text), u) << text;
+  }
+}
+
 }  // namespace
 }  // namespace kingest
