@@ -6,104 +6,131 @@ namespace kingest {
 
 using namespace protowire;
 
-void RecordProperties::clear() {
-  nodes_.clear();
+void PropertySizer::clear() {
+  objects_.clear();
   open_.clear();
   size_ = 0;
 }
 
-size_t RecordProperties::value_size(const Node& n) {
-  switch (n.kind) {
-    case Kind::kObject: return len_field(n.fields);
-    case Kind::kString: return len_field(n.text.size());
-    case Kind::kNumber: return 1 + 8;
-    default: return 1 + 1;
-  }
-}
-
-void RecordProperties::counted(const Node& n) {
-  const size_t entry = len_field(len_field(n.key.size()) + len_field(value_size(n)));
+void PropertySizer::add(std::string_view key, size_t value_size) {
+  const size_t entry = len_field(len_field(key.size()) + len_field(value_size));
   if (open_.empty()) {
     size_ += entry;
   } else {
-    nodes_[open_.back()].fields += entry;
+    objects_[open_.back().first] += entry;
   }
 }
 
-void RecordProperties::add(Node n) {
-  counted(n);
-  nodes_.push_back(n);
+void PropertySizer::open_object(std::string_view key) {
+  open_.emplace_back(objects_.size(), key);
+  objects_.push_back(0);
+}
+
+void PropertySizer::close_object() {
+  assert(!open_.empty());
+  const auto [index, key] = open_.back();
+  open_.pop_back();
+  add(key, len_field(objects_[index]));
+}
+
+// Each method writes through a local copy of the position: a store through a `char*` may alias
+// anything, so writing through the member would reload and store it at every byte.
+void PropertyWriter::entry(Out& o, std::string_view key, size_t value_size) const {
+  Out local{o.p};
+  put_len(local, depth_ == 0 ? kRecordProperties : kStructFields, len_field(key.size()) + len_field(value_size));
+  put_bytes(local, kEntryKey, key);
+  put_len(local, kEntryValue, value_size);
+  o.p = local.p;
+}
+
+void PropertyWriter::add_string(std::string_view key, std::string_view text) {
+  Out o{out_.p};
+  entry(o, key, len_field(text.size()));
+  put_bytes(o, kValueString, text);
+  out_.p = o.p;
+}
+
+void PropertyWriter::add_number(std::string_view key, double number) {
+  Out o{out_.p};
+  entry(o, key, 1 + 8);
+  put_double(o, kValueNumber, number);
+  out_.p = o.p;
+}
+
+void PropertyWriter::add_bool(std::string_view key, bool value) {
+  Out o{out_.p};
+  entry(o, key, 1 + 1);
+  o.push_back(char(kValueBool));
+  o.push_back(value ? 1 : 0);
+  out_.p = o.p;
+}
+
+void PropertyWriter::add_null(std::string_view key) {
+  Out o{out_.p};
+  entry(o, key, 1 + 1);
+  o.push_back(char(kValueNull));
+  o.push_back(0);  // NULL_VALUE
+  out_.p = o.p;
+}
+
+void PropertyWriter::open_object(std::string_view key, size_t fields_size) {
+  Out o{out_.p};
+  entry(o, key, len_field(fields_size));
+  put_len(o, kValueStruct, fields_size);
+  out_.p = o.p;
+  ++depth_;
+}
+
+void RecordProperties::clear() {
+  sizes_.clear();
+  calls_.clear();
 }
 
 void RecordProperties::add_string(std::string_view key, std::string_view text) {
-  add({.kind = Kind::kString, .key = key, .text = text});
+  sizes_.add_string(key, text);
+  calls_.push_back({.kind = Kind::kString, .key = key, .text = text});
 }
+
 void RecordProperties::add_number(std::string_view key, double number) {
-  add({.kind = Kind::kNumber, .key = key, .number = number});
+  sizes_.add_number(key, number);
+  calls_.push_back({.kind = Kind::kNumber, .key = key, .number = number});
 }
+
 void RecordProperties::add_bool(std::string_view key, bool value) {
-  add({.kind = value ? Kind::kTrue : Kind::kFalse, .key = key});
+  sizes_.add_bool(key, value);
+  calls_.push_back({.kind = value ? Kind::kTrue : Kind::kFalse, .key = key});
 }
-void RecordProperties::add_null(std::string_view key) { add({.kind = Kind::kNull, .key = key}); }
+
+void RecordProperties::add_null(std::string_view key) {
+  sizes_.add_null(key);
+  calls_.push_back({.kind = Kind::kNull, .key = key});
+}
 
 void RecordProperties::open_object(std::string_view key) {
-  open_.push_back(nodes_.size());
-  nodes_.push_back({.kind = Kind::kObject, .key = key});
+  sizes_.open_object(key);
+  calls_.push_back({.kind = Kind::kOpen, .key = key});
 }
 
 void RecordProperties::close_object() {
-  assert(!open_.empty());
-  const size_t at = open_.back();
-  open_.pop_back();
-  nodes_[at].end = nodes_.size();
-  counted(nodes_[at]);
-}
-
-char* RecordProperties::write_fields(char* at, uint8_t t, size_t from, size_t to) const {
-  Out out{at};
-  for (size_t i = from; i < to;) {
-    const Node& n = nodes_[i];
-    const size_t value = value_size(n);
-    put_len(out, t, len_field(n.key.size()) + len_field(value));
-    put_bytes(out, kEntryKey, n.key);
-    put_len(out, kEntryValue, value);
-    switch (n.kind) {
-      case Kind::kObject:
-        put_len(out, kValueStruct, n.fields);
-        out.p = write_fields(out.p, kStructFields, i + 1, n.end);
-        i = n.end;
-        continue;
-      case Kind::kString:
-        put_bytes(out, kValueString, n.text);
-        break;
-      case Kind::kNumber:
-        put_double(out, kValueNumber, n.number);
-        break;
-      case Kind::kTrue:
-      case Kind::kFalse:
-        out.push_back(char(kValueBool));
-        out.push_back(n.kind == Kind::kTrue ? 1 : 0);
-        break;
-      case Kind::kNull:
-        out.push_back(char(kValueNull));
-        out.push_back(0);
-        break;
-    }
-    ++i;
-  }
-  return out.p;
+  sizes_.close_object();
+  calls_.push_back({.kind = Kind::kClose});
 }
 
 char* RecordProperties::write(char* at) const {
-  assert(open_.empty());
-  return write_fields(at, kRecordProperties, 0, nodes_.size());
-}
-
-void RecordProperties::append_to(std::string* out) const {
-  const size_t at = out->size();
-  out->resize(at + size_);
-  [[maybe_unused]] const char* end = write(out->data() + at);
-  assert(end == out->data() + out->size());
+  PropertyWriter w(at);
+  size_t objects = 0;
+  for (const Call& c : calls_) {
+    switch (c.kind) {
+      case Kind::kString: w.add_string(c.key, c.text); break;
+      case Kind::kNumber: w.add_number(c.key, c.number); break;
+      case Kind::kTrue:
+      case Kind::kFalse: w.add_bool(c.key, c.kind == Kind::kTrue); break;
+      case Kind::kNull: w.add_null(c.key); break;
+      case Kind::kOpen: w.open_object(c.key, sizes_.object_size(objects++)); break;
+      case Kind::kClose: w.close_object(); break;
+    }
+  }
+  return w.end();
 }
 
 }  // namespace kingest

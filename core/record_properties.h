@@ -55,7 +55,9 @@ inline void put_bytes(Out& out, uint8_t t, std::string_view bytes) {
 inline void put_double(Out& out, uint8_t t, double d) {
   out.push_back(char(t));
   const uint64_t bits = std::bit_cast<uint64_t>(d);
-  for (int k = 0; k < 8; ++k) out.push_back(char(uint8_t(bits >> (8 * k))));
+  char le[8];
+  for (int k = 0; k < 8; ++k) le[k] = char(uint8_t(bits >> (8 * k)));
+  out.append(le, 8);
 }
 
 // AppendRecord.properties: map<string, google.protobuf.Value>.
@@ -74,11 +76,63 @@ inline constexpr uint8_t kValueList = tag(6, kLen);
 
 }  // namespace protowire
 
-// An AppendRecord's properties (map<string, google.protobuf.Value>) built from values: entries in
-// the order added, encoded as the JSON object with the same fields in the same order is by the
-// records encoder (proto/kurrentdb/records_wire.h; numbers as doubles, an object as a Struct). Strings are viewed, not copied: they must outlive
-// `append_to`, and must be valid UTF-8 (protobuf strings). Reused across records: `clear` keeps the
-// capacity.
+// An AppendRecord's properties (map<string, google.protobuf.Value>), written from values: entries
+// in the order added, encoded as the JSON object with the same fields in the same order is by the
+// records encoder (proto/kurrentdb/records_wire.h; numbers as doubles, an object as a Struct).
+// Strings must be valid UTF-8 (protobuf strings). Protobuf puts each length before its body, so the
+// sizes come first: either make the same calls twice, to a PropertySizer and then to a
+// PropertyWriter over the room it measured (nothing kept in between), or make them once to
+// RecordProperties, which keeps them and writes them after.
+
+// The first pass: the encoded size (every entry, tagged as AppendRecord.properties), and each
+// object's fields size, in the order the objects open. Reused: `clear` keeps the capacity.
+class PropertySizer {
+ public:
+  void clear();
+  void add_string(std::string_view key, std::string_view text) { add(key, protowire::len_field(text.size())); }
+  void add_number(std::string_view key, double /*number*/) { add(key, 1 + 8); }
+  void add_bool(std::string_view key, bool /*value*/) { add(key, 1 + 1); }
+  void add_null(std::string_view key) { add(key, 1 + 1); }
+  // The fields added until the matching `close_object` are the object's.
+  void open_object(std::string_view key);
+  void close_object();
+  [[nodiscard]] size_t size() const { return size_; }
+  // The fields size of the k-th object opened.
+  [[nodiscard]] size_t object_size(size_t k) const { return objects_[k]; }
+
+ private:
+  // Adds an entry with a value of `value_size` bytes to the open object (or to the whole).
+  void add(std::string_view key, size_t value_size);
+
+  std::vector<size_t> objects_;  // fields sizes, in opening order
+  std::vector<std::pair<size_t, std::string_view>> open_;  // the objects not closed yet: index, key
+  size_t size_ = 0;
+};
+
+// The second pass: the same calls written into `PropertySizer::size()` bytes of room, each object
+// opened with its fields size (`PropertySizer::object_size`).
+class PropertyWriter {
+ public:
+  explicit PropertyWriter(char* at) : out_{at} {}
+  void add_string(std::string_view key, std::string_view text);
+  void add_number(std::string_view key, double number);
+  void add_bool(std::string_view key, bool value);
+  void add_null(std::string_view key);
+  void open_object(std::string_view key, size_t fields_size);
+  void close_object() { --depth_; }
+  // Past the last byte written.
+  [[nodiscard]] char* end() const { return out_.p; }
+
+ private:
+  // An entry's tag, length and key, and its value's length, at `o`.
+  void entry(protowire::Out& o, std::string_view key, size_t value_size) const;
+
+  protowire::Out out_;
+  int depth_ = 0;
+};
+
+// The calls made once and kept (strings viewed, not copied: they must outlive `write`), sized as
+// they come. Reused across records: `clear` keeps the capacity.
 class RecordProperties {
  public:
   void clear();
@@ -86,35 +140,25 @@ class RecordProperties {
   void add_number(std::string_view key, double number);
   void add_bool(std::string_view key, bool value);
   void add_null(std::string_view key);
-  // The fields added until the matching `close_object` are the object's.
   void open_object(std::string_view key);
   void close_object();
   // The encoded size: every entry, tagged as AppendRecord.properties.
-  [[nodiscard]] size_t size() const { return size_; }
-  // Appends the encoded entries (`size()` bytes) to `out`; every object must be closed.
-  void append_to(std::string* out) const;
-  // The same, through a raw pointer to `size()` bytes of room; returns the end.
+  [[nodiscard]] size_t size() const { return sizes_.size(); }
+  // Writes the encoded entries into `size()` bytes of room at `at` (every object closed); returns
+  // the end.
   char* write(char* at) const;
 
  private:
-  enum class Kind : uint8_t { kObject, kString, kNumber, kTrue, kFalse, kNull };
-  struct Node {
+  enum class Kind : uint8_t { kString, kNumber, kTrue, kFalse, kNull, kOpen, kClose };
+  struct Call {
     Kind kind;
     std::string_view key;
     std::string_view text;  // a string's value
     double number = 0;
-    size_t fields = 0;  // an object's: the size of its fields
-    size_t end = 0;     // an object's: the index past its descendants
   };
-  static size_t value_size(const Node& n);
-  // Adds the entry of `n` to the size of the object that holds it (or to the whole).
-  void counted(const Node& n);
-  void add(Node n);
-  char* write_fields(char* at, uint8_t tag, size_t from, size_t to) const;
 
-  std::vector<Node> nodes_;
-  std::vector<size_t> open_;  // the objects not closed yet
-  size_t size_ = 0;
+  PropertySizer sizes_;
+  std::vector<Call> calls_;
 };
 
 }  // namespace kingest

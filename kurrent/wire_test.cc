@@ -197,8 +197,31 @@ TEST(RecordsWire, PropertiesFromValuesAreTheJsonObjectsProperties) {
   props.close_object();
   props.add_bool("f", false);
   EventData from_values{.id = Uuid::v4(), .type = "T", .content_type = "application/json", .data = "{}"};
-  props.append_to(&from_values.properties);
-  EXPECT_EQ(from_values.properties.size(), props.size());
+  from_values.properties.resize(props.size());
+  EXPECT_EQ(props.write(from_values.properties.data()), from_values.properties.data() + props.size());
+  // The same calls in two passes, sized then written, give the same bytes.
+  PropertySizer sizes;
+  auto calls = [&](auto& to, auto open) {
+    to.add_string("s", "text");
+    to.add_number("n", -2.5);
+    open(to, "o", 0);
+    to.add_bool("t", true);
+    open(to, "inner", 1);
+    to.add_string("long", long_text);
+    to.close_object();
+    open(to, "empty", 2);
+    to.close_object();
+    to.add_null("z");
+    to.close_object();
+    to.add_bool("f", false);
+  };
+  calls(sizes, [](PropertySizer& to, std::string_view key, size_t) { to.open_object(key); });
+  ASSERT_EQ(sizes.size(), props.size());
+  std::string two_pass(sizes.size(), '\0');
+  PropertyWriter writer(two_pass.data());
+  calls(writer, [&](PropertyWriter& to, std::string_view key, size_t k) { to.open_object(key, sizes.object_size(k)); });
+  EXPECT_EQ(writer.end(), two_pass.data() + two_pass.size());
+  EXPECT_EQ(two_pass, from_values.properties);
   EventData from_json = from_values;
   from_json.properties.clear();
   from_json.metadata = R"({"s":"text","n":-2.5,"o":{"t":true,"inner":{"long":")" + long_text +

@@ -169,26 +169,49 @@ struct JsonFields {
   void close() { out.push_back('}'); }
 };
 
-// Record properties. Texts from the envelope must be valid UTF-8 (protobuf strings); `valid`
-// turns false on one that is not, which only the JSON text carries (its bytes replaced).
-struct PropertyFields {
-  RecordProperties& props;
-  std::array<std::array<char, 36>, 3> ids{};  // the UUIDs' texts, viewed by `props`
-  size_t id_count = 0;
+// Record properties, in two passes of the same fields: sizing (`Sizer`, a PropertySizer), then
+// writing (`Writer`, a PropertyWriter into the room measured). The UUIDs' texts are made in the
+// first pass and kept for the second; texts from the envelope are checked there too: they must be
+// valid UTF-8 (protobuf strings), and `valid` turns false on one that is not, which only the JSON
+// text carries (its bytes replaced).
+struct PropertyIds {
+  std::array<std::array<char, 36>, 3> texts{};
+  size_t count = 0;
+  size_t next = 0;  // the second pass's
+};
+
+struct SizingFields {
+  PropertySizer& sizes;
+  PropertyIds& ids;
   bool valid = true;
   void text(std::string_view k, std::string_view s) {
     valid = valid && is_valid_utf8(s);
-    props.add_string(k, s);
+    sizes.add_string(k, s);
   }
   void id(std::string_view k, const Uuid& u) {
-    assert(id_count < ids.size());
-    ids[id_count] = u.text();
-    props.add_string(k, std::string_view(ids[id_count].data(), ids[id_count].size()));
-    ++id_count;
+    assert(ids.count < ids.texts.size());
+    ids.texts[ids.count] = u.text();
+    sizes.add_string(k, std::string_view(ids.texts[ids.count].data(), ids.texts[ids.count].size()));
+    ++ids.count;
   }
-  void integer(std::string_view k, int64_t n) { props.add_number(k, double(n)); }
-  void open(std::string_view k) { props.open_object(k); }
-  void close() { props.close_object(); }
+  void integer(std::string_view k, int64_t n) { sizes.add_number(k, double(n)); }
+  void open(std::string_view k) { sizes.open_object(k); }
+  void close() { sizes.close_object(); }
+};
+
+struct WritingFields {
+  PropertyWriter& out;
+  const PropertySizer& sizes;
+  PropertyIds& ids;
+  size_t objects = 0;
+  void text(std::string_view k, std::string_view s) { out.add_string(k, s); }
+  void id(std::string_view k, const Uuid& /*u*/) {
+    const auto& t = ids.texts[ids.next++];
+    out.add_string(k, std::string_view(t.data(), t.size()));
+  }
+  void integer(std::string_view k, int64_t n) { out.add_number(k, double(n)); }
+  void open(std::string_view k) { out.open_object(k, sizes.object_size(objects++)); }
+  void close() { out.close_object(); }
 };
 
 }  // namespace
@@ -206,12 +229,18 @@ std::string build_metadata(const DomainEvent& e, const Uuid& id, const std::opti
 
 bool build_properties(const DomainEvent& e, const Uuid& id, const std::optional<Uuid>& previous_id,
                       const SourceRef& source, const Uuid* run, std::string* out) {
-  thread_local RecordProperties props;
-  props.clear();
-  PropertyFields fields{props};
-  metadata_fields(e, id, previous_id, source, run, fields);
-  if (!fields.valid) return false;
-  props.append_to(out);
+  thread_local PropertySizer sizes;
+  sizes.clear();
+  PropertyIds ids;
+  SizingFields sizing{sizes, ids};
+  metadata_fields(e, id, previous_id, source, run, sizing);
+  if (!sizing.valid) return false;
+  const size_t at = out->size();
+  out->resize(at + sizes.size());
+  PropertyWriter writer(out->data() + at);
+  WritingFields writing{writer, sizes, ids};
+  metadata_fields(e, id, previous_id, source, run, writing);
+  assert(writer.end() == out->data() + out->size());
   return true;
 }
 
