@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "codecs/codec.h"
@@ -86,8 +87,9 @@ struct Group {
   // The stream's state, set when the table takes the group in. It stays valid while the group
   // exists: a state is dropped only when no group of its stream waits or runs.
   StreamState* state = nullptr;
-  std::vector<Item> items;        // in revision order
-  std::vector<BatchPtr> batches;  // every batch holding an attached item of this group, each once
+  // Inline room for one: most groups of wide data hold one event of one batch.
+  absl::InlinedVector<Item, 1> items;        // in revision order
+  absl::InlinedVector<BatchPtr, 1> batches;  // every batch holding an attached item of this group, each once
   uint64_t first_revision = 0;    // with the version base `none`: the arrival order instead
   size_t bytes = 0;               // estimated append size
   bool refreshed = false;         // the stream state was re-read once for this group
