@@ -118,9 +118,9 @@ void metadata_fields(const DomainEvent& e, const Uuid& id, const std::optional<U
     out.text("$causationId", e.correlation_id);
   }
   if (!e.occurred_at.empty()) out.text("occurredAt", e.occurred_at);
-  const auto own_id = id.text();
-  if (!e.event_id.empty() && std::string_view(e.event_id) != std::string_view(own_id.data(), own_id.size())) {
-    out.text("eventId", e.event_id);
+  if (!e.event_id.empty()) {
+    const auto own_id = id.text();
+    if (std::string_view(e.event_id) != std::string_view(own_id.data(), own_id.size())) out.text("eventId", e.event_id);
   }
   out.integer("aggregateVersion", e.aggregate_version);
   if (!e.content_type.empty() && e.content_type != kJsonContentType && e.content_type != kBytesContentType) {
@@ -169,8 +169,8 @@ struct JsonFields {
   void close() { out.push_back('}'); }
 };
 
-// Record properties, in two passes of the same fields: sizing (`Sizer`, a PropertySizer), then
-// writing (`Writer`, a PropertyWriter into the room measured). The UUIDs' texts are made in the
+// Record properties, in two passes of the same fields: sizing (`SizingFields`, a PropertySizer),
+// then writing (`WritingFields`, a PropertyWriter into the room measured). The UUIDs' texts are made in the
 // first pass and kept for the second; texts from the envelope are checked there too: they must be
 // valid UTF-8 (protobuf strings), and `valid` turns false on one that is not, which only the JSON
 // text carries (its bytes replaced).
