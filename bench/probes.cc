@@ -296,65 +296,67 @@ int run_store_probe(const ProbeOptions& o) {
   };
   std::vector<std::tuple<std::string, ExpectedRevision, std::vector<store::ProposedEvent>>> batch;
   std::vector<store::MultiAppend> multis;
-  auto s = for_each_window(*gen, o.window, /*record_properties=*/false,
-                           [&](std::vector<AppendRequest>& window, uint64_t window_bytes) {
-    if (interrupted()) return;
-    batch.clear();
-    multis.clear();
-    for (AppendRequest& req : window) {
-      std::vector<store::ProposedEvent> events;
-      events.reserve(req.events.size());
-      for (EventData& e : req.events) {
-        events.push_back(
-            {e.id, std::move(e.type), std::move(e.content_type), std::move(e.data), std::move(e.metadata)});
-      }
-      if (!multi) {
-        batch.emplace_back(std::move(req.stream), req.expected, std::move(events));
-        continue;
-      }
-      if (multis.empty() || multis.back().records.size() >= o.request_records) multis.emplace_back();
-      store::MultiAppend& m = multis.back();
-      const auto index = uint32_t(m.streams.size());
-      m.streams.push_back(std::move(req.stream));
-      m.checks.push_back({index, req.expected});
-      for (auto& e : events) m.records.push_back({index, std::move(e)});
-    }
-    const uint64_t target = answered + (multi ? multis.size() : batch.size());
-    const auto started = std::chrono::steady_clock::now();
-    const double cpu0 = process_cpu_seconds();
-    for (auto& [stream, expected, events] : batch) {
-      const size_t n = events.size();
-      db.append(std::move(stream), expected, std::move(events), [&, n](store::AppendResult r) {
-        std::lock_guard g(mu);
-        if (r.status == store::AppendStatus::kSuccess && !r.idempotent) {
-          appended += n;
-        } else {
-          fail(n, r.message.empty() ? "status " + std::to_string(int(r.status)) : r.message);
+  const bool record_properties = false;  // the store keeps metadata as JSON text
+  auto s = for_each_window(
+      *gen, o.window, record_properties, [&](std::vector<AppendRequest>& window, uint64_t window_bytes) {
+        if (interrupted()) return;
+        batch.clear();
+        multis.clear();
+        for (AppendRequest& req : window) {
+          std::vector<store::ProposedEvent> events;
+          events.reserve(req.events.size());
+          for (EventData& e : req.events) {
+            events.push_back(
+                {e.id, std::move(e.type), std::move(e.content_type), std::move(e.data), std::move(e.metadata)});
+          }
+          if (!multi) {
+            batch.emplace_back(std::move(req.stream), req.expected, std::move(events));
+            continue;
+          }
+          if (multis.empty() || multis.back().records.size() >= o.request_records) multis.emplace_back();
+          store::MultiAppend& m = multis.back();
+          const auto index = uint32_t(m.streams.size());
+          m.streams.push_back(std::move(req.stream));
+          m.checks.push_back({index, req.expected});
+          for (auto& e : events) m.records.push_back({index, std::move(e)});
         }
-        if (++answered == target) cv.notify_one();
-      });
-    }
-    for (auto& m : multis) {
-      const size_t n = m.records.size();
-      db.append_multi(std::move(m), [&, n](store::MultiAppendResult r) {
-        std::lock_guard g(mu);
-        if (r.status == store::AppendStatus::kSuccess) {
-          appended += n;
-        } else {
-          fail(n, r.message.empty() ? fmt::format("status {}, {} failing checks", int(r.status), r.violations.size())
-                                    : r.message);
+        const uint64_t target = answered + (multi ? multis.size() : batch.size());
+        const auto started = std::chrono::steady_clock::now();
+        const double cpu0 = process_cpu_seconds();
+        for (auto& [stream, expected, events] : batch) {
+          const size_t n = events.size();
+          db.append(std::move(stream), expected, std::move(events), [&, n](store::AppendResult r) {
+            std::lock_guard g(mu);
+            if (r.status == store::AppendStatus::kSuccess && !r.idempotent) {
+              appended += n;
+            } else {
+              fail(n, r.message.empty() ? "status " + std::to_string(int(r.status)) : r.message);
+            }
+            if (++answered == target) cv.notify_one();
+          });
         }
-        if (++answered == target) cv.notify_one();
+        for (auto& m : multis) {
+          const size_t n = m.records.size();
+          db.append_multi(std::move(m), [&, n](store::MultiAppendResult r) {
+            std::lock_guard g(mu);
+            if (r.status == store::AppendStatus::kSuccess) {
+              appended += n;
+            } else {
+              fail(n, r.message.empty()
+                          ? fmt::format("status {}, {} failing checks", int(r.status), r.violations.size())
+                          : r.message);
+            }
+            if (++answered == target) cv.notify_one();
+          });
+        }
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return answered == target; });
+        seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        cpu += process_cpu_seconds() - cpu0;
+        appends += window.size();
+        requests += multi ? multis.size() : batch.size();
+        bytes += window_bytes;
       });
-    }
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return answered == target; });
-    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    cpu += process_cpu_seconds() - cpu0;
-    appends += window.size();
-    requests += multi ? multis.size() : batch.size();
-    bytes += window_bytes;
-  });
   const store::StoreStats stats = db.stats();
   db.close();
   if (!s.ok()) return fatal_error(s);

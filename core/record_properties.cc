@@ -121,13 +121,25 @@ char* RecordProperties::write(char* at) const {
   size_t objects = 0;
   for (const Call& c : calls_) {
     switch (c.kind) {
-      case Kind::kString: w.add_string(c.key, c.text); break;
-      case Kind::kNumber: w.add_number(c.key, c.number); break;
+      case Kind::kString:
+        w.add_string(c.key, c.text);
+        break;
+      case Kind::kNumber:
+        w.add_number(c.key, c.number);
+        break;
       case Kind::kTrue:
-      case Kind::kFalse: w.add_bool(c.key, c.kind == Kind::kTrue); break;
-      case Kind::kNull: w.add_null(c.key); break;
-      case Kind::kOpen: w.open_object(c.key, sizes_.object_size(objects++)); break;
-      case Kind::kClose: w.close_object(); break;
+      case Kind::kFalse:
+        w.add_bool(c.key, c.kind == Kind::kTrue);
+        break;
+      case Kind::kNull:
+        w.add_null(c.key);
+        break;
+      case Kind::kOpen:
+        w.open_object(c.key, sizes_.object_size(objects++));
+        break;
+      case Kind::kClose:
+        w.close_object();
+        break;
     }
   }
   return w.end();

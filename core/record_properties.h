@@ -104,7 +104,7 @@ class PropertySizer {
   // Adds an entry with a value of `value_size` bytes to the open object (or to the whole).
   void add(std::string_view key, size_t value_size);
 
-  std::vector<size_t> objects_;  // fields sizes, in opening order
+  std::vector<size_t> objects_;                            // fields sizes, in opening order
   std::vector<std::pair<size_t, std::string_view>> open_;  // the objects not closed yet: index, key
   size_t size_ = 0;
 };

@@ -224,8 +224,8 @@ TEST(RecordsWire, PropertiesFromValuesAreTheJsonObjectsProperties) {
   EXPECT_EQ(two_pass, from_values.properties);
   EventData from_json = from_values;
   from_json.properties.clear();
-  from_json.metadata = R"({"s":"text","n":-2.5,"o":{"t":true,"inner":{"long":")" + long_text +
-                       R"("},"empty":{},"z":null},"f":false})";
+  from_json.metadata =
+      R"({"s":"text","n":-2.5,"o":{"t":true,"inner":{"long":")" + long_text + R"("},"empty":{},"z":null},"f":false})";
 
   std::string a, b;
   ASSERT_FALSE(append_records_fragment("S-1", 3, std::span(&from_json, 1), &a).has_value());
@@ -236,8 +236,9 @@ TEST(RecordsWire, PropertiesFromValuesAreTheJsonObjectsProperties) {
   ASSERT_FALSE(kurrent::wire::fill_v2_record(from_json, &want).has_value());
   ASSERT_FALSE(kurrent::wire::fill_v2_record(from_values, &got).has_value());
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(got, want)) << got.ShortDebugString();
-  EXPECT_EQ(got.properties().at("o").struct_value().fields().at("inner").struct_value().fields().at("long").string_value(),
-            long_text);
+  EXPECT_EQ(
+      got.properties().at("o").struct_value().fields().at("inner").struct_value().fields().at("long").string_value(),
+      long_text);
 
   props.clear();
   EXPECT_EQ(props.size(), 0u);
