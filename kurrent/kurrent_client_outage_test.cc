@@ -55,6 +55,31 @@ TEST(KurrentClient, ReadsShareOneRetryBudgetPerOutage) {
   c->close(milliseconds(0));
 }
 
+// An append gives up when `retry_for` is up, not one backoff step later: its last wait is cut to
+// what is left of the budget. With a first wait of 1-2 s and a budget of 2.5 s, an uncut second
+// wait (2-4 s) would end the append 3-6 s after the outage began.
+class GivesUp : public ::testing::TestWithParam<AppendMode> {};
+
+TEST_P(GivesUp, AnAppendGivesUpWhenRetryForIsUpNotABackoffLater) {
+  Served served;
+  auto c = connect_to(served.url("&defaultDeadline=1000"),
+                      {.mode = GetParam(), .backoff_initial = milliseconds(2000), .backoff_max = milliseconds(8000),
+                       .retry_for = milliseconds(2500)});
+  ASSERT_TRUE(c);
+  served.stop();
+  const auto start = Clock::now();
+  auto o = append_sync(*c, "gone", ExpectNoStream{}, {event("x")});
+  const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+  EXPECT_EQ(o.code, AppendCode::kFatal) << o.message;
+  EXPECT_NE(o.message.find("kept failing for 2 s"), std::string::npos) << o.message;
+  EXPECT_GE(took, milliseconds(2500));
+  EXPECT_LT(took, milliseconds(2950)) << "the last wait was not cut to the budget";
+  c->close(milliseconds(0));
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, GivesUp, ::testing::Values(AppendMode::kBatch, AppendMode::kRecords),
+                         [](const auto& info) { return std::string(to_string(info.param)); });
+
 // The address serve-store prints for an IPv6 listener works as a connection string.
 TEST(KurrentClient, ConnectsToAnIpv6Literal) {
   auto store = store::EventStore::open({.in_memory = true}).value();

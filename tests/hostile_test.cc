@@ -156,14 +156,22 @@ TEST_F(HostileTest, AMissingTopicIsAnErrorUnlessAllowed) {
   EXPECT_EQ(run(replay_args("task-evnets", "missing")), 4) << output();
 }
 
+// The two kill tests below need a run that is still writing when the kill comes, whatever the
+// machine's speed: 100,000 events over two topics of 16 partitions (about 2 MiB a partition, inside
+// what the embedded broker keeps, ~5 MiB: more would lose the oldest and dead-letter the rest as
+// revision gaps, quickly), read 50 events a batch with one batch in flight, take well over ten seconds.
+constexpr int kKillPartitions = 16;
+constexpr const char* kSlowReplay = " --batch-max-events 50 --max-batches-in-flight 1";
+
 TEST_F(HostileTest, TheBrokerKilledMidReplayStopsTheRunWithinTheKafkaTimeout) {
-  start_broker();
+  start_broker("task-events,system-events", kKillPartitions);
   start_store();
   ASSERT_EQ(run("generate --brokers " + bootstrap_ + " --events 100000 --topics task-events,system-events --seed 42"),
             0)
       << output();
   std::filesystem::remove(dir_ + "/run.out");
-  Process replay(replay_args("task-events,system-events", "broker-gone") + " --kafka-timeout-s 5", dir_ + "/run.out");
+  Process replay(replay_args("task-events,system-events", "broker-gone") + kSlowReplay + " --kafka-timeout-s 5",
+                 dir_ + "/run.out");
   ASSERT_TRUE(kingest::testing::wait_for_first_commit(bootstrap_, "broker-gone", "task-events,system-events", 60s))
       << output();
   broker_->kill(SIGKILL);
@@ -203,13 +211,14 @@ TEST_F(HostileTest, SigtermTakesEffectWithinSecondsWhileAppendsAreRetried) {
 }
 
 TEST_F(HostileTest, TheStoreKilledAndNotRestartedStopsTheRunWithinRetryForPlusTenSeconds) {
-  start_broker();
+  start_broker("task-events,system-events", kKillPartitions);
   start_store();
   ASSERT_EQ(run("generate --brokers " + bootstrap_ + " --events 100000 --topics task-events,system-events --seed 44"),
             0)
       << output();
   std::filesystem::remove(dir_ + "/run.out");
-  Process replay(replay_args("task-events,system-events", "store-gone") + " --retry-for-s 5", dir_ + "/run.out");
+  Process replay(replay_args("task-events,system-events", "store-gone") + kSlowReplay + " --retry-for-s 5",
+                 dir_ + "/run.out");
   ASSERT_TRUE(kingest::testing::wait_for_first_commit(bootstrap_, "store-gone", "task-events,system-events", 60s))
       << output();
   store_->kill(SIGKILL);  // appends (and any reads) in flight now fail, and nothing comes back

@@ -141,6 +141,12 @@ void Core::retry(const OpPtr& op, const std::string& reason, bool immediate) {
     base = std::min<int64_t>(base, options_.backoff_max.count());
     thread_local std::mt19937_64 rng{std::random_device{}()};
     delay = milliseconds(base / 2 + int64_t(rng() % uint64_t(base / 2 + 1)));  // 50-100 %: full jitter's spread
+    // The last attempt comes when retry_for is up, not a backoff later: every append of an outage
+    // gives up within a few milliseconds of retry_for, so a run that stops on the first one does
+    // not wait up to backoff_max for the others.
+    const auto left = std::chrono::duration_cast<milliseconds>(op->failing_since + options_.retry_for - now) +
+                      milliseconds(1);
+    delay = std::min(delay, std::max(left, milliseconds(0)));
   }
   std::weak_ptr<Core> weak = weak_from_this();
   timer_.at(now + delay, [weak, op] {
