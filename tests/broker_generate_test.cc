@@ -13,6 +13,7 @@
 
 #include "core/testing/eventually.h"
 #include "kafka/raw_consume.h"
+#include "tests/processes.h"
 
 namespace {
 
@@ -72,6 +73,25 @@ TEST_F(ProcessesTest, GenerateProducesEveryEventToAStandaloneBroker) {
   EXPECT_EQ(r->messages, 12000u);
   EXPECT_EQ(broker.stop(), 0) << "a signalled broker exits cleanly";
   EXPECT_FALSE(std::filesystem::exists(broker.file())) << "the bootstrap file goes with the broker";
+}
+
+// More than one partition of the embedded broker keeps (~5 MiB): generate says that the broker
+// deleted some of what it produced, and how to fix it, instead of leaving a replay to dead-letter
+// the streams whose first versions are gone. Within what it keeps, the same call succeeds.
+TEST_F(ProcessesTest, GenerateFailsWhenTheBrokerDeletedSomeOfWhatItProduced) {
+  BrokerProcess broker(dir_, "--topics orders --partitions 1");
+  ASSERT_FALSE(broker.bootstrap().empty()) << "the broker never wrote its bootstrap file";
+  const std::string out = dir_ + "/gen.out";
+  auto generate = [&](int events) {
+    std::string cmd = std::string(KI_BINARY) + " generate --brokers " + broker.bootstrap() + " --events " +
+                      std::to_string(events) + " --streams 100 --topics orders > " + out + " 2>&1";
+    return WEXITSTATUS(std::system(cmd.c_str()));
+  };
+  ASSERT_EQ(generate(2000), 0) << kingest::testing::slurp(out);
+  ASSERT_EQ(generate(20000), 4) << kingest::testing::slurp(out);
+  const std::string said = kingest::testing::slurp(out);
+  EXPECT_NE(said.find("has already deleted"), std::string::npos) << said;
+  EXPECT_NE(said.find("--partitions"), std::string::npos) << said;
 }
 
 TEST_F(ProcessesTest, GenerateRejectsBadArgumentsWithUsageErrors) {
