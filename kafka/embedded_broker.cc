@@ -1,4 +1,5 @@
 #include "kafka/embedded_broker.h"
+#include "kafka/client_log.h"
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -8,6 +9,7 @@ namespace kingest::kafka {
 absl::StatusOr<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::start(int broker_count) {
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  log_through_spdlog(conf);
   // The handle only owns the mock cluster; it never produces. Keep its logs quiet.
   rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);

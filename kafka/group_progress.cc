@@ -1,4 +1,5 @@
 #include "kafka/group_progress.h"
+#include "kafka/client_log.h"
 
 #include <librdkafka/rdkafka.h>
 
@@ -52,6 +53,7 @@ absl::StatusOr<std::unique_ptr<GroupProgress>> GroupProgress::open(
     const std::string& brokers, const std::string& group, const std::map<std::string, std::string>& properties) {
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  log_through_spdlog(conf);
   std::map<std::string, std::string> props = properties;
   props["bootstrap.servers"] = brokers;
   props["group.id"] = group;

@@ -4,6 +4,7 @@
 // kafka_source_poll.cc (the polling thread and batching), kafka_source_commit.cc (offset commits),
 // kafka_source_pause.cc (pausing against the budget, reading the furthest-behind partitions first).
 #include "kafka/kafka_source.h"
+#include "kafka/client_log.h"
 
 #include "absl/strings/numbers.h"
 
@@ -31,6 +32,7 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::create(SourceOptions o
   std::unique_ptr<KafkaSource> s(new KafkaSource(std::move(options), std::move(callbacks)));
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  log_through_spdlog(conf);
   std::map<std::string, std::string> props = {
       {"bootstrap.servers", s->options_.brokers},
       {"group.id", s->options_.group_id},

@@ -1,4 +1,5 @@
 #include "kafka/producer.h"
+#include "kafka/client_log.h"
 
 #include <librdkafka/rdkafka.h>
 
@@ -9,6 +10,7 @@ absl::StatusOr<std::unique_ptr<Producer>> Producer::create(const std::string& br
   std::unique_ptr<Producer> p(new Producer());
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  log_through_spdlog(conf);
   std::map<std::string, std::string> props = {
       {"bootstrap.servers", brokers},
       {"linger.ms", "5"},

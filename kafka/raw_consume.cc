@@ -1,4 +1,5 @@
 #include "kafka/raw_consume.h"
+#include "kafka/client_log.h"
 
 #include <librdkafka/rdkafka.h>
 
@@ -10,6 +11,7 @@ absl::StatusOr<RawConsumeResult> raw_consume(const std::string& brokers, const s
                                              uint64_t expected, std::chrono::milliseconds timeout) {
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  log_through_spdlog(conf);
   for (auto [k, v] : {std::pair{"bootstrap.servers", brokers.c_str()}, {"group.id", "kurrent-ingest-raw"},
                       {"enable.auto.commit", "false"}, {"enable.partition.eof", "true"}, {"queued.min.messages", "200000"},
                       {"fetch.max.bytes", "52428800"}, {"log_level", "3"}}) {

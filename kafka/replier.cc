@@ -1,4 +1,5 @@
 #include "kafka/replier.h"
+#include "kafka/client_log.h"
 
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
@@ -30,6 +31,7 @@ absl::StatusOr<std::unique_ptr<Replier>> Replier::create(const std::string& brok
   std::unique_ptr<Replier> r(new Replier());
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  log_through_spdlog(conf);
   // Batched: replies of one batch of events leave together; linger stays short because a caller
   // is waiting. A reply sent twice (a retry) is harmless: the
   // caller keeps only the first answer per correlation id.
