@@ -213,6 +213,10 @@ class KafkaSource {
   rd_kafka_queue_s* queue_ = nullptr;
   std::vector<rd_kafka_message_s*> taken_;
   size_t taken_head_ = 0;
+  // What a take fills before its messages join `taken_`: left uninitialised (resizing `taken_` by
+  // `want` zeroed up to 32 KiB per take, for some 60 messages a take on a busy run).
+  std::unique_ptr<rd_kafka_message_s*[]> take_room_;
+  size_t take_room_size_ = 0;
   bool in_take_ = false;
   std::vector<std::pair<int, rd_kafka_topic_partition_list_s*>> deferred_;
   std::vector<Cursor> cursors_;

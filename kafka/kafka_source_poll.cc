@@ -105,24 +105,27 @@ void KafkaSource::take(size_t want, int timeout_ms) {
     taken_.clear();
     taken_head_ = 0;
   }
-  const size_t before = taken_.size();
-  taken_.resize(before + want);
+  if (take_room_size_ < want) {
+    take_room_.reset(new rd_kafka_message_t*[want]);  // NOLINT(cppcoreguidelines-owning-memory): uninitialised on purpose
+    take_room_size_ = want;
+  }
+  rd_kafka_message_t** room = take_room_.get();
   in_take_ = true;
   // What is queued now, without waiting; when nothing is, wait up to the timeout for one message
   // (as one poll would) and then take whatever came with it. (librdkafka before 2.1 advances a
   // partition's position past messages that a take then drops at a version barrier, which a
   // pause, resume, seek or (un)assign made during the take puts in the queue: every such call
   // here is made on this thread between takes, the rebalance's included, so none falls inside.)
-  ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, taken_.data() + before, want);
+  ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, room, want);
   if (n == 0) {
-    n = rd_kafka_consume_batch_queue(queue_, timeout_ms, taken_.data() + before, 1);
+    n = rd_kafka_consume_batch_queue(queue_, timeout_ms, room, 1);
     if (n == 1 && want > 1) {
-      const ssize_t more = rd_kafka_consume_batch_queue(queue_, 0, taken_.data() + before + 1, want - 1);
+      const ssize_t more = rd_kafka_consume_batch_queue(queue_, 0, room + 1, want - 1);
       if (more > 0) n += more;
     }
   }
   in_take_ = false;
-  taken_.resize(before + size_t(std::max<ssize_t>(n, 0)));
+  if (n > 0) taken_.insert(taken_.end(), room, room + n);
 }
 
 void KafkaSource::wake_fetchers_if_draining(size_t took, size_t took_bytes) {
