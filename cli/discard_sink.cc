@@ -29,8 +29,10 @@ void DiscardSink::append(AppendRequest request, AppendDone done) {
 void DiscardSink::run() {
   pthread_setname_np(pthread_self(), "ki-discard");
   std::string wire_bytes;
+  std::vector<std::pair<AppendRequest, AppendDone>> work;
+  std::vector<AppendOutcome> answers;
   for (;;) {
-    std::deque<std::pair<AppendRequest, AppendDone>> work;
+    work.clear();  // keeps its room, which the next swap hands to the queue
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
@@ -38,13 +40,15 @@ void DiscardSink::run() {
       work.swap(queue_);
     }
     uint64_t bytes = 0;
+    answers.clear();
     for (auto& [req, done] : work) {
       // The stream's records and check as the gRPC sink writes them into an AppendRecords request
       // (records, the default mode against a server that has it).
       wire_bytes.clear();
       if (auto bad = ::kingest::wire::append_records_fragment(req.stream, kurrent::wire::v2_expected(req.expected),
                                                               req.events, &wire_bytes)) {
-        done(AppendOutcome{.code = AppendCode::kRejected, .current_revision = {}, .position = 0, .message = *bad});
+        answers.push_back(
+            AppendOutcome{.code = AppendCode::kRejected, .current_revision = {}, .position = 0, .message = *bad});
         continue;
       }
       bytes += wire_bytes.size();
@@ -56,15 +60,22 @@ void DiscardSink::run() {
       } else if (std::holds_alternative<ExpectNoStream>(req.expected) && !req.events.empty()) {
         reached = StreamRevision{req.events.size() - 1};
       }
-      if (reached && !req.events.empty()) {
-        // Before the answer: the answer may lead to a read of this stream.
-        std::lock_guard lock(mu_);
-        tails_[absl::HashOf(req.stream)] = Tail{reached->value(), req.events.back().id};
-      }
-      done(AppendOutcome{.code = AppendCode::kSuccess, .current_revision = reached, .position = 0, .message = {}});
+      answers.push_back(
+          AppendOutcome{.code = AppendCode::kSuccess, .current_revision = reached, .position = 0, .message = {}});
     }
-    std::lock_guard lock(mu_);
-    encoded_bytes_ += bytes;
+    {
+      // The tails before any answer (an answer may lead to a read of its stream), under one lock.
+      std::lock_guard lock(mu_);
+      for (size_t i = 0; i < work.size(); ++i) {
+        const auto& reached = answers[i].current_revision;
+        const auto& req = work[i].first;
+        if (answers[i].code == AppendCode::kSuccess && reached && !req.events.empty()) {
+          tails_[absl::HashOf(req.stream)] = Tail{reached->value(), req.events.back().id};
+        }
+      }
+      encoded_bytes_ += bytes;
+    }
+    for (size_t i = 0; i < work.size(); ++i) work[i].second(std::move(answers[i]));
   }
 }
 
@@ -79,7 +90,8 @@ absl::StatusOr<StreamTail> DiscardSink::read_tail(const std::string& stream) {
   return t;
 }
 
-absl::StatusOr<std::vector<RecordedEventData>> DiscardSink::read_forwards(const std::string&, StreamRevision, uint64_t) {
+absl::StatusOr<std::vector<RecordedEventData>> DiscardSink::read_forwards(const std::string&, StreamRevision,
+                                                                          uint64_t) {
   return std::vector<RecordedEventData>{};
 }
 

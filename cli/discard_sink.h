@@ -12,10 +12,11 @@
 #pragma once
 
 #include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "core/sink.h"
@@ -48,7 +49,8 @@ class DiscardSink final : public Sink {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<AppendRequest, AppendDone>> queue_;
+  // Swapped with the worker's, whose room it gets back once answered: no allocation per append.
+  std::vector<std::pair<AppendRequest, AppendDone>> queue_;
   uint64_t encoded_bytes_ = 0;
   bool stopping_ = false;
   struct Tail {
