@@ -131,7 +131,7 @@ void metadata_fields(const DomainEvent& e, const Uuid& id, const std::optional<U
   out.integer("partition", source.partition);
   out.integer("offset", source.offset);
   out.close();
-  if (run != nullptr) out.id(kRunIdKey, *run);
+  if (run != nullptr) out.run_id(kRunIdKey, *run);
 }
 
 // JSON text. Written directly (not through JsonWriter): it runs once per event on the engine's
@@ -157,6 +157,7 @@ struct JsonFields {
     u.append_to(out);
     out.push_back('"');
   }
+  void run_id(std::string_view k, const Uuid& u) { id(k, u); }
   void integer(std::string_view k, int64_t n) {
     key(k);
     char buf[24];
@@ -180,6 +181,18 @@ struct PropertyIds {
   size_t next = 0;  // the second pass's
 };
 
+// The run's id comes with the first event of every append, the same all run long: its text is
+// made once per thread and run, not per append.
+const std::array<char, Uuid::kTextSize>& run_id_text(const Uuid& run) {
+  thread_local Uuid last;
+  thread_local std::array<char, Uuid::kTextSize> text = last.text();
+  if (run != last) {
+    last = run;
+    text = run.text();
+  }
+  return text;
+}
+
 struct SizingFields {
   PropertySizer& sizes;
   PropertyIds& ids;
@@ -194,6 +207,10 @@ struct SizingFields {
     sizes.add_string(k, std::string_view(ids.texts[ids.count].data(), ids.texts[ids.count].size()));
     ++ids.count;
   }
+  void run_id(std::string_view k, const Uuid& u) {
+    const auto& t = run_id_text(u);
+    sizes.add_string(k, std::string_view(t.data(), t.size()));
+  }
   void integer(std::string_view k, int64_t n) { sizes.add_number(k, double(n)); }
   void open(std::string_view k) { sizes.open_object(k); }
   void close() { sizes.close_object(); }
@@ -207,6 +224,10 @@ struct WritingFields {
   void text(std::string_view k, std::string_view s) { out.add_string(k, s); }
   void id(std::string_view k, const Uuid& /*u*/) {
     const auto& t = ids.texts[ids.next++];
+    out.add_string(k, std::string_view(t.data(), t.size()));
+  }
+  void run_id(std::string_view k, const Uuid& u) {
+    const auto& t = run_id_text(u);
     out.add_string(k, std::string_view(t.data(), t.size()));
   }
   void integer(std::string_view k, int64_t n) { out.add_number(k, double(n)); }
