@@ -26,8 +26,9 @@ namespace {
 // offsets; where the broker does not answer them, it is skipped.
 class RetentionCheck {
  public:
-  // Takes each existing partition's end; a handle is open only while it asks (a consumer handle
-  // left open beside the producer slows the producer's first deliveries by a second).
+  // Takes each existing partition's end. A handle is open only while it asks: with one left open
+  // beside the producer, producing 1,000 events took about a second instead of 0.06 s in each of
+  // four trials against the embedded broker.
   RetentionCheck(std::string brokers, std::map<std::string, std::string> properties, std::vector<std::string> topics)
       : brokers_(std::move(brokers)), properties_(std::move(properties)), topics_(std::move(topics)) {
     auto gp = open();
