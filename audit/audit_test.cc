@@ -40,7 +40,7 @@ class AuditTest : public ::testing::Test {
     std::string stream = rules_.stream_names.render(ev);
     uint64_t rev = *rules_.version_base.revision_of(ev.aggregate_version);
     store::ProposedEvent p{.id = pipeline::derive_event_id(ev, stream, rev),
-                           .type = ev.event_type,
+                           .type = ev.event_type.str(),
                            .content_type = "application/json",
                            .data = data.empty() ? ev.payload : data,
                            .metadata = "{}"};
@@ -62,7 +62,7 @@ class AuditTest : public ::testing::Test {
       uint64_t rev = *rules_.version_base.revision_of(ev.aggregate_version);
       if (events.empty()) first = rev;
       events.push_back({.id = pipeline::derive_event_id(ev, stream, rev),
-                        .type = ev.event_type,
+                        .type = ev.event_type.str(),
                         .content_type = "application/json",
                         .data = ev.payload,
                         .metadata = "{}"});

@@ -306,8 +306,7 @@ int run_store_probe(const ProbeOptions& o) {
           std::vector<store::ProposedEvent> events;
           events.reserve(req.events.size());
           for (EventData& e : req.events) {
-            events.push_back(
-                {e.id, std::move(e.type), std::move(e.content_type), std::move(e.data), std::move(e.metadata)});
+            events.push_back({e.id, e.type.str(), e.content_type.str(), std::move(e.data), std::move(e.metadata)});
           }
           if (!multi) {
             batch.emplace_back(std::move(req.stream), req.expected, std::move(events));

@@ -36,7 +36,7 @@ const std::vector<EventData>& events() {
     while (out.size() < kEvents && g.next(e)) {
       out.push_back(EventData{
           .id = Uuid::v4(),
-          .type = e.event.event_type,
+          .type = e.event.event_type.str(),
           .content_type = "application/json",
           .data = e.event.payload,
           .metadata = R"({"$correlationId":")" + Uuid::v4().to_string() + R"(","$causationId":")" +
@@ -131,7 +131,7 @@ void BM_MetadataIntoFragment(benchmark::State& state) {
     const workload::GeneratedEvent& ge = all[at % kEvents];
     const DomainEvent& e = ge.event;
     EventData ev{.id = pipeline::derive_event_id(e, "Vulnerability-0b5e2a4c", 41),
-                 .type = e.event_type,
+                 .type = e.event_type.str(),
                  .content_type = "application/json",
                  .data = e.payload};
     const pipeline::SourceRef source{ge.topic, 3, int64_t(123456 + at)};

@@ -36,8 +36,9 @@ std::vector<uint64_t>& aligned_buffer() {
 }
 
 // Copies a string field into `out`. Absent: an error when required, else `out` stays empty.
+template <typename Text>
 std::optional<DecodeError> read_string(const flatbuffers::String* s, std::string_view name, bool required,
-                                       std::string& out) {
+                                       Text& out) {
   if (s == nullptr) {
     if (required) return detail::missing_field(name);
     return std::nullopt;
@@ -46,7 +47,7 @@ std::optional<DecodeError> read_string(const flatbuffers::String* s, std::string
     return DecodeError{std::string(name) + ": expected a non-empty string, got an empty string"};
   }
   if (!detail::valid_utf8(std::string_view(s->c_str(), s->size()))) return DecodeError{std::string(name) + ": invalid UTF-8"};
-  out.assign(s->c_str(), s->size());
+  out.assign(std::string_view(s->c_str(), s->size()));
   return std::nullopt;
 }
 
@@ -118,13 +119,14 @@ std::string encode_flatbuffers(const DomainEvent& event) {
                           event.aggregate_type.size() + event.correlation_id.size() + event.causation_id.size() +
                           event.occurred_at.size() + event.payload.size() + event.content_type.size();
   flatbuffers::FlatBufferBuilder fbb(estimate);
-  auto optional_string = [&fbb](const std::string& s) {
-    return s.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(s);
+  auto string = [&fbb](std::string_view s) { return fbb.CreateString(s.data(), s.size()); };
+  auto optional_string = [&string](std::string_view s) {
+    return s.empty() ? flatbuffers::Offset<flatbuffers::String>() : string(s);
   };
   const auto event_id = optional_string(event.event_id);
-  const auto event_type = fbb.CreateString(event.event_type);
-  const auto aggregate_id = fbb.CreateString(event.aggregate_id);
-  const auto aggregate_type = fbb.CreateString(event.aggregate_type);
+  const auto event_type = string(event.event_type);
+  const auto aggregate_id = string(event.aggregate_id);
+  const auto aggregate_type = string(event.aggregate_type);
   const auto correlation_id = optional_string(event.correlation_id);
   const auto causation_id = optional_string(event.causation_id);
   const auto occurred_at = optional_string(event.occurred_at);

@@ -116,7 +116,7 @@ Expectation load_expectation(const fs::path& path) {
     return x;
   }
   DomainEvent e;
-  auto str = [&](const char* key, std::string& out) {
+  auto str = [&](const char* key, ShortString& out) {
     std::string_view v;
     if (obj[key].get_string().get(v)) {
       ADD_FAILURE() << path << ": missing or non-string \"" << key << "\"";
@@ -139,7 +139,9 @@ Expectation load_expectation(const fs::path& path) {
   if (!obj["payload_hex"].get_string().get(hex)) {
     e.payload = from_hex(hex);
   } else {
-    str("payload", e.payload);
+    ShortString payload;
+    str("payload", payload);
+    e.payload = payload.str();
   }
   size_t keys = 0;
   for (auto field : obj) {

@@ -116,7 +116,7 @@ DecodeResult decode_padded(ThreadState& ts, simdjson::padded_string_view json, J
   if (auto e = doc.get_object().get(obj)) return invalid_json_text(e, input);
 
   DomainEvent event;
-  std::array<std::string, 3> times;  // occurredOn, occurredAt, timestamp
+  std::array<ShortString, 3> times;  // occurredOn, occurredAt, timestamp
   std::array<bool, 3> time_present{};  // with a value (not null or "")
   std::array<bool, 3> time_seen{};     // present at all
   std::array<std::optional<DecodeError>, 3> time_errors;

@@ -87,7 +87,7 @@ constexpr int64_t kMinEpochMillis = -62167219200000;
 constexpr int64_t kMaxEpochMillis = 253402300799999;
 
 // Reads an optional string envelope field. Null counts as absent.
-std::optional<DecodeError> read_optional_string(od::value& v, Field f, std::string& out) {
+std::optional<DecodeError> read_optional_string(od::value& v, Field f, ShortString& out) {
   od::json_type t;
   if (auto e = v.type().get(t)) return invalid_json(e, name_of(f));
   if (t == od::json_type::string) {
@@ -106,7 +106,7 @@ std::optional<DecodeError> read_optional_string(od::value& v, Field f, std::stri
   return type_error(name_of(f), "a string", type_name(t));
 }
 
-std::optional<DecodeError> read_required_string(od::value& v, Field f, std::string& out) {
+std::optional<DecodeError> read_required_string(od::value& v, Field f, ShortString& out) {
   od::json_type t;
   if (auto e = v.type().get(t)) return invalid_json(e, name_of(f));
   if (t != od::json_type::string) return type_error(name_of(f), "a non-empty string", type_name(t));
@@ -118,7 +118,7 @@ std::optional<DecodeError> read_required_string(od::value& v, Field f, std::stri
 }
 
 // aggregateId: a non-empty string, or a JSON integer rendered as decimal text.
-std::optional<DecodeError> read_aggregate_id(od::value& v, std::string& out) {
+std::optional<DecodeError> read_aggregate_id(od::value& v, ShortString& out) {
   constexpr std::string_view kExpected = "a non-empty string or an integer";
   const std::string_view name = name_of(Field::kAggregateId);
   od::json_type t;
@@ -168,7 +168,7 @@ std::optional<DecodeError> read_aggregate_version(od::value& v, int64_t& out) {
 // scalar value. `present`: the value is not null or "" (such a member is the envelope's time only
 // when it is the first present one). An error in `json_error` is invalid JSON (always fatal); one in
 // `time_error` matters only if this member becomes the envelope's time, else the member is payload.
-void read_time(od::value& v, Field f, std::string& out, bool& present, std::optional<DecodeError>& json_error,
+void read_time(od::value& v, Field f, ShortString& out, bool& present, std::optional<DecodeError>& json_error,
                std::optional<DecodeError>& time_error) {
   constexpr std::string_view kExpected = "a string or epoch milliseconds";
   od::json_type t;

@@ -148,31 +148,31 @@ DecodeResult decode_unguarded(std::string_view bytes) {
     return DecodeError{WireExplainer(bytes).explain()};
   }
   DomainEvent event;
-  // Swapping hands the parsed buffers over without copying; the message keeps empty strings.
-  event.event_id.swap(*msg.mutable_event_id());
-  event.event_type.swap(*msg.mutable_event_type());
-  event.aggregate_id.swap(*msg.mutable_aggregate_id());
-  event.aggregate_type.swap(*msg.mutable_aggregate_type());
-  event.correlation_id.swap(*msg.mutable_correlation_id());
-  event.causation_id.swap(*msg.mutable_causation_id());
-  event.occurred_at.swap(*msg.mutable_occurred_at());
+  // The short texts are copied into the event; the payload's buffer is swapped over without copying.
+  event.event_id = msg.event_id();
+  event.event_type = msg.event_type();
+  event.aggregate_id = msg.aggregate_id();
+  event.aggregate_type = msg.aggregate_type();
+  event.correlation_id = msg.correlation_id();
+  event.causation_id = msg.causation_id();
+  event.occurred_at = msg.occurred_at();
   event.payload.swap(*msg.mutable_payload());
   const bool has_version = msg.has_aggregate_version();
   const int64_t version = msg.aggregate_version();
   std::string content_type;
   content_type.swap(*msg.mutable_payload_content_type());
-  // The message now holds only empty strings (and any unknown fields until the next parse clears
-  // them), so it keeps no large buffer.
+  // The message keeps no large buffer now (its short strings are left as parsed, and any unknown
+  // fields until the next parse clears them).
   // What protobuf checks for `string` fields, with the field named.
-  for (const auto& [value, name] : {std::pair<const std::string*, const char*>{&event.event_type, "event_type"},
-                                    {&event.aggregate_id, "aggregate_id"},
-                                    {&event.aggregate_type, "aggregate_type"},
-                                    {&event.event_id, "event_id"},
-                                    {&event.correlation_id, "correlation_id"},
-                                    {&event.causation_id, "causation_id"},
-                                    {&event.occurred_at, "occurred_at"},
-                                    {&content_type, "payload_content_type"}}) {
-    if (!detail::valid_utf8(*value)) {
+  for (const auto& [value, name] : {std::pair<std::string_view, const char*>{event.event_type, "event_type"},
+                                    {event.aggregate_id, "aggregate_id"},
+                                    {event.aggregate_type, "aggregate_type"},
+                                    {event.event_id, "event_id"},
+                                    {event.correlation_id, "correlation_id"},
+                                    {event.causation_id, "causation_id"},
+                                    {event.occurred_at, "occurred_at"},
+                                    {content_type, "payload_content_type"}}) {
+    if (!detail::valid_utf8(value)) {
       return DecodeError{std::string(name) + ": invalid UTF-8"};
     }
   }
@@ -190,16 +190,16 @@ DecodeResult decode_protobuf(std::string_view bytes) {
 
 std::string encode_protobuf(const DomainEvent& event) {
   Envelope msg;
-  if (!event.event_id.empty()) msg.set_event_id(event.event_id);
-  msg.set_event_type(event.event_type);
-  msg.set_aggregate_id(event.aggregate_id);
-  msg.set_aggregate_type(event.aggregate_type);
+  if (!event.event_id.empty()) msg.set_event_id(event.event_id.str());
+  msg.set_event_type(event.event_type.str());
+  msg.set_aggregate_id(event.aggregate_id.str());
+  msg.set_aggregate_type(event.aggregate_type.str());
   msg.set_aggregate_version(event.aggregate_version);
-  if (!event.correlation_id.empty()) msg.set_correlation_id(event.correlation_id);
-  if (!event.causation_id.empty()) msg.set_causation_id(event.causation_id);
-  if (!event.occurred_at.empty()) msg.set_occurred_at(event.occurred_at);
+  if (!event.correlation_id.empty()) msg.set_correlation_id(event.correlation_id.str());
+  if (!event.causation_id.empty()) msg.set_causation_id(event.causation_id.str());
+  if (!event.occurred_at.empty()) msg.set_occurred_at(event.occurred_at.str());
   if (!event.payload.empty()) msg.set_payload(event.payload);
-  if (!event.content_type.empty()) msg.set_payload_content_type(event.content_type);
+  if (!event.content_type.empty()) msg.set_payload_content_type(event.content_type.str());
   return msg.SerializeAsString();
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/short_string.h"
 #include "core/types.h"
 
 namespace kingest {
@@ -20,9 +21,9 @@ struct SourceMessage {
   KafkaOffset offset{0};
   AssignmentEpoch epoch{0};
   int64_t timestamp_ms = -1;     // Kafka message timestamp, -1 when absent
-  std::string key;
+  ShortString key;
   std::string value;             // capacity() >= size() + kValuePadding (see assign_value)
-  std::string content_type;      // the `content-type` header, empty when absent
+  ShortString content_type;      // the `content-type` header, empty when absent
   bool key_null = false;         // the message has no key (`key` is then empty)
   // Request/reply (NestJS ClientKafka `send()`): the headers `kafka_replyTopic`,
   // `kafka_correlationId` and `kafka_replyPartition` (-1 when absent). Kept only when both the
@@ -39,18 +40,19 @@ struct SourceMessage {
 };
 
 // A decoded domain event in the seed's envelope (NestJS DomainEvent serialized with JSON.stringify).
-// Optional fields are empty strings when the envelope does not carry them.
+// Optional fields are empty strings when the envelope does not carry them. The short texts are kept
+// in the event itself (core/short_string.h): decoding allocates for the payload only.
 struct DomainEvent {
-  std::string event_id;          // as sent; the pipeline uses it when it is a UUID
-  std::string event_type;        // required
-  std::string aggregate_id;      // required
-  std::string aggregate_type;    // required
+  ShortString event_id;          // as sent; the pipeline uses it when it is a UUID
+  ShortString event_type;        // required
+  ShortString aggregate_id;      // required
+  ShortString aggregate_type;    // required
   int64_t aggregate_version = 0; // required, integer >= 0 (the base check is the pipeline's)
-  std::string correlation_id;
-  std::string causation_id;
-  std::string occurred_at;       // ISO 8601 UTC text; numeric epoch-ms inputs are rendered as ISO 8601
+  ShortString correlation_id;
+  ShortString causation_id;
+  ShortString occurred_at;       // ISO 8601 UTC text; numeric epoch-ms inputs are rendered as ISO 8601
   std::string payload;           // the event data bytes (a JSON object's text for JSON payloads)
-  std::string content_type = "application/json";
+  ShortString content_type = "application/json";
 };
 
 // Why a message could not be decoded; travels as a value, never as an exception.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/short_string.h"
 #include "core/types.h"
 #include "core/uuid.h"
 
@@ -22,8 +23,8 @@ namespace kingest {
 
 struct EventData {
   Uuid id;
-  std::string type;
-  std::string content_type;  // "application/json" or "application/octet-stream"
+  ShortString type;
+  ShortString content_type;  // "application/json" or "application/octet-stream"
   std::string data;
   std::string metadata;      // JSON object text
   // The metadata as AppendRecords properties, already encoded (protobuf map entries tagged as

@@ -28,7 +28,7 @@ std::optional<int64_t> v2_expected(const ExpectedRevision& e) {
 std::optional<std::string> fill_v2_record(const EventData& e, kurrentdb::protocol::v2::streams::AppendRecord* rec) {
   namespace v2 = kurrentdb::protocol::v2::streams;
   rec->set_record_id(e.id.to_string());
-  rec->mutable_schema()->set_name(e.type);
+  rec->mutable_schema()->set_name(e.type.str());
   rec->mutable_schema()->set_format(e.content_type == "application/json" ? v2::SCHEMA_FORMAT_JSON
                                                                          : v2::SCHEMA_FORMAT_BYTES);
   rec->set_data(e.data);

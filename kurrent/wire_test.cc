@@ -74,8 +74,8 @@ TEST(RecordsWire, FragmentsParseAsTheRequestProtobufBuilds) {
   namespace v2 = kurrentdb::protocol::v2::streams;
   auto event = [](std::string type, std::string content_type, std::string data, std::string metadata) {
     return EventData{.id = Uuid::v4(),
-                     .type = std::move(type),
-                     .content_type = std::move(content_type),
+                     .type = type,
+                     .content_type = content_type,
                      .data = std::move(data),
                      .metadata = std::move(metadata)};
   };

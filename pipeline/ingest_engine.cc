@@ -17,7 +17,7 @@ namespace kingest::pipeline {
 
 DeadLetter letter_for(const SourceMessage& m, std::string reason, std::string detail, std::string stream) {
   DeadLetter d{std::move(reason), std::move(detail), m.tp.topic, m.tp.partition,
-               m.offset.value(),  m.timestamp_ms,    m.key,      m.value,
+               m.offset.value(),  m.timestamp_ms,    m.key.str(), m.value,
                std::move(stream)};
   d.key_null = m.key_null;
   d.content_type = m.content_type;
@@ -158,9 +158,9 @@ void IngestEngine::Impl::group_and_append(const BatchPtr& b, AsyncNode::gateway_
              stream);
       continue;
     }
-    if (breaks_category_projection(e.aggregate_type) && warned_types.insert(e.aggregate_type).second) {
+    if (breaks_category_projection(e.aggregate_type) && warned_types.insert(e.aggregate_type.str()).second) {
       spdlog::warn("aggregate type '{}' contains '-': KurrentDB's $by_category projection will split its streams",
-                   e.aggregate_type);
+                   e.aggregate_type.view());
     }
     grouped.add(std::move(stream), i);
   }

@@ -29,7 +29,7 @@ TEST_P(IngestEngineTest, RoutesByContentTypeHeaderThenTopicCodecThenJson) {
   std::vector<SourceMessage> b;
   TopicPartition json_tp{"task-events", 0}, bin_tp{"binary-topic", 0};
   auto with_header = [](SourceMessage m, std::string ct) {
-    m.content_type = std::move(ct);
+    m.content_type = ct;
     return m;
   };
   auto pb = codecs::encode_protobuf(domain_event("agg-r", 2));

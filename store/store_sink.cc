@@ -21,7 +21,7 @@ void StoreSink::append(AppendRequest request, AppendDone done) {
   std::vector<ProposedEvent> events;
   events.reserve(request.events.size());
   for (auto& e : request.events) {
-    events.push_back(ProposedEvent{e.id, std::move(e.type), std::move(e.content_type), std::move(e.data),
+    events.push_back(ProposedEvent{e.id, e.type.str(), e.content_type.str(), std::move(e.data),
                                    std::move(e.metadata)});
   }
   store_.append(std::move(request.stream), request.expected, std::move(events),

@@ -35,7 +35,7 @@ VerifyResult verify(const GeneratorOptions& produced, Sink& sink) {
         return VerifyResult{false, 0, 0, 1, {"generator produced " + e.stream + " out of order"}};
       }
       list.push_back({*Uuid::parse(e.event.event_id), content_hash(e.event.event_type, e.event.payload),
-                      e.event.correlation_id});
+                      e.event.correlation_id.str()});
     }
   }
   std::vector<const std::pair<const std::string, std::vector<Expected>>*> streams;

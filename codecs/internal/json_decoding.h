@@ -83,11 +83,11 @@ DecodeError field_error(std::string_view field, std::string_view what);
 DecodeError type_error(std::string_view field, std::string_view expected, std::string_view got);
 
 // json_fields.cc: the envelope fields' values.
-std::optional<DecodeError> read_optional_string(od::value& v, Field f, std::string& out);
-std::optional<DecodeError> read_required_string(od::value& v, Field f, std::string& out);
-std::optional<DecodeError> read_aggregate_id(od::value& v, std::string& out);
+std::optional<DecodeError> read_optional_string(od::value& v, Field f, ShortString& out);
+std::optional<DecodeError> read_required_string(od::value& v, Field f, ShortString& out);
+std::optional<DecodeError> read_aggregate_id(od::value& v, ShortString& out);
 std::optional<DecodeError> read_aggregate_version(od::value& v, int64_t& out);
-void read_time(od::value& v, Field f, std::string& out, bool& present, std::optional<DecodeError>& json_error,
+void read_time(od::value& v, Field f, ShortString& out, bool& present, std::optional<DecodeError>& json_error,
                std::optional<DecodeError>& time_error);
 
 }  // namespace kingest::codecs::json_internal

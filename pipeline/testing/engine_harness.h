@@ -91,7 +91,7 @@ class FakeSink final : public Sink {
   void preload(const std::string& stream, const EventData& e) {
     std::lock_guard lock(mu_);
     auto& s = streams_[stream];
-    s.push_back({e.id, StreamRevision{s.size()}, e.type, e.content_type, e.data, e.metadata});
+    s.push_back({e.id, StreamRevision{s.size()}, e.type.str(), e.content_type.str(), e.data, e.metadata});
   }
 
   std::map<std::string, std::vector<RecordedEventData>> streams() {
@@ -200,7 +200,7 @@ class FakeSink final : public Sink {
       return same;
     }
     if (start != s.size()) return {AppendCode::kWrongExpectedVersion, current, 0, ""};
-    for (const auto& e : req.events) s.push_back({e.id, StreamRevision{s.size()}, e.type, e.content_type, e.data, e.metadata});
+    for (const auto& e : req.events) s.push_back({e.id, StreamRevision{s.size()}, e.type.str(), e.content_type.str(), e.data, e.metadata});
     if (req.stream == lost_answer_stream && !lost_answer_given_) {
       lost_answer_given_ = true;
       return {AppendCode::kWrongExpectedVersion, StreamRevision{s.size() - 1}, 0, ""};
