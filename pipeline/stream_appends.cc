@@ -3,6 +3,8 @@
 // revision_rules.h's; the scheduling StreamTable's.
 #include <spdlog/spdlog.h>
 
+#include "absl/container/inlined_vector.h"
+
 #include "pipeline/internal/engine_impl.h"
 
 namespace kingest::pipeline {
@@ -22,7 +24,7 @@ GroupPtr IngestEngine::Impl::give_slot() {
 }
 
 void IngestEngine::Impl::run_stream(GroupPtr first, bool has_slot) {
-  std::vector<std::pair<GroupPtr, bool>> work;
+  absl::InlinedVector<std::pair<GroupPtr, bool>, 2> work;  // in place: one append's follow-up is one or two
   work.emplace_back(std::move(first), has_slot);
   while (!work.empty()) {
     auto [g, slot] = std::move(work.back());
