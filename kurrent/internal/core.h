@@ -53,7 +53,7 @@ struct Op {
   // Records mode: the current part as an AppendRecords fragment, encoded once per part (its
   // events, which a split changes) and expected revision on the thread that queues it, and sent as
   // is again on a retry.
-  std::shared_ptr<const std::string> v2_fragment;
+  std::optional<std::string> v2_fragment;
   size_t v2_fragment_begin = 0, v2_fragment_end = 0;
   std::optional<int64_t> v2_fragment_expected;
 

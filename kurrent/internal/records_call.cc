@@ -136,9 +136,9 @@ std::optional<std::string> Core::encode_records_part(Op& op) {
       op.v2_fragment_expected == expected) {
     return std::nullopt;
   }
-  auto fragment = std::make_shared<std::string>();
+  std::string fragment;
   const std::span<const EventData> events(op.req.events.data() + op.begin(), op.end() - op.begin());
-  if (auto bad = ::kingest::wire::append_records_fragment(op.req.stream, expected, events, fragment.get())) return bad;
+  if (auto bad = ::kingest::wire::append_records_fragment(op.req.stream, expected, events, &fragment)) return bad;
   op.v2_fragment = std::move(fragment);
   op.v2_fragment_begin = op.begin();
   op.v2_fragment_end = op.end();
