@@ -413,7 +413,7 @@ size_t StreamTable::revoke(const std::vector<TopicPartition>& tps, bool forget_s
     }
     // Free streams hold only detached groups: keep the events of partitions still assigned, as
     // contiguous runs.
-    PendingGroups kept;
+    std::multimap<uint64_t, GroupPtr> kept;
     for (auto& entry : st.pending) {
       const uint64_t key = entry.first;
       GroupPtr& g = entry.second;

@@ -17,7 +17,6 @@
 // Lifecycle: owned by the engine; groups leave it as `Step::run` (the caller then holds the claim).
 #pragma once
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -27,7 +26,6 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <utility>
 #include <variant>
 #include <vector>
 
@@ -109,38 +107,6 @@ struct Group {
 };
 using GroupPtr = std::unique_ptr<Group>;
 
-// A stream's waiting groups by key (first revision, or arrival order), equal keys in the order
-// they came: a multimap's interface over a sorted vector with room for one in place. A stream has
-// one waiting group or none most of the time; a multimap took a node for each.
-class PendingGroups {
- public:
-  using value_type = std::pair<uint64_t, GroupPtr>;
-  using Storage = absl::InlinedVector<value_type, 1>;
-  using iterator = Storage::iterator;
-  using const_iterator = Storage::const_iterator;
-
-  [[nodiscard]] bool empty() const { return groups_.empty(); }
-  [[nodiscard]] size_t size() const { return groups_.size(); }
-  iterator begin() { return groups_.begin(); }
-  iterator end() { return groups_.end(); }
-  [[nodiscard]] const_iterator begin() const { return groups_.begin(); }
-  [[nodiscard]] const_iterator end() const { return groups_.end(); }
-  // The first group with a key above `key`.
-  iterator upper_bound(uint64_t key) {
-    return std::upper_bound(groups_.begin(), groups_.end(), key,
-                            [](uint64_t k, const value_type& v) { return k < v.first; });
-  }
-  // After the groups of an equal key, like std::multimap::emplace. `g` is taken by reference, as
-  // emplace takes it: a call may read the group in its other argument (`emplace(g->first, std::move(g))`).
-  iterator emplace(uint64_t key, GroupPtr&& g) {
-    return groups_.insert(upper_bound(key), value_type{key, std::move(g)});
-  }
-  iterator erase(iterator it) { return groups_.erase(it); }
-
- private:
-  Storage groups_;
-};
-
 struct StreamState {
   uint64_t next_revision = 0;   // the revision the next event must have
   std::optional<Uuid> last_id;  // the stream's last event id (causation of the next event)
@@ -165,7 +131,7 @@ struct StreamState {
   bool claimed = false;
   bool several_partitions = false;
   uint32_t tp = 0;              // the first partition it was seen on (StreamTable's partition index)
-  PendingGroups pending;                        // by first revision
+  std::multimap<uint64_t, GroupPtr> pending;    // by first revision
   std::optional<Clock::time_point> gap_since;   // free with a gap since then
   // Its place in the cache's recency order (a list through the states themselves), and its name.
   StreamState* lru_prev = nullptr;
