@@ -23,16 +23,12 @@ class Reader {
   [[nodiscard]] bool done() const { return p_ == end_; }
 
   bool varint(uint64_t* out) {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64 && p_ != end_; shift += 7) {
-      const auto c = static_cast<uint8_t>(*p_++);
-      v |= uint64_t{c & 0x7Fu} << shift;
-      if ((c & 0x80) == 0) {
-        *out = v;
-        return true;
-      }
+    // One byte: nearly every tag and length in these messages (keys, ids, names are short).
+    if (p_ != end_ && static_cast<uint8_t>(*p_) < 0x80) {
+      *out = static_cast<uint8_t>(*p_++);
+      return true;
     }
-    return false;
+    return long_varint(out);
   }
 
   // The next field's number and wire type; false at a malformed tag.
@@ -79,6 +75,19 @@ class Reader {
   }
 
  private:
+  bool long_varint(uint64_t* out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && p_ != end_; shift += 7) {
+      const auto c = static_cast<uint8_t>(*p_++);
+      v |= uint64_t{c & 0x7Fu} << shift;
+      if ((c & 0x80) == 0) {
+        *out = v;
+        return true;
+      }
+    }
+    return false;
+  }
+
   const char* p_;
   const char* end_;
 };
@@ -113,22 +122,45 @@ inline bool needs_care(uint64_t w) {
   return ((below_space | is_quote | is_backslash | w) & kHigh) != 0;
 }
 
-// append_json_string with a fast path for what property keys, ids and most values are: printable
-// ASCII without quotes or backslashes, checked eight bytes at a time and copied whole.
-void append_json_text(std::string& out, std::string_view s) {
-  size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    uint64_t w = 0;
+// Whether some byte of `s` needs escaping or care (needs_care), eight bytes at a time; the last
+// word overlaps the one before it.
+bool text_needs_care(std::string_view s) {
+  const size_t n = s.size();
+  if (n < 8) {
+    for (const char ch : s) {
+      const auto c = static_cast<uint8_t>(ch);
+      if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) return true;
+    }
+    return false;
+  }
+  uint64_t w = 0;
+  for (size_t i = 0; i + 8 < n; i += 8) {
     std::memcpy(&w, s.data() + i, 8);
-    if (needs_care(w)) return append_json_string(out, s);
+    if (needs_care(w)) return true;
   }
-  for (; i < s.size(); ++i) {
-    const auto c = static_cast<uint8_t>(s[i]);
-    if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) return append_json_string(out, s);
+  std::memcpy(&w, s.data() + n - 8, 8);
+  return needs_care(w);
+}
+
+// `prefix` (none when 0), `s` as a JSON string, then `suffix` (none when 0), with a fast path for
+// what property keys, ids and most values are: printable ASCII without quotes or backslashes,
+// written in one append from a buffer on the stack.
+void append_json_text(std::string& out, std::string_view s, char prefix = 0, char suffix = 0) {
+  char buf[96];
+  if (s.size() + 4 <= sizeof buf && !text_needs_care(s)) {
+    char* p = buf;
+    if (prefix != 0) *p++ = prefix;
+    *p++ = '"';
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+    *p++ = '"';
+    if (suffix != 0) *p++ = suffix;
+    out.append(buf, static_cast<size_t>(p - buf));
+    return;
   }
-  out.push_back('"');
-  out.append(s);
-  out.push_back('"');
+  if (prefix != 0) out.push_back(prefix);
+  append_json_string(out, s);
+  if (suffix != 0) out.push_back(suffix);
 }
 
 absl::Status malformed(std::string_view what) {
@@ -282,13 +314,11 @@ bool write_object(std::string_view message, uint32_t field, std::initializer_lis
   if (depth > kMaxDepth) return false;
   Entries entries;
   if (!map_entries(message, field, skip, &entries)) return false;
-  out->push_back('{');
+  if (entries.empty()) out->push_back('{');
   bool first = true;
   for (const auto& [key, value] : entries) {
-    if (!first) out->push_back(',');
+    append_json_text(*out, key, first ? '{' : ',', ':');
     first = false;
-    append_json_text(*out, key);
-    out->push_back(':');
     if (!write_value(value, depth + 1, out)) return false;
   }
   if (close) out->push_back('}');
@@ -393,8 +423,7 @@ absl::Status append_properties_json(const WireRecord& record, std::string_view s
   out->append(R"("$schema.format":)");
   append_json_text(*out, schema_format_name);
   out->append(R"(,"$schema.name":)");
-  append_json_text(*out, record.schema_name);
-  out->push_back('}');
+  append_json_text(*out, record.schema_name, 0, '}');
   return absl::OkStatus();
 }
 
