@@ -166,6 +166,21 @@ TEST(KurrentClient, RecordsSizeLimits) {
   EXPECT_EQ(huge.code, AppendCode::kTooLarge) << huge.message;
   EXPECT_GE(c->stats().splits, 1u);
   EXPECT_GE(c->stats().v2_requests, 4u) << "about 11 KiB in requests of at most 4 KiB";
+
+  // The answer told the server's limit and count: later requests are packed under them, none is
+  // refused and split again.
+  const auto splits = c->stats().splits;
+  const auto requests = c->stats().v2_requests;
+  Submitted again(kStreams);
+  for (size_t i = 0; i < kStreams; ++i) {
+    again.submit(*c, i, {.stream = "sz2-" + std::to_string(i), .expected = ExpectNoStream{}, .events = {event("x", 900)}});
+  }
+  for (size_t i = 0; i < kStreams; ++i) {
+    auto o = again.get(i);
+    EXPECT_EQ(o.code, AppendCode::kSuccess) << i << ": " << o.message;
+  }
+  EXPECT_EQ(c->stats().splits, splits) << "a request over the server's limit again";
+  EXPECT_GE(c->stats().v2_requests - requests, 3u) << "about 11 KiB in requests of at most 4 KiB";
 }
 
 }  // namespace

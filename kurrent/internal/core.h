@@ -166,6 +166,13 @@ class Core : public std::enable_shared_from_this<Core> {
   static std::optional<std::string> encode_records_part(Op& op);
   void records_done(std::vector<OpPtr> ops, const grpc::Status& status, const wire::Trailers& trailers,
                     const v2::AppendRecordsResponse& resp, const std::shared_ptr<Node>& from);
+  // The most bytes (wire::event_size, the client's count) one request may take: the smaller of
+  // `max_append_size` and the server's limit once an answer told it, less a sixteenth, divided by
+  // how much more than the client the server has been seen to count. Under mu_.
+  [[nodiscard]] size_t request_budget() const;
+  // From an APPEND_TRANSACTION_SIZE_EXCEEDED answer: the request was `ours` bytes by the client's
+  // count and `theirs` by the server's, over its `limit` (0: not given).
+  void learn_request_size(size_t ours, uint64_t theirs, uint64_t limit);
 
   // ---- reads (reads.cc) ----
   struct ReadResult {
@@ -203,6 +210,9 @@ class Core : public std::enable_shared_from_this<Core> {
   std::deque<OpPtr> waiting_;
   std::deque<OpPtr> session_queue_;  // records and session modes
   size_t sessions_in_flight_ = 0;
+  // What request_budget learned from the server's answers.
+  size_t server_append_limit_ = SIZE_MAX;
+  double request_size_factor_ = 1.0;
   bool linger_armed_ = false;
   size_t in_flight_ = 0;
   size_t in_flight_bytes_ = 0;

@@ -89,6 +89,7 @@ struct V2Error {
   std::string reason;
   std::optional<v2err::AppendConsistencyViolationErrorDetails> violations;
   std::optional<v2err::AppendRecordSizeExceededErrorDetails> record_too_big;
+  std::optional<v2err::AppendTransactionSizeExceededErrorDetails> request_too_big;
 };
 
 V2Error v2_error_of(const grpc::Status& status) {
@@ -102,6 +103,8 @@ V2Error v2_error_of(const grpc::Status& status) {
     if (any.Is<google::rpc::ErrorInfo>() && any.UnpackTo(&info)) out.reason = info.reason();
     if (any.Is<v2err::AppendConsistencyViolationErrorDetails>() && any.UnpackTo(&v)) out.violations = v;
     if (any.Is<v2err::AppendRecordSizeExceededErrorDetails>() && any.UnpackTo(&r)) out.record_too_big = r;
+    v2err::AppendTransactionSizeExceededErrorDetails t;
+    if (any.Is<v2err::AppendTransactionSizeExceededErrorDetails>() && any.UnpackTo(&t)) out.request_too_big = t;
   }
   return out;
 }
@@ -226,6 +229,13 @@ void Core::records_done(std::vector<OpPtr> ops, const grpc::Status& status, cons
     }
   }
   if (status.error_code() == grpc::StatusCode::ABORTED && err.reason == "APPEND_TRANSACTION_SIZE_EXCEEDED") {
+    if (err.request_too_big) {
+      // The next requests are packed by the server's limit and count.
+      size_t ours = 0;
+      for (const auto& op : ops) ours += op->part_bytes();
+      learn_request_size(ours, uint64_t(std::max<int64_t>(err.request_too_big->size(), 0)),
+                         uint64_t(std::max<int64_t>(err.request_too_big->max_size(), 0)));
+    }
     if (ops.size() == 1) {
       // part_done halves the group's part (or answers kTooLarge for a single event).
       part_done(ops[0], {.code = AppendCode::kTooLarge,

@@ -107,13 +107,14 @@ void Core::pump_sessions() {
       // In queue order, at most one group per stream (a second one waits for the next request: its
       // expected revision follows from the first's answer), up to the count and size limits.
       size_t bytes = 0;
+      const size_t budget = request_budget();
       absl::flat_hash_set<std::string_view> streams;
       streams.reserve(std::min(options_.max_session_streams, session_queue_.size()));
       std::vector<OpPtr> skipped;
       while (!session_queue_.empty() && ops.size() < options_.max_session_streams) {
         const OpPtr& next = session_queue_.front();
         size_t b = next->part_bytes();
-        if (!ops.empty() && bytes + b > options_.max_append_size) break;
+        if (!ops.empty() && bytes + b > budget) break;
         if (streams.insert(next->req.stream).second) {
           bytes += b;
           ops.push_back(next);
@@ -224,6 +225,20 @@ void Core::session_done(std::vector<OpPtr> ops, const grpc::Status& status, cons
   wire::Verdict v = wire::classify(status, trailers);
   for (auto& op : ops) act(op, v, from);
   pump_sessions();
+}
+
+size_t Core::request_budget() const {
+  const size_t limit = std::min(options_.max_append_size, server_append_limit_);
+  return static_cast<size_t>(static_cast<double>(limit - limit / 16) / request_size_factor_);
+}
+
+void Core::learn_request_size(size_t ours, uint64_t theirs, uint64_t limit) {
+  std::lock_guard lock(mu_);
+  if (limit > 0) server_append_limit_ = std::min(server_append_limit_, static_cast<size_t>(limit));
+  if (ours > 0 && theirs > ours) {
+    request_size_factor_ =
+        std::min(16.0, std::max(request_size_factor_, static_cast<double>(theirs) / static_cast<double>(ours)));
+  }
 }
 
 void Core::requeue_front(std::vector<OpPtr> ops) {
