@@ -69,6 +69,28 @@ TEST(Uuid, HalvesRoundTrip) {
   EXPECT_LT(u.most_significant(), 0);
 }
 
+TEST(Uuid, EveryCharacterAtEveryDigitIsReadAsAHexDigitOrRefused) {
+  const std::string good = "00000000-0000-0000-0000-000000000000";
+  for (size_t at = 0; at < good.size(); ++at) {
+    if (at == 8 || at == 13 || at == 18 || at == 23) continue;
+    const size_t digit = at - (at > 8) - (at > 13) - (at > 18) - (at > 23);  // 0..31
+    for (int c = 0; c < 256; ++c) {
+      std::string text = good;
+      text[at] = char(c);
+      int value = -1;
+      if (c >= '0' && c <= '9') value = c - '0';
+      if (c >= 'a' && c <= 'f') value = c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') value = c - 'A' + 10;
+      const auto u = Uuid::parse(text);
+      ASSERT_EQ(u.has_value(), value >= 0) << "character " << c << " at " << at;
+      if (!u) continue;
+      Uuid::Bytes b{};
+      b[digit / 2] = uint8_t(digit % 2 == 0 ? value << 4 : value);
+      EXPECT_EQ(*u, Uuid{b}) << "character " << c << " at " << at;
+    }
+  }
+}
+
 TEST(Uuid, TextOfEveryByteValueReadsBack) {
   // Every byte value at every position: byte k of id j is (j + 17k) mod 256.
   for (int j = 0; j < 256; ++j) {
@@ -80,6 +102,13 @@ TEST(Uuid, TextOfEveryByteValueReadsBack) {
     for (size_t at : {8, 13, 18, 23}) EXPECT_EQ(text[at], '-') << text;
     EXPECT_EQ(text.find_first_not_of("0123456789abcdef-"), std::string::npos) << text;
     EXPECT_EQ(Uuid::parse(text), u) << text;
+    std::string expected;
+    for (size_t k = 0; k < b.size(); ++k) {
+      if (k == 4 || k == 6 || k == 8 || k == 10) expected.push_back('-');
+      expected.push_back("0123456789abcdef"[b[k] >> 4]);
+      expected.push_back("0123456789abcdef"[b[k] & 0xF]);
+    }
+    EXPECT_EQ(text, expected);
   }
 }
 
