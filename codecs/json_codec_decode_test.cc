@@ -113,6 +113,27 @@ TEST(JsonCodecDecode, EscapedEnvelopeKeyIsTheEnvelopeField) {
   EXPECT_EQ(e.payload, "{}");
 }
 
+TEST(JsonCodecDecode, AnEscapeAnywhereInAnEnvelopeStringOrKeyIsRead) {
+  // Every length around the eight-byte words the escape check reads, the escape at every place.
+  for (size_t n = 1; n <= 80; ++n) {
+    for (size_t at = 0; at < n; ++at) {
+      std::string raw(n, 'a');
+      std::string escaped = raw;
+      raw[at] = 'b';
+      escaped.replace(at, 1, "\\u0062");
+      DomainEvent e = decode_ok(R"({"eventType":")" + escaped + R"(","aggregateId":"a","aggregateType":"A",)" +
+                                R"("aggregateVersion":1,")" + escaped + R"(":1})");
+      ASSERT_EQ(e.event_type, raw) << n << " " << at;
+      ASSERT_EQ(e.payload, "{\"" + escaped + "\":1}") << n << " " << at;
+    }
+    // None, and bytes one bit away from a backslash: the text as it is.
+    const std::string plain(n, '\x5d');
+    EXPECT_EQ(decode_ok(R"({"eventType":")" + plain + R"(","aggregateId":"a","aggregateType":"A","aggregateVersion":1})")
+                  .event_type,
+              plain);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Time
 
