@@ -3,6 +3,7 @@
 #include <array>
 #include <cassert>
 #include <charconv>
+#include <cstring>
 
 #include "core/json_writer.h"
 #include "core/record_properties.h"
@@ -235,6 +236,90 @@ struct WritingFields {
   void close() { out.close_object(); }
 };
 
+// Record properties in one pass, for what nearly every event's metadata is: every entry under 128
+// bytes, so every length is one byte. Each length is written as it becomes known (an object's once
+// its fields are written, into the bytes left for it), into room on the stack; `fits` turns false
+// when an entry is longer or the room runs out, and the two passes above write the event instead.
+// The bytes are those the two passes write.
+struct OnePassFields {
+  char* p;           // the next byte
+  char* const end;   // of the room
+  bool fits = true;
+  bool valid = true;  // as SizingFields::valid
+  int depth = 0;
+  char* object_at = nullptr;  // the open object's entry (the metadata's one object)
+  size_t object_key = 0;
+
+  // An entry whose value takes `value_size` bytes: its tag, length and key, then the value's tag
+  // and length. False (and `fits` false) when it does not fit.
+  bool head(std::string_view k, size_t value_size) {
+    const size_t entry = 2 + k.size() + 2 + value_size;
+    if (!fits || entry > 127 || static_cast<size_t>(end - p) < 2 + entry) {
+      fits = false;
+      return false;
+    }
+    p[0] = static_cast<char>(depth == 0 ? protowire::kRecordProperties : protowire::kStructFields);
+    p[1] = static_cast<char>(entry);
+    p[2] = static_cast<char>(protowire::kEntryKey);
+    p[3] = static_cast<char>(k.size());
+    std::memcpy(p + 4, k.data(), k.size());
+    p += 4 + k.size();
+    p[0] = static_cast<char>(protowire::kEntryValue);
+    p[1] = static_cast<char>(value_size);
+    p += 2;
+    return true;
+  }
+  void string(std::string_view k, std::string_view s) {
+    if (!head(k, 2 + s.size())) return;
+    p[0] = static_cast<char>(protowire::kValueString);
+    p[1] = static_cast<char>(s.size());
+    std::memcpy(p + 2, s.data(), s.size());
+    p += 2 + s.size();
+  }
+  void text(std::string_view k, std::string_view s) {
+    valid = valid && is_valid_utf8(s);
+    string(k, s);
+  }
+  void id(std::string_view k, const Uuid& u) {
+    const auto t = u.text();
+    string(k, std::string_view(t.data(), t.size()));
+  }
+  void run_id(std::string_view k, const Uuid& u) {
+    const auto& t = run_id_text(u);
+    string(k, std::string_view(t.data(), t.size()));
+  }
+  void integer(std::string_view k, int64_t n) {
+    if (!head(k, 1 + 8)) return;
+    protowire::Out o{p};
+    protowire::put_double(o, protowire::kValueNumber, static_cast<double>(n));
+    p = o.p;
+  }
+  void open(std::string_view k) {
+    // The entry with its lengths left open: filled in by close().
+    object_at = p;
+    object_key = k.size();
+    const bool room = head(k, 2);
+    ++depth;
+    if (!room) return;
+    p[0] = static_cast<char>(protowire::kValueStruct);
+    p += 2;
+  }
+  void close() {
+    --depth;
+    if (!fits) return;
+    const size_t fields = static_cast<size_t>(p - object_at) - (4 + object_key + 2 + 2);
+    const size_t value = 2 + fields;
+    const size_t entry = 2 + object_key + 2 + value;
+    if (entry > 127) {
+      fits = false;
+      return;
+    }
+    object_at[1] = static_cast<char>(entry);
+    object_at[4 + object_key + 1] = static_cast<char>(value);
+    object_at[4 + object_key + 3] = static_cast<char>(fields);
+  }
+};
+
 }  // namespace
 
 std::string build_metadata(const DomainEvent& e, const Uuid& id, const std::optional<Uuid>& previous_id,
@@ -250,6 +335,14 @@ std::string build_metadata(const DomainEvent& e, const Uuid& id, const std::opti
 
 bool build_properties(const DomainEvent& e, const Uuid& id, const std::optional<Uuid>& previous_id,
                       const SourceRef& source, const Uuid* run, std::string* out) {
+  char room[1024];
+  OnePassFields one{room, room + sizeof room};
+  metadata_fields(e, id, previous_id, source, run, one);
+  if (!one.valid) return false;
+  if (one.fits) {
+    out->append(room, static_cast<size_t>(one.p - room));
+    return true;
+  }
   thread_local PropertySizer sizes;
   sizes.clear();
   PropertyIds ids;

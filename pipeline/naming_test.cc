@@ -210,6 +210,31 @@ TEST(Metadata, AsRecordPropertiesIsWhatTheRecordsEncoderWritesForTheJson) {
   }
 }
 
+TEST(Metadata, AsRecordPropertiesAtEveryLengthAroundOneByteLengths) {
+  // Entries up to 127 bytes are written in one pass; longer ones, or a source object over it, by
+  // the two passes: the bytes are the same as the records encoder's for the JSON either way.
+  for (size_t n = 0; n <= 160; n += (n < 60 || n > 120) ? 20 : 1) {
+    for (int field = 0; field < 3; ++field) {
+      auto e = event();
+      std::string topic = "task-events";
+      if (field == 0) e.correlation_id = std::string(n, 'c');
+      if (field == 1) e.occurred_at = std::string(n, 'o');
+      if (field == 2) topic = std::string(n, 't');
+      const SourceRef source{topic, 3, 99};
+      const Uuid id = derive_event_id(e, "S-1", 0);
+      EventData from_json{.id = id, .type = "T", .content_type = "application/json", .data = "{}"};
+      from_json.metadata = build_metadata(e, id, std::nullopt, source, nullptr);
+      EventData from_values = from_json;
+      from_values.metadata.clear();
+      ASSERT_TRUE(build_properties(e, id, std::nullopt, source, nullptr, &from_values.properties));
+      std::string a, b;
+      ASSERT_FALSE(wire::append_records_fragment("S-1", 0, std::span(&from_json, 1), &a).has_value());
+      ASSERT_FALSE(wire::append_records_fragment("S-1", 0, std::span(&from_values, 1), &b).has_value());
+      ASSERT_EQ(a, b) << "field " << field << ", " << n << " bytes: " << from_json.metadata;
+    }
+  }
+}
+
 TEST(Metadata, AsRecordPropertiesRefusesTextThatIsNotUtf8) {
   auto e = event();
   e.correlation_id = "bad \xff byte";
