@@ -229,7 +229,8 @@ void Core::session_done(std::vector<OpPtr> ops, const grpc::Status& status, cons
 
 size_t Core::request_budget() const {
   const size_t limit = std::min(options_.max_append_size, server_append_limit_);
-  return static_cast<size_t>(static_cast<double>(limit - limit / 16) / request_size_factor_);
+  const size_t headroom = limit / 16;
+  return static_cast<size_t>(static_cast<double>(limit - headroom) / request_size_factor_);
 }
 
 void Core::learn_request_size(size_t ours, uint64_t theirs, uint64_t limit) {
