@@ -53,25 +53,25 @@ AppendRequest make_append(const Group& g, const StreamState& st, const RevisionR
     const SourceMessage& m = it.message();
     // Without revisions the offset stands in for the revision in the id: stable across replays.
     const Uuid id = derive_event_id(e, g.stream, revisions ? rev : uint64_t(m.offset.value()));
-    EventData ev;
+    const size_t k = req.events.size();
+    EventData& ev = req.events.emplace_back();  // built in its place (reserved above), not moved there
     ev.id = id;
     ev.type = e.event_type;
     // KurrentDB knows two content types: JSON, and bytes (the payload's own type is kept in the
     // metadata as payloadContentType).
     ev.content_type = e.content_type == kJsonContentType ? kJsonContentType : kBytesContentType;
     const SourceRef source{m.tp.topic, m.tp.partition, m.offset.value()};
-    const Uuid* event_run = req.events.empty() ? run : nullptr;
+    const Uuid* event_run = k == 0 ? run : nullptr;
     if (!rules.record_properties || !build_properties(e, id, previous, source, event_run, &ev.properties)) {
       ev.metadata = build_metadata(e, id, previous, source, event_run);
     }
     if (take != nullptr) {
-      Item& taken = take->items[req.events.size()];
+      Item& taken = take->items[k];
       ev.data = std::move(taken.mutable_event().payload);
       taken.payload_taken = true;
     } else {
       ev.data = e.payload;
     }
-    req.events.push_back(std::move(ev));
     if (ids) ids->push_back(id);
     previous = id;
     ++rev;
