@@ -93,6 +93,39 @@ TEST(KurrentClient, RecordsSendsManyStreamsInOneRequest) {
   EXPECT_EQ(read->size(), 3u);
 }
 
+TEST(KurrentClient, RecordsRefusesAnAppendThatCannotBeRecordsAndWritesTheRestOfItsRequest) {
+  Served s;
+  auto c = connect_to(s.url(), one_request_at_a_time());
+  ASSERT_TRUE(c);
+  constexpr size_t kGood = 6;
+  Submitted sub(kGood + 1);
+  for (size_t i = 0; i < kGood / 2; ++i) {
+    sub.submit(*c, i, {.stream = "mixed-" + std::to_string(i), .expected = ExpectNoStream{}, .events = {event("a")}});
+  }
+  // Metadata that is not a JSON object has no AppendRecords properties.
+  EventData bad = event("bad");
+  bad.metadata = "[1,2]";
+  sub.submit(*c, kGood, {.stream = "mixed-bad", .expected = ExpectNoStream{}, .events = {event("ok"), bad}});
+  for (size_t i = kGood / 2; i < kGood; ++i) {
+    sub.submit(*c, i, {.stream = "mixed-" + std::to_string(i), .expected = ExpectNoStream{}, .events = {event("b")}});
+  }
+  auto refused = sub.get(kGood);
+  EXPECT_EQ(refused.code, AppendCode::kRejected);
+  EXPECT_NE(refused.message.find("not a JSON object"), std::string::npos) << refused.message;
+  EXPECT_NE(refused.message.find(bad.id.to_string()), std::string::npos) << "names the event: " << refused.message;
+  for (size_t i = 0; i < kGood; ++i) {
+    auto o = sub.get(i);
+    EXPECT_EQ(o.code, AppendCode::kSuccess) << i << ": " << o.message;
+    auto read = c->read_forwards("mixed-" + std::to_string(i), StreamRevision{0}, 10);
+    ASSERT_TRUE(read.ok());
+    EXPECT_EQ(read->size(), 1u) << i;
+  }
+  EXPECT_EQ(c->stats().v2_requests, 1u) << "the others went in the request the refused one was taken out of";
+  auto none = c->read_forwards("mixed-bad", StreamRevision{0}, 10);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty()) << "nothing of the refused append written";
+}
+
 TEST(KurrentClient, RecordsConflictsAreAnsweredAndTheOthersWritten) {
   Served s;
   auto c = connect_to(s.url(), one_request_at_a_time());

@@ -50,12 +50,6 @@ struct Op {
   Clock::time_point failing_since{};
   Clock::time_point queued_at{};  // records and session modes: when it joined the queue
   std::atomic<bool> finished{false};
-  // Records mode: the current part as an AppendRecords fragment, encoded once per part (its
-  // events, which a split changes) and expected revision on the thread that queues it, and sent as
-  // is again on a retry.
-  std::optional<std::string> v2_fragment;
-  size_t v2_fragment_begin = 0, v2_fragment_end = 0;
-  std::optional<int64_t> v2_fragment_expected;
 
   [[nodiscard]] size_t begin() const { return part == 0 ? 0 : part_ends[part - 1]; }
   [[nodiscard]] size_t end() const { return part_ends[part]; }
@@ -160,10 +154,12 @@ class Core : public std::enable_shared_from_this<Core> {
   }
 
   // ---- records mode (records_call.cc; queued and paced by the session mode's pump) ----
+  // One AppendRecords request for `ops`; an op whose events cannot be sent as records is answered
+  // kRejected on its own, and the others go out without it.
   void start_records(std::vector<OpPtr> ops);
-  // The op's current part as an AppendRecords fragment (kept until its part or expected revision
-  // changes); an error message when an event cannot be sent as a record.
-  static std::optional<std::string> encode_records_part(Op& op);
+  // Appends the op's current part, as an AppendRecords fragment, to `out`; an error message (and
+  // `out` as it was) when an event cannot be sent as a record.
+  static std::optional<std::string> encode_records_part(const Op& op, std::string* out);
   void records_done(std::vector<OpPtr> ops, const grpc::Status& status, const wire::Trailers& trailers,
                     const v2::AppendRecordsResponse& resp, const std::shared_ptr<Node>& from);
   // The most bytes (wire::event_size, the client's count) one request may take: the smaller of

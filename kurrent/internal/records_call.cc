@@ -3,7 +3,7 @@
 // and pacing are the session mode's (session_call.cc).
 #include <spdlog/spdlog.h>
 
-#include <cstring>
+#include <memory>
 #include <map>
 #include <string_view>
 
@@ -27,28 +27,38 @@ const std::string kAppendRecordsMethod = "/kurrentdb.protocol.v2.streams.Streams
 
 class RecordsCall {
  public:
-  RecordsCall(std::shared_ptr<Core> core, std::shared_ptr<Node> node, std::vector<OpPtr> ops)
-      : core_(std::move(core)), node_(std::move(node)), ops_(std::move(ops)) {}
+  RecordsCall(std::shared_ptr<Core> core, std::shared_ptr<Node> node) : core_(std::move(core)), node_(std::move(node)) {}
 
-  // The request: the ops' fragments copied side by side into one slice. A slice per fragment
-  // copied nothing, but cost each stream group two allocations (the slice's hold on the fragment
-  // and gRPC's reference count) and gRPC's per-slice work on the way out (docs/performance.md).
-  // An error message (and nothing started) when an event cannot be sent as a record.
-  std::optional<std::string> build() {
-    size_t total = 0;
-    for (const auto& op : ops_) {
-      if (auto bad = Core::encode_records_part(*op)) return bad;
-      total += op->v2_fragment->size();
+  // The request: every op's fragment encoded side by side into one buffer, which gRPC then sends
+  // as it is (one slice that owns it). Fragments copied into a slice of their own, or each held
+  // as a slice, cost a copy of every event or per-group allocations and gRPC's per-slice work
+  // (docs/performance.md). The ops whose events cannot be sent as records come back with the
+  // reason; the call holds the others (none: nothing to start).
+  std::vector<std::pair<OpPtr, std::string>> build(std::vector<OpPtr> ops) {
+    std::vector<std::pair<OpPtr, std::string>> refused;
+    size_t estimate = 0;
+    for (const auto& op : ops) {
+      estimate += op->part_bytes() + (op->end() - op->begin()) * (2 * op->req.stream.size() + 128) + 32;
     }
-    grpc::Slice slice(total);
-    auto* at = const_cast<uint8_t*>(slice.begin());
-    for (const auto& op : ops_) {
-      std::memcpy(at, op->v2_fragment->data(), op->v2_fragment->size());
-      at += op->v2_fragment->size();
+    auto buffer = std::make_unique<std::string>();
+    buffer->reserve(estimate);
+    ops_.reserve(ops.size());
+    for (auto& op : ops) {
+      if (auto bad = Core::encode_records_part(*op, buffer.get())) {
+        refused.emplace_back(std::move(op), std::move(*bad));
+      } else {
+        ops_.push_back(std::move(op));
+      }
     }
-    req_ = grpc::ByteBuffer(&slice, 1);
-    return std::nullopt;
+    if (!ops_.empty()) {
+      std::string* owned = buffer.release();
+      grpc::Slice slice(
+          owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
+      req_ = grpc::ByteBuffer(&slice, 1);
+    }
+    return refused;
   }
+  [[nodiscard]] bool empty() const { return ops_.empty(); }
 
   void start() {
     core_->prepare(ctx_, core_->deadline());
@@ -131,22 +141,26 @@ AppendOutcome violation_outcome(int64_t actual) {
 
 }  // namespace
 
-void Core::start_records(std::vector<OpPtr> ops) { start_v2_call<RecordsCall>(std::move(ops)); }
-
-std::optional<std::string> Core::encode_records_part(Op& op) {
-  const std::optional<int64_t> expected = wire::v2_expected(op.expected);
-  if (op.v2_fragment && op.v2_fragment_begin == op.begin() && op.v2_fragment_end == op.end() &&
-      op.v2_fragment_expected == expected) {
-    return std::nullopt;
+void Core::start_records(std::vector<OpPtr> ops) {
+  auto* call = new RecordsCall(shared_from_this(), node());
+  auto refused = call->build(std::move(ops));
+  const bool empty = call->empty();
+  if (empty) {
+    delete call;
+    std::lock_guard lock(mu_);
+    sessions_in_flight_--;
+  } else {
+    call->start();
   }
-  std::string fragment;
+  for (auto& [op, why] : refused) {
+    part_done(op, {.code = AppendCode::kRejected, .current_revision = {}, .position = 0, .message = std::move(why)});
+  }
+  if (empty) pump_sessions();
+}
+
+std::optional<std::string> Core::encode_records_part(const Op& op, std::string* out) {
   const std::span<const EventData> events(op.req.events.data() + op.begin(), op.end() - op.begin());
-  if (auto bad = ::kingest::wire::append_records_fragment(op.req.stream, expected, events, &fragment)) return bad;
-  op.v2_fragment = std::move(fragment);
-  op.v2_fragment_begin = op.begin();
-  op.v2_fragment_end = op.end();
-  op.v2_fragment_expected = expected;
-  return std::nullopt;
+  return ::kingest::wire::append_records_fragment(op.req.stream, wire::v2_expected(op.expected), events, out);
 }
 
 void Core::records_done(std::vector<OpPtr> ops, const grpc::Status& status, const wire::Trailers& trailers,

@@ -64,12 +64,6 @@ class SessionCall final : public RequestWriter<v2::AppendRequest> {
 void Core::start_session(std::vector<OpPtr> ops) { start_v2_call<SessionCall>(std::move(ops)); }
 
 void Core::enqueue_session(const OpPtr& op) {
-  if (effective_mode_ == AppendMode::kRecords) {
-    if (auto bad = encode_records_part(*op)) {
-      part_done(op, {.code = AppendCode::kRejected, .current_revision = {}, .position = 0, .message = *bad});
-      return;
-    }
-  }
   {
     std::lock_guard lock(mu_);
     op->queued_at = Clock::now();
