@@ -92,7 +92,9 @@ ThreadState& thread_state() {
   return state;
 }
 
-DecodeResult decode_padded(ThreadState& ts, simdjson::padded_string_view json, JsonShape shape) {
+// Decodes into `event`, which the caller has in its place already; the error when it cannot.
+std::optional<DecodeError> decode_fields(ThreadState& ts, simdjson::padded_string_view json, JsonShape shape,
+                                         DomainEvent& event) {
   const std::string_view input(json.data(), json.size());
   od::document doc;
   if (auto e = ts.parser.iterate(json).get(doc)) return invalid_json_text(e, input);
@@ -115,7 +117,6 @@ DecodeResult decode_padded(ThreadState& ts, simdjson::padded_string_view json, J
   od::object obj;
   if (auto e = doc.get_object().get(obj)) return invalid_json_text(e, input);
 
-  DomainEvent event;
   std::array<ShortString, 3> times;  // occurredOn, occurredAt, timestamp
   std::array<bool, 3> time_present{};  // with a value (not null or "")
   std::array<bool, 3> time_seen{};     // present at all
@@ -230,7 +231,7 @@ DecodeResult decode_padded(ThreadState& ts, simdjson::padded_string_view json, J
     }
     if (data == nullptr) return DecodeError{"nested shape: missing \"data\" object"};
     event.payload.assign(data->value_begin, data->value_end);
-    return event;
+    return std::nullopt;
   }
 
   // Flat: every member that is not the envelope's, in input order, text verbatim.
@@ -246,7 +247,15 @@ DecodeResult decode_padded(ThreadState& ts, simdjson::padded_string_view json, J
     event.payload.append(m.key_begin, m.value_end);
   }
   event.payload.push_back('}');
-  return event;
+  return std::nullopt;
+}
+
+// The event is decoded where the result holds it, and the result is returned without a move (one
+// named return): a DomainEvent's move is a copy of each of its short texts.
+DecodeResult decode_padded(ThreadState& ts, simdjson::padded_string_view json, JsonShape shape) {
+  DecodeResult result(std::in_place_type<DomainEvent>);
+  if (auto error = decode_fields(ts, json, shape, std::get<DomainEvent>(result))) result = std::move(*error);
+  return result;
 }
 
 // Frees thread-local buffers that a rare huge message grew (they would otherwise stay with the

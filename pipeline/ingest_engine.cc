@@ -74,8 +74,15 @@ codecs::DecodeResult IngestEngine::Impl::decode_one(const SourceMessage& m) cons
 }
 
 BatchPtr IngestEngine::Impl::decode_batch(BatchPtr b) const {
+  // Each result is built in its place in the batch: emplaced from a value that converts to it, the
+  // decoder's returned result initialises the element itself (a push_back would move it there).
+  struct Decoded {
+    const Impl* impl;
+    const SourceMessage* message;
+    operator codecs::DecodeResult() const { return impl->decode_one(*message); }  // NOLINT(google-explicit-constructor)
+  };
   b->decoded.reserve(b->messages.size());
-  for (const auto& m : b->messages) b->decoded.push_back(decode_one(m));
+  for (const auto& m : b->messages) b->decoded.emplace_back(Decoded{this, &m});
   return b;
 }
 
