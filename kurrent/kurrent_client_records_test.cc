@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "kurrent/testing/fake_services.h"
 #include "kurrent/testing/served.h"
 
 // In the helpers' namespace (testing/served.h, testing/fake_services.h).
@@ -124,6 +126,55 @@ TEST(KurrentClient, RecordsRefusesAnAppendThatCannotBeRecordsAndWritesTheRestOfI
   auto none = c->read_forwards("mixed-bad", StreamRevision{0}, 10);
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty()) << "nothing of the refused append written";
+}
+
+// AppendRecords answered with its streams in the reverse of the request's order, each at 100 more
+// than its last record's revision in a new stream.
+class ReversedRecords final : public kurrentdb::protocol::v2::streams::StreamsService::CallbackService {
+  grpc::ServerUnaryReactor* AppendRecords(grpc::CallbackServerContext* ctx,
+                                          const kurrentdb::protocol::v2::streams::AppendRecordsRequest* req,
+                                          kurrentdb::protocol::v2::streams::AppendRecordsResponse* resp) override {
+    std::vector<std::string> order;
+    std::map<std::string, int64_t> records;
+    for (const auto& r : req->records()) {
+      if (records[r.stream()]++ == 0) order.push_back(r.stream());
+    }
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+      auto* out = resp->add_revisions();
+      out->set_stream(*it);
+      out->set_revision(records[*it] - 1 + 100);
+    }
+    resp->set_position(7);
+    auto* r = ctx->DefaultReactor();
+    r->Finish(grpc::Status::OK);
+    return r;
+  }
+};
+
+TEST(KurrentClient, RecordsAnswersAreMatchedToTheirStreamsInAnyOrder) {
+  EmptyReads reads;
+  ReversedRecords records;
+  RecordsFeatures features;
+  int port = 0;
+  auto server = serve({&reads, &records, &features}, &port);
+  ASSERT_TRUE(server);
+  auto c = connect_to("kurrentdb://127.0.0.1:" + std::to_string(port) + "?tls=false", one_request_at_a_time());
+  ASSERT_TRUE(c);
+  constexpr size_t kStreams = 5;
+  Submitted sub(kStreams);
+  for (size_t i = 0; i < kStreams; ++i) {
+    std::vector<EventData> events;
+    for (size_t k = 0; k <= i; ++k) events.push_back(event(std::to_string(k)));
+    sub.submit(*c, i, {.stream = "order-" + std::to_string(i), .expected = ExpectNoStream{}, .events = events});
+  }
+  for (size_t i = 0; i < kStreams; ++i) {
+    auto o = sub.get(i);
+    ASSERT_EQ(o.code, AppendCode::kSuccess) << i << ": " << o.message;
+    EXPECT_EQ(o.current_revision, StreamRevision{i + 100}) << "stream order-" << i << " got another stream's answer";
+  }
+  EXPECT_EQ(c->stats().v2_requests, 1u);
+  c->close(milliseconds(2000));
+  server->Shutdown(std::chrono::system_clock::now() + milliseconds(1000));
 }
 
 TEST(KurrentClient, RecordsConflictsAreAnsweredAndTheOthersWritten) {

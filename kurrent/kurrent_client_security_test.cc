@@ -344,7 +344,6 @@ TEST(RedirectRead, ReadTailFollowsTheLeaderWhenItMoves) {
 // ---- a server that never answers an append ----------------------------------------------------------
 
 namespace streams = event_store::client::streams;
-namespace features = event_store::client::server_features;
 
 // BatchAppend reads whatever comes and never answers; Append reads and never finishes (until the
 // call is cancelled); Read answers an empty stream, so that the connection check passes.
@@ -409,23 +408,6 @@ class SilentRecords final : public kurrentdb::protocol::v2::streams::StreamsServ
       void OnDone() override { delete this; }
     };
     return new R();
-  }
-};
-
-// ServerFeatures of a 26.1 server: BatchAppend and AppendRecords.
-class RecordsFeatures final : public features::ServerFeatures::CallbackService {
-  grpc::ServerUnaryReactor* GetSupportedMethods(grpc::CallbackServerContext* ctx, const event_store::client::Empty*,
-                                                features::SupportedMethods* out) override {
-    auto* m = out->add_methods();
-    m->set_method_name("batchappend");
-    m->set_service_name("event_store.client.streams.streams");
-    m = out->add_methods();
-    m->set_method_name("appendrecords");
-    m->set_service_name("kurrentdb.protocol.v2.streams.streamsservice");
-    out->set_event_store_server_version("26.1.0");
-    auto* r = ctx->DefaultReactor();
-    r->Finish(grpc::Status::OK);
-    return r;
   }
 };
 

@@ -170,12 +170,25 @@ void Core::records_done(std::vector<OpPtr> ops, const grpc::Status& status, cons
     sessions_in_flight_--;
   }
   if (status.ok()) {
+    // A stream's revision: the answer's entry at the op's place when the answer lists the streams
+    // in the request's order (serve-store does: the order of their first records), else by name.
+    const auto& revisions = resp.revisions();
+    bool in_order = size_t(revisions.size()) == ops.size();
+    for (size_t i = 0; in_order && i < ops.size(); ++i) in_order = revisions[int(i)].stream() == ops[i]->req.stream;
     absl::flat_hash_map<std::string_view, int64_t> by_stream;
-    by_stream.reserve(size_t(resp.revisions_size()));
-    for (const auto& r : resp.revisions()) by_stream[r.stream()] = r.revision();
-    for (auto& op : ops) {
-      auto it = by_stream.find(op->req.stream);
-      if (it == by_stream.end() || it->second < 0) {
+    if (!in_order) {
+      by_stream.reserve(size_t(revisions.size()));
+      for (const auto& r : revisions) by_stream[r.stream()] = r.revision();
+    }
+    for (size_t i = 0; i < ops.size(); ++i) {
+      auto& op = ops[i];
+      std::optional<int64_t> revision;
+      if (in_order) {
+        revision = revisions[int(i)].revision();
+      } else if (auto it = by_stream.find(op->req.stream); it != by_stream.end()) {
+        revision = it->second;
+      }
+      if (!revision || *revision < 0) {
         part_done(op, {.code = AppendCode::kRejected,
                        .current_revision = {},
                        .position = 0,
@@ -184,7 +197,7 @@ void Core::records_done(std::vector<OpPtr> ops, const grpc::Status& status, cons
       }
       // The request's position (its last record's) stands for each stream's.
       part_done(op, {.code = AppendCode::kSuccess,
-                     .current_revision = StreamRevision{uint64_t(it->second)},
+                     .current_revision = StreamRevision{uint64_t(*revision)},
                      .position = uint64_t(std::max<int64_t>(resp.position(), 0)),
                      .message = {}});
     }

@@ -9,6 +9,7 @@
 
 #include "proto/kurrentdb/serverfeatures.grpc.pb.h"
 #include "proto/kurrentdb/streams.grpc.pb.h"
+#include "proto/kurrentdb/v2/streams.grpc.pb.h"
 
 namespace kingest::kurrent::testing {
 
@@ -26,6 +27,23 @@ class BatchFeatures final : public event_store::client::server_features::ServerF
   }
 };
 
+// ServerFeatures of a 26.1 server: BatchAppend and AppendRecords.
+class RecordsFeatures final : public event_store::client::server_features::ServerFeatures::CallbackService {
+  grpc::ServerUnaryReactor* GetSupportedMethods(grpc::CallbackServerContext* ctx, const event_store::client::Empty*,
+                                                event_store::client::server_features::SupportedMethods* out) override {
+    auto* m = out->add_methods();
+    m->set_method_name("batchappend");
+    m->set_service_name("event_store.client.streams.streams");
+    m = out->add_methods();
+    m->set_method_name("appendrecords");
+    m->set_service_name("kurrentdb.protocol.v2.streams.streamsservice");
+    out->set_event_store_server_version("26.1.0");
+    auto* r = ctx->DefaultReactor();
+    r->Finish(grpc::Status::OK);
+    return r;
+  }
+};
+
 // A Read answer with no event at all (every stream looks missing): enough for the client's
 // connection check.
 inline grpc::ServerWriteReactor<event_store::client::streams::ReadResp>* empty_read() {
@@ -36,6 +54,15 @@ inline grpc::ServerWriteReactor<event_store::client::streams::ReadResp>* empty_r
   };
   return new R();
 }
+
+// Streams whose every read answers an empty stream (the connection check passes), for a client
+// that appends through another service.
+class EmptyReads final : public event_store::client::streams::Streams::CallbackService {
+  grpc::ServerWriteReactor<event_store::client::streams::ReadResp>* Read(
+      grpc::CallbackServerContext*, const event_store::client::streams::ReadReq*) override {
+    return empty_read();
+  }
+};
 
 // A server on a free loopback port with these services (`*port` gets the port).
 inline std::unique_ptr<grpc::Server> serve(std::initializer_list<grpc::Service*> services, int* port) {
