@@ -91,15 +91,13 @@ void IngestEngine::Impl::set_fatal(absl::Status s) {
     std::lock_guard lock(fatal_mu);
     if (!fatal_status.ok()) return;
     fatal_status = std::move(s);
+    failed.store(true, std::memory_order_release);
     spdlog::error("stopping: {}", fatal_status.ToString());
   }
-  idle_cv.notify_all();
+  notify_idle();  // through the waiters' mutex: a waiter between its check and its sleep still wakes
 }
 
-bool IngestEngine::Impl::has_fatal() const {
-  std::lock_guard lock(fatal_mu);
-  return !fatal_status.ok();
-}
+bool IngestEngine::Impl::has_fatal() const { return failed.load(std::memory_order_acquire); }
 
 void IngestEngine::Impl::report(const SourceMessage& m, MessageOutcome::Kind kind, const Uuid& id,
                                 const std::string& stream) {

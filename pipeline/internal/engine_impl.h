@@ -107,6 +107,9 @@ struct IngestEngine::Impl {
 
   mutable std::mutex fatal_mu;
   absl::Status fatal_status;
+  // Set (after fatal_status, under fatal_mu) once the run has failed: every append asks, so the
+  // question takes no lock.
+  std::atomic<bool> failed{false};
 
   static int thread_count(int requested) {
     return requested > 0 ? requested : int(std::max(2u, std::thread::hardware_concurrency()));
