@@ -42,14 +42,27 @@ void Core::submit(AppendRequest req, Sink::AppendDone done) {
                            .message = "an append needs at least one event"});
     return;
   }
+  const AppendMode mode = effective_mode_;
+  const bool queued_mode = mode == AppendMode::kSession || mode == AppendMode::kRecords;
   {
     std::lock_guard lock(mu_);
     if (!admit_locked(*op)) {
       waiting_.push_back(std::move(op));
       return;
     }
+    if (queued_mode) {
+      // Admitted and queued for the next request under the same lock (what dispatch and
+      // enqueue_session do, each under a lock of its own, for an op admitted later).
+      appends_++;
+      op->queued_at = Clock::now();
+      session_queue_.push_back(op);
+    }
   }
-  dispatch(op);
+  if (queued_mode) {
+    pump_sessions();
+  } else {
+    dispatch(op);
+  }
 }
 
 bool Core::admit_locked(const Op& op) {
@@ -98,6 +111,32 @@ void Core::part_done(const OpPtr& op, AppendOutcome out) {
     return;
   }
   finish(op, std::move(out));
+}
+
+void Core::finish_all(std::vector<std::pair<OpPtr, AppendOutcome>>& answers) {
+  std::vector<OpPtr> admitted;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [op, out] : answers) {
+      if (op->finished.exchange(true)) {
+        op = nullptr;  // answered already
+        continue;
+      }
+      in_flight_--;
+      in_flight_bytes_ -= op->bytes;
+    }
+    while (!waiting_.empty() && admit_locked(*waiting_.front())) {
+      admitted.push_back(std::move(waiting_.front()));
+      waiting_.pop_front();
+    }
+  }
+  for (auto& [op, out] : answers) {
+    if (!op) continue;
+    auto done = std::move(op->done);
+    done(std::move(out));
+  }
+  for (auto& next : admitted) dispatch(next);
+  idle_cv_.notify_all();
 }
 
 void Core::finish(const OpPtr& op, AppendOutcome out) {

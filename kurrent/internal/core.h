@@ -111,6 +111,8 @@ class Core : public std::enable_shared_from_this<Core> {
   // A part's answer: the next part goes out, or the op is answered.
   void part_done(const OpPtr& op, AppendOutcome out);
   void finish(const OpPtr& op, AppendOutcome out);
+  // Answers the ops of one response that end with it: as finish, with one turn of the lock for all.
+  void finish_all(std::vector<std::pair<OpPtr, AppendOutcome>>& answers);
   void retry(const OpPtr& op, const std::string& reason, bool immediate = false);
   // Acts on a verdict for one op (kDone answers the part, kRetry/kRedirect send it again).
   void act(const OpPtr& op, const wire::Verdict& v, const std::shared_ptr<Node>& from);

@@ -180,6 +180,8 @@ void Core::records_done(std::vector<OpPtr> ops, const grpc::Status& status, cons
       by_stream.reserve(size_t(revisions.size()));
       for (const auto& r : revisions) by_stream[r.stream()] = r.revision();
     }
+    std::vector<std::pair<OpPtr, AppendOutcome>> ended;
+    ended.reserve(ops.size());
     for (size_t i = 0; i < ops.size(); ++i) {
       auto& op = ops[i];
       std::optional<int64_t> revision;
@@ -196,11 +198,17 @@ void Core::records_done(std::vector<OpPtr> ops, const grpc::Status& status, cons
         continue;
       }
       // The request's position (its last record's) stands for each stream's.
-      part_done(op, {.code = AppendCode::kSuccess,
-                     .current_revision = StreamRevision{uint64_t(*revision)},
-                     .position = uint64_t(std::max<int64_t>(resp.position(), 0)),
-                     .message = {}});
+      AppendOutcome out{.code = AppendCode::kSuccess,
+                        .current_revision = StreamRevision{uint64_t(*revision)},
+                        .position = uint64_t(std::max<int64_t>(resp.position(), 0)),
+                        .message = {}};
+      if (op->part + 1 < op->part_ends.size()) {
+        part_done(op, std::move(out));  // its next part goes out
+      } else {
+        ended.emplace_back(std::move(op), std::move(out));
+      }
     }
+    finish_all(ended);
     pump_sessions();
     return;
   }
