@@ -38,7 +38,7 @@ ExpectedRevision expected_for(const RevisionRules& rules, uint64_t first_revisio
 namespace {
 
 // build_append's body; with `take`, each payload is moved into the request instead of copied.
-AppendRequest make_append(const Group& g, const StreamState& st, const RevisionRules& rules, std::vector<Uuid>* ids,
+AppendRequest make_append(const Group& g, const StreamState& st, const RevisionRules& rules, EventIds* ids,
                           const Uuid* run, Group* take) {
   const bool revisions = rules.revisions();
   AppendRequest req;
@@ -81,12 +81,12 @@ AppendRequest make_append(const Group& g, const StreamState& st, const RevisionR
 
 }  // namespace
 
-AppendRequest build_append(const Group& g, const StreamState& st, const RevisionRules& rules, std::vector<Uuid>* ids,
+AppendRequest build_append(const Group& g, const StreamState& st, const RevisionRules& rules, EventIds* ids,
                            const Uuid* run) {
   return make_append(g, st, rules, ids, run, nullptr);
 }
 
-AppendRequest take_append(Group& g, const StreamState& st, const RevisionRules& rules, std::vector<Uuid>* ids,
+AppendRequest take_append(Group& g, const StreamState& st, const RevisionRules& rules, EventIds* ids,
                           const Uuid* run) {
   return make_append(g, st, rules, ids, run, &g);
 }

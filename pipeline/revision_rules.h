@@ -45,12 +45,12 @@ ExpectedRevision expected_for(const RevisionRules& rules, uint64_t first_revisio
 // the previous event, `run` (optional) as the first event's ingestRunId. `ids` (optional)
 // receives each event's id.
 AppendRequest build_append(const Group& g, const StreamState& st, const RevisionRules& rules,
-                           std::vector<Uuid>* ids = nullptr, const Uuid* run = nullptr);
+                           EventIds* ids = nullptr, const Uuid* run = nullptr);
 // The same, moving each event's payload into the request (the copy the engine saves): the items
 // are marked `payload_taken`, and their events must get the payload back (the engine decodes the
 // message again) before anything reads it: ids derived from payloads, another append.
 AppendRequest take_append(Group& g, const StreamState& st, const RevisionRules& rules,
-                          std::vector<Uuid>* ids = nullptr, const Uuid* run = nullptr);
+                          EventIds* ids = nullptr, const Uuid* run = nullptr);
 
 // The ids a group's events get at their revisions.
 std::vector<Uuid> proposed_ids(const Group& g, size_t count);

@@ -126,7 +126,7 @@ void IngestEngine::Impl::drain_answers() {
     }
     for (Answer& a : taken) {
       // Taken out of the group: handling the answer may send the group again, which sets new ids.
-      const std::vector<Uuid> ids = std::move(a.group->sent_ids);
+      const EventIds ids = std::move(a.group->sent_ids);
       on_append_done(GroupPtr(a.group), ids, std::move(a.out));
       callbacks_pending.fetch_sub(1);
     }
@@ -264,13 +264,13 @@ Dispatched IngestEngine::Impl::dead_letter_group(Group& g, StreamState& st, size
   return write_dead_letters(letters, messages) ? Dispatched::kDone : Dispatched::kFailed;
 }
 
-void IngestEngine::Impl::on_append_done(GroupPtr g, const std::vector<Uuid>& ids, AppendOutcome out) {
+void IngestEngine::Impl::on_append_done(GroupPtr g, const EventIds& ids, AppendOutcome out) {
   GroupPtr unparked = give_slot();
   handle_answer(std::move(g), ids, std::move(out));
   if (unparked) run_stream(std::move(unparked), /*has_slot=*/true);
 }
 
-void IngestEngine::Impl::handle_answer(GroupPtr g, const std::vector<Uuid>& ids, AppendOutcome out) {
+void IngestEngine::Impl::handle_answer(GroupPtr g, const EventIds& ids, AppendOutcome out) {
   StreamState& st = *g->state;
   Dispatched d = Dispatched::kDone;
   switch (out.code) {

@@ -81,6 +81,9 @@ struct Item {
 
 struct StreamState;
 
+// The event ids of one append, inline for the one or two events most appends of wide data carry.
+using EventIds = absl::InlinedVector<Uuid, 2>;
+
 // A run of one stream's events with contiguous revisions, appended as one write.
 struct Group {
   std::string stream;
@@ -94,7 +97,7 @@ struct Group {
   size_t bytes = 0;               // estimated append size
   bool refreshed = false;         // the stream state was re-read once for this group
   bool sent = false;              // appended at least once (an answer may have been lost)
-  std::vector<Uuid> sent_ids;     // the event ids of the append in flight, until its answer is handled
+  EventIds sent_ids;              // the event ids of the append in flight, until its answer is handled
   bool give_up = false;           // an open gap is dead-lettered instead of waiting again
   std::optional<Clock::time_point> held_since;  // when its events began to wait for a gap
   size_t held_bytes = 0;          // message bytes detached into this group while held

@@ -81,13 +81,13 @@ TEST(RevisionRules, AnAppendCarriesIdsAndCausationFromTheStreamsLastEvent) {
   StreamState st;
   st.next_revision = 3;
   st.last_id = Uuid::v4();
-  std::vector<Uuid> ids;
+  EventIds ids;
   const Uuid run = Uuid::v4();
   AppendRequest req = build_append(*g, st, kRules, &ids, &run);
   EXPECT_EQ(req.stream, "Task-a");
   EXPECT_EQ(std::get<StreamRevision>(req.expected).value(), 2u);
   ASSERT_EQ(req.events.size(), 2u);
-  EXPECT_EQ(ids, proposed_ids(*g, 2));
+  EXPECT_EQ(std::vector<Uuid>(ids.begin(), ids.end()), proposed_ids(*g, 2));
   EXPECT_EQ(req.events[0].id.to_string(), std::get<DomainEvent>(b->decoded[0]).event_id);
   EXPECT_NE(req.events[0].metadata.find("\"$causationId\":\"" + st.last_id->to_string() + "\""), std::string::npos);
   EXPECT_NE(req.events[1].metadata.find("\"$causationId\":\"" + ids[0].to_string() + "\""), std::string::npos);

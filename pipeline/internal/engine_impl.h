@@ -193,14 +193,14 @@ struct IngestEngine::Impl {
   // after-dead-letter; marks the stream dead for the rest of the run.
   Dispatched dead_letter_group(Group& g, StreamState& st, size_t from, const char* why, const std::string& detail);
 
-  void on_append_done(GroupPtr g, const std::vector<Uuid>& ids, AppendOutcome out);
+  void on_append_done(GroupPtr g, const EventIds& ids, AppendOutcome out);
 
   // On the sink's thread: queues the answer, and the task that drains the queue if none is.
   void post_answer(Answer a);
   // The arena task: handles queued answers, in their order, until none is left.
   void drain_answers();
 
-  void handle_answer(GroupPtr g, const std::vector<Uuid>& ids, AppendOutcome out);
+  void handle_answer(GroupPtr g, const EventIds& ids, AppendOutcome out);
 
   // Finishes a group: its detached events are done now, its batches are accounted, and the stream
   // goes to its next runnable group (returned).
