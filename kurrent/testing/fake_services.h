@@ -6,6 +6,7 @@
 
 #include <initializer_list>
 #include <memory>
+#include <vector>
 
 #include "proto/kurrentdb/serverfeatures.grpc.pb.h"
 #include "proto/kurrentdb/streams.grpc.pb.h"
@@ -13,35 +14,46 @@
 
 namespace kingest::kurrent::testing {
 
-// ServerFeatures that lists BatchAppend, as KurrentDB 24.10 does.
-class BatchFeatures final : public event_store::client::server_features::ServerFeatures::CallbackService {
+// ServerFeatures that lists these methods (its method and service names) as this server version.
+class ListedFeatures : public event_store::client::server_features::ServerFeatures::CallbackService {
+ public:
+  struct Method {
+    const char* name;
+    const char* service;
+  };
+  ListedFeatures(std::initializer_list<Method> methods, const char* version) : methods_(methods), version_(version) {}
+
+ private:
   grpc::ServerUnaryReactor* GetSupportedMethods(grpc::CallbackServerContext* ctx, const event_store::client::Empty*,
                                                 event_store::client::server_features::SupportedMethods* out) override {
-    auto* m = out->add_methods();
-    m->set_method_name("batchappend");
-    m->set_service_name("event_store.client.streams.streams");
-    out->set_event_store_server_version("24.10.0");
+    for (const Method& method : methods_) {
+      auto* m = out->add_methods();
+      m->set_method_name(method.name);
+      m->set_service_name(method.service);
+    }
+    out->set_event_store_server_version(version_);
     auto* r = ctx->DefaultReactor();
     r->Finish(grpc::Status::OK);
     return r;
   }
+
+  std::vector<Method> methods_;
+  const char* version_;
+};
+
+// ServerFeatures that lists BatchAppend, as KurrentDB 24.10 does.
+class BatchFeatures final : public ListedFeatures {
+ public:
+  BatchFeatures() : ListedFeatures({{"batchappend", "event_store.client.streams.streams"}}, "24.10.0") {}
 };
 
 // ServerFeatures of a 26.1 server: BatchAppend and AppendRecords.
-class RecordsFeatures final : public event_store::client::server_features::ServerFeatures::CallbackService {
-  grpc::ServerUnaryReactor* GetSupportedMethods(grpc::CallbackServerContext* ctx, const event_store::client::Empty*,
-                                                event_store::client::server_features::SupportedMethods* out) override {
-    auto* m = out->add_methods();
-    m->set_method_name("batchappend");
-    m->set_service_name("event_store.client.streams.streams");
-    m = out->add_methods();
-    m->set_method_name("appendrecords");
-    m->set_service_name("kurrentdb.protocol.v2.streams.streamsservice");
-    out->set_event_store_server_version("26.1.0");
-    auto* r = ctx->DefaultReactor();
-    r->Finish(grpc::Status::OK);
-    return r;
-  }
+class RecordsFeatures final : public ListedFeatures {
+ public:
+  RecordsFeatures()
+      : ListedFeatures({{"batchappend", "event_store.client.streams.streams"},
+                        {"appendrecords", "kurrentdb.protocol.v2.streams.streamsservice"}},
+                       "26.1.0") {}
 };
 
 // A Read answer with no event at all (every stream looks missing): enough for the client's
