@@ -46,6 +46,7 @@ IngestEngine::Impl::Impl(EngineOptions o, Sink& s, DeadLetterSink* d, DoneHook h
     : options(std::move(o)),
       rules{options.version_base, options.max_append_bytes, s.wants_record_properties()},
       sink(s),
+      timed_sink(dynamic_cast<TimedSink*>(&s)),
       dead_letters(d),
       on_done(std::move(h)),
       arena(thread_count(options.threads), /*reserved_for_masters=*/0),

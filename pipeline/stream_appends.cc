@@ -95,10 +95,17 @@ Dispatched IngestEngine::Impl::dispatch(Group& g) {
   Group* raw = &g;
   callbacks_pending.fetch_add(1);
   // From here on the group belongs to the callback: nothing below may touch it.
-  sink.append(std::move(req), [this, raw](AppendOutcome out) {
+  auto done = [this, raw](AppendOutcome out) {
     // Runs on the sink's thread: hand the follow-up work to the arena and return at once.
+    if (timed_sink != nullptr) timed_sink->answered(raw->sent_at);
     post_answer(Answer{raw, std::move(out)});
-  });
+  };
+  if (timed_sink != nullptr) {
+    g.sent_at = timed_sink->begin_append();
+    timed_sink->append_untimed(std::move(req), std::move(done));
+  } else {
+    sink.append(std::move(req), std::move(done));
+  }
   return Dispatched::kSent;
 }
 

@@ -98,6 +98,7 @@ struct Group {
   bool refreshed = false;         // the stream state was re-read once for this group
   bool sent = false;              // appended at least once (an answer may have been lost)
   EventIds sent_ids;              // the event ids of the append in flight, until its answer is handled
+  Clock::time_point sent_at{};    // when the append in flight was handed to the sink (TimedSink's latency)
   bool give_up = false;           // an open gap is dead-lettered instead of waiting again
   std::optional<Clock::time_point> held_since;  // when its events began to wait for a gap
   size_t held_bytes = 0;          // message bytes detached into this group while held

@@ -73,18 +73,26 @@ std::vector<absl::StatusOr<StreamTail>> TimedSink::read_tails(const std::vector<
 }
 
 void TimedSink::append(AppendRequest request, AppendDone done) {
-  const auto sent = std::chrono::steady_clock::now();
-  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  const auto sent = begin_append();
   inner_.append(std::move(request), [this, sent, done = std::move(done)](AppendOutcome outcome) {
-    const auto now = std::chrono::steady_clock::now();
-    in_flight_.fetch_sub(1, std::memory_order_relaxed);
-    latency_.record(now - sent);
-    const int64_t ns = now.time_since_epoch().count();
-    int64_t prev = last_answer_ns_.load(std::memory_order_relaxed);
-    while (prev < ns && !last_answer_ns_.compare_exchange_weak(prev, ns, std::memory_order_relaxed)) {
-    }
+    answered(sent);
     done(std::move(outcome));
   });
+}
+
+std::chrono::steady_clock::time_point TimedSink::begin_append() {
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  return std::chrono::steady_clock::now();
+}
+
+void TimedSink::answered(std::chrono::steady_clock::time_point sent) {
+  const auto now = std::chrono::steady_clock::now();
+  in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  latency_.record(now - sent);
+  const int64_t ns = now.time_since_epoch().count();
+  int64_t prev = last_answer_ns_.load(std::memory_order_relaxed);
+  while (prev < ns && !last_answer_ns_.compare_exchange_weak(prev, ns, std::memory_order_relaxed)) {
+  }
 }
 
 std::optional<std::chrono::steady_clock::time_point> TimedSink::last_answer_at() const {

@@ -48,6 +48,13 @@ class TimedSink final : public Sink {
   [[nodiscard]] bool exact_answers() const override { return inner_.exact_answers(); }
   [[nodiscard]] bool wants_record_properties() const override { return inner_.wants_record_properties(); }
   void append(AppendRequest request, AppendDone done) override;
+  // The same, timed by a caller that keeps the send time with its append: `begin_append` (the
+  // send time), then `append_untimed`, whose `done` goes to the wrapped sink as it is (a wrapper
+  // holding the time and the caller's callback is a heap allocation per append), and `answered`
+  // with that time on the wrapped sink's thread when the answer comes, before acting on it.
+  std::chrono::steady_clock::time_point begin_append();
+  void append_untimed(AppendRequest request, AppendDone done) { inner_.append(std::move(request), std::move(done)); }
+  void answered(std::chrono::steady_clock::time_point sent);
   absl::StatusOr<StreamTail> read_tail(const std::string& stream) override;
   std::vector<absl::StatusOr<StreamTail>> read_tails(const std::vector<std::string>& streams) override;
   absl::StatusOr<std::vector<RecordedEventData>> read_forwards(const std::string& stream, StreamRevision from,

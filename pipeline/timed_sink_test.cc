@@ -106,5 +106,25 @@ TEST(TimedSink, ForwardsAndTimesEachAppend) {
   EXPECT_GE(*timed.last_answer_at() - before, 30ms);
 }
 
+TEST(TimedSink, TimesAnAppendWhoseCallerKeepsTheSendTime) {
+  SlowSink slow(30ms);
+  TimedSink timed(slow);
+  std::atomic<int> answered{0};
+  const auto sent = timed.begin_append();
+  EXPECT_EQ(timed.appends_in_flight(), 1u);
+  timed.append_untimed(AppendRequest{.stream = "caller-timed"}, [&, sent](AppendOutcome o) {
+    EXPECT_EQ(o.code, AppendCode::kSuccess);
+    timed.answered(sent);
+    answered.fetch_add(1);
+  });
+  ASSERT_TRUE(kingest::testing::eventually([&] { return answered.load() == 1; }, 10s, "the answer"));
+  EXPECT_EQ(slow.last_stream, "caller-timed");
+  EXPECT_EQ(timed.appends_in_flight(), 0u);
+  EXPECT_EQ(timed.latency().count(), 1u);
+  EXPECT_GE(timed.latency().quantile_ms(0.5), 30.0 * 0.97);
+  ASSERT_TRUE(timed.last_answer_at().has_value());
+  EXPECT_GE(*timed.last_answer_at() - sent, 30ms);
+}
+
 }  // namespace
 }  // namespace kingest::pipeline

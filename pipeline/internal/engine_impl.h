@@ -24,6 +24,7 @@
 #include "pipeline/read_pool.h"
 #include "pipeline/revision_rules.h"
 #include "pipeline/stream_table.h"
+#include "pipeline/timed_sink.h"
 
 namespace kingest::pipeline {
 
@@ -42,6 +43,9 @@ struct IngestEngine::Impl {
   EngineOptions options;
   RevisionRules rules;
   Sink& sink;
+  // The sink when it is a TimedSink: appends are then timed through the group (`Group::sent_at`),
+  // so that the answer's callback is not wrapped.
+  TimedSink* timed_sink;
   DeadLetterSink* dead_letters;
   DoneHook on_done;
 
