@@ -1,8 +1,13 @@
 #include "server/internal/records_wire.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "absl/container/inlined_vector.h"
 #include "core/json_writer.h"
@@ -122,10 +127,31 @@ inline bool needs_care(uint64_t w) {
   return ((below_space | is_quote | is_backslash | w) & kHigh) != 0;
 }
 
-// Whether some byte of `s` needs escaping or care (needs_care), eight bytes at a time; the last
-// word overlaps the one before it.
+#if defined(__SSE2__)
+// needs_care for sixteen bytes. A signed compare with 0x20 takes both the control bytes and every
+// byte of 0x80 and up (negative as signed bytes).
+inline bool needs_care16(const char* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i hit = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                                   _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+  return _mm_movemask_epi8(hit) != 0;
+}
+#endif
+
+// Whether some byte of `s` needs escaping or care (needs_care): sixteen bytes at a time where the
+// processor has SSE2 (every x86-64), else eight; the last block overlaps the one before it.
 bool text_needs_care(std::string_view s) {
   const size_t n = s.size();
+  const char* d = s.data();
+#if defined(__SSE2__)
+  if (n >= 16) {
+    for (size_t i = 0; i + 16 < n; i += 16) {
+      if (needs_care16(d + i)) return true;
+    }
+    return needs_care16(d + n - 16);
+  }
+#endif
   if (n < 8) {
     for (const char ch : s) {
       const auto c = static_cast<uint8_t>(ch);
@@ -135,32 +161,64 @@ bool text_needs_care(std::string_view s) {
   }
   uint64_t w = 0;
   for (size_t i = 0; i + 8 < n; i += 8) {
-    std::memcpy(&w, s.data() + i, 8);
+    std::memcpy(&w, d + i, 8);
     if (needs_care(w)) return true;
   }
-  std::memcpy(&w, s.data() + n - 8, 8);
+  std::memcpy(&w, d + n - 8, 8);
   return needs_care(w);
 }
 
-// `prefix` (none when 0), `s` as a JSON string, then `suffix` (none when 0), with a fast path for
-// what property keys, ids and most values are: printable ASCII without quotes or backslashes,
-// written in one append from a buffer on the stack.
-void append_json_text(std::string& out, std::string_view s, char prefix = 0, char suffix = 0) {
-  char buf[96];
-  if (s.size() + 4 <= sizeof buf && !text_needs_care(s)) {
-    char* p = buf;
+// JSON text written at the end of a string: room is made ahead by resizing the string (in steps of
+// at least kStep bytes, so that a record's text grows it once or twice), bytes are stored through a
+// pointer, and the string is cut to what was written when the writer ends.
+class JsonOut {
+ public:
+  explicit JsonOut(std::string& s) : s_(s), n_(s.size()) {}
+  ~JsonOut() { s_.resize(n_); }
+  JsonOut(const JsonOut&) = delete;
+  JsonOut& operator=(const JsonOut&) = delete;
+
+  // At least `k` bytes of room at the end of what is written.
+  char* room(size_t k) {
+    if (s_.size() - n_ < k) [[unlikely]] grow(k);
+    return s_.data() + n_;
+  }
+  // What was written into `room`, up to `end`.
+  void commit(const char* end) { n_ = static_cast<size_t>(end - s_.data()); }
+  void put(char c) { *room(1) = c; ++n_; }
+  void put(std::string_view t) {
+    std::memcpy(room(t.size()), t.data(), t.size());
+    n_ += t.size();
+  }
+
+ private:
+  [[gnu::noinline]] void grow(size_t k) { s_.resize(n_ + std::max(k, kStep)); }
+
+  static constexpr size_t kStep = 1024;
+  std::string& s_;
+  size_t n_;
+};
+
+// `prefix` (none when 0), `s` as a JSON string, then `suffix` (none when 0). What property keys,
+// ids and most values are (printable ASCII without quotes or backslashes) is stored as it is.
+void append_json_text(JsonOut& out, std::string_view s, char prefix = 0, char suffix = 0) {
+  if (!text_needs_care(s)) {
+    char* p = out.room(s.size() + 4);
     if (prefix != 0) *p++ = prefix;
     *p++ = '"';
     std::memcpy(p, s.data(), s.size());
     p += s.size();
     *p++ = '"';
     if (suffix != 0) *p++ = suffix;
-    out.append(buf, static_cast<size_t>(p - buf));
+    out.commit(p);
     return;
   }
-  if (prefix != 0) out.push_back(prefix);
-  append_json_string(out, s);
-  if (suffix != 0) out.push_back(suffix);
+  thread_local std::string escaped;
+  escaped.clear();
+  if (prefix != 0) escaped.push_back(prefix);
+  append_json_string(escaped, s);
+  if (suffix != 0) escaped.push_back(suffix);
+  out.put(escaped);
 }
 
 absl::Status malformed(std::string_view what) {
@@ -255,7 +313,7 @@ absl::Status read_check(std::string_view bytes, WireCheck* check) {
 
 // ---- google.protobuf.Value as JSON ----
 
-bool write_value(std::string_view value, int depth, std::string* out);
+bool write_value(std::string_view value, int depth, JsonOut& out);
 
 // A map entry of Struct.fields or AppendRecord.properties: key = 1, value = 2 (missing: "" and a
 // Value with no kind, which prints as null).
@@ -285,6 +343,9 @@ using Entries = absl::InlinedVector<std::pair<std::string_view, std::string_view
 // last place), leaving out the keys in `skip`.
 bool map_entries(std::string_view message, uint32_t field, std::initializer_list<std::string_view> skip,
                  Entries* entries) {
+  // A bit per key length (modulo 64) already met: a key is looked for among the earlier ones only
+  // when one of them has its length, which distinct keys rarely share.
+  uint64_t lengths = 0;
   Reader r(message);
   while (!r.done()) {
     uint32_t number = 0, type = 0;
@@ -298,34 +359,38 @@ bool map_entries(std::string_view message, uint32_t field, std::initializer_list
     bool skipped = false;
     for (auto s : skip) skipped |= s == key;
     if (skipped) continue;
-    for (auto it = entries->begin(); it != entries->end(); ++it) {
-      if (it->first == key) {
-        entries->erase(it);
-        break;
+    const uint64_t bit = uint64_t{1} << (key.size() % 64);
+    if ((lengths & bit) != 0) {
+      for (auto it = entries->begin(); it != entries->end(); ++it) {
+        if (it->first == key) {
+          entries->erase(it);
+          break;
+        }
       }
     }
+    lengths |= bit;
     entries->emplace_back(key, value);
   }
   return true;
 }
 
 bool write_object(std::string_view message, uint32_t field, std::initializer_list<std::string_view> skip, int depth,
-                  std::string* out, bool close) {
+                  JsonOut& out, bool close) {
   if (depth > kMaxDepth) return false;
   Entries entries;
   if (!map_entries(message, field, skip, &entries)) return false;
-  if (entries.empty()) out->push_back('{');
+  if (entries.empty()) out.put('{');
   bool first = true;
   for (const auto& [key, value] : entries) {
-    append_json_text(*out, key, first ? '{' : ',', ':');
+    append_json_text(out, key, first ? '{' : ',', ':');
     first = false;
     if (!write_value(value, depth + 1, out)) return false;
   }
-  if (close) out->push_back('}');
+  if (close) out.put('}');
   return true;
 }
 
-bool write_value(std::string_view value, int depth, std::string* out) {
+bool write_value(std::string_view value, int depth, JsonOut& out) {
   if (depth > kMaxDepth) return false;
   // The oneof `kind`: its last member on the wire.
   uint32_t kind = 0;
@@ -354,18 +419,22 @@ bool write_value(std::string_view value, int depth, std::string* out) {
     case 2: {
       double d = 0;
       std::memcpy(&d, &scalar, sizeof d);
-      return ::kingest::wire::append_json_number(d, out);
+      char* p = out.room(::kingest::wire::kMaxJsonNumber);
+      char* end = ::kingest::wire::write_json_number(d, p);
+      if (end == nullptr) return false;
+      out.commit(end);
+      return true;
     }
     case 3:
-      append_json_text(*out, payload);
+      append_json_text(out, payload);
       return true;
     case 4:
-      out->append(scalar != 0 ? "true" : "false");
+      out.put(scalar != 0 ? "true" : "false");
       return true;
     case 5:
       return write_object(payload, 1, {}, depth + 1, out, true);
     case 6: {
-      out->push_back('[');
+      out.put('[');
       Reader items(payload);
       bool first = true;
       while (!items.done()) {
@@ -377,15 +446,15 @@ bool write_value(std::string_view value, int depth, std::string* out) {
         }
         std::string_view item;
         if (!items.len(&item)) return false;
-        if (!first) out->push_back(',');
+        if (!first) out.put(',');
         first = false;
         if (!write_value(item, depth + 1, out)) return false;
       }
-      out->push_back(']');
+      out.put(']');
       return true;
     }
     default:  // null, or no kind set (protobuf's JSON mapping prints null too)
-      out->append("null");
+      out.put("null");
       return true;
   }
 }
@@ -416,14 +485,16 @@ absl::Status read_append_records(std::string_view request, std::vector<WireRecor
 }
 
 absl::Status append_properties_json(const WireRecord& record, std::string_view schema_format_name, std::string* out) {
-  if (!write_object(record.message, 2, {"$schema.format", "$schema.name"}, 0, out, false)) {
+  JsonOut json(*out);
+  if (!write_object(record.message, 2, {"$schema.format", "$schema.name"}, 0, json, false)) {
     return absl::InvalidArgumentError("record properties cannot be written as JSON");
   }
-  if (out->back() != '{') out->push_back(',');
-  out->append(R"("$schema.format":)");
-  append_json_text(*out, schema_format_name);
-  out->append(R"(,"$schema.name":)");
-  append_json_text(*out, record.schema_name, 0, '}');
+  // The object is open: after its '{' alone when it has no entries, else after its last value.
+  const bool empty = *(json.room(0) - 1) == '{';
+  json.put(empty ? std::string_view(R"("$schema.format":)") : std::string_view(R"(,"$schema.format":)"));
+  append_json_text(json, schema_format_name);
+  json.put(R"(,"$schema.name":)");
+  append_json_text(json, record.schema_name, 0, '}');
   return absl::OkStatus();
 }
 

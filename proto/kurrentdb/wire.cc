@@ -159,17 +159,20 @@ bool properties_from_json(std::string_view json, Properties* out) {
   return fields_of(o, out);
 }
 
-bool append_json_number(double d, std::string* out) {
-  if (!std::isfinite(d)) return false;
-  char buf[32];
-  std::to_chars_result r;
+char* write_json_number(double d, char* at) {
+  if (!std::isfinite(d)) return nullptr;
   // Integral values print as integers (2^53 and below are exact), the rest shortest round-trip.
   if (std::abs(d) <= 9007199254740992.0 && d == std::trunc(d)) {
-    r = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(d));
-  } else {
-    r = std::to_chars(buf, buf + sizeof buf, d);
+    return std::to_chars(at, at + kMaxJsonNumber, static_cast<int64_t>(d)).ptr;
   }
-  out->append(buf, size_t(r.ptr - buf));
+  return std::to_chars(at, at + kMaxJsonNumber, d).ptr;
+}
+
+bool append_json_number(double d, std::string* out) {
+  char buf[kMaxJsonNumber];
+  char* end = write_json_number(d, buf);
+  if (end == nullptr) return false;
+  out->append(buf, size_t(end - buf));
   return true;
 }
 

@@ -96,5 +96,9 @@ absl::StatusOr<std::string> properties_to_json(const Properties& props,
 // A property's number as JSON text, as the mapping prints it (integral values up to 2^53 without a
 // fraction, the rest shortest round-trip); false for NaN and infinity, which JSON cannot hold.
 bool append_json_number(double d, std::string* out);
+// The same text written at `at`, which has room for kMaxJsonNumber bytes; returns its end, or
+// nullptr for NaN and infinity.
+inline constexpr size_t kMaxJsonNumber = 32;
+char* write_json_number(double d, char* at);
 
 }  // namespace kingest::wire
