@@ -19,6 +19,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <new>
 #include <optional>
@@ -131,7 +132,8 @@ std::optional<DecodeError> decode_fields(ThreadState& ts, simdjson::padded_strin
     if (auto e = std::move(field_result).get(field)) return invalid_json_text(e, input);
     const char* key_raw = field.key().raw();
     od::value& v = field.value();
-    std::string_view key = raw_key(key_raw, v.raw_json_token().data());
+    const char* value_begin = v.raw_json_token().data();
+    std::string_view key = raw_key(key_raw, value_begin);
     if (has_backslash(key)) {
       if (auto e = field.unescaped_key().get(key)) return invalid_json(e);
     }
@@ -139,7 +141,7 @@ std::optional<DecodeError> decode_fields(ThreadState& ts, simdjson::padded_strin
     const char* key_begin = key_raw - 1;
 
     if (kind == Field::kPayload || kind == Field::kData || kind == Field::kMetadata) {
-      Member m{kind, key_begin, v.raw_json_token().data(), nullptr};
+      Member m{kind, key_begin, value_begin, nullptr};
       if (auto e = walk(v, 1, m.value_end)) return invalid_json(e, key);
       if (!followed_by(m.value_end, '}')) return invalid_json(simdjson::TAPE_ERROR, key);
       members.push_back(m);
@@ -165,7 +167,7 @@ std::optional<DecodeError> decode_fields(ThreadState& ts, simdjson::padded_strin
         // Every time-named member is kept as a payload candidate: only the first present one is
         // the envelope's time, the others stay in the payload.
         const size_t i = static_cast<size_t>(kind) - static_cast<size_t>(Field::kOccurredOn);
-        Member m{kind, key_begin, v.raw_json_token().data(), nullptr};
+        Member m{kind, key_begin, value_begin, nullptr};
         od::json_type t;
         if (auto e = v.type().get(t)) return invalid_json(e, key);
         if (t == od::json_type::object || t == od::json_type::array) {
@@ -234,19 +236,25 @@ std::optional<DecodeError> decode_fields(ThreadState& ts, simdjson::padded_strin
     return std::nullopt;
   }
 
-  // Flat: every member that is not the envelope's, in input order, text verbatim.
-  size_t payload_size = 2;
-  for (const Member& m : members) payload_size += static_cast<size_t>(m.value_end - m.key_begin) + 1;
-  event.payload.reserve(payload_size);
-  event.payload.push_back('{');
-  bool first = true;
+  // Flat: every member that is not the envelope's, in input order, text verbatim, written into the
+  // payload sized once.
+  size_t payload_size = 1;  // '{', then each member with the ',' or '}' after it
+  for (const Member& m : members) {
+    if (&m != time_used) payload_size += static_cast<size_t>(m.value_end - m.key_begin) + 1;
+  }
+  if (payload_size == 1) ++payload_size;  // "{}"
+  event.payload.resize(payload_size);
+  char* p = event.payload.data();
+  *p++ = '{';
   for (const Member& m : members) {
     if (&m == time_used) continue;
-    if (!first) event.payload.push_back(',');
-    first = false;
-    event.payload.append(m.key_begin, m.value_end);
+    const auto n = static_cast<size_t>(m.value_end - m.key_begin);
+    std::memcpy(p, m.key_begin, n);
+    p += n;
+    *p++ = ',';
   }
-  event.payload.push_back('}');
+  if (p - event.payload.data() == 1) ++p;
+  p[-1] = '}';
   return std::nullopt;
 }
 
