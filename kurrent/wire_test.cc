@@ -247,5 +247,60 @@ TEST(RecordsWire, PropertiesFromValuesAreTheJsonObjectsProperties) {
   EXPECT_TRUE(kurrent::wire::fill_v2_record(broken, &got).has_value());
 }
 
+// The AppendRecords answer read from its bytes against the generated message: the same streams and
+// revisions in the same order and the same position, for what serve-store and KurrentDB send, for
+// bytes with unknown fields and repeated scalars, and the same verdict on every truncation.
+TEST(RecordsWire, AnswersReadAsProtobufReadsThem) {
+  namespace v2 = kurrentdb::protocol::v2::streams;
+  auto expect_same = [](const std::string& bytes) {
+    v2::AppendRecordsResponse want;
+    const bool parsed = want.ParseFromString(bytes);
+    RecordsAnswer got;
+    ASSERT_EQ(read_records_answer(bytes, &got), parsed) << bytes.size();
+    if (!parsed) return;
+    ASSERT_EQ(got.revisions.size(), size_t(want.revisions_size()));
+    for (int i = 0; i < want.revisions_size(); ++i) {
+      EXPECT_EQ(got.revisions[size_t(i)].first, want.revisions(i).stream()) << i;
+      EXPECT_EQ(got.revisions[size_t(i)].second, want.revisions(i).revision()) << i;
+    }
+    EXPECT_EQ(got.position, want.position());
+  };
+  v2::AppendRecordsResponse resp;
+  for (int64_t k = 0; k < 300; ++k) {
+    auto* r = resp.add_revisions();
+    r->set_stream("Task-" + std::to_string(k * 7919));
+    r->set_revision(k % 5 == 0 ? -1 : k * 1000003);
+  }
+  resp.set_position(std::numeric_limits<int64_t>::max());
+  const std::string bytes = resp.SerializeAsString();
+  expect_same(bytes);
+  expect_same("");
+  for (size_t n = 0; n < 64; ++n) expect_same(bytes.substr(0, n));         // every early cut
+  for (size_t n = bytes.size() - 64; n < bytes.size(); ++n) expect_same(bytes.substr(0, n));
+
+  // Unknown fields of every wire type, a field of the wrong wire type, repeated scalars (the last
+  // wins), an empty entry, a negative position.
+  v2::StreamRevision twice;
+  twice.set_stream("first");
+  twice.set_revision(1);
+  v2::StreamRevision second;
+  second.set_stream("second");
+  second.set_revision(-4);
+  std::string odd = resp.SerializeAsString();
+  odd += twice.SerializeAsString().insert(0, std::string{char(0x0a), char(twice.ByteSizeLong() +
+                                                                           second.ByteSizeLong())}) +
+         second.SerializeAsString();
+  odd += std::string{char(0x38), char(0x96), char(0x01)};                       // field 7, varint
+  odd += std::string{char(0x41)} + std::string(8, '\x01');                     // field 8, fixed64
+  odd += std::string{char(0x4a), char(0x02), 'h', 'i'};                        // field 9, bytes
+  odd += std::string{char(0x55)} + std::string(4, '\x02');                     // field 10, fixed32
+  odd += std::string{char(0x0a), char(0x00)};                                  // an empty StreamRevision
+  odd += std::string{char(0x12), char(0x01), 'x'};                             // position as bytes: unknown
+  odd += std::string{char(0x10), char(0x03)};                                  // position -2
+  expect_same(odd);
+  expect_same(std::string{char(0x0b)});                                        // a group: refused by both
+  expect_same(std::string{char(0x10), char(0xff)});                            // a cut varint
+}
+
 }  // namespace
 }  // namespace kingest::wire

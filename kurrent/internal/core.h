@@ -26,6 +26,7 @@
 #include "kurrent/internal/timer.h"
 #include "kurrent/kurrent_client.h"
 #include "kurrent/wire.h"
+#include "proto/kurrentdb/records_wire.h"
 #include "proto/kurrentdb/streams.grpc.pb.h"
 #include "proto/kurrentdb/v2/streams.grpc.pb.h"
 
@@ -163,7 +164,7 @@ class Core : public std::enable_shared_from_this<Core> {
   // `out` as it was) when an event cannot be sent as a record.
   static std::optional<std::string> encode_records_part(const Op& op, std::string* out);
   void records_done(std::vector<OpPtr> ops, const grpc::Status& status, const wire::Trailers& trailers,
-                    const v2::AppendRecordsResponse& resp, const std::shared_ptr<Node>& from);
+                    const ::kingest::wire::RecordsAnswer& answer, const std::shared_ptr<Node>& from);
   // The most bytes (wire::event_size, the client's count) one request may take: the smaller of
   // `max_append_size` and the server's limit once an answer told it, less a sixteenth, divided by
   // how much more than the client the server has been seen to count. Under mu_.

@@ -65,19 +65,18 @@ class RecordsCall {
     core_->call_started();
     node_->generic->UnaryCall(&ctx_, kAppendRecordsMethod, grpc::StubOptions(), &req_, &resp_buf_,
                               [this](grpc::Status status) {
-                                // On an arena: the answer holds a message and a string per stream.
-                                google::protobuf::Arena arena;
-                                auto& resp = *google::protobuf::Arena::CreateMessage<v2::AppendRecordsResponse>(&arena);
+                                // Read from its bytes: the streams are views into the slice.
+                                ::kingest::wire::RecordsAnswer answer;
+                                grpc::Slice bytes;
                                 if (status.ok()) {
-                                  auto parsed =
-                                      grpc::SerializationTraits<v2::AppendRecordsResponse>::Deserialize(&resp_buf_, &resp);
-                                  if (!parsed.ok()) {
+                                  if (!resp_buf_.TrySingleSlice(&bytes).ok()) (void)resp_buf_.DumpToSingleSlice(&bytes);
+                                  const std::string_view view(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+                                  if (!::kingest::wire::read_records_answer(view, &answer)) {
                                     status = grpc::Status(grpc::StatusCode::INTERNAL,
-                                                          "the AppendRecords answer cannot be parsed: " +
-                                                              parsed.error_message());
+                                                          "the AppendRecords answer cannot be parsed");
                                   }
                                 }
-                                core_->records_done(std::move(ops_), status, ctx_.GetServerTrailingMetadata(), resp,
+                                core_->records_done(std::move(ops_), status, ctx_.GetServerTrailingMetadata(), answer,
                                                     node_);
                                 auto core = std::move(core_);
                                 delete this;
@@ -164,7 +163,7 @@ std::optional<std::string> Core::encode_records_part(const Op& op, std::string* 
 }
 
 void Core::records_done(std::vector<OpPtr> ops, const grpc::Status& status, const wire::Trailers& trailers,
-                        const v2::AppendRecordsResponse& resp, const std::shared_ptr<Node>& from) {
+                        const ::kingest::wire::RecordsAnswer& answer, const std::shared_ptr<Node>& from) {
   {
     std::lock_guard lock(mu_);
     sessions_in_flight_--;
@@ -172,13 +171,13 @@ void Core::records_done(std::vector<OpPtr> ops, const grpc::Status& status, cons
   if (status.ok()) {
     // A stream's revision: the answer's entry at the op's place when the answer lists the streams
     // in the request's order (serve-store does: the order of their first records), else by name.
-    const auto& revisions = resp.revisions();
-    bool in_order = size_t(revisions.size()) == ops.size();
-    for (size_t i = 0; in_order && i < ops.size(); ++i) in_order = revisions[int(i)].stream() == ops[i]->req.stream;
+    const auto& revisions = answer.revisions;
+    bool in_order = revisions.size() == ops.size();
+    for (size_t i = 0; in_order && i < ops.size(); ++i) in_order = revisions[i].first == ops[i]->req.stream;
     absl::flat_hash_map<std::string_view, int64_t> by_stream;
     if (!in_order) {
-      by_stream.reserve(size_t(revisions.size()));
-      for (const auto& r : revisions) by_stream[r.stream()] = r.revision();
+      by_stream.reserve(revisions.size());
+      for (const auto& [stream, revision] : revisions) by_stream[stream] = revision;
     }
     std::vector<std::pair<OpPtr, AppendOutcome>> ended;
     ended.reserve(ops.size());
@@ -186,7 +185,7 @@ void Core::records_done(std::vector<OpPtr> ops, const grpc::Status& status, cons
       auto& op = ops[i];
       std::optional<int64_t> revision;
       if (in_order) {
-        revision = revisions[int(i)].revision();
+        revision = revisions[i].second;
       } else if (auto it = by_stream.find(op->req.stream); it != by_stream.end()) {
         revision = it->second;
       }
@@ -200,7 +199,7 @@ void Core::records_done(std::vector<OpPtr> ops, const grpc::Status& status, cons
       // The request's position (its last record's) stands for each stream's.
       AppendOutcome out{.code = AppendCode::kSuccess,
                         .current_revision = StreamRevision{uint64_t(*revision)},
-                        .position = uint64_t(std::max<int64_t>(resp.position(), 0)),
+                        .position = uint64_t(std::max<int64_t>(answer.position, 0)),
                         .message = {}};
       if (op->part + 1 < op->part_ends.size()) {
         part_done(op, std::move(out));  // its next part goes out

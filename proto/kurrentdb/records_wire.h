@@ -11,6 +11,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "core/record_properties.h"
 #include "core/sink.h"
@@ -25,5 +27,17 @@ namespace kingest::wire {
 // not a JSON object.
 std::optional<std::string> append_records_fragment(std::string_view stream, std::optional<int64_t> expected,
                                                    std::span<const EventData> events, std::string* out);
+
+// AppendRecordsResponse read straight from its wire format, as protobuf reads it (each
+// StreamRevision in the order sent, the last of a repeated scalar, unknown fields and fields of
+// another wire type skipped), without building the message and a string per stream: the streams
+// are views into the bytes read. False when the bytes are not such a response (a truncated field or
+// a malformed tag); stream names are not checked for UTF-8 (they are only compared with the names
+// sent).
+struct RecordsAnswer {
+  std::vector<std::pair<std::string_view, int64_t>> revisions;  // stream, revision
+  int64_t position = 0;
+};
+bool read_records_answer(std::string_view bytes, RecordsAnswer* out);
 
 }  // namespace kingest::wire
