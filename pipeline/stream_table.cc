@@ -58,20 +58,20 @@ GroupPtr StreamTable::pop_merged_locked(StreamState& st, Clock::time_point now) 
     g.held_since.reset();
     g.held_bytes = 0;
   };
-  auto it = st.pending.begin();
-  GroupPtr g = std::move(it->second);
+  GroupPtr g = std::move(st.pending.begin()->second);
+  st.pending.erase(st.pending.begin());
+  --pending_groups_;
   unhold(*g);
-  for (++it; it != st.pending.end(); ++it) {
-    Group& next = *it->second;
+  while (!st.pending.empty()) {
+    Group& next = *st.pending.begin()->second;
     const bool contiguous = !revisions_ || next.first_revision == g->end_revision();
     if (!contiguous || g->bytes + next.bytes > max_append_bytes_) break;
-    GroupPtr n = std::move(it->second);
+    GroupPtr n = std::move(st.pending.begin()->second);
+    st.pending.erase(st.pending.begin());
+    --pending_groups_;
     unhold(*n);
     merge_groups(*g, std::move(*n));
   }
-  const auto taken = static_cast<size_t>(it - st.pending.begin());
-  st.pending.erase_front(taken);  // at once: a long wait leaves many groups, merged here in one go
-  pending_groups_ -= taken;
   if (g->batches.empty()) running_detached_.fetch_add(1);
   return g;
 }
@@ -413,7 +413,7 @@ size_t StreamTable::revoke(const std::vector<TopicPartition>& tps, bool forget_s
     }
     // Free streams hold only detached groups: keep the events of partitions still assigned, as
     // contiguous runs.
-    PendingGroups kept;
+    std::multimap<uint64_t, GroupPtr> kept;
     for (auto& entry : st.pending) {
       const uint64_t key = entry.first;
       GroupPtr& g = entry.second;

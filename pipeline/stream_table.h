@@ -17,7 +17,6 @@
 // Lifecycle: owned by the engine; groups leave it as `Step::run` (the caller then holds the claim).
 #pragma once
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -112,37 +111,6 @@ struct Group {
 };
 using GroupPtr = std::unique_ptr<Group>;
 
-// A stream's waiting groups by key (the first revision, or the arrival order with the version base
-// `none`), in key order, groups of equal keys in the order they came (as std::multimap keeps them).
-// Kept in the stream state itself while there is one: most streams have at most one group waiting
-// (parked for an append slot, or behind the append in flight), which then costs no allocation.
-class PendingGroups {
- public:
-  using value_type = std::pair<uint64_t, GroupPtr>;
-  using iterator = absl::InlinedVector<value_type, 1>::iterator;
-  using const_iterator = absl::InlinedVector<value_type, 1>::const_iterator;
-
-  [[nodiscard]] bool empty() const { return items_.empty(); }
-  [[nodiscard]] size_t size() const { return items_.size(); }
-  iterator begin() { return items_.begin(); }
-  iterator end() { return items_.end(); }
-  [[nodiscard]] const_iterator begin() const { return items_.begin(); }
-  [[nodiscard]] const_iterator end() const { return items_.end(); }
-  // The first group with a key above `key`.
-  iterator upper_bound(uint64_t key) {
-    return std::upper_bound(items_.begin(), items_.end(), key,
-                            [](uint64_t k, const value_type& v) { return k < v.first; });
-  }
-  // After the groups of the same key. `g` by reference, as std::multimap::emplace takes it: a caller
-  // may name the key through the group it moves in.
-  void emplace(uint64_t key, GroupPtr&& g) { items_.insert(upper_bound(key), value_type(key, std::move(g))); }
-  // Drops the first `n` groups (moved out before).
-  void erase_front(size_t n) { items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(n)); }
-
- private:
-  absl::InlinedVector<value_type, 1> items_;
-};
-
 struct StreamState {
   uint64_t next_revision = 0;   // the revision the next event must have
   std::optional<Uuid> last_id;  // the stream's last event id (causation of the next event)
@@ -167,7 +135,7 @@ struct StreamState {
   bool claimed = false;
   bool several_partitions = false;
   uint32_t tp = 0;              // the first partition it was seen on (StreamTable's partition index)
-  PendingGroups pending;                        // by first revision
+  std::multimap<uint64_t, GroupPtr> pending;    // by first revision
   std::optional<Clock::time_point> gap_since;   // free with a gap since then
   // Its place in the cache's recency order (a list through the states themselves), and its name.
   StreamState* lru_prev = nullptr;
