@@ -378,7 +378,7 @@ GroupPtr IngestEngine::Impl::release_stream(GroupPtr g, bool ok) {
   if (g->batches.empty()) notify_idle();  // wait_idle also waits for held events being written
   StreamState* st = g->state;
   g.reset();
-  auto step = table.release(*st, Clock::now());
+  auto step = table.release(*st);
   for (auto& b : step.release) finish_one(b);
   return std::move(step.run);
 }

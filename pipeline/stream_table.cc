@@ -195,6 +195,16 @@ StreamTable::Step StreamTable::release(StreamState& st, Clock::time_point now) {
   return next_locked(st, now);
 }
 
+StreamTable::Step StreamTable::release(StreamState& st) {
+  std::lock_guard lock(mu_);
+  st.claimed = false;
+  if (st.pending.empty()) {
+    close_gap_locked(st);  // what next_locked does with nothing waiting
+    return {};
+  }
+  return next_locked(st, Clock::now());
+}
+
 void StreamTable::put_back(GroupPtr g, bool running) {
   std::lock_guard lock(mu_);
   if (running && g->batches.empty()) running_detached_.fetch_sub(1);

@@ -175,6 +175,9 @@ class StreamTable {
   [[nodiscard]] std::vector<Step> offer(std::vector<GroupPtr>&& groups, Clock::time_point now);
   // The claim holder is done with the stream: the next runnable group, or nothing (the stream is free).
   [[nodiscard]] Step release(StreamState& st, Clock::time_point now);
+  // The same at the time of the call, read only when a group of the stream waits (a stream with
+  // nothing waiting, most of wide data's, needs no time).
+  [[nodiscard]] Step release(StreamState& st);
   // The claim holder puts a group back (waiting for an append slot, or the second half of a split);
   // the claim stays. `running` says whether `g` was counted as running (see `running_detached`).
   void put_back(GroupPtr g, bool running);

@@ -133,6 +133,31 @@ TEST(StreamTable, OneGroupPerStreamRunsAtATimeAndTheNextFollowsItsRelease) {
   EXPECT_EQ(versions_of(*next.run), (std::vector<int64_t>{2, 3})) << "waiting contiguous groups merge into one append";
 }
 
+// `release` without a time (the engine's): a stream with nothing waiting is free again, one with a
+// group waiting hands it on, and one whose waiting group cannot run holds it with its gap open.
+TEST(StreamTable, AReleaseAtTheTimeOfTheCallFreesHandsOnOrHolds) {
+  StreamTable table(true, 1u << 20);
+  auto [st, fresh] = table.find_or_add("Task-a", kTp);
+  ASSERT_TRUE(fresh);
+  const auto now = Clock::now();
+  ASSERT_TRUE(table.offer(group_of(batch_of("a", {1}), "Task-a"), now).run);
+  st->next_revision = 1;
+  EXPECT_FALSE(table.release(*st).run) << "nothing waits";
+  EXPECT_FALSE(st->claimed);
+  auto second = table.offer(group_of(batch_of("a", {2}, 1), "Task-a"), now);
+  ASSERT_TRUE(second.run) << "a free stream runs its next group at once";
+  EXPECT_FALSE(table.offer(group_of(batch_of("a", {3}, 2), "Task-a"), now).run) << "the stream is claimed";
+  st->next_revision = 2;
+  auto next = table.release(*st);
+  ASSERT_TRUE(next.run) << "the waiting group is handed on";
+  EXPECT_EQ(versions_of(*next.run), (std::vector<int64_t>{3}));
+  EXPECT_FALSE(table.offer(group_of(batch_of("a", {5}, 3), "Task-a"), now).run);
+  st->next_revision = 3;
+  EXPECT_FALSE(table.release(*st).run) << "version 5 waits for version 4";
+  EXPECT_EQ(table.stats().gaps, 1u);
+  EXPECT_EQ(table.stats().held_events, 1u);
+}
+
 TEST(StreamTable, ALaterVersionWaitsForTheMissingOneFromAnyPartition) {
   StreamTable table(true, 1u << 20);
   auto [st, fresh] = table.find_or_add("Task-a", kTp);

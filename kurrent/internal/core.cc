@@ -54,7 +54,7 @@ void Core::submit(AppendRequest req, Sink::AppendDone done) {
       // Admitted and queued for the next request under the same lock (what dispatch and
       // enqueue_session do, each under a lock of its own, for an op admitted later).
       appends_++;
-      op->queued_at = Clock::now();
+      if (options_.session_linger.count() > 0) op->queued_at = Clock::now();  // read only to linger
       session_queue_.push_back(op);
     }
   }

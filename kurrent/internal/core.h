@@ -49,7 +49,7 @@ struct Op {
   size_t bytes = 0;           // of the whole request
   int attempts = 0;           // consecutive failed attempts
   Clock::time_point failing_since{};
-  Clock::time_point queued_at{};  // records and session modes: when it joined the queue
+  Clock::time_point queued_at{};  // records and session modes, with a linger: when it joined the queue
   std::atomic<bool> finished{false};
 
   [[nodiscard]] size_t begin() const { return part == 0 ? 0 : part_ends[part - 1]; }

@@ -66,7 +66,7 @@ void Core::start_session(std::vector<OpPtr> ops) { start_v2_call<SessionCall>(st
 void Core::enqueue_session(const OpPtr& op) {
   {
     std::lock_guard lock(mu_);
-    op->queued_at = Clock::now();
+    if (options_.session_linger.count() > 0) op->queued_at = Clock::now();  // read only to linger
     session_queue_.push_back(op);
   }
   pump_sessions();
