@@ -1,6 +1,8 @@
 // EventData::properties's encoding: an AppendRecord's properties (KurrentDB's v2 AppendRecords),
 // written in protobuf's wire format from values, with the few wire-format helpers that the records
-// encoder (proto/kurrentdb/records_wire.h) shares. No protobuf library: plain bytes.
+// encoder (proto/kurrentdb/records_wire.h) shares, and the reader of that format that the client's
+// answer reader and serve-store's request reader share (`protowire::Reader`). No protobuf library:
+// plain bytes.
 #pragma once
 
 #include <bit>
@@ -18,6 +20,7 @@ namespace protowire {
 inline constexpr uint8_t kVarint = 0;
 inline constexpr uint8_t kFixed64 = 1;
 inline constexpr uint8_t kLen = 2;
+inline constexpr uint8_t kFixed32 = 5;
 constexpr uint8_t tag(uint32_t field, uint8_t type) { return uint8_t((field << 3) | type); }
 
 inline size_t varint_size(uint64_t v) { return v < 0x80 ? 1 : size_t(std::bit_width(v) + 6) / 7; }
@@ -59,6 +62,90 @@ inline void put_double(Out& out, uint8_t t, double d) {
   for (int k = 0; k < 8; ++k) le[k] = char(uint8_t(bits >> (8 * k)));
   out.append(le, 8);
 }
+
+// Reads protobuf's wire format from the bytes it views: tags, varints, fixed-size and
+// length-delimited fields (as views into the bytes). Each call is false at a truncated or
+// malformed field, and the reader is then not to be used further.
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
+
+  [[nodiscard]] bool done() const { return p_ == end_; }
+
+  bool varint(uint64_t* out) {
+    // One byte: nearly every tag and length of the messages read this way.
+    if (p_ != end_ && static_cast<uint8_t>(*p_) < 0x80) {
+      *out = static_cast<uint8_t>(*p_++);
+      return true;
+    }
+    return long_varint(out);
+  }
+
+  // The next field's number and wire type; false at a malformed tag.
+  bool tag(uint32_t* number, uint32_t* type) {
+    uint64_t t = 0;
+    if (!varint(&t) || t > UINT32_MAX || (t >> 3) == 0) return false;
+    *number = static_cast<uint32_t>(t >> 3);
+    *type = static_cast<uint32_t>(t & 7);
+    return true;
+  }
+
+  bool len(std::string_view* out) {
+    uint64_t n = 0;
+    if (!varint(&n) || n > static_cast<uint64_t>(end_ - p_)) return false;
+    *out = std::string_view(p_, static_cast<size_t>(n));
+    p_ += n;
+    return true;
+  }
+
+  bool fixed64(uint64_t* out) {
+    if (end_ - p_ < 8) return false;
+    std::memcpy(out, p_, 8);  // little endian on every platform this builds for
+    p_ += 8;
+    return true;
+  }
+
+  // Skips a field of wire type `type`; groups (3, 4), in none of the messages read this way, and
+  // the types that do not exist (6, 7) are refused.
+  bool skip(uint32_t type) {
+    uint64_t ignored = 0;
+    std::string_view view;
+    switch (type) {
+      case kVarint:
+        return varint(&ignored);
+      case kFixed64:
+        return fixed64(&ignored);
+      case kLen:
+        return len(&view);
+      case kFixed32:
+        if (end_ - p_ < 4) return false;
+        p_ += 4;
+        return true;
+      default:
+        return false;
+    }
+  }
+
+ private:
+  bool long_varint(uint64_t* out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && p_ != end_; shift += 7) {
+      const auto c = static_cast<uint8_t>(*p_++);
+      v |= uint64_t{c & 0x7Fu} << shift;
+      if ((c & 0x80) == 0) {
+        *out = v;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  const char* p_;
+  const char* end_;
+};
+
+// A sint64's value from its zigzag encoding.
+inline int64_t unzigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
 
 // AppendRecord.properties: map<string, google.protobuf.Value>.
 inline constexpr uint8_t kRecordProperties = tag(2, kLen);

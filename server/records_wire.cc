@@ -11,93 +11,20 @@
 
 #include "absl/container/inlined_vector.h"
 #include "core/json_writer.h"
+#include "core/record_properties.h"
 #include "proto/kurrentdb/wire.h"
 
 namespace kingest::server::internal {
 namespace {
 
-enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLen = 2, kFixed32 = 5 };
+using protowire::kFixed32;
+using protowire::kFixed64;
+using protowire::kLen;
+using protowire::kVarint;
+using protowire::Reader;
 
 // Protobuf's default recursion limit: a Value nests a Struct or a list in a Value in ...
 constexpr int kMaxDepth = 100;
-
-class Reader {
- public:
-  explicit Reader(std::string_view bytes) : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
-
-  [[nodiscard]] bool done() const { return p_ == end_; }
-
-  bool varint(uint64_t* out) {
-    // One byte: nearly every tag and length in these messages (keys, ids, names are short).
-    if (p_ != end_ && static_cast<uint8_t>(*p_) < 0x80) {
-      *out = static_cast<uint8_t>(*p_++);
-      return true;
-    }
-    return long_varint(out);
-  }
-
-  // The next field's number and wire type; false at a malformed tag.
-  bool tag(uint32_t* number, uint32_t* type) {
-    uint64_t t = 0;
-    if (!varint(&t) || t > UINT32_MAX || (t >> 3) == 0) return false;
-    *number = static_cast<uint32_t>(t >> 3);
-    *type = static_cast<uint32_t>(t & 7);
-    return true;
-  }
-
-  bool len(std::string_view* out) {
-    uint64_t n = 0;
-    if (!varint(&n) || n > static_cast<uint64_t>(end_ - p_)) return false;
-    *out = std::string_view(p_, static_cast<size_t>(n));
-    p_ += n;
-    return true;
-  }
-
-  bool fixed64(uint64_t* out) {
-    if (end_ - p_ < 8) return false;
-    std::memcpy(out, p_, 8);  // little endian on every platform this builds for
-    p_ += 8;
-    return true;
-  }
-
-  bool skip(uint32_t type) {
-    uint64_t ignored = 0;
-    std::string_view view;
-    switch (type) {
-      case kVarint:
-        return varint(&ignored);
-      case kFixed64:
-        return fixed64(&ignored);
-      case kLen:
-        return len(&view);
-      case kFixed32:
-        if (end_ - p_ < 4) return false;
-        p_ += 4;
-        return true;
-      default:  // groups (3, 4) are not in these messages' schemas; 6 and 7 do not exist
-        return false;
-    }
-  }
-
- private:
-  bool long_varint(uint64_t* out) {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64 && p_ != end_; shift += 7) {
-      const auto c = static_cast<uint8_t>(*p_++);
-      v |= uint64_t{c & 0x7Fu} << shift;
-      if ((c & 0x80) == 0) {
-        *out = v;
-        return true;
-      }
-    }
-    return false;
-  }
-
-  const char* p_;
-  const char* end_;
-};
-
-int64_t zigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
 
 // is_valid_utf8 with a fast path for ASCII, which names and ids nearly always are.
 bool valid_utf8(std::string_view s) {
@@ -295,7 +222,7 @@ absl::Status read_check(std::string_view bytes, WireCheck* check) {
         } else if (n == 2 && t == kVarint) {
           uint64_t v = 0;
           ok = s.varint(&v);
-          check->expected_state = zigzag(v);
+          check->expected_state = protowire::unzigzag(v);
         } else {
           ok = s.skip(t);
         }

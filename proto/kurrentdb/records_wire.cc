@@ -345,71 +345,10 @@ std::optional<std::string> append_records_fragment(std::string_view stream, std:
   return std::nullopt;
 }
 
-namespace {
-
-// A protobuf reader over the bytes of a small message: tags, varints, length-delimited fields.
-class Fields {
- public:
-  explicit Fields(std::string_view bytes) : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
-  [[nodiscard]] bool done() const { return p_ == end_; }
-
-  bool varint(uint64_t* out) {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64 && p_ != end_; shift += 7) {
-      const auto c = static_cast<uint8_t>(*p_++);
-      v |= uint64_t{c & 0x7Fu} << shift;
-      if ((c & 0x80) == 0) {
-        *out = v;
-        return true;
-      }
-    }
-    return false;
-  }
-  // The next field's number and wire type; false at a malformed tag.
-  bool tag(uint32_t* number, uint32_t* type) {
-    uint64_t t = 0;
-    if (!varint(&t) || t > UINT32_MAX || (t >> 3) == 0) return false;
-    *number = uint32_t(t >> 3);
-    *type = uint32_t(t & 7);
-    return true;
-  }
-  bool len(std::string_view* out) {
-    uint64_t n = 0;
-    if (!varint(&n) || n > uint64_t(end_ - p_)) return false;
-    *out = std::string_view(p_, size_t(n));
-    p_ += n;
-    return true;
-  }
-  bool skip(uint32_t type) {
-    uint64_t ignored = 0;
-    std::string_view view;
-    switch (type) {
-      case 0: return varint(&ignored);
-      case 1: return advance(8);
-      case 2: return len(&view);
-      case 5: return advance(4);
-      default: return false;  // groups (3, 4) are not in these messages; 6 and 7 do not exist
-    }
-  }
-
- private:
-  bool advance(size_t n) {
-    if (size_t(end_ - p_) < n) return false;
-    p_ += n;
-    return true;
-  }
-  const char* p_;
-  const char* end_;
-};
-
-int64_t unzigzag(uint64_t v) { return int64_t(v >> 1) ^ -int64_t(v & 1); }
-
-}  // namespace
-
 bool read_records_answer(std::string_view bytes, RecordsAnswer* out) {
   out->revisions.clear();
   out->position = 0;
-  Fields r(bytes);
+  Reader r(bytes);
   while (!r.done()) {
     uint32_t number = 0, type = 0;
     if (!r.tag(&number, &type)) return false;
@@ -417,7 +356,7 @@ bool read_records_answer(std::string_view bytes, RecordsAnswer* out) {
       std::string_view body;
       if (!r.len(&body)) return false;
       auto& [stream, revision] = out->revisions.emplace_back(std::string_view(), 0);
-      Fields f(body);
+      Reader f(body);
       while (!f.done()) {
         uint32_t n = 0, t = 0;
         if (!f.tag(&n, &t)) return false;
