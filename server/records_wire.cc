@@ -17,7 +17,6 @@
 namespace kingest::server::internal {
 namespace {
 
-using protowire::kFixed32;
 using protowire::kFixed64;
 using protowire::kLen;
 using protowire::kVarint;
