@@ -261,10 +261,9 @@ TEST_P(EventStoreTest, ReadsRunConcurrentlyWithAppends) {
 // mode too: the in-memory database is a WAL database on tmpfs, its WAL in memory, with its own read
 // connections).
 TEST_P(EventStoreTest, ReadsDoNotWaitForAnOpenGroupAndSeeOnlyCommittedData) {
-  store_.reset();
-  auto created = internal::SqliteEventStore::create(options());
-  ASSERT_TRUE(created.ok()) << created.status();
-  internal::SqliteEventStore& store = **created;
+  auto opened = open_sqlite_store();
+  ASSERT_NE(opened, nullptr);
+  internal::SqliteEventStore& store = *opened;
   auto first = store.append_sync("s", ExpectNoStream{}, make_events(1));
   ASSERT_EQ(first.status, AppendStatus::kSuccess);
 
@@ -310,6 +309,105 @@ TEST_P(EventStoreTest, ReadsDoNotWaitForAnOpenGroupAndSeeOnlyCommittedData) {
   ASSERT_TRUE(after.ok());
   ASSERT_EQ(after->events.size(), 1u);
   EXPECT_EQ(after->events[0].revision.value(), 2u);
+  store.close();
+}
+
+// Every stream is found by name, in memory mode from the writer's index of names (its table has
+// none): created in one group with hundreds of others, tombstoned, tombstoned before any event,
+// and missing.
+TEST_P(EventStoreTest, StreamsAreFoundByNameWithOrWithoutTheTablesNameIndex) {
+  auto opened = open_sqlite_store();
+  ASSERT_NE(opened, nullptr);
+  internal::SqliteEventStore& store = *opened;
+  constexpr int kStreams = 300;
+  std::latch done(kStreams);
+  for (int i = 0; i < kStreams; ++i) {
+    store.append("s-" + std::to_string(i), ExpectNoStream{}, make_events(i % 3 + 1), [&](AppendResult r) {
+      EXPECT_EQ(r.status, AppendStatus::kSuccess) << r.message;
+      done.count_down();
+    });
+  }
+  done.wait();
+  EXPECT_EQ(store.tombstone("s-7", ExpectAny{}).status, AppendStatus::kSuccess);
+  EXPECT_EQ(store.tombstone("never-written", ExpectAny{}).status, AppendStatus::kSuccess);
+  for (int i = 0; i < kStreams; ++i) {
+    auto r = store.read("s-" + std::to_string(i), ReadFrom::start(), 10, ReadDirection::kForwards);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(r->stream_found) << i;
+    EXPECT_EQ(r->stream_deleted, i == 7) << i;
+    EXPECT_EQ(r->events.size(), i == 7 ? 0u : static_cast<size_t>(i % 3 + 1)) << i;
+  }
+  auto never = store.read("never-written", ReadFrom::start(), 10, ReadDirection::kForwards);
+  ASSERT_TRUE(never.ok());
+  EXPECT_TRUE(never->stream_found);
+  EXPECT_TRUE(never->stream_deleted);
+  auto missing = store.read("s-300", ReadFrom::start(), 10, ReadDirection::kForwards);
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->stream_found);
+
+  // The table's own index on names: in file mode only.
+  sqlite3* raw = open_raw(store, SQLITE_OPEN_READONLY);
+  ASSERT_NE(raw, nullptr);
+  int unique_indexes = 0;
+  ASSERT_EQ(sqlite3_exec(
+                raw, "SELECT count(*) FROM pragma_index_list('streams') WHERE \"unique\"",
+                [](void* n, int, char** v, char**) {
+                  *static_cast<int*>(n) = std::atoi(v[0]);
+                  return 0;
+                },
+                &unique_indexes, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(raw);
+  sqlite3_close(raw);
+  EXPECT_EQ(unique_indexes, GetParam() == Mode::kMemory ? 0 : 1);
+  store.close();
+}
+
+// A failed group leaves nothing behind in either mode; in memory mode the writer's index of names
+// is then rebuilt from the table, and reads and appends go on finding every stream.
+TEST_P(EventStoreTest, AFailedGroupLeavesTheStreamsAsTheTableHasThem) {
+  auto opened = open_sqlite_store();
+  ASSERT_NE(opened, nullptr);
+  internal::SqliteEventStore& store = *opened;
+  ASSERT_EQ(store.append_sync("gone", ExpectNoStream{}, make_events(2)).status, AppendStatus::kSuccess);
+  ASSERT_EQ(store.tombstone("gone", ExpectAny{}).status, AppendStatus::kSuccess);
+  auto first = store.append_sync("a", ExpectNoStream{}, make_events(1));
+  ASSERT_EQ(first.status, AppendStatus::kSuccess);
+
+  // Take the position the writer will use next, behind its back: its next insert must fail.
+  sqlite3* raw = open_raw(store, SQLITE_OPEN_READWRITE);
+  ASSERT_NE(raw, nullptr);
+  const std::string sql = "INSERT INTO events(position, stream_id, revision, event_id, type, content_type, data, "
+                          "metadata, created) VALUES(" + std::to_string(first.position + 1) +
+                          ", 999, 0, zeroblob(16), 't', '', x'', x'', 0)";
+  ASSERT_EQ(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(raw);
+  sqlite3_close(raw);
+
+  std::promise<AppendResult> pa;
+  std::promise<AppendResult> pb;
+  store.append("b", ExpectNoStream{}, make_events(1), [&](AppendResult r) { pb.set_value(std::move(r)); });
+  store.append("a", StreamRevision{0}, make_events(1), [&](AppendResult r) { pa.set_value(std::move(r)); });
+  ASSERT_EQ(pb.get_future().get().status, AppendStatus::kError);
+  ASSERT_EQ(pa.get_future().get().status, AppendStatus::kError);
+
+  auto read = [&](const std::string& s) {
+    auto r = store.read(s, ReadFrom::start(), 10, ReadDirection::kForwards);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : ReadResult{};
+  };
+  EXPECT_FALSE(read("b").stream_found);
+  EXPECT_EQ(read("a").events.size(), 1u);
+  EXPECT_TRUE(read("gone").stream_deleted);
+
+  auto again = store.append_sync("a", StreamRevision{0}, make_events(1));
+  ASSERT_EQ(again.status, AppendStatus::kSuccess) << again.message;
+  EXPECT_EQ(rev(again), 1u);
+  EXPECT_EQ(store.append_sync("gone", ExpectAny{}, make_events(1)).status, AppendStatus::kStreamDeleted);
+  auto b = store.append_sync("b", ExpectNoStream{}, make_events(1));
+  ASSERT_EQ(b.status, AppendStatus::kSuccess) << b.message;
+  EXPECT_EQ(rev(b), 0u);
+  EXPECT_EQ(read("b").events.size(), 1u);
+  EXPECT_EQ(read("a").events.size(), 2u);
   store.close();
 }
 

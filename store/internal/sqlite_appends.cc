@@ -157,7 +157,10 @@ absl::StatusOr<AppendResult> SqliteEventStore::apply_tombstone(const Op& op) {
     st.bind_int64(1, s.id);
   }
   if (absl::Status status = step_done(st, "delete stream"); !status.ok()) return status;
-  if (s.id == 0) s.id = next_stream_id_++;
+  if (s.id == 0) {
+    s.id = next_stream_id_++;
+    if (options_.in_memory) created_streams_.emplace_back(&op.stream, s.id);
+  }
   s.deleted = true;
   wrote_ = true;
   AppendResult r;
@@ -211,6 +214,7 @@ absl::StatusOr<uint64_t> SqliteEventStore::position_of(const StreamState& s, uin
 absl::Status SqliteEventStore::create_stream_row(const std::string& name, StreamState& s) {
   s.id = next_stream_id_++;
   pending_streams_[pending_stream_count_++] = {s.id, &name};
+  if (options_.in_memory) created_streams_.emplace_back(&name, s.id);
   return pending_stream_count_ == kMaxInsertRows ? flush_stream_rows() : absl::OkStatus();
 }
 

@@ -44,11 +44,13 @@ constexpr int kStaleMemoryDirSeconds = 60;
 // partial index `events_runs` holds the run starts. Revision r of a stream is at
 // position + (r - revision) of the run starting at or below r. (Version 1 indexed every event and
 // kept each stream's last revision in `streams`; `migrate_v1` converts it.)
+// Memory mode leaves out the index on stream names (UNIQUE): see ids_by_name_.
 constexpr int kSchemaVersion = 2;
-constexpr const char* kSchema = R"sql(
+constexpr const char* kSchemaStreams = R"sql(
 CREATE TABLE IF NOT EXISTS streams(
   id      INTEGER PRIMARY KEY,
-  name    TEXT NOT NULL UNIQUE,
+  name    TEXT NOT NULL)sql";
+constexpr const char* kSchemaRest = R"sql(,
   deleted INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS events(
@@ -77,6 +79,12 @@ DROP INDEX IF EXISTS events_by_stream;
 PRAGMA user_version = 2;
 COMMIT;
 )sql";
+
+// A stream's id, deleted flag and last revision (from the run index: the streams table does not
+// keep it, so an append to an existing stream writes no stream row).
+constexpr const char* kStreamStateColumns =
+    "s.id, s.deleted, (SELECT e.revision + e.run - 1 FROM events e WHERE e.stream_id = s.id "
+    "AND e.run IS NOT NULL ORDER BY e.revision DESC LIMIT 1)";
 
 constexpr const char* kEventColumns =
     "e.position, e.revision, e.event_id, e.type, e.content_type, e.data, e.metadata, e.created";
@@ -201,7 +209,8 @@ absl::Status SqliteEventStore::open_database() {
       return s;
     }
   }
-  if (absl::Status s = db_.exec(kSchema); !s.ok()) return s;
+  const std::string schema = absl::StrCat(kSchemaStreams, options_.in_memory ? "" : " UNIQUE", kSchemaRest);
+  if (absl::Status s = db_.exec(schema.c_str()); !s.ok()) return s;
 
   struct Prep {
     Statement* target;
@@ -211,11 +220,7 @@ absl::Status SqliteEventStore::open_database() {
       {&begin_, "BEGIN IMMEDIATE"},
       {&commit_, "COMMIT"},
       {&rollback_, "ROLLBACK"},
-      // The last revision comes from the run index (the streams table does not keep it, so an
-      // append to an existing stream writes no stream row).
-      {&find_stream_,
-       "SELECT s.id, s.deleted, (SELECT e.revision + e.run - 1 FROM events e WHERE e.stream_id = s.id "
-       "AND e.run IS NOT NULL ORDER BY e.revision DESC LIMIT 1) FROM streams s WHERE s.name = ?1"},
+      {&find_stream_, absl::StrCat("SELECT ", kStreamStateColumns, " FROM streams s WHERE s.name = ?1")},
       {&insert_stream_, "INSERT OR ROLLBACK INTO streams(id, name, deleted) VALUES(?1, ?2, ?3)"},
       {&delete_stream_, "UPDATE streams SET deleted = 1 WHERE id = ?1"},
   };
@@ -277,6 +282,31 @@ absl::Status SqliteEventStore::load_counters() {
   return absl::OkStatus();
 }
 
+absl::Status SqliteEventStore::load_all_streams() {
+  auto st = db_.prepare(absl::StrCat("SELECT ", kStreamStateColumns, ", s.name FROM streams s"));
+  if (!st.ok()) return st.status();
+  std::unique_lock names(names_mutex_);
+  ids_by_name_.clear();
+  streams_.clear();
+  for (int rc = st->step();; rc = st->step()) {
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) {
+      absl::Status failed = step_error(*st, rc, "load streams");
+      ids_by_name_.clear();
+      streams_.clear();
+      return failed;
+    }
+    StreamState s;
+    s.id = st->column_int64(0);
+    s.deleted = st->column_int64(1) != 0;
+    if (!st->column_is_null(2)) s.last_revision = static_cast<uint64_t>(st->column_int64(2));
+    const std::string name = st->column_string(3);
+    streams_.insert(name, s);
+    ids_by_name_.emplace(streams_.stored_name(name), s.id);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<SqliteEventStore::ReadConnection>> SqliteEventStore::open_read_connection() {
   auto rc = std::make_unique<ReadConnection>();
   auto db = Connection::open(db_path_, SQLITE_OPEN_READONLY, vfs_);
@@ -291,6 +321,7 @@ absl::StatusOr<std::unique_ptr<SqliteEventStore::ReadConnection>> SqliteEventSto
       {&rc->begin, "BEGIN"},
       {&rc->commit, "COMMIT"},
       {&rc->find_stream, "SELECT id, deleted FROM streams WHERE name = ?1"},
+      {&rc->stream_by_id, "SELECT id, deleted FROM streams WHERE id = ?1"},
       {&rc->read_all, absl::StrCat("SELECT ", kEventColumns,
                                    ", s.name FROM events e JOIN streams s ON s.id = e.stream_id "
                                    "WHERE e.position > ?1 ORDER BY e.position ASC LIMIT ?2")},

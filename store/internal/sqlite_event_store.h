@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "store/event_store.h"
@@ -115,7 +116,8 @@ class SqliteEventStore final : public EventStore {
     Connection db;
     Statement begin;
     Statement commit;
-    Statement find_stream;
+    Statement find_stream;     // by name
+    Statement stream_by_id;    // memory mode: the stream row of an id from ids_by_name_
     Statement read_all;
     std::unique_ptr<RunStatements> runs;
     ReadConnection();
@@ -185,6 +187,10 @@ class SqliteEventStore final : public EventStore {
                              AppendResult& result);
   void remember_id(const Uuid& id, int64_t stream_id, uint64_t revision);
   void reset_writer_state();
+  // Memory mode: every stream of the database into streams_ and ids_by_name_ (after a rollback).
+  absl::Status load_all_streams();
+  // Memory mode: the committed group's new streams into ids_by_name_.
+  void publish_created_streams();
   // Records the WAL's size after each commit (sqlite3_wal_hook).
   static int on_wal_commit(void* self, sqlite3* db, const char* name, int frames);
 
@@ -237,8 +243,11 @@ class SqliteEventStore final : public EventStore {
   size_t pending_stream_count_ = 0;
   int64_t group_created_ = 0;  // `created` of the open transaction's events
   // Every stream with a row is in streams_ (the table was empty at open and nothing was evicted),
-  // so a miss means a new stream and needs no query.
+  // so a miss means a new stream and needs no query. Always, in memory mode.
   bool streams_complete_ = false;
+  // Memory mode: the streams created by the open transaction, (their name in the op, id), for
+  // ids_by_name_ once it commits.
+  std::vector<std::pair<const std::string*, int64_t>> created_streams_;
   int wal_frames_ = 0;  // frames in the WAL after the last commit
   std::function<void()> before_commit_hook_;  // tests only
 
@@ -262,6 +271,17 @@ class SqliteEventStore final : public EventStore {
   std::deque<Payload> graveyard_;  // a deque: growing it moves nothing
   bool stopping_ = false;
   std::thread writer_;
+
+  // Memory mode's index of stream names. The database there is new and private, so the writer's
+  // streams_ holds every stream, and the streams table has no index on its names (a new stream's
+  // name would dirty a page at a random place of one in every commit). Readers find a name's id
+  // here: the writer adds a group's new streams after its commit, before its answers. Keys view the
+  // names stored in streams_; they are cleared together, under the lock.
+  std::shared_mutex names_mutex_;
+  absl::flat_hash_map<std::string_view, int64_t> ids_by_name_;  // guarded by names_mutex_
+  // False while streams_ is being rebuilt after a failed group, or when that failed: readers then
+  // look names up in the table (without an index: a scan, but right).
+  std::atomic<bool> ids_complete_{true};
 
   // Pooled read-only connections.
   std::mutex pool_mutex_;

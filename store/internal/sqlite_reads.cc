@@ -101,14 +101,27 @@ absl::StatusOr<ReadResult> SqliteEventStore::read(const std::string& stream, Rea
   ReadResult result;
   int64_t stream_id = 0;
   {
-    c.find_stream.bind_text(1, stream);
-    ResetOnExit reset(c.find_stream);
-    const int rc = c.find_stream.step();
+    // Memory mode: the name's id from the writer's index (a row this snapshot lacks is a stream
+    // created after it: not found); elsewhere, and while that index is rebuilt, the table's.
+    Statement* find = &c.find_stream;
+    if (options_.in_memory && ids_complete_.load()) {
+      std::shared_lock names(names_mutex_);
+      const auto it = ids_by_name_.find(stream);
+      if (it != ids_by_name_.end()) {
+        find = &c.stream_by_id;
+        find->bind_int64(1, it->second);
+      } else if (ids_complete_.load()) {
+        return result;  // not found
+      }
+    }
+    if (find == &c.find_stream) find->bind_text(1, stream);
+    ResetOnExit reset(*find);
+    const int rc = find->step();
     if (rc == SQLITE_DONE) return result;  // not found
-    if (rc != SQLITE_ROW) return step_error(c.find_stream, rc, "find stream");
-    stream_id = c.find_stream.column_int64(0);
+    if (rc != SQLITE_ROW) return step_error(*find, rc, "find stream");
+    stream_id = find->column_int64(0);
     result.stream_found = true;
-    result.stream_deleted = c.find_stream.column_int64(1) != 0;
+    result.stream_deleted = find->column_int64(1) != 0;
   }
   if (result.stream_deleted || max_count == 0) return result;
 

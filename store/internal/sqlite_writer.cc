@@ -198,7 +198,13 @@ void SqliteEventStore::process_group(std::vector<Op>& ops) {
   std::vector<AppendResult> results;  // one per op; a multi op's is a placeholder
   results.reserve(ops.size());
   std::vector<MultiAppendResult> multi_results;  // one per multi op, in order
-  if (streams_.size() > kMaxCachedStreams) {
+  if (options_.in_memory) {
+    // streams_ is memory mode's index of names: never evicted, rebuilt after a failed group.
+    if (!ids_complete_.load() && load_all_streams().ok()) {
+      streams_complete_ = true;
+      ids_complete_.store(true);
+    }
+  } else if (streams_.size() > kMaxCachedStreams) {
     streams_.clear();
     streams_complete_ = false;
   }
@@ -238,6 +244,7 @@ void SqliteEventStore::process_group(std::vector<Op>& ops) {
     results.assign(ops.size(), error_result(std::string(failure.message())));
     multi_results.assign(ops.size(), multi_error(std::string(failure.message())));
   } else {
+    publish_created_streams();
     if (wrote) transactions_.fetch_add(1, std::memory_order_relaxed);
     events_written_.fetch_add(events_in_group, std::memory_order_relaxed);
     if (wal_frames_ >= kCheckpointFrames) request_checkpoint();
@@ -302,9 +309,24 @@ void SqliteEventStore::stop_checkpointer() {
 
 void SqliteEventStore::reset_writer_state() {
   // After a rollback the caches may describe writes that never happened: forget them.
-  streams_.clear();
+  created_streams_.clear();
+  {
+    // In memory mode streams_ is the index of names, rebuilt from the table by the next group;
+    // until then lookups, the readers' too, query the table (a scan without the index, but right).
+    std::unique_lock names(names_mutex_);
+    ids_complete_.store(false);
+    ids_by_name_.clear();
+    streams_.clear();
+  }
   recent_ids_.assign(recent_ids_.size(), RecentId{});
   (void)load_counters();  // if this fails too, the next group's inserts fail and are reported
+}
+
+void SqliteEventStore::publish_created_streams() {
+  if (created_streams_.empty()) return;
+  std::unique_lock names(names_mutex_);
+  for (const auto& [name, id] : created_streams_) ids_by_name_.emplace(streams_.stored_name(*name), id);
+  created_streams_.clear();
 }
 
 }  // namespace kingest::store::internal

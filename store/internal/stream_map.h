@@ -3,13 +3,14 @@
 // chases a bucket, a node and the key; the writer does one per append.
 //
 // Owner: SqliteEventStore's writer thread (not thread-safe). Pointers returned by `find` and
-// `insert` stay valid until `clear` (entries never move).
+// `insert`, and the names `stored_name` returns, stay valid until `clear` (entries never move).
 //
 //   StreamMap<State> m;
 //   State* s = m.find("Order-1");
 //   if (s == nullptr) s = m.insert("Order-1", State{});
 #pragma once
 
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -27,16 +28,15 @@ class StreamMap {
   [[nodiscard]] size_t size() const { return entries_.size(); }
 
   Value* find(std::string_view name) {
-    if (slots_.empty()) return nullptr;
-    const uint64_t h = hash(name);
-    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
-      const Slot& slot = slots_[i];
-      if (slot.index == 0) return nullptr;
-      if (slot.hash == h) {
-        auto& entry = entries_[slot.index - 1];
-        if (entry.first == name) return &entry.second;
-      }
-    }
+    Entry* e = find_entry(name);
+    return e == nullptr ? nullptr : &e->second;
+  }
+
+  // The map's own copy of `name`, which must be present: it stays where it is until `clear`.
+  std::string_view stored_name(std::string_view name) {
+    Entry* e = find_entry(name);
+    assert(e != nullptr);
+    return e->first;
   }
 
   // `name` must not be present.
@@ -59,7 +59,22 @@ class StreamMap {
     uint32_t index = 0;  // entry index + 1; 0: empty
   };
 
+  using Entry = std::pair<std::string, Value>;
+
   static uint64_t hash(std::string_view s) { return std::hash<std::string_view>{}(s); }
+
+  Entry* find_entry(std::string_view name) {
+    if (slots_.empty()) return nullptr;
+    const uint64_t h = hash(name);
+    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const Slot& slot = slots_[i];
+      if (slot.index == 0) return nullptr;
+      if (slot.hash == h) {
+        Entry& entry = entries_[slot.index - 1];
+        if (entry.first == name) return &entry;
+      }
+    }
+  }
 
   void place(uint64_t h, uint32_t index) {
     size_t i = h & mask_;
@@ -76,7 +91,7 @@ class StreamMap {
     }
   }
 
-  std::deque<std::pair<std::string, Value>> entries_;
+  std::deque<Entry> entries_;
   std::vector<Slot> slots_;  // a power of two, at most half full
   size_t mask_ = 0;
 };

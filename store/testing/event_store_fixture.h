@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/internal/memory_vfs.h"
 #include "store/internal/sqlite_event_store.h"
 
 namespace kingest::store::store_testing {
@@ -97,6 +98,28 @@ class EventStoreTest : public ::testing::TestWithParam<Mode> {
       return nullptr;
     }
     return std::move(*s);
+  }
+
+  // The store itself (the fixture's is closed first), for what only it offers: the test hook, its
+  // memory-mode directory.
+  std::unique_ptr<internal::SqliteEventStore> open_sqlite_store() {
+    store_.reset();
+    auto created = internal::SqliteEventStore::create(options());
+    EXPECT_TRUE(created.ok()) << created.status();
+    return created.ok() ? std::move(*created) : nullptr;
+  }
+
+  // A connection of the test's own to `store`'s database: the file, or in memory mode the file in
+  // its directory through the store's VFS (whose WAL lives in this process).
+  sqlite3* open_raw(const internal::SqliteEventStore& store, int flags) const {
+    const bool memory = GetParam() == Mode::kMemory;
+    const std::string path = memory ? store.memory_dir() + "/events.db" : options().path;
+    sqlite3* raw = nullptr;
+    const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, memory ? internal::memory_vfs() : nullptr);
+    EXPECT_EQ(rc, SQLITE_OK) << path;
+    if (rc == SQLITE_OK) return raw;
+    sqlite3_close(raw);
+    return nullptr;
   }
 
   ReadResult read_stream(const std::string& stream, ReadFrom from = ReadFrom::start(), uint64_t max = 10000,
