@@ -59,11 +59,11 @@ TEST_P(EventStoreTest, FailedCheckInAGroupDoesNotAffectTheOthers) {
   auto c_events = make_events(1, "c");
   std::vector<std::promise<AppendResult>> promises(5);
   auto answer = [&](int i) { return [&promises, i](AppendResult r) { promises[i].set_value(std::move(r)); }; };
-  store_->append("g1", ExpectNoStream{}, a_events, answer(0));          // ok: creates g1 at 0
-  store_->append("g1", StreamRevision{5}, make_events(1), answer(1));  // fails
-  store_->append("g1", StreamRevision{0}, c_events, answer(2));         // ok: sees the first append
+  store_->append("g1", ExpectNoStream{}, a_events, answer(0));            // ok: creates g1 at 0
+  store_->append("g1", StreamRevision{5}, make_events(1), answer(1));     // fails
+  store_->append("g1", StreamRevision{0}, c_events, answer(2));           // ok: sees the first append
   store_->append("g2", ExpectStreamExists{}, make_events(1), answer(3));  // fails: no g2
-  store_->append("g2", ExpectNoStream{}, make_events(2), answer(4));    // ok
+  store_->append("g2", ExpectNoStream{}, make_events(2), answer(4));      // ok
   std::vector<AppendResult> r;
   for (auto& p : promises) r.push_back(p.get_future().get());
 
@@ -96,7 +96,7 @@ TEST_P(EventStoreTest, RetriesWithinOneGroupSeeTheGroupsEarlierAppends) {
   std::vector<std::promise<AppendResult>> promises(6);
   auto answer = [&](int i) { return [&promises, i](AppendResult r) { promises[i].set_value(std::move(r)); }; };
   store_->append("s", ExpectNoStream{}, batch, answer(0));
-  store_->append("s", ExpectNoStream{}, batch, answer(1));          // retry: idempotent
+  store_->append("s", ExpectNoStream{}, batch, answer(1));                  // retry: idempotent
   store_->append("s", StreamRevision{0}, {batch[1], batch[2]}, answer(2));  // retry of a suffix
   store_->append("s", ExpectAny{}, any_batch, answer(3));
   store_->append("s", ExpectAny{}, any_batch, answer(4));  // retry through the recent-id cache
@@ -281,8 +281,8 @@ TEST_P(EventStoreTest, ReadsDoNotWaitForAnOpenGroupAndSeeOnlyCommittedData) {
   store.append("new", ExpectNoStream{}, make_events(1), [](AppendResult) {});
   inside.get_future().wait();  // the writer now holds the group's transaction open
 
-  auto tail = std::async(std::launch::async,
-                         [&] { return store.read("s", ReadFrom::end(), 1, ReadDirection::kBackwards); });
+  auto tail =
+      std::async(std::launch::async, [&] { return store.read("s", ReadFrom::end(), 1, ReadDirection::kBackwards); });
   auto all = std::async(std::launch::async, [&] { return store.read_all(0, 100); });
   auto fresh = std::async(std::launch::async,
                           [&] { return store.read("new", ReadFrom::start(), 10, ReadDirection::kForwards); });
@@ -312,10 +312,10 @@ TEST_P(EventStoreTest, ReadsDoNotWaitForAnOpenGroupAndSeeOnlyCommittedData) {
   store.close();
 }
 
-// Every stream is found by name, in memory mode from the writer's index of names (its table has
+// Every stream is found by name, in memory mode from the writer's indexes (its database has
 // none): created in one group with hundreds of others, tombstoned, tombstoned before any event,
 // and missing.
-TEST_P(EventStoreTest, StreamsAreFoundByNameWithOrWithoutTheTablesNameIndex) {
+TEST_P(EventStoreTest, StreamsAreFoundByNameWithOrWithoutTheDatabasesIndexes) {
   auto opened = open_sqlite_store();
   ASSERT_NE(opened, nullptr);
   internal::SqliteEventStore& store = *opened;
@@ -345,41 +345,44 @@ TEST_P(EventStoreTest, StreamsAreFoundByNameWithOrWithoutTheTablesNameIndex) {
   ASSERT_TRUE(missing.ok());
   EXPECT_FALSE(missing->stream_found);
 
-  // The table's own index on names: in file mode only.
+  // The database's own indexes on names and runs: in file mode only.
   sqlite3* raw = open_raw(store, SQLITE_OPEN_READONLY);
   ASSERT_NE(raw, nullptr);
-  int unique_indexes = 0;
+  int indexes = 0;
   ASSERT_EQ(sqlite3_exec(
-                raw, "SELECT count(*) FROM pragma_index_list('streams') WHERE \"unique\"",
+                raw, "SELECT count(*) FROM sqlite_master WHERE type = 'index'",
                 [](void* n, int, char** v, char**) {
                   *static_cast<int*>(n) = std::atoi(v[0]);
                   return 0;
                 },
-                &unique_indexes, nullptr),
+                &indexes, nullptr),
             SQLITE_OK)
       << sqlite3_errmsg(raw);
   sqlite3_close(raw);
-  EXPECT_EQ(unique_indexes, GetParam() == Mode::kMemory ? 0 : 1);
+  EXPECT_EQ(indexes, GetParam() == Mode::kMemory ? 0 : 2);  // sqlite_autoindex_streams_1, events_runs
   store.close();
 }
 
-// A failed group leaves nothing behind in either mode; in memory mode the writer's index of names
-// is then rebuilt from the table, and reads and appends go on finding every stream.
+// A failed group leaves nothing behind in either mode; in memory mode the writer's indexes of
+// names and runs are then rebuilt from the tables, and reads and appends go on finding every
+// stream and event.
 TEST_P(EventStoreTest, AFailedGroupLeavesTheStreamsAsTheTableHasThem) {
   auto opened = open_sqlite_store();
   ASSERT_NE(opened, nullptr);
   internal::SqliteEventStore& store = *opened;
   ASSERT_EQ(store.append_sync("gone", ExpectNoStream{}, make_events(2)).status, AppendStatus::kSuccess);
   ASSERT_EQ(store.tombstone("gone", ExpectAny{}).status, AppendStatus::kSuccess);
-  auto first = store.append_sync("a", ExpectNoStream{}, make_events(1));
+  const std::vector<ProposedEvent> a_events = make_events(1);
+  auto first = store.append_sync("a", ExpectNoStream{}, a_events);
   ASSERT_EQ(first.status, AppendStatus::kSuccess);
 
   // Take the position the writer will use next, behind its back: its next insert must fail.
   sqlite3* raw = open_raw(store, SQLITE_OPEN_READWRITE);
   ASSERT_NE(raw, nullptr);
-  const std::string sql = "INSERT INTO events(position, stream_id, revision, event_id, type, content_type, data, "
-                          "metadata, created) VALUES(" + std::to_string(first.position + 1) +
-                          ", 999, 0, zeroblob(16), 't', '', x'', x'', 0)";
+  const std::string sql =
+      "INSERT INTO events(position, stream_id, revision, event_id, type, content_type, data, "
+      "metadata, created) VALUES(" +
+      std::to_string(first.position + 1) + ", 999, 0, zeroblob(16), 't', '', x'', x'', 0)";
   ASSERT_EQ(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(raw);
   sqlite3_close(raw);
 
@@ -408,6 +411,15 @@ TEST_P(EventStoreTest, AFailedGroupLeavesTheStreamsAsTheTableHasThem) {
   EXPECT_EQ(rev(b), 0u);
   EXPECT_EQ(read("b").events.size(), 1u);
   EXPECT_EQ(read("a").events.size(), 2u);
+  // Its first append again: found where it is (memory mode: through the runs reloaded).
+  auto retried = store.append_sync("a", ExpectNoStream{}, a_events);
+  ASSERT_EQ(retried.status, AppendStatus::kSuccess) << retried.message;
+  EXPECT_TRUE(retried.idempotent);
+  EXPECT_EQ(retried.position, first.position);
+  auto last = store.read("a", ReadFrom::end(), 1, ReadDirection::kBackwards);
+  ASSERT_TRUE(last.ok());
+  ASSERT_EQ(last->events.size(), 1u);
+  EXPECT_EQ(last->events[0].revision.value(), 1u);
   store.close();
 }
 

@@ -40,8 +40,8 @@ std::string actual_text(int64_t actual) {
 // The message of a failed multi-stream append: how many checks failed, and the first few.
 std::string violations_message(const MultiAppend& request, const std::vector<CheckViolation>& violations) {
   constexpr size_t kShown = 3;
-  std::string m = absl::StrCat("consistency violation: ", violations.size(), violations.size() == 1 ? " check" : " checks",
-                               " failed (");
+  std::string m = absl::StrCat("consistency violation: ", violations.size(),
+                               violations.size() == 1 ? " check" : " checks", " failed (");
   for (size_t i = 0; i < violations.size() && i < kShown; ++i) {
     const CheckViolation& v = violations[i];
     absl::StrAppend(&m, i == 0 ? "" : "; ", request.streams[v.stream], ": expected ", to_string(v.expected),
@@ -159,7 +159,7 @@ absl::StatusOr<AppendResult> SqliteEventStore::apply_tombstone(const Op& op) {
   if (absl::Status status = step_done(st, "delete stream"); !status.ok()) return status;
   if (s.id == 0) {
     s.id = next_stream_id_++;
-    if (options_.in_memory) created_streams_.emplace_back(&op.stream, s.id);
+    if (options_.in_memory) created_streams_.push_back(&op.stream);
   }
   s.deleted = true;
   wrote_ = true;
@@ -170,25 +170,23 @@ absl::StatusOr<AppendResult> SqliteEventStore::apply_tombstone(const Op& op) {
   return r;
 }
 
-absl::StatusOr<std::optional<AppendResult>> SqliteEventStore::match_existing(
-    const StreamState& s, uint64_t from, const std::vector<ProposedEvent>& events) {
+absl::StatusOr<std::optional<AppendResult>> SqliteEventStore::match_existing(const StreamState& s, uint64_t from,
+                                                                             const std::vector<ProposedEvent>& events) {
   if (events.empty() || s.id == 0) return std::optional<AppendResult>();
   if (absl::Status flushed = flush_rows(); !flushed.ok()) return flushed;  // the events may be buffered
   size_t matched = 0;
   uint64_t last_position = 0;
-  absl::Status st = visit_stream(*writer_runs_, s.id, clamp_to_int64(from), /*forwards=*/true, events.size(),
-                                 [&](const Statement& row) {
-                                   const void* id = sqlite3_column_blob(row.get(), 2);
-                                   const int n = sqlite3_column_bytes(row.get(), 2);
-                                   const Uuid::Bytes& want = events[matched].id.bytes();
-                                   if (n != static_cast<int>(want.size()) ||
-                                       std::memcmp(id, want.data(), want.size()) != 0) {
-                                     return false;
-                                   }
-                                   last_position = static_cast<uint64_t>(row.column_int64(0));
-                                   ++matched;
-                                   return true;
-                                 });
+  absl::Status st = visit_written(s, clamp_to_int64(from), events.size(), [&](const Statement& row) {
+    const void* id = sqlite3_column_blob(row.get(), 2);
+    const int n = sqlite3_column_bytes(row.get(), 2);
+    const Uuid::Bytes& want = events[matched].id.bytes();
+    if (n != static_cast<int>(want.size()) || std::memcmp(id, want.data(), want.size()) != 0) {
+      return false;
+    }
+    last_position = static_cast<uint64_t>(row.column_int64(0));
+    ++matched;
+    return true;
+  });
   if (!st.ok()) return st;
   if (matched != events.size()) return std::optional<AppendResult>();
   AppendResult r;
@@ -202,11 +200,10 @@ absl::StatusOr<std::optional<AppendResult>> SqliteEventStore::match_existing(
 absl::StatusOr<uint64_t> SqliteEventStore::position_of(const StreamState& s, uint64_t revision) {
   if (absl::Status flushed = flush_rows(); !flushed.ok()) return flushed;  // the event may be buffered
   uint64_t position = 0;
-  absl::Status st = visit_stream(*writer_runs_, s.id, clamp_to_int64(revision), /*forwards=*/true, 1,
-                                 [&](const Statement& row) {
-                                   position = static_cast<uint64_t>(row.column_int64(0));
-                                   return false;
-                                 });
+  absl::Status st = visit_written(s, clamp_to_int64(revision), 1, [&](const Statement& row) {
+    position = static_cast<uint64_t>(row.column_int64(0));
+    return false;
+  });
   if (!st.ok()) return st;
   return position;
 }
@@ -214,7 +211,7 @@ absl::StatusOr<uint64_t> SqliteEventStore::position_of(const StreamState& s, uin
 absl::Status SqliteEventStore::create_stream_row(const std::string& name, StreamState& s) {
   s.id = next_stream_id_++;
   pending_streams_[pending_stream_count_++] = {s.id, &name};
-  if (options_.in_memory) created_streams_.emplace_back(&name, s.id);
+  if (options_.in_memory) created_streams_.push_back(&name);
   return pending_stream_count_ == kMaxInsertRows ? flush_stream_rows() : absl::OkStatus();
 }
 
@@ -270,6 +267,7 @@ absl::Status SqliteEventStore::insert_events(const std::string& name, StreamStat
                   e.metadata};
     if (absl::Status status = add_row(row); !status.ok()) return status;
   }
+  add_run(s, Run{clamp_to_int64(first_revision), static_cast<int64_t>(events.size()), next_position_});
   for (size_t i = 0; i < events.size(); ++i) remember_id(events[i].id, s.id, first_revision + i);
   next_position_ += static_cast<int64_t>(events.size());
   result.position = static_cast<uint64_t>(next_position_ - 1);
@@ -325,8 +323,7 @@ absl::StatusOr<MultiAppendResult> SqliteEventStore::apply_multi(MultiAppend& req
       ok = current.has_value();
     }
     if (!ok) {
-      r.violations.push_back(
-          CheckViolation{static_cast<uint32_t>(i), check.stream, check.expected, actual_of(s)});
+      r.violations.push_back(CheckViolation{static_cast<uint32_t>(i), check.stream, check.expected, actual_of(s)});
     }
   }
   for (size_t i = 0; i < multi_states_.size(); ++i) {
@@ -359,6 +356,7 @@ absl::StatusOr<MultiAppendResult> SqliteEventStore::apply_multi(MultiAppend& req
       run = static_cast<int64_t>(end - i);
     }
     const uint64_t revision = s.last_revision ? *s.last_revision + 1 : 0;
+    if (run != 0) add_run(s, Run{clamp_to_int64(revision), run, next_position_ + static_cast<int64_t>(i)});
     s.last_revision = revision;
     const RecordView& rec = records[i];
     remember_id(rec.id, s.id, revision);

@@ -10,8 +10,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "store/internal/sqlite_event_store.h"
 #include "store/internal/memory_vfs.h"
+#include "store/internal/sqlite_event_store.h"
 #include "store/internal/stream_runs.h"
 
 #include <algorithm>
@@ -44,7 +44,7 @@ constexpr int kStaleMemoryDirSeconds = 60;
 // partial index `events_runs` holds the run starts. Revision r of a stream is at
 // position + (r - revision) of the run starting at or below r. (Version 1 indexed every event and
 // kept each stream's last revision in `streams`; `migrate_v1` converts it.)
-// Memory mode leaves out the index on stream names (UNIQUE): see ids_by_name_.
+// Memory mode leaves out the index on stream names (UNIQUE) and the run index: see ids_by_name_.
 constexpr int kSchemaVersion = 2;
 constexpr const char* kSchemaStreams = R"sql(
 CREATE TABLE IF NOT EXISTS streams(
@@ -64,8 +64,10 @@ CREATE TABLE IF NOT EXISTS events(
   metadata     BLOB NOT NULL,
   created      INTEGER NOT NULL,
   run          INTEGER
-);
-CREATE INDEX IF NOT EXISTS events_runs ON events(stream_id, revision, run) WHERE run IS NOT NULL;
+);)sql";
+constexpr const char* kSchemaRunIndex = R"sql(
+CREATE INDEX IF NOT EXISTS events_runs ON events(stream_id, revision, run) WHERE run IS NOT NULL;)sql";
+constexpr const char* kSchemaVersionPragma = R"sql(
 PRAGMA user_version = 2;
 )sql";
 
@@ -200,8 +202,8 @@ absl::Status SqliteEventStore::open_database() {
   auto version = db_.query_int64("PRAGMA user_version");
   if (!version.ok()) return version.status();
   if (*version > kSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(db_path_, ": schema version ", *version,
-                                                      " is newer than this build's (", kSchemaVersion, ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(db_path_, ": schema version ", *version, " is newer than this build's (", kSchemaVersion, ")"));
   }
   if (*version == 1) {
     if (absl::Status s = db_.exec(kMigrateV1); !s.ok()) {
@@ -209,7 +211,9 @@ absl::Status SqliteEventStore::open_database() {
       return s;
     }
   }
-  const std::string schema = absl::StrCat(kSchemaStreams, options_.in_memory ? "" : " UNIQUE", kSchemaRest);
+  const bool indexes = !options_.in_memory;
+  const std::string schema = absl::StrCat(kSchemaStreams, indexes ? " UNIQUE" : "", kSchemaRest,
+                                          indexes ? kSchemaRunIndex : "", kSchemaVersionPragma);
   if (absl::Status s = db_.exec(schema.c_str()); !s.ok()) return s;
 
   struct Prep {
@@ -239,7 +243,8 @@ absl::Status SqliteEventStore::open_database() {
   }
   for (size_t k = 0; k < kMaxInsertRows; ++k) {
     std::string sql = "INSERT OR ROLLBACK INTO streams(id, name, deleted) VALUES";
-    for (size_t row = 0; row <= k; ++row) absl::StrAppend(&sql, row == 0 ? "" : ",", "(?", 2 * row + 1, ",?", 2 * row + 2, ",0)");
+    for (size_t row = 0; row <= k; ++row)
+      absl::StrAppend(&sql, row == 0 ? "" : ",", "(?", 2 * row + 1, ",?", 2 * row + 2, ",0)");
     statements.push_back({&insert_streams_[k], std::move(sql)});
   }
   for (const Prep& p : statements) {
@@ -283,27 +288,47 @@ absl::Status SqliteEventStore::load_counters() {
 }
 
 absl::Status SqliteEventStore::load_all_streams() {
-  auto st = db_.prepare(absl::StrCat("SELECT ", kStreamStateColumns, ", s.name FROM streams s"));
-  if (!st.ok()) return st.status();
+  auto streams = db_.prepare("SELECT id, deleted, name FROM streams");
+  if (!streams.ok()) return streams.status();
+  auto runs =
+      db_.prepare("SELECT stream_id, revision, run, position FROM events WHERE run IS NOT NULL ORDER BY position");
+  if (!runs.ok()) return runs.status();
   std::unique_lock names(names_mutex_);
   ids_by_name_.clear();
   streams_.clear();
-  for (int rc = st->step();; rc = st->step()) {
-    if (rc == SQLITE_DONE) break;
+  absl::Status failed = absl::OkStatus();
+  absl::flat_hash_map<int64_t, StreamState*> by_id;
+  for (int rc = streams->step(); failed.ok() && rc != SQLITE_DONE; rc = streams->step()) {
     if (rc != SQLITE_ROW) {
-      absl::Status failed = step_error(*st, rc, "load streams");
-      ids_by_name_.clear();
-      streams_.clear();
-      return failed;
+      failed = step_error(*streams, rc, "load streams");
+      break;
     }
     StreamState s;
-    s.id = st->column_int64(0);
-    s.deleted = st->column_int64(1) != 0;
-    if (!st->column_is_null(2)) s.last_revision = static_cast<uint64_t>(st->column_int64(2));
-    const std::string name = st->column_string(3);
-    streams_.insert(name, s);
-    ids_by_name_.emplace(streams_.stored_name(name), s.id);
+    s.id = streams->column_int64(0);
+    s.deleted = streams->column_int64(1) != 0;
+    const std::string name = streams->column_string(2);
+    StreamState* state = streams_.insert(name, std::move(s));
+    ids_by_name_.emplace(streams_.stored_name(name), state);
+    by_id.emplace(state->id, state);
   }
+  for (int rc = failed.ok() ? runs->step() : SQLITE_DONE; rc != SQLITE_DONE; rc = runs->step()) {
+    if (rc != SQLITE_ROW) {
+      failed = step_error(*runs, rc, "load runs");
+      break;
+    }
+    const auto it = by_id.find(runs->column_int64(0));
+    if (it == by_id.end()) continue;  // events of no stream row: not readable by name either
+    StreamState& s = *it->second;
+    const Run run{runs->column_int64(1), runs->column_int64(2), runs->column_int64(3)};
+    s.runs.push_back(run);
+    s.last_revision = static_cast<uint64_t>(run.revision + run.count - 1);
+  }
+  if (!failed.ok()) {
+    ids_by_name_.clear();
+    streams_.clear();
+    return failed;
+  }
+  committed_position_ = next_position_ - 1;
   return absl::OkStatus();
 }
 

@@ -33,10 +33,9 @@
 #include "store/event_store.h"
 #include "store/internal/sqlite.h"
 #include "store/internal/stream_map.h"
+#include "store/internal/stream_runs.h"
 
 namespace kingest::store::internal {
-
-struct RunStatements;
 
 class SqliteEventStore final : public EventStore {
  public:
@@ -96,6 +95,10 @@ class SqliteEventStore final : public EventStore {
     // under several indexes of one request, and these count per stream, not per index.
     bool multi_checked = false;
     uint32_t multi_records = 0;
+    // Memory mode: the stream's runs (its index, which the database there lacks), in revision
+    // order; appended by the writer under names_mutex_, read by readers under it up to
+    // committed_position_.
+    std::vector<Run> runs;
   };
 
   // One row of a multi-row INSERT; the bytes belong to the group's requests.
@@ -116,8 +119,8 @@ class SqliteEventStore final : public EventStore {
     Connection db;
     Statement begin;
     Statement commit;
-    Statement find_stream;     // by name
-    Statement stream_by_id;    // memory mode: the stream row of an id from ids_by_name_
+    Statement find_stream;   // by name
+    Statement stream_by_id;  // memory mode: the stream row of an id from ids_by_name_
     Statement read_all;
     std::unique_ptr<RunStatements> runs;
     ReadConnection();
@@ -189,8 +192,25 @@ class SqliteEventStore final : public EventStore {
   void reset_writer_state();
   // Memory mode: every stream of the database into streams_ and ids_by_name_ (after a rollback).
   absl::Status load_all_streams();
-  // Memory mode: the committed group's new streams into ids_by_name_.
-  void publish_created_streams();
+  // Memory mode: the committed group's new streams into ids_by_name_, its runs to readers.
+  void publish_commit();
+  // Memory mode: a new run of `s` (written by the open transaction).
+  void add_run(StreamState& s, const Run& run) {
+    if (!options_.in_memory) return;
+    std::unique_lock names(names_mutex_);
+    s.runs.push_back(run);
+  }
+  // Memory mode, its maps complete: runs from the streams' states, not the database.
+  [[nodiscard]] bool memory_runs() const { return options_.in_memory && ids_complete_.load(); }
+  // The writer's visit of a stream's events from revision `from` upwards (as visit_stream), its
+  // open transaction's included.
+  template <typename Visit>
+  absl::Status visit_written(const StreamState& s, int64_t from, uint64_t max_count, Visit&& visit) {
+    if (!memory_runs()) return visit_stream(*writer_runs_, s.id, from, /*forwards=*/true, max_count, visit);
+    std::vector<Run> selected;
+    select_runs(s.runs.data(), s.runs.size(), from, /*forwards=*/true, max_count, selected);
+    return visit_selected(*writer_runs_, s.id, from, /*forwards=*/true, max_count, selected, visit);
+  }
   // Records the WAL's size after each commit (sqlite3_wal_hook).
   static int on_wal_commit(void* self, sqlite3* db, const char* name, int frames);
 
@@ -231,11 +251,11 @@ class SqliteEventStore final : public EventStore {
   // Writer-thread state (only touched by the writer thread once started).
   StreamMap<StreamState> streams_;
   std::vector<RecentId> recent_ids_;
-  std::vector<StreamState*> multi_states_;  // apply_multi: the request's streams, by index
+  std::vector<StreamState*> multi_states_;    // apply_multi: the request's streams, by index
   std::vector<uint8_t> multi_index_written_;  // apply_multi: the indexes with records
   int64_t next_position_ = 1;
   int64_t next_stream_id_ = 1;
-  bool wrote_ = false;  // the open transaction has written something
+  bool wrote_ = false;                     // the open transaction has written something
   Row pending_rows_[kMaxInsertRows] = {};  // rows of the open transaction not inserted yet
   size_t pending_count_ = 0;
   // New streams' rows not inserted yet: (id, name); the names live in the group's ops.
@@ -245,10 +265,10 @@ class SqliteEventStore final : public EventStore {
   // Every stream with a row is in streams_ (the table was empty at open and nothing was evicted),
   // so a miss means a new stream and needs no query. Always, in memory mode.
   bool streams_complete_ = false;
-  // Memory mode: the streams created by the open transaction, (their name in the op, id), for
+  // Memory mode: the streams created by the open transaction (their names in the ops), for
   // ids_by_name_ once it commits.
-  std::vector<std::pair<const std::string*, int64_t>> created_streams_;
-  int wal_frames_ = 0;  // frames in the WAL after the last commit
+  std::vector<const std::string*> created_streams_;
+  int wal_frames_ = 0;                        // frames in the WAL after the last commit
   std::function<void()> before_commit_hook_;  // tests only
 
   // Checkpointer.
@@ -272,13 +292,14 @@ class SqliteEventStore final : public EventStore {
   bool stopping_ = false;
   std::thread writer_;
 
-  // Memory mode's index of stream names. The database there is new and private, so the writer's
-  // streams_ holds every stream, and the streams table has no index on its names (a new stream's
-  // name would dirty a page at a random place of one in every commit). Readers find a name's id
-  // here: the writer adds a group's new streams after its commit, before its answers. Keys view the
-  // names stored in streams_; they are cleared together, under the lock.
+  // Memory mode's indexes. The database there is new and private, so the writer's streams_ holds
+  // every stream, and the database has no index on stream names or runs (each new stream's name
+  // and each append's run would dirty a page at a random place of one in every commit). Readers
+  // find a name's state here: the writer adds a group's new streams after its commit, before its
+  // answers. Keys view the names stored in streams_; they are cleared together, under the lock.
   std::shared_mutex names_mutex_;
-  absl::flat_hash_map<std::string_view, int64_t> ids_by_name_;  // guarded by names_mutex_
+  absl::flat_hash_map<std::string_view, StreamState*> ids_by_name_;  // guarded by names_mutex_
+  int64_t committed_position_ = 0;  // guarded by names_mutex_: the last committed event's position
   // False while streams_ is being rebuilt after a failed group, or when that failed: readers then
   // look names up in the table (without an index: a scan, but right).
   std::atomic<bool> ids_complete_{true};

@@ -98,18 +98,44 @@ absl::StatusOr<ReadResult> SqliteEventStore::read(const std::string& stream, Rea
   if (absl::Status s = step_done(c.begin, "BEGIN"); !s.ok()) return s;
   ReadTransaction tx(c.commit);
 
+  const bool forwards = direction == ReadDirection::kForwards;
+  int64_t bound = 0;
+  bool past_end = false;  // nothing to read, whatever the stream holds
+  switch (from.kind) {
+    case ReadFrom::Kind::kStart:
+      bound = 0;
+      break;
+    case ReadFrom::Kind::kEnd:
+      past_end = forwards;  // nothing after the end
+      bound = std::numeric_limits<int64_t>::max();
+      break;
+    case ReadFrom::Kind::kRevision:
+      past_end = forwards && from.revision > static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+      bound = clamp_to_int64(from.revision);
+      break;
+  }
+
   ReadResult result;
   int64_t stream_id = 0;
+  // Memory mode: the stream's state from the writer's index, and the runs this read needs of those
+  // committed, taken before the snapshot starts (its first statement, below), so the snapshot
+  // holds their rows; a stream row the snapshot lacks is a stream created after it: not found.
+  // Elsewhere, and while that index is rebuilt, the database's indexes.
+  bool from_memory = false;
+  std::vector<Run> selected;
   {
-    // Memory mode: the name's id from the writer's index (a row this snapshot lacks is a stream
-    // created after it: not found); elsewhere, and while that index is rebuilt, the table's.
     Statement* find = &c.find_stream;
     if (options_.in_memory && ids_complete_.load()) {
       std::shared_lock names(names_mutex_);
       const auto it = ids_by_name_.find(stream);
       if (it != ids_by_name_.end()) {
+        const StreamState& s = *it->second;
         find = &c.stream_by_id;
-        find->bind_int64(1, it->second);
+        find->bind_int64(1, s.id);
+        size_t n = s.runs.size();
+        while (n > 0 && s.runs[n - 1].position > committed_position_) --n;
+        if (!past_end) select_runs(s.runs.data(), n, bound, forwards, max_count, selected);
+        from_memory = true;
       } else if (ids_complete_.load()) {
         return result;  // not found
       }
@@ -123,25 +149,10 @@ absl::StatusOr<ReadResult> SqliteEventStore::read(const std::string& stream, Rea
     result.stream_found = true;
     result.stream_deleted = find->column_int64(1) != 0;
   }
-  if (result.stream_deleted || max_count == 0) return result;
+  if (result.stream_deleted || max_count == 0 || past_end) return result;
 
-  const bool forwards = direction == ReadDirection::kForwards;
-  int64_t bound = 0;
-  switch (from.kind) {
-    case ReadFrom::Kind::kStart:
-      bound = 0;
-      break;
-    case ReadFrom::Kind::kEnd:
-      if (forwards) return result;  // nothing after the end
-      bound = std::numeric_limits<int64_t>::max();
-      break;
-    case ReadFrom::Kind::kRevision:
-      if (forwards && from.revision > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return result;
-      bound = clamp_to_int64(from.revision);
-      break;
-  }
   absl::Status status = absl::OkStatus();
-  absl::Status visited = visit_stream(*c.runs, stream_id, bound, forwards, max_count, [&](const Statement& row) {
+  auto take = [&](const Statement& row) {
     auto e = row_to_event(row);
     if (!e.ok()) {
       status = e.status();
@@ -150,7 +161,9 @@ absl::StatusOr<ReadResult> SqliteEventStore::read(const std::string& stream, Rea
     e->stream = stream;
     result.events.push_back(std::move(*e));
     return true;
-  });
+  };
+  absl::Status visited = from_memory ? visit_selected(*c.runs, stream_id, bound, forwards, max_count, selected, take)
+                                     : visit_stream(*c.runs, stream_id, bound, forwards, max_count, take);
   if (!visited.ok()) return visited;
   if (!status.ok()) return status;
   return result;

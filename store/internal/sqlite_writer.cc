@@ -244,13 +244,13 @@ void SqliteEventStore::process_group(std::vector<Op>& ops) {
     results.assign(ops.size(), error_result(std::string(failure.message())));
     multi_results.assign(ops.size(), multi_error(std::string(failure.message())));
   } else {
-    publish_created_streams();
+    publish_commit();
     if (wrote) transactions_.fetch_add(1, std::memory_order_relaxed);
     events_written_.fetch_add(events_in_group, std::memory_order_relaxed);
     if (wal_frames_ >= kCheckpointFrames) request_checkpoint();
   }
-  const auto appends = static_cast<uint64_t>(
-      std::count_if(ops.begin(), ops.end(), [](const Op& op) { return !op.is_tombstone; }));
+  const auto appends =
+      static_cast<uint64_t>(std::count_if(ops.begin(), ops.end(), [](const Op& op) { return !op.is_tombstone; }));
   appends_.fetch_add(appends, std::memory_order_relaxed);
   size_t next_multi = 0;
   for (size_t i = 0; i < ops.size(); ++i) {
@@ -322,11 +322,15 @@ void SqliteEventStore::reset_writer_state() {
   (void)load_counters();  // if this fails too, the next group's inserts fail and are reported
 }
 
-void SqliteEventStore::publish_created_streams() {
-  if (created_streams_.empty()) return;
+void SqliteEventStore::publish_commit() {
+  if (!options_.in_memory) return;
   std::unique_lock names(names_mutex_);
-  for (const auto& [name, id] : created_streams_) ids_by_name_.emplace(streams_.stored_name(*name), id);
+  for (const std::string* name : created_streams_) {
+    const std::string_view stored = streams_.stored_name(*name);
+    ids_by_name_.emplace(stored, streams_.find(stored));
+  }
   created_streams_.clear();
+  committed_position_ = next_position_ - 1;
 }
 
 }  // namespace kingest::store::internal
