@@ -40,9 +40,13 @@ void BM_GroupByStream(benchmark::State& state) {
   const auto batch = decoded_batch(uint64_t(state.range(0)));
   const auto names = pipeline::StreamNameTemplate::parse("{AggregateType}-{AggregateId}").value();
   size_t streams = 0;
+  std::string name;
   for (auto _ : state) {
     pipeline::BatchGroups grouped(batch.size());
-    for (uint32_t i = 0; i < batch.size(); ++i) grouped.add(names.render(batch[i]), i);
+    for (uint32_t i = 0; i < batch.size(); ++i) {
+      names.render_into(batch[i], name);
+      grouped.add(name, i);
+    }
     streams = grouped.streams.size();
     benchmark::DoNotOptimize(grouped.streams.data());
   }

@@ -152,8 +152,10 @@ absl::Status for_each_window(const workload::GeneratorOptions& gen, uint64_t win
     grouped = pipeline::BatchGroups(window);
     bytes = 0;
   };
+  std::string name;
   while (g.next(ge)) {
-    grouped.add(names->render(ge.event), uint32_t(events.size()));
+    names->render_into(ge.event, name);
+    grouped.add(name, uint32_t(events.size()));
     events.push_back(std::move(ge.event));
     topics.push_back(ge.topic);
     bytes += ge.value.size();

@@ -2,7 +2,7 @@
 // the order they were first seen, events in delivery order. The engine's serial stage runs this
 // for every batch (bench/grouping_benchmark measures it).
 //
-// Threads: one owner. Memory: one entry per stream of the batch (its name, moved in, and its first
+// Threads: one owner. Memory: one entry per stream of the batch (its name, copied in, and its first
 // few indexes inline) and one index slot; nothing per event in the common case of a few events per
 // stream.
 #pragma once
@@ -36,14 +36,15 @@ struct BatchGroups {
   BatchGroups(BatchGroups&&) = default;
   BatchGroups& operator=(BatchGroups&&) = default;
 
-  // Adds the event at `index` (indexes arrive in delivery order) to `stream`'s group.
-  void add(std::string&& stream, uint32_t index) {
+  // Adds the event at `index` (indexes arrive in delivery order) to `stream`'s group; the name is
+  // copied only for a stream new to the batch.
+  void add(std::string_view stream, uint32_t index) {
     if (auto it = index_.find(stream); it != index_.end()) {
       streams[it->second].members.push_back(index);
       return;
     }
     if (streams.size() == streams.capacity()) grow();
-    streams.push_back(Stream{std::move(stream), {index}});
+    streams.push_back(Stream{std::string(stream), {index}});
     index_.emplace(streams.back().name, uint32_t(streams.size() - 1));
   }
 

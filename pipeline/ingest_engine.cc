@@ -142,13 +142,14 @@ void IngestEngine::Impl::group_and_append(const BatchPtr& b, AsyncNode::gateway_
     bad_messages.push_back(&b->messages[i]);
   };
   BatchGroups grouped(b->messages.size());
+  std::string stream;  // each event's stream name, in one string's room
   for (uint32_t i = 0; i < b->messages.size(); ++i) {
     if (auto* err = std::get_if<DecodeError>(&b->decoded[i])) {
       reject(i, reason::kDecodeError, err->reason);
       continue;
     }
     const DomainEvent& e = std::get<DomainEvent>(b->decoded[i]);
-    std::string stream = options.stream_names.render(e);
+    options.stream_names.render_into(e, stream);
     if (rules.revisions() && !options.version_base.revision_of(e.aggregate_version)) {
       reject(i, reason::kVersionBelowBase,
              "aggregateVersion " + std::to_string(e.aggregate_version) + " is below the version base " +
@@ -168,7 +169,7 @@ void IngestEngine::Impl::group_and_append(const BatchPtr& b, AsyncNode::gateway_
       spdlog::warn("aggregate type '{}' contains '-': KurrentDB's $by_category projection will split its streams",
                    e.aggregate_type.view());
     }
-    grouped.add(std::move(stream), i);
+    grouped.add(stream, i);
   }
   if (!write_dead_letters(bad, bad_messages)) b->failed.store(true);
 

@@ -51,6 +51,12 @@ absl::StatusOr<StreamNameTemplate> StreamNameTemplate::parse(std::string_view te
 std::string StreamNameTemplate::render(const DomainEvent& e) const {
   std::string out;
   out.reserve(e.aggregate_type.size() + e.aggregate_id.size() + 8);
+  render_into(e, out);
+  return out;
+}
+
+void StreamNameTemplate::render_into(const DomainEvent& e, std::string& out) const {
+  out.clear();
   for (const auto& [part, lit] : parts_) {
     switch (part) {
       case Part::kLiteral: out += lit; break;
@@ -59,7 +65,6 @@ std::string StreamNameTemplate::render(const DomainEvent& e) const {
       case Part::kEventType: out += e.event_type; break;
     }
   }
-  return out;
 }
 
 absl::StatusOr<VersionBase> VersionBase::parse(std::string_view text) {

@@ -22,6 +22,8 @@ class StreamNameTemplate {
  public:
   static absl::StatusOr<StreamNameTemplate> parse(std::string_view text);
   [[nodiscard]] std::string render(const DomainEvent& e) const;
+  // The same into `out` (replacing what it held), whose room is reused from one event to the next.
+  void render_into(const DomainEvent& e, std::string& out) const;
   [[nodiscard]] const std::string& text() const { return text_; }
 
  private:
