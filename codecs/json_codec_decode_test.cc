@@ -113,6 +113,24 @@ TEST(JsonCodecDecode, EscapedEnvelopeKeyIsTheEnvelopeField) {
   EXPECT_EQ(e.payload, "{}");
 }
 
+TEST(JsonCodecDecode, AnEscapeAnywhereInAnEnvelopeKeyIsRead) {
+  // Keys of 9 to 16 bytes, read with one compare of sixteen: the escape at every place.
+  for (const std::string key : {"eventType", "aggregateId", "aggregateType", "aggregateVersion"}) {
+    for (size_t at = 0; at < key.size(); ++at) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\u%04x", static_cast<unsigned>(key[at]));
+      std::string escaped = key;
+      escaped.replace(at, 1, hex);
+      std::string json = R"({"eventType":"T","aggregateId":"a","aggregateType":"A","aggregateVersion":1})";
+      json.replace(json.find(key), key.size(), escaped);
+      const DomainEvent e = decode_ok(json);
+      ASSERT_EQ(e.payload, "{}") << escaped;
+      ASSERT_EQ(e.event_type, "T") << escaped;
+      ASSERT_EQ(e.aggregate_version, 1) << escaped;
+    }
+  }
+}
+
 TEST(JsonCodecDecode, AnEscapeAnywhereInAnEnvelopeStringOrKeyIsRead) {
   // Every length around the eight-byte words the escape check reads, the escape at every place.
   for (size_t n = 1; n <= 80; ++n) {

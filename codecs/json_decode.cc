@@ -152,15 +152,31 @@ std::optional<DecodeError> decode_fields(ThreadState& ts, simdjson::padded_strin
     if (seen & bit) return field_error(name_of(kind), "duplicate field");
     seen |= bit;
 
+    // Each reader's answer is looked at where it is returned: assigned to one optional first, every
+    // field paid for moving an empty one.
     std::optional<DecodeError> err;
     switch (kind) {
-      case Field::kEventId: err = read_optional_string(v, kind, event.event_id); break;
-      case Field::kEventType: err = read_required_string(v, kind, event.event_type); break;
-      case Field::kAggregateId: err = read_aggregate_id(v, event.aggregate_id); break;
-      case Field::kAggregateType: err = read_required_string(v, kind, event.aggregate_type); break;
-      case Field::kAggregateVersion: err = read_aggregate_version(v, event.aggregate_version); break;
-      case Field::kCorrelationId: err = read_optional_string(v, kind, event.correlation_id); break;
-      case Field::kCausationId: err = read_optional_string(v, kind, event.causation_id); break;
+      case Field::kEventId:
+        if (auto e = read_optional_string(v, kind, event.event_id)) return e;
+        break;
+      case Field::kEventType:
+        if (auto e = read_required_string(v, kind, event.event_type)) return e;
+        break;
+      case Field::kAggregateId:
+        if (auto e = read_aggregate_id(v, event.aggregate_id)) return e;
+        break;
+      case Field::kAggregateType:
+        if (auto e = read_required_string(v, kind, event.aggregate_type)) return e;
+        break;
+      case Field::kAggregateVersion:
+        if (auto e = read_aggregate_version(v, event.aggregate_version)) return e;
+        break;
+      case Field::kCorrelationId:
+        if (auto e = read_optional_string(v, kind, event.correlation_id)) return e;
+        break;
+      case Field::kCausationId:
+        if (auto e = read_optional_string(v, kind, event.causation_id)) return e;
+        break;
       case Field::kOccurredOn:
       case Field::kOccurredAt:
       case Field::kTimestamp: {
