@@ -80,7 +80,12 @@ size_t OffsetTracker::mark_done(const TopicPartition& tp, KafkaOffset offset, As
   }
   if (last == nullptr || last->epoch != epoch) return 0;
   auto& q = last->pending;
-  auto pos = std::lower_bound(q.begin(), q.end(), offset, [](const Pending& p, KafkaOffset o) { return p.offset < o; });
+  // Most messages are done in the order they were delivered: the oldest pending one first, found
+  // without a search.
+  auto pos = !q.empty() && q.front().offset == offset
+                 ? q.begin()
+                 : std::lower_bound(q.begin(), q.end(), offset,
+                                    [](const Pending& p, KafkaOffset o) { return p.offset < o; });
   if (pos == q.end() || pos->offset != offset || pos->done) return 0;
   pos->done = true;
   if (pos == q.begin()) {
