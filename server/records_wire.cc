@@ -25,20 +25,6 @@ using protowire::Reader;
 // Protobuf's default recursion limit: a Value nests a Struct or a list in a Value in ...
 constexpr int kMaxDepth = 100;
 
-// is_valid_utf8 with a fast path for ASCII, which names and ids nearly always are.
-bool valid_utf8(std::string_view s) {
-  size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    uint64_t word = 0;
-    std::memcpy(&word, s.data() + i, 8);
-    if ((word & 0x8080808080808080ull) != 0) return is_valid_utf8(s);
-  }
-  for (; i < s.size(); ++i) {
-    if ((static_cast<uint8_t>(s[i]) & 0x80) != 0) return is_valid_utf8(s);
-  }
-  return true;
-}
-
 // True when one of the eight bytes in `w` is below 0x20, '"', '\\' or 0x80 and up: a byte JSON
 // escapes or that may be part of invalid UTF-8. (The zero-byte test: exact as a whole, though a byte
 // above a true hit may be flagged too.)
@@ -195,7 +181,7 @@ absl::Status read_record(std::string_view bytes, WireRecord* rec) {
     }
     if (!ok) return malformed("record");
   }
-  if (!valid_utf8(rec->stream) || !valid_utf8(rec->schema_name) || !valid_utf8(rec->record_id)) {
+  if (!is_valid_utf8(rec->stream) || !is_valid_utf8(rec->schema_name) || !is_valid_utf8(rec->record_id)) {
     return absl::InvalidArgumentError("append records: a stream name, record_id or schema.name is not valid UTF-8");
   }
   return absl::OkStatus();
@@ -231,7 +217,7 @@ absl::Status read_check(std::string_view bytes, WireCheck* check) {
     }
     if (!ok) return malformed("consistency check");
   }
-  if (!valid_utf8(check->stream)) {
+  if (!is_valid_utf8(check->stream)) {
     return absl::InvalidArgumentError("append records: a consistency check's stream name is not valid UTF-8");
   }
   return absl::OkStatus();
