@@ -93,6 +93,21 @@ ThreadState& thread_state() {
   return state;
 }
 
+// An envelope field with one value (not a time): its reader's error, returned as it is made (one
+// optional per field assigned from each reader's was a move per field).
+std::optional<DecodeError> read_envelope_field(od::value& v, Field kind, DomainEvent& event) {
+  switch (kind) {
+    case Field::kEventId: return read_optional_string(v, kind, event.event_id);
+    case Field::kEventType: return read_required_string(v, kind, event.event_type);
+    case Field::kAggregateId: return read_aggregate_id(v, event.aggregate_id);
+    case Field::kAggregateType: return read_required_string(v, kind, event.aggregate_type);
+    case Field::kAggregateVersion: return read_aggregate_version(v, event.aggregate_version);
+    case Field::kCorrelationId: return read_optional_string(v, kind, event.correlation_id);
+    case Field::kCausationId: return read_optional_string(v, kind, event.causation_id);
+    default: return std::nullopt;
+  }
+}
+
 // Decodes into `event`, which the caller has in its place already; the error when it cannot.
 std::optional<DecodeError> decode_fields(ThreadState& ts, simdjson::padded_string_view json, JsonShape shape,
                                          DomainEvent& event) {
@@ -152,58 +167,31 @@ std::optional<DecodeError> decode_fields(ThreadState& ts, simdjson::padded_strin
     if (seen & bit) return field_error(name_of(kind), "duplicate field");
     seen |= bit;
 
-    // Each reader's answer is looked at where it is returned: assigned to one optional first, every
-    // field paid for moving an empty one.
-    std::optional<DecodeError> err;
-    switch (kind) {
-      case Field::kEventId:
-        if (auto e = read_optional_string(v, kind, event.event_id)) return e;
-        break;
-      case Field::kEventType:
-        if (auto e = read_required_string(v, kind, event.event_type)) return e;
-        break;
-      case Field::kAggregateId:
-        if (auto e = read_aggregate_id(v, event.aggregate_id)) return e;
-        break;
-      case Field::kAggregateType:
-        if (auto e = read_required_string(v, kind, event.aggregate_type)) return e;
-        break;
-      case Field::kAggregateVersion:
-        if (auto e = read_aggregate_version(v, event.aggregate_version)) return e;
-        break;
-      case Field::kCorrelationId:
-        if (auto e = read_optional_string(v, kind, event.correlation_id)) return e;
-        break;
-      case Field::kCausationId:
-        if (auto e = read_optional_string(v, kind, event.causation_id)) return e;
-        break;
-      case Field::kOccurredOn:
-      case Field::kOccurredAt:
-      case Field::kTimestamp: {
-        // Every time-named member is kept as a payload candidate: only the first present one is
-        // the envelope's time, the others stay in the payload.
-        const size_t i = static_cast<size_t>(kind) - static_cast<size_t>(Field::kOccurredOn);
-        Member m{kind, key_begin, value_begin, nullptr};
-        od::json_type t;
-        if (auto e = v.type().get(t)) return invalid_json(e, key);
-        if (t == od::json_type::object || t == od::json_type::array) {
-          if (auto e = walk(v, 1, m.value_end)) return invalid_json(e, key);
-          time_present[i] = true;
-          time_errors[i] = type_error(name_of(kind), "a string or epoch milliseconds", type_name(t));
-        } else {
-          const std::string_view token = trim_right(v.raw_json_token());
-          m.value_end = token.data() + token.size();
-          read_time(v, kind, times[i], time_present[i], err, time_errors[i]);
-        }
-        if (!err && !followed_by(m.value_end, '}')) return invalid_json(simdjson::TAPE_ERROR, key);
-        time_seen[i] = true;
-        time_member[i] = members.size();
-        members.push_back(m);
-        break;
-      }
-      default: break;
+    if (kind != Field::kOccurredOn && kind != Field::kOccurredAt && kind != Field::kTimestamp) {
+      if (auto e = read_envelope_field(v, kind, event)) return e;
+      continue;
     }
-    if (err) return std::move(*err);
+    // Every time-named member is kept as a payload candidate: only the first present one is the
+    // envelope's time, the others stay in the payload.
+    std::optional<DecodeError> err;
+    const size_t i = static_cast<size_t>(kind) - static_cast<size_t>(Field::kOccurredOn);
+    Member m{kind, key_begin, value_begin, nullptr};
+    od::json_type t;
+    if (auto e = v.type().get(t)) return invalid_json(e, key);
+    if (t == od::json_type::object || t == od::json_type::array) {
+      if (auto e = walk(v, 1, m.value_end)) return invalid_json(e, key);
+      time_present[i] = true;
+      time_errors[i] = type_error(name_of(kind), "a string or epoch milliseconds", type_name(t));
+    } else {
+      const std::string_view token = trim_right(v.raw_json_token());
+      m.value_end = token.data() + token.size();
+      read_time(v, kind, times[i], time_present[i], err, time_errors[i]);
+    }
+    if (err) return err;
+    if (!followed_by(m.value_end, '}')) return invalid_json(simdjson::TAPE_ERROR, key);
+    time_seen[i] = true;
+    time_member[i] = members.size();
+    members.push_back(m);
   }
 
   // Anything after the top-level object's closing brace.
