@@ -179,10 +179,9 @@ void IngestEngine::Impl::group_and_append(const BatchPtr& b, AsyncNode::gateway_
   groups.reserve(grouped.streams.size());
   for (size_t k = 0; k < grouped.streams.size(); ++k) {
     auto& [stream, members] = grouped.streams[k];
-    for (auto& g : cut_groups(b, std::move(stream), members, rules)) {
-      g->state = states[k];
-      groups.push_back(std::move(g));
-    }
+    const size_t first = groups.size();
+    cut_groups(b, std::move(stream), members, rules, groups);
+    for (size_t j = first; j < groups.size(); ++j) groups[j]->state = states[k];
   }
   b->outstanding.fetch_add(groups.size());
   const auto now = Clock::now();

@@ -2,13 +2,14 @@
 
 namespace kingest::pipeline {
 
-std::vector<GroupPtr> cut_groups(const BatchPtr& b, std::string stream, absl::Span<const uint32_t> indexes,
-                                 const RevisionRules& rules) {
-  std::vector<GroupPtr> out;
+void cut_groups(const BatchPtr& b, std::string stream, absl::Span<const uint32_t> indexes, const RevisionRules& rules,
+                std::vector<GroupPtr>& out) {
+  const size_t first = out.size();
   const bool revisions = rules.revisions();
   GroupPtr g;
   uint64_t next = 0;
-  for (uint32_t i : indexes) {
+  for (size_t k = 0; k < indexes.size(); ++k) {
+    const uint32_t i = indexes[k];
     const DomainEvent& e = std::get<DomainEvent>(b->decoded[i]);
     const uint64_t rev = revisions ? *rules.version_base.revision_of(e.aggregate_version) : 0;
     const size_t sz = estimated_size(e);
@@ -18,15 +19,16 @@ std::vector<GroupPtr> cut_groups(const BatchPtr& b, std::string stream, absl::Sp
       g = std::make_unique<Group>();
       g->batches.push_back(b);
       g->first_revision = rev;
+      // Room for the stream's remaining events at once: most groups take them all.
+      g->items.reserve(indexes.size() - k);
     }
     g->items.push_back(Item{b.get(), i, false, nullptr});
     g->bytes += sz;
     next = rev + 1;
   }
   if (g) out.push_back(std::move(g));
-  for (size_t k = 0; k + 1 < out.size(); ++k) out[k]->stream = stream;
-  if (!out.empty()) out.back()->stream = std::move(stream);
-  return out;
+  for (size_t k = first; k + 1 < out.size(); ++k) out[k]->stream = stream;
+  if (out.size() > first) out.back()->stream = std::move(stream);
 }
 
 ExpectedRevision expected_for(const RevisionRules& rules, uint64_t first_revision) {

@@ -3,7 +3,8 @@
 // request is built, and how a group that starts below the stream's next revision is classified
 // against what the store holds there (docs/design.md, "Revisions and stream state").
 //
-//   auto groups = cut_groups(batch, "Task-1", indexes, rules);
+//   std::vector<GroupPtr> groups;
+//   cut_groups(batch, "Task-1", indexes, rules, groups);
 //   AppendRequest req = build_append(*groups[0], state, rules, &ids);
 //   PrefixVerdict v = compare_written(ids_of_group, group.first_revision, written);
 #pragma once
@@ -33,9 +34,10 @@ struct RevisionRules {
 inline size_t estimated_size(const DomainEvent& e) { return e.payload.size() + 2 * e.event_type.size() + 512; }
 
 // Cuts one stream's events of one batch (indexes in delivery order) into runs of contiguous
-// revisions under the append size limit. Each group holds the batch once.
-std::vector<GroupPtr> cut_groups(const BatchPtr& b, std::string stream, absl::Span<const uint32_t> indexes,
-                                 const RevisionRules& rules);
+// revisions under the append size limit, appended to `out` in revision order (the batch's streams
+// into one vector: no vector per stream). Each group holds the batch once.
+void cut_groups(const BatchPtr& b, std::string stream, absl::Span<const uint32_t> indexes, const RevisionRules& rules,
+                std::vector<GroupPtr>& out);
 
 // The expected revision for a group starting at `first_revision`: any (version base none),
 // no_stream for revision 0, else the revision before it.

@@ -43,9 +43,16 @@ std::vector<uint32_t> all_of(const Batch& b) {
 
 const RevisionRules kRules{VersionBase{VersionBase::Kind::kOneBased}, 1u << 20};
 
+// The batch's events of one stream cut into groups, appended after any groups already in `out`.
+std::vector<GroupPtr> cut_all(const BatchPtr& b, const std::string& stream, const RevisionRules& rules,
+                              std::vector<GroupPtr> out = {}) {
+  cut_groups(b, stream, all_of(*b), rules, out);
+  return out;
+}
+
 // One group per call (the versions must be contiguous).
 GroupPtr group_of(const BatchPtr& b, const std::string& stream) {
-  auto groups = cut_groups(b, stream, all_of(*b), kRules);
+  auto groups = cut_all(b, stream, kRules);
   EXPECT_EQ(groups.size(), 1u);
   return std::move(groups.front());
 }
@@ -58,14 +65,23 @@ std::vector<int64_t> versions_of(const Group& g) {
 
 TEST(RevisionRules, CutsRunsOfContiguousVersionsUnderTheSizeLimit) {
   auto b = batch_of("a", {1, 2, 3, 5, 6});
-  auto groups = cut_groups(b, "Task-a", all_of(*b), kRules);
+  auto groups = cut_all(b, "Task-a", kRules);
   ASSERT_EQ(groups.size(), 2u);
   EXPECT_EQ(groups[0]->first_revision, 0u);
   EXPECT_EQ(versions_of(*groups[0]), (std::vector<int64_t>{1, 2, 3}));
   EXPECT_EQ(groups[1]->first_revision, 4u);
+  EXPECT_EQ(groups[0]->stream, "Task-a");
+  EXPECT_EQ(groups[1]->stream, "Task-a");
   RevisionRules small = kRules;
   small.max_append_bytes = 2 * estimated_size(std::get<DomainEvent>(b->decoded[0]));
-  EXPECT_EQ(cut_groups(b, "Task-a", all_of(*b), small).size(), 3u) << "{1,2} {3} {5,6}";
+  EXPECT_EQ(cut_all(b, "Task-a", small).size(), 3u) << "{1,2} {3} {5,6}";
+  // Appended after the groups already there, which keep their streams.
+  auto both = cut_all(b, "Task-b", small, cut_all(b, "Task-a", kRules));
+  ASSERT_EQ(both.size(), 5u);
+  EXPECT_EQ(both[1]->stream, "Task-a");
+  EXPECT_EQ(both[2]->stream, "Task-b");
+  EXPECT_EQ(versions_of(*both[2]), (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(both[4]->stream, "Task-b");
 }
 
 TEST(RevisionRules, ExpectedRevisionFollowsTheFirstVersion) {
