@@ -58,10 +58,6 @@ inline size_t append_utf8(std::string& out, std::string_view s, size_t i, size_t
   return i + n;
 }
 
-}  // namespace
-
-namespace {
-
 // Whether every byte is ASCII, as names, ids and times nearly always are: eight bytes at a time
 // without a branch per word, the last eight read again in place of a loop over the tail.
 bool all_ascii(std::string_view s) {
