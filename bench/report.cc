@@ -1,9 +1,12 @@
 // The harness's report: each shape's table, the ratios between its cases against their targets, the
-// memory bounds, and the same as JSON (--json) and as the shared run report (--report).
+// memory bounds, the rate each case's CPU allows on this machine, and the same as JSON (--json) and
+// as the shared run report (--report).
 #include <fmt/format.h>
+#include <sched.h>
 
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include "bench/results.h"
 #include "core/json_writer.h"
@@ -95,6 +98,51 @@ std::optional<double> rss_value(const ShapeResult& shape, const RssBound& bound)
   return v;
 }
 
+// The cores the bench and its children may run on (they inherit its affinity).
+unsigned usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return unsigned(CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+// What a case's CPU allows on these cores: the CPU every process of the case spent per event (its
+// own, serve-store's and the broker's) and the rate at which that would fill every core. A case
+// near its bound is held by the machine's CPU; a rate ratio whose numerator's bound is below its
+// target cannot be met on this machine at that CPU per event. The sampled cases (e, f) are left
+// out: their processes' start-up and idle polling weigh on few events.
+struct CpuBound {
+  std::string id;
+  double cpu_us_per_event = 0;
+  double events_per_s_at_most = 0;
+  double share_of_bound = 0;  // the case's rate / events_per_s_at_most
+};
+
+std::vector<CpuBound> cpu_bounds(const ShapeResult& shape, unsigned cores) {
+  std::vector<CpuBound> out;
+  for (const auto& r : shape.results) {
+    const Measurement* m = r.best();
+    if (m == nullptr || m->events == 0 || r.info.id == "e" || r.info.id == "f") continue;
+    const double cpu_s = m->cpu_s + m->store_cpu_s.value_or(0) + m->broker_cpu_s;
+    if (cpu_s <= 0) continue;
+    CpuBound b{.id = r.info.id, .cpu_us_per_event = cpu_s * 1e6 / double(m->events)};
+    b.events_per_s_at_most = double(cores) * 1e6 / b.cpu_us_per_event;
+    b.share_of_bound = m->rate() / b.events_per_s_at_most;
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+// The largest d/a these cores allow at d's CPU per event (a's rate as measured).
+std::optional<double> e2e_vs_kafka_at_cpu_bound(const ShapeResult& shape, const std::vector<CpuBound>& bounds) {
+  const CaseResult* a = find_case(shape, "a");
+  if (a == nullptr || a->best()->rate() <= 0) return std::nullopt;
+  for (const auto& b : bounds) {
+    if (b.id == "d") return b.events_per_s_at_most / a->best()->rate();
+  }
+  return std::nullopt;
+}
+
 void print_shape(const ShapeResult& shape) {
   auto ms = [](std::optional<double> v) { return v ? fmt::format("{:.2f}", *v) : std::string("-"); };
   std::cout << "\n"
@@ -131,6 +179,28 @@ void print_shape(const ShapeResult& shape) {
     if (!v) continue;
     std::cout << fmt::format("  {:<29} {:<26} {:>9.0f}   target <= {} MiB {}\n", bound.key, bound.label, *v,
                              bound.at_most, *v <= bound.at_most ? "met" : "NOT met");
+  }
+  const unsigned cores = usable_cores();
+  const auto bounds = cpu_bounds(shape, cores);
+  if (bounds.empty()) return;
+  std::cout << fmt::format("\ncpu bound of shape {} ({} cores; CPU per event of every process of the case: its own, "
+                           "serve-store's, the broker's):\n",
+                           shape.name, cores);
+  bool over = false;
+  for (const auto& b : bounds) {
+    const CaseResult* r = find_case(shape, b.id);
+    std::cout << fmt::format("  {:<6} {:<17} {:>8.2f} CPU us/event   at most {:>10.0f} events/s   ran at {:>3.0f} %\n",
+                             b.id, r->info.name, b.cpu_us_per_event, b.events_per_s_at_most, b.share_of_bound * 100);
+    over = over || b.share_of_bound > 1;
+  }
+  if (over) {
+    // The rate runs from the first event to the last; serve-store's and the broker's CPU cover
+    // the whole case, start-up and end included.
+    std::cout << "  (over 100 %: the processes' start-up and end weigh on too few events for a bound)\n";
+  }
+  if (auto v = e2e_vs_kafka_at_cpu_bound(shape, bounds)) {
+    std::cout << fmt::format("  {:<29} {:<26} {:>9.3f}   (the largest d/a these cores allow at d's CPU per event)\n",
+                             "e2e_vs_kafka_at_cpu_bound", "d bound/a", *v);
   }
 }
 
@@ -204,6 +274,22 @@ void write_shape_json(JsonWriter& w, const ShapeResult& shape, const BenchOption
     w.end_object();
   }
   w.end_array();
+  const unsigned cores = usable_cores();
+  const auto bounds = cpu_bounds(shape, cores);
+  w.key("cpu_bound").begin_object();
+  w.key("cores").value(uint64_t(cores));
+  w.key("cases").begin_array();
+  for (const auto& b : bounds) {
+    w.begin_object();
+    w.key("id").value(b.id);
+    w.key("cpu_us_per_event").value(b.cpu_us_per_event);
+    w.key("events_per_s_at_most").value(b.events_per_s_at_most);
+    w.key("share_of_bound").value(b.share_of_bound);
+    w.end_object();
+  }
+  w.end_array();
+  if (auto v = e2e_vs_kafka_at_cpu_bound(shape, bounds)) w.key("e2e_vs_kafka_at_cpu_bound").value(*v);
+  w.end_object();
   w.end_object();
 }
 
@@ -263,6 +349,13 @@ void print_and_write(const BenchOptions& o, const std::vector<ShapeResult>& shap
       }
       for (const auto& bound : rss_bounds()) {
         if (auto v = rss_value(shape, bound)) report.numbers[shape.name + "_" + bound.key] = *v;
+      }
+      const auto bounds = cpu_bounds(shape, usable_cores());
+      for (const auto& b : bounds) {
+        report.numbers[shape.name + "_cpu_bound_" + b.id + "_events_per_s"] = b.events_per_s_at_most;
+      }
+      if (auto v = e2e_vs_kafka_at_cpu_bound(shape, bounds)) {
+        report.numbers[shape.name + "_e2e_vs_kafka_at_cpu_bound"] = *v;
       }
     }
     if (auto s = pipeline::write_report(report, o.report); !s.ok()) std::cerr << "error: " << s.message() << "\n";

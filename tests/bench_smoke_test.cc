@@ -6,9 +6,12 @@
 #include <simdjson.h>
 #include <sys/wait.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -48,7 +51,8 @@ TEST_F(BenchTest, MeasuresEveryCaseOnBothShapesAndWritesTheTablesTheRatiosAndThe
   for (const char* name : {"shape deep: 4000 events, 200 streams", "shape wide: 4000 events, 1000 streams",
                            "kafka-raw", "sink-raw", "store-raw", "store-raw-file", "pipeline-discard", "e2e-memdb",
                            "e2e-file", "unbatched", "peer", "pipeline_vs_kafka", "e2e_vs_sink", "batched_vs_unbatched",
-                           "vs_per_message_peer", "cpu_pipeline_vs_kafka", "store_vs_store_raw", "peak_rss_d_mib"}) {
+                           "vs_per_message_peer", "cpu_pipeline_vs_kafka", "store_vs_store_raw", "peak_rss_d_mib",
+                           "cpu bound of shape deep", "cpu bound of shape wide", "e2e_vs_kafka_at_cpu_bound"}) {
     EXPECT_NE(out.find(name), std::string::npos) << name << " missing from the tables:\n" << out;
   }
 
@@ -120,6 +124,37 @@ TEST_F(BenchTest, MeasuresEveryCaseOnBothShapesAndWritesTheTablesTheRatiosAndThe
     EXPECT_EQ(targets, (std::set<std::string>{"e2e_vs_kafka", "e2e_vs_sink", "pipeline_vs_kafka",
                                               "batched_vs_unbatched", "vs_per_message_peer", "cpu_pipeline_vs_kafka",
                                               "store_vs_store_raw", "peak_rss_mib", "peak_rss_d_mib"}));
+
+    // The rate each case's CPU allows: every process's CPU per event (as the case lists them)
+    // against the cores, and the case's rate against that; the sampled cases are left out.
+    struct Listed {
+      double rate = 0, cpu_us = 0;
+    };
+    std::map<std::string, Listed> listed;
+    for (auto c : shape["cases"].get_array()) {
+      double store = 0, broker = 0;  // absent: none (the store in-process, no broker)
+      if (c["store_cpu_s_per_m_events"].get_double().get(store) != simdjson::SUCCESS) store = 0;
+      if (c["broker_cpu_s_per_m_events"].get_double().get(broker) != simdjson::SUCCESS) broker = 0;
+      listed[std::string(std::string_view(c["id"]))] = {double(c["events_per_s"]),
+                                                        double(c["cpu_s_per_m_events"]) + store + broker};
+    }
+    auto near = [](double a, double b) { return std::abs(a - b) <= 1e-6 * std::max(std::abs(a), std::abs(b)); };
+    auto bound = shape["cpu_bound"];
+    const uint64_t cores = bound["cores"];
+    EXPECT_GE(cores, 1u);
+    std::set<std::string> bound_ids;
+    double d_at_most = 0;
+    for (auto b : bound["cases"].get_array()) {
+      const std::string id{std::string_view(b["id"])};
+      bound_ids.insert(id);
+      const double cpu_us = b["cpu_us_per_event"], at_most = b["events_per_s_at_most"], share = b["share_of_bound"];
+      EXPECT_TRUE(near(cpu_us, listed[id].cpu_us)) << id << ": " << cpu_us << " against " << listed[id].cpu_us;
+      EXPECT_TRUE(near(at_most, double(cores) * 1e6 / cpu_us)) << id;
+      EXPECT_TRUE(near(share, listed[id].rate / at_most)) << id;
+      if (id == "d") d_at_most = at_most;
+    }
+    EXPECT_EQ(bound_ids, (std::set<std::string>{"a", "b", "s", "s-file", "c", "d", "d-file"}));
+    EXPECT_TRUE(near(double(bound["e2e_vs_kafka_at_cpu_bound"]), d_at_most / listed["a"].rate));
   }
 
   auto r = parser_.load(report);
@@ -130,7 +165,7 @@ TEST_F(BenchTest, MeasuresEveryCaseOnBothShapesAndWritesTheTablesTheRatiosAndThe
   const std::string_view mode = r["append_mode"];  // the replay's, as its own report says
   EXPECT_TRUE(mode == "records" || mode == "batch") << mode;
   for (const char* key : {"deep_ratio_e2e_vs_kafka", "wide_ratio_store_vs_store_raw", "wide_store-raw_events_per_s",
-                          "deep_peak_rss_d_mib"}) {
+                          "deep_peak_rss_d_mib", "deep_cpu_bound_d_events_per_s", "wide_e2e_vs_kafka_at_cpu_bound"}) {
     double v = 0;
     EXPECT_EQ(r[key].get_double().get(v), simdjson::SUCCESS) << key;
   }
