@@ -333,15 +333,10 @@ size_t StreamTable::evict(size_t budget_bytes) {
     const bool briefed =
         brief_capacity > 0 && revisions_ && !st.presumed_new && !st.last_id_unknown && st.gap_since == std::nullopt;
     if (briefed) {
-      if (briefs_.capacity_after_insert(brief_capacity) > brief_capacity && !briefs_.contains(hash)) {
-        // Full: an eighth of the briefs goes (by their hash's top bits, a different eighth each
-        // time); those streams are loaded again if they come back.
-        const uint64_t eighth = brief_drops_++ % 8;
-        briefs_.erase_if([this, eighth](uint64_t key) {
-          if (key >> 61 != eighth) return false;
-          forgotten_.insert(key);
-          return true;
-        });
+      if (briefs_.full_for(hash, brief_capacity) && !briefs_.contains(hash)) {
+        // The brief's shard is full: an eighth of its briefs goes (by their hash's bits, a
+        // different eighth each time); those streams are loaded again if they come back.
+        briefs_.drop_eighth_of(hash, [this](uint64_t key) { forgotten_.insert(key); });
       }
       briefs_.insert_or_assign(hash, st.next_revision | (st.last_id ? kBriefHasLastId : 0), st.last_id.value_or(Uuid{}),
                                brief_capacity);
@@ -393,7 +388,7 @@ std::pair<StreamState*, bool> StreamTable::find_or_add_locked(const std::string&
     cache_bytes_.fetch_add(entry_bytes(stream), std::memory_order_relaxed);
     st.tp = partition_index_locked(tp);
     const uint64_t hash = absl::HashOf(stream);
-    if (const BriefTable::Entry* b = briefs_.find(hash)) {
+    if (const ShardedBriefTable::Entry* b = briefs_.find(hash)) {
       st.next_revision = b->value & ~kBriefHasLastId;
       if ((b->value & kBriefHasLastId) != 0) st.last_id = b->id;
       st.from_brief = true;

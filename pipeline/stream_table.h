@@ -208,8 +208,9 @@ class StreamTable {
   // revision and last id are known, a brief is kept (its name's hash, next revision and last id:
   // 32 bytes, about a tenth of a state): a stream met again resumes from its brief (`from_brief`)
   // without a read. The briefs' table counts against the budget at its real size (free slots
-  // included) and never grows past three quarters of it (`max_brief_capacity`): when full, an
-  // eighth of the briefs is dropped.
+  // included) and never grows past three quarters of it (`max_brief_capacity`). It is sixteen
+  // shards by the hash's top bits (`ShardedBriefTable`), each with a sixteenth of that: when the
+  // shard of a new brief is full, an eighth of that shard's briefs is dropped.
   // A brief can only be stale the way any state can (another writer moved the stream, or two names
   // share a 64-bit hash): the append's exact expected revision catches it. A stream with neither is
   // loaded again, correct, only slower. Only the grouping stage may call it (it must not run
@@ -270,9 +271,8 @@ class StreamTable {
   void lru_touch_locked(StreamState& st);
   // By the stream name's hash: the next revision (its top bit: the last id is known; revisions stay
   // below 2^63) and the last id.
-  BriefTable briefs_;
+  ShardedBriefTable briefs_;
   size_t brief_bytes_ = 0;    // the briefs' table as counted in cache_bytes_
-  uint64_t brief_drops_ = 0;  // which eighth of the briefs goes next when they are full
   // Name hashes of streams met in this run whose state went without a brief (or whose brief was
   // dropped): met again, they are not met for the first time. Empty while every dropped state
   // leaves a brief, so the distinct streams are counted without a set of every stream.

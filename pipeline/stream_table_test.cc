@@ -4,12 +4,27 @@
 // append slots.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
+#include <vector>
+
 #include "pipeline/append_slots.h"
 #include "pipeline/revision_rules.h"
 #include "pipeline/stream_table.h"
 
 namespace kingest::pipeline {
 namespace {
+
+// Keys spread like hashes (some colliding in their home slots), the same ones every run.
+struct Xorshift {
+  uint64_t x;
+  uint64_t operator()() {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  }
+};
 
 const TopicPartition kTp{"task-events", 0};
 
@@ -222,7 +237,7 @@ TEST(StreamTable, ADroppedStateResumesFromItsBriefAndADeadOneIsKept) {
 }
 
 // The briefs' table is counted at its real size (free slots included) and never grows past three
-// quarters of the budget: when it is full an eighth of the briefs goes, the oldest ones long gone.
+// quarters of the budget: when a shard is full an eighth of its briefs goes, the oldest ones long gone.
 TEST(StreamTable, BriefsStayWithinThreeQuartersOfTheBudgetAtTheirTablesRealSize) {
   constexpr size_t kBudget = 256 * 1024;
   const size_t capacity = StreamTable::max_brief_capacity(kBudget);
@@ -251,7 +266,7 @@ TEST(StreamTable, BriefsStayWithinThreeQuartersOfTheBudgetAtTheirTablesRealSize)
       EXPECT_EQ(st->next_revision, i + 1);
     }
   }
-  EXPECT_EQ(early, 0u) << "every eighth was dropped since the first streams";
+  EXPECT_EQ(early, 0u) << "every eighth of every shard was dropped since the first streams";
   EXPECT_GE(recent, 70u) << "the latest streams are cached or briefed (at most an eighth dropped since)";
 }
 
@@ -283,13 +298,7 @@ TEST(StreamTable, AStreamIsFirstSeenOnceHoweverItsStateWasDropped) {
 TEST(BriefTable, FindsWhatItHoldsAfterGrowingAndErasingWithoutTombstones) {
   BriefTable t;
   std::map<uint64_t, uint64_t> model;
-  uint64_t x = 88172645463325252ULL;
-  auto next = [&x] {  // xorshift: keys spread like hashes, some colliding in their home slots
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return x;
-  };
+  Xorshift next{88172645463325252ULL};
   for (int round = 0; round < 20000; ++round) {
     // (0 and 1 are one key to the table: a hash of 0 is stored as 1.)
     const uint64_t key = 2 + next() % 5000 + (round % 3 == 0 ? 0 : (uint64_t{1} << 62));
@@ -324,19 +333,74 @@ TEST(BriefTable, FindsWhatItHoldsAfterGrowingAndErasingWithoutTombstones) {
   EXPECT_EQ(t.find(keys.front() + 7919), nullptr);
 }
 
+// The stream table's briefs: sixteen shards by the key's top bits. A growth copies one shard, so
+// the table never holds two copies of more than a sixteenth of its limit; a full shard is found
+// by the key that would grow it, and an eighth of that shard's briefs goes, a different eighth
+// each time.
+TEST(ShardedBriefTable, GrowsAShardAtATimeAndDropsEighthsOfTheFullShard) {
+  constexpr size_t kLimit = 16 * 1000;
+  const size_t part = ShardedBriefTable::shard_limit(kLimit);
+  ShardedBriefTable t;
+  std::map<uint64_t, uint64_t> model;
+  Xorshift next{88172645463325252ULL};
+  auto fill_until_full = [&] {
+    for (;;) {
+      const uint64_t key = next();
+      if (model.contains(key)) continue;
+      if (t.full_for(key, kLimit)) return key;
+      const size_t before = t.capacity();
+      t.insert_or_assign(key, key / 3, Uuid{}, kLimit);
+      model[key] = key / 3;
+      EXPECT_LE(t.capacity() - before, part) << "one shard grew, not the table";
+      EXPECT_EQ(t.size(), model.size());
+    }
+  };
+  const uint64_t full_key = fill_until_full();
+  EXPECT_LE(t.capacity(), kLimit);
+  EXPECT_EQ(t.bytes(), t.capacity() * 32);
+  EXPECT_GT(t.size(), kLimit / 2) << "every shard had filled most of its part when the first was full";
+  for (const auto& [key, value] : model) {
+    const auto* e = t.find(key);
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(e->value, value);
+  }
+  // Eight drops in that shard take each eighth once: the whole shard, nothing of the others.
+  const size_t others = model.size() - BriefTable::max_load(part);
+  std::set<uint64_t> eighths;
+  size_t dropped = 0;
+  for (int k = 0; k < 8; ++k) {
+    std::vector<uint64_t> gone;
+    const size_t n = t.drop_eighth_of(full_key, [&](uint64_t key) { gone.push_back(key); });
+    EXPECT_EQ(n, gone.size());
+    EXPECT_GT(n, 0u);
+    EXPECT_LT(n, BriefTable::max_load(part) / 4) << "about an eighth";
+    for (uint64_t key : gone) {
+      EXPECT_EQ(key >> 60, full_key >> 60) << "only the full shard's briefs";
+      EXPECT_EQ((key >> 57) & 7, (gone.front() >> 57) & 7) << "one eighth at a time";
+      ASSERT_EQ(model.erase(key), 1u);
+    }
+    eighths.insert((gone.front() >> 57) & 7);
+    dropped += n;
+    EXPECT_FALSE(t.full_for(full_key, kLimit)) << "its shard has room again";
+    EXPECT_EQ(t.size(), model.size());
+  }
+  EXPECT_EQ(eighths.size(), 8u);
+  EXPECT_EQ(dropped, BriefTable::max_load(part));
+  EXPECT_EQ(model.size(), others);
+  for (const auto& [key, value] : model) ASSERT_TRUE(t.contains(key));
+  EXPECT_EQ(t.erase_if([](uint64_t) { return true; }), model.size());
+  EXPECT_TRUE(t.empty());
+  t.clear();
+  EXPECT_EQ(t.bytes(), 0u);
+}
+
 // A limit that is not a power of two: the table doubles up to it, then stays there while the
 // same number of keys churns, every key found where probing wraps around its end.
 TEST(BriefTable, GrowsToALimitThatIsNotAPowerOfTwoAndChurnsThere) {
   constexpr size_t kLimit = 1000;
   BriefTable t;
   std::map<uint64_t, uint64_t> model;
-  uint64_t x = 2463534242ULL;
-  auto next = [&x] {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return x;
-  };
+  Xorshift next{2463534242ULL};
   while (t.capacity_after_insert(kLimit) <= kLimit) {
     const uint64_t key = next();
     if (!model.contains(key)) t.insert_or_assign(key, key / 3, Uuid{}, kLimit);
