@@ -4,12 +4,11 @@
 
 #include <bit>
 #include <cassert>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
+#include "core/json_string_stops.h"
 
 namespace kingest::wire {
 namespace {
@@ -161,15 +160,9 @@ class PlainObject {
     const char* c = p_;
 #ifdef __SSE2__
     // 16 bytes at a time: the first quote, backslash or control character.
-    const __m128i quote = _mm_set1_epi8('"');
-    const __m128i backslash = _mm_set1_epi8('\\');
-    const __m128i control = _mm_set1_epi8(0x1f);
     for (; end_ - c >= 16; c += 16) {
-      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(c));
-      const __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                                        _mm_cmpeq_epi8(_mm_min_epu8(v, control), v));
-      if (const int mask = _mm_movemask_epi8(stop)) {
-        c += std::countr_zero(unsigned(mask));
+      if (const uint32_t mask = json_string_stops(c)) {
+        c += std::countr_zero(mask);
         break;
       }
     }
