@@ -3,13 +3,13 @@
 // One pass over the top-level object: envelope fields are converted as they come; every other
 // member is walked (fully validated: On-Demand skips values lazily, so the walk is what makes the
 // payload guaranteed-valid JSON) and remembered as a span of the input text. At the end the shape
-// is chosen and the payload is assembled from those spans, byte for byte.
+// is chosen and the payload is assembled from those spans, byte for byte (`finish_event`).
 //
-// Here: the per-thread parser and buffers, the recognition of envelope field names, the pass, the
-// choice of shape and the payload's assembly; the parts the pass calls are declared in
-// internal/json_decoding.h. `classify` and `Member` stay private to this file: only then does the
-// compiler inline the one into the pass, and the members vector's push_back, specialised for the
-// thread's own vector, into the pass.
+// Every input is first offered to the scan (json_scan.cc), which decodes the common case without
+// On-Demand and leaves the rest, errors included, to this full pass.
+//
+// Here: the per-thread parser and buffers, the pass, the choice of shape and the payload's
+// assembly; the parts the pass calls are declared in internal/json_decoding.h.
 #include "codecs/json_codec.h"
 
 #include "codecs/decode_guard.h"
@@ -37,50 +37,6 @@ static_assert(kValuePadding >= simdjson::SIMDJSON_PADDING,
 
 // Thread-local buffers larger than this are released at the thread's next call.
 constexpr size_t kKeepBytes = size_t{4} << 20;
-
-Field classify(std::string_view k) {
-  switch (k.size()) {
-    case 4:
-      if (k == "data") return Field::kData;
-      break;
-    case 7:
-      if (k == "eventId") return Field::kEventId;
-      break;
-    case 8:
-      if (k == "metadata") return Field::kMetadata;
-      break;
-    case 9:
-      if (k == "eventType") return Field::kEventType;
-      if (k == "timestamp") return Field::kTimestamp;
-      break;
-    case 10:
-      if (k == "occurredOn") return Field::kOccurredOn;
-      if (k == "occurredAt") return Field::kOccurredAt;
-      break;
-    case 11:
-      if (k == "aggregateId") return Field::kAggregateId;
-      if (k == "causationId") return Field::kCausationId;
-      break;
-    case 13:
-      if (k == "aggregateType") return Field::kAggregateType;
-      if (k == "correlationId") return Field::kCorrelationId;
-      break;
-    case 16:
-      if (k == "aggregateVersion") return Field::kAggregateVersion;
-      break;
-    default:
-      break;
-  }
-  return Field::kPayload;
-}
-
-// One non-envelope member of the top-level object, as spans of the input text.
-struct Member {
-  Field kind;
-  const char* key_begin;    // the key's opening quote
-  const char* value_begin;  // first byte of the value
-  const char* value_end;    // one past the value's last byte
-};
 
 struct ThreadState {
   od::parser parser;
@@ -133,12 +89,8 @@ std::optional<DecodeError> decode_fields(ThreadState& ts, simdjson::padded_strin
   od::object obj;
   if (auto e = doc.get_object().get(obj)) return invalid_json_text(e, input);
 
-  std::array<ShortString, 3> times;  // occurredOn, occurredAt, timestamp
-  std::array<bool, 3> time_present{};  // with a value (not null or "")
-  std::array<bool, 3> time_seen{};     // present at all
-  std::array<std::optional<DecodeError>, 3> time_errors;
-  std::array<size_t, 3> time_member{};  // index in `members`
-  uint32_t seen = 0;                 // bit per envelope Field
+  TimeMembers times;
+  uint32_t seen = 0;  // bit per envelope Field
   auto& members = ts.members;
   members.clear();
 
@@ -175,28 +127,35 @@ std::optional<DecodeError> decode_fields(ThreadState& ts, simdjson::padded_strin
     // envelope's time, the others stay in the payload.
     std::optional<DecodeError> err;
     const size_t i = static_cast<size_t>(kind) - static_cast<size_t>(Field::kOccurredOn);
+    auto& time_present = times.present;
     Member m{kind, key_begin, value_begin, nullptr};
     od::json_type t;
     if (auto e = v.type().get(t)) return invalid_json(e, key);
     if (t == od::json_type::object || t == od::json_type::array) {
       if (auto e = walk(v, 1, m.value_end)) return invalid_json(e, key);
       time_present[i] = true;
-      time_errors[i] = type_error(name_of(kind), "a string or epoch milliseconds", type_name(t));
+      times.errors[i] = type_error(name_of(kind), "a string or epoch milliseconds", type_name(t));
     } else {
       const std::string_view token = trim_right(v.raw_json_token());
       m.value_end = token.data() + token.size();
-      read_time(v, kind, times[i], time_present[i], err, time_errors[i]);
+      read_time(v, kind, times.values[i], time_present[i], err, times.errors[i]);
     }
     if (err) return err;
     if (!followed_by(m.value_end, '}')) return invalid_json(simdjson::TAPE_ERROR, key);
-    time_seen[i] = true;
-    time_member[i] = members.size();
+    times.seen[i] = true;
+    times.member[i] = members.size();
     members.push_back(m);
   }
 
   // Anything after the top-level object's closing brace.
   if (!doc.current_location().error()) return invalid_json_text(simdjson::TRAILING_CONTENT, input);
+  return finish_event(members, times, seen, shape, event);
+}
 
+}  // namespace
+
+std::optional<DecodeError> json_internal::finish_event(const std::vector<Member>& members, TimeMembers& times,
+                                                       uint32_t seen, JsonShape shape, DomainEvent& event) {
   for (Field f : {Field::kEventType, Field::kAggregateId, Field::kAggregateType, Field::kAggregateVersion}) {
     if (!(seen & (1u << static_cast<unsigned>(f)))) {
       std::string reason = "missing required field ";
@@ -207,16 +166,16 @@ std::optional<DecodeError> decode_fields(ThreadState& ts, simdjson::padded_strin
   // The envelope's time: the first time-named member with a value; when none has one, the first
   // present (null or "", i.e. no time). Every other time-named member is payload.
   const Member* time_used = nullptr;
-  for (size_t i = 0; i < times.size(); ++i) {
-    if (time_present[i]) {
-      if (time_errors[i]) return std::move(*time_errors[i]);
-      event.occurred_at = std::move(times[i]);
-      time_used = &members[time_member[i]];
+  for (size_t i = 0; i < times.values.size(); ++i) {
+    if (times.present[i]) {
+      if (times.errors[i]) return std::move(*times.errors[i]);
+      event.occurred_at = std::move(times.values[i]);
+      time_used = &members[times.member[i]];
       break;
     }
   }
-  for (size_t i = 0; time_used == nullptr && i < times.size(); ++i) {
-    if (time_seen[i]) time_used = &members[time_member[i]];
+  for (size_t i = 0; time_used == nullptr && i < times.values.size(); ++i) {
+    if (times.seen[i]) time_used = &members[times.member[i]];
   }
 
   if (shape == JsonShape::kNested) {
@@ -262,11 +221,17 @@ std::optional<DecodeError> decode_fields(ThreadState& ts, simdjson::padded_strin
   return std::nullopt;
 }
 
+namespace {
+
 // The event is decoded where the result holds it, and the result is returned without a move (one
-// named return): a DomainEvent's move is a copy of each of its short texts.
+// named return): a DomainEvent's move is a copy of each of its short texts. The scan decodes the
+// common case; whatever it leaves goes through the full pass, which gives every error its reason.
 DecodeResult decode_padded(ThreadState& ts, simdjson::padded_string_view json, JsonShape shape) {
   DecodeResult result(std::in_place_type<DomainEvent>);
-  if (auto error = decode_fields(ts, json, shape, std::get<DomainEvent>(result))) result = std::move(*error);
+  DomainEvent& event = std::get<DomainEvent>(result);
+  if (scan_event(json.data(), json.size(), shape, ts.members, event)) return result;
+  event = DomainEvent{};
+  if (auto error = decode_fields(ts, json, shape, event)) result = std::move(*error);
   return result;
 }
 
@@ -302,6 +267,19 @@ DecodeResult decode_json(const std::string& bytes, JsonShape shape) {
 
 DecodeResult decode_json(std::string_view bytes, JsonShape shape) {
   return decode_guarded(bytes.data(), bytes.size(), 0, true, shape);
+}
+
+DecodeResult json_internal::decode_json_full_pass(std::string_view bytes, JsonShape shape) {
+  return detail::guard_decode([&]() -> DecodeResult {
+    ThreadState& ts = thread_state();
+    trim_thread_state(ts);
+    ts.copy.reserve(bytes.size() + simdjson::SIMDJSON_PADDING);
+    ts.copy.assign(bytes);
+    DecodeResult result(std::in_place_type<DomainEvent>);
+    const simdjson::padded_string_view json(ts.copy.data(), bytes.size(), ts.copy.capacity());
+    if (auto error = decode_fields(ts, json, shape, std::get<DomainEvent>(result))) result = std::move(*error);
+    return result;
+  });
 }
 
 std::optional<std::string> check_json_object(std::string_view text) {

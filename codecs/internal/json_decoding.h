@@ -18,7 +18,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "codecs/json_codec.h"
 #include "core/domain_event.h"
 
 namespace kingest::codecs::json_internal {
@@ -50,6 +52,61 @@ inline constexpr std::array<std::string_view, 13> kFieldNames = {
     "causationId", "occurredOn", "occurredAt", "timestamp",   "data",          "metadata"};
 
 inline std::string_view name_of(Field f) { return kFieldNames[static_cast<size_t>(f)]; }
+
+// The envelope field a top-level key names (kPayload for any other key).
+inline Field classify(std::string_view k) {
+  switch (k.size()) {
+    case 4:
+      if (k == "data") return Field::kData;
+      break;
+    case 7:
+      if (k == "eventId") return Field::kEventId;
+      break;
+    case 8:
+      if (k == "metadata") return Field::kMetadata;
+      break;
+    case 9:
+      if (k == "eventType") return Field::kEventType;
+      if (k == "timestamp") return Field::kTimestamp;
+      break;
+    case 10:
+      if (k == "occurredOn") return Field::kOccurredOn;
+      if (k == "occurredAt") return Field::kOccurredAt;
+      break;
+    case 11:
+      if (k == "aggregateId") return Field::kAggregateId;
+      if (k == "causationId") return Field::kCausationId;
+      break;
+    case 13:
+      if (k == "aggregateType") return Field::kAggregateType;
+      if (k == "correlationId") return Field::kCorrelationId;
+      break;
+    case 16:
+      if (k == "aggregateVersion") return Field::kAggregateVersion;
+      break;
+    default:
+      break;
+  }
+  return Field::kPayload;
+}
+
+// One top-level member that may end up in the payload (any non-envelope key, and every
+// time-named one), as spans of the input text.
+struct Member {
+  Field kind;
+  const char* key_begin;    // the key's opening quote
+  const char* value_begin;  // first byte of the value
+  const char* value_end;    // one past the value's last byte
+};
+
+// The time-named members seen (occurredOn, occurredAt, timestamp, in that order).
+struct TimeMembers {
+  std::array<ShortString, 3> values;
+  std::array<bool, 3> present{};  // with a value (not null or "")
+  std::array<bool, 3> seen{};     // present at all
+  std::array<std::optional<DecodeError>, 3> errors;
+  std::array<size_t, 3> member{};  // index in the members
+};
 
 inline bool is_ws(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
@@ -89,6 +146,22 @@ error_code string_value(od::value& v, std::string_view token, std::string_view& 
 enum class NumberKind { kInvalid, kInteger, kFloat };
 NumberKind classify_number(std::string_view s);
 error_code walk(od::value& v, size_t depth, const char*& end);
+
+// json_decode.cc: after the pass over the top-level object: the required fields' presence, the
+// envelope's time, and the payload assembled from `members` (bit per Field in `seen`).
+std::optional<DecodeError> finish_event(const std::vector<Member>& members, TimeMembers& times, uint32_t seen,
+                                        JsonShape shape, DomainEvent& event);
+
+// json_scan.cc: the common case decoded without simdjson's On-Demand pass. True when `event` holds
+// the result the full pass would give; false (`event` left partly written) when the input has
+// anything the scan leaves to the full pass: an error of any kind, escapes in a key or an envelope
+// string, \u escapes, numbers or objects as times, an integer aggregateId, deep nesting. `data`
+// must be followed by simdjson's padding (readable, any content).
+bool scan_event(const char* data, size_t size, JsonShape shape, std::vector<Member>& members, DomainEvent& event);
+
+// json_decode.cc: `bytes` decoded by the full pass alone, without trying the scan first (for the
+// tests and the fuzz target that compare the two).
+DecodeResult decode_json_full_pass(std::string_view bytes, JsonShape shape);
 
 // json_reasons.cc: the one-line reasons of DecodeError.
 std::string_view type_name(od::json_type t);
