@@ -82,8 +82,18 @@ BatchPtr IngestEngine::Impl::decode_batch(BatchPtr b) const {
     const SourceMessage* message;
     operator codecs::DecodeResult() const { return impl->decode_one(*message); }  // NOLINT(google-explicit-constructor)
   };
-  b->decoded.reserve(b->messages.size());
-  for (const auto& m : b->messages) b->decoded.emplace_back(Decoded{this, &m});
+  // The messages' bytes were written by the polling thread on another core: each is fetched into
+  // this core's cache two messages ahead of its decode, rather than missed on its first read.
+  constexpr size_t kAhead = 2;
+  const auto& messages = b->messages;
+  b->decoded.reserve(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (i + kAhead < messages.size()) {
+      const std::string& next = messages[i + kAhead].value;
+      for (size_t at = 0; at < next.size(); at += 64) __builtin_prefetch(next.data() + at);
+    }
+    b->decoded.emplace_back(Decoded{this, &messages[i]});
+  }
   return b;
 }
 
