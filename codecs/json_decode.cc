@@ -291,12 +291,17 @@ DecodeResult json_internal::decode_json_full_pass(std::string_view bytes, JsonSh
   });
 }
 
-std::optional<std::string> check_json_object(std::string_view text) {
+namespace {
+
+// `text` checked as one JSON object: by the scan first when `scan`, else (and whenever the scan
+// does not take it) by On-Demand, which gives the reason.
+std::optional<std::string> check_object(std::string_view text, bool scan) {
   try {
     ThreadState& ts = thread_state();
     trim_thread_state(ts);
     ts.copy.reserve(text.size() + simdjson::SIMDJSON_PADDING);
     ts.copy.assign(text);
+    if (scan && scan_json_object(ts.copy.data(), text.size())) return std::nullopt;
     const simdjson::padded_string_view json(ts.copy.data(), text.size(), ts.copy.capacity());
     od::document doc;
     if (auto e = ts.parser.iterate(json).get(doc)) return std::string(simdjson::error_message(e));
@@ -314,6 +319,14 @@ std::optional<std::string> check_json_object(std::string_view text) {
   } catch (...) {
     return std::string("internal error while validating JSON");
   }
+}
+
+}  // namespace
+
+std::optional<std::string> check_json_object(std::string_view text) { return check_object(text, true); }
+
+std::optional<std::string> json_internal::check_json_object_full_pass(std::string_view text) {
+  return check_object(text, false);
 }
 
 }  // namespace kingest::codecs

@@ -13,7 +13,8 @@
 // is not a string, an aggregateVersion that is not a plain integer of up to 18 digits, a duplicate
 // envelope field, nesting deeper than kScanDepth. What it accepts is decided by the same rules:
 // RFC 8259's grammar, keys classified by `classify`, the same members kept, and `finish_event`
-// choosing the time and assembling the payload. The test `JsonScan` and the fuzz target compare the
+// choosing the time and assembling the payload. `scan_json_object` is the same walk for the binary
+// codecs' JSON payloads (`check_json_object`). The test `JsonScan` and the fuzz target compare the
 // two on every input they make.
 #include <simdjson.h>
 
@@ -266,6 +267,14 @@ bool scan_event(const char* data, size_t size, JsonShape shape, std::vector<Memb
   }
   if (skip_ws(p, end) != end) return false;
   return !finish_event(members, times, seen, shape, event);
+}
+
+bool scan_json_object(const char* data, size_t size) {
+  if (!simdjson::validate_utf8(data, size)) return false;
+  const char* const end = data + size;
+  const char* p = skip_ws(data, end);
+  if (p >= end || *p != '{' || (p = scan_value(p, end, 1)) == nullptr) return false;
+  return skip_ws(p, end) == end;
 }
 
 }  // namespace kingest::codecs::json_internal

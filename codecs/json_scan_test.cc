@@ -1,6 +1,6 @@
 // The scan (json_scan.cc) against the full pass (json_decode.cc). Whatever the scan accepts must
 // decode to the event the full pass gives; whatever it leaves must come out of decode_json exactly
-// as the full pass has it, errors and their reasons included.
+// as the full pass has it, errors and their reasons included. The same for check_json_object.
 #include <gtest/gtest.h>
 
 #include <cctype>
@@ -21,9 +21,11 @@
 namespace kingest::codecs {
 namespace {
 
+using json_internal::check_json_object_full_pass;
 using json_internal::decode_json_full_pass;
 using json_internal::Member;
 using json_internal::scan_event;
+using json_internal::scan_json_object;
 
 // The scan's event, or nullopt when it leaves the input to the full pass. The input gets
 // simdjson's padding after it, as every caller's does.
@@ -134,8 +136,18 @@ TEST(JsonScan, LeavesWhatItDoesNotDecodeToTheFullPass) {
   EXPECT_TRUE(std::holds_alternative<DomainEvent>(decode_json(deep)));
 }
 
-// Compares the scan with the full pass on `input` in both shapes; counts what the scan decoded.
-void expect_agreement(const std::string& input, size_t& scanned) {
+// Compares the scan with the full pass on `input` in both shapes, and as a binary envelope's
+// payload (check_json_object); counts what the scan decoded and what it found a valid object.
+void expect_agreement(const std::string& input, size_t& scanned, size_t& objects) {
+  std::string padded;
+  padded.reserve(input.size() + kValuePadding);
+  padded.assign(input);
+  const std::optional<std::string> checked = check_json_object_full_pass(input);
+  if (scan_json_object(padded.data(), padded.size())) {
+    ++objects;
+    ASSERT_EQ(checked, std::nullopt) << "input: " << input;
+  }
+  ASSERT_EQ(check_json_object(input), checked) << "input: " << input;
   for (JsonShape shape : {JsonShape::kFlat, JsonShape::kNested}) {
     const DecodeResult full = decode_json_full_pass(input, shape);
     if (const std::optional<DomainEvent> event = scan(input, shape)) {
@@ -151,24 +163,25 @@ TEST(JsonScan, AgreesWithTheFullPassOnEverySingleEdit) {
   // put in its place: the characters the grammar turns on, a control character, a lone UTF-8 lead.
   static constexpr std::string_view kEdits = "{}[]\":,\\ \t/u0-.eE+tfnl\x01\xc3";
   size_t scanned = 0;
+  size_t objects = 0;
   size_t inputs = 0;
   for (const std::string& seed : common_envelopes()) {
     for (size_t at = 0; at <= seed.size(); ++at) {
       if (at < seed.size()) {
         std::string removed = seed;
         removed.erase(at, 1);
-        ASSERT_NO_FATAL_FAILURE(expect_agreement(removed, scanned));
+        ASSERT_NO_FATAL_FAILURE(expect_agreement(removed, scanned, objects));
         ++inputs;
       }
       for (char c : kEdits) {
         std::string inserted = seed;
         inserted.insert(at, 1, c);
-        ASSERT_NO_FATAL_FAILURE(expect_agreement(inserted, scanned));
+        ASSERT_NO_FATAL_FAILURE(expect_agreement(inserted, scanned, objects));
         ++inputs;
         if (at < seed.size() && seed[at] != c) {
           std::string replaced = seed;
           replaced[at] = c;
-          ASSERT_NO_FATAL_FAILURE(expect_agreement(replaced, scanned));
+          ASSERT_NO_FATAL_FAILURE(expect_agreement(replaced, scanned, objects));
           ++inputs;
         }
       }
@@ -176,6 +189,7 @@ TEST(JsonScan, AgreesWithTheFullPassOnEverySingleEdit) {
   }
   // Many edits leave valid envelopes (inside strings, whitespace), and the scan decodes those.
   EXPECT_GT(scanned, inputs / 10) << inputs << " inputs";
+  EXPECT_GT(objects, inputs / 10) << inputs << " inputs";
 }
 
 // A mutation of `seed`: bytes replaced, inserted, removed or repeated, or the text cut short, one
@@ -222,6 +236,7 @@ TEST(JsonScan, AgreesWithTheFullPassOnMutatedEnvelopes) {
       ++left;
     }
     ASSERT_EQ(describe(decode_json(input, shape)), describe(full)) << "input: " << input;
+    ASSERT_EQ(check_json_object(input), check_json_object_full_pass(input)) << "input: " << input;
   }
   // Both sides of the scan were exercised: these are counts of a fixed sequence of inputs.
   EXPECT_GT(scanned, 10000u) << left << " left to the full pass";

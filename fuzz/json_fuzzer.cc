@@ -1,7 +1,8 @@
 // libFuzzer target: decode_json on arbitrary bytes. Both entry points (in place on a padded
 // string, copied from a view) must agree, and agree with the full pass alone (decode_json tries
-// the scan first: codecs/json_scan.cc), in both shapes; a decoded event must satisfy
-// fuzz_check.h's invariants and round trips (JSON nested shape, protobuf, FlatBuffers).
+// the scan first: codecs/json_scan.cc) in both shapes; check_json_object must agree with its
+// On-Demand check alone. A decoded event must satisfy fuzz_check.h's invariants and round trips
+// (JSON nested shape, protobuf, FlatBuffers).
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -25,6 +26,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const codecs::DecodeResult nested_full =
       codecs::json_internal::decode_json_full_pass(input, codecs::JsonShape::kNested);
   FUZZ_CHECK(fuzz::same(nested, nested_full), "the scan and the full pass disagree (nested shape)");
+  FUZZ_CHECK(codecs::check_json_object(input) == codecs::json_internal::check_json_object_full_pass(input),
+             "check_json_object: the scan and On-Demand disagree");
   fuzz::check_result(in_place);
   return 0;
 }

@@ -159,9 +159,16 @@ std::optional<DecodeError> finish_event(const std::vector<Member>& members, Time
 // must be followed by simdjson's padding (readable, any content).
 bool scan_event(const char* data, size_t size, JsonShape shape, std::vector<Member>& members, DomainEvent& event);
 
+// json_scan.cc: true when `data` is one JSON object (whitespace around it) of the kind the scan
+// takes; false when it is not, or when it holds what the scan leaves to On-Demand (\u escapes,
+// nesting deeper than the scan's limit). Padded like scan_event's input.
+bool scan_json_object(const char* data, size_t size);
+
 // json_decode.cc: `bytes` decoded by the full pass alone, without trying the scan first (for the
 // tests and the fuzz target that compare the two).
 DecodeResult decode_json_full_pass(std::string_view bytes, JsonShape shape);
+// The same for check_json_object: On-Demand alone.
+std::optional<std::string> check_json_object_full_pass(std::string_view text);
 
 // json_reasons.cc: the one-line reasons of DecodeError.
 std::string_view type_name(od::json_type t);
