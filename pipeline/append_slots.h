@@ -1,6 +1,7 @@
 // Append slots: at most `limit` appends handed to the sink and not yet answered. A stream whose
-// turn comes while every slot is taken is parked (its group goes back to the stream's pending
-// groups, where later groups merge into it) and gets the next free slot, first parked first served.
+// turn comes while every slot is taken is parked (its group waits here; later groups of the stream
+// wait in the stream table and merge into it when it gets its slot) and gets the next free slot,
+// first parked first served.
 //
 // Threads: any; one mutex. Lock order: the slots' mutex, then the stream table's.
 #pragma once
@@ -13,44 +14,47 @@
 
 namespace kingest::pipeline {
 
-// `Key` names a parked stream (the engine parks its stream state; parked streams are claimed, so
-// the key stays valid until `give` hands it back).
+// `Key` is what waits for a slot: the engine parks the stream's group itself (its stream stays
+// claimed, so nothing else runs it meanwhile), and `give` hands it back.
 template <typename Key>
 class AppendSlots {
  public:
   explicit AppendSlots(size_t limit) : limit_(std::max<size_t>(1, limit)) {}
 
-  // Takes a slot (true), or parks `stream` after `park()` put its group back (false). `park` runs
-  // under the slots' mutex, so a slot given back meanwhile cannot miss the parked group.
-  template <typename Park>
-  bool take_or_park(Key stream, Park&& park) {
+  // Takes a slot (true, `key` left as it is), or parks `key`, moved in (false).
+  bool take_or_park(Key& key) {
     std::lock_guard lock(mu_);
     if (used_ < limit_) {
       ++used_;
       return true;
     }
-    park();
-    parked_.push_back(stream);
+    parked_.push_back(std::move(key));
     return false;
   }
 
-  // Gives a slot back, or hands it to the first parked stream: `take(stream)` returns that
-  // stream's next group (null when the stream has nothing any more), which is returned holding the slot.
+  // Gives a slot back, or hands it to the first parked key: `take(key)` returns what runs with the
+  // slot (null when that key has nothing to run any more, then the next parked key is asked).
   template <typename Take>
   auto give(Take&& take) -> decltype(take(std::declval<Key>())) {
     std::lock_guard lock(mu_);
     while (!parked_.empty()) {
       Key key = std::move(parked_.front());
       parked_.pop_front();
-      if (auto g = take(key)) return g;
+      if (auto g = take(std::move(key))) return g;
     }
     --used_;
     return nullptr;
   }
 
+  // Keys waiting for a slot.
+  [[nodiscard]] size_t parked() const {
+    std::lock_guard lock(mu_);
+    return parked_.size();
+  }
+
  private:
   const size_t limit_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   size_t used_ = 0;
   std::deque<Key> parked_;
 };

@@ -432,7 +432,7 @@ EngineStats IngestEngine::stats() const {
   s.events_reordered = t.events_reordered;
   s.max_reorder_wait_ms = t.max_reorder_wait_ms;
   s.open_gaps = t.gaps;
-  s.pending_groups = t.pending_groups;
+  s.pending_groups = t.pending_groups + i.slots.parked();  // the table's and those waiting for a slot
   s.stream_reads = i.stream_reads.load();
   s.cached_streams = t.cached_streams;
   s.stream_cache_bytes = t.cache_bytes;

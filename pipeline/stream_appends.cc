@@ -14,13 +14,10 @@ void IngestEngine::Impl::apply(StreamTable::Step&& step) {
   if (step.run) run_stream(std::move(step.run));
 }
 
-bool IngestEngine::Impl::take_slot_or_park(GroupPtr& g) {
-  StreamState* st = g->state;
-  return slots.take_or_park(st, [&] { table.put_back(std::move(g), /*running=*/true); });
-}
+bool IngestEngine::Impl::take_slot_or_park(GroupPtr& g) { return slots.take_or_park(g); }
 
 GroupPtr IngestEngine::Impl::give_slot() {
-  return slots.give([this](StreamState* st) { return table.take_next(*st); });
+  return slots.give([this](GroupPtr g) { return table.unpark(std::move(g)); });
 }
 
 void IngestEngine::Impl::run_stream(GroupPtr first, bool has_slot) {

@@ -216,9 +216,19 @@ void StreamTable::put_back(GroupPtr g, bool running) {
   ++pending_groups_;
 }
 
-GroupPtr StreamTable::take_next(StreamState& st) {
+GroupPtr StreamTable::unpark(GroupPtr g) {
   std::lock_guard lock(mu_);
-  if (st.pending.empty()) return nullptr;
+  StreamState& st = *g->state;
+  if (st.pending.empty()) return g;  // most of wide data's: no tree node, no clock
+  if (revisions_ && !g->reordered && st.pending.begin()->first < g->first_revision) {
+    // An earlier version arrived while the group waited: what offer_locked counts for a waiting group.
+    g->reordered = true;
+    events_reordered_ += g->items.size();
+  }
+  if (g->batches.empty()) running_detached_.fetch_sub(1);  // pop_merged_locked counts the merged group again
+  const uint64_t key = revisions_ ? g->first_revision : st.pending.begin()->first - 1;
+  st.pending.emplace(key, std::move(g));
+  ++pending_groups_;
   return pop_merged_locked(st, Clock::now());
 }
 

@@ -181,8 +181,10 @@ class StreamTable {
   // The claim holder puts a group back (waiting for an append slot, or the second half of a split);
   // the claim stays. `running` says whether `g` was counted as running (see `running_detached`).
   void put_back(GroupPtr g, bool running);
-  // The claim holder takes the stream's next group again (a parked stream got its slot).
-  [[nodiscard]] GroupPtr take_next(StreamState& st);
+  // The claim holder's group `g` got its append slot after waiting for one (the stream stayed
+  // claimed): `g` as it is when nothing of the stream waits, else `g` merged with the stream's
+  // waiting groups that arrived meanwhile, as `put_back` and then taking the stream's next group would.
+  [[nodiscard]] GroupPtr unpark(GroupPtr g);
 
   // Claims the free streams whose gap opened at or before `cutoff`, oldest first, at most `limit`.
   [[nodiscard]] std::vector<std::string> claim_gaps(Clock::time_point cutoff, size_t limit = SIZE_MAX);

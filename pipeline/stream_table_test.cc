@@ -189,6 +189,51 @@ TEST(StreamTable, AReleaseAtTheTimeOfTheCallFreesHandsOnOrHolds) {
   EXPECT_EQ(table.stats().held_events, 1u);
 }
 
+// A claimed stream's group that waited for an append slot comes back as it was when nothing of its
+// stream arrived meanwhile, and merged with what did arrive (in version order) otherwise.
+TEST(StreamTable, AGroupBackFromWaitingForASlotMergesWithWhatArrivedMeanwhile) {
+  StreamTable table(true, 1u << 20);
+  auto [st, fresh] = table.find_or_add("Task-a", kTp);
+  ASSERT_TRUE(fresh);
+  const auto now = Clock::now();
+  auto first = table.offer(group_of(batch_of("a", {1, 2}), "Task-a"), now);
+  ASSERT_TRUE(first.run);
+  Group* parked = first.run.get();
+  auto same = table.unpark(std::move(first.run));
+  EXPECT_EQ(same.get(), parked) << "nothing waited: the group itself";
+  EXPECT_EQ(versions_of(*same), (std::vector<int64_t>{1, 2}));
+  EXPECT_TRUE(st->claimed);
+  EXPECT_FALSE(table.offer(group_of(batch_of("a", {3}, 2), "Task-a"), now).run) << "the stream is claimed";
+  EXPECT_EQ(table.stats().pending_groups, 1u);
+  auto merged = table.unpark(std::move(same));
+  ASSERT_TRUE(merged);
+  EXPECT_EQ(versions_of(*merged), (std::vector<int64_t>{1, 2, 3})) << "the later group merges into it";
+  EXPECT_EQ(table.stats().pending_groups, 0u);
+  EXPECT_EQ(table.stats().events_reordered, 0u) << "nothing came before its turn";
+  st->next_revision = 3;
+  EXPECT_FALSE(table.release(*st, now).run) << "nothing left";
+}
+
+// An earlier version that arrives while a later group waits for a slot goes first, and the waiting
+// group counts as reordered, as it would have waiting among the stream's groups.
+TEST(StreamTable, AnEarlierVersionArrivingWhileAGroupWaitsForASlotGoesFirst) {
+  StreamTable table(true, 1u << 20);
+  auto [st, fresh] = table.find_or_add("Task-a", kTp);
+  ASSERT_TRUE(fresh);
+  const auto now = Clock::now();
+  ASSERT_TRUE(table.offer(group_of(batch_of("a", {1}), "Task-a"), now).run);
+  st->next_revision = 1;
+  EXPECT_FALSE(table.release(*st, now).run);
+  st->next_revision = 2;  // version 2 was written by an earlier run: version 3's group may run
+  auto later = table.offer(group_of(batch_of("a", {3}, 2), "Task-a"), now);
+  ASSERT_TRUE(later.run);
+  EXPECT_FALSE(table.offer(group_of(batch_of("a", {2}, 1), "Task-a"), now).run) << "the stream is claimed";
+  auto back = table.unpark(std::move(later.run));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(versions_of(*back), (std::vector<int64_t>{2, 3})) << "in version order, the earlier one first";
+  EXPECT_EQ(table.stats().events_reordered, 1u);
+}
+
 TEST(StreamTable, ALaterVersionWaitsForTheMissingOneFromAnyPartition) {
   StreamTable table(true, 1u << 20);
   auto [st, fresh] = table.find_or_add("Task-a", kTp);
@@ -429,11 +474,11 @@ TEST(BriefTable, GrowsToALimitThatIsNotAPowerOfTwoAndChurnsThere) {
 
 TEST(AppendSlots, AParkedStreamGetsTheNextFreeSlotFirstComeFirstServed) {
   AppendSlots<int> slots(1);
-  std::vector<int> parked;
-  EXPECT_TRUE(slots.take_or_park(1, [] {}));
-  EXPECT_FALSE(slots.take_or_park(2, [&] { parked.push_back(2); }));
-  EXPECT_FALSE(slots.take_or_park(3, [&] { parked.push_back(3); }));
-  EXPECT_EQ(parked, (std::vector<int>{2, 3}));
+  int one = 1, two = 2, three = 3, four = 4;
+  EXPECT_TRUE(slots.take_or_park(one));
+  EXPECT_FALSE(slots.take_or_park(two));
+  EXPECT_FALSE(slots.take_or_park(three));
+  EXPECT_EQ(slots.parked(), 2u);
   std::vector<int> taken;
   auto take = [&](int key) -> std::unique_ptr<int> {
     taken.push_back(key);
@@ -443,8 +488,22 @@ TEST(AppendSlots, AParkedStreamGetsTheNextFreeSlotFirstComeFirstServed) {
   ASSERT_TRUE(next);
   EXPECT_EQ(*next, 3) << "2 had nothing left, so 3 got the slot";
   EXPECT_EQ(taken, (std::vector<int>{2, 3}));
+  EXPECT_EQ(slots.parked(), 0u);
   EXPECT_FALSE(slots.give(take)) << "nobody parked: the slot is free again";
-  EXPECT_TRUE(slots.take_or_park(4, [] {}));
+  EXPECT_TRUE(slots.take_or_park(four));
+}
+
+TEST(AppendSlots, AParkedKeyIsMovedInAndHandedBackWhole) {
+  AppendSlots<std::unique_ptr<int>> slots(1);
+  auto first = std::make_unique<int>(1);
+  ASSERT_TRUE(slots.take_or_park(first));
+  EXPECT_TRUE(first) << "a key that got a slot stays with the caller";
+  auto second = std::make_unique<int>(2);
+  ASSERT_FALSE(slots.take_or_park(second));
+  EXPECT_FALSE(second) << "a parked key waits in the slots";
+  auto next = slots.give([](std::unique_ptr<int> key) { return key; });
+  ASSERT_TRUE(next);
+  EXPECT_EQ(*next, 2);
 }
 
 }  // namespace

@@ -82,7 +82,7 @@ struct IngestEngine::Impl {
   bool answers_task = false;    // under answers_mu: a task to drain `answers` is queued or running
 
   StreamTable table;
-  AppendSlots<StreamState*> slots;
+  AppendSlots<GroupPtr> slots;  // parked groups wait here, their streams claimed
 
   uint64_t next_seq = 0;     // polling thread only
   bool budget_full = false;  // polling thread only (has_room's hysteresis)
