@@ -26,6 +26,16 @@ void DiscardSink::append(AppendRequest request, AppendDone done) {
   cv_.notify_one();
 }
 
+void DiscardSink::append_many(std::vector<PendingAppend>& appends) {
+  if (appends.empty()) return;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& a : appends) queue_.emplace_back(std::move(a.request), std::move(a.done));
+  }
+  appends.clear();
+  cv_.notify_one();
+}
+
 void DiscardSink::run() {
   pthread_setname_np(pthread_self(), "ki-discard");
   std::string wire_bytes;

@@ -38,6 +38,7 @@ class DiscardSink final : public Sink {
   [[nodiscard]] bool wants_record_properties() const override { return true; }
   // The tail; the events themselves are not kept (read_forwards answers nothing).
   void append(AppendRequest request, AppendDone done) override;
+  void append_many(std::vector<PendingAppend>& appends) override;
   absl::StatusOr<StreamTail> read_tail(const std::string& stream) override;
   absl::StatusOr<std::vector<RecordedEventData>> read_forwards(const std::string& stream, StreamRevision from,
                                                                uint64_t max_count) override;

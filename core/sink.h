@@ -90,6 +90,18 @@ class Sink {
   [[nodiscard]] virtual std::string append_mode() const = 0;
 
   virtual void append(AppendRequest request, AppendDone done) = 0;
+  // An append handed over with others (`append_many`).
+  struct PendingAppend {
+    AppendRequest request;
+    AppendDone done;
+  };
+  // Many appends in one call, in order, as if `append` were called for each (what the default
+  // does); a sink that queues appends takes its lock and wakes its thread once for all of them.
+  // Leaves `appends` empty (its room kept for the caller's next ones).
+  virtual void append_many(std::vector<PendingAppend>& appends) {
+    for (auto& a : appends) append(std::move(a.request), std::move(a.done));
+    appends.clear();
+  }
   // True when an append with an exact expected revision (or no_stream) either writes every event,
   // or answers wrong-expected-version, or answers success with `already_written`: the answer alone
   // tells written from duplicate. The engine then appends to a stream it has not read yet without

@@ -146,6 +146,7 @@ class ClientImpl final : public KurrentClient {
   [[nodiscard]] ClientStats stats() const override { return core_->stats(); }
 
   void append(AppendRequest request, AppendDone done) override { core_->submit(std::move(request), std::move(done)); }
+  void append_many(std::vector<PendingAppend>& appends) override { core_->submit_many(appends); }
 
   absl::StatusOr<StreamTail> read_tail(const std::string& stream) override {
     auto r = core_->read(stream, /*backwards=*/true, std::nullopt, 1);

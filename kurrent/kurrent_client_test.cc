@@ -152,6 +152,35 @@ TEST_P(EveryMode, ManyConcurrentStreams) {
   }
 }
 
+// append_many: one call for many streams' appends, most of them waiting for room (16 in flight),
+// one without events refused at once; every other one written, in every mode.
+TEST_P(EveryMode, ManyStreamsHandedOverInOneCall) {
+  Served s;
+  auto c = connect_to(s.url(), {.mode = GetParam(), .max_in_flight_appends = 16});
+  ASSERT_TRUE(c);
+  constexpr int kStreams = 200;
+  std::vector<std::promise<AppendOutcome>> done(kStreams + 1);
+  std::vector<Sink::PendingAppend> many;
+  for (int i = 0; i < kStreams; ++i) {
+    many.push_back({AppendRequest{.stream = "handed-" + std::to_string(i), .expected = ExpectNoStream{},
+                                  .events = {event("x"), event("y")}},
+                    [&done, i](AppendOutcome o) { done[size_t(i)].set_value(std::move(o)); }});
+  }
+  many.push_back({AppendRequest{.stream = "handed-empty", .expected = ExpectNoStream{}, .events = {}},
+                  [&done](AppendOutcome o) { done[kStreams].set_value(std::move(o)); }});
+  c->append_many(many);
+  EXPECT_TRUE(many.empty());
+  for (int i = 0; i < kStreams; ++i) {
+    auto o = done[size_t(i)].get_future().get();
+    EXPECT_EQ(o.code, AppendCode::kSuccess) << "stream " << i << ": " << o.message;
+    EXPECT_EQ(o.current_revision, StreamRevision{1});
+  }
+  EXPECT_EQ(done[kStreams].get_future().get().code, AppendCode::kRejected) << "an append needs an event";
+  auto read = c->read_forwards("handed-137", StreamRevision{0}, 10);
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(read->size(), 2u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, EveryMode,
                          ::testing::Values(AppendMode::kBatch, AppendMode::kAppend, AppendMode::kSession,
                                            AppendMode::kRecords),

@@ -197,7 +197,10 @@ void IngestEngine::Impl::group_and_append(const BatchPtr& b, AsyncNode::gateway_
   const auto now = Clock::now();
   // Offered under one lock, then run: a group that runs at once is sent after the batch's other
   // groups are in the table, where a later group of its stream waits behind it as before.
-  for (auto& step : table.offer(std::move(groups), now)) apply(std::move(step));
+  {
+    Outbox box(*this);  // the batch's appends, sent together
+    for (auto& step : table.offer(std::move(groups), now)) apply(std::move(step));
+  }
   finish_one(b);  // the guard
 }
 

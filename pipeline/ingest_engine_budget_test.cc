@@ -22,6 +22,24 @@ TEST_P(IngestEngineTest, MergesAStreamsWaitingGroupsIntoOneAppend) {
   EXPECT_EQ(h.done_count(), 4u) << "each of the four batches completes";
 }
 
+// A batch's groups, and the groups a burst of answers starts, reach the sink in append_many calls
+// (one turn of its lock and one wake-up for many), and every event is written in order all the same.
+TEST_P(IngestEngineTest, HandsABatchsAppendsToTheSinkTogether) {
+  Harness h(/*slow_decoder=*/false);
+  h.run(interleaved(300, 3, 11), 5);
+  ASSERT_TRUE(h.engine->fatal().ok());
+  const auto [calls, largest] = h.sink.many_calls();
+  EXPECT_GT(calls, 0u);
+  EXPECT_GT(largest, 1u) << "several streams' appends in one call";
+  EXPECT_EQ(h.done_count(), 300u * 3u);
+  auto streams = h.sink.streams();
+  ASSERT_EQ(streams.size(), 300u);
+  for (const auto& [name, events] : streams) {
+    ASSERT_EQ(events.size(), 3u) << name;
+    for (size_t r = 0; r < events.size(); ++r) EXPECT_NE(events[r].data.find("\"v\":" + std::to_string(r + 1)), std::string::npos) << name;
+  }
+}
+
 TEST_P(IngestEngineTest, NeverHasMoreAppendsInFlightThanItsSlots) {
   Harness h(/*slow_decoder=*/true, 1u << 20, {}, /*max_appends_in_flight=*/3);
   h.run(interleaved(150, 8, 5), 9);

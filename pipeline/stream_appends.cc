@@ -97,13 +97,51 @@ Dispatched IngestEngine::Impl::dispatch(Group& g) {
     if (timed_sink != nullptr) timed_sink->answered(raw->sent_at);
     post_answer(Answer{raw, std::move(out)});
   };
-  if (timed_sink != nullptr) {
-    g.sent_at = timed_sink->begin_append();
+  if (timed_sink != nullptr) g.sent_at = timed_sink->begin_append();
+  if (Outbox* box = Outbox::open_for(*this)) {
+    box->add(std::move(req), std::move(done));
+  } else if (timed_sink != nullptr) {
     timed_sink->append_untimed(std::move(req), std::move(done));
   } else {
     sink.append(std::move(req), std::move(done));
   }
   return Dispatched::kSent;
+}
+
+thread_local IngestEngine::Impl::Outbox* IngestEngine::Impl::Outbox::open_ = nullptr;
+thread_local const IngestEngine::Impl* IngestEngine::Impl::Outbox::owner_ = nullptr;
+
+IngestEngine::Impl::Outbox::Outbox(Impl& impl)
+    : impl_(impl), outer_(owner_ == &impl ? open_ : nullptr), prev_open_(open_), prev_owner_(owner_) {
+  if (outer_ != nullptr) return;
+  open_ = this;
+  owner_ = &impl;
+}
+
+IngestEngine::Impl::Outbox::~Outbox() {
+  if (outer_ != nullptr) return;
+  flush();
+  open_ = prev_open_;
+  owner_ = prev_owner_;
+}
+
+IngestEngine::Impl::Outbox* IngestEngine::Impl::Outbox::open_for(const Impl& impl) {
+  return owner_ == &impl ? open_ : nullptr;
+}
+
+void IngestEngine::Impl::Outbox::add(AppendRequest req, Sink::AppendDone done) {
+  appends_.push_back(Sink::PendingAppend{std::move(req), std::move(done)});
+  if (appends_.size() >= kOutboxFlush) flush();
+}
+
+void IngestEngine::Impl::Outbox::flush() {
+  if (appends_.empty()) return;
+  if (impl_.timed_sink != nullptr) {
+    impl_.timed_sink->append_many_untimed(appends_);
+  } else {
+    impl_.sink.append_many(appends_);
+  }
+  appends_.clear();
 }
 
 void IngestEngine::Impl::post_answer(Answer a) {
@@ -128,11 +166,14 @@ void IngestEngine::Impl::drain_answers() {
       }
       taken.swap(answers);
     }
-    for (Answer& a : taken) {
-      // Taken out of the group: handling the answer may send the group again, which sets new ids.
-      const EventIds ids = std::move(a.group->sent_ids);
-      on_append_done(GroupPtr(a.group), ids, std::move(a.out));
-      callbacks_pending.fetch_sub(1);
+    {
+      Outbox box(*this);  // the appends these answers start, sent together
+      for (Answer& a : taken) {
+        // Taken out of the group: handling the answer may send the group again, which sets new ids.
+        const EventIds ids = std::move(a.group->sent_ids);
+        on_append_done(GroupPtr(a.group), ids, std::move(a.out));
+        callbacks_pending.fetch_sub(1);
+      }
     }
     taken.clear();
   }

@@ -80,6 +80,17 @@ void TimedSink::append(AppendRequest request, AppendDone done) {
   });
 }
 
+void TimedSink::append_many(std::vector<PendingAppend>& appends) {
+  for (auto& a : appends) {
+    const auto sent = begin_append();
+    a.done = [this, sent, done = std::move(a.done)](AppendOutcome outcome) {
+      answered(sent);
+      done(std::move(outcome));
+    };
+  }
+  inner_.append_many(appends);
+}
+
 std::chrono::steady_clock::time_point TimedSink::begin_append() {
   in_flight_.fetch_add(1, std::memory_order_relaxed);
   return std::chrono::steady_clock::now();

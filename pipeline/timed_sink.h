@@ -54,6 +54,9 @@ class TimedSink final : public Sink {
   // with that time on the wrapped sink's thread when the answer comes, before acting on it.
   std::chrono::steady_clock::time_point begin_append();
   void append_untimed(AppendRequest request, AppendDone done) { inner_.append(std::move(request), std::move(done)); }
+  // The same for many, each begun with `begin_append`.
+  void append_many_untimed(std::vector<PendingAppend>& appends) { inner_.append_many(appends); }
+  void append_many(std::vector<PendingAppend>& appends) override;
   void answered(std::chrono::steady_clock::time_point sent);
   absl::StatusOr<StreamTail> read_tail(const std::string& stream) override;
   std::vector<absl::StatusOr<StreamTail>> read_tails(const std::vector<std::string>& streams) override;

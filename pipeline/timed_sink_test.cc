@@ -126,5 +126,25 @@ TEST(TimedSink, TimesAnAppendWhoseCallerKeepsTheSendTime) {
   EXPECT_GE(*timed.last_answer_at() - sent, 30ms);
 }
 
+TEST(TimedSink, TimesEachOfManyAppendsHandedOverTogether) {
+  SlowSink slow(30ms);
+  TimedSink timed(slow);
+  std::atomic<int> answered{0};
+  std::vector<Sink::PendingAppend> many;
+  for (int i = 0; i < 3; ++i) {
+    many.push_back({AppendRequest{.stream = "many-" + std::to_string(i)}, [&](AppendOutcome o) {
+                      EXPECT_EQ(o.code, AppendCode::kSuccess);
+                      answered.fetch_add(1);
+                    }});
+  }
+  timed.append_many(many);
+  EXPECT_TRUE(many.empty()) << "handed over";
+  ASSERT_TRUE(kingest::testing::eventually([&] { return answered.load() == 3; }, 10s, "three answers"));
+  EXPECT_EQ(slow.last_stream, "many-2") << "in order, through the wrapped sink's default append_many";
+  EXPECT_EQ(timed.latency().count(), 3u);
+  EXPECT_GE(timed.latency().quantile_ms(0.5), 30.0 * 0.97);
+  EXPECT_EQ(timed.appends_in_flight(), 0u);
+}
+
 }  // namespace
 }  // namespace kingest::pipeline

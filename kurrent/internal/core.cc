@@ -17,7 +17,7 @@ Core::Core(ConnectionSettings settings, ClientOptions options) : settings_(std::
   effective_mode_ = options_.mode;
 }
 
-void Core::submit(AppendRequest req, Sink::AppendDone done) {
+OpPtr Core::make_op(AppendRequest req, Sink::AppendDone done) {
   auto op = std::make_shared<Op>();
   op->req = std::move(req);
   op->done = std::move(done);
@@ -40,28 +40,50 @@ void Core::submit(AppendRequest req, Sink::AppendDone done) {
                            .current_revision = {},
                            .position = 0,
                            .message = "an append needs at least one event"});
-    return;
+    return nullptr;
   }
+  return op;
+}
+
+void Core::submit(AppendRequest req, Sink::AppendDone done) {
+  OpPtr op = make_op(std::move(req), std::move(done));
+  if (op != nullptr) send_ops({&op, 1});
+}
+
+void Core::submit_many(std::vector<Sink::PendingAppend>& appends) {
+  std::vector<OpPtr> ops;
+  ops.reserve(appends.size());
+  for (auto& a : appends) {
+    if (OpPtr op = make_op(std::move(a.request), std::move(a.done))) ops.push_back(std::move(op));
+  }
+  appends.clear();
+  if (!ops.empty()) send_ops(ops);
+}
+
+void Core::send_ops(std::span<OpPtr> ops) {
   const AppendMode mode = effective_mode_;
   const bool queued_mode = mode == AppendMode::kSession || mode == AppendMode::kRecords;
   {
     std::lock_guard lock(mu_);
-    if (!admit_locked(*op)) {
-      waiting_.push_back(std::move(op));
-      return;
-    }
-    if (queued_mode) {
-      // Admitted and queued for the next request under the same lock (what dispatch and
-      // enqueue_session do, each under a lock of its own, for an op admitted later).
-      appends_++;
-      if (options_.session_linger.count() > 0) op->queued_at = Clock::now();  // read only to linger
-      session_queue_.push_back(op);
+    const auto now = options_.session_linger.count() > 0 ? Clock::now() : Clock::time_point{};  // read only to linger
+    for (OpPtr& op : ops) {
+      if (!admit_locked(*op)) {
+        waiting_.push_back(std::move(op));  // sent when an answer makes room
+      } else if (queued_mode) {
+        // Admitted and queued for the next request under the same lock (what dispatch and
+        // enqueue_session do, each under a lock of its own, for an op admitted later).
+        appends_++;
+        op->queued_at = now;
+        session_queue_.push_back(std::move(op));
+      }
     }
   }
   if (queued_mode) {
     pump_sessions();
-  } else {
-    dispatch(op);
+    return;
+  }
+  for (const OpPtr& op : ops) {
+    if (op != nullptr) dispatch(op);
   }
 }
 

@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -107,6 +108,14 @@ class Core : public std::enable_shared_from_this<Core> {
 
   // ---- appends (core.cc) ----
   void submit(AppendRequest req, Sink::AppendDone done);
+  // The same for many, in order, with one turn of the lock and one pump for all of them.
+  void submit_many(std::vector<Sink::PendingAppend>& appends);
+  // An op for a request, its parts cut; null when it was answered at once (no events).
+  OpPtr make_op(AppendRequest req, Sink::AppendDone done);
+  // Admits the ops in order (one turn of the lock) and sends or queues them; an op without room
+  // waits for an answer to make some. Leaves the span's pointers moved from, except those
+  // dispatched one by one (the modes without a queue).
+  void send_ops(std::span<OpPtr> ops);
   bool admit_locked(const Op& op);
   void dispatch(const OpPtr& op);
   // A part's answer: the next part goes out, or the op is answered.

@@ -170,6 +170,32 @@ struct IngestEngine::Impl {
   // holds the stream's claim.
   Dispatched dispatch(Group& g);
 
+  // Appends sent on one thread while an outbox is open there go to the sink together (`append_many`:
+  // one turn of its lock, one wake-up) when it closes, or every `kOutboxFlush` appends. Opened
+  // around the stages that send many appends in a row: a batch's groups, a burst of answers. Nothing
+  // in such a stage waits for the answer of an append it sent.
+  class Outbox {
+   public:
+    explicit Outbox(Impl& impl);
+    ~Outbox();
+    Outbox(const Outbox&) = delete;
+    Outbox& operator=(const Outbox&) = delete;
+    // The open outbox of `impl` on this thread, or null.
+    static Outbox* open_for(const Impl& impl);
+    void add(AppendRequest req, Sink::AppendDone done);
+
+   private:
+    static constexpr size_t kOutboxFlush = 128;
+    void flush();
+    static thread_local Outbox* open_;       // the outbox open on this thread
+    static thread_local const Impl* owner_;  // whose it is
+    Impl& impl_;
+    Outbox* outer_;  // this engine's outbox already open on this thread (then this one forwards to it)
+    Outbox* prev_open_;  // another engine's, given back when this one closes
+    const Impl* prev_owner_;
+    std::vector<Sink::PendingAppend> appends_;
+  };
+
   // Gives the group's events whose payload went into an earlier append (`take_append`) their
   // payload again, decoded anew from their messages; false (and a fatal error) if one no longer decodes.
   bool restore_payloads(Group& g);

@@ -64,6 +64,21 @@ class FakeSink final : public Sink {
     cv_.notify_one();
   }
 
+  // Counted, then appended one by one (the default).
+  void append_many(std::vector<PendingAppend>& appends) override {
+    {
+      std::lock_guard lock(mu_);
+      ++many_calls_;
+      largest_many_ = std::max(largest_many_, appends.size());
+    }
+    Sink::append_many(appends);
+  }
+  // append_many calls, and the most appends one of them handed over.
+  std::pair<size_t, size_t> many_calls() {
+    std::lock_guard lock(mu_);
+    return {many_calls_, largest_many_};
+  }
+
   absl::StatusOr<StreamTail> read_tail(const std::string& stream) override {
     std::lock_guard lock(mu_);
     ++reads_;
@@ -144,6 +159,8 @@ class FakeSink final : public Sink {
   }
 
  private:
+  size_t many_calls_ = 0;
+  size_t largest_many_ = 0;
   struct Job {
     AppendRequest req;
     AppendDone done;
