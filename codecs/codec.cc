@@ -22,6 +22,8 @@ std::optional<Codec> parse_codec_name(std::string_view name) {
 }
 
 std::optional<Codec> codec_for_content_type(std::string_view header) {
+  // The header nearly every JSON message carries, spelled as the essence it is: no parsing.
+  if (header == "application/json") return Codec::kJson;
   const std::string_view t = media_type_essence(header);
   if (iequals(t, "application/json") || iequals(t, "text/json")) return Codec::kJson;
   if (iequals(t, "application/x-protobuf") || iequals(t, "application/protobuf")) return Codec::kProtobuf;

@@ -38,14 +38,17 @@ struct BatchGroups {
 
   // Adds the event at `index` (indexes arrive in delivery order) to `stream`'s group; the name is
   // copied only for a stream new to the batch.
+  // One lookup either way: a new stream's entry is made where the lookup found room, keyed by
+  // the copy of its name (wide data's events are mostly new to their batch).
   void add(std::string_view stream, uint32_t index) {
-    if (auto it = index_.find(stream); it != index_.end()) {
-      streams[it->second].members.push_back(index);
-      return;
-    }
     if (streams.size() == streams.capacity()) grow();
-    streams.push_back(Stream{std::string(stream), {index}});
-    index_.emplace(streams.back().name, uint32_t(streams.size() - 1));
+    bool fresh = false;
+    auto it = index_.lazy_emplace(stream, [&](const Index::constructor& make) {
+      fresh = true;
+      streams.push_back(Stream{std::string(stream), {index}});
+      make(std::string_view(streams.back().name), uint32_t(streams.size() - 1));
+    });
+    if (!fresh) streams[it->second].members.push_back(index);
   }
 
  private:
@@ -57,7 +60,8 @@ struct BatchGroups {
     for (uint32_t k = 0; k < streams.size(); ++k) index_.emplace(streams[k].name, k);
   }
 
-  absl::flat_hash_map<std::string_view, uint32_t> index_;
+  using Index = absl::flat_hash_map<std::string_view, uint32_t>;
+  Index index_;
 };
 
 }  // namespace kingest::pipeline
