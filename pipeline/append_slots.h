@@ -36,10 +36,18 @@ class AppendSlots {
   // slot (null when that key has nothing to run any more, then the next parked key is asked).
   template <typename Take>
   auto give(Take&& take) -> decltype(take(std::declval<Key>())) {
+    return give(std::forward<Take>(take), [](const Key&, const Key*) {});
+  }
+  // The same; before `take` runs, `warm(next, after)` is called with the key that is served next
+  // (and the one after it, or null), so that the caller can fetch what those will touch while it
+  // works on this one.
+  template <typename Take, typename Warm>
+  auto give(Take&& take, Warm&& warm) -> decltype(take(std::declval<Key>())) {
     std::lock_guard lock(mu_);
     while (!parked_.empty()) {
       Key key = std::move(parked_.front());
       parked_.pop_front();
+      if (!parked_.empty()) warm(parked_.front(), parked_.size() > 1 ? &parked_[1] : nullptr);
       if (auto g = take(std::move(key))) return g;
     }
     --used_;

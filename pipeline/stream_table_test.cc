@@ -6,6 +6,7 @@
 
 #include <map>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "pipeline/append_slots.h"
@@ -504,6 +505,29 @@ TEST(AppendSlots, AParkedKeyIsMovedInAndHandedBackWhole) {
   auto next = slots.give([](std::unique_ptr<int> key) { return key; });
   ASSERT_TRUE(next);
   EXPECT_EQ(*next, 2);
+}
+
+TEST(AppendSlots, EachServedKeyWarmsTheNextTwoBeforeItIsTaken) {
+  AppendSlots<int> slots(1);
+  int keys[] = {0, 1, 2, 3};
+  ASSERT_TRUE(slots.take_or_park(keys[0]));
+  for (int k = 1; k < 4; ++k) ASSERT_FALSE(slots.take_or_park(keys[k]));
+  std::vector<std::string> calls;
+  auto take = [&](int key) {
+    calls.push_back("take " + std::to_string(key));
+    return std::make_unique<int>(key);
+  };
+  auto warm = [&](const int& next, const int* after) {
+    calls.push_back("warm " + std::to_string(next) + (after != nullptr ? "," + std::to_string(*after) : ""));
+  };
+  for (int k = 1; k < 4; ++k) {
+    auto served = slots.give(take, warm);
+    ASSERT_TRUE(served);
+    EXPECT_EQ(*served, k);
+  }
+  EXPECT_EQ(calls, (std::vector<std::string>{"warm 2,3", "take 1", "warm 3", "take 2", "take 3"}));
+  EXPECT_FALSE(slots.give(take, warm)) << "nobody parked: the slot is free, nothing taken or warmed";
+  EXPECT_EQ(calls.size(), 5u);
 }
 
 }  // namespace
