@@ -11,6 +11,7 @@
 
 #include "absl/hash/hash.h"
 #include "codecs/codec.h"
+#include "core/prefetch.h"
 #include "pipeline/internal/engine_impl.h"
 
 namespace kingest::pipeline {
@@ -90,7 +91,7 @@ BatchPtr IngestEngine::Impl::decode_batch(BatchPtr b) const {
   for (size_t i = 0; i < messages.size(); ++i) {
     if (i + kAhead < messages.size()) {
       const std::string& next = messages[i + kAhead].value;
-      for (size_t at = 0; at < next.size(); at += 64) __builtin_prefetch(next.data() + at);
+      prefetch_bytes(next.data(), next.size());
     }
     b->decoded.emplace_back(Decoded{this, &messages[i]});
   }

@@ -5,20 +5,16 @@
 
 #include "absl/container/inlined_vector.h"
 
+#include "core/prefetch.h"
 #include "pipeline/internal/engine_impl.h"
 
 namespace kingest::pipeline {
 namespace {
 
-// Starts fetching `bytes` from `p` into the cache, a line at a time, without waiting for it. An
-// answer's group and its stream's state were last touched when the append was sent, milliseconds
-// and thousands of other streams ago: on wide data the first read of each was a miss from memory,
-// taken while the slots' and the table's mutexes were held.
-void prefetch_bytes(const void* p, size_t bytes) {
-  const char* c = static_cast<const char*>(p);
-  for (size_t at = 0; at < bytes; at += 64) __builtin_prefetch(c + at);
-}
-
+// An answer's group and its stream's state were last touched when the append was sent,
+// milliseconds and thousands of other streams ago: on wide data the first read of each was a miss
+// from memory, taken while the slots' and the table's mutexes were held. They are fetched ahead.
+//
 // The group served after this one: its stream's state (the group itself was fetched a turn
 // earlier, as `after`), and the group after it.
 void warm_groups(const GroupPtr& next, const GroupPtr* after) {
