@@ -40,7 +40,7 @@ class AppendSlots {
   }
   // The same; before `take` runs, `warm(next, after)` is called with the key that is served next
   // (and the one after it, or null), so that the caller can fetch what those will touch while it
-  // works on this one.
+  // works on this one. Both run under the slots' mutex: neither may block.
   template <typename Take, typename Warm>
   auto give(Take&& take, Warm&& warm) -> decltype(take(std::declval<Key>())) {
     std::lock_guard lock(mu_);
