@@ -5,6 +5,7 @@
 
 #include "bench/harness.h"
 #include "cli/exit_codes.h"
+#include "cli/lock_checks.h"
 #include "cli/malloc_options.h"
 
 // The probes allocate as the product does (cli/malloc_options.h).
@@ -16,6 +17,7 @@ const char* malloc_conf = kingest::cli::kMallocConf;
 // NOLINTNEXTLINE(bugprone-exception-escape): parse_and_run runs the command inside a catch; what else throws is allocation.
 int main(int argc, char** argv) {
   pthread_setname_np(pthread_self(), "ki-bench");
+  kingest::cli::turn_off_lock_order_checks();  // as in the product (cli/lock_checks.h)
   CLI::App app{"kurrent-ingest-bench: measure the pipeline against the raw Kafka, sink and store ceilings, "
                "unbatched appends and the per-message Node.js peer, in one run, on a deep and a wide data shape; "
                "print the tables and the ratios",

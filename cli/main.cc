@@ -9,6 +9,7 @@
 #include "cli/config.h"
 #include "cli/progress.h"
 #include "cli/exit_codes.h"
+#include "cli/lock_checks.h"
 #include "cli/malloc_options.h"
 
 // jemalloc's options (cli/malloc_options.h says why each).
@@ -20,6 +21,7 @@ const char* malloc_conf = kingest::cli::kMallocConf;
 // NOLINTNEXTLINE(bugprone-exception-escape): the commands are run inside a catch; what else throws is allocation.
 int main(int argc, char** argv) {
   pthread_setname_np(pthread_self(), "ki-main");
+  kingest::cli::turn_off_lock_order_checks();  // before the first lock gRPC takes (cli/lock_checks.h)
   CLI::App app{"kurrent-ingest: batch ingestion of domain events from Kafka into KurrentDB (EventStoreDB)",
                "kurrent-ingest"};
   app.require_subcommand(1);
