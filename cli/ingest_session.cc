@@ -45,6 +45,10 @@ IngestSession::IngestSession(kafka::SourceOptions source, pipeline::EngineOption
     // Queued (not sent) on the engine thread, before the message counts as done; chained after
     // any hook the caller set.
     auto previous = std::move(engine.on_outcome);
+    // Without a hook of the caller's, only the messages that await a reply need their outcome.
+    if (!previous && !engine.outcome_wanted) {
+      engine.outcome_wanted = [](const SourceMessage& m) { return kafka::Replier::wants_reply(m); };
+    }
     engine.on_outcome = [r = replier_, previous](const SourceMessage& m, const pipeline::MessageOutcome& o) {
       if (previous) previous(m, o);
       if (!kafka::Replier::wants_reply(m)) return;

@@ -88,12 +88,16 @@ BatchPtr IngestEngine::Impl::decode_batch(BatchPtr b) const {
   constexpr size_t kAhead = 2;
   const auto& messages = b->messages;
   b->decoded.reserve(messages.size());
+  // Asked here, where each message is in this core's cache anyway.
+  const bool ask = options.on_outcome && options.outcome_wanted;
+  if (ask) b->outcome_wanted.resize(messages.size());
   for (size_t i = 0; i < messages.size(); ++i) {
     if (i + kAhead < messages.size()) {
       const std::string& next = messages[i + kAhead].value;
       prefetch_bytes(next.data(), next.size());
     }
     b->decoded.emplace_back(Decoded{this, &messages[i]});
+    if (ask) b->outcome_wanted[i] = options.outcome_wanted(messages[i]) ? 1 : 0;
   }
   return b;
 }
@@ -111,9 +115,8 @@ void IngestEngine::Impl::set_fatal(absl::Status s) {
 
 bool IngestEngine::Impl::has_fatal() const { return failed.load(std::memory_order_acquire); }
 
-void IngestEngine::Impl::report(const SourceMessage& m, MessageOutcome::Kind kind, const Uuid& id,
-                                const std::string& stream) {
-  if (options.on_outcome) options.on_outcome(m, MessageOutcome{kind, id, stream, {}, {}});
+void IngestEngine::Impl::report(const Item& it, MessageOutcome::Kind kind, const Uuid& id, const std::string& stream) {
+  if (options.on_outcome && it.outcome_wanted) options.on_outcome(it.message(), MessageOutcome{kind, id, stream, {}, {}});
 }
 
 bool IngestEngine::Impl::write_dead_letters(const std::vector<DeadLetter>& letters,

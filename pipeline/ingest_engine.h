@@ -92,6 +92,11 @@ struct EngineOptions {
   // What became of each message, reported once per message before it counts as done (so before its
   // offset can be committed). Runs on engine threads; must not block.
   std::function<void(const SourceMessage&, const MessageOutcome&)> on_outcome;
+  // Which messages `on_outcome` is wanted for once their events are appended or found written
+  // (unset: every one; dead letters are reported whatever it says). Asked while the message is
+  // decoded, and kept with its event, so that handling an append's answer need not read each of
+  // its messages again.
+  std::function<bool(const SourceMessage&)> outcome_wanted;
 };
 
 

@@ -168,5 +168,39 @@ TEST_P(IngestEngineTest, ReportsWhatBecameOfEachMessage) {
   EXPECT_EQ(done.size(), 3u);
 }
 
+TEST_P(IngestEngineTest, ReportsTheWantedMessagesAndEveryDeadLetter) {
+  EngineOptions o;
+  std::mutex mu;
+  std::map<int64_t, MessageOutcome::Kind> outcomes;
+  o.on_outcome = [&](const SourceMessage& m, const MessageOutcome& out) {
+    std::lock_guard lock(mu);
+    outcomes[m.offset.value()] = out.kind;
+  };
+  o.outcome_wanted = [](const SourceMessage& m) { return m.key.view() == "wanted"; };
+  FakeSink sink(6);
+  MemoryDeadLetters dlq;
+  size_t done = 0;
+  IngestEngine engine(std::move(o), sink, &dlq, [&](const std::vector<SourceMessage>& ms) {
+    std::lock_guard lock(mu);
+    done += ms.size();
+  });
+  TopicPartition tp{"task-events", 0};
+  std::vector<SourceMessage> b;
+  b.push_back(message(tp, 0, envelope({"agg-w", 1, Uuid::v4().to_string()})));
+  b.push_back(message(tp, 1, envelope({"agg-w", 2, Uuid::v4().to_string()})));
+  b.push_back(message(tp, 2, envelope({"agg-x", 1, Uuid::v4().to_string()})));
+  b.push_back(message(tp, 3, "{"));
+  b[1].key.assign("wanted");
+  b[2].key.assign("wanted");
+  engine.submit(std::move(b), 10);
+  engine.wait_idle();
+  std::lock_guard lock(mu);
+  EXPECT_EQ(done, 4u);
+  ASSERT_EQ(outcomes.size(), 3u) << "offset 0 is appended but not wanted";
+  EXPECT_EQ(outcomes[1], MessageOutcome::Kind::kAppended);
+  EXPECT_EQ(outcomes[2], MessageOutcome::Kind::kAppended);
+  EXPECT_EQ(outcomes[3], MessageOutcome::Kind::kDeadLettered) << "a dead letter is reported whether wanted or not";
+}
+
 }  // namespace
 }  // namespace kingest::pipeline::engine_testing

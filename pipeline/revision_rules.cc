@@ -22,7 +22,9 @@ void cut_groups(const BatchPtr& b, std::string stream, absl::Span<const uint32_t
       // Room for the stream's remaining events at once: most groups take them all.
       g->items.reserve(indexes.size() - k);
     }
-    g->items.push_back(Item{b.get(), i, false, nullptr});
+    g->items.push_back(Item{.batch = b.get(),
+                            .index = i,
+                            .outcome_wanted = b->outcome_wanted.empty() || b->outcome_wanted[i] != 0});
     g->bytes += sz;
     next = rev + 1;
   }

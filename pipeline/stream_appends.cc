@@ -295,7 +295,7 @@ std::optional<Dispatched> IngestEngine::Impl::skip_written_prefix(Group& g, Stre
   for (size_t k = 0; k < v.duplicates; ++k) {
     const bool mine = k < ours.size() && ours[k];
     (mine ? events_appended : duplicates).fetch_add(1, std::memory_order_relaxed);
-    report(g.items[k].message(), mine ? MessageOutcome::Kind::kAppended : MessageOutcome::Kind::kDuplicate, proposed[k],
+    report(g.items[k], mine ? MessageOutcome::Kind::kAppended : MessageOutcome::Kind::kDuplicate, proposed[k],
            g.stream);
   }
   if (v.conflict) return dead_letter_group(g, st, v.duplicates, reason::kRevisionConflict, v.detail);
@@ -348,7 +348,7 @@ void IngestEngine::Impl::handle_answer(GroupPtr g, const EventIds& ids, AppendOu
       // Written by an earlier run (or another writer) with the same ids: duplicates.
       const auto kind = out.already_written ? MessageOutcome::Kind::kDuplicate : MessageOutcome::Kind::kAppended;
       (out.already_written ? duplicates : events_appended).fetch_add(ids.size(), std::memory_order_relaxed);
-      for (size_t k = 0; k < ids.size(); ++k) report(g->items[k].message(), kind, ids[k], g->stream);
+      for (size_t k = 0; k < ids.size(); ++k) report(g->items[k], kind, ids[k], g->stream);
       break;
     }
     case AppendCode::kWrongExpectedVersion: {

@@ -52,6 +52,7 @@ struct Batch {
   size_t bytes = 0;
   std::vector<codecs::DecodeResult> decoded;
   std::vector<uint8_t> detached;     // per message: moved into a held group (written under the table lock)
+  std::vector<uint8_t> outcome_wanted;  // per message, when EngineOptions::outcome_wanted is set (at decoding)
   std::atomic<size_t> outstanding{0};
   std::atomic<bool> failed{false};
 };
@@ -70,6 +71,7 @@ struct Item {
   // The event's payload was moved into an append (`take_append`) and is empty until
   // `restore_payloads` decodes the message again.
   bool payload_taken = false;
+  bool outcome_wanted = true;  // EngineOptions::outcome_wanted's answer for its message
   std::unique_ptr<DetachedEvent> own;
 
   [[nodiscard]] const DomainEvent& event() const {

@@ -130,7 +130,7 @@ struct IngestEngine::Impl {
   bool has_fatal() const;
 
   // --- outcomes and dead letters ---------------------------------------------------------------
-  void report(const SourceMessage& m, MessageOutcome::Kind kind, const Uuid& id, const std::string& stream);
+  void report(const Item& it, MessageOutcome::Kind kind, const Uuid& id, const std::string& stream);
 
   // Writes the letters (each with its message, for the outcome hook); false after a fatal error.
   bool write_dead_letters(const std::vector<DeadLetter>& letters, const std::vector<const SourceMessage*>& messages);
