@@ -1,10 +1,12 @@
-// ShortString: text of up to 47 bytes kept in the object itself, longer text on the heap; always
-// followed by a NUL byte (`c_str`).
+// ShortString: text of up to 39 bytes kept in the object itself (56 bytes in all), longer text on
+// the heap; always followed by a NUL byte (`c_str`).
 //
 // A decoded event's identifiers, names and times are mostly 13 to 36 bytes: UUIDs, ISO 8601 times,
 // "application/json". std::string keeps only 15 bytes in place, so each of them was a heap
 // allocation per event, made on a decoding thread and freed on another after the append. In a
-// ShortString they travel with the event and cost nothing to free.
+// ShortString they travel with the event and cost nothing to free. 39 bytes hold a UUID with room
+// to spare; 47 (a 64-byte object) made every decoded event a cache line larger, and the pipeline
+// reads each event several times, on several threads (docs/performance.md).
 //
 //   ShortString s = "550e8400-e29b-41d4-a716-446655440000";  // in place
 //   std::string_view v = s;                                   // a view, valid while s is unchanged
@@ -26,7 +28,7 @@ namespace kingest {
 
 class ShortString {
  public:
-  static constexpr size_t kInPlace = 47;  // bytes of text kept in place (one more holds the NUL)
+  static constexpr size_t kInPlace = 39;  // bytes of text kept in place (one more holds the NUL)
 
   ShortString() = default;
   ShortString(std::string_view s) { assign(s); }                 // NOLINT(google-explicit-constructor)
