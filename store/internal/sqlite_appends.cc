@@ -70,7 +70,11 @@ const SqliteEventStore::RecentId* SqliteEventStore::find_recent(const Uuid& id) 
 }
 
 absl::StatusOr<SqliteEventStore::StreamState*> SqliteEventStore::lookup_stream(const std::string& name) {
-  if (StreamState* cached = streams_.find(name); cached != nullptr) return cached;
+  return lookup_stream(name, StreamMap<StreamState>::hash(name));
+}
+
+absl::StatusOr<SqliteEventStore::StreamState*> SqliteEventStore::lookup_stream(const std::string& name, uint64_t hash) {
+  if (StreamState* cached = streams_.find(name, hash); cached != nullptr) return cached;
   if (streams_complete_) return streams_.insert(name, StreamState{});
   StreamState s;
   find_stream_.bind_text(1, name);
@@ -281,8 +285,17 @@ absl::StatusOr<MultiAppendResult> SqliteEventStore::apply_multi(MultiAppend& req
   // Owned records were given views of their own when the request was queued.
   const std::vector<RecordView>& records = request.record_views;
   multi_states_.clear();
-  for (const std::string& name : request.streams) {
-    auto entry = lookup_stream(name);
+  // On wide data most of a request's streams were last touched many requests ago: their slots,
+  // entries and names are loaded some lookups ahead (StreamMap's fetch steps).
+  const std::vector<std::string>& names = request.streams;
+  const size_t n = names.size();
+  multi_hashes_.resize(n);
+  for (size_t i = 0; i < n; ++i) multi_hashes_[i] = StreamMap<StreamState>::hash(names[i]);
+  for (size_t i = 0; i < n; ++i) {
+    if (i + 12 < n) streams_.fetch_slot(multi_hashes_[i + 12]);
+    if (i + 8 < n) streams_.fetch_entry(multi_hashes_[i + 8]);
+    if (i + 4 < n) streams_.fetch_name(multi_hashes_[i + 4]);
+    auto entry = lookup_stream(names[i], multi_hashes_[i]);
     if (!entry.ok()) return entry.status();
     multi_states_.push_back(*entry);
   }
@@ -342,6 +355,7 @@ absl::StatusOr<MultiAppendResult> SqliteEventStore::apply_multi(MultiAppend& req
 
   // Write in the request's order. A stream's consecutive records form one run (consecutive
   // positions and revisions); interleaved streams make runs of their own.
+  multi_runs_.clear();
   for (size_t i = 0; i < records.size(); ++i) {
     StreamState& s = *multi_states_[records[i].stream];
     if (s.id == 0) {
@@ -356,7 +370,9 @@ absl::StatusOr<MultiAppendResult> SqliteEventStore::apply_multi(MultiAppend& req
       run = static_cast<int64_t>(end - i);
     }
     const uint64_t revision = s.last_revision ? *s.last_revision + 1 : 0;
-    if (run != 0) add_run(s, Run{clamp_to_int64(revision), run, next_position_ + static_cast<int64_t>(i)});
+    if (run != 0 && options_.in_memory) {
+      multi_runs_.emplace_back(&s, Run{clamp_to_int64(revision), run, next_position_ + static_cast<int64_t>(i)});
+    }
     s.last_revision = revision;
     const RecordView& rec = records[i];
     remember_id(rec.id, s.id, revision);
@@ -371,6 +387,7 @@ absl::StatusOr<MultiAppendResult> SqliteEventStore::apply_multi(MultiAppend& req
                   rec.metadata};
     if (absl::Status status = add_row(row); !status.ok()) return status;
   }
+  add_runs(multi_runs_);
   next_position_ += static_cast<int64_t>(records.size());
   if (!records.empty()) wrote_ = true;
   r.status = AppendStatus::kSuccess;

@@ -182,6 +182,8 @@ class SqliteEventStore final : public EventStore {
     return n == 0 ? absl::OkStatus() : insert_stream_rows(n);
   }
   absl::StatusOr<StreamState*> lookup_stream(const std::string& name);
+  // The same with the name's hash already taken (StreamMap::hash).
+  absl::StatusOr<StreamState*> lookup_stream(const std::string& name, uint64_t hash);
   // Compares `events` ids with the stream's events from revision `from`.
   absl::StatusOr<std::optional<AppendResult>> match_existing(const StreamState& s, uint64_t from,
                                                              const std::vector<ProposedEvent>& events);
@@ -199,6 +201,13 @@ class SqliteEventStore final : public EventStore {
     if (!options_.in_memory) return;
     std::unique_lock names(names_mutex_);
     s.runs.push_back(run);
+  }
+  // Memory mode: the runs of a multi-stream append, added under one hold of names_mutex_ once the
+  // request is written (a run per stream group: one lock per event on wide data otherwise).
+  void add_runs(const std::vector<std::pair<StreamState*, Run>>& runs) {
+    if (!options_.in_memory || runs.empty()) return;
+    std::unique_lock names(names_mutex_);
+    for (const auto& [s, run] : runs) s->runs.push_back(run);
   }
   // Memory mode, its maps complete: runs from the streams' states, not the database.
   [[nodiscard]] bool memory_runs() const { return options_.in_memory && ids_complete_.load(); }
@@ -253,6 +262,8 @@ class SqliteEventStore final : public EventStore {
   std::vector<RecentId> recent_ids_;
   std::vector<StreamState*> multi_states_;    // apply_multi: the request's streams, by index
   std::vector<uint8_t> multi_index_written_;  // apply_multi: the indexes with records
+  std::vector<std::pair<StreamState*, Run>> multi_runs_;  // apply_multi: the request's new runs
+  std::vector<uint64_t> multi_hashes_;        // apply_multi: the request's names' hashes
   int64_t next_position_ = 1;
   int64_t next_stream_id_ = 1;
   bool wrote_ = false;                     // the open transaction has written something

@@ -28,13 +28,34 @@ class StreamMap {
   [[nodiscard]] size_t size() const { return entries_.size(); }
 
   Value* find(std::string_view name) {
-    Entry* e = find_entry(name);
+    Entry* e = find_entry(name, hash(name));
     return e == nullptr ? nullptr : &e->second;
+  }
+  // The same with the name's hash already taken (`hash`).
+  Value* find(std::string_view name, uint64_t h) {
+    Entry* e = find_entry(name, h);
+    return e == nullptr ? nullptr : &e->second;
+  }
+
+  static uint64_t hash(std::string_view s) { return std::hash<std::string_view>{}(s); }
+
+  // Fetching ahead, for many lookups in a row over a map larger than the cache: each step starts
+  // loading what the next one reads, and reads only what the step before it started to load.
+  // A hint: nothing changes, and a name not in the map (or not on its first slot) is not followed.
+  //   fetch_slot(h) → fetch_entry(h) → fetch_name(h) → find(name, h), some lookups apart.
+  void fetch_slot(uint64_t h) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[h & mask_]);
+  }
+  void fetch_entry(uint64_t h) const {
+    if (const Entry* e = first_probe(h); e != nullptr) __builtin_prefetch(e);
+  }
+  void fetch_name(uint64_t h) const {
+    if (const Entry* e = first_probe(h); e != nullptr) __builtin_prefetch(e->first.data());
   }
 
   // The map's own copy of `name`, which must be present: it stays where it is until `clear`.
   std::string_view stored_name(std::string_view name) {
-    Entry* e = find_entry(name);
+    Entry* e = find_entry(name, hash(name));
     assert(e != nullptr);
     return e->first;
   }
@@ -61,11 +82,15 @@ class StreamMap {
 
   using Entry = std::pair<std::string, Value>;
 
-  static uint64_t hash(std::string_view s) { return std::hash<std::string_view>{}(s); }
-
-  Entry* find_entry(std::string_view name) {
+  // The entry on the hash's first slot when the slot holds that hash (no compare of names).
+  const Entry* first_probe(uint64_t h) const {
     if (slots_.empty()) return nullptr;
-    const uint64_t h = hash(name);
+    const Slot& slot = slots_[h & mask_];
+    return slot.index != 0 && slot.hash == h ? &entries_[slot.index - 1] : nullptr;
+  }
+
+  Entry* find_entry(std::string_view name, uint64_t h) {
+    if (slots_.empty()) return nullptr;
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       const Slot& slot = slots_[i];
       if (slot.index == 0) return nullptr;
