@@ -163,7 +163,7 @@ absl::StatusOr<AppendResult> SqliteEventStore::apply_tombstone(const Op& op) {
   if (absl::Status status = step_done(st, "delete stream"); !status.ok()) return status;
   if (s.id == 0) {
     s.id = next_stream_id_++;
-    if (options_.in_memory) created_streams_.push_back(&op.stream);
+    if (options_.in_memory) created_streams_.emplace_back(streams_.stored_name(op.stream), &s);
   }
   s.deleted = true;
   wrote_ = true;
@@ -215,7 +215,7 @@ absl::StatusOr<uint64_t> SqliteEventStore::position_of(const StreamState& s, uin
 absl::Status SqliteEventStore::create_stream_row(const std::string& name, StreamState& s) {
   s.id = next_stream_id_++;
   pending_streams_[pending_stream_count_++] = {s.id, &name};
-  if (options_.in_memory) created_streams_.push_back(&name);
+  if (options_.in_memory) created_streams_.emplace_back(streams_.stored_name(name), &s);
   return pending_stream_count_ == kMaxInsertRows ? flush_stream_rows() : absl::OkStatus();
 }
 

@@ -276,9 +276,9 @@ class SqliteEventStore final : public EventStore {
   // Every stream with a row is in streams_ (the table was empty at open and nothing was evicted),
   // so a miss means a new stream and needs no query. Always, in memory mode.
   bool streams_complete_ = false;
-  // Memory mode: the streams created by the open transaction (their names in the ops), for
-  // ids_by_name_ once it commits.
-  std::vector<const std::string*> created_streams_;
+  // Memory mode: the streams created by the open transaction (each state and its name as the map
+  // stores it, taken while the entry is at hand), for ids_by_name_ once it commits.
+  std::vector<std::pair<std::string_view, StreamState*>> created_streams_;
   int wal_frames_ = 0;                        // frames in the WAL after the last commit
   std::function<void()> before_commit_hook_;  // tests only
 

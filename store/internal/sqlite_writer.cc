@@ -325,10 +325,7 @@ void SqliteEventStore::reset_writer_state() {
 void SqliteEventStore::publish_commit() {
   if (!options_.in_memory) return;
   std::unique_lock names(names_mutex_);
-  for (const std::string* name : created_streams_) {
-    const std::string_view stored = streams_.stored_name(*name);
-    ids_by_name_.emplace(stored, streams_.find(stored));
-  }
+  for (const auto& [stored, state] : created_streams_) ids_by_name_.emplace(stored, state);
   created_streams_.clear();
   committed_position_ = next_position_ - 1;
 }
