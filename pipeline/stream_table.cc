@@ -296,8 +296,8 @@ void StreamTable::lru_touch_locked(StreamState& st) {
   lru_push_back_locked(st);
 }
 
-void StreamTable::erase_locked(Streams::iterator it, bool briefed) {
-  if (!briefed) forgotten_.insert(absl::HashOf(it->first));
+void StreamTable::erase_locked(Streams::Node* it, bool briefed) {
+  if (!briefed) forgotten_.insert(it->hash);
   close_gap_locked(it->second);
   lru_unlink_locked(it->second);
   cache_bytes_.fetch_sub(entry_bytes(it->first), std::memory_order_relaxed);
@@ -333,13 +333,13 @@ size_t StreamTable::evict(size_t budget_bytes) {
   const size_t brief_capacity = max_brief_capacity(budget_bytes);
   // Each state is looked at once at most: busy ones move to the back.
   for (size_t n = lru_size_; n > 0 && cache_bytes_.load(std::memory_order_relaxed) > budget_bytes; --n) {
-    auto it = streams_.find(*lru_head_->name);
+    Streams::Node* it = streams_.find(*lru_head_->name);
     StreamState& st = it->second;
     if (st.claimed || st.dead || !st.pending.empty()) {
       lru_touch_locked(st);
       continue;
     }
-    const uint64_t hash = absl::HashOf(it->first);
+    const uint64_t hash = it->hash;
     const bool briefed =
         brief_capacity > 0 && revisions_ && !st.presumed_new && !st.last_id_unknown && st.gap_since == std::nullopt;
     if (briefed) {
@@ -376,28 +376,39 @@ void StreamTable::apply_tail(StreamState& st, const StreamTail& t) {
 
 
 std::pair<StreamState*, bool> StreamTable::find_or_add(const std::string& stream, const TopicPartition& tp) {
+  const uint64_t hash = Streams::hash(stream);
   std::lock_guard lock(mu_);
-  return find_or_add_locked(stream, tp);
+  return find_or_add_locked(stream, hash, tp);
 }
 
 std::vector<std::pair<StreamState*, bool>> StreamTable::find_or_add(const std::vector<const std::string*>& streams,
                                                                     const std::vector<const TopicPartition*>& tps) {
   std::vector<std::pair<StreamState*, bool>> out;
-  out.reserve(streams.size());
+  const size_t n = streams.size();
+  out.reserve(n);
+  std::vector<uint64_t> hashes(n);
+  for (size_t k = 0; k < n; ++k) hashes[k] = Streams::hash(*streams[k]);
   std::lock_guard lock(mu_);
-  for (size_t k = 0; k < streams.size(); ++k) out.push_back(find_or_add_locked(*streams[k], *tps[k]));
+  // On wide data most of a batch's streams were last touched thousands of streams ago: each
+  // lookup's slot, node and name are loaded some lookups ahead of it.
+  for (size_t k = 0; k < n; ++k) {
+    if (k + 12 < n) streams_.fetch_slot(hashes[k + 12]);
+    if (k + 8 < n) streams_.fetch_node(hashes[k + 8]);
+    if (k + 4 < n) streams_.fetch_name(hashes[k + 4]);
+    out.push_back(find_or_add_locked(*streams[k], hashes[k], *tps[k]));
+  }
   return out;
 }
 
-std::pair<StreamState*, bool> StreamTable::find_or_add_locked(const std::string& stream, const TopicPartition& tp) {
-  auto [it, fresh] = streams_.try_emplace(stream);
+std::pair<StreamState*, bool> StreamTable::find_or_add_locked(const std::string& stream, uint64_t hash,
+                                                             const TopicPartition& tp) {
+  auto [it, fresh] = streams_.try_emplace(stream, hash);
   if (fresh) {
     StreamState& st = it->second;
     st.name = &it->first;
     lru_push_back_locked(st);
     cache_bytes_.fetch_add(entry_bytes(stream), std::memory_order_relaxed);
     st.tp = partition_index_locked(tp);
-    const uint64_t hash = absl::HashOf(stream);
     if (const ShardedBriefTable::Entry* b = briefs_.find(hash)) {
       st.next_revision = b->value & ~kBriefHasLastId;
       if ((b->value & kBriefHasLastId) != 0) st.last_id = b->id;
@@ -420,12 +431,10 @@ size_t StreamTable::revoke(const std::vector<TopicPartition>& tps, bool forget_s
   std::vector<uint8_t> revoked_index(partitions_.size(), 0);
   for (size_t i = 0; i < partitions_.size(); ++i) revoked_index[i] = revoked.contains(partitions_[i]) ? 1 : 0;
   size_t dropped = 0;
-  for (auto it = streams_.begin(); it != streams_.end();) {
-    StreamState& st = it->second;
-    if (st.claimed) {
-      ++it;
-      continue;
-    }
+  std::vector<Streams::Node*> gone;  // erased after the walk (the index may not change during it)
+  streams_.for_each([&](Streams::Node& node) {
+    StreamState& st = node.second;
+    if (st.claimed) return;
     // Free streams hold only detached groups: keep the events of partitions still assigned, as
     // contiguous runs.
     std::multimap<uint64_t, GroupPtr> kept;
@@ -462,13 +471,9 @@ size_t StreamTable::revoke(const std::vector<TopicPartition>& tps, bool forget_s
     pending_groups_ = pending_groups_ - st.pending.size() + kept.size();
     st.pending = std::move(kept);
     if (st.pending.empty()) close_gap_locked(st);
-    if (forget_streams && st.pending.empty() && revoked_index[st.tp]) {
-      auto gone = it++;
-      erase_locked(gone, /*briefed=*/false);
-    } else {
-      ++it;
-    }
-  }
+    if (forget_streams && st.pending.empty() && revoked_index[st.tp]) gone.push_back(&node);
+  });
+  for (Streams::Node* node : gone) erase_locked(node, /*briefed=*/false);
   if (forget_streams) {
     // Briefs do not say which partition their stream was seen on: forget them all (a stream met
     // again is read, as the partitions' next owner may have written it meanwhile).

@@ -31,10 +31,10 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
-#include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "codecs/codec.h"
 #include "pipeline/brief_table.h"
+#include "pipeline/stream_index.h"
 #include "core/domain_event.h"
 #include "core/sink.h"
 #include "core/uuid.h"
@@ -250,7 +250,8 @@ class StreamTable {
   // Under the mutex: the free stream's next group if it can run (claiming the stream), else holds its pending groups.
   Step next_locked(StreamState& st, Clock::time_point now);
   Step offer_locked(GroupPtr g, Clock::time_point now);
-  std::pair<StreamState*, bool> find_or_add_locked(const std::string& stream, const TopicPartition& tp);
+  // `hash`: StreamIndex's of the name.
+  std::pair<StreamState*, bool> find_or_add_locked(const std::string& stream, uint64_t hash, const TopicPartition& tp);
   void open_gap_locked(StreamState& st, Clock::time_point now);
   void close_gap_locked(StreamState& st);
   GroupPtr pop_merged_locked(StreamState& st, Clock::time_point now);
@@ -258,9 +259,9 @@ class StreamTable {
   bool runnable_locked(const StreamState& st) const;
   uint32_t partition_index_locked(const TopicPartition& tp);
   StreamState& insert_locked(const std::string& stream);
-  using Streams = absl::node_hash_map<std::string, StreamState>;  // node-based: states stay put
+  using Streams = StreamIndex<StreamState>;  // nodes: states stay put
   // `briefed`: the state left a brief; else its stream is remembered in `forgotten_`.
-  void erase_locked(Streams::iterator it, bool briefed);
+  void erase_locked(Streams::Node* it, bool briefed);
 
   const bool revisions_;
   const size_t max_append_bytes_;
@@ -273,7 +274,7 @@ class StreamTable {
   void lru_push_back_locked(StreamState& st);
   void lru_unlink_locked(StreamState& st);
   void lru_touch_locked(StreamState& st);
-  // By the stream name's hash: the next revision (its top bit: the last id is known; revisions stay
+  // By the stream name's hash (StreamIndex's): the next revision (its top bit: the last id is known; revisions stay
   // below 2^63) and the last id.
   ShardedBriefTable briefs_;
   size_t brief_bytes_ = 0;    // the briefs' table as counted in cache_bytes_
