@@ -333,12 +333,12 @@ size_t StreamTable::evict(size_t budget_bytes) {
   const size_t brief_capacity = max_brief_capacity(budget_bytes);
   // Each state is looked at once at most: busy ones move to the back.
   for (size_t n = lru_size_; n > 0 && cache_bytes_.load(std::memory_order_relaxed) > budget_bytes; --n) {
-    Streams::Node* it = streams_.find(*lru_head_->name);
-    StreamState& st = it->second;
+    StreamState& st = *lru_head_;
     if (st.claimed || st.dead || !st.pending.empty()) {
       lru_touch_locked(st);
       continue;
     }
+    Streams::Node* it = streams_.find(*st.name);
     const uint64_t hash = it->hash;
     const bool briefed =
         brief_capacity > 0 && revisions_ && !st.presumed_new && !st.last_id_unknown && st.gap_since == std::nullopt;
