@@ -1,4 +1,4 @@
-// ShortString: text of up to 39 bytes kept in the object itself (56 bytes in all), longer text on
+// ShortString: text of up to 39 bytes kept in the object itself (48 bytes in all), longer text on
 // the heap; always followed by a NUL byte (`c_str`).
 //
 // A decoded event's identifiers, names and times are mostly 13 to 36 bytes: UUIDs, ISO 8601 times,
@@ -6,7 +6,8 @@
 // allocation per event, made on a decoding thread and freed on another after the append. In a
 // ShortString they travel with the event and cost nothing to free. 39 bytes hold a UUID with room
 // to spare; 47 (a 64-byte object) made every decoded event a cache line larger, and the pipeline
-// reads each event several times, on several threads (docs/performance.md).
+// reads each event several times, on several threads (docs/performance.md). The heap's pointer
+// shares the room of the text in place, which only one of them uses at a time.
 //
 //   ShortString s = "550e8400-e29b-41d4-a716-446655440000";  // in place
 //   std::string_view v = s;                                   // a view, valid while s is unchanged
@@ -36,7 +37,9 @@ class ShortString {
   ShortString(const std::string& s) : ShortString(std::string_view(s)) {}  // NOLINT(google-explicit-constructor)
   ShortString(const ShortString& o) { assign(o.view()); }
   ShortString(ShortString&& o) noexcept { take(o); }
-  ~ShortString() { delete[] heap_; }
+  ~ShortString() {
+    if (capacity_ != 0) delete[] heap_;
+  }
 
   ShortString& operator=(const ShortString& o) {
     if (this != &o) assign(o.view());
@@ -44,8 +47,8 @@ class ShortString {
   }
   ShortString& operator=(ShortString&& o) noexcept {
     if (this != &o) {
-      delete[] heap_;
-      heap_ = nullptr;
+      if (capacity_ != 0) delete[] heap_;
+      capacity_ = 0;
       take(o);
     }
     return *this;
@@ -81,10 +84,10 @@ class ShortString {
   void push_back(char c) { append(std::string_view(&c, 1)); }
   void clear() {
     size_ = 0;
-    *(heap_ != nullptr ? heap_ : in_place_) = '\0';
+    *mutable_data() = '\0';
   }
 
-  [[nodiscard]] const char* data() const { return heap_ != nullptr ? heap_ : in_place_; }
+  [[nodiscard]] const char* data() const { return capacity_ != 0 ? heap_ : in_place_; }
   [[nodiscard]] const char* c_str() const { return data(); }
   [[nodiscard]] size_t size() const { return size_; }
   [[nodiscard]] size_t length() const { return size_; }
@@ -113,24 +116,26 @@ class ShortString {
   friend std::ostream& operator<<(std::ostream& os, const ShortString& s) { return os << s.view(); }
 
  private:
+  char* mutable_data() { return capacity_ != 0 ? heap_ : in_place_; }
+
   // Room for `n` bytes of text and the NUL after them; keeps the current bytes when `keep`.
   char* reserve_for(size_t n, bool keep) {
-    if (n <= kInPlace && heap_ == nullptr) return in_place_;
-    if (heap_ != nullptr && n < capacity_) return heap_;
-    size_t cap = std::max<size_t>(n + 1, heap_ != nullptr ? size_t{capacity_} * 2 : (kInPlace + 1) * 2);
+    if (n <= kInPlace && capacity_ == 0) return in_place_;
+    if (capacity_ != 0 && n < capacity_) return heap_;
+    size_t cap = std::max<size_t>(n + 1, capacity_ != 0 ? size_t{capacity_} * 2 : (kInPlace + 1) * 2);
     char* fresh = new char[cap];
     if (keep && size_ > 0) std::memcpy(fresh, data(), size_);
-    delete[] heap_;
-    heap_ = fresh;
+    if (capacity_ != 0) delete[] heap_;
+    heap_ = fresh;  // the bytes in place are no longer read
     capacity_ = static_cast<uint32_t>(cap);
     return heap_;
   }
+  // `this` holds no heap block.
   void take(ShortString& o) noexcept {
     size_ = o.size_;
-    if (o.heap_ != nullptr) {
+    if (o.capacity_ != 0) {
       heap_ = o.heap_;
       capacity_ = o.capacity_;
-      o.heap_ = nullptr;
       o.capacity_ = 0;
     } else {
       std::memcpy(in_place_, o.in_place_, size_ + 1);
@@ -139,10 +144,12 @@ class ShortString {
     o.in_place_[0] = '\0';
   }
 
-  char* heap_ = nullptr;  // null while the text fits in place
   uint32_t size_ = 0;
-  uint32_t capacity_ = 0;  // of heap_, the NUL's byte included
-  char in_place_[kInPlace + 1]{};
+  uint32_t capacity_ = 0;  // of heap_, the NUL's byte included; 0 while the text is in place
+  union {
+    char in_place_[kInPlace + 1]{};
+    char* heap_;  // while capacity_ != 0
+  };
 };
 
 }  // namespace kingest
