@@ -77,14 +77,16 @@ void BM_StreamTableWide(benchmark::State& state) {
   for (auto& m : batch->messages) m.tp = {"vulnerability-events", 0};
   std::vector<const std::string*> streams(kBatch);
   std::vector<const TopicPartition*> tps(kBatch, &batch->messages[0].tp);
+  std::vector<uint64_t> hashes(kBatch);
   size_t next = 0;
   for (auto _ : state) {
-    for (auto& s : streams) {
-      s = &names[next];
+    for (size_t k = 0; k < kBatch; ++k) {
+      streams[k] = &names[next];
+      hashes[k] = pipeline::StreamTable::hash_name(names[next]);
       next = (next + 1) % kStreams;
     }
     const auto now = pipeline::Clock::now();
-    auto found = table.find_or_add(streams, tps);
+    auto found = table.find_or_add(streams, hashes, tps);
     std::vector<pipeline::GroupPtr> groups;
     groups.reserve(kBatch);
     for (uint32_t i = 0; i < kBatch; ++i) {

@@ -115,7 +115,9 @@ absl::Status for_each_window(const workload::GeneratorOptions& gen, uint64_t win
   auto close_window = [&] {
     if (events.empty()) return;
     const uint64_t first_offset = seen - events.size();
-    for (const auto& [stream, members] : grouped.streams) {
+    for (const auto& group : grouped.streams) {
+      const std::string& stream = group.name;
+      const auto& members = group.members;
       auto [it, fresh] = index.try_emplace(stream, previous.size());
       if (fresh) previous.emplace_back();
       const size_t s = it->second;

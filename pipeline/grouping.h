@@ -21,6 +21,7 @@ struct BatchGroups {
   struct Stream {
     std::string name;
     absl::InlinedVector<uint32_t, 4> members;  // event indexes, in delivery order
+    uint64_t hash = 0;                         // the owner's hash of the name, when it sets one
   };
   std::vector<Stream> streams;  // in first-seen order
 
@@ -45,7 +46,7 @@ struct BatchGroups {
     bool fresh = false;
     auto it = index_.lazy_emplace(stream, [&](const Index::constructor& make) {
       fresh = true;
-      streams.push_back(Stream{std::string(stream), {index}});
+      streams.push_back(Stream{std::string(stream), {index}, 0});
       make(std::string_view(streams.back().name), uint32_t(streams.size() - 1));
     });
     if (!fresh) streams[it->second].members.push_back(index);

@@ -88,18 +88,54 @@ BatchPtr IngestEngine::Impl::decode_batch(BatchPtr b) const {
   constexpr size_t kAhead = 2;
   const auto& messages = b->messages;
   b->decoded.reserve(messages.size());
+  b->facts.resize(messages.size());
+  b->grouped = BatchGroups(messages.size());
   // Asked here, where each message is in this core's cache anyway.
   const bool ask = options.on_outcome && options.outcome_wanted;
   if (ask) b->outcome_wanted.resize(messages.size());
-  for (size_t i = 0; i < messages.size(); ++i) {
+  std::string stream;  // each event's stream name, in one string's room
+  for (uint32_t i = 0; i < messages.size(); ++i) {
     if (i + kAhead < messages.size()) {
       const std::string& next = messages[i + kAhead].value;
       prefetch_bytes(next.data(), next.size());
     }
     b->decoded.emplace_back(Decoded{this, &messages[i]});
+    name_and_group(*b, i, stream);
     if (ask) b->outcome_wanted[i] = options.outcome_wanted(messages[i]) ? 1 : 0;
   }
+  for (auto& s : b->grouped.streams) s.hash = StreamTable::hash_name(s.name);
   return b;
+}
+
+void IngestEngine::Impl::name_and_group(Batch& b, uint32_t i, std::string& stream) const {
+  if (auto* err = std::get_if<DecodeError>(&b.decoded[i])) {
+    b.rejected.push_back({i, reason::kDecodeError, err->reason, {}});
+    return;
+  }
+  const DomainEvent& e = std::get<DomainEvent>(b.decoded[i]);
+  options.stream_names.render_into(e, stream);
+  const std::optional<Batch::Facts> facts = facts_of(e, rules);
+  if (!facts) {
+    b.rejected.push_back({i, reason::kVersionBelowBase,
+                          "aggregateVersion " + std::to_string(e.aggregate_version) + " is below the version base " +
+                              options.version_base.to_string(),
+                          stream});
+    return;
+  }
+  if (!options.allow_system_streams && stream.starts_with('$')) {
+    b.rejected.push_back({i, reason::kSystemStream,
+                          "stream name '" + stream +
+                              "' starts with '$': a KurrentDB system or metadata stream "
+                              "(--allow-system-streams writes it anyway)",
+                          stream});
+    return;
+  }
+  if (breaks_category_projection(e.aggregate_type) &&
+      std::find(b.dashed_types.begin(), b.dashed_types.end(), e.aggregate_type.view()) == b.dashed_types.end()) {
+    b.dashed_types.push_back(e.aggregate_type.str());
+  }
+  b.facts[i] = *facts;
+  b.grouped.add(stream, i);
 }
 
 void IngestEngine::Impl::set_fatal(absl::Status s) {
@@ -151,52 +187,34 @@ void IngestEngine::Impl::group_and_append(const BatchPtr& b, AsyncNode::gateway_
 
   std::vector<DeadLetter> bad;
   std::vector<const SourceMessage*> bad_messages;
-  auto reject = [&](uint32_t i, const char* why, std::string detail, std::string stream = {}) {
-    bad.push_back(letter_for(b->messages[i], why, std::move(detail), std::move(stream)));
-    bad_messages.push_back(&b->messages[i]);
-  };
-  BatchGroups grouped(b->messages.size());
-  std::string stream;  // each event's stream name, in one string's room
-  for (uint32_t i = 0; i < b->messages.size(); ++i) {
-    if (auto* err = std::get_if<DecodeError>(&b->decoded[i])) {
-      reject(i, reason::kDecodeError, err->reason);
-      continue;
-    }
-    const DomainEvent& e = std::get<DomainEvent>(b->decoded[i]);
-    options.stream_names.render_into(e, stream);
-    if (rules.revisions() && !options.version_base.revision_of(e.aggregate_version)) {
-      reject(i, reason::kVersionBelowBase,
-             "aggregateVersion " + std::to_string(e.aggregate_version) + " is below the version base " +
-                 options.version_base.to_string(),
-             stream);
-      continue;
-    }
-    if (!options.allow_system_streams && stream.starts_with('$')) {
-      reject(i, reason::kSystemStream,
-             "stream name '" + stream +
-                 "' starts with '$': a KurrentDB system or metadata stream "
-                 "(--allow-system-streams writes it anyway)",
-             stream);
-      continue;
-    }
-    if (breaks_category_projection(e.aggregate_type) && warned_types.insert(e.aggregate_type.str()).second) {
+  for (auto& r : b->rejected) {
+    bad.push_back(letter_for(b->messages[r.index], r.reason, std::move(r.detail), std::move(r.stream)));
+    bad_messages.push_back(&b->messages[r.index]);
+  }
+  for (const std::string& type : b->dashed_types) {
+    if (warned_types.insert(type).second) {
       spdlog::warn("aggregate type '{}' contains '-': KurrentDB's $by_category projection will split its streams",
-                   e.aggregate_type.view());
+                   type);
     }
-    grouped.add(stream, i);
   }
   if (!write_dead_letters(bad, bad_messages)) b->failed.store(true);
 
+  BatchGroups& grouped = b->grouped;
   const std::vector<StreamState*> states = load_streams(*b, grouped);
 
   std::vector<GroupPtr> groups;
   groups.reserve(grouped.streams.size());
   for (size_t k = 0; k < grouped.streams.size(); ++k) {
-    auto& [stream, members] = grouped.streams[k];
+    auto& stream = grouped.streams[k];
     const size_t first = groups.size();
-    cut_groups(b, std::move(stream), members, rules, groups);
+    cut_groups(b, std::move(stream.name), stream.members, rules, groups);
     for (size_t j = first; j < groups.size(); ++j) groups[j]->state = states[k];
   }
+  // What only this stage reads goes now, not when the batch's last group is answered.
+  b->grouped = BatchGroups();
+  b->facts = {};
+  b->rejected = {};
+  b->dashed_types = {};
   b->outstanding.fetch_add(groups.size());
   const auto now = Clock::now();
   // Offered under one lock, then run: a group that runs at once is sent after the batch's other
@@ -214,16 +232,20 @@ std::vector<StreamState*> IngestEngine::Impl::load_streams(const Batch& b, const
   states.reserve(grouped.streams.size());
   std::vector<std::pair<std::string, StreamState*>> unknown;
   std::vector<const std::string*> batch_streams;
+  std::vector<uint64_t> hashes;
   std::vector<const TopicPartition*> first_tps;
   batch_streams.reserve(grouped.streams.size());
+  hashes.reserve(grouped.streams.size());
   first_tps.reserve(grouped.streams.size());
-  for (const auto& [s, members] : grouped.streams) {
-    batch_streams.push_back(&s);
-    first_tps.push_back(&b.messages[members.front()].tp);
+  for (const auto& s : grouped.streams) {
+    batch_streams.push_back(&s.name);
+    hashes.push_back(s.hash);
+    first_tps.push_back(&b.messages[s.members.front()].tp);
   }
-  const auto found = table.find_or_add(batch_streams, first_tps);
+  const auto found = table.find_or_add(batch_streams, hashes, first_tps);
   for (size_t k = 0; k < grouped.streams.size(); ++k) {
-    const auto& [s, members] = grouped.streams[k];
+    const auto& s = grouped.streams[k].name;
+    const auto& members = grouped.streams[k].members;
     auto [st, fresh] = found[k];
     states.push_back(st);
     (fresh ? cache_misses : cache_hits).fetch_add(1, std::memory_order_relaxed);
@@ -257,9 +279,9 @@ std::vector<StreamState*> IngestEngine::Impl::load_streams(const Batch& b, const
   return states;
 }
 
-bool IngestEngine::Impl::starts_at_first_version(const Batch& b, absl::Span<const uint32_t> members) const {
+bool IngestEngine::Impl::starts_at_first_version(const Batch& b, absl::Span<const uint32_t> members) {
   for (uint32_t i : members) {
-    if (options.version_base.revision_of(std::get<DomainEvent>(b.decoded[i]).aggregate_version) == 0u) return true;
+    if (b.facts[i].revision == 0) return true;
   }
   return false;
 }

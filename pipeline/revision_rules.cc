@@ -1,6 +1,19 @@
 #include "pipeline/revision_rules.h"
 
+#include <algorithm>
+#include <cstdint>
+
 namespace kingest::pipeline {
+
+std::optional<Batch::Facts> facts_of(const DomainEvent& e, const RevisionRules& rules) {
+  uint64_t revision = 0;
+  if (rules.revisions()) {
+    const std::optional<uint64_t> r = rules.version_base.revision_of(e.aggregate_version);
+    if (!r) return std::nullopt;
+    revision = *r;
+  }
+  return Batch::Facts{revision, uint32_t(std::min<size_t>(estimated_size(e), UINT32_MAX))};
+}
 
 void cut_groups(const BatchPtr& b, std::string stream, absl::Span<const uint32_t> indexes, const RevisionRules& rules,
                 std::vector<GroupPtr>& out) {
@@ -10,9 +23,8 @@ void cut_groups(const BatchPtr& b, std::string stream, absl::Span<const uint32_t
   uint64_t next = 0;
   for (size_t k = 0; k < indexes.size(); ++k) {
     const uint32_t i = indexes[k];
-    const DomainEvent& e = std::get<DomainEvent>(b->decoded[i]);
-    const uint64_t rev = revisions ? *rules.version_base.revision_of(e.aggregate_version) : 0;
-    const size_t sz = estimated_size(e);
+    const uint64_t rev = b->facts[i].revision;
+    const size_t sz = b->facts[i].bytes;
     const bool contiguous = !revisions || rev == next;
     if (!g || !contiguous || g->bytes + sz > rules.max_append_bytes) {
       if (g) out.push_back(std::move(g));

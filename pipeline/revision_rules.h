@@ -33,9 +33,14 @@ struct RevisionRules {
 // What an event is estimated to cost in an append (KurrentDB counts data + metadata + 2 × type).
 inline size_t estimated_size(const DomainEvent& e) { return e.payload.size() + 2 * e.event_type.size() + 512; }
 
+// What cut_groups reads of an event (Batch::facts, set where the event is decoded); nullopt when
+// its version is below the version base.
+std::optional<Batch::Facts> facts_of(const DomainEvent& e, const RevisionRules& rules);
+
 // Cuts one stream's events of one batch (indexes in delivery order) into runs of contiguous
 // revisions under the append size limit, appended to `out` in revision order (the batch's streams
-// into one vector: no vector per stream). Each group holds the batch once.
+// into one vector: no vector per stream). Each group holds the batch once. Reads the events'
+// `b->facts`, not the events.
 void cut_groups(const BatchPtr& b, std::string stream, absl::Span<const uint32_t> indexes, const RevisionRules& rules,
                 std::vector<GroupPtr>& out);
 

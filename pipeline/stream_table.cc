@@ -3,6 +3,7 @@
 #include "absl/hash/hash.h"
 
 #include <algorithm>
+#include <cassert>
 #include <set>
 
 namespace kingest::pipeline {
@@ -382,12 +383,12 @@ std::pair<StreamState*, bool> StreamTable::find_or_add(const std::string& stream
 }
 
 std::vector<std::pair<StreamState*, bool>> StreamTable::find_or_add(const std::vector<const std::string*>& streams,
+                                                                    const std::vector<uint64_t>& hashes,
                                                                     const std::vector<const TopicPartition*>& tps) {
   std::vector<std::pair<StreamState*, bool>> out;
   const size_t n = streams.size();
+  assert(hashes.size() == n && tps.size() == n);
   out.reserve(n);
-  std::vector<uint64_t> hashes(n);
-  for (size_t k = 0; k < n; ++k) hashes[k] = Streams::hash(*streams[k]);
   std::lock_guard lock(mu_);
   // On wide data most of a batch's streams were last touched thousands of streams ago: each
   // lookup's slot, node and name are loaded some lookups ahead of it.

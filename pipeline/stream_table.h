@@ -34,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "codecs/codec.h"
 #include "pipeline/brief_table.h"
+#include "pipeline/grouping.h"
 #include "pipeline/stream_index.h"
 #include "core/domain_event.h"
 #include "core/sink.h"
@@ -51,6 +52,23 @@ struct Batch {
   std::vector<SourceMessage> messages;
   size_t bytes = 0;
   std::vector<codecs::DecodeResult> decoded;
+  // Named, checked and grouped by the decoding worker while each event was in its core's cache:
+  // the serial stage reads these instead of every decoded event once more, from another core.
+  struct Facts {
+    uint64_t revision = 0;  // the version's revision (0 when the version base is `none`)
+    uint32_t bytes = 0;     // estimated_size of the event
+  };
+  std::vector<Facts> facts;  // per message (a rejected one's stays zero)
+  BatchGroups grouped;       // the batch's streams (their names' hashes StreamTable::hash_name's)
+  struct Rejected {
+    uint32_t index = 0;
+    const char* reason = nullptr;  // a reason:: constant
+    std::string detail;
+    std::string stream;
+  };
+  std::vector<Rejected> rejected;  // dead-lettered by the serial stage, in message order
+  // Aggregate types seen with '-' (the serial stage warns once per type and run).
+  std::vector<std::string> dashed_types;
   std::vector<uint8_t> detached;     // per message: moved into a held group (written under the table lock)
   std::vector<uint8_t> outcome_wanted;  // per message, when EngineOptions::outcome_wanted is set (at decoding)
   std::atomic<size_t> outstanding{0};
@@ -202,9 +220,13 @@ class StreamTable {
   // no other thread looks at a state that no group was offered for, except a revoke that forgets
   // streams, which happens only while no batch is in flight).
   std::pair<StreamState*, bool> find_or_add(const std::string& stream, const TopicPartition& tp);
-  // The same for a batch's streams under one lock: `streams[k]` first seen on `tps[k]`.
+  // The same for a batch's streams under one lock: `streams[k]`, whose `hash_name` is `hashes[k]`,
+  // first seen on `tps[k]`.
   std::vector<std::pair<StreamState*, bool>> find_or_add(const std::vector<const std::string*>& streams,
+                                                         const std::vector<uint64_t>& hashes,
                                                          const std::vector<const TopicPartition*>& tps);
+  // The hash the table finds a stream's state by (taken where the name is made, off the lock).
+  static uint64_t hash_name(std::string_view stream) { return Streams::hash(stream); }
   static void apply_tail(StreamState& st, const StreamTail& tail);
 
   // The stream states are a cache: drops the least recently used free states (no group waiting or

@@ -62,6 +62,8 @@ const RevisionRules kRules{VersionBase{VersionBase::Kind::kOneBased}, 1u << 20};
 // The batch's events of one stream cut into groups, appended after any groups already in `out`.
 std::vector<GroupPtr> cut_all(const BatchPtr& b, const std::string& stream, const RevisionRules& rules,
                               std::vector<GroupPtr> out = {}) {
+  b->facts.clear();
+  for (const auto& d : b->decoded) b->facts.push_back(*facts_of(std::get<DomainEvent>(d), rules));
   cut_groups(b, stream, all_of(*b), rules, out);
   return out;
 }

@@ -124,6 +124,9 @@ struct IngestEngine::Impl {
   // --- decode (parallel) ---------------------------------------------------------------------
   BatchPtr decode_batch(BatchPtr b) const;
   codecs::DecodeResult decode_one(const SourceMessage& m) const;
+  // Message `i`'s stream, its checks and its facts, right after its decoding (`stream`: room for
+  // the name, reused from event to event).
+  void name_and_group(Batch& b, uint32_t i, std::string& stream) const;
 
   // --- fatal errors ----------------------------------------------------------------------------
   void set_fatal(absl::Status s);
@@ -144,7 +147,7 @@ struct IngestEngine::Impl {
   std::vector<StreamState*> load_streams(const Batch& b, const BatchGroups& grouped);
 
   // Whether the batch holds the stream's revision 0 (its members' lowest revision).
-  bool starts_at_first_version(const Batch& b, absl::Span<const uint32_t> members) const;
+  static bool starts_at_first_version(const Batch& b, absl::Span<const uint32_t> members);
 
   // In chunks, in parallel: an in-process sink reads each chunk on one worker, a remote one
   // overlaps a chunk's reads on the wire.
