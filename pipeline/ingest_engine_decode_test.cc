@@ -1,5 +1,8 @@
 // How the engine picks a message's decoder (content-type header, then the topic's codec, then JSON)
 // and how it stores payloads that are not JSON.
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+
 #include "pipeline/testing/engine_harness.h"
 
 namespace kingest::pipeline::engine_testing {
@@ -55,6 +58,45 @@ TEST_P(IngestEngineTest, RoutesByContentTypeHeaderThenTopicCodecThenJson) {
   EXPECT_EQ(letters[1].reason, "decode-error");
   EXPECT_EQ(letters[1].topic, "binary-topic");
   EXPECT_EQ(h.done_count(), 6u);
+}
+
+// Decoding workers note an aggregate type with '-' (KurrentDB's $by_category projection splits its
+// streams); the serial stage warns once per type and run, whichever batches and workers saw it, and
+// the events are written all the same.
+TEST_P(IngestEngineTest, WarnsOncePerRunOfAnAggregateTypeWithADash) {
+  auto ring = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(64);
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("test", ring));
+  {
+    Harness h(/*slow_decoder=*/false);
+    TopicPartition tp{"scan-events", 0};
+    auto typed = [&](int64_t offset, const std::string& type, const std::string& id, int version) {
+      return message(tp, offset,
+                     R"({"eventType":"X","aggregateType":")" + type + R"(","aggregateId":")" + id +
+                         R"(","aggregateVersion":)" + std::to_string(version) + "}");
+    };
+    std::vector<SourceMessage> b1, b2;
+    b1.push_back(typed(0, "Vuln-Scan", "1", 1));
+    b1.push_back(typed(1, "Vuln-Scan", "2", 1));
+    b1.push_back(typed(2, "Task", "3", 1));
+    b2.push_back(typed(3, "Vuln-Scan", "1", 2));
+    b2.push_back(typed(4, "Port-Scan", "4", 1));
+    h.engine->submit(std::move(b1), 10);
+    h.engine->submit(std::move(b2), 10);
+    h.engine->wait_idle();
+    EXPECT_EQ(h.engine->stats().events_appended, 5u);
+    EXPECT_EQ(h.sink.streams()["Vuln-Scan-1"].size(), 2u);
+  }
+  spdlog::set_default_logger(previous);
+  std::map<std::string, int> warned;
+  for (const std::string& line : ring->last_formatted()) {
+    for (const char* type : {"'Vuln-Scan'", "'Port-Scan'", "'Task'"}) {
+      if (line.find(type) != std::string::npos && line.find("$by_category") != std::string::npos) ++warned[type];
+    }
+  }
+  EXPECT_EQ(warned["'Vuln-Scan'"], 1);
+  EXPECT_EQ(warned["'Port-Scan'"], 1);
+  EXPECT_EQ(warned["'Task'"], 0);
 }
 
 }  // namespace
