@@ -307,10 +307,7 @@ int run_demo(const DemoOptions& o) {
   report.text["store"] = db_path;
   if (client) {
     report.text["kurrent"] = kurrent_url;
-    const auto cs = client->stats();
-    report.numbers["kurrent_appends"] = double(cs.appends);
-    report.numbers["kurrent_retries"] = double(cs.retries);
-    report.numbers["kurrent_reconnects"] = double(cs.reconnects);
+    add_client_figures(report, client->stats());
   }
   report.text["dead_letter_file"] = dlq_path;
   report.text["kafka_bootstrap"] = (*broker)->bootstrap();

@@ -432,11 +432,7 @@ int run_run(const RunOptions& o) {
   report.text["dead_letter_file"] = o.dlq_file;
   if (client) {
     report.text["kurrent"] = redacted_kurrent_url(o.kurrent);
-    const auto cs = client->stats();
-    report.numbers["kurrent_appends"] = double(cs.appends);
-    report.numbers["kurrent_retries"] = double(cs.retries);
-    report.numbers["kurrent_reconnects"] = double(cs.reconnects);
-    report.numbers["kurrent_redirects"] = double(cs.redirects);
+    add_client_figures(report, client->stats());
   }
   if (replier) {
     const auto rs = replier->stats();

@@ -47,4 +47,15 @@ absl::StatusOr<std::unique_ptr<DeadLetterSinks>> DeadLetterSinks::open(const std
   return out;
 }
 
+void add_client_figures(pipeline::RunReport& report, const kurrent::ClientStats& stats) {
+  report.numbers["kurrent_appends"] = double(stats.appends);
+  report.numbers["kurrent_retries"] = double(stats.retries);
+  report.numbers["kurrent_reconnects"] = double(stats.reconnects);
+  report.numbers["kurrent_redirects"] = double(stats.redirects);
+  if (stats.v2_requests > 0) {
+    report.numbers["kurrent_requests"] = double(stats.v2_requests);
+    report.numbers["kurrent_streams_per_request"] = double(stats.v2_request_streams) / double(stats.v2_requests);
+  }
+}
+
 }  // namespace kingest::cli

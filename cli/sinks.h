@@ -15,6 +15,7 @@
 #include "kafka/dead_letter_topic.h"
 #include "kurrent/kurrent_client.h"
 #include "pipeline/dead_letter.h"
+#include "pipeline/run_report.h"
 #include "store/event_store.h"
 
 namespace kingest::cli {
@@ -29,6 +30,11 @@ struct OpenedSink {
 absl::StatusOr<OpenedSink> open_sink(const std::string& kind, const KurrentFlags& kurrent, const IngestFlags& ingest,
                                      const std::optional<std::string>& url, store::EventStore* store,
                                      bool* usage_fault);
+
+// The report's figures of the gRPC client: kurrent_appends, _retries, _reconnects, _redirects, and
+// in records and session modes kurrent_requests (AppendRecords or session requests sent) and
+// kurrent_streams_per_request (the stream groups they carried, per request).
+void add_client_figures(pipeline::RunReport& report, const kurrent::ClientStats& stats);
 
 // The NDJSON file, and the Kafka topic when `topic` is not empty; `sink()` writes to both.
 class DeadLetterSinks {

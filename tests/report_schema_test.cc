@@ -293,8 +293,8 @@ TEST_F(ReportSchemaTest, DemoReportMatchesTheDocumentation) {
             0)
       << slurp(out);
   check_report("demo", dir_ + "/demo.json",
-               {"kurrent", "kurrent_appends", "kurrent_retries", "kurrent_reconnects", "verify_s",
-                "kafka_raw_events_per_s"});
+               {"kurrent", "kurrent_appends", "kurrent_retries", "kurrent_reconnects", "kurrent_redirects",
+                "kurrent_requests", "kurrent_streams_per_request", "verify_s", "kafka_raw_events_per_s"});
 }
 
 TEST_F(ReportSchemaTest, ReplayReportMatchesTheDocumentation) {
@@ -318,7 +318,7 @@ TEST_F(ReportSchemaTest, ReplayReportMatchesTheDocumentation) {
       << slurp(out);
   check_report("replay", dir_ + "/replay.json",
                {"kurrent", "kurrent_appends", "kurrent_retries", "kurrent_reconnects", "kurrent_redirects",
-                "first_to_last_s", "events_per_append", "append_latency_p50_ms", "append_latency_p99_ms"});
+                "kurrent_requests", "kurrent_streams_per_request", "first_to_last_s", "events_per_append", "append_latency_p50_ms", "append_latency_p99_ms"});
   const std::string report = slurp(dir_ + "/replay.json");
   EXPECT_EQ(report.find("s3cret"), std::string::npos) << report;
   EXPECT_NE(report.find("\"kurrent\":\"esdb://admin:***@" + address), std::string::npos) << report;
