@@ -1,4 +1,4 @@
-// Grouping a batch by stream, as the engine's serial stage does it: render each decoded event's
+// Grouping a batch by stream, as the worker that decodes a batch does it: render each decoded event's
 // stream name from the template and add its index to that stream's group (BatchGroups), beside a
 // copy-only baseline that copies the same bytes (aggregate type and id) into one buffer.
 // Items/s is events/s.

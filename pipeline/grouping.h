@@ -1,6 +1,6 @@
 // Grouping one batch by stream: each decoded event's index goes to its stream's list, streams in
-// the order they were first seen, events in delivery order. The engine's serial stage runs this
-// for every batch (bench/grouping_benchmark measures it).
+// the order they were first seen, events in delivery order. The engine's worker that decodes a
+// batch runs this for it, event by event (bench/grouping_benchmark measures it).
 //
 // Threads: one owner. Memory: one entry per stream of the batch (its name, copied in, and its first
 // few indexes inline) and one index slot; nothing per event in the common case of a few events per

@@ -1,6 +1,6 @@
-// The engine's public API, its flow graph and the batches through it: decode (parallel), grouping
-// and stream states (serial, in sequence order), completion. Per-stream appends are in
-// stream_appends.cc; the shared state in internal/engine_impl.h.
+// The engine's public API, its flow graph and the batches through it: decode with each batch's
+// naming and grouping (parallel), stream states and groups (serial, in sequence order), completion.
+// Per-stream appends are in stream_appends.cc; the shared state in internal/engine_impl.h.
 #include "pipeline/ingest_engine.h"
 
 #include <oneapi/tbb/parallel_for.h>
