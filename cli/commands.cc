@@ -171,6 +171,11 @@ void add_kurrent_flags(CLI::App& cmd, KurrentFlags& f) {
   cmd.add_option("--max-appends-in-flight", f.max_in_flight_appends, "Appends on the wire to KurrentDB at once")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{65536}));
+  cmd.add_option("--max-requests-in-flight", f.max_requests_in_flight,
+                 "Records and session modes: requests on the wire to KurrentDB at once, each carrying the stream "
+                 "groups waiting when it is sent")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1024}));
   cmd.add_option("--retry-for-s", f.retry_for_s,
                  "Keep retrying an append that fails with a retryable error (server down, timeout) this long before "
                  "stopping the run")
@@ -194,7 +199,8 @@ absl::StatusOr<std::unique_ptr<kurrent::KurrentClient>> connect_kurrent(const Ku
   return kurrent::KurrentClient::connect(*settings, {.mode = *mode,
                                                      .max_append_size = ingest.max_append_bytes,
                                                      .max_in_flight_appends = flags.max_in_flight_appends,
-                                                     .retry_for = std::chrono::seconds(flags.retry_for_s)});
+                                                     .retry_for = std::chrono::seconds(flags.retry_for_s),
+                                                     .max_sessions_in_flight = flags.max_requests_in_flight});
 }
 
 std::string redacted_kurrent_url(const KurrentFlags& flags) {

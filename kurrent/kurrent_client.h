@@ -69,7 +69,7 @@ struct ClientOptions {
   // Records and session modes: most streams in one v2 request, requests on the wire at once, and
   // how long a waiting group may wait for others to share its request (0: a free slot sends at once).
   size_t max_session_streams = 256;
-  size_t max_sessions_in_flight = 4;
+  size_t max_sessions_in_flight = 16;
   std::chrono::milliseconds session_linger{0};
 };
 

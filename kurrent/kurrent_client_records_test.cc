@@ -1,13 +1,16 @@
 // KurrentClient in records mode (v2 AppendRecords) against the project's server over loopback gRPC:
-// how auto picks it, many streams in one request, conflicts answered while the others are written,
+// how auto picks it, many streams in one request, the requests on the wire at once, conflicts answered while the others are written,
 // tombstoned streams, and the server's size limits.
 #include "kurrent/kurrent_client.h"
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
 #include <map>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kurrent/testing/fake_services.h"
@@ -173,6 +176,79 @@ TEST(KurrentClient, RecordsAnswersAreMatchedToTheirStreamsInAnyOrder) {
     EXPECT_EQ(o.current_revision, StreamRevision{i + 100}) << "stream order-" << i << " got another stream's answer";
   }
   EXPECT_EQ(c->stats().v2_requests, 1u);
+  c->close(milliseconds(2000));
+  server->Shutdown(std::chrono::system_clock::now() + milliseconds(1000));
+}
+
+// AppendRecords answered `hold` after it arrives, every stream written from revision 0; counts the
+// requests it holds at once.
+class HeldRecords final : public kurrentdb::protocol::v2::streams::StreamsService::CallbackService {
+ public:
+  explicit HeldRecords(milliseconds hold) : hold_(hold) {}
+  ~HeldRecords() override {
+    std::lock_guard lock(mu_);
+    for (auto& t : answers_) t.join();
+  }
+  int most_at_once() const { return most_.load(); }
+
+ private:
+  grpc::ServerUnaryReactor* AppendRecords(grpc::CallbackServerContext* ctx,
+                                          const kurrentdb::protocol::v2::streams::AppendRecordsRequest* req,
+                                          kurrentdb::protocol::v2::streams::AppendRecordsResponse* resp) override {
+    const int now = ++held_;
+    for (int most = most_.load(); now > most && !most_.compare_exchange_weak(most, now);) {
+    }
+    std::vector<std::string> order;
+    std::map<std::string, int64_t> records;
+    for (const auto& r : req->records()) {
+      if (records[r.stream()]++ == 0) order.push_back(r.stream());
+    }
+    for (const auto& stream : order) {
+      auto* out = resp->add_revisions();
+      out->set_stream(stream);
+      out->set_revision(records[stream] - 1);
+    }
+    resp->set_position(1);
+    auto* r = ctx->DefaultReactor();
+    std::lock_guard lock(mu_);
+    answers_.emplace_back([this, r] {
+      std::this_thread::sleep_for(hold_);
+      --held_;  // before the answer: the client may send the next request as soon as it has it
+      r->Finish(grpc::Status::OK);
+    });
+    return r;
+  }
+
+  const milliseconds hold_;
+  std::atomic<int> held_{0}, most_{0};
+  std::mutex mu_;
+  std::vector<std::thread> answers_;
+};
+
+TEST(KurrentClient, RecordsKeepsAtMostItsRequestsInFlightOnTheWire) {
+  EmptyReads reads;
+  HeldRecords records(milliseconds(100));
+  RecordsFeatures features;
+  int port = 0;
+  auto server = serve({&reads, &records, &features}, &port);
+  ASSERT_TRUE(server);
+  auto c = connect_to("kurrentdb://127.0.0.1:" + std::to_string(port) + "?tls=false",
+                      {.mode = AppendMode::kRecords, .max_sessions_in_flight = 3});
+  ASSERT_TRUE(c);
+  constexpr size_t kStreams = 40;
+  Submitted sub(kStreams);
+  for (size_t i = 0; i < kStreams; ++i) {
+    sub.submit(*c, i, {.stream = "held-" + std::to_string(i), .expected = ExpectNoStream{}, .events = {event("a")}});
+  }
+  for (size_t i = 0; i < kStreams; ++i) {
+    auto o = sub.get(i);
+    ASSERT_EQ(o.code, AppendCode::kSuccess) << i << ": " << o.message;
+  }
+  // With no linger, each of the first three groups leaves at once in a request of its own; the
+  // others wait in the client until an answer frees a request.
+  EXPECT_EQ(records.most_at_once(), 3);
+  EXPECT_GE(c->stats().v2_requests, 4u);
+  EXPECT_EQ(c->stats().v2_request_streams, kStreams);
   c->close(milliseconds(2000));
   server->Shutdown(std::chrono::system_clock::now() + milliseconds(1000));
 }
