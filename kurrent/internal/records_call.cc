@@ -63,7 +63,13 @@ class RecordsCall {
   void start() {
     core_->prepare(ctx_, core_->deadline());
     core_->call_started();
-    node_->generic->UnaryCall(&ctx_, kAppendRecordsMethod, grpc::StubOptions(), &req_, &resp_buf_,
+    // The request is given to gRPC from a local: gRPC takes its own reference to the slice while
+    // starting the call (this client has no interceptors to defer that) and drops it once the
+    // bytes are written, so the encoded request is not kept for the whole round trip. A resend
+    // encodes its ops again. (A member cleared after the call would race the callback's delete.)
+    grpc::ByteBuffer req;
+    req.Swap(&req_);
+    node_->generic->UnaryCall(&ctx_, kAppendRecordsMethod, grpc::StubOptions(), &req, &resp_buf_,
                               [this](grpc::Status status) {
                                 // Read from its bytes: the streams are views into the slice.
                                 ::kingest::wire::RecordsAnswer answer;
