@@ -60,7 +60,7 @@ struct ProbeOptions {
   std::string store_api = "multi";
   size_t request_records = 1000;
   uint64_t window = 65536;
-  size_t max_in_flight = 2048;
+  size_t max_in_flight = 8192;
   cli::WorkloadFlags workload;
 };
 

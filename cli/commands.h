@@ -63,7 +63,7 @@ void add_workload_flags(CLI::App& cmd, WorkloadFlags& flags);
 struct KurrentFlags {
   std::string url;  // --kurrent (empty: KURRENT_CONNECTION_STRING, then EVENTSTORE_CONNECTION_STRING)
   std::string append_mode = "auto";
-  size_t max_in_flight_appends = 2048;
+  size_t max_in_flight_appends = 8192;
   size_t max_requests_in_flight = 16;  // records and session modes: v2 requests on the wire at once
   int64_t retry_for_s = 60;
 };

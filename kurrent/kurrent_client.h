@@ -59,7 +59,7 @@ struct ClientOptions {
   AppendMode mode = AppendMode::kAuto;
   // KurrentDB's MaxAppendSize before 25.1 (1 MiB); size = data + metadata + 2 x type length.
   size_t max_append_size = size_t{1} << 20;
-  size_t max_in_flight_appends = 2048;
+  size_t max_in_flight_appends = 8192;
   size_t max_in_flight_bytes = size_t{64} << 20;
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{5000};

@@ -63,7 +63,7 @@ struct EngineOptions {
   // Appends handed to the sink and not yet answered. A stream whose turn comes while all are taken
   // waits in the engine, where its later groups merge into its waiting one (fewer, larger appends)
   // instead of queueing inside the sink one small append each. Set it to the sink's own limit.
-  size_t max_appends_in_flight = 2048;
+  size_t max_appends_in_flight = 8192;
   std::chrono::milliseconds revoke_wait{10000};
   int threads = 0;  // worker threads of the flow graph; 0 = one per core (at least 2)
   // Codec per topic for messages without a content-type header (default JSON).
