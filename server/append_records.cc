@@ -3,6 +3,8 @@
 // is reported at once. The request is read from its bytes (records_wire.h), checked and converted
 // on gRPC's thread, then written as one store transaction (`EventStore::append_multi`), which
 // evaluates the checks with the write; the answer is sent from the store's writer thread.
+#include <grpc/slice.h>
+
 #include <algorithm>
 #include <memory>
 #include <string_view>
@@ -11,6 +13,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "proto/kurrentdb/records_wire.h"
 #include "proto/kurrentdb/status.pb.h"
 #include "proto/kurrentdb/v2/errors.pb.h"
 #include "server/internal/records_wire.h"
@@ -157,16 +160,16 @@ void append_records(Shared& shared, const grpc::ByteBuffer& request, grpc::ByteB
                         done = std::move(done)](store::MultiAppendResult r) {
         switch (r.status) {
           case store::AppendStatus::kSuccess: {
-            v2::AppendRecordsResponse resp;
-            // One revision per stream written, in the order of the streams' first records.
+            // One revision per stream written, in the order of the streams' first records, written
+            // straight into the answer's slice (this runs on the store's one writer thread).
             std::sort(r.revisions.begin(), r.revisions.end());
-            for (const auto& [s, rev] : r.revisions) {
-              auto* out = resp.add_revisions();
-              out->set_stream(std::string(names[s]));
-              out->set_revision(static_cast<int64_t>(rev.value()));
-            }
-            resp.set_position(static_cast<int64_t>(r.position));
-            grpc::Slice encoded(resp.SerializeAsString());
+            std::vector<std::pair<std::string_view, int64_t>> revisions;
+            revisions.reserve(r.revisions.size());
+            for (const auto& [s, rev] : r.revisions) revisions.emplace_back(names[s], static_cast<int64_t>(rev.value()));
+            const auto position = static_cast<int64_t>(r.position);
+            grpc_slice raw = grpc_slice_malloc(::kingest::wire::records_answer_size(revisions, position));
+            ::kingest::wire::write_records_answer(revisions, position, reinterpret_cast<char*>(GRPC_SLICE_START_PTR(raw)));
+            grpc::Slice encoded(raw, grpc::Slice::STEAL_REF);
             *response = grpc::ByteBuffer(&encoded, 1);
             return done(grpc::Status::OK);
           }

@@ -376,4 +376,43 @@ bool read_records_answer(std::string_view bytes, RecordsAnswer* out) {
   return true;
 }
 
+namespace {
+
+constexpr uint8_t kAnswerRevisions = tag(1, kLen);
+constexpr uint8_t kAnswerPosition = tag(2, kVarint);  // sint64: zigzag
+constexpr uint8_t kRevisionStream = tag(1, kLen);
+constexpr uint8_t kRevisionValue = tag(2, kVarint);  // sint64: zigzag
+
+uint64_t zigzag(int64_t v) { return (uint64_t(v) << 1) ^ uint64_t(v >> 63); }
+
+// A StreamRevision's body: what protobuf writes of it (proto3 leaves out the default values).
+size_t revision_body(std::string_view stream, int64_t revision) {
+  return (stream.empty() ? 0 : len_field(stream.size())) + (revision == 0 ? 0 : 1 + varint_size(zigzag(revision)));
+}
+
+}  // namespace
+
+size_t records_answer_size(std::span<const std::pair<std::string_view, int64_t>> revisions, int64_t position) {
+  size_t n = position == 0 ? 0 : 1 + varint_size(zigzag(position));
+  for (const auto& [stream, revision] : revisions) n += len_field(revision_body(stream, revision));
+  return n;
+}
+
+void write_records_answer(std::span<const std::pair<std::string_view, int64_t>> revisions, int64_t position,
+                          char* out) {
+  Out w{out};
+  for (const auto& [stream, revision] : revisions) {
+    put_len(w, kAnswerRevisions, revision_body(stream, revision));
+    if (!stream.empty()) put_bytes(w, kRevisionStream, stream);
+    if (revision != 0) {
+      w.push_back(char(kRevisionValue));
+      put_varint(w, zigzag(revision));
+    }
+  }
+  if (position != 0) {
+    w.push_back(char(kAnswerPosition));
+    put_varint(w, zigzag(position));
+  }
+}
+
 }  // namespace kingest::wire

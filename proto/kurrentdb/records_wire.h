@@ -40,4 +40,12 @@ struct RecordsAnswer {
 };
 bool read_records_answer(std::string_view bytes, RecordsAnswer* out);
 
+// AppendRecordsResponse written straight in protobuf's wire format, byte for byte as protobuf
+// serializes it (fields in number order; a zero revision or position and an empty stream name left
+// out): serve-store's answer, without building the message and a string per stream.
+// `records_answer_size` gives the bytes `write_records_answer` writes at `out`.
+size_t records_answer_size(std::span<const std::pair<std::string_view, int64_t>> revisions, int64_t position);
+void write_records_answer(std::span<const std::pair<std::string_view, int64_t>> revisions, int64_t position,
+                          char* out);
+
 }  // namespace kingest::wire
