@@ -61,6 +61,18 @@ grpc::Status violation_status(const std::vector<std::string_view>& streams,
   return v2_error(grpc::StatusCode::FAILED_PRECONDITION, "APPEND_CONSISTENCY_VIOLATION", message, &details);
 }
 
+// A stream name with its hash already taken.
+struct HashedName {
+  std::string_view name;
+  uint64_t hash;
+  struct Hash {
+    size_t operator()(const HashedName& n) const { return n.hash; }
+  };
+  struct Eq {
+    bool operator()(const HashedName& a, const HashedName& b) const { return a.name == b.name; }
+  };
+};
+
 }  // namespace
 
 void append_records(Shared& shared, const grpc::ByteBuffer& request, grpc::ByteBuffer* response,
@@ -80,12 +92,22 @@ void append_records(Shared& shared, const grpc::ByteBuffer& request, grpc::ByteB
   }
   if (records.empty()) return done(invalid("append records: the request holds no records"));
   store::MultiAppend plan;
-  // The names as views into the request: the slice is kept until the answer is written.
+  // The names as views into the request: the slice is kept until the answer is written. Each is
+  // hashed once, with the store's hash, which both this index and the store's own lookups take.
   std::vector<std::string_view> names;
-  absl::flat_hash_map<std::string_view, uint32_t> index;
+  std::vector<uint64_t> hashes;
+  absl::flat_hash_map<HashedName, uint32_t, HashedName::Hash, HashedName::Eq> index;
+  // Sized for a stream per record (wide data's requests come close), so it never grows on the way.
+  names.reserve(records.size());
+  hashes.reserve(records.size());
+  index.reserve(records.size());
   auto stream_index = [&](std::string_view name) {
-    auto [it, fresh] = index.try_emplace(name, static_cast<uint32_t>(names.size()));
-    if (fresh) names.push_back(name);
+    const uint64_t h = store::EventStore::stream_hash(name);
+    auto [it, fresh] = index.try_emplace(HashedName{name, h}, static_cast<uint32_t>(names.size()));
+    if (fresh) {
+      names.push_back(name);
+      hashes.push_back(h);
+    }
     return it->second;
   };
   // The store borrows the records' bytes: type and data from the request, the metadata JSON from
@@ -153,8 +175,8 @@ void append_records(Shared& shared, const grpc::ByteBuffer& request, grpc::ByteB
     }
     plan.checks.push_back({.stream = stream_index(c.stream), .expected = *expected});
   }
-  plan.streams.reserve(names.size());
-  for (auto name : names) plan.streams.emplace_back(name);
+  plan.stream_views = names;
+  plan.stream_hashes = std::move(hashes);
   shared.store.append_multi(
       std::move(plan), [bytes = std::move(bytes), metadata = std::move(metadata), names = std::move(names), response,
                         done = std::move(done)](store::MultiAppendResult r) {

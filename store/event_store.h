@@ -96,18 +96,18 @@ struct ReadResult {
 // transaction. Any failing check: nothing of the request is written and every failing check is
 // reported. There is no idempotent re-append here: the checks are exact.
 struct StreamCheck {
-  uint32_t stream;  // index into MultiAppend::streams
+  uint32_t stream;  // index into the MultiAppend's streams
   ExpectedRevision expected;  // exact n, no_stream, stream_exists; any checks nothing
 };
 struct RecordWrite {
-  uint32_t stream;  // index into MultiAppend::streams
+  uint32_t stream;  // index into the MultiAppend's streams
   ProposedEvent event;
 };
 // A record whose bytes belong to the caller: they must stay valid until the request's callback has
 // run (e.g. owned by the callback). Saves a copy of every string when the caller already holds the
 // bytes, as a server does in the request it received.
 struct RecordView {
-  uint32_t stream;  // index into MultiAppend::streams
+  uint32_t stream;  // index into the MultiAppend's streams
   Uuid id;
   std::string_view type;
   std::string_view content_type;
@@ -115,19 +115,27 @@ struct RecordView {
   std::string_view metadata;
 };
 struct MultiAppend {
+  // The streams' names, indexed by the records and checks: either `streams` (owned) or
+  // `stream_views` (borrowed like `record_views`: valid until the callback has run), not both.
   std::vector<std::string> streams;
+  std::vector<std::string_view> stream_views;
+  // Optional: each name's `EventStore::stream_hash`, from a caller that has hashed the names
+  // already (a server indexing its request's streams); empty: the store hashes them when the
+  // request is queued, on the caller's thread.
+  std::vector<uint64_t> stream_hashes;
   // The records, in log order: either `records` (owned) or `record_views` (borrowed), not both.
   std::vector<RecordWrite> records;
   std::vector<RecordView> record_views;
   std::vector<StreamCheck> checks;
   [[nodiscard]] size_t record_count() const { return records.size() + record_views.size(); }
+  [[nodiscard]] size_t stream_count() const { return streams.size() + stream_views.size(); }
 };
 struct CheckViolation {
   static constexpr uint32_t kNoCheck = UINT32_MAX;  // check_index of a record to a tombstoned stream
   static constexpr int64_t kNoStream = -1;
   static constexpr int64_t kTombstoned = -100;
   uint32_t check_index;  // index into MultiAppend::checks, or kNoCheck
-  uint32_t stream;       // index into MultiAppend::streams
+  uint32_t stream;       // index into the MultiAppend's streams
   ExpectedRevision expected;
   int64_t actual;  // the stream's revision, kNoStream or kTombstoned
 };
@@ -165,6 +173,8 @@ class EventStore {
   using AppendCallback = std::function<void(AppendResult)>;
 
   static absl::StatusOr<std::unique_ptr<EventStore>> open(const StoreOptions& options);
+  // The hash the store keys its streams by (MultiAppend::stream_hashes).
+  static uint64_t stream_hash(std::string_view name) { return std::hash<std::string_view>{}(name); }
   virtual ~EventStore() = default;
 
   virtual void append(std::string stream, ExpectedRevision expected, std::vector<ProposedEvent> events,

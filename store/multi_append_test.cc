@@ -357,6 +357,72 @@ TEST_P(MultiAppendTest, BorrowedRecordsAreCheckedLikeOwnedOnes) {
   EXPECT_EQ(store_->stats().events_written, 0u);
 }
 
+// Stream names may be borrowed too, with their hashes taken by the caller (a server that indexed
+// its request's streams): new and known streams are written under those names, a failing check
+// names its stream, and the names are read back (after a reopen, for a file).
+TEST_P(MultiAppendTest, BorrowedStreamNamesWithTheirHashes) {
+  auto before = store_->append_sync("Order-b", ExpectNoStream{}, make_events(1, "b:old"));
+  ASSERT_EQ(before.status, AppendStatus::kSuccess) << before.message;
+  auto names = std::make_shared<std::string>("Order-aOrder-bOrder-c");
+  const std::string_view text(*names);
+  auto borrowed = [&](std::vector<uint32_t> order) {
+    MultiAppend m;
+    m.stream_views = {text.substr(0, 7), text.substr(7, 7), text.substr(14, 7)};
+    for (std::string_view n : m.stream_views) m.stream_hashes.push_back(EventStore::stream_hash(n));
+    for (uint32_t s : order) m.record_views.push_back(RecordView{s, Uuid::v4(), "T", "application/json", "{}", "{}"});
+    return m;
+  };
+  auto send = [&](MultiAppend m) {
+    std::promise<MultiAppendResult> answered;
+    store_->append_multi(std::move(m), [names, &answered](MultiAppendResult r) { answered.set_value(std::move(r)); });
+    return answered.get_future().get();
+  };
+  MultiAppend stale = borrowed({0, 1});
+  stale.checks = {{1, ExpectNoStream{}}};
+  MultiAppendResult r = send(std::move(stale));
+  EXPECT_EQ(r.status, AppendStatus::kWrongExpectedVersion);
+  EXPECT_NE(r.message.find("Order-b: expected no_stream, actual 0"), std::string::npos) << r.message;
+
+  MultiAppend ok = borrowed({0, 1, 2, 0});
+  ok.checks = {{0, ExpectNoStream{}}, {1, StreamRevision{0}}, {2, ExpectNoStream{}}};
+  r = send(std::move(ok));
+  ASSERT_EQ(r.status, AppendStatus::kSuccess) << r.message;
+  EXPECT_EQ(revision_of(r, 0), 1u);
+  EXPECT_EQ(revision_of(r, 1), 1u);
+  EXPECT_EQ(revision_of(r, 2), 0u);
+  names->assign(names->size(), '?');  // the store kept no view of the caller's names
+
+  if (GetParam() == Mode::kFile) reopen(options());  // a memory store's events end with it
+  EXPECT_EQ(read_stream("Order-a").events.size(), 2u);
+  EXPECT_EQ(read_stream("Order-b").events.size(), 2u);
+  EXPECT_EQ(read_stream("Order-c").events.size(), 1u);
+  std::vector<std::string> streams;
+  for (const RecordedEvent& e : all()) streams.push_back(e.stream);
+  EXPECT_EQ(streams, (std::vector<std::string>{"Order-b", "Order-a", "Order-b", "Order-c", "Order-a"}));
+  // And appended to by name afterwards, through the store's own hashing.
+  EXPECT_EQ(store_->append_sync("Order-c", StreamRevision{0}, make_events(1, "c")).status, AppendStatus::kSuccess);
+}
+
+TEST_P(MultiAppendTest, BorrowedStreamNamesAreCheckedLikeOwnedOnes) {
+  MultiAppend both = request({"a"}, {0});
+  both.stream_views = {"a"};
+  auto r = store_->append_multi_sync(std::move(both));
+  EXPECT_EQ(r.status, AppendStatus::kError);
+  EXPECT_NE(r.message.find("both stream names and stream name views"), std::string::npos) << r.message;
+  MultiAppend hashes = request({"a", "b"}, {0, 1});
+  hashes.stream_hashes = {EventStore::stream_hash("a")};
+  r = store_->append_multi_sync(std::move(hashes));
+  EXPECT_EQ(r.status, AppendStatus::kError);
+  EXPECT_NE(r.message.find("1 stream hashes for 2 streams"), std::string::npos) << r.message;
+  MultiAppend empty;
+  empty.stream_views = {"a", ""};
+  empty.record_views.push_back(RecordView{0, Uuid::v4(), "T", "application/json", "{}", "{}"});
+  r = store_->append_multi_sync(std::move(empty));
+  EXPECT_EQ(r.status, AppendStatus::kError);
+  EXPECT_NE(r.message.find("stream 1 has an empty name"), std::string::npos) << r.message;
+  EXPECT_EQ(store_->stats().events_written, 0u);
+}
+
 // In one group, plain appends and multi-stream requests each see the state the earlier ones left.
 TEST_P(MultiAppendTest, JoinsTheGroupCommitInOrder) {
   reopen(options(300ms));

@@ -44,8 +44,8 @@ std::string violations_message(const MultiAppend& request, const std::vector<Che
                                violations.size() == 1 ? " check" : " checks", " failed (");
   for (size_t i = 0; i < violations.size() && i < kShown; ++i) {
     const CheckViolation& v = violations[i];
-    absl::StrAppend(&m, i == 0 ? "" : "; ", request.streams[v.stream], ": expected ", to_string(v.expected),
-                    ", actual ", actual_text(v.actual));
+    absl::StrAppend(&m, i == 0 ? "" : "; ", std::string(request.stream_views[v.stream]), ": expected ",
+                    to_string(v.expected), ", actual ", actual_text(v.actual));
   }
   absl::StrAppend(&m, violations.size() > kShown ? "; ...)" : ")");
   return m;
@@ -73,9 +73,9 @@ absl::StatusOr<SqliteEventStore::StreamState*> SqliteEventStore::lookup_stream(c
   return lookup_stream(name, StreamMap<StreamState>::hash(name));
 }
 
-absl::StatusOr<SqliteEventStore::StreamState*> SqliteEventStore::lookup_stream(const std::string& name, uint64_t hash) {
+absl::StatusOr<SqliteEventStore::StreamState*> SqliteEventStore::lookup_stream(std::string_view name, uint64_t hash) {
   if (StreamState* cached = streams_.find(name, hash); cached != nullptr) return cached;
-  if (streams_complete_) return streams_.insert(name, StreamState{});
+  if (streams_complete_) return streams_.insert(name, hash, StreamState{});
   StreamState s;
   find_stream_.bind_text(1, name);
   ResetOnExit reset(find_stream_);
@@ -87,7 +87,7 @@ absl::StatusOr<SqliteEventStore::StreamState*> SqliteEventStore::lookup_stream(c
   } else if (rc != SQLITE_DONE) {
     return step_error(find_stream_, rc, "find stream");
   }
-  return streams_.insert(name, s);
+  return streams_.insert(name, hash, s);
 }
 
 absl::StatusOr<AppendResult> SqliteEventStore::apply_append(Op& op) {
@@ -212,10 +212,10 @@ absl::StatusOr<uint64_t> SqliteEventStore::position_of(const StreamState& s, uin
   return position;
 }
 
-absl::Status SqliteEventStore::create_stream_row(const std::string& name, StreamState& s) {
+absl::Status SqliteEventStore::create_stream_row(std::string_view name, uint64_t hash, StreamState& s) {
   s.id = next_stream_id_++;
-  pending_streams_[pending_stream_count_++] = {s.id, &name};
-  if (options_.in_memory) created_streams_.emplace_back(streams_.stored_name(name), &s);
+  pending_streams_[pending_stream_count_++] = {s.id, name};
+  if (options_.in_memory) created_streams_.emplace_back(streams_.stored_name(name, hash), &s);
   return pending_stream_count_ == kMaxInsertRows ? flush_stream_rows() : absl::OkStatus();
 }
 
@@ -224,7 +224,7 @@ absl::Status SqliteEventStore::insert_stream_rows(size_t n) {
   for (size_t row = 0; row < n; ++row) {
     const int b = static_cast<int>(row * 2);
     st.bind_int64(b + 1, pending_streams_[row].first);
-    st.bind_text(b + 2, *pending_streams_[row].second);
+    st.bind_text(b + 2, pending_streams_[row].second);
   }
   return step_done(st, "create stream");
 }
@@ -255,7 +255,9 @@ absl::Status SqliteEventStore::insert_rows(const Row* rows, size_t n) {
 absl::Status SqliteEventStore::insert_events(const std::string& name, StreamState& s,
                                              const std::vector<ProposedEvent>& events, AppendResult& result) {
   if (s.id == 0) {
-    if (absl::Status status = create_stream_row(name, s); !status.ok()) return status;
+    if (absl::Status status = create_stream_row(name, StreamMap<StreamState>::hash(name), s); !status.ok()) {
+      return status;
+    }
   }
   const uint64_t first_revision = s.last_revision ? *s.last_revision + 1 : 0;
   for (size_t i = 0; i < events.size(); ++i) {
@@ -287,15 +289,15 @@ absl::StatusOr<MultiAppendResult> SqliteEventStore::apply_multi(MultiAppend& req
   multi_states_.clear();
   // On wide data most of a request's streams were last touched many requests ago: their slots,
   // entries and names are loaded some lookups ahead (StreamMap's fetch steps).
-  const std::vector<std::string>& names = request.streams;
+  // The names were hashed when the request was queued (or by its caller).
+  const std::vector<std::string_view>& names = request.stream_views;
+  const std::vector<uint64_t>& hashes = request.stream_hashes;
   const size_t n = names.size();
-  multi_hashes_.resize(n);
-  for (size_t i = 0; i < n; ++i) multi_hashes_[i] = StreamMap<StreamState>::hash(names[i]);
   for (size_t i = 0; i < n; ++i) {
-    if (i + 12 < n) streams_.fetch_slot(multi_hashes_[i + 12]);
-    if (i + 8 < n) streams_.fetch_entry(multi_hashes_[i + 8]);
-    if (i + 4 < n) streams_.fetch_name(multi_hashes_[i + 4]);
-    auto entry = lookup_stream(names[i], multi_hashes_[i]);
+    if (i + 12 < n) streams_.fetch_slot(hashes[i + 12]);
+    if (i + 8 < n) streams_.fetch_entry(hashes[i + 8]);
+    if (i + 4 < n) streams_.fetch_name(hashes[i + 4]);
+    auto entry = lookup_stream(names[i], hashes[i]);
     if (!entry.ok()) return entry.status();
     multi_states_.push_back(*entry);
   }
@@ -359,7 +361,8 @@ absl::StatusOr<MultiAppendResult> SqliteEventStore::apply_multi(MultiAppend& req
   for (size_t i = 0; i < records.size(); ++i) {
     StreamState& s = *multi_states_[records[i].stream];
     if (s.id == 0) {
-      if (absl::Status status = create_stream_row(request.streams[records[i].stream], s); !status.ok()) {
+      const uint32_t k = records[i].stream;
+      if (absl::Status status = create_stream_row(names[k], hashes[k], s); !status.ok()) {
         return status;
       }
     }

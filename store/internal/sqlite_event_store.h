@@ -160,7 +160,8 @@ class SqliteEventStore final : public EventStore {
   absl::StatusOr<AppendResult> apply_tombstone(const Op& op);
   absl::StatusOr<MultiAppendResult> apply_multi(MultiAppend& request);
   // Gives `s` (cached under `name`) the next stream id and buffers its row.
-  absl::Status create_stream_row(const std::string& name, StreamState& s);
+  // `hash`: the name's StreamMap::hash. The name must stay valid until the stream rows are flushed.
+  absl::Status create_stream_row(std::string_view name, uint64_t hash, StreamState& s);
   absl::Status insert_rows(const Row* rows, size_t n);
   absl::Status insert_stream_rows(size_t n);
   // Buffers one row of the open transaction; inserts the buffer when it is full.
@@ -183,7 +184,7 @@ class SqliteEventStore final : public EventStore {
   }
   absl::StatusOr<StreamState*> lookup_stream(const std::string& name);
   // The same with the name's hash already taken (StreamMap::hash).
-  absl::StatusOr<StreamState*> lookup_stream(const std::string& name, uint64_t hash);
+  absl::StatusOr<StreamState*> lookup_stream(std::string_view name, uint64_t hash);
   // Compares `events` ids with the stream's events from revision `from`.
   absl::StatusOr<std::optional<AppendResult>> match_existing(const StreamState& s, uint64_t from,
                                                              const std::vector<ProposedEvent>& events);
@@ -263,14 +264,13 @@ class SqliteEventStore final : public EventStore {
   std::vector<StreamState*> multi_states_;    // apply_multi: the request's streams, by index
   std::vector<uint8_t> multi_index_written_;  // apply_multi: the indexes with records
   std::vector<std::pair<StreamState*, Run>> multi_runs_;  // apply_multi: the request's new runs
-  std::vector<uint64_t> multi_hashes_;        // apply_multi: the request's names' hashes
   int64_t next_position_ = 1;
   int64_t next_stream_id_ = 1;
   bool wrote_ = false;                     // the open transaction has written something
   Row pending_rows_[kMaxInsertRows] = {};  // rows of the open transaction not inserted yet
   size_t pending_count_ = 0;
   // New streams' rows not inserted yet: (id, name); the names live in the group's ops.
-  std::pair<int64_t, const std::string*> pending_streams_[kMaxInsertRows] = {};
+  std::pair<int64_t, std::string_view> pending_streams_[kMaxInsertRows] = {};
   size_t pending_stream_count_ = 0;
   int64_t group_created_ = 0;  // `created` of the open transaction's events
   // Every stream with a row is in streams_ (the table was empty at open and nothing was evicted),

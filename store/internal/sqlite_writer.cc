@@ -41,9 +41,16 @@ MultiAppendResult multi_error(std::string message) {
 
 // What is wrong with a multi-stream request, or "" when nothing is.
 std::string invalid_multi(const MultiAppend& request) {
-  const size_t n = request.streams.size();
+  if (!request.streams.empty() && !request.stream_views.empty()) {
+    return "invalid request: both stream names and stream name views given";
+  }
+  const size_t n = request.stream_count();
   for (size_t i = 0; i < n; ++i) {
-    if (request.streams[i].empty()) return absl::StrCat("invalid request: stream ", i, " has an empty name");
+    const size_t size = request.streams.empty() ? request.stream_views[i].size() : request.streams[i].size();
+    if (size == 0) return absl::StrCat("invalid request: stream ", i, " has an empty name");
+  }
+  if (!request.stream_hashes.empty() && request.stream_hashes.size() != n) {
+    return absl::StrCat("invalid request: ", request.stream_hashes.size(), " stream hashes for ", n, " streams");
   }
   if (!request.records.empty() && !request.record_views.empty()) {
     return "invalid request: both records and record views given";
@@ -87,9 +94,15 @@ void SqliteEventStore::append_multi(MultiAppend request, std::function<void(Mult
   op.multi = std::make_unique<MultiOp>();
   op.multi->request = std::move(request);
   op.multi->done = std::move(done);
-  // The writer reads records through views only: owned records get views into themselves (they
-  // stay where they are, in the queued request, until it is answered).
+  // The writer reads names and records through views only: owned ones get views into themselves
+  // (they stay where they are, in the queued request, until it is answered). The names are hashed
+  // here, on the caller's thread, unless the caller did.
   MultiAppend& queued = op.multi->request;
+  if (!queued.streams.empty()) queued.stream_views.assign(queued.streams.begin(), queued.streams.end());
+  if (queued.stream_hashes.empty()) {
+    queued.stream_hashes.reserve(queued.stream_views.size());
+    for (std::string_view name : queued.stream_views) queued.stream_hashes.push_back(EventStore::stream_hash(name));
+  }
   if (!queued.records.empty()) {
     queued.record_views.reserve(queued.records.size());
     for (const RecordWrite& w : queued.records) {
@@ -120,7 +133,7 @@ void SqliteEventStore::enqueue(Op op) {
   op.bytes = op.stream.size();
   for (const ProposedEvent& e : op.events) op.bytes += event_bytes(e);
   if (op.multi) {
-    for (const std::string& name : op.multi->request.streams) op.bytes += name.size();
+    for (std::string_view name : op.multi->request.stream_views) op.bytes += name.size();
     for (const RecordView& w : op.multi->request.record_views) op.bytes += event_bytes(w);
   }
   const size_t max = std::max<size_t>(options_.group_commit_max, 1);

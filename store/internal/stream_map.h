@@ -20,6 +20,8 @@
 #include <utility>
 #include <vector>
 
+#include "store/event_store.h"
+
 namespace kingest::store::internal {
 
 template <typename Value>
@@ -37,7 +39,8 @@ class StreamMap {
     return e == nullptr ? nullptr : &e->second;
   }
 
-  static uint64_t hash(std::string_view s) { return std::hash<std::string_view>{}(s); }
+  // The store's (MultiAppend::stream_hashes are taken with it).
+  static uint64_t hash(std::string_view s) { return EventStore::stream_hash(s); }
 
   // Fetching ahead, for many lookups in a row over a map larger than the cache: each step starts
   // loading what the next one reads, and reads only what the step before it started to load.
@@ -54,17 +57,20 @@ class StreamMap {
   }
 
   // The map's own copy of `name`, which must be present: it stays where it is until `clear`.
-  std::string_view stored_name(std::string_view name) {
-    Entry* e = find_entry(name, hash(name));
+  std::string_view stored_name(std::string_view name) { return stored_name(name, hash(name)); }
+  std::string_view stored_name(std::string_view name, uint64_t h) {
+    Entry* e = find_entry(name, h);
     assert(e != nullptr);
     return e->first;
   }
 
   // `name` must not be present.
-  Value* insert(std::string_view name, Value value) {
+  Value* insert(std::string_view name, Value value) { return insert(name, hash(name), std::move(value)); }
+  // The same with the name's hash already taken (`hash`).
+  Value* insert(std::string_view name, uint64_t h, Value value) {
     if ((entries_.size() + 1) * 2 > slots_.size()) grow();
     entries_.emplace_back(std::string(name), std::move(value));
-    place(hash(name), static_cast<uint32_t>(entries_.size()));
+    place(h, static_cast<uint32_t>(entries_.size()));
     return &entries_.back().second;
   }
 
