@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "kurrent/testing/served.h"
+
 namespace kingest::cli {
 namespace {
 
@@ -20,14 +22,7 @@ EventData event(const std::string& metadata = "{\"source\":\"test\"}") {
                    .properties = {}};
 }
 
-AppendOutcome append_sync(Sink& sink, const std::string& stream, ExpectedRevision expected,
-                          std::vector<EventData> events) {
-  std::promise<AppendOutcome> p;
-  auto f = p.get_future();
-  sink.append(AppendRequest{.stream = stream, .expected = expected, .events = std::move(events)},
-              [&p](AppendOutcome o) { p.set_value(std::move(o)); });
-  return f.get();
-}
+using kurrent::testing::append_sync;
 
 TEST(DiscardSink, AnswersTheRevisionReachedAndKeepsTheTail) {
   DiscardSink sink;
