@@ -48,17 +48,20 @@ class DiscardSink final : public Sink {
  private:
   void run();
 
-  mutable std::mutex mu_;
+  std::mutex mu_;  // the queue's
   std::condition_variable cv_;
   // Swapped with the worker's, whose room it gets back once answered: no allocation per append.
   std::vector<std::pair<AppendRequest, AppendDone>> queue_;
-  uint64_t encoded_bytes_ = 0;
   bool stopping_ = false;
+  // The tails and the bytes count, apart from the queue's lock: appends are queued while the
+  // worker records the tails of the ones before.
+  mutable std::mutex tails_mu_;
+  uint64_t encoded_bytes_ = 0;
   struct Tail {
     uint64_t revision = 0;
     Uuid last_id;
   };
-  absl::flat_hash_map<uint64_t, Tail> tails_;  // by hash of the stream name, under mu_
+  absl::flat_hash_map<uint64_t, Tail> tails_;  // by hash of the stream name; written by the worker only
   std::thread worker_;
 };
 
