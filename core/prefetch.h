@@ -9,13 +9,17 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace kingest {
 
-// Starts loading the cache lines of [p, p + bytes) without waiting for them.
+// Starts loading the cache lines of [p, p + bytes) without waiting for them: every line the range
+// touches, also when it does not start at a line's start.
 inline void prefetch_bytes(const void* p, size_t bytes) {
-  const char* c = static_cast<const char*>(p);
-  for (size_t at = 0; at < bytes; at += 64) __builtin_prefetch(c + at);
+  if (bytes == 0) return;
+  const uintptr_t first = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{63};
+  const uintptr_t last = reinterpret_cast<uintptr_t>(p) + bytes - 1;
+  for (uintptr_t at = first; at <= last; at += 64) __builtin_prefetch(reinterpret_cast<const void*>(at));
 }
 
 }  // namespace kingest
