@@ -9,7 +9,6 @@
 #pragma once
 
 #include <cstddef>
-#include <cstdint>
 
 namespace kingest {
 
@@ -17,9 +16,10 @@ namespace kingest {
 // touches, also when it does not start at a line's start.
 inline void prefetch_bytes(const void* p, size_t bytes) {
   if (bytes == 0) return;
-  const uintptr_t first = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{63};
-  const uintptr_t last = reinterpret_cast<uintptr_t>(p) + bytes - 1;
-  for (uintptr_t at = first; at <= last; at += 64) __builtin_prefetch(reinterpret_cast<const void*>(at));
+  const char* c = static_cast<const char*>(p);
+  for (size_t at = 0; at < bytes; at += 64) __builtin_prefetch(c + at);
+  // The range's last line, which the steps above miss when `p` is not at a line's start.
+  __builtin_prefetch(c + bytes - 1);
 }
 
 }  // namespace kingest
