@@ -45,7 +45,7 @@ void BM_GroupByStream(benchmark::State& state) {
     pipeline::BatchGroups grouped(batch.size());
     for (uint32_t i = 0; i < batch.size(); ++i) {
       names.render_into(batch[i], name);
-      grouped.add(name, i);
+      grouped.add(name, pipeline::StreamTable::hash_name(name), i);
     }
     streams = grouped.streams.size();
     benchmark::DoNotOptimize(grouped.streams.data());

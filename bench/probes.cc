@@ -36,6 +36,7 @@
 #include "pipeline/grouping.h"
 #include "pipeline/naming.h"
 #include "cli/exit_codes.h"
+#include "pipeline/stream_table.h"
 #include "pipeline/timed_sink.h"
 #include "store/event_store.h"
 #include "workload/generator.h"
@@ -157,7 +158,7 @@ absl::Status for_each_window(const workload::GeneratorOptions& gen, uint64_t win
   std::string name;
   while (g.next(ge)) {
     names->render_into(ge.event, name);
-    grouped.add(name, uint32_t(events.size()));
+    grouped.add(name, pipeline::StreamTable::hash_name(name), uint32_t(events.size()));
     events.push_back(std::move(ge.event));
     topics.push_back(ge.topic);
     bytes += ge.value.size();

@@ -21,7 +21,7 @@ struct BatchGroups {
   struct Stream {
     std::string name;
     absl::InlinedVector<uint32_t, 4> members;  // event indexes, in delivery order
-    uint64_t hash = 0;                         // the owner's hash of the name, when it sets one
+    uint64_t hash = 0;                         // the name's hash, as the caller gave it
   };
   std::vector<Stream> streams;  // in first-seen order
 
@@ -38,16 +38,18 @@ struct BatchGroups {
   BatchGroups& operator=(BatchGroups&&) = default;
 
   // Adds the event at `index` (indexes arrive in delivery order) to `stream`'s group; the name is
-  // copied only for a stream new to the batch.
+  // copied only for a stream new to the batch. `hash` is the name's hash as the caller keeps it
+  // (the engine: the stream table's), equal for equal names; the index uses it as it is, so that
+  // a name is hashed once for both (each stream's `hash`).
   // One lookup either way: a new stream's entry is made where the lookup found room, keyed by
   // the copy of its name (wide data's events are mostly new to their batch).
-  void add(std::string_view stream, uint32_t index) {
+  void add(std::string_view stream, uint64_t hash, uint32_t index) {
     if (streams.size() == streams.capacity()) grow();
     bool fresh = false;
-    auto it = index_.lazy_emplace(stream, [&](const Index::constructor& make) {
+    auto it = index_.lazy_emplace(Key{stream, hash}, [&](const Index::constructor& make) {
       fresh = true;
-      streams.push_back(Stream{std::string(stream), {index}, 0});
-      make(std::string_view(streams.back().name), uint32_t(streams.size() - 1));
+      streams.push_back(Stream{std::string(stream), {index}, hash});
+      make(Key{streams.back().name, hash}, uint32_t(streams.size() - 1));
     });
     if (!fresh) streams[it->second].members.push_back(index);
   }
@@ -58,10 +60,20 @@ struct BatchGroups {
   void grow() {
     streams.reserve(streams.empty() ? 16 : streams.size() * 2);
     index_.clear();
-    for (uint32_t k = 0; k < streams.size(); ++k) index_.emplace(streams[k].name, k);
+    for (uint32_t k = 0; k < streams.size(); ++k) index_.emplace(Key{streams[k].name, streams[k].hash}, k);
   }
 
-  using Index = absl::flat_hash_map<std::string_view, uint32_t>;
+  struct Key {
+    std::string_view name;
+    uint64_t hash;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const { return k.hash; }
+  };
+  struct KeyEq {
+    bool operator()(const Key& a, const Key& b) const { return a.hash == b.hash && a.name == b.name; }
+  };
+  using Index = absl::flat_hash_map<Key, uint32_t, KeyHash, KeyEq>;
   Index index_;
 };
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/hash/hash.h"
 #include "pipeline/grouping.h"
 
 namespace kingest::pipeline {
@@ -18,7 +19,7 @@ TEST(BatchGroups, StreamsInFirstSeenOrderEventsInDeliveryOrder) {
   const std::vector<std::string> order{"Task-b", "Task-a", "Task-b", "Task-c", "Task-a", "Task-b"};
   for (uint32_t i = 0; i < order.size(); ++i) {
     name = order[i];
-    g.add(name, i);
+    g.add(name, absl::HashOf(name), i);
   }
   name = "overwritten";
   ASSERT_EQ(g.streams.size(), 3u);
@@ -40,8 +41,8 @@ TEST(BatchGroups, LongNamesStayFoundWhenTheStreamsOutgrowTheirReserve) {
     return std::string_view(name);
   };
   uint32_t index = 0;
-  for (int k = 0; k < 300; ++k) g.add(stream(k), index++);
-  for (int k = 299; k >= 0; --k) g.add(stream(k), index++);
+  for (int k = 0; k < 300; ++k) g.add(stream(k), absl::HashOf(stream(k)), index++);
+  for (int k = 299; k >= 0; --k) g.add(stream(k), absl::HashOf(stream(k)), index++);
   ASSERT_EQ(g.streams.size(), 300u);
   for (int k = 0; k < 300; ++k) {
     EXPECT_EQ(g.streams[size_t(k)].name, std::string(stream(k)));

@@ -103,7 +103,6 @@ BatchPtr IngestEngine::Impl::decode_batch(BatchPtr b) const {
     name_and_group(*b, i, stream);
     if (ask) b->outcome_wanted[i] = options.outcome_wanted(messages[i]) ? 1 : 0;
   }
-  for (auto& s : b->grouped.streams) s.hash = StreamTable::hash_name(s.name);
   return b;
 }
 
@@ -135,7 +134,7 @@ void IngestEngine::Impl::name_and_group(Batch& b, uint32_t i, std::string& strea
     b.dashed_types.push_back(e.aggregate_type.str());
   }
   b.facts[i] = *facts;
-  b.grouped.add(stream, i);
+  b.grouped.add(stream, StreamTable::hash_name(stream), i);
 }
 
 void IngestEngine::Impl::set_fatal(absl::Status s) {
