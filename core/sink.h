@@ -9,6 +9,7 @@
 // Lifecycle: owned by the caller; outlives every pipeline that writes to it.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -58,6 +59,10 @@ struct AppendOutcome {
   // kSuccess without writing: every event was already there with the same id (an idempotent
   // re-append). Only sinks whose `exact_answers()` is true say so.
   bool already_written = false;
+  // When the sink had the answer, for callers that time their appends. A sink that answers many
+  // appends at once reads the clock once for them all; left at the clock's epoch, the caller
+  // reads the clock when the answer reaches it.
+  std::chrono::steady_clock::time_point answered_at{};
 };
 
 struct RecordedEventData {

@@ -109,13 +109,13 @@ Dispatched IngestEngine::Impl::dispatch(Group& g) {
   // From here on the group belongs to the callback: nothing below may touch it.
   auto done = [this, raw](AppendOutcome out) {
     // Runs on the sink's thread: hand the follow-up work to the arena and return at once.
-    if (timed_sink != nullptr) timed_sink->answered(raw->sent_at);
+    if (timed_sink != nullptr) timed_sink->answered(raw->sent_at, out.answered_at);
     post_answer(Answer{raw, std::move(out)});
   };
-  if (timed_sink != nullptr) g.sent_at = timed_sink->begin_append();
   if (Outbox* box = Outbox::open_for(*this)) {
-    box->add(std::move(req), std::move(done));
+    box->add(std::move(req), std::move(done), raw);  // timed when the box hands it over
   } else if (timed_sink != nullptr) {
+    g.sent_at = timed_sink->begin_append();
     timed_sink->append_untimed(std::move(req), std::move(done));
   } else {
     sink.append(std::move(req), std::move(done));
@@ -144,19 +144,24 @@ IngestEngine::Impl::Outbox* IngestEngine::Impl::Outbox::open_for(const Impl& imp
   return owner_ == &impl ? open_ : nullptr;
 }
 
-void IngestEngine::Impl::Outbox::add(AppendRequest req, Sink::AppendDone done) {
+void IngestEngine::Impl::Outbox::add(AppendRequest req, Sink::AppendDone done, Group* group) {
   appends_.push_back(Sink::PendingAppend{std::move(req), std::move(done)});
+  groups_.push_back(group);
   if (appends_.size() >= kOutboxFlush) flush();
 }
 
 void IngestEngine::Impl::Outbox::flush() {
   if (appends_.empty()) return;
   if (impl_.timed_sink != nullptr) {
+    // Handed over together: one send time for all (the groups are not answered before this).
+    const auto sent = impl_.timed_sink->begin_appends(appends_.size());
+    for (Group* g : groups_) g->sent_at = sent;
     impl_.timed_sink->append_many_untimed(appends_);
   } else {
     impl_.sink.append_many(appends_);
   }
   appends_.clear();
+  groups_.clear();
 }
 
 void IngestEngine::Impl::post_answer(Answer a) {

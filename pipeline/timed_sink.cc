@@ -75,29 +75,29 @@ std::vector<absl::StatusOr<StreamTail>> TimedSink::read_tails(const std::vector<
 void TimedSink::append(AppendRequest request, AppendDone done) {
   const auto sent = begin_append();
   inner_.append(std::move(request), [this, sent, done = std::move(done)](AppendOutcome outcome) {
-    answered(sent);
+    answered(sent, outcome.answered_at);
     done(std::move(outcome));
   });
 }
 
 void TimedSink::append_many(std::vector<PendingAppend>& appends) {
+  const auto sent = begin_appends(appends.size());
   for (auto& a : appends) {
-    const auto sent = begin_append();
     a.done = [this, sent, done = std::move(a.done)](AppendOutcome outcome) {
-      answered(sent);
+      answered(sent, outcome.answered_at);
       done(std::move(outcome));
     };
   }
   inner_.append_many(appends);
 }
 
-std::chrono::steady_clock::time_point TimedSink::begin_append() {
-  in_flight_.fetch_add(1, std::memory_order_relaxed);
+std::chrono::steady_clock::time_point TimedSink::begin_appends(size_t n) {
+  in_flight_.fetch_add(n, std::memory_order_relaxed);
   return std::chrono::steady_clock::now();
 }
 
-void TimedSink::answered(std::chrono::steady_clock::time_point sent) {
-  const auto now = std::chrono::steady_clock::now();
+void TimedSink::answered(std::chrono::steady_clock::time_point sent, std::chrono::steady_clock::time_point at) {
+  const auto now = at == std::chrono::steady_clock::time_point{} ? std::chrono::steady_clock::now() : at;
   in_flight_.fetch_sub(1, std::memory_order_relaxed);
   latency_.record(now - sent);
   const int64_t ns = now.time_since_epoch().count();

@@ -52,12 +52,15 @@ class TimedSink final : public Sink {
   // send time), then `append_untimed`, whose `done` goes to the wrapped sink as it is (a wrapper
   // holding the time and the caller's callback is a heap allocation per append), and `answered`
   // with that time on the wrapped sink's thread when the answer comes, before acting on it.
-  std::chrono::steady_clock::time_point begin_append();
+  std::chrono::steady_clock::time_point begin_append() { return begin_appends(1); }
+  // The send time of `n` appends handed over together.
+  std::chrono::steady_clock::time_point begin_appends(size_t n);
   void append_untimed(AppendRequest request, AppendDone done) { inner_.append(std::move(request), std::move(done)); }
   // The same for many, each begun with `begin_append`.
   void append_many_untimed(std::vector<PendingAppend>& appends) { inner_.append_many(appends); }
   void append_many(std::vector<PendingAppend>& appends) override;
-  void answered(std::chrono::steady_clock::time_point sent);
+  // `at`: the outcome's `answered_at`; at the clock's epoch, now.
+  void answered(std::chrono::steady_clock::time_point sent, std::chrono::steady_clock::time_point at = {});
   absl::StatusOr<StreamTail> read_tail(const std::string& stream) override;
   std::vector<absl::StatusOr<StreamTail>> read_tails(const std::vector<std::string>& streams) override;
   absl::StatusOr<std::vector<RecordedEventData>> read_forwards(const std::string& stream, StreamRevision from,

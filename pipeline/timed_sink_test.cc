@@ -146,5 +146,49 @@ TEST(TimedSink, TimesEachOfManyAppendsHandedOverTogether) {
   EXPECT_EQ(timed.appends_in_flight(), 0u);
 }
 
+// Answers at once, each outcome stamped with a time `ahead` of now (a sink that read the clock
+// once for a burst of answers).
+class StampingSink final : public Sink {
+ public:
+  explicit StampingSink(std::chrono::milliseconds ahead) : ahead_(ahead) {}
+  [[nodiscard]] std::string name() const override { return "stamping"; }
+  [[nodiscard]] std::string append_mode() const override { return "direct"; }
+  void append(AppendRequest, AppendDone done) override {
+    AppendOutcome o{.code = AppendCode::kSuccess, .current_revision = StreamRevision{0}, .position = 0, .message = {}};
+    o.answered_at = std::chrono::steady_clock::now() + ahead_;
+    done(std::move(o));
+  }
+  absl::StatusOr<StreamTail> read_tail(const std::string&) override { return StreamTail{}; }
+  absl::StatusOr<std::vector<RecordedEventData>> read_forwards(const std::string&, StreamRevision, uint64_t) override {
+    return std::vector<RecordedEventData>{};
+  }
+
+ private:
+  std::chrono::milliseconds ahead_;
+};
+
+TEST(TimedSink, TakesTheAnswersTimeFromTheOutcomeWhenTheSinkGivesIt) {
+  // Answered at once, but stamped 200 ms on: the latency and the last answer's time are the
+  // stamp's, not the moment the callback ran.
+  StampingSink stamping(200ms);
+  TimedSink timed(stamping);
+  const auto before = std::chrono::steady_clock::now();
+  int answered = 0;
+  timed.append(AppendRequest{.stream = "stamped"}, [&](AppendOutcome) { ++answered; });
+  // The same through a caller that keeps the send time.
+  const auto sent = timed.begin_append();
+  timed.append_untimed(AppendRequest{.stream = "stamped-2"}, [&, sent](AppendOutcome o) {
+    timed.answered(sent, o.answered_at);
+    ++answered;
+  });
+  ASSERT_EQ(answered, 2);
+  EXPECT_EQ(timed.latency().count(), 2u);
+  EXPECT_GE(timed.latency().quantile_ms(0.0), 200.0 * 0.97);
+  ASSERT_TRUE(timed.last_answer_at().has_value());
+  EXPECT_GE(*timed.last_answer_at() - before, 200ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - before, 200ms) << "the clock did not wait";
+  EXPECT_EQ(timed.appends_in_flight(), 0u);
+}
+
 }  // namespace
 }  // namespace kingest::pipeline

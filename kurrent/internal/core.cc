@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -152,9 +153,11 @@ void Core::finish_all(std::vector<std::pair<OpPtr, AppendOutcome>>& answers) {
       waiting_.pop_front();
     }
   }
+  const auto at = std::chrono::steady_clock::now();  // the answers' time, read once for them all
   for (auto& [op, out] : answers) {
     if (!op) continue;
     auto done = std::move(op->done);
+    out.answered_at = at;
     done(std::move(out));
   }
   for (auto& next : admitted) dispatch(next);

@@ -185,7 +185,8 @@ struct IngestEngine::Impl {
     Outbox& operator=(const Outbox&) = delete;
     // The open outbox of `impl` on this thread, or null.
     static Outbox* open_for(const Impl& impl);
-    void add(AppendRequest req, Sink::AppendDone done);
+    // `group`: the append's, whose send time the box sets when it hands the append over.
+    void add(AppendRequest req, Sink::AppendDone done, Group* group);
 
    private:
     static constexpr size_t kOutboxFlush = 128;
@@ -197,6 +198,7 @@ struct IngestEngine::Impl {
     Outbox* prev_open_;  // another engine's, given back when this one closes
     const Impl* prev_owner_;
     std::vector<Sink::PendingAppend> appends_;
+    std::vector<Group*> groups_;  // appends_'s, in the same order
   };
 
   // Gives the group's events whose payload went into an earlier append (`take_append`) their
