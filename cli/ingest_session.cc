@@ -87,7 +87,9 @@ absl::Status IngestSession::start() {
   // A bounded run reads the partitions furthest behind first while held events are over budget
   // (the partitions' ends tell it which are done; a live run gives gaps up after the window instead).
   if (!source_options_.end_at.empty()) cb.behind_first = [this] { return engine_->held_over_soft_limit(); };
-  cb.on_revoke = [this](const std::vector<TopicPartition>& tps) { engine_->on_revoke(tps); };
+  cb.on_revoke = [this](const std::vector<TopicPartition>& tps) {
+    engine_->on_revoke(tps, /*closing=*/closing_.load());
+  };
   if (replier_ != nullptr) {
     // A reply reaches Kafka before the offset that covers its request: a crash in between may
     // send it twice, never lose it.
@@ -215,6 +217,7 @@ absl::Status IngestSession::finish(bool kafka_lost) {
     source_->abandon();
     return absl::OkStatus();
   }
+  closing_.store(true);
   return source_->close();
 }
 

@@ -98,6 +98,8 @@ class IngestSession {
   mutable std::mutex mu_;
   absl::Status source_fatal_;
   bool finished_ = false;
+  // Set before the source is closed: its last revoke ends the run (read by the revoke callback).
+  std::atomic<bool> closing_{false};
   std::atomic<bool> got_batch_{false};
   std::chrono::steady_clock::time_point first_batch_at_{};  // written once, before got_batch_
   double cpu_s_at_first_batch_ = 0;                          // likewise

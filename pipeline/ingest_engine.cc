@@ -403,7 +403,7 @@ bool IngestEngine::held_over_soft_limit() const {
   return impl_->table.held_bytes() > impl_->options.max_held_bytes / 2;
 }
 
-void IngestEngine::on_revoke(const std::vector<TopicPartition>& tps) {
+void IngestEngine::on_revoke(const std::vector<TopicPartition>& tps, bool closing) {
   bool drained = true;
   {
     std::unique_lock lock(impl_->idle_mu);
@@ -416,7 +416,7 @@ void IngestEngine::on_revoke(const std::vector<TopicPartition>& tps) {
   }
   // Stream states are a cache: they are forgotten only when no batch is being grouped, since a
   // batch already past its first-touch reads counts on finding them.
-  if (size_t dropped = impl_->table.revoke(tps, /*forget_streams=*/drained); dropped > 0) {
+  if (size_t dropped = impl_->table.revoke(tps, /*forget_streams=*/drained && !closing); dropped > 0) {
     spdlog::info("revoke: {} held event(s) of the revoked partitions dropped; their next owner reads them again",
                  dropped);
   }

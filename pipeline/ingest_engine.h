@@ -151,7 +151,10 @@ class IngestEngine {
   // Held events are over half their budget: the source should read the partitions furthest behind.
   [[nodiscard]] bool held_over_soft_limit() const;
   // Waits (bounded) for in-flight work, then drops the state of streams seen on these partitions.
-  void on_revoke(const std::vector<TopicPartition>& tps);
+  // `closing`: the revoke of a source being closed, after which the engine takes no more batches;
+  // held events of these partitions are still dropped, but the stream states are left to go with
+  // the engine (forgetting each one, to count it right if it came back, is work for nothing).
+  void on_revoke(const std::vector<TopicPartition>& tps, bool closing = false);
   // Blocks until every submitted batch has completed and no held event is being written. Held
   // events still waiting for a gap stay held (not done).
   void wait_idle();

@@ -189,5 +189,25 @@ TEST_P(IngestEngineTest, ARevokeDropsTheHeldEventsOfTheRevokedPartitions) {
   EXPECT_EQ(h.done[p1].size(), 4u);
 }
 
+TEST_P(IngestEngineTest, AClosingRevokeDropsTheHeldEventsAndLeavesTheStreamStates) {
+  Harness h(/*slow_decoder=*/false);
+  TopicPartition p0{"task-events", 0}, p1{"task-events", 1};
+  std::vector<SourceMessage> b;
+  b.push_back(message(p0, 0, envelope({"agg-c", 1, ""})));
+  b.push_back(message(p0, 1, envelope({"agg-c", 3, ""})));  // version 2 missing: held
+  b.push_back(message(p1, 0, envelope({"agg-d", 1, ""})));
+  h.engine->submit(std::move(b), 10);
+  h.engine->wait_idle();
+  ASSERT_EQ(h.engine->stats().events_held, 1u);
+  const uint64_t cached = h.engine->stats().cached_streams;
+  ASSERT_EQ(cached, 2u);
+  h.engine->on_revoke({p0, p1}, /*closing=*/true);
+  EXPECT_EQ(h.engine->stats().events_held, 0u) << "what the revoked partitions held goes, as in any revoke";
+  EXPECT_EQ(h.engine->stats().cached_streams, cached) << "the states go with the engine, not one by one";
+  // A revoke that is not the last forgets the free streams of its partitions.
+  h.engine->on_revoke({p0, p1});
+  EXPECT_EQ(h.engine->stats().cached_streams, 0u);
+}
+
 }  // namespace
 }  // namespace kingest::pipeline::engine_testing

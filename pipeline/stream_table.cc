@@ -429,6 +429,7 @@ void StreamTable::finished(const Group& g) {
 size_t StreamTable::revoke(const std::vector<TopicPartition>& tps, bool forget_streams) {
   std::set<TopicPartition> revoked(tps.begin(), tps.end());
   std::lock_guard lock(mu_);
+  if (!forget_streams && pending_groups_ == 0) return 0;
   std::vector<uint8_t> revoked_index(partitions_.size(), 0);
   for (size_t i = 0; i < partitions_.size(); ++i) revoked_index[i] = revoked.contains(partitions_[i]) ? 1 : 0;
   size_t dropped = 0;

@@ -263,6 +263,7 @@ class StreamTable {
   // again; their offsets were never committed), and, with `forget_streams`, free streams last seen
   // there are forgotten. A stream may be forgotten only while no batch is being grouped (a group
   // offered for a forgotten stream would find no state). Returns the number of held events dropped.
+  // Without `forget_streams` and with no group pending, there is nothing to do and no state is read.
   size_t revoke(const std::vector<TopicPartition>& tps, bool forget_streams);
 
   [[nodiscard]] TableStats stats() const;
