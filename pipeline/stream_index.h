@@ -55,6 +55,16 @@ class StreamIndex {
   }
   bool contains(std::string_view name) { return find(name) != nullptr; }
 
+  // The node holding `value` (a node's value, whose name hashes to `h`), found by address: no
+  // name is hashed or compared, and no node but the value's own is read.
+  Node* node_of(const Value& value, uint64_t h) {
+    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+      Node* n = slots_[i].node;
+      if (n == nullptr) return nullptr;
+      if (slots_[i].hash == h && &n->second == &value) return n;
+    }
+  }
+
   // The node of `name`, made with a default value when there is none (second: true).
   std::pair<Node*, bool> try_emplace(std::string_view name) { return try_emplace(name, hash(name)); }
   std::pair<Node*, bool> try_emplace(std::string_view name, uint64_t h) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 namespace kingest::pipeline {
 namespace {
@@ -41,6 +42,7 @@ TEST(StreamIndex, AgreesWithAMapThroughInsertsAndErases) {
         if (expected.contains(name)) {
           ASSERT_NE(node, nullptr);
           ASSERT_EQ(node->second, expected[name]);
+          ASSERT_EQ(index.node_of(node->second, h), node);
         } else {
           ASSERT_EQ(node, nullptr);
         }
@@ -64,6 +66,19 @@ TEST(StreamIndex, AgreesWithAMapThroughInsertsAndErases) {
   std::unordered_set<std::string> seen;
   index.for_each([&](StreamIndex<int>::Node& node) { EXPECT_TRUE(seen.insert(node.first).second); });
   EXPECT_EQ(seen.size(), expected.size());
+}
+
+// Values whose names share a hash are told apart by their address, not by a name.
+TEST(StreamIndex, AValuesNodeIsFoundByItsAddressAmongNamesOfOneHash) {
+  StreamIndex<int> index;
+  constexpr uint64_t kHash = 77;
+  std::vector<StreamIndex<int>::Node*> nodes;
+  for (int i = 0; i < 5; ++i) nodes.push_back(index.try_emplace(name_of(uint64_t(i)), kHash).first);
+  for (auto* node : nodes) EXPECT_EQ(index.node_of(node->second, kHash), node);
+  index.erase(nodes[1]);
+  EXPECT_EQ(index.node_of(nodes[3]->second, kHash), nodes[3]) << "still found after an erase shifted its slot";
+  const int elsewhere = 0;
+  EXPECT_EQ(index.node_of(elsewhere, kHash), nullptr);
 }
 
 TEST(StreamIndex, FetchStepsChangeNothing) {

@@ -270,6 +270,7 @@ StreamState& StreamTable::insert_locked(const std::string& stream) {
   auto [it, fresh] = streams_.try_emplace(stream);
   if (fresh) {
     it->second.name = &it->first;
+    it->second.name_hash = it->hash;
     lru_push_back_locked(it->second);
     cache_bytes_.fetch_add(entry_bytes(stream), std::memory_order_relaxed);
   }
@@ -339,7 +340,7 @@ size_t StreamTable::evict(size_t budget_bytes) {
       lru_touch_locked(st);
       continue;
     }
-    Streams::Node* it = streams_.find(*st.name);
+    Streams::Node* it = streams_.node_of(st, st.name_hash);
     const uint64_t hash = it->hash;
     const bool briefed =
         brief_capacity > 0 && revisions_ && !st.presumed_new && !st.last_id_unknown && st.gap_since == std::nullopt;
@@ -407,6 +408,7 @@ std::pair<StreamState*, bool> StreamTable::find_or_add_locked(const std::string&
   if (fresh) {
     StreamState& st = it->second;
     st.name = &it->first;
+    st.name_hash = hash;
     lru_push_back_locked(st);
     cache_bytes_.fetch_add(entry_bytes(stream), std::memory_order_relaxed);
     st.tp = partition_index_locked(tp);

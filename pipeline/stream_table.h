@@ -161,6 +161,7 @@ struct StreamState {
   StreamState* lru_prev = nullptr;
   StreamState* lru_next = nullptr;
   const std::string* name = nullptr;
+  uint64_t name_hash = 0;  // the hash the table's index keeps it under
 };
 
 struct TableStats {
