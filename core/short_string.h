@@ -13,6 +13,10 @@
 //   std::string_view v = s;                                   // a view, valid while s is unchanged
 //   std::string copy(s);                                      // or s.str()
 //
+// BasicShortString<N> keeps N bytes in place (N + 9 bytes in all, rounded up to 8): the stream
+// table keeps each stream's name in its node that way (`StreamName`), where most names are 40 to
+// 55 bytes ("{AggregateType}-{UUID}").
+//
 // Not thread-safe (a value type, like std::string). Moving an in-place ShortString copies its bytes.
 #pragma once
 
@@ -27,17 +31,20 @@
 
 namespace kingest {
 
-class ShortString {
- public:
-  static constexpr size_t kInPlace = 39;  // bytes of text kept in place (one more holds the NUL)
+template <size_t InPlace>
+class BasicShortString {
+  using ShortString = BasicShortString;  // within the template, the class itself
 
-  ShortString() = default;
-  ShortString(std::string_view s) { assign(s); }                 // NOLINT(google-explicit-constructor)
-  ShortString(const char* s) : ShortString(std::string_view(s)) {}  // NOLINT(google-explicit-constructor)
-  ShortString(const std::string& s) : ShortString(std::string_view(s)) {}  // NOLINT(google-explicit-constructor)
-  ShortString(const ShortString& o) { assign(o.view()); }
-  ShortString(ShortString&& o) noexcept { take(o); }
-  ~ShortString() {
+ public:
+  static constexpr size_t kInPlace = InPlace;  // bytes of text kept in place (one more holds the NUL)
+
+  BasicShortString() = default;
+  BasicShortString(std::string_view s) { assign(s); }                 // NOLINT(google-explicit-constructor)
+  BasicShortString(const char* s) : BasicShortString(std::string_view(s)) {}  // NOLINT(google-explicit-constructor)
+  BasicShortString(const std::string& s) : BasicShortString(std::string_view(s)) {}  // NOLINT(google-explicit-constructor)
+  BasicShortString(const BasicShortString& o) { assign(o.view()); }
+  BasicShortString(BasicShortString&& o) noexcept { take(o); }
+  ~BasicShortString() {
     if (capacity_ != 0) delete[] heap_;
   }
 
@@ -151,5 +158,7 @@ class ShortString {
     char* heap_;  // while capacity_ != 0
   };
 };
+
+using ShortString = BasicShortString<39>;  // 48 bytes: a decoded event's short texts
 
 }  // namespace kingest

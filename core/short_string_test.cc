@@ -31,6 +31,24 @@ TEST(ShortString, KeepsTextsOfEveryLengthAroundThePlaceItHas) {
   }
 }
 
+// A wider one (the stream table's names): texts up to its size stay inside the object.
+TEST(ShortString, AWiderOneKeepsItsTextsInPlaceUpToItsSize) {
+  using Wide = BasicShortString<55>;
+  static_assert(sizeof(Wide) == 64);
+  static_assert(sizeof(ShortString) == 48);
+  for (size_t n : {size_t{0}, size_t{40}, size_t{55}, size_t{56}, size_t{300}}) {
+    const std::string want = text(n);
+    Wide s = want;
+    EXPECT_EQ(s.view(), want) << n;
+    EXPECT_STREQ(s.c_str(), want.c_str()) << n;
+    const auto* object = reinterpret_cast<const char*>(&s);
+    const bool in_place = s.data() >= object && s.data() < object + sizeof s;
+    EXPECT_EQ(in_place, n <= 55) << n;
+    Wide moved = std::move(s);
+    EXPECT_EQ(moved.view(), want) << n;
+  }
+}
+
 TEST(ShortString, CopiesAndMovesKeepTheTextAndLeaveTheSourceUsable) {
   for (size_t n : {size_t{20}, size_t{200}}) {
     const std::string want = text(n);

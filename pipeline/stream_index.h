@@ -1,6 +1,8 @@
 // The stream table's index: stream name → value, open addressing (linear probing) over slots of a
 // name's full hash and its node; a node holds the name and the value and is allocated on its own,
-// so a value stays where it is until its stream is erased. A slot keeps the whole hash, so a lookup
+// so a value stays where it is until its stream is erased. A name of up to 55 bytes is kept in the
+// node itself (`StreamName`): a lookup that compares it reads the node it has fetched, not another
+// allocation. A slot keeps the whole hash, so a lookup
 // reads a node only when the hash matches, and a batch's lookups can be fetched ahead in steps:
 // the slot, then the node, then the name's bytes, each step reading only what the one before it
 // started to load (`fetch_slot`, `fetch_node`, `fetch_name`).
@@ -22,15 +24,18 @@
 
 #include "absl/hash/hash.h"
 #include "core/prefetch.h"
+#include "core/short_string.h"
 
 namespace kingest::pipeline {
+
+using StreamName = BasicShortString<55>;  // 64 bytes
 
 template <typename Value>
 class StreamIndex {
  public:
   // Named like a map's pair, so that `node->first` is the name and `node->second` the value.
   struct Node {
-    std::string first;
+    StreamName first;
     Value second{};
     uint64_t hash = 0;
   };
@@ -70,7 +75,7 @@ class StreamIndex {
   std::pair<Node*, bool> try_emplace(std::string_view name, uint64_t h) {
     if (Node* n = find(name, h); n != nullptr) return {n, false};
     if ((size_ + 1) * 2 > slots_.size()) grow();
-    auto* n = new Node{std::string(name), Value{}, h};  // NOLINT(cppcoreguidelines-owning-memory): freed by erase or clear
+    auto* n = new Node{StreamName(name), Value{}, h};  // NOLINT(cppcoreguidelines-owning-memory): freed by erase or clear
     place(Slot{h, n});
     ++size_;
     return {n, true};

@@ -64,7 +64,7 @@ TEST(StreamIndex, AgreesWithAMapThroughInsertsAndErases) {
     EXPECT_EQ(node->second, value);
   }
   std::unordered_set<std::string> seen;
-  index.for_each([&](StreamIndex<int>::Node& node) { EXPECT_TRUE(seen.insert(node.first).second); });
+  index.for_each([&](StreamIndex<int>::Node& node) { EXPECT_TRUE(seen.insert(node.first.str()).second); });
   EXPECT_EQ(seen.size(), expected.size());
 }
 

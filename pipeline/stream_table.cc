@@ -14,7 +14,7 @@ namespace {
 constexpr uint64_t kFirstArrival = uint64_t{1} << 62;
 
 // What one cached stream state is estimated to cost: its name, the map's node and slot, the state.
-size_t entry_bytes(const std::string& stream) { return stream.size() + sizeof(StreamState) + 64; }
+size_t entry_bytes(std::string_view stream) { return stream.size() + sizeof(StreamState) + 64; }
 constexpr uint64_t kBriefHasLastId = uint64_t{1} << 63;
 
 // Moves an attached item's message and event out of its batch.
@@ -242,7 +242,7 @@ std::vector<std::string> StreamTable::claim_gaps(Clock::time_point cutoff, size_
     if (st.claimed) continue;
     close_gap_locked(st);
     st.claimed = true;
-    out.push_back(*st.name);
+    out.emplace_back(st.name);
   }
   return out;
 }
@@ -269,7 +269,7 @@ StreamState& StreamTable::state(const std::string& stream) {
 StreamState& StreamTable::insert_locked(const std::string& stream) {
   auto [it, fresh] = streams_.try_emplace(stream);
   if (fresh) {
-    it->second.name = &it->first;
+    it->second.name = it->first.view();
     it->second.name_hash = it->hash;
     lru_push_back_locked(it->second);
     cache_bytes_.fetch_add(entry_bytes(stream), std::memory_order_relaxed);
@@ -407,7 +407,7 @@ std::pair<StreamState*, bool> StreamTable::find_or_add_locked(const std::string&
   auto [it, fresh] = streams_.try_emplace(stream, hash);
   if (fresh) {
     StreamState& st = it->second;
-    st.name = &it->first;
+    st.name = it->first.view();
     st.name_hash = hash;
     lru_push_back_locked(st);
     cache_bytes_.fetch_add(entry_bytes(stream), std::memory_order_relaxed);

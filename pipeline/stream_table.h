@@ -160,7 +160,7 @@ struct StreamState {
   // Its place in the cache's recency order (a list through the states themselves), and its name.
   StreamState* lru_prev = nullptr;
   StreamState* lru_next = nullptr;
-  const std::string* name = nullptr;
+  std::string_view name;   // the name as the table's index keeps it
   uint64_t name_hash = 0;  // the hash the table's index keeps it under
 };
 
