@@ -193,6 +193,9 @@ class KafkaSource {
   std::vector<TopicPartition> ended_;  // polling thread only: partitions paused at their end
   void pause_at_end(const TopicPartition& tp);
   void mark_read_to_end(const TopicPartition& tp);
+  // After the assignment changed: `assignment_` from `epochs_`, then `update_read_to_ends`.
+  void publish_assignment();
+  // `read_to_ends_` from `epochs_` and `reached_end_` (the assignment as it is).
   void update_read_to_ends();
   std::set<TopicPartition> reached_end_;  // polling thread only
   mutable std::mutex assignment_mu_;

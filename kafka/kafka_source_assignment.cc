@@ -121,12 +121,16 @@ std::set<TopicPartition> KafkaSource::assignment() const {
   return assignment_;
 }
 
-void KafkaSource::update_read_to_ends() {
+void KafkaSource::publish_assignment() {
   {
     std::lock_guard lock(assignment_mu_);
     assignment_.clear();
     for (const auto& [tp, epoch] : epochs_) assignment_.insert(tp);
   }
+  update_read_to_ends();
+}
+
+void KafkaSource::update_read_to_ends() {
   bool all = !epochs_.empty();
   for (const auto& [tp, epoch] : epochs_) {
     if (!options_.end_at.contains(tp) || !reached_end_.contains(tp)) {
@@ -199,7 +203,7 @@ void KafkaSource::handle_rebalance(int err, void* opaque_list) {
       epochs_[tp] = epoch;
       reached_end_.erase(tp);
     }
-    update_read_to_ends();
+    publish_assignment();
     if (cooperative) {
       rd_kafka_error_t* e = rd_kafka_incremental_assign(rk_, parts);
       if (e != nullptr) {
@@ -224,7 +228,7 @@ void KafkaSource::handle_rebalance(int err, void* opaque_list) {
       reached_end_.erase(tp);
       held_back_.erase(tp);  // (last_timestamp_ keeps its entry: the poll loop caches a pointer to it)
     }
-    update_read_to_ends();
+    publish_assignment();
     if (cooperative) {
       rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk_, parts);
       if (e != nullptr) rd_kafka_error_destroy(e);
